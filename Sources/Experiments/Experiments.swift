@@ -1,0 +1,1 @@
+// Module Experiments: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module GGUF: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module Kernels: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module Model: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module Probes: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module Reports: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module RunStore: see ../shared/DESIGN.md module map.

@@ -1,0 +1,1 @@
+// Module Tokenizer: see ../shared/DESIGN.md module map.

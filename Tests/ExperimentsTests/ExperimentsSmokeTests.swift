@@ -1,0 +1,8 @@
+import XCTest
+@testable import Experiments
+
+final class ExperimentsSmokeTests: XCTestCase {
+    func testModuleLinks() {
+        XCTAssertTrue(true)
+    }
+}

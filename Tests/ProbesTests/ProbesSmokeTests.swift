@@ -1,0 +1,8 @@
+import XCTest
+@testable import Probes
+
+final class ProbesSmokeTests: XCTestCase {
+    func testModuleLinks() {
+        XCTAssertTrue(true)
+    }
+}

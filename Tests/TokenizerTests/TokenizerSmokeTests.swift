@@ -1,0 +1,8 @@
+import XCTest
+@testable import Tokenizer
+
+final class TokenizerSmokeTests: XCTestCase {
+    func testModuleLinks() {
+        XCTAssertTrue(true)
+    }
+}
