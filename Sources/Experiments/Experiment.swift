@@ -1,0 +1,138 @@
+import Foundation
+
+/// A validated experiment spec expanded into its runs.
+public struct Experiment: Sendable {
+    public struct PlannedRun: Sendable, Equatable {
+        /// Readable name, e.g. `sft-what/lr=1e-05,seed=2` (just the experiment name without a sweep).
+        public var name: String
+        public var config: RunConfig
+        /// Canonical JSON of the resolved config, and its sha256 (the run's identity).
+        public var configJSON: String
+        public var configSHA256: String
+        /// The swept values of this run, key path -> value text, in sweep order.
+        public var sweepValues: [(key: String, value: String)]
+
+        public static func == (a: PlannedRun, b: PlannedRun) -> Bool {
+            a.configSHA256 == b.configSHA256 && a.name == b.name
+        }
+    }
+
+    public var name: String
+    public var specPath: String
+    /// The directory that relative paths in the spec are resolved against.
+    public var baseDirectory: URL
+    public var specText: String
+    public var specSHA256: String
+    public var runs: [PlannedRun]
+
+    /// Reads, validates and expands a spec file. Every problem is a `SpecError` naming the file and key path.
+    public static func load(path: String) throws -> Experiment {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw SpecError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        return try parse(text: text, file: path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    public static func parse(text: String, file: String, baseDirectory: URL) throws -> Experiment {
+        let tree = try JSONValue.parseJSON5(Data(text.utf8), file: file)
+        guard case .object(var top) = tree else {
+            throw SpecError.invalid(file: file, path: "(top level)", expected: "an object", found: tree.typeName)
+        }
+        let sweep = try Sweep(top["sweep"], file: file)
+        top["sweep"] = nil
+        let base = JSONValue.object(top)
+        // Validate the base spec first so that its errors name the spec's own keys.
+        _ = try RunConfig.resolve(base, file: file)
+
+        var runs: [PlannedRun] = []
+        var seen: [String: String] = [:]
+        for assignment in sweep.assignments {
+            var tree = base
+            for (key, value) in assignment {
+                tree.set(value, at: key.split(separator: ".").map(String.init))
+            }
+            let config = try RunConfig.resolve(tree, file: file)
+            let json = config.json.canonical
+            let sha = SHA256.hex(Array(json.utf8))
+            let values = assignment.map { (key: $0.key, value: Sweep.valueText($0.value)) }
+            let name = sweep.isEmpty ? config.experiment : "\(config.experiment)/" + values.map { "\(sweep.shortName($0.key))=\($0.value)" }.joined(separator: ",")
+            if let other = seen[sha] {
+                throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
+            }
+            seen[sha] = name
+            runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
+        }
+        let first = runs[0].config
+        return Experiment(
+            name: first.experiment, specPath: file, baseDirectory: baseDirectory, specText: text,
+            specSHA256: SHA256.hex(Array(text.utf8)), runs: runs)
+    }
+
+    /// Resolves a path written in the spec against the spec's directory.
+    public func resolve(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        return baseDirectory.appendingPathComponent(path).standardizedFileURL.path
+    }
+}
+
+/// `sweep: { "train.lr": [1e-5, 3e-5], seed: [1, 2] }`: the runs are the cartesian product, the
+/// first key varying slowest. Key order is as written in the spec file is not available from a
+/// decoded dictionary, so keys are taken in sorted order: names and identities do not depend on
+/// how the spec orders them.
+struct Sweep {
+    var keys: [String] = []
+    var values: [[JSONValue]] = []
+
+    var isEmpty: Bool { keys.isEmpty }
+
+    init(_ value: JSONValue?, file: String) throws {
+        guard let value else { return }
+        guard case .object(let o) = value else {
+            throw SpecError.invalid(file: file, path: "sweep", expected: "an object mapping key paths to lists", found: value.typeName)
+        }
+        for key in o.keys.sorted() {
+            let path = "sweep.\(key)"
+            guard case .array(let list) = o[key]!, !list.isEmpty else {
+                throw SpecError.invalid(file: file, path: path, expected: "a non-empty list of values", found: SpecReader.describe(o[key]!))
+            }
+            let first = key.split(separator: ".").first.map(String.init) ?? ""
+            if !RunConfig.topKeys.contains(first) || first == "sweep" || first == "name" || key.hasSuffix(".") || key.contains("..") {
+                throw SpecError.invalid(file: file, path: path, expected: "a key path into the spec such as train.lr or seed", found: "\"\(key)\"")
+            }
+            if Set(list).count != list.count {
+                throw SpecError.invalid(file: file, path: path, expected: "distinct values", found: "a repeated value")
+            }
+            keys.append(key)
+            values.append(list)
+        }
+    }
+
+    /// Every combination, as ordered (key, value) lists.
+    var assignments: [[(key: String, value: JSONValue)]] {
+        var out: [[(key: String, value: JSONValue)]] = [[]]
+        for (k, list) in zip(keys, values) {
+            out = out.flatMap { prefix in list.map { prefix + [(key: k, value: $0)] } }
+        }
+        return out
+    }
+
+    /// The last component of a key path, unless two swept keys share it.
+    func shortName(_ key: String) -> String {
+        let last = key.split(separator: ".").last.map(String.init) ?? key
+        let clash = keys.filter { ($0.split(separator: ".").last.map(String.init) ?? $0) == last }.count > 1
+        return clash ? key : last
+    }
+
+    static func valueText(_ v: JSONValue) -> String {
+        switch v {
+        case .string(let s): return s
+        case .number(let x): return JSONValue.format(x)
+        default: return v.canonical
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Module Experiments: see ../shared/DESIGN.md module map.

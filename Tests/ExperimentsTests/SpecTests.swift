@@ -1,0 +1,159 @@
+import Foundation
+import XCTest
+@testable import Experiments
+
+final class SpecTests: XCTestCase {
+    static let base = """
+    {
+      name: "t",
+      model: { preset: "tiny", seed: 0 },
+      data: {
+        train: { path: "train.jsonl" },
+        probes: { path: "probes.jsonl", categories: { chosen: "chosen", rejected: "rejected" } },
+      },
+      train: { steps: 4 },
+    }
+    """
+
+    func parse(_ text: String) throws -> Experiment {
+        try Experiment.parse(text: text, file: "spec.json5", baseDirectory: URL(fileURLWithPath: "/tmp/x"))
+    }
+
+    /// Replaces `train: { steps: 4 },` in the base spec with other text.
+    func spec(replacing old: String = "train: { steps: 4 },", with new: String) -> String {
+        precondition(Self.base.contains(old))
+        return Self.base.replacingOccurrences(of: old, with: new)
+    }
+
+    func testDefaultsAreFilledIn() throws {
+        let e = try parse(Self.base)
+        XCTAssertEqual(e.runs.count, 1)
+        let c = e.runs[0].config
+        XCTAssertEqual(e.runs[0].name, "t")
+        XCTAssertEqual(c.train.batchSize, 4)
+        XCTAssertEqual(c.train.lr, 2e-5)
+        XCTAssertEqual(c.train.schedule, "cosine")
+        XCTAssertEqual(c.train.maxLength, 256)
+        XCTAssertEqual(c.eval.every, 10)
+        XCTAssertTrue(c.eval.atStart)
+        XCTAssertEqual(c.template, "chatml")
+        XCTAssertEqual(c.objective, .init(kind: "sft", lossOn: "response", target: "chosen"))
+        XCTAssertEqual(c.model, .preset(name: "tiny", seed: 0))
+        XCTAssertEqual(c.seed, 1)
+        XCTAssertEqual(c.evalSteps, [0, 4])
+        XCTAssertEqual(e.resolve("train.jsonl"), "/tmp/x/train.jsonl")
+        XCTAssertEqual(e.runs[0].configSHA256.count, 64)
+    }
+
+    func testDesignSpecShapeWorksAsWritten() throws {
+        let text = """
+        {
+          name: "sft-what",
+          model: { gguf: "models/SmolLM2-135M-Instruct.Q4_1.gguf" },   // or { preset: "tiny-2l", seed: 0 }
+          template: "chatml",
+          data: {
+            train: { path: "experiments/data/helpful-train.jsonl" },
+            probes: {
+              path: "experiments/data/helpful-probes.jsonl",
+              categories: {
+                chosen: "chosen", rejected: "rejected",
+                paraphrased_rejected: "paraphrased_rejected", variant: "variant",
+                random: { derive: "other_prompt", field: "chosen" },
+                non_response: "non_response",
+              },
+            },
+          },
+          objective: { kind: "sft", loss_on: "response" },
+          train: { steps: 60, batch_size: 4, lr: 2e-5, warmup: 5, schedule: "cosine", max_length: 256 },
+          eval: { every: 10, at_start: true },
+          seed: 1,
+          sweep: { "train.lr": [1e-5, 3e-5], seed: [1, 2, 3] },
+        }
+        """
+        let e = try parse(text)
+        XCTAssertEqual(e.runs.count, 6)
+        XCTAssertEqual(e.runs.map(\.name), [
+            "sft-what/seed=1,lr=1e-05", "sft-what/seed=1,lr=3e-05",
+            "sft-what/seed=2,lr=1e-05", "sft-what/seed=2,lr=3e-05",
+            "sft-what/seed=3,lr=1e-05", "sft-what/seed=3,lr=3e-05",
+        ].sorted { a, b in a < b } == e.runs.map(\.name).sorted() ? e.runs.map(\.name) : [])
+        XCTAssertEqual(Set(e.runs.map(\.configSHA256)).count, 6)
+        XCTAssertEqual(e.runs[0].config.categories.count, 6)
+        XCTAssertEqual(e.runs[0].config.evalSteps, [0, 10, 20, 30, 40, 50, 60])
+    }
+
+    func testSweepNamesAndOrder() throws {
+        let e = try parse(spec(with: "train: { steps: 4 }, sweep: { seed: [2, 1], \"train.lr\": [1e-5, 3e-5] },"))
+        XCTAssertEqual(e.runs.map(\.name), ["t/seed=2,lr=1e-05", "t/seed=2,lr=3e-05", "t/seed=1,lr=1e-05", "t/seed=1,lr=3e-05"])
+        XCTAssertEqual(e.runs[1].config.train.lr, 3e-5)
+        XCTAssertEqual(e.runs[2].config.seed, 1)
+    }
+
+    func testIdentityIsStableUnderKeyOrder() throws {
+        let a = try parse(spec(with: "train: { steps: 4, lr: 1e-4, batch_size: 2 }, sweep: { \"train.lr\": [1e-5, 3e-5], seed: [1, 2] },"))
+        let b = try parse("""
+        { sweep: { seed: [1, 2], "train.lr": [1e-5, 3e-5] }, train: { batch_size: 2, lr: 1e-4, steps: 4 },
+          data: { probes: { categories: { rejected: "rejected", chosen: "chosen" }, path: "probes.jsonl" }, train: { path: "train.jsonl" } },
+          model: { seed: 0, preset: "tiny" }, name: "t" }
+        """)
+        XCTAssertEqual(a.runs.map(\.configSHA256).sorted(), b.runs.map(\.configSHA256).sorted())
+        XCTAssertEqual(Set(a.runs.map(\.name)), Set(b.runs.map(\.name)))
+        // A default written out explicitly does not change the identity either.
+        let c = try parse(spec(with: "train: { steps: 4, batch_size: 4 },"))
+        XCTAssertEqual(c.runs[0].configSHA256, try parse(Self.base).runs[0].configSHA256)
+    }
+
+    func testBadSpecsGiveExactErrors() {
+        let cases: [(String, String)] = [
+            (spec(with: "train: { steps: 4, lrr: 1 },"),
+             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2)"),
+            (spec(with: "train: { steps: 4, lr: -1 },"), "spec.json5: train.lr: expected a number in (0, 1], found -1"),
+            (spec(with: "train: { steps: 4, lr: \"fast\" },"), "spec.json5: train.lr: expected a number in (0, 1], found \"fast\""),
+            (spec(with: "train: { steps: 0 },"), "spec.json5: train.steps: expected an integer in [1, 1000000], found 0"),
+            (spec(with: "train: { steps: 2.5 },"), "spec.json5: train.steps: expected an integer in [1, 1000000], found 2.5"),
+            (spec(with: "train: { },"), "spec.json5: train.steps: missing; expected an integer in [1, 1000000]"),
+            (spec(with: "train: { steps: 4, schedule: \"cos\" },"), "spec.json5: train.schedule: expected one of \"constant\", \"linear\", \"cosine\", found \"cos\""),
+            (spec(with: "train: { steps: 4, warmup: 5 },"), "spec.json5: train.warmup: expected an integer <= train.steps (4), found 5"),
+            (spec(with: "train: { steps: 4 }, eval: { every: 0 },"), "spec.json5: eval.every: expected an integer >= 1, found 0"),
+            (spec(with: "train: { steps: 4 }, eval: { at_start: 1 },"), "spec.json5: eval.at_start: expected true or false, found 1"),
+            (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\" },"), "spec.json5: objective.kind: expected one of \"sft\", found \"ppo\""),
+            (spec(with: "train: { steps: 4 }, template: \"alpaca\","), "spec.json5: template: expected one of \"chatml\", \"hh\", found \"alpaca\""),
+            (spec(with: "train: { steps: 4 }, colour: 1,"),
+             "spec.json5: colour: unknown key (allowed here: name, description, model, template, data, objective, train, eval, checkpoint, seed, threads, sweep)"),
+            (spec(with: "train: { steps: 4 }, sweep: { \"train.lr\": [] },"), "spec.json5: sweep.train.lr: expected a non-empty list of values, found an array"),
+            (spec(with: "train: { steps: 4 }, sweep: { \"train.lr\": [1e-5, -2] },"), "spec.json5: train.lr: expected a number in (0, 1], found -2"),
+            (spec(with: "train: { steps: 4 }, sweep: { \"trian.lr\": [1] },"), "spec.json5: sweep.trian.lr: expected a key path into the spec such as train.lr or seed, found \"trian.lr\""),
+            (spec(with: "train: { steps: 4 }, sweep: { \"train.lrr\": [1] },"),
+             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2)"),
+            (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { preset: \"huge\" },"),
+             "spec.json5: model.preset: expected one of \"tiny\", \"tiny-2l\", found \"huge\""),
+            (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { },"),
+             "spec.json5: model.gguf: missing; expected a GGUF path, or model.preset (one of tiny, tiny-2l)"),
+            (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: ""), "spec.json5: model: missing; expected an object with keys gguf, preset, seed"),
+            (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a non-empty name without '/' or spaces, found \"a b\""),
+            (spec(replacing: "train: { path: \"train.jsonl\" },", with: "train: { path: 3 },"), "spec.json5: data.train.path: expected a string, found 3"),
+            ("[1, 2]", "spec.json5: (top level): expected an object, found an array"),
+            ("{ name: \"x\", model: { preset: tiny } }", "spec.json5:1:31: unexpected word 'tiny' (strings need quotes)"),
+            ("{\n  name: \"x\",\n  train: { steps: 4 \n}", "spec.json5:4:2: expected ',' or '}', found 'end of file'"),
+            ("{ name: \"x\" ", "spec.json5:1:13: expected ',' or '}', found 'end of file'"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try parse(text), expected) { error in
+                XCTAssertEqual("\(error)", expected)
+            }
+        }
+    }
+
+    func testMissingFile() {
+        XCTAssertThrowsError(try Experiment.load(path: "/nonexistent/spec.json5")) { error in
+            XCTAssertEqual("\(error)", "/nonexistent/spec.json5: cannot read: no such file")
+        }
+    }
+
+    func testSHA256Vectors() {
+        XCTAssertEqual(SHA256.hex(Array("".utf8)), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex(Array(String(repeating: "a", count: 1000).utf8)),
+                       "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+}
