@@ -81,9 +81,9 @@ public struct Experiment: Sendable {
 }
 
 /// `sweep: { "train.lr": [1e-5, 3e-5], seed: [1, 2] }`: the runs are the cartesian product, the
-/// first key varying slowest. Key order is as written in the spec file is not available from a
-/// decoded dictionary, so keys are taken in sorted order: names and identities do not depend on
-/// how the spec orders them.
+/// first key varying slowest. The order written in the spec file is not available from a decoded
+/// dictionary, so keys are ordered by their last component (then the full path): names such as
+/// `sft-what/lr=1e-05,seed=2` do not depend on how the spec orders its keys.
 struct Sweep {
     var keys: [String] = []
     var values: [[JSONValue]] = []
@@ -95,7 +95,11 @@ struct Sweep {
         guard case .object(let o) = value else {
             throw SpecError.invalid(file: file, path: "sweep", expected: "an object mapping key paths to lists", found: value.typeName)
         }
-        for key in o.keys.sorted() {
+        let ordered = o.keys.sorted { a, b in
+            let (la, lb) = (a.split(separator: ".").last ?? "", b.split(separator: ".").last ?? "")
+            return la != lb ? la < lb : a < b
+        }
+        for key in ordered {
             let path = "sweep.\(key)"
             guard case .array(let list) = o[key]!, !list.isEmpty else {
                 throw SpecError.invalid(file: file, path: path, expected: "a non-empty list of values", found: SpecReader.describe(o[key]!))

@@ -73,10 +73,9 @@ final class SpecTests: XCTestCase {
         let e = try parse(text)
         XCTAssertEqual(e.runs.count, 6)
         XCTAssertEqual(e.runs.map(\.name), [
-            "sft-what/seed=1,lr=1e-05", "sft-what/seed=1,lr=3e-05",
-            "sft-what/seed=2,lr=1e-05", "sft-what/seed=2,lr=3e-05",
-            "sft-what/seed=3,lr=1e-05", "sft-what/seed=3,lr=3e-05",
-        ].sorted { a, b in a < b } == e.runs.map(\.name).sorted() ? e.runs.map(\.name) : [])
+            "sft-what/lr=1e-05,seed=1", "sft-what/lr=1e-05,seed=2", "sft-what/lr=1e-05,seed=3",
+            "sft-what/lr=3e-05,seed=1", "sft-what/lr=3e-05,seed=2", "sft-what/lr=3e-05,seed=3",
+        ])
         XCTAssertEqual(Set(e.runs.map(\.configSHA256)).count, 6)
         XCTAssertEqual(e.runs[0].config.categories.count, 6)
         XCTAssertEqual(e.runs[0].config.evalSteps, [0, 10, 20, 30, 40, 50, 60])
@@ -84,9 +83,9 @@ final class SpecTests: XCTestCase {
 
     func testSweepNamesAndOrder() throws {
         let e = try parse(spec(with: "train: { steps: 4 }, sweep: { seed: [2, 1], \"train.lr\": [1e-5, 3e-5] },"))
-        XCTAssertEqual(e.runs.map(\.name), ["t/seed=2,lr=1e-05", "t/seed=2,lr=3e-05", "t/seed=1,lr=1e-05", "t/seed=1,lr=3e-05"])
-        XCTAssertEqual(e.runs[1].config.train.lr, 3e-5)
-        XCTAssertEqual(e.runs[2].config.seed, 1)
+        XCTAssertEqual(e.runs.map(\.name), ["t/lr=1e-05,seed=2", "t/lr=1e-05,seed=1", "t/lr=3e-05,seed=2", "t/lr=3e-05,seed=1"])
+        XCTAssertEqual(e.runs[2].config.train.lr, 3e-5)
+        XCTAssertEqual(e.runs[1].config.seed, 1)
     }
 
     func testIdentityIsStableUnderKeyOrder() throws {

@@ -1,0 +1,32 @@
+import Experiments
+import Foundation
+
+/// A run or command that started on valid input and then failed (exit code 1).
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+enum Commands {
+    static func dispatch(_ verb: String, _ args: ParsedArguments) throws -> Int32 {
+        switch verb {
+        case "plan": return try plan(args)
+        default: throw UsageError(message: "alignscope \(verb): not available in this build")
+        }
+    }
+
+    static func plan(_ args: ParsedArguments) throws -> Int32 {
+        let experiment = try Experiment.load(path: args.positional[0])
+        if args.has("--json") {
+            for run in experiment.runs {
+                print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON)}")
+            }
+        } else {
+            print("experiment \(experiment.name): \(experiment.runs.count) run\(experiment.runs.count == 1 ? "" : "s")")
+            for run in experiment.runs {
+                let c = run.config
+                print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(c.train.steps) steps, batch \(c.train.batchSize), lr \(JSONValue.format(c.train.lr)), seed \(c.seed), evals at \(c.evalSteps.map(String.init).joined(separator: ","))")
+            }
+        }
+        return 0
+    }
+}
