@@ -1,0 +1,92 @@
+import Foundation
+
+/// A run's training state after step `step`: weights, AdamW moments and step count. The data
+/// cursor is the step itself (see `DataOrder`) and no other randomness is used during training.
+/// Layout (little-endian): "ASCK", u32 version, i64 step, i64 adam t, i64 parameter count,
+/// 64 bytes config sha256 (hex), then parameters, m, v as f32.
+/// Written to a temporary file, flushed and renamed, so a crash leaves the previous checkpoint.
+enum Checkpoint {
+    static let magic: [UInt8] = Array("ASCK".utf8)
+    static let version: UInt32 = 1
+    static let fileName = "checkpoint.bin"
+
+    struct Header: Equatable {
+        var step: Int
+        var adamT: Int
+        var parameterCount: Int
+        var configSHA256: String
+    }
+
+    static func write(to url: URL, header: Header, tensors: [UnsafeBufferPointer<Float>]) throws {
+        let dir = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        guard let f = fopen(tmp.path, "wb") else {
+            throw RunError.io(path: tmp.path, reason: String(cString: strerror(errno)))
+        }
+        var ok = true
+        func put(_ bytes: UnsafeRawBufferPointer) {
+            if ok, bytes.count > 0, fwrite(bytes.baseAddress, 1, bytes.count, f) != bytes.count { ok = false }
+        }
+        var head = [UInt8]()
+        head += magic
+        withUnsafeBytes(of: version.littleEndian) { head += $0 }
+        for v in [Int64(header.step), Int64(header.adamT), Int64(header.parameterCount)] {
+            withUnsafeBytes(of: v.littleEndian) { head += $0 }
+        }
+        head += Array(header.configSHA256.utf8.prefix(64))
+        head += [UInt8](repeating: 0, count: 64 - min(64, header.configSHA256.utf8.count))
+        head.withUnsafeBytes { put($0) }
+        for t in tensors {
+            precondition(t.count == header.parameterCount)
+            put(UnsafeRawBufferPointer(t))
+        }
+        if fflush(f) != 0 || fsync(fileno(f)) != 0 { ok = false }
+        let err = errno
+        fclose(f)
+        guard ok else {
+            unlink(tmp.path)
+            throw RunError.io(path: url.path, reason: "cannot write checkpoint: \(String(cString: strerror(err)))")
+        }
+        guard rename(tmp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp.path)
+            throw RunError.io(path: url.path, reason: "cannot rename checkpoint: \(reason)")
+        }
+    }
+
+    static func readHeader(_ url: URL) throws -> Header? {
+        guard let f = fopen(url.path, "rb") else { return nil }
+        defer { fclose(f) }
+        var head = [UInt8](repeating: 0, count: 4 + 4 + 24 + 64)
+        guard fread(&head, 1, head.count, f) == head.count, Array(head[0..<4]) == magic else {
+            throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (bad magic or truncated header)")
+        }
+        func u32(_ o: Int) -> UInt32 { head[o..<o + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+        func i64(_ o: Int) -> Int { Int(Int64(bitPattern: head[o..<o + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })) }
+        guard u32(4) == version else {
+            throw RunError.io(path: url.path, reason: "checkpoint version \(u32(4)), expected \(version)")
+        }
+        let sha = String(decoding: head[32..<96].prefix { $0 != 0 }, as: UTF8.self)
+        return Header(step: i64(8), adamT: i64(16), parameterCount: i64(24), configSHA256: sha)
+    }
+
+    /// Reads the tensors after the header into the given buffers (each `parameterCount` floats).
+    static func read(_ url: URL, into tensors: [UnsafeMutableBufferPointer<Float>]) throws -> Header {
+        guard let header = try readHeader(url) else {
+            throw RunError.io(path: url.path, reason: "no checkpoint")
+        }
+        guard let f = fopen(url.path, "rb") else { throw RunError.io(path: url.path, reason: String(cString: strerror(errno))) }
+        defer { fclose(f) }
+        fseek(f, 96, SEEK_SET)
+        for t in tensors {
+            guard t.count == header.parameterCount else {
+                throw RunError.io(path: url.path, reason: "checkpoint holds \(header.parameterCount) parameters, the model has \(t.count)")
+            }
+            guard fread(t.baseAddress, MemoryLayout<Float>.size, t.count, f) == t.count else {
+                throw RunError.io(path: url.path, reason: "checkpoint is truncated")
+            }
+        }
+        return header
+    }
+}
