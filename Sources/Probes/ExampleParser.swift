@@ -1,0 +1,254 @@
+import Foundation
+
+/// The format-level reading of one JSON line, before the prompt becomes `ChatMessage`s: which prompt
+/// the line has and which text fields, with the problems reported against file and line.
+struct ParsedLine: Equatable {
+    struct Message: Equatable {
+        var role: String
+        var content: String
+    }
+
+    enum Prompt: Equatable {
+        /// From `prompt` (string or message list), `messages`, or chat-format `chosen`.
+        case messages([Message])
+        /// The part of an HH transcript before its last "\n\nAssistant:" (parsed by `HHTranscript`).
+        case hhTranscript(String)
+    }
+
+    var line: Int
+    var prompt: Prompt
+    /// Text response fields (including `chosen`, `rejected`), already cut out of transcripts or message lists.
+    var fields: [String: String]
+    /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
+    var otherFields: [String: String]
+    /// `origins`: field name -> origin string, as written by `ProbeSet.writeJSONL`.
+    var origins: [String: String]
+    /// `split` ("train"/"heldout"), as written by `ProbeSet.writeJSONL`.
+    var split: String?
+}
+
+/// Keys that describe the line rather than hold a response.
+let reservedKeys: Set<String> = ["prompt", "messages", "origins", "split", "idx"]
+
+/// The separator at which an HH transcript is cut into prompt and response.
+let hhAssistantMarker = "\n\nAssistant:"
+
+/// Parses JSONL text (one object per line, blank lines skipped) into `ParsedLine`s; `file` names the
+/// source in errors. The format is detected per line:
+/// - `prompt` (string = one user turn, or messages ending with a user turn) plus response fields;
+/// - `messages`: a chat whose last (assistant) turn is `chosen`;
+/// - `chosen` (and `rejected`, ...) as raw HH transcripts or as message lists sharing one prompt.
+func parseJSONLines(_ text: String, file: String) throws(ProbesError) -> [ParsedLine] {
+    var parsed: [ParsedLine] = []
+    var lineNumber = 0
+    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        lineNumber += 1
+        let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+        if line.allSatisfy({ $0.isWhitespace }) { continue }
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(line)
+        } catch {
+            throw .invalidJSON(file: file, line: lineNumber, reason: error.message)
+        }
+        guard case let .object(object) = value else {
+            throw .notAnObject(file: file, line: lineNumber, found: value.typeName)
+        }
+        parsed.append(try LineReader(file: file, line: lineNumber, object: object).read())
+    }
+    if parsed.isEmpty { throw .emptyFile(file: file) }
+    return parsed
+}
+
+private struct LineReader {
+    var file: String
+    var line: Int
+    var object: [String: JSONValue]
+
+    func read() throws(ProbesError) -> ParsedLine {
+        var result = ParsedLine(line: line, prompt: .messages([]), fields: [:], otherFields: [:],
+                                origins: try readOrigins(), split: try readSplit())
+        var responseKeys = Set(object.keys).subtracting(reservedKeys)
+        if let prompt = object["prompt"] {
+            let messages = try promptMessages(prompt)
+            result.prompt = .messages(messages)
+            // With an explicit prompt, `messages` (if any) is just another message-list response.
+            if object["messages"] != nil { responseKeys.insert("messages") }
+            for key in responseKeys.sorted() {
+                try readResponse(key, promptMessages: messages, reference: "prompt", into: &result)
+            }
+        } else if let chat = object["messages"] {
+            if object["chosen"] != nil {
+                throw .invalidMessages(file: file, line: line, field: "chosen",
+                                       reason: "given twice, by \"messages\" and by \"chosen\"")
+            }
+            let (prompt, response) = try splitChat(chat, field: "messages")
+            result.prompt = .messages(prompt)
+            result.fields["chosen"] = response
+            for key in responseKeys.sorted() {
+                try readResponse(key, promptMessages: prompt, reference: "messages", into: &result)
+            }
+        } else if let chosen = object["chosen"] {
+            switch chosen {
+            case let .string(transcript):
+                let (prompt, response) = try splitTranscript(transcript, field: "chosen")
+                result.prompt = .hhTranscript(prompt)
+                result.fields["chosen"] = response
+                for key in responseKeys.sorted() where key != "chosen" {
+                    guard case let .string(text) = object[key]!, text.hasPrefix("\n\nHuman:") else {
+                        try readResponse(key, promptMessages: nil, reference: "chosen", into: &result)
+                        continue
+                    }
+                    let (otherPrompt, otherResponse) = try splitTranscript(text, field: key)
+                    if otherPrompt != prompt {
+                        throw .promptMismatch(file: file, line: line, field: key, reference: "chosen")
+                    }
+                    result.fields[key] = otherResponse
+                }
+            case .array:
+                let (prompt, response) = try splitChat(chosen, field: "chosen")
+                result.prompt = .messages(prompt)
+                result.fields["chosen"] = response
+                for key in responseKeys.sorted() where key != "chosen" {
+                    try readResponse(key, promptMessages: prompt, reference: "chosen", into: &result)
+                }
+            default:
+                throw .wrongType(file: file, line: line, field: "chosen",
+                                 expected: "an HH transcript string or a list of messages", found: chosen.typeName)
+            }
+        } else {
+            throw .unknownFormat(file: file, line: line)
+        }
+        guard result.fields["chosen"] != nil else {
+            if let found = result.otherFields["chosen"] {
+                throw .wrongType(file: file, line: line, field: "chosen",
+                                 expected: "a string or a list of messages", found: found)
+            }
+            throw .missingField(file: file, line: line, field: "chosen")
+        }
+        return result
+    }
+
+    /// A response field: a string, or a message list that repeats the prompt and ends with the
+    /// assistant's response. Anything else is kept aside as an unusable field (an error only if mapped).
+    private func readResponse(_ key: String, promptMessages: [ParsedLine.Message]?, reference: String,
+                              into result: inout ParsedLine) throws(ProbesError) {
+        let value = object[key]!
+        switch value {
+        case let .string(text):
+            result.fields[key] = text
+        case let .array(items) where !items.isEmpty && items.allSatisfy(looksLikeMessage):
+            let (prompt, response) = try splitChat(value, field: key)
+            if let promptMessages, prompt != promptMessages {
+                throw .promptMismatch(file: file, line: line, field: key, reference: reference)
+            }
+            result.fields[key] = response
+        default:
+            result.otherFields[key] = value.typeName
+        }
+    }
+
+    private func looksLikeMessage(_ value: JSONValue) -> Bool {
+        guard case let .object(fields) = value else { return false }
+        return fields["role"] != nil && fields["content"] != nil
+    }
+
+    /// `prompt`: a string (one user turn) or a non-empty message list ending with a user turn.
+    private func promptMessages(_ value: JSONValue) throws(ProbesError) -> [ParsedLine.Message] {
+        switch value {
+        case let .string(text):
+            return [ParsedLine.Message(role: "user", content: text)]
+        case .array:
+            let messages = try messageList(value, field: "prompt")
+            guard messages.last?.role == "user" else {
+                throw .invalidMessages(file: file, line: line, field: "prompt",
+                                       reason: "expected the last message to be a \"user\" turn, found \"\(messages.last!.role)\"")
+            }
+            return messages
+        default:
+            throw .wrongType(file: file, line: line, field: "prompt",
+                             expected: "a string or a list of messages", found: value.typeName)
+        }
+    }
+
+    /// A chat ending with an assistant turn: (the messages before it, its content). The prompt part
+    /// must be non-empty and end with a user turn.
+    private func splitChat(_ value: JSONValue, field: String) throws(ProbesError) -> ([ParsedLine.Message], String) {
+        var messages = try messageList(value, field: field)
+        guard messages.last!.role == "assistant" else {
+            throw .invalidMessages(file: file, line: line, field: field,
+                                   reason: "expected the last message to be an \"assistant\" turn, found \"\(messages.last!.role)\"")
+        }
+        let response = messages.removeLast().content
+        guard messages.last?.role == "user" else {
+            throw .invalidMessages(file: file, line: line, field: field,
+                                   reason: "expected a \"user\" turn before the last \"assistant\" turn")
+        }
+        return (messages, response)
+    }
+
+    /// A non-empty array of `{role, content}` objects with string values and no other keys.
+    private func messageList(_ value: JSONValue, field: String) throws(ProbesError) -> [ParsedLine.Message] {
+        guard case let .array(items) = value else {
+            throw .wrongType(file: file, line: line, field: field, expected: "a list of messages", found: value.typeName)
+        }
+        guard !items.isEmpty else {
+            throw .invalidMessages(file: file, line: line, field: field, reason: "expected at least one message, found an empty list")
+        }
+        var messages: [ParsedLine.Message] = []
+        for (i, item) in items.enumerated() {
+            let path = "\(field)[\(i)]"
+            guard case let .object(fields) = item else {
+                throw .wrongType(file: file, line: line, field: path, expected: "an object {role, content}", found: item.typeName)
+            }
+            if let key = fields.keys.sorted().first(where: { $0 != "role" && $0 != "content" }) {
+                throw .invalidMessages(file: file, line: line, field: path, reason: "unknown key \"\(key)\", expected \"role\" and \"content\"")
+            }
+            var strings: [String] = []
+            for key in ["role", "content"] {
+                guard let v = fields[key] else { throw .missingField(file: file, line: line, field: "\(path).\(key)") }
+                guard case let .string(s) = v else {
+                    throw .wrongType(file: file, line: line, field: "\(path).\(key)", expected: "a string", found: v.typeName)
+                }
+                strings.append(s)
+            }
+            messages.append(ParsedLine.Message(role: strings[0], content: strings[1]))
+        }
+        return messages
+    }
+
+    /// Cuts an HH transcript at its last "\n\nAssistant:": (prompt part, response without the one
+    /// space that follows the marker).
+    private func splitTranscript(_ text: String, field: String) throws(ProbesError) -> (String, String) {
+        guard text.hasPrefix("\n\nHuman:"), let marker = text.range(of: hhAssistantMarker, options: .backwards) else {
+            throw .invalidMessages(file: file, line: line, field: field,
+                                   reason: "expected an HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")
+        }
+        var response = text[marker.upperBound...]
+        if response.hasPrefix(" ") { response = response.dropFirst() }
+        return (String(text[..<marker.lowerBound]), String(response))
+    }
+
+    private func readOrigins() throws(ProbesError) -> [String: String] {
+        guard let value = object["origins"] else { return [:] }
+        guard case let .object(fields) = value else {
+            throw .wrongType(file: file, line: line, field: "origins", expected: "an object {field: origin}", found: value.typeName)
+        }
+        var origins: [String: String] = [:]
+        for (key, v) in fields {
+            guard case let .string(s) = v else {
+                throw .wrongType(file: file, line: line, field: "origins.\(key)", expected: "a string", found: v.typeName)
+            }
+            origins[key] = s
+        }
+        return origins
+    }
+
+    private func readSplit() throws(ProbesError) -> String? {
+        guard let value = object["split"] else { return nil }
+        guard case let .string(s) = value, s == "train" || s == "heldout" else {
+            throw .wrongType(file: file, line: line, field: "split", expected: "\"train\" or \"heldout\"", found: value.serialized)
+        }
+        return s
+    }
+}

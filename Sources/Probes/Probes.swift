@@ -1,1 +1,0 @@
-// Module Probes: see ../shared/DESIGN.md module map.
