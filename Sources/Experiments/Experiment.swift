@@ -1,4 +1,5 @@
 import Foundation
+import Probes
 
 /// A validated experiment spec expanded into its runs.
 public struct Experiment: Sendable {

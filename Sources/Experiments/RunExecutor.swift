@@ -33,3 +33,83 @@ public final class RunExecutor {
         self.checkpointRoot = checkpointRoot
     }
 }
+
+extension RunExecutor {
+    /// Records the experiment and its planned runs; returns the run ids in plan order.
+    @discardableResult
+    public func recordPlan() throws -> [(run: Experiment.PlannedRun, id: Int64)] {
+        let experimentID = try store.recordExperiment(name: experiment.name, spec: experiment.specText, specSHA256: experiment.specSHA256)
+        return try experiment.runs.map { run in
+            var params: [String: SQLiteValue] = [:]
+            Self.flatten(run.config.json, prefix: "", into: &params)
+            let id = try store.recordRun(experimentID: experimentID, name: run.name, config: run.configJSON,
+                                         configSHA256: run.configSHA256, seed: Int64(run.config.seed), params: params)
+            return (run, id)
+        }
+    }
+
+    /// `params` rows: every leaf of the resolved config under its dotted key path.
+    static func flatten(_ v: JSONValue, prefix: String, into out: inout [String: SQLiteValue]) {
+        switch v {
+        case .object(let o):
+            for (k, child) in o { flatten(child, prefix: prefix.isEmpty ? k : "\(prefix).\(k)", into: &out) }
+        case .number(let x): out[prefix] = x == x.rounded() && abs(x) < 1e15 ? .integer(Int64(x)) : .real(x)
+        case .string(let s): out[prefix] = .text(s)
+        case .bool(let b): out[prefix] = .integer(b ? 1 : 0)
+        case .null: out[prefix] = .null
+        case .array: out[prefix] = .text(v.canonical)
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var finished: [String] = []
+        public var failed: [(run: String, error: String)] = []
+        public var skipped: [(run: String, reason: String)] = []
+    }
+
+    /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
+    /// each in the store first so that concurrent processes never train the same run twice.
+    public func runAll(only: String? = nil, shouldContinue: @escaping () -> Bool = { true }) throws -> Summary {
+        let planned = try recordPlan()
+        if let only, !planned.contains(where: { $0.run.name == only }) { throw RunError.unknownRun(only) }
+        var summary = Summary()
+        for (run, id) in planned where only == nil || run.name == only {
+            guard shouldContinue() else { break }
+            guard let record = try store.run(id: id) else { continue }
+            if record.status == .finished {
+                summary.skipped.append((run.name, "finished"))
+                progress(.skipped(run: run.name, reason: "finished"))
+                continue
+            }
+            guard try store.claim(runID: id, includeFailed: true) else {
+                summary.skipped.append((run.name, "held by \(record.owner ?? "another process")"))
+                progress(.skipped(run: run.name, reason: "held by \(record.owner ?? "another process")"))
+                continue
+            }
+            do {
+                let done = try RunExecution(executor: self, run: run, runID: id).execute(shouldContinue: shouldContinue)
+                if done {
+                    try store.finish(runID: id)
+                    summary.finished.append(run.name)
+                } else {
+                    try store.markInterrupted(runID: id, reason: "stopped")
+                }
+            } catch {
+                let message = "\(error)"
+                try? store.fail(runID: id, error: message)
+                summary.failed.append((run.name, message))
+                progress(.failed(run: run.name, error: message))
+            }
+        }
+        return summary
+    }
+
+    /// Where a run keeps its checkpoint.
+    public func checkpointURL(runName: String) -> URL {
+        // results/<experiment>/<swept values>/checkpoint.bin ("run" when nothing is swept).
+        let prefix = experiment.name + "/"
+        let leaf = runName.hasPrefix(prefix) ? String(runName.dropFirst(prefix.count)) : "run"
+        return checkpointRoot.appendingPathComponent(experiment.name).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
+            .appendingPathComponent(Checkpoint.fileName)
+    }
+}

@@ -17,7 +17,9 @@ final class Trainer {
     let examples: [EncodedPair]
     let optimizer: AdamW
     private var order: DataOrder
+    let objective: Objective
     private var dLogprobs: [Float]
+    private var weights: [Float]
 
     init(model: LlamaModel, config: RunConfig, examples: [EncodedPair]) {
         self.model = model
@@ -26,9 +28,12 @@ final class Trainer {
         self.order = DataOrder(count: examples.count, seed: config.seed)
         self.optimizer = AdamW(
             parameterCount: model.parameterCount,
-            config: AdamWConfig(lr: Float(config.train.lr), beta1: Float(config.train.beta1), beta2: Float(config.train.beta2),
-                                eps: 1e-8, weightDecay: Float(config.train.weightDecay)))
-        self.dLogprobs = [Float](repeating: 0, count: config.train.batchSize * config.train.maxLength)
+            config: AdamWConfig(lr: config.train.lr, beta1: config.train.beta1, beta2: config.train.beta2,
+                                eps: 1e-8, weightDecay: config.train.weightDecay))
+        self.objective = .sft(lossOn: LossOn(rawValue: config.objective.lossOn)!)
+        let capacity = config.train.batchSize * config.train.maxLength
+        self.dLogprobs = [Float](repeating: 0, count: capacity)
+        self.weights = [Float](repeating: 0, count: capacity)
     }
 
     struct StepResult {
@@ -70,27 +75,31 @@ final class Trainer {
         let totalTargets = max(1, micro.reduce(0) { $0 + $1.1 })
         var lossSum = 0.0
         var tokens = 0
-        for (batch, _) in micro {
-            tokens += batch.tokens.count
+        for (batch, targetCount) in micro {
+            let n = batch.tokens.count
+            tokens += n
             let lp = model.forward(batch, training: true)
-            let scale = -1 / Float(totalTargets)
-            for t in 0..<batch.tokens.count {
-                if batch.targets[t] >= 0 {
-                    lossSum -= Double(lp[t])
-                    dLogprobs[t] = scale
-                } else {
-                    dLogprobs[t] = 0
+            for t in 0..<n { weights[t] = batch.targets[t] >= 0 ? 1 : 0 }
+            let spans = batch.sequenceStarts.indices.map { SequenceSpan(start: batch.sequenceStarts[$0], count: batch.sequenceLength($0)) }
+            let result = weights.withUnsafeBufferPointer { w in
+                dLogprobs.withUnsafeMutableBufferPointer { d in
+                    objective.evaluate(logprobs: lp, weights: UnsafeBufferPointer(rebasing: w[0..<n]), spans: spans,
+                                       dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
                 }
             }
+            // The objective averages over this micro-batch's targets; weight it by its share of the step's.
+            let share = Float(targetCount) / Float(totalTargets)
+            for t in 0..<n { dLogprobs[t] *= share }
+            lossSum += result.loss * Double(share)
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
         let norm = config.train.gradClip > 0
             ? clipGradients(model.gradients, maxNorm: Float(config.train.gradClip))
             : clipGradients(model.gradients, maxNorm: .infinity)
-        let lr = learningRate(step: step, totalSteps: config.train.steps, warmup: config.train.warmup,
+        let lr = learningRate(step: step - 1, totalSteps: config.train.steps, warmup: config.train.warmup,
                               peak: config.train.lr, schedule: LRSchedule(rawValue: config.train.schedule)!,
                               minRatio: config.train.minLRRatio)
-        optimizer.step(params: model.parameters, grads: model.gradients, lr: Float(lr))
-        return StepResult(loss: lossSum / Double(totalTargets), lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: totalTargets)
+        optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+        return StepResult(loss: lossSum, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: totalTargets)
     }
 }

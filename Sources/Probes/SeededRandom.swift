@@ -1,21 +1,21 @@
 /// SplitMix64 (Steele, Lea & Flood 2014): a small seeded generator whose output depends only on the
 /// seed, so derived categories are the same on every machine and every Swift version. All uniform
 /// draws below are our own (not the standard library's `random(in:using:)`, whose algorithm may change).
-struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
 
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         state = seed
     }
 
     /// A generator for one sub-stream, e.g. (seed, probe index): the two words are mixed, not added,
     /// so (s, i+1) and (s+1, i) give unrelated streams.
-    init(seed: UInt64, stream: UInt64) {
+    public init(seed: UInt64, stream: UInt64) {
         var mixer = SplitMix64(seed: seed)
         state = mixer.next() ^ SplitMix64.mix(stream &+ 0x9e37_79b9_7f4a_7c15)
     }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15
         return SplitMix64.mix(state)
     }
@@ -28,7 +28,7 @@ struct SplitMix64: RandomNumberGenerator {
     }
 
     /// Uniform integer in 0..<bound, without modulo bias (rejection of the top partial range).
-    mutating func uniform(_ bound: Int) -> Int {
+    public mutating func uniform(_ bound: Int) -> Int {
         precondition(bound > 0, "uniform(_:) needs a positive bound")
         let n = UInt64(bound)
         let limit = UInt64.max - UInt64.max % n

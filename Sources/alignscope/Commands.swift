@@ -10,6 +10,8 @@ enum Commands {
     static func dispatch(_ verb: String, _ args: ParsedArguments) throws -> Int32 {
         switch verb {
         case "plan": return try plan(args)
+        case "run": return try run(args)
+        case "status": return try status(args)
         default: throw UsageError(message: "alignscope \(verb): not available in this build")
         }
     }

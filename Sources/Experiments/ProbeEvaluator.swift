@@ -1,0 +1,140 @@
+import Foundation
+import Model
+import Probes
+import RunStore
+import Tokenizer
+
+/// Scores every response of a run's probe set at an evaluation step. Each prompt runs once through
+/// an `InferenceSession`; its KV cache is shared by all of the prompt's responses. Dynamic
+/// categories (`greedy`) are decoded anew at each evaluation, recorded as responses, then scored.
+final class ProbeEvaluator {
+    struct EncodedResponse {
+        var responseID: Int64
+        var ids: [Int32]
+    }
+
+    struct EncodedProbe {
+        var probeID: Int64
+        var prompt: [Int32]
+        var responses: [EncodedResponse]
+    }
+
+    let probeSet: ProbeSet
+    let probeSetName: String
+    let encoded: [EncodedProbe]
+    let session: InferenceSession
+    let tokenizer: any TextTokenizer
+    let template: ChatTemplate
+    let store: RunStore
+    let stopTokens: Set<Int32>
+    /// Probes whose prompt was cut from the left to fit `train.max_length`.
+    let promptsCut: Int
+
+    init(config: RunConfig, experiment: Experiment, store: RunStore, loaded: LoadedModel,
+         template: ChatTemplate, trainPrompts: [[ChatMessage]]) throws {
+        let path = experiment.resolve(config.probesPath)
+        let examples = try loadExamples(path: path)
+        var categories: [String: CategorySource] = [:]
+        for (id, source) in config.categories {
+            do {
+                categories[id] = try JSONDecoder().decode(CategorySource.self, from: Data(source.canonical.utf8))
+            } catch {
+                throw SpecError.invalid(file: experiment.specPath, path: "data.probes.categories.\(id)",
+                                        expected: "a field name, or { derive | generate | greedy: ... }", found: Self.describe(error))
+            }
+        }
+        let set = try ProbeSet.build(
+            examples: examples, categories: categories, seed: UInt64(config.seed), trainPrompts: trainPrompts,
+            tokenizer: loaded.tokenizer,
+            generation: GenerationOptions(
+                cachePath: path + ".generated.json",
+                loadModel: { p in
+                    let m = try ModelLoader.load(.gguf(path: p), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threads)
+                    return (m.model, m.tokenizer)
+                }))
+        probeSet = set
+        let sourceText = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        probeSetName = "\(experiment.name):\(URL(fileURLWithPath: path).lastPathComponent):" +
+            SHA256.hex(Array((sourceText + config.json.value(at: ["data"])!.canonical + "seed=\(config.seed)").utf8)).prefix(12)
+        let entries = set.probes.map { probe in
+            ProbeEntry(idx: probe.idx, prompt: Self.promptText(probe.prompt), split: probe.split.rawValue,
+                       responses: probe.responses.map { ResponseEntry(category: $0.category, text: $0.text, origin: $0.origin) })
+        }
+        let ids = try store.recordProbeSet(name: probeSetName, probes: entries)
+        let probeIDs = try store.probeIDs(probeSet: probeSetName)
+        var cut = 0
+        var out: [EncodedProbe] = []
+        let maxLength = config.train.maxLength
+        for probe in set.probes {
+            var responses: [EncodedResponse] = []
+            var longest = 0
+            for r in probe.responses {
+                let rids = loaded.tokenizer.encode(template.response(r.text))
+                guard rids.count < maxLength else {
+                    throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                }
+                longest = max(longest, rids.count)
+                responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!, ids: rids))
+            }
+            longest = max(longest, set.dynamicCategories.map(\.maxTokens).max() ?? 0)
+            var prompt = loaded.tokenizer.encode(template.prompt(probe.prompt))
+            let room = maxLength - longest
+            if prompt.count > room {
+                prompt.removeFirst(prompt.count - room)
+                cut += 1
+            }
+            out.append(EncodedProbe(probeID: probeIDs[probe.idx]!, prompt: prompt, responses: responses))
+        }
+        encoded = out
+        promptsCut = cut
+        session = InferenceSession(model: loaded.model, capacity: maxLength + 1)
+        tokenizer = loaded.tokenizer
+        self.template = template
+        self.store = store
+        stopTokens = loaded.stopTokens
+    }
+
+    /// Number of responses scored per evaluation (dynamic categories included).
+    var responsesPerEvaluation: Int {
+        encoded.reduce(0) { $0 + $1.responses.count } + encoded.count * probeSet.dynamicCategories.count
+    }
+
+    /// Scores every response given its prompt with the model's current weights.
+    func score(step: Int) throws -> [LogprobRow] {
+        var rows: [LogprobRow] = []
+        rows.reserveCapacity(responsesPerEvaluation)
+        for probe in encoded {
+            session.reset()
+            _ = session.append(probe.prompt)
+            for r in probe.responses {
+                let lps = session.score(r.ids)
+                rows.append(LogprobRow(responseID: r.responseID, logprob: lps.reduce(0.0) { $0 + Double($1) }, nTokens: r.ids.count))
+            }
+            for dynamic in probeSet.dynamicCategories {
+                let promptLength = session.length
+                let ids = greedyResponse(session: session, prompt: [], maxTokens: dynamic.maxTokens, stop: stopTokens)
+                session.truncate(to: promptLength)
+                let text = tokenizer.decode(ids)
+                let scored = tokenizer.encode(template.response(text))
+                let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text, origin: dynamic.origin + ":step=\(step)")
+                let lps = session.score(scored)
+                rows.append(LogprobRow(responseID: responseID, logprob: lps.reduce(0.0) { $0 + Double($1) }, nTokens: scored.count))
+            }
+        }
+        return rows
+    }
+
+    /// A prompt as stored in `probes.prompt`: the text of a single user turn, or the messages as JSON.
+    static func promptText(_ messages: [ChatMessage]) -> String {
+        if messages.count == 1, messages[0].role == "user" { return messages[0].content }
+        let json = JSONValue.array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
+        return json.canonical
+    }
+
+    static func describe(_ error: Error) -> String {
+        if case DecodingError.dataCorrupted(let ctx) = error { return ctx.debugDescription }
+        if case DecodingError.keyNotFound(let key, _) = error { return "no key \(key.stringValue)" }
+        if case DecodingError.typeMismatch(_, let ctx) = error { return ctx.debugDescription }
+        return "\(error)"
+    }
+}
