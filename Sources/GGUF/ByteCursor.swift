@@ -14,7 +14,7 @@ struct ByteCursor {
 
     func require(_ n: Int, _ what: @autoclosure () -> String) throws {
         if n > remaining {
-            throw GGUFError.truncated(file: file, offset: offset, needed: n, what: what())
+            throw GGUFError.truncated(file: file, offset: offset, needed: n, available: remaining, what: what())
         }
     }
 
@@ -26,10 +26,13 @@ struct ByteCursor {
     }
 
     /// Checks that `count` items of at least `minSize` bytes each can fit in the rest of the file
-    /// (before anything is allocated for them) and returns the count as `Int`.
-    func checkedCount(_ count: UInt64, minSize: Int, at start: Int, _ what: @autoclosure () -> String) throws -> Int {
-        guard minSize > 0 ? count <= UInt64(remaining / minSize) : count <= UInt64(Int.max) else {
-            throw GGUFError.countTooLarge(file: file, offset: start, count: count, what: what())
+    /// (before anything is allocated for them) and returns the count as `Int`. A count that cannot fit
+    /// is reported as truncation at the start of the items.
+    func checkedCount(_ count: UInt64, minSize: Int, _ what: @autoclosure () -> String) throws -> Int {
+        guard count <= UInt64(remaining / minSize) else {
+            let (needed, overflow) = count.multipliedReportingOverflow(by: UInt64(minSize))
+            throw GGUFError.truncated(file: file, offset: offset, needed: overflow ? Int.max : Int(clamping: needed),
+                                      available: remaining, what: "\(count) \(what())")
         }
         return Int(count)
     }
@@ -39,7 +42,7 @@ struct ByteCursor {
         let start = offset
         let length = try read(UInt64.self, "length of " + what())
         guard length <= UInt64(remaining) else {
-            throw GGUFError.truncated(file: file, offset: offset, needed: Int(clamping: length), what: what())
+            throw GGUFError.truncated(file: file, offset: offset, needed: Int(clamping: length), available: remaining, what: what())
         }
         let n = Int(length)
         let buffer = UnsafeRawBufferPointer(start: bytes.base.map { $0 + offset }, count: n)

@@ -6,10 +6,9 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
     case cannotOpen(file: String, reason: String)
     case badMagic(file: String, found: UInt32)
     case unsupportedVersion(file: String, version: UInt32)
-    /// The file ends before `what` (which starts at `offset` and needs `needed` bytes) is complete.
-    case truncated(file: String, offset: Int, needed: Int, what: String)
-    /// A count (array length, tensor count, ...) that cannot fit in the rest of the file.
-    case countTooLarge(file: String, offset: Int, count: UInt64, what: String)
+    /// The file ends before `what` is complete: it starts at `offset` and needs `needed` bytes (for a
+    /// list, at least that many), but only `available` remain.
+    case truncated(file: String, offset: Int, needed: Int, available: Int, what: String)
     case invalidValueType(file: String, offset: Int, key: String, type: UInt32)
     case invalidString(file: String, offset: Int, what: String)
     case duplicateKey(file: String, key: String)
@@ -42,10 +41,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): not a GGUF file: bad magic 0x\(String(found, radix: 16)) at byte offset 0 (expected \"GGUF\")"
         case let .unsupportedVersion(file, version):
             return "\(file): unsupported GGUF version \(version) at byte offset 4 (supported: 2, 3)"
-        case let .truncated(file, offset, needed, what):
-            return "\(file): truncated: \(what) at byte offset \(offset) needs \(needed) bytes past the end of the file"
-        case let .countTooLarge(file, offset, count, what):
-            return "\(file): \(what) at byte offset \(offset) is \(count), more than the rest of the file can hold"
+        case let .truncated(file, offset, needed, available, what):
+            return "\(file): truncated: \(what) at byte offset \(offset) needs \(needed) bytes, only \(available) remain"
         case let .invalidValueType(file, offset, key, type):
             return "\(file): metadata key '\(key)' at byte offset \(offset) has unknown value type \(type)"
         case let .invalidString(file, offset, what):

@@ -41,13 +41,11 @@ public struct GGUFFile: Sendable {
         guard GGUFFormat.supportedVersions.contains(version) else {
             throw GGUFError.unsupportedVersion(file: file, version: version)
         }
-        let tensorCountOffset = c.offset
         let rawTensorCount = try c.read(UInt64.self, "tensor count")
-        let kvCountOffset = c.offset
         let rawKVCount = try c.read(UInt64.self, "metadata count")
 
         // Smallest key/value: empty key (8) + type (4) + one byte of value.
-        let kvCount = try c.checkedCount(rawKVCount, minSize: 13, at: kvCountOffset, "metadata count")
+        let kvCount = try c.checkedCount(rawKVCount, minSize: 13, "metadata entries")
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         keys.reserveCapacity(kvCount)
@@ -77,26 +75,30 @@ public struct GGUFFile: Sendable {
         self.alignment = alignment
 
         // Smallest tensor info: empty name (8) + n_dims (4) + one dimension (8) + type (4) + offset (8).
-        let tensorCount = try c.checkedCount(rawTensorCount, minSize: 32, at: tensorCountOffset, "tensor count")
+        let tensorCount = try c.checkedCount(rawTensorCount, minSize: 32, "tensor infos")
         var infos: [GGUFTensorInfo] = []
+        var rawOffsets: [UInt64] = []
         infos.reserveCapacity(tensorCount)
         var index: [String: Int] = [:]
         for i in 0..<tensorCount {
-            let info = try Self.readTensorInfo(number: i, alignment: alignment, cursor: &c)
+            let (info, rawOffset) = try Self.readTensorInfo(number: i, alignment: alignment, cursor: &c)
             guard index.updateValue(infos.count, forKey: info.name) == nil else {
                 throw GGUFError.duplicateTensor(file: file, tensor: info.name)
             }
             infos.append(info)
+            rawOffsets.append(rawOffset)
         }
 
         let dataOffset = (c.offset + alignment - 1) / alignment * alignment
-        for info in infos {
-            let start = UInt64(dataOffset) + UInt64(info.offset)
-            let (end, overflow) = start.addingReportingOverflow(UInt64(info.byteCount))
-            if overflow || end > UInt64(bytes.count) {
+        for i in infos.indices {
+            let size = UInt64(infos[i].byteCount)
+            let (start, overflow1) = UInt64(dataOffset).addingReportingOverflow(rawOffsets[i])
+            let (end, overflow2) = start.addingReportingOverflow(size)
+            if overflow1 || overflow2 || end > UInt64(bytes.count) {
                 throw GGUFError.offsetBeyondFile(
-                    file: file, tensor: info.name, start: start, size: UInt64(info.byteCount), fileSize: bytes.count)
+                    file: file, tensor: infos[i].name, start: overflow1 ? UInt64.max : start, size: size, fileSize: bytes.count)
             }
+            infos[i].offset = Int(rawOffsets[i])
         }
         self.dataOffset = dataOffset
         self.tensors = infos
@@ -132,9 +134,8 @@ public struct GGUFFile: Sendable {
             guard let elementType = GGUFValueType(rawValue: rawType) else {
                 throw GGUFError.invalidValueType(file: c.file, offset: typeOffset, key: key, type: rawType)
             }
-            let countOffset = c.offset
             let rawCount = try c.read(UInt64.self, "length of '\(key)'")
-            let count = try c.checkedCount(rawCount, minSize: minimumSize(of: elementType), at: countOffset, "length of array '\(key)'")
+            let count = try c.checkedCount(rawCount, minSize: minimumSize(of: elementType), "items of array '\(key)'")
             var items: [GGUFValue] = []
             items.reserveCapacity(count)
             for i in 0..<count {
@@ -157,7 +158,8 @@ public struct GGUFFile: Sendable {
         }
     }
 
-    private static func readTensorInfo(number i: Int, alignment: Int, cursor c: inout ByteCursor) throws -> GGUFTensorInfo {
+    /// A tensor info with `offset` still unset, and its raw data offset (checked against the file later).
+    private static func readTensorInfo(number i: Int, alignment: Int, cursor c: inout ByteCursor) throws -> (GGUFTensorInfo, UInt64) {
         let file = c.file
         let name = try c.readString("name of tensor \(i)")
         let nDims = try c.read(UInt32.self, "dimension count of tensor '\(name)'")
@@ -190,7 +192,7 @@ public struct GGUFFile: Sendable {
         guard offset % UInt64(alignment) == 0 else {
             throw GGUFError.misalignedTensorOffset(file: file, tensor: name, offset: offset, alignment: alignment)
         }
-        return GGUFTensorInfo(name: name, dimensions: raw.map { Int($0) }, type: type, offset: Int(offset), elementCount: count, byteCount: byteCount)
+        return (GGUFTensorInfo(name: name, dimensions: raw.map { Int($0) }, type: type, offset: 0, elementCount: count, byteCount: byteCount), offset)
     }
 
     /// The info of the tensor called `name`, if present.

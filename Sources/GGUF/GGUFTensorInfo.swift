@@ -6,7 +6,7 @@ public struct GGUFTensorInfo: Sendable, Equatable {
     public let dimensions: [Int]
     public let type: GGMLType
     /// Byte offset of the data, relative to the start of the file's data section.
-    public let offset: Int
+    public internal(set) var offset: Int
     public let elementCount: Int
     public let byteCount: Int
 
