@@ -1,0 +1,101 @@
+import Foundation
+import RunStore
+import XCTest
+@testable import Experiments
+
+/// Runs the tiny-preset 2x2 sweep for real (SQLite store in a temporary folder).
+final class EndToEndTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in ["tiny-train.jsonl", "tiny-probes.jsonl", "tiny-sweep.json5"] {
+            let src = Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!
+            try FileManager.default.copyItem(at: src, to: dir.appendingPathComponent(name))
+        }
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func executor(_ spec: String = "tiny-sweep.json5") throws -> RunExecutor {
+        let experiment = try Experiment.load(path: dir.appendingPathComponent(spec).path)
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        return RunExecutor(experiment: experiment, store: store, checkpointRoot: dir)
+    }
+
+    func count(_ store: RunStore, _ sql: String) throws -> Int {
+        try store.query(sql)[0][0].int!
+    }
+
+    func testSweepRunsRecordEveryEvaluationAndRerunAddsNothing() throws {
+        let ex = try executor()
+        XCTAssertEqual(ex.experiment.runs.count, 4)
+        let summary = try ex.runAll()
+        XCTAssertEqual(summary.finished.count, 4, "failed: \(summary.failed)")
+        let store = ex.store
+        let evaluations = ex.experiment.runs[0].config.evalSteps.count
+        XCTAssertEqual(evaluations, 3)
+        let responsesPerProbeSet = 4 * 4  // 4 probes x (chosen, rejected, non_response, random)
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM logprobs"), 4 * evaluations * responsesPerProbeSet)
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM runs WHERE status = 'finished'"), 4)
+        XCTAssertEqual(try count(store, "SELECT count(DISTINCT step) FROM train_metrics"), 4)
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM train_metrics WHERE name = 'loss'"), 4 * 4)
+        // category_curves: one row per run, step, category and split (probes 0 and 1 are in the training data).
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM category_curves"), 4 * evaluations * 4 * 2)
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM probes WHERE split = 'train'"), 2 * Int(try count(store, "SELECT count(DISTINCT probe_set) FROM probes")))
+        // A random response is never its own prompt's chosen response.
+        XCTAssertEqual(try count(store, """
+            SELECT count(*) FROM responses r JOIN responses c ON c.probe_id = r.probe_id AND c.category = 'chosen'
+            WHERE r.category = 'random' AND r.text = c.text
+            """), 0)
+
+        let before = try count(store, "SELECT count(*) FROM logprobs") + (try count(store, "SELECT count(*) FROM train_metrics"))
+        let again = try executor().runAll()
+        XCTAssertEqual(again.finished.count, 0)
+        XCTAssertEqual(again.skipped.count, 4)
+        XCTAssertEqual(try count(store, "SELECT count(*) FROM logprobs") + (try count(store, "SELECT count(*) FROM train_metrics")), before)
+    }
+
+    func testTrainingRaisesChosenLogprobOnTrainProbes() throws {
+        let ex = try executor()
+        let run = ex.experiment.runs.first { $0.config.train.lr == 3e-3 && $0.config.seed == 1 }!
+        _ = try ex.runAll(only: run.name)
+        let rows = try ex.store.query("""
+            SELECT step, mean_logprob FROM category_curves c JOIN runs ON runs.id = c.run_id
+            WHERE runs.name = ? AND category = 'chosen' AND split = 'train' ORDER BY step
+            """, [.text(run.name)])
+        XCTAssertEqual(rows.count, 3)
+        XCTAssertGreaterThan(rows[2][1].double!, rows[0][1].double!, "chosen log-probability should rise under SFT on chosen")
+    }
+
+    func testInterruptedRunResumesToIdenticalRows() throws {
+        // Uninterrupted reference.
+        let ref = try executor()
+        let name = ref.experiment.runs[0].name
+        _ = try ref.runAll(only: name)
+        let reference = try ref.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
+        let refMetrics = try ref.store.query("SELECT step, name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
+
+        // Fresh store: stop after 3 steps (checkpoint at 2), then resume.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("runs.sqlite"))
+        try? FileManager.default.removeItem(at: dir.appendingPathComponent("tiny-sweep"))
+        let first = try executor()
+        var steps = 0
+        first.progress = { if case .step = $0 { steps += 1 } }
+        let partial = try first.runAll(only: name, shouldContinue: { steps < 3 })
+        XCTAssertEqual(partial.finished.count, 0)
+        XCTAssertEqual(try first.store.run(name: name)?.status, .interrupted)
+        let resumed = try executor()
+        var resumedFrom = -1
+        resumed.progress = { if case .started(_, let from, _) = $0 { resumedFrom = from } }
+        XCTAssertEqual(try resumed.runAll(only: name).finished, [name])
+        XCTAssertEqual(resumedFrom, 2)
+        let got = try resumed.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
+        let gotMetrics = try resumed.store.query("SELECT step, name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
+        XCTAssertEqual(got, reference)
+        XCTAssertEqual(gotMetrics, refMetrics)
+    }
+}
