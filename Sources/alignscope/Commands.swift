@@ -12,6 +12,9 @@ enum Commands {
         case "plan": return try plan(args)
         case "run": return try run(args)
         case "status": return try status(args)
+        case "score": return try score(args)
+        case "generate": return try generate(args)
+        case "export": return try export(args)
         default: throw UsageError(message: "alignscope \(verb): not available in this build")
         }
     }

@@ -106,6 +106,7 @@ enum Verbs {
             OptionSpec(name: "--step", value: "S", help: "checkpoint step (default: the latest)"),
             OptionSpec(name: "--out", value: "FILE", help: "output GGUF"),
             OptionSpec(name: "--f16", value: nil, help: "store tensors as F16 instead of F32"),
+            OptionSpec(name: "--checkpoints", value: "DIR", help: "checkpoint folder used by run (default: beside the database)"),
         ])
 
     static let bench = Verb(

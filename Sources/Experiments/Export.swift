@@ -1,0 +1,45 @@
+import Foundation
+import GGUF
+import Model
+import RunStore
+
+/// Writes a run's checkpointed weights as a GGUF file that llama.cpp can load.
+public enum RunExport {
+    /// - Parameters:
+    ///   - run: a run id or name in the store.
+    ///   - step: the checkpoint step wanted; only the latest checkpoint is kept, so any other step is an error.
+    ///   - checkpointRoot: the folder `run` wrote checkpoints under (default: beside the database).
+    public static func export(store: RunStore, run: String, step: Int?, checkpointRoot: URL, out: String, f16: Bool) throws -> Int {
+        guard let record = try (Int64(run).flatMap { try store.run(id: $0) }) ?? store.run(name: run) else {
+            throw RunError.unknownRun(run)
+        }
+        let configJSON = try JSONValue.parseJSON5(Data(record.config.utf8), file: "runs.config of \(record.name)")
+        guard let experimentRow = try store.query("SELECT name FROM experiments WHERE id = ?", [.integer(record.experimentID)]).first?[0].string else {
+            throw RunError.unknownRun(run)
+        }
+        let prefix = experimentRow + "/"
+        let leaf = record.name.hasPrefix(prefix) ? String(record.name.dropFirst(prefix.count)) : "run"
+        let url = checkpointRoot.appendingPathComponent(experimentRow).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
+            .appendingPathComponent(Checkpoint.fileName)
+        guard let header = try Checkpoint.readHeader(url) else {
+            throw RunError.io(path: url.path, reason: "no checkpoint for run \(record.name)")
+        }
+        if let step, step != header.step {
+            throw RunError.io(path: url.path, reason: "the checkpoint is at step \(header.step); only the latest checkpoint is kept (asked for step \(step))")
+        }
+        guard case .object(let model)? = configJSON.value(at: ["model"]) else { throw RunError.unknownRun(run) }
+        guard case .string(let gguf)? = model["gguf"] else {
+            throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; export needs a GGUF-based run (its tokenizer is copied)")
+        }
+        // The spec path is relative to the spec file, which the store does not know; try it as given and from the CWD's experiments/.
+        let candidates = [gguf, "experiments/" + gguf, (gguf as NSString).lastPathComponent, "models/" + (gguf as NSString).lastPathComponent]
+        guard let source = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw RunError.model(path: gguf, reason: "base model not found (looked in \(candidates.joined(separator: ", ")))")
+        }
+        let file = try GGUFFile(path: source)
+        let model = LlamaModel(config: try file.llamaConfig(), maxTokens: 1)
+        _ = try Checkpoint.read(url, into: [model.parameters])
+        try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)
+        return header.step
+    }
+}

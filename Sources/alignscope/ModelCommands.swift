@@ -1,0 +1,122 @@
+import Experiments
+import Foundation
+import GGUF
+import Model
+import Tokenizer
+
+extension Commands {
+    static let defaultModelPath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    static func loadPretrained(_ args: ParsedArguments, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
+        guard let path = args.string("--model") else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath))") }
+        guard FileManager.default.fileExists(atPath: path) else { throw UsageError(message: "\(path): no such model file") }
+        let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
+        return (loaded.model, loaded.tokenizer)
+    }
+
+    static func template(_ args: ParsedArguments) throws -> ChatTemplate? {
+        guard let name = args.string("--template") else { return nil }
+        guard let t = ChatTemplate(rawValue: name) else { throw UsageError(message: "--template: expected chatml or hh, found \"\(name)\"") }
+        return t
+    }
+
+    static func score(_ args: ParsedArguments) throws -> Int32 {
+        var pairs: [(prompt: String, response: String)] = []
+        let jsonLines: Bool
+        if let input = args.string("--input") {
+            if args.string("--prompt") != nil || args.string("--response") != nil {
+                throw UsageError(message: "score: give either --input or --prompt/--response, not both")
+            }
+            guard let text = try? String(contentsOfFile: input, encoding: .utf8) else { throw UsageError(message: "\(input): cannot read") }
+            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                    throw UsageError(message: "\(input):\(i + 1): expected a JSON object {\"prompt\", \"response\"}")
+                }
+                guard let p = obj["prompt"] as? String, let r = obj["response"] as? String else {
+                    throw UsageError(message: "\(input):\(i + 1): expected string fields \"prompt\" and \"response\"")
+                }
+                pairs.append((p, r))
+            }
+            if pairs.isEmpty { throw UsageError(message: "\(input): no lines to score") }
+            jsonLines = true
+        } else {
+            guard let p = args.string("--prompt"), let r = args.string("--response") else {
+                throw UsageError(message: "score: give --prompt and --response, or --input FILE.jsonl")
+            }
+            pairs = [(p, r)]
+            jsonLines = args.has("--json")
+        }
+        let tmpl = try template(args)
+        let loaded = try loadPretrained(args, capacity: 64)
+        var encoded: [(prompt: [Int32], response: [Int32])] = []
+        for (p, r) in pairs {
+            let ptext = tmpl.map { $0.prompt([ChatMessage(role: "user", content: p)]) } ?? p
+            let rtext = tmpl.map { $0.response(r) } ?? r
+            let pair = (loaded.tokenizer.encode(ptext), loaded.tokenizer.encode(rtext))
+            if pair.0.isEmpty { throw UsageError(message: "score: the prompt is empty; the first response token needs a context") }
+            encoded.append(pair)
+        }
+        let capacity = encoded.map { $0.prompt.count + $0.response.count }.max()! + 1
+        let session = InferenceSession(model: loaded.model, capacity: capacity)
+        for (k, pair) in encoded.enumerated() {
+            session.reset()
+            _ = session.append(pair.prompt)
+            let lps = session.score(pair.response)
+            let total = lps.reduce(0.0) { $0 + Double($1) }
+            let n = pair.response.count
+            if jsonLines {
+                var o: [String: JSONValue] = ["logprob": .number(total), "n_tokens": .number(Double(n)), "mean_logprob": .number(n > 0 ? total / Double(n) : 0)]
+                if args.has("--tokens") {
+                    o["token_ids"] = .array(pair.response.map { .number(Double($0)) })
+                    o["token_logprobs"] = .array(lps.map { .number(Double($0)) })
+                }
+                print(JSONValue.object(o).canonical)
+            } else {
+                print(String(format: "logprob %.4f over %d tokens (mean %.4f)", total, n, n > 0 ? total / Double(n) : 0))
+                if args.has("--tokens") {
+                    for (id, lp) in zip(pair.response, lps) {
+                        print(String(format: "  %6d %10.4f  %@", id, lp, loaded.tokenizer.decode([id]).debugDescription))
+                    }
+                }
+            }
+            _ = k
+        }
+        return 0
+    }
+
+    static func generate(_ args: ParsedArguments) throws -> Int32 {
+        guard let prompt = args.string("--prompt") else { throw UsageError(message: "--prompt: missing") }
+        let maxTokens = try args.int("--max-tokens", default: 128)
+        let temperature = try args.double("--temperature", default: 0)
+        let topP = try args.double("--top-p", default: 1)
+        let seed = try args.int("--seed", default: 0)
+        guard maxTokens > 0 else { throw UsageError(message: "--max-tokens: expected an integer >= 1, found \(maxTokens)") }
+        guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
+        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
+        let tmpl = try template(args)
+        let loaded = try loadPretrained(args, capacity: 64)
+        let text = tmpl.map { $0.prompt([ChatMessage(role: "user", content: prompt)]) } ?? prompt
+        let ids = loaded.tokenizer.encode(text)
+        guard !ids.isEmpty else { throw UsageError(message: "--prompt: empty") }
+        let session = InferenceSession(model: loaded.model, capacity: ids.count + maxTokens + 1)
+        var stop: Set<Int32> = [loaded.tokenizer.eos]
+        if let endOfTurn = loaded.tokenizer.encode("<|im_end|>").first, loaded.tokenizer.encode("<|im_end|>").count == 1 { stop.insert(endOfTurn) }
+        var produced: [Int32] = []
+        var printed = ""
+        _ = Model.generate(session: session, prompt: ids,
+                           options: SamplingOptions(maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), seed: UInt64(seed), stop: stop)) { token in
+            // Decode the whole continuation and print what is new, so multi-token characters come out whole.
+            produced.append(token)
+            let text = loaded.tokenizer.decode(produced)
+            if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
+                FileHandle.standardOutput.write(Data(String(text.dropFirst(printed.count)).utf8))
+                printed = text
+            }
+            return true
+        }
+        let final = loaded.tokenizer.decode(produced)
+        if final.count > printed.count, final.hasPrefix(printed) { FileHandle.standardOutput.write(Data(String(final.dropFirst(printed.count)).utf8)) }
+        print("")
+        return 0
+    }
+}

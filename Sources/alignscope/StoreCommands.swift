@@ -1,0 +1,18 @@
+import Experiments
+import Foundation
+import RunStore
+
+extension Commands {
+    static func export(_ args: ParsedArguments) throws -> Int32 {
+        guard let db = args.string("--db") else { throw UsageError(message: "--db: missing (the run store)") }
+        guard let run = args.string("--run") else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
+        guard let out = args.string("--out") else { throw UsageError(message: "--out: missing (the GGUF file to write)") }
+        guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
+        let step: Int? = args.string("--step") == nil ? nil : try args.int("--step", default: 0)
+        let store = try RunStore(path: db)
+        let root = args.string("--checkpoints").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
+        let written = try RunExport.export(store: store, run: run, step: step, checkpointRoot: root, out: out, f16: args.has("--f16"))
+        print("wrote \(out) (run \(run), step \(written))")
+        return 0
+    }
+}
