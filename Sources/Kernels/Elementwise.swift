@@ -1,0 +1,188 @@
+import Foundation
+
+// MARK: Embedding
+
+/// out: (n, c) = wte[tokens[t]] for each t; wte: (vocab, c).
+public func embeddingForward(
+    _ out: UnsafeMutablePointer<Float>, _ tokens: UnsafePointer<Int32>, _ wte: UnsafePointer<Float>,
+    n: Int, c: Int
+) {
+    for t in 0..<n {
+        (out + t * c).update(from: wte + Int(tokens[t]) * c, count: c)
+    }
+}
+
+/// dwte[tokens[t]] += dout[t]. Split over columns so a repeated token is always summed in token order.
+public func embeddingBackward(
+    _ dwte: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ tokens: UnsafePointer<Int32>,
+    n: Int, c: Int
+) {
+    let dw = SendablePointer(dwte), d = SendablePointer(dout), tk = SendablePointer(tokens)
+    parallelFor(c, grain: n * c >= 1 << 16 ? 16 : c) { cols in
+        for t in 0..<n {
+            let row = dw.p + Int(tk.p[t]) * c, src = d.p + t * c
+            for j in cols { row[j] += src[j] }
+        }
+    }
+}
+
+// MARK: RMSNorm
+
+/// inp, out: (n, c); weight: (c); rstd: (n) stored for backward.
+/// out = inp * rstd * weight with rstd = 1 / sqrt(mean(inp^2) + eps).
+public func rmsnormForward(
+    _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+    _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, n: Int, c: Int, eps: Float
+) {
+    let o = SendablePointer(out), r = SendablePointer(rstd), x = SendablePointer(inp), w = SendablePointer(weight)
+    parallelFor(n, grain: max(1, 4096 / max(c, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * c, orow = o.p + t * c
+            var ss: Float = 0
+            for i in 0..<c { ss += xr[i] * xr[i] }
+            let rs = 1 / (ss / Float(c) + eps).squareRoot()
+            r.p[t] = rs
+            for i in 0..<c { orow[i] = xr[i] * rs * w.p[i] }
+        }
+    }
+}
+
+/// dinp += d(out)/d(inp)^T dout, dweight += sum over rows of dout * inp * rstd.
+public func rmsnormBackward(
+    _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>,
+    _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    _ rstd: UnsafePointer<Float>, n: Int, c: Int
+) {
+    let dx = SendablePointer(dinp), dw = SendablePointer(dweight), g = SendablePointer(dout)
+    let x = SendablePointer(inp), w = SendablePointer(weight), r = SendablePointer(rstd)
+    parallelFor(n, grain: max(1, 4096 / max(c, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * c, gr = g.p + t * c, dxr = dx.p + t * c
+            let rs = r.p[t]
+            var dot: Float = 0
+            for i in 0..<c { dot += gr[i] * w.p[i] * xr[i] }
+            let k = rs * rs * dot / Float(c)
+            for i in 0..<c { dxr[i] += rs * (w.p[i] * gr[i] - xr[i] * k) }
+        }
+    }
+    // Columns are split across chunks; each column is summed over rows in row order.
+    parallelFor(c, grain: n * c >= 1 << 16 ? 16 : c) { cols in
+        for t in 0..<n {
+            let xr = x.p + t * c, gr = g.p + t * c, rs = r.p[t]
+            for i in cols { dw.p[i] += gr[i] * xr[i] * rs }
+        }
+    }
+}
+
+// MARK: SwiGLU
+
+/// gate, up, out: (n); out = silu(gate) * up, silu(g) = g * sigmoid(g).
+public func swigluForward(
+    _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, n: Int
+) {
+    let o = SendablePointer(out), g = SendablePointer(gate), u = SendablePointer(up)
+    parallelFor(n, grain: 1 << 14) { r in
+        for i in r {
+            let x = g.p[i]
+            o.p[i] = x / (1 + expf(-x)) * u.p[i]
+        }
+    }
+}
+
+/// dgate += dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))), dup += dout * silu(g).
+public func swigluBackward(
+    _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
+    _ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, n: Int
+) {
+    let dg = SendablePointer(dgate), du = SendablePointer(dup), d = SendablePointer(dout)
+    let g = SendablePointer(gate), u = SendablePointer(up)
+    parallelFor(n, grain: 1 << 14) { r in
+        for i in r {
+            let x = g.p[i]
+            let s = 1 / (1 + expf(-x))
+            dg.p[i] += d.p[i] * u.p[i] * s * (1 + x * (1 - s))
+            du.p[i] += d.p[i] * x * s
+        }
+    }
+}
+
+// MARK: Residual
+
+/// out = a + b over n floats; out may alias a or b.
+public func residualForward(
+    _ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, n: Int
+) {
+    let o = SendablePointer(out), x = SendablePointer(a), y = SendablePointer(b)
+    parallelFor(n, grain: 1 << 15) { r in
+        for i in r { o.p[i] = x.p[i] + y.p[i] }
+    }
+}
+
+/// da += dout, db += dout.
+public func residualBackward(
+    _ da: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, n: Int
+) {
+    let x = SendablePointer(da), y = SendablePointer(db), d = SendablePointer(dout)
+    parallelFor(n, grain: 1 << 15) { r in
+        for i in r {
+            x.p[i] += d.p[i]
+            y.p[i] += d.p[i]
+        }
+    }
+}
+
+// MARK: Log-softmax gathered at the target
+
+/// logits: (m, v); targets: (m), each in 0..<v; lp: (m) = log softmax(logits[r])[targets[r]];
+/// lse: (m) = logsumexp(logits[r]), stored for backward.
+public func logSoftmaxGatherForward(
+    _ lp: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>,
+    _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, m: Int, v: Int
+) {
+    let l = SendablePointer(lp), s = SendablePointer(lse), z = SendablePointer(logits), tg = SendablePointer(targets)
+    parallelFor(m, grain: max(1, 8192 / max(v, 1))) { rows in
+        for r in rows {
+            let row = z.p + r * v
+            let e = logSumExp(row, count: v)
+            s.p[r] = e
+            l.p[r] = row[Int(tg.p[r])] - e
+        }
+    }
+}
+
+/// Writes (does not add) dlogits: (m, v) = dlp[r] * (onehot(targets[r]) - softmax(logits[r])).
+/// `dlogits` may be the same buffer as `logits`.
+public func logSoftmaxGatherBackward(
+    _ dlogits: UnsafeMutablePointer<Float>, _ dlp: UnsafePointer<Float>, _ logits: UnsafePointer<Float>,
+    _ lse: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, m: Int, v: Int
+) {
+    let dz = SendablePointer(dlogits), d = SendablePointer(dlp), z = SendablePointer(logits)
+    let s = SendablePointer(lse), tg = SendablePointer(targets)
+    parallelFor(m, grain: max(1, 8192 / max(v, 1))) { rows in
+        for r in rows {
+            let row = z.p + r * v, drow = dz.p + r * v
+            let g = d.p[r], e = s.p[r]
+            if g == 0 {
+                drow.update(repeating: 0, count: v)
+                continue
+            }
+            for j in 0..<v { drow[j] = -g * expf(row[j] - e) }
+            drow[Int(tg.p[r])] += g
+        }
+    }
+}
+
+/// out: (v) = log softmax(logits), both (v). out may alias logits.
+public func logSoftmax(_ out: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>, v: Int) {
+    let e = logSumExp(logits, count: v)
+    for j in 0..<v { out[j] = logits[j] - e }
+}
+
+/// log(sum(exp(row))) over `count` floats, stabilised by the row maximum.
+public func logSumExp(_ row: UnsafePointer<Float>, count v: Int) -> Float {
+    var mx = -Float.infinity
+    for j in 0..<v { mx = max(mx, row[j]) }
+    var sum: Float = 0
+    for j in 0..<v { sum += expf(row[j] - mx) }
+    return mx + logf(sum)
+}

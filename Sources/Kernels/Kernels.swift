@@ -1,1 +1,0 @@
-// Module Kernels: see ../shared/DESIGN.md module map.

@@ -1,0 +1,56 @@
+import CBLAS
+
+/// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm`.
+///
+/// Shapes: op(A) is (m, k), op(B) is (k, n), C is (m, n).
+/// - `transA == false`: A is stored (m, k) with row stride `lda` (default k);
+///   `transA == true`: A is stored (k, m) with row stride `lda` (default m) and used transposed.
+/// - `transB == false`: B is stored (k, n) with row stride `ldb` (default n);
+///   `transB == true`: B is stored (n, k) with row stride `ldb` (default k) and used transposed.
+/// - C has row stride `ldc` (default n).
+///
+/// The model uses: y = x W^T (`transB: true`, W stored (out, in)), dx = dy W (no transpose),
+/// dW += dy^T x (`transA: true`, beta 1).
+public func matmul(
+    _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+    lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0
+) {
+    if m == 0 || n == 0 { return }
+    let lda = lda ?? (transA ? m : k)
+    let ldb = ldb ?? (transB ? k : n)
+    let ldc = ldc ?? n
+    if k == 0 {
+        for i in 0..<m {
+            for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+        }
+        return
+    }
+    _ = Threads.blasConfigured
+    cblas_sgemm(
+        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The naive triple loop with the same meaning as `matmul`, accumulating in Double. For tests.
+public func matmulReference(
+    _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+    lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0
+) {
+    let lda = lda ?? (transA ? m : k)
+    let ldb = ldb ?? (transB ? k : n)
+    let ldc = ldc ?? n
+    for i in 0..<m {
+        for j in 0..<n {
+            var s = 0.0
+            for p in 0..<k {
+                let av = transA ? a[p * lda + i] : a[i * lda + p]
+                let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
+                s += Double(av) * Double(bv)
+            }
+            let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+            c[i * ldc + j] = Float(Double(alpha) * s + old)
+        }
+    }
+}

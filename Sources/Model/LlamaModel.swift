@@ -1,0 +1,337 @@
+import Kernels
+
+/// A Llama-family transformer with hand-written forward and backward over a packed batch.
+///
+/// Parameters, gradients and activations each live in one allocation carved by a table of named sizes;
+/// activations are sized once for `maxTokens` tokens, so `forward`/`backward` allocate nothing.
+/// Not thread-safe: use one model per thread of work.
+public final class LlamaModel {
+    public let config: LlamaConfig
+    /// Capacity of one packed batch, in tokens.
+    public let maxTokens: Int
+    /// Longest sequence a batch may hold (sizes the stored attention probabilities).
+    public let maxSequenceLength: Int
+
+    /// Parameter tensors in storage order, with GGUF names and GGUF layout: a matrix W of shape
+    /// [out, in] is stored row-major out x in (y = W x). Q/K rows are in GGUF order (RoPE on adjacent pairs).
+    /// "token_embd.weight" [vocab, dim]; per block i: "blk.{i}.attn_norm.weight" [dim],
+    /// "blk.{i}.attn_q.weight" [nHeads*headDim, dim], "blk.{i}.attn_k.weight" [nKV*headDim, dim],
+    /// "blk.{i}.attn_v.weight" [nKV*headDim, dim], "blk.{i}.attn_output.weight" [dim, dim],
+    /// "blk.{i}.ffn_norm.weight" [dim], "blk.{i}.ffn_gate.weight" [ffn, dim], "blk.{i}.ffn_up.weight" [ffn, dim],
+    /// "blk.{i}.ffn_down.weight" [dim, ffn]; "output_norm.weight" [dim]; "output.weight" [vocab, dim] unless tied.
+    public let parameterTable: [(name: String, shape: [Int])]
+    private let parameterIndex: [String: (offset: Int, count: Int)]
+
+    /// All parameters, in `parameterTable` order (the one allocation).
+    public let parameters: UnsafeMutableBufferPointer<Float>
+    /// All gradients, same layout as `parameters`.
+    public let gradients: UnsafeMutableBufferPointer<Float>
+    public var parameterCount: Int { parameters.count }
+
+    struct Block {
+        var attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown: UnsafeMutablePointer<Float>
+    }
+    struct Global {
+        var embedding, outputNorm, output: UnsafeMutablePointer<Float>
+    }
+    let pBlocks: [Block], gBlocks: [Block]
+    let p: Global, g: Global
+
+    /// Per-layer stored activations.
+    struct LayerActs {
+        var attnNorm, attnRstd, q, k, v, att, probs, residMid, ffnNorm, ffnRstd, gate, up, hidden: UnsafeMutablePointer<Float>
+    }
+    private let activations: UnsafeMutableBufferPointer<Float>
+    private let indices: UnsafeMutableBufferPointer<Int32>
+    private let layers: [LayerActs]
+    /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
+    private let resid: [UnsafeMutablePointer<Float>]
+    private let finalNorm, finalRstd, compact, logits, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
+    private let dResid, dNorm, dq, dk, dv, dAtt, dGate, dUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
+    private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
+    let ropeCos: [Float], ropeSin: [Float]
+
+    private var lastStarts: [Int] = []
+    private var lastCount = 0
+    private var lastTargeted = 0
+    private var readyForBackward = false
+
+    /// - Parameters:
+    ///   - maxTokens: capacity of one packed batch.
+    ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); the stored
+    ///     attention probabilities take nLayers * nHeads * maxTokens * maxSequenceLength floats of address space
+    ///     (pages are touched only as used).
+    public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil) {
+        config.validate()
+        precondition(maxTokens > 0, "LlamaModel: maxTokens must be positive")
+        self.config = config
+        self.maxTokens = maxTokens
+        let maxSeq = min(maxSequenceLength ?? min(maxTokens, config.contextLength), maxTokens)
+        self.maxSequenceLength = maxSeq
+        let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
+        let nl = config.nLayers, n = maxTokens
+
+        var table: [(name: String, shape: [Int])] = [("token_embd.weight", [v, c])]
+        for i in 0..<nl {
+            table += [
+                ("blk.\(i).attn_norm.weight", [c]), ("blk.\(i).attn_q.weight", [c, c]),
+                ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c]),
+                ("blk.\(i).attn_output.weight", [c, c]), ("blk.\(i).ffn_norm.weight", [c]),
+                ("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]),
+                ("blk.\(i).ffn_down.weight", [c, f]),
+            ]
+        }
+        table.append(("output_norm.weight", [c]))
+        if !config.tiedEmbedding { table.append(("output.weight", [v, c])) }
+        parameterTable = table
+        var index: [String: (offset: Int, count: Int)] = [:]
+        var total = 0
+        for (name, shape) in table {
+            let count = shape.reduce(1, *)
+            index[name] = (total, count)
+            total += count
+        }
+        parameterIndex = index
+        parameters = .allocate(capacity: total)
+        parameters.initialize(repeating: 0)
+        gradients = .allocate(capacity: total)
+        gradients.initialize(repeating: 0)
+
+        func carve(_ base: UnsafeMutableBufferPointer<Float>) -> (Global, [Block]) {
+            let b = base.baseAddress!
+            func t(_ name: String) -> UnsafeMutablePointer<Float> { b + index[name]!.offset }
+            let blocks = (0..<nl).map { i in
+                Block(attnNorm: t("blk.\(i).attn_norm.weight"), wq: t("blk.\(i).attn_q.weight"),
+                      wk: t("blk.\(i).attn_k.weight"), wv: t("blk.\(i).attn_v.weight"),
+                      wo: t("blk.\(i).attn_output.weight"), ffnNorm: t("blk.\(i).ffn_norm.weight"),
+                      wGate: t("blk.\(i).ffn_gate.weight"), wUp: t("blk.\(i).ffn_up.weight"),
+                      wDown: t("blk.\(i).ffn_down.weight"))
+            }
+            let emb = t("token_embd.weight")
+            return (Global(embedding: emb, outputNorm: t("output_norm.weight"),
+                           output: config.tiedEmbedding ? emb : t("output.weight")), blocks)
+        }
+        (p, pBlocks) = carve(parameters)
+        (g, gBlocks) = carve(gradients)
+
+        // Activation table: (name, floats); each slot is rounded up to 16 floats (64 bytes).
+        var actTable: [(String, Int)] = []
+        for l in 0...nl { actTable.append(("resid.\(l)", n * c)) }
+        for l in 0..<nl {
+            actTable += [
+                ("blk.\(l).attn_norm", n * c), ("blk.\(l).attn_rstd", n), ("blk.\(l).q", n * c),
+                ("blk.\(l).k", n * kv), ("blk.\(l).v", n * kv), ("blk.\(l).att", n * c),
+                ("blk.\(l).probs", config.nHeads * n * maxSeq), ("blk.\(l).resid_mid", n * c),
+                ("blk.\(l).ffn_norm", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate", n * f),
+                ("blk.\(l).up", n * f), ("blk.\(l).hidden", n * f),
+            ]
+        }
+        actTable += [
+            ("final_norm", n * c), ("final_rstd", n), ("compact", n * c), ("logits", n * v), ("lse", n),
+            ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
+            ("d_resid", n * c), ("d_norm", n * c), ("d_q", n * c), ("d_k", n * kv), ("d_v", n * kv),
+            ("d_att", n * c), ("d_gate", n * f), ("d_up", n * f), ("d_hidden", n * f), ("d_compact", n * c),
+            ("d_scores", maxSeq * maxSeq),
+        ]
+        var actOffsets: [String: Int] = [:]
+        var actTotal = 0
+        for (name, count) in actTable {
+            actOffsets[name] = actTotal
+            actTotal += (count + 15) / 16 * 16
+        }
+        // Left uninitialised on purpose: every slot is written before it is read, and untouched pages
+        // (e.g. attention probabilities for short sequences) then cost no memory.
+        activations = .allocate(capacity: actTotal)
+        let a = activations.baseAddress!
+        func s(_ name: String) -> UnsafeMutablePointer<Float> { a + actOffsets[name]! }
+        resid = (0...nl).map { s("resid.\($0)") }
+        layers = (0..<nl).map { l in
+            LayerActs(attnNorm: s("blk.\(l).attn_norm"), attnRstd: s("blk.\(l).attn_rstd"), q: s("blk.\(l).q"),
+                      k: s("blk.\(l).k"), v: s("blk.\(l).v"), att: s("blk.\(l).att"), probs: s("blk.\(l).probs"),
+                      residMid: s("blk.\(l).resid_mid"), ffnNorm: s("blk.\(l).ffn_norm"),
+                      ffnRstd: s("blk.\(l).ffn_rstd"), gate: s("blk.\(l).gate"), up: s("blk.\(l).up"),
+                      hidden: s("blk.\(l).hidden"))
+        }
+        finalNorm = s("final_norm"); finalRstd = s("final_rstd"); compact = s("compact"); logits = s("logits")
+        lse = s("lse"); compactLp = s("compact_lp"); compactDlp = s("compact_dlp"); logprobs = s("logprobs")
+        dResid = s("d_resid"); dNorm = s("d_norm"); dq = s("d_q"); dk = s("d_k"); dv = s("d_v"); dAtt = s("d_att")
+        dGate = s("d_gate"); dUp = s("d_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
+        dScores = s("d_scores")
+
+        indices = .allocate(capacity: 4 * n)
+        indices.initialize(repeating: 0)
+        let ib = indices.baseAddress!
+        tokenBuf = ib; positions = ib + n; compactRows = ib + 2 * n; compactTargets = ib + 3 * n
+
+        (ropeCos, ropeSin) = ropeTable(positions: maxSeq, headDim: config.headDim, base: config.ropeBase)
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+        activations.deallocate()
+        indices.deallocate()
+    }
+
+    /// The parameter tensor `name` (see `parameterTable`). Unknown names are a programmer error.
+    public func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float> {
+        guard let e = parameterIndex[name] else { preconditionFailure("LlamaModel: no parameter named \(name)") }
+        return UnsafeMutableBufferPointer(rebasing: parameters[e.offset..<(e.offset + e.count)])
+    }
+
+    /// The gradient of parameter `name`.
+    public func gradient(_ name: String) -> UnsafeMutableBufferPointer<Float> {
+        guard let e = parameterIndex[name] else { preconditionFailure("LlamaModel: no parameter named \(name)") }
+        return UnsafeMutableBufferPointer(rebasing: gradients[e.offset..<(e.offset + e.count)])
+    }
+
+    public func zeroGradients() {
+        gradients.update(repeating: 0)
+    }
+
+    /// Deterministic initialisation: every matrix N(0, std^2) from a seeded generator, every norm weight 1.
+    public func initializeRandom(seed: UInt64, std: Float = 0.02) {
+        var rng = SplitMix64(seed: seed)
+        for (name, shape) in parameterTable {
+            let t = parameter(name)
+            if shape.count == 1 {
+                t.update(repeating: 1)
+            } else {
+                for i in 0..<t.count { t[i] = Float(rng.normal()) * std }
+            }
+        }
+    }
+
+    /// Forward over a packed batch (sequences concatenated; positions restart at 0 at each sequence start;
+    /// attention is block-causal: a token sees only earlier tokens of its own sequence).
+    ///
+    /// Returns, for every position t with targets[t] >= 0, log p(targets[t] | tokens of its sequence up to t);
+    /// positions with target < 0 get 0. Logits are computed only for targeted positions.
+    /// The buffer is owned by the model and valid until the next forward.
+    public func forward(_ batch: TokenBatch, training: Bool) -> UnsafeBufferPointer<Float> {
+        batch.validate(vocabSize: config.vocabSize)
+        let n = batch.count
+        precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
+        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
+        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd
+        let starts = batch.sequenceStarts
+        var m = 0
+        for s in 0..<starts.count {
+            let len = batch.sequenceLength(s)
+            precondition(len <= maxSequenceLength,
+                         "LlamaModel.forward: sequence of \(len) tokens exceeds maxSequenceLength \(maxSequenceLength)")
+            for i in 0..<len {
+                let t = starts[s] + i
+                positions[t] = Int32(i)
+                tokenBuf[t] = batch.tokens[t]
+                if batch.targets[t] >= 0 {
+                    compactRows[m] = Int32(t)
+                    compactTargets[m] = batch.targets[t]
+                    m += 1
+                }
+            }
+        }
+
+        embeddingForward(resid[0], tokenBuf, p.embedding, n: n, c: c)
+        ropeCos.withUnsafeBufferPointer { cosb in
+            ropeSin.withUnsafeBufferPointer { sinb in
+                for l in 0..<config.nLayers {
+                    let w = pBlocks[l], a = layers[l], x = resid[l]
+                    rmsnormForward(a.attnNorm, a.attnRstd, x, w.attnNorm, n: n, c: c, eps: config.normEps)
+                    matmul(a.q, a.attnNorm, w.wq, m: n, n: c, k: c, transB: true)
+                    matmul(a.k, a.attnNorm, w.wk, m: n, n: kv, k: c, transB: true)
+                    matmul(a.v, a.attnNorm, w.wv, m: n, n: kv, k: c, transB: true)
+                    ropeForward(a.q, positions: positions, n: n, heads: nh, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    ropeForward(a.k, positions: positions, n: n, heads: nkv, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    attentionForward(a.att, a.probs, a.q, a.k, a.v, sequenceStarts: starts, n: n,
+                                     heads: nh, kvHeads: nkv, headDim: hd)
+                    matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
+                    residualForward(a.residMid, a.residMid, x, n: n * c)
+                    rmsnormForward(a.ffnNorm, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
+                    matmul(a.gate, a.ffnNorm, w.wGate, m: n, n: f, k: c, transB: true)
+                    matmul(a.up, a.ffnNorm, w.wUp, m: n, n: f, k: c, transB: true)
+                    swigluForward(a.hidden, a.gate, a.up, n: n * f)
+                    matmul(resid[l + 1], a.hidden, w.wDown, m: n, n: c, k: f, transB: true)
+                    residualForward(resid[l + 1], resid[l + 1], a.residMid, n: n * c)
+                }
+            }
+        }
+        rmsnormForward(finalNorm, finalRstd, resid[config.nLayers], p.outputNorm, n: n, c: c, eps: config.normEps)
+        for r in 0..<m {
+            (compact + r * c).update(from: finalNorm + Int(compactRows[r]) * c, count: c)
+        }
+        matmul(logits, compact, p.output, m: m, n: v, k: c, transB: true)
+        logSoftmaxGatherForward(compactLp, lse, logits, compactTargets, m: m, v: v)
+        logprobs.update(repeating: 0, count: n)
+        for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
+
+        lastStarts = starts
+        lastCount = n
+        lastTargeted = m
+        readyForBackward = training
+        return UnsafeBufferPointer(start: logprobs, count: n)
+    }
+
+    /// Backward of the last `forward(_:training: true)`: dLogprobs[t] is dLoss/dlogprob_t for every position
+    /// of that batch (entries at untargeted positions are ignored). ADDS into `gradients`.
+    /// Call once per forward (the logits buffer is reused for their gradient).
+    public func backward(_ dLogprobs: UnsafePointer<Float>) {
+        precondition(readyForBackward, "LlamaModel.backward: needs a forward(training: true) first")
+        readyForBackward = false
+        let n = lastCount, m = lastTargeted, starts = lastStarts
+        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
+        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd
+
+        for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
+        logSoftmaxGatherBackward(logits, compactDlp, logits, lse, compactTargets, m: m, v: v)
+        matmul(dCompact, logits, p.output, m: m, n: c, k: v)
+        matmul(g.output, logits, compact, m: v, n: c, k: m, transA: true, beta: 1)
+        dNorm.update(repeating: 0, count: n * c)
+        for r in 0..<m {
+            (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
+        }
+        dResid.update(repeating: 0, count: n * c)
+        rmsnormBackward(dResid, g.outputNorm, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n, c: c)
+
+        ropeCos.withUnsafeBufferPointer { cosb in
+            ropeSin.withUnsafeBufferPointer { sinb in
+                for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
+                    let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
+                    // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
+                    matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c)
+                    matmul(gw.wDown, dResid, a.hidden, m: c, n: f, k: n, transA: true, beta: 1)
+                    dGate.update(repeating: 0, count: n * f)
+                    dUp.update(repeating: 0, count: n * f)
+                    swigluBackward(dGate, dUp, dHidden, a.gate, a.up, n: n * f)
+                    matmul(dNorm, dGate, w.wGate, m: n, n: c, k: f)
+                    matmul(dNorm, dUp, w.wUp, m: n, n: c, k: f, beta: 1)
+                    matmul(gw.wGate, dGate, a.ffnNorm, m: f, n: c, k: n, transA: true, beta: 1)
+                    matmul(gw.wUp, dUp, a.ffnNorm, m: f, n: c, k: n, transA: true, beta: 1)
+                    rmsnormBackward(dResid, gw.ffnNorm, dNorm, a.residMid, w.ffnNorm, a.ffnRstd, n: n, c: c)
+                    // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h), h = norm(resid[l]).
+                    matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
+                    matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1)
+                    dq.update(repeating: 0, count: n * c)
+                    dk.update(repeating: 0, count: n * kv)
+                    dv.update(repeating: 0, count: n * kv)
+                    attentionBackward(dq, dk, dv, scratch: dScores, dAtt, a.probs, a.q, a.k, a.v,
+                                      sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd)
+                    ropeBackward(dq, positions: positions, n: n, heads: nh, headDim: hd,
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    ropeBackward(dk, positions: positions, n: n, heads: nkv, headDim: hd,
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    matmul(dNorm, dq, w.wq, m: n, n: c, k: c)
+                    matmul(dNorm, dk, w.wk, m: n, n: c, k: kv, beta: 1)
+                    matmul(dNorm, dv, w.wv, m: n, n: c, k: kv, beta: 1)
+                    matmul(gw.wq, dq, a.attnNorm, m: c, n: c, k: n, transA: true, beta: 1)
+                    matmul(gw.wk, dk, a.attnNorm, m: kv, n: c, k: n, transA: true, beta: 1)
+                    matmul(gw.wv, dv, a.attnNorm, m: kv, n: c, k: n, transA: true, beta: 1)
+                    rmsnormBackward(dResid, gw.attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n, c: c)
+                }
+            }
+        }
+        embeddingBackward(g.embedding, dResid, tokenBuf, n: n, c: c)
+    }
+}

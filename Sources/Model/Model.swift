@@ -1,1 +1,0 @@
-// Module Model: see ../shared/DESIGN.md module map.

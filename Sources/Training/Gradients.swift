@@ -1,0 +1,29 @@
+/// Global L2 norm of `grads`; if it exceeds `maxNorm`, scales them to norm `maxNorm`. Returns the norm
+/// before clipping. The sum runs in Double over fixed blocks in order, so it is deterministic.
+/// A non-positive `maxNorm` only measures.
+@discardableResult
+public func clipGradients(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: Float) -> Float {
+    var total = 0.0
+    var i = 0
+    while i < grads.count {
+        let end = min(grads.count, i + 4096)
+        var s: Float = 0
+        for j in i..<end { s += grads[j] * grads[j] }
+        total += Double(s)
+        i = end
+    }
+    let norm = Float(total.squareRoot())
+    if maxNorm > 0 && norm > maxNorm {
+        scaleGradients(grads, by: maxNorm / norm)
+    }
+    return norm
+}
+
+/// grads *= factor. Gradient accumulation: `backward` adds, so after k micro-batches whose losses were each
+/// normalised on their own, scale by 1/k (or scale each micro-batch's dLoss/dlogprob by 1/k before backward).
+public func scaleGradients(_ grads: UnsafeMutableBufferPointer<Float>, by factor: Float) {
+    let p = Pointer(grads.baseAddress!)
+    forChunks(grads.count) { r in
+        for j in r { p.p[j] *= factor }
+    }
+}

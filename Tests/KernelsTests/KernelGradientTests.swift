@@ -1,0 +1,250 @@
+import Foundation
+import XCTest
+@testable import Kernels
+
+/// Each op: forward against a Double reference written from the formula, backward against finite differences.
+final class KernelGradientTests: XCTestCase {
+    func testRMSNorm() {
+        var rng = TestRNG(2)
+        let n = 4, c = 8, eps: Float = 1e-5
+        var x = rng.array(n * c, 2), w = rng.array(c, 1.5)
+        let r = rng.array(n * c)
+        func fwd(_ x: [Float], _ w: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n * c), rstd = [Float](repeating: 0, count: n)
+            rmsnormForward(&out, &rstd, x, w, n: n, c: c, eps: eps)
+            return out
+        }
+        let out = fwd(x, w)
+        for t in 0..<n {
+            var ss = 0.0
+            for i in 0..<c { ss += Double(x[t * c + i]) * Double(x[t * c + i]) }
+            let rs = 1 / (ss / Double(c) + Double(eps)).squareRoot()
+            for i in 0..<c {
+                XCTAssertEqual(Double(out[t * c + i]), Double(x[t * c + i]) * rs * Double(w[i]), accuracy: 1e-5)
+            }
+        }
+        var tmp = [Float](repeating: 0, count: n * c), rstd = [Float](repeating: 0, count: n)
+        rmsnormForward(&tmp, &rstd, x, w, n: n, c: c, eps: eps)
+        // Backward adds: start from ones and subtract them afterwards.
+        var dx = [Float](repeating: 1, count: n * c), dw = [Float](repeating: 1, count: c)
+        rmsnormBackward(&dx, &dw, r, x, w, rstd, n: n, c: c)
+        dx = dx.map { $0 - 1 }
+        dw = dw.map { $0 - 1 }
+        checkGradient("rmsnorm dx", &x, analytic: dx) { dot(r, fwd($0, w)) }
+        checkGradient("rmsnorm dweight", &w, analytic: dw) { dot(r, fwd(x, $0)) }
+    }
+
+    func testSwiGLU() {
+        var rng = TestRNG(3)
+        let n = 24
+        var gate = rng.array(n, 4), up = rng.array(n, 2)
+        let r = rng.array(n)
+        func fwd(_ g: [Float], _ u: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n)
+            swigluForward(&out, g, u, n: n)
+            return out
+        }
+        let out = fwd(gate, up)
+        for i in 0..<n {
+            let g = Double(gate[i])
+            XCTAssertEqual(Double(out[i]), g / (1 + exp(-g)) * Double(up[i]), accuracy: 1e-5)
+        }
+        var dg = [Float](repeating: 0, count: n), du = [Float](repeating: 0, count: n)
+        swigluBackward(&dg, &du, r, gate, up, n: n)
+        checkGradient("swiglu dgate", &gate, analytic: dg) { dot(r, fwd($0, up)) }
+        checkGradient("swiglu dup", &up, analytic: du) { dot(r, fwd(gate, $0)) }
+    }
+
+    func testResidual() {
+        var rng = TestRNG(4)
+        let a = rng.array(10), b = rng.array(10), d = rng.array(10)
+        var out = [Float](repeating: 0, count: 10)
+        residualForward(&out, a, b, n: 10)
+        for i in 0..<10 { XCTAssertEqual(out[i], a[i] + b[i]) }
+        var da = [Float](repeating: 1, count: 10), db = [Float](repeating: 0, count: 10)
+        residualBackward(&da, &db, d, n: 10)
+        for i in 0..<10 {
+            XCTAssertEqual(da[i], 1 + d[i])
+            XCTAssertEqual(db[i], d[i])
+        }
+    }
+
+    func testRoPEMatchesFormulaAndBackwardIsInverse() {
+        var rng = TestRNG(5)
+        let n = 3, heads = 2, hd = 6, base: Float = 500
+        let positions: [Int32] = [0, 4, 2]
+        let table = ropeTable(positions: 5, headDim: hd, base: base)
+        let x0 = rng.array(n * heads * hd)
+        var x = x0
+        ropeForward(&x, positions: positions, n: n, heads: heads, headDim: hd, cos: table.cos, sin: table.sin)
+        for t in 0..<n {
+            for h in 0..<heads {
+                for i in 0..<(hd / 2) {
+                    let theta = Double(positions[t]) * pow(Double(base), -2 * Double(i) / Double(hd))
+                    let o = t * heads * hd + h * hd + 2 * i
+                    let a = Double(x0[o]), b = Double(x0[o + 1])
+                    XCTAssertEqual(Double(x[o]), a * cos(theta) - b * sin(theta), accuracy: 1e-6)
+                    XCTAssertEqual(Double(x[o + 1]), a * sin(theta) + b * cos(theta), accuracy: 1e-6)
+                }
+            }
+        }
+        // A rotation's transpose is its inverse.
+        ropeBackward(&x, positions: positions, n: n, heads: heads, headDim: hd, cos: table.cos, sin: table.sin)
+        for i in x.indices { XCTAssertEqual(x[i], x0[i], accuracy: 1e-6) }
+    }
+
+    /// Grouped-query attention with RoPE over a packed batch of two sequences of different lengths:
+    /// forward against a Double reference, backward (through RoPE) against finite differences.
+    func testPackedGQAAttentionWithRoPE() {
+        var rng = TestRNG(6)
+        let starts = [0, 5], n = 8, heads = 4, kvHeads = 2, hd = 4
+        let qw = heads * hd, kw = kvHeads * hd, base: Float = 100
+        let positions: [Int32] = [0, 1, 2, 3, 4, 0, 1, 2]
+        let table = ropeTable(positions: 5, headDim: hd, base: base)
+        var qRaw = rng.array(n * qw, 1.5), kRaw = rng.array(n * kw, 1.5), v = rng.array(n * kw)
+        let r = rng.array(n * qw)
+        let probsCount = attentionProbsCount(sequenceStarts: starts, n: n, heads: heads)
+        XCTAssertEqual(probsCount, heads * (25 + 9))
+
+        func fwd(_ qRaw: [Float], _ kRaw: [Float], _ v: [Float]) -> (out: [Float], q: [Float], k: [Float], probs: [Float]) {
+            var q = qRaw, k = kRaw
+            ropeForward(&q, positions: positions, n: n, heads: heads, headDim: hd, cos: table.cos, sin: table.sin)
+            ropeForward(&k, positions: positions, n: n, heads: kvHeads, headDim: hd, cos: table.cos, sin: table.sin)
+            var out = [Float](repeating: 0, count: n * qw), probs = [Float](repeating: 0, count: probsCount)
+            attentionForward(&out, &probs, q, k, v, sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd)
+            return (out, q, k, probs)
+        }
+
+        // Reference: rotate in Double, then plain loops; token t attends to s of its own sequence with s <= t.
+        func rot(_ x: [Float], _ width: Int) -> [Double] {
+            var y = x.map(Double.init)
+            for t in 0..<n {
+                for o in stride(from: 0, to: width, by: 2) {
+                    let i = (o % hd) / 2
+                    let th = Double(positions[t]) * pow(Double(base), -2 * Double(i) / Double(hd))
+                    let a = Double(x[t * width + o]), b = Double(x[t * width + o + 1])
+                    y[t * width + o] = a * cos(th) - b * sin(th)
+                    y[t * width + o + 1] = a * sin(th) + b * cos(th)
+                }
+            }
+            return y
+        }
+        let qd = rot(qRaw, qw), kd = rot(kRaw, kw)
+        let result = fwd(qRaw, kRaw, v)
+        for t in 0..<n {
+            let seqStart = t < 5 ? 0 : 5
+            for h in 0..<heads {
+                let g = h / (heads / kvHeads)
+                var scores: [Double] = []
+                for s in seqStart...t {
+                    var d = 0.0
+                    for i in 0..<hd { d += qd[t * qw + h * hd + i] * kd[s * kw + g * hd + i] }
+                    scores.append(d / Double(hd).squareRoot())
+                }
+                let mx = scores.max()!
+                let e = scores.map { exp($0 - mx) }
+                let z = e.reduce(0, +)
+                for i in 0..<hd {
+                    var o = 0.0
+                    for (j, s) in (seqStart...t).enumerated() { o += e[j] / z * Double(v[s * kw + g * hd + i]) }
+                    XCTAssertEqual(Double(result.out[t * qw + h * hd + i]), o, accuracy: 1e-5, "t \(t) h \(h) i \(i)")
+                }
+            }
+        }
+
+        var dq = [Float](repeating: 0, count: n * qw), dk = [Float](repeating: 0, count: n * kw)
+        var dv = [Float](repeating: 0, count: n * kw), scratch = [Float](repeating: 0, count: 25)
+        attentionBackward(&dq, &dk, &dv, scratch: &scratch, r, result.probs, result.q, result.k, v,
+                          sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd)
+        ropeBackward(&dq, positions: positions, n: n, heads: heads, headDim: hd, cos: table.cos, sin: table.sin)
+        ropeBackward(&dk, positions: positions, n: n, heads: kvHeads, headDim: hd, cos: table.cos, sin: table.sin)
+        checkGradient("attention dq", &qRaw, analytic: dq) { dot(r, fwd($0, kRaw, v).out) }
+        checkGradient("attention dk", &kRaw, analytic: dk) { dot(r, fwd(qRaw, $0, v).out) }
+        checkGradient("attention dv", &v, analytic: dv) { dot(r, fwd(qRaw, kRaw, $0).out) }
+    }
+
+    /// Tied head: the embedding matrix is used for the input lookup and the output projection; the loss is a
+    /// weighted sum of target log-probabilities over a mask (one row has target -1, one has weight 0).
+    func testTiedHeadAndMaskedLogSoftmax() {
+        var rng = TestRNG(7)
+        let vocab = 11, c = 6, n = 5
+        let tokens: [Int32] = [3, 7, 3, 0, 10]
+        let targets: [Int32] = [7, 3, -1, 10, 2]
+        let weights: [Float] = [1, 0.5, 0, 0, 2]
+        var w = rng.array(vocab * c, 1.5), x = rng.array(n * c)
+        let rows = (0..<n).filter { targets[$0] >= 0 }
+        let compactTargets = rows.map { targets[$0] }
+        let m = rows.count
+
+        func fwd(_ w: [Float], _ x: [Float]) -> (lp: [Float], lse: [Float], compact: [Float], logits: [Float]) {
+            var e = [Float](repeating: 0, count: n * c)
+            embeddingForward(&e, tokens, w, n: n, c: c)
+            var h = [Float](repeating: 0, count: n * c)
+            residualForward(&h, e, x, n: n * c)
+            var compact = [Float](repeating: 0, count: m * c)
+            for (i, t) in rows.enumerated() { for j in 0..<c { compact[i * c + j] = h[t * c + j] } }
+            var logits = [Float](repeating: 0, count: m * vocab)
+            matmul(&logits, compact, w, m: m, n: vocab, k: c, transB: true)
+            var lp = [Float](repeating: 0, count: m), lse = [Float](repeating: 0, count: m)
+            logSoftmaxGatherForward(&lp, &lse, logits, compactTargets, m: m, v: vocab)
+            return (lp, lse, compact, logits)
+        }
+        func loss(_ w: [Float], _ x: [Float]) -> Double {
+            let lp = fwd(w, x).lp
+            return rows.enumerated().reduce(0.0) { $0 + Double(weights[$1.element]) * Double(lp[$1.offset]) }
+        }
+
+        let f = fwd(w, x)
+        for (i, t) in rows.enumerated() {
+            var z = [Double](repeating: 0, count: vocab)
+            for j in 0..<vocab {
+                for k in 0..<c { z[j] += Double(w[Int(tokens[t]) * c + k] + x[t * c + k]) * Double(w[j * c + k]) }
+            }
+            let lse = log(z.map { exp($0) }.reduce(0, +))
+            XCTAssertEqual(Double(f.lp[i]), z[Int(targets[t])] - lse, accuracy: 1e-5)
+        }
+
+        var dlogits = f.logits
+        let dlp = rows.map { weights[$0] }
+        logSoftmaxGatherBackward(&dlogits, dlp, f.logits, f.lse, compactTargets, m: m, v: vocab)
+        var dcompact = [Float](repeating: 0, count: m * c), dw = [Float](repeating: 0, count: vocab * c)
+        matmul(&dcompact, dlogits, w, m: m, n: c, k: vocab)
+        matmul(&dw, dlogits, f.compact, m: vocab, n: c, k: m, transA: true, beta: 1)
+        var dh = [Float](repeating: 0, count: n * c)
+        for (i, t) in rows.enumerated() { for j in 0..<c { dh[t * c + j] = dcompact[i * c + j] } }
+        var de = [Float](repeating: 0, count: n * c), dx = [Float](repeating: 0, count: n * c)
+        residualBackward(&de, &dx, dh, n: n * c)
+        embeddingBackward(&dw, de, tokens, n: n, c: c)
+
+        for j in 0..<c {
+            XCTAssertEqual(dx[2 * c + j], 0, "target -1 row has no gradient")
+            XCTAssertEqual(dx[3 * c + j], 0, "weight 0 row has no gradient")
+        }
+        checkGradient("tied head dW", &w, analytic: dw) { loss($0, x) }
+        checkGradient("head dx", &x, analytic: dx) { loss(w, $0) }
+    }
+
+    /// Kernels split work across threads; each output is computed by one chunk, so results do not depend
+    /// on the thread count.
+    func testResultsDoNotDependOnThreadCount() {
+        var rng = TestRNG(8)
+        let n = 300, c = 64
+        let x = rng.array(n * c), w = rng.array(c), g = rng.array(n * c)
+        func run() -> [Float] {
+            var out = [Float](repeating: 0, count: n * c), rstd = [Float](repeating: 0, count: n)
+            rmsnormForward(&out, &rstd, x, w, n: n, c: c, eps: 1e-5)
+            var dx = [Float](repeating: 0, count: n * c), dw = [Float](repeating: 0, count: c)
+            rmsnormBackward(&dx, &dw, g, x, w, rstd, n: n, c: c)
+            var s = [Float](repeating: 0, count: n * c)
+            swigluForward(&s, out, g, n: n * c)
+            return out + dx + dw + s
+        }
+        let saved = Threads.count
+        Threads.count = 1
+        let one = run()
+        Threads.count = 2
+        let two = run()
+        Threads.count = saved
+        XCTAssertEqual(one, two)
+    }
+}
