@@ -248,3 +248,26 @@ final class KernelGradientTests: XCTestCase {
         XCTAssertEqual(one, two)
     }
 }
+
+final class VectorMathTests: XCTestCase {
+    func testFastExpAccuracy() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let rel = abs(Double(fastExp(x)) - exp(Double(x))) / exp(Double(x))
+            worst = max(worst, rel)
+            x += 0.01731
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(fastExp(-100), 0)
+        XCTAssertEqual(fastExp(0), 1)
+    }
+
+    func testLogSumExpOfLongRow() {
+        var rng = TestRNG(9)
+        let row = rng.array(1003, 20)
+        let mx = Double(row.max()!)
+        let ref = mx + log(row.reduce(0.0) { $0 + exp(Double($1) - mx) })
+        XCTAssertEqual(Double(logSumExp(row, count: row.count)), ref, accuracy: 1e-5)
+    }
+}
