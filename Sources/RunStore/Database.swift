@@ -183,6 +183,7 @@ public final class Database: @unchecked Sendable {
     /// Runs `body` in one write transaction (`BEGIN IMMEDIATE`, so the write lock is taken up
     /// front and a concurrent writer cannot make us fail half-way). Commits when `body` returns,
     /// rolls back when it throws. Nested calls become savepoints.
+    @discardableResult
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try locked {
             if savepointDepth > 0 || sqlite3_get_autocommit(handle) == 0 {
