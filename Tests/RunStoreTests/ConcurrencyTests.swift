@@ -79,6 +79,7 @@ final class ConcurrencyTests: XCTestCase {
         for (process, pipe) in children {
             let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
+            print("sqlite3 child: \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
             XCTAssertEqual(process.terminationStatus, 0, "sqlite3 child failed: \(output)")
             XCTAssertFalse(output.contains("locked"), output)
         }
