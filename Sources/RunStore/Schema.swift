@@ -12,6 +12,11 @@ enum Schema {
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
+    ///
+    /// Indexes: `logprobs` is clustered on (run_id, step, response_id) (WITHOUT ROWID), so one
+    /// run's curves are a range scan and a response's step-0 value one lookup. There is
+    /// deliberately no index on `logprobs(response_id)`: it would triple the cost of writing
+    /// evaluations, and only deleting a response (never done by AlignScope) needs it.
     static let migration1 = """
         CREATE TABLE experiments (
             id          INTEGER PRIMARY KEY,
@@ -76,7 +81,6 @@ enum Schema {
             n_tokens    INTEGER NOT NULL,
             PRIMARY KEY (run_id, step, response_id)
         ) WITHOUT ROWID;
-        CREATE INDEX logprobs_response ON logprobs(response_id);
 
         CREATE TABLE train_metrics (
             run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,

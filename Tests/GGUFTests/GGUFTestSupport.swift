@@ -113,3 +113,17 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     test.addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
     return dir
 }
+
+/// Compares two float sequences element by element and reports only the first difference
+/// (XCTAssertEqual on whole arrays prints every element).
+func assertSameFloats<A: Collection<Float>, B: Collection<Float>>(_ a: A, _ b: B, _ message: String = "",
+                                                                  file: StaticString = #filePath, line: UInt = #line) {
+    guard a.count == b.count else {
+        XCTFail("\(message): counts differ, \(a.count) vs \(b.count)", file: file, line: line)
+        return
+    }
+    for (i, (x, y)) in zip(a, b).enumerated() where x.bitPattern != y.bitPattern {
+        XCTFail("\(message): first difference at index \(i): \(x) vs \(y)", file: file, line: line)
+        return
+    }
+}
