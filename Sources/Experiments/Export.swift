@@ -27,8 +27,8 @@ public enum RunExport {
         if let step, step != header.step {
             throw RunError.io(path: url.path, reason: "the checkpoint is at step \(header.step); only the latest checkpoint is kept (asked for step \(step))")
         }
-        guard case .object(let model)? = configJSON.value(at: ["model"]) else { throw RunError.unknownRun(run) }
-        guard case .string(let gguf)? = model["gguf"] else {
+        guard case .object(let modelSpec)? = configJSON.value(at: ["model"]) else { throw RunError.unknownRun(run) }
+        guard case .string(let gguf)? = modelSpec["gguf"] else {
             throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; export needs a GGUF-based run (its tokenizer is copied)")
         }
         // The spec path is relative to the spec file, which the store does not know; try it as given and from the CWD's experiments/.
