@@ -1,1 +1,170 @@
-// Module RunStore: see ../shared/DESIGN.md module map.
+import Foundation
+
+/// AlignScope's run store: experiments, runs and their leases, probe sets, and the numbers every
+/// evaluation and training step produces, in one SQLite file (schema: `Schema.migration1`,
+/// documented in the README). Several processes may share one store.
+///
+/// Writes that belong together (one evaluation step, one probe set, a claim) are one transaction.
+public final class RunStore: @unchecked Sendable {
+    /// The underlying connection, for callers that need raw SQL.
+    public let database: Database
+    /// The path of the database file.
+    public var path: String { database.path }
+    /// The schema version this build writes (number of migrations).
+    public static var schemaVersion: Int { Schema.migrations.count }
+
+    /// Opens the store at `path`, creating the file, its directories and the schema as needed and
+    /// applying any missing migrations. With `readOnly`, nothing is created or migrated and the
+    /// store must already be at `schemaVersion`.
+    public init(path: String, readOnly: Bool = false) throws {
+        if readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError.notFound(path: path, what: "database file")
+        }
+        database = try Database(path: path, readOnly: readOnly)
+        try migrate()
+    }
+
+    /// The schema version recorded in the file (0 for an empty file).
+    public func storedSchemaVersion() throws -> Int {
+        let hasTable = try database.scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+        guard hasTable.int64 == 1 else { return 0 }
+        return try database.scalar("SELECT coalesce(max(version), 0) FROM schema_version").int ?? 0
+    }
+
+    private func migrate() throws {
+        let target = Self.schemaVersion
+        let found = try storedSchemaVersion()
+        if found > target { throw StoreError.schemaTooNew(path: path, found: found, supported: target) }
+        if found == target { return }
+        if database.isReadOnly {
+            throw StoreError.conflict(
+                path: path,
+                detail: found == 0
+                    ? "not an AlignScope run store (no schema_version table)"
+                    : "schema version \(found) is older than \(target); open the store once for writing to migrate it")
+        }
+        try database.transaction {
+            try database.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (\(Schema.now)))"
+            )
+            // Re-read inside the write lock: another process may have migrated meanwhile.
+            let current = try storedSchemaVersion()
+            if current > target { throw StoreError.schemaTooNew(path: path, found: current, supported: target) }
+            for version in current..<target {
+                try database.executeScript(Schema.migrations[version])
+                try database.execute("INSERT INTO schema_version (version) VALUES (?)", [.integer(Int64(version + 1))])
+            }
+        }
+    }
+
+    // MARK: experiments and runs
+
+    /// Records an experiment, or returns the existing one of that name. One row per name: when the
+    /// spec's sha256 differs from the stored one, `spec` and `spec_sha256` are replaced (runs are
+    /// keyed by their own config sha, so runs of the old spec stay and new configs become new runs).
+    /// - Returns: the experiment's id.
+    @discardableResult
+    public func recordExperiment(name: String, spec: String, specSHA256: String) throws -> Int64 {
+        try database.transaction {
+            try database.execute(
+                """
+                INSERT INTO experiments (name, spec, spec_sha256) VALUES (?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, spec_sha256 = excluded.spec_sha256
+                WHERE spec_sha256 <> excluded.spec_sha256
+                """, [.text(name), .text(spec), .text(specSHA256)])
+            return try database.scalar("SELECT id FROM experiments WHERE name = ?", [.text(name)]).int64!
+        }
+    }
+
+    /// The experiment called `name`, if recorded.
+    public func experiment(name: String) throws -> ExperimentRecord? {
+        try database.query(
+            "SELECT id, name, spec, spec_sha256, created_at FROM experiments WHERE name = ?", [.text(name)]
+        ).first.map {
+            ExperimentRecord(
+                id: $0[0].int64!, name: $0[1].string!, spec: $0[2].string!, specSHA256: $0[3].string!,
+                createdAt: $0[4].string!)
+        }
+    }
+
+    /// Records a planned run with its flattened config `params` (key path -> value, e.g.
+    /// `train.lr` -> 1e-5), or returns the existing run with the same `configSHA256` unchanged
+    /// (whatever its experiment and name). Idempotent.
+    /// - Returns: the run's id.
+    @discardableResult
+    public func recordRun(
+        experimentID: Int64, name: String, config: String, configSHA256: String, seed: Int64,
+        params: [String: SQLiteValue]
+    ) throws -> Int64 {
+        try database.transaction {
+            try database.execute(
+                """
+                INSERT INTO runs (experiment_id, name, config, config_sha256, seed) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (config_sha256) DO NOTHING
+                """,
+                [.integer(experimentID), .text(name), .text(config), .text(configSHA256), .integer(seed)])
+            let id = try database.scalar("SELECT id FROM runs WHERE config_sha256 = ?", [.text(configSHA256)]).int64!
+            for key in params.keys.sorted() {
+                try database.execute(
+                    "INSERT OR IGNORE INTO params (run_id, key, value) VALUES (?, ?, ?)",
+                    [.integer(id), .text(key), params[key]!])
+            }
+            return id
+        }
+    }
+
+    static let runColumns = """
+        id, experiment_id, name, config, config_sha256, seed, status, error, created_at, started_at,
+        finished_at, last_step, owner, heartbeat_at
+        """
+
+    /// Every run of an experiment, in the order they were recorded.
+    public func runs(experimentID: Int64) throws -> [RunRecord] {
+        try database.query(
+            "SELECT \(Self.runColumns) FROM runs WHERE experiment_id = ? ORDER BY id", [.integer(experimentID)]
+        ).map(runRecord)
+    }
+
+    /// The run with this id.
+    public func run(id: Int64) throws -> RunRecord? {
+        try database.query("SELECT \(Self.runColumns) FROM runs WHERE id = ?", [.integer(id)]).first.map(runRecord)
+    }
+
+    /// The run with this name; names are not unique when a spec changed a run's config without
+    /// changing its name, and then the most recently recorded one is returned.
+    public func run(name: String) throws -> RunRecord? {
+        try database.query(
+            "SELECT \(Self.runColumns) FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", [.text(name)]
+        ).first.map(runRecord)
+    }
+
+    /// The run with this config sha256.
+    public func run(configSHA256: String) throws -> RunRecord? {
+        try database.query(
+            "SELECT \(Self.runColumns) FROM runs WHERE config_sha256 = ?", [.text(configSHA256)]
+        ).first.map(runRecord)
+    }
+
+    private func runRecord(_ row: [SQLiteValue]) -> RunRecord {
+        RunRecord(
+            id: row[0].int64!, experimentID: row[1].int64!, name: row[2].string!, config: row[3].string!,
+            configSHA256: row[4].string!, seed: row[5].int64!,
+            status: RunStatus(rawValue: row[6].string ?? "") ?? .planned, error: row[7].string,
+            createdAt: row[8].string ?? "", startedAt: row[9].string, finishedAt: row[10].string,
+            lastStep: row[11].int, owner: row[12].string, heartbeatAt: row[13].string)
+    }
+
+    // MARK: raw SQL for reports and status
+
+    /// Runs one parameterised statement; rows as column arrays in select order.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
+        try database.query(sql, parameters)
+    }
+
+    /// Runs one parameterised statement; rows keyed by column name.
+    public func rows(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[String: SQLiteValue]] {
+        try database.rows(sql, parameters)
+    }
+}

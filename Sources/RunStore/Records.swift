@@ -1,0 +1,119 @@
+/// Lifecycle of a run, as stored in `runs.status`.
+public enum RunStatus: String, Sendable, Codable, CaseIterable {
+    /// Recorded by `run`/`plan`, never started.
+    case planned
+    /// Claimed by a process (`runs.owner`), which refreshes `runs.heartbeat_at`.
+    case running
+    /// Trained and evaluated to the last step; never claimed again.
+    case finished
+    /// Stopped by an error (NaN loss, bad input...); `runs.error` says why.
+    case failed
+    /// Stopped on purpose (Ctrl-C) or found with a dead owner; resumable.
+    case interrupted
+}
+
+/// One row of `experiments`.
+public struct ExperimentRecord: Sendable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var spec: String
+    public var specSHA256: String
+    public var createdAt: String
+}
+
+/// One row of `runs`, every column.
+public struct RunRecord: Sendable, Equatable {
+    public var id: Int64
+    public var experimentID: Int64
+    public var name: String
+    /// The resolved config, canonical JSON.
+    public var config: String
+    public var configSHA256: String
+    public var seed: Int64
+    public var status: RunStatus
+    public var error: String?
+    public var createdAt: String
+    public var startedAt: String?
+    public var finishedAt: String?
+    /// Last step whose results are complete in the store (set by the harness, e.g. at checkpoints).
+    public var lastStep: Int?
+    /// `host:pid` of the process holding the run (lease), if any.
+    public var owner: String?
+    public var heartbeatAt: String?
+}
+
+/// One probe to record: a prompt of a probe set and its responses.
+public struct ProbeEntry: Sendable, Equatable {
+    /// Position of the probe in its set (stable across runs).
+    public var idx: Int
+    /// The prompt as the harness wants to read it back (e.g. JSON of the chat messages).
+    public var prompt: String
+    /// `train` or `heldout`.
+    public var split: String
+    public var responses: [ResponseEntry]
+
+    public init(idx: Int, prompt: String, split: String, responses: [ResponseEntry]) {
+        self.idx = idx
+        self.prompt = prompt
+        self.split = split
+        self.responses = responses
+    }
+}
+
+/// One response to record under a probe.
+public struct ResponseEntry: Sendable, Equatable {
+    public var category: String
+    public var text: String
+    /// `data`, `derived:<how>` or `generated:<how>`.
+    public var origin: String
+
+    public init(category: String, text: String, origin: String) {
+        self.category = category
+        self.text = text
+        self.origin = origin
+    }
+}
+
+/// Identifies a response within a probe set: the probe's `idx`, the category and the text.
+public struct ResponseKey: Sendable, Hashable {
+    public var probeIdx: Int
+    public var category: String
+    public var text: String
+
+    public init(probeIdx: Int, category: String, text: String) {
+        self.probeIdx = probeIdx
+        self.category = category
+        self.text = text
+    }
+}
+
+/// One scored response at one evaluation step.
+public struct LogprobRow: Sendable, Equatable {
+    public var responseID: Int64
+    /// Sum of the response tokens' natural-log probabilities given the prompt.
+    public var logprob: Double
+    public var nTokens: Int
+
+    public init(responseID: Int64, logprob: Double, nTokens: Int) {
+        self.responseID = responseID
+        self.logprob = logprob
+        self.nTokens = nTokens
+    }
+}
+
+/// What `alignscope status` shows for one run.
+public struct RunStatusRow: Sendable, Equatable {
+    public var runID: Int64
+    public var experiment: String
+    public var name: String
+    public var status: RunStatus
+    public var lastStep: Int?
+    /// `train_metrics` value named `loss` at the highest step that has one.
+    public var lastLoss: Double?
+    public var lastLossStep: Int?
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var owner: String?
+    public var heartbeatAt: String?
+    public var error: String?
+}

@@ -1,0 +1,77 @@
+/// Numbers produced by training and evaluation, and their removal on resume.
+extension RunStore {
+    /// Writes one evaluation step: every scored response, in ONE transaction (all or nothing).
+    /// Rows already present for (run, step, response) are replaced.
+    /// - Throws: `StoreError.invalidValue` for a NaN log-probability (nothing is written), or the
+    ///   SQLite error of the failing row (e.g. an unknown response id; nothing is written).
+    public func writeEvaluation(runID: Int64, step: Int, rows: [LogprobRow]) throws {
+        if let bad = rows.first(where: { $0.logprob.isNaN }) {
+            throw StoreError.invalidValue(
+                path: path, detail: "run \(runID) step \(step): log-probability of response \(bad.responseID) is NaN")
+        }
+        try database.transaction {
+            for row in rows {
+                try database.execute(
+                    "INSERT OR REPLACE INTO logprobs (run_id, step, response_id, logprob, n_tokens) VALUES (?, ?, ?, ?, ?)",
+                    [.integer(runID), .integer(Int64(step)), .integer(row.responseID), .real(row.logprob),
+                     .integer(Int64(row.nTokens))])
+            }
+        }
+    }
+
+    /// Writes the training metrics of one step (loss, lr, grad_norm, tokens, tokens_per_s, ...) in
+    /// one transaction, replacing earlier values of the same names. A NaN value is stored as NULL
+    /// (SQLite has no NaN); infinities are stored as they are.
+    public func writeTrainMetrics(runID: Int64, step: Int, metrics: [(name: String, value: Double)]) throws {
+        try database.transaction {
+            for metric in metrics {
+                try database.execute(
+                    "INSERT OR REPLACE INTO train_metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
+                    [.integer(runID), .integer(Int64(step)), .text(metric.name),
+                     metric.value.isNaN ? .null : .real(metric.value)])
+            }
+        }
+    }
+
+    /// Removes everything a run recorded after `step` (log-probabilities and training metrics with
+    /// a larger step) and lowers `last_step` to `step` if it was past it, in one transaction.
+    /// Resume calls this with the checkpoint's step so nothing is counted twice.
+    /// - Returns: the number of removed rows of each table.
+    @discardableResult
+    public func truncate(runID: Int64, afterStep step: Int) throws -> (logprobs: Int, trainMetrics: Int) {
+        try database.transaction {
+            let s = SQLiteValue.integer(Int64(step))
+            try database.execute("DELETE FROM logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            let logprobs = database.changes
+            try database.execute("DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            let metrics = database.changes
+            try database.execute(
+                "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
+            return (logprobs, metrics)
+        }
+    }
+
+    /// One row per run (of `experiment`, or of every experiment when nil), ordered by experiment
+    /// and run id: status, last step, the last recorded loss, start and finish times, owner.
+    public func statusRows(experiment: String? = nil) throws -> [RunStatusRow] {
+        try database.query(
+            """
+            SELECT r.id, e.name, r.name, r.status, r.last_step,
+                   (SELECT t.value FROM train_metrics AS t WHERE t.run_id = r.id AND t.name = 'loss'
+                    ORDER BY t.step DESC LIMIT 1),
+                   (SELECT t.step FROM train_metrics AS t WHERE t.run_id = r.id AND t.name = 'loss'
+                    ORDER BY t.step DESC LIMIT 1),
+                   r.started_at, r.finished_at, r.owner, r.heartbeat_at, r.error
+            FROM runs AS r JOIN experiments AS e ON e.id = r.experiment_id
+            WHERE ?1 IS NULL OR e.name = ?1
+            ORDER BY e.name, r.id
+            """, [SQLiteValue(experiment)]
+        ).map { row in
+            RunStatusRow(
+                runID: row[0].int64!, experiment: row[1].string!, name: row[2].string!,
+                status: RunStatus(rawValue: row[3].string ?? "") ?? .planned, lastStep: row[4].int,
+                lastLoss: row[5].double, lastLossStep: row[6].int, startedAt: row[7].string,
+                finishedAt: row[8].string, owner: row[9].string, heartbeatAt: row[10].string, error: row[11].string)
+        }
+    }
+}
