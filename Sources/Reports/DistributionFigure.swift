@@ -82,7 +82,7 @@ public struct DistributionFigure: Sendable {
         let left = area.x + 10 + labelWidth + 10
         let lastLabel = Theme.textWidth(axis.labels.last ?? "", size: Theme.tickSize) / 2
         let plot = Rect(x: left, y: Self.top, width: area.right - Swift.max(16, lastLabel + 4) - left, height: bottom - Self.top)
-        let scale = LinearScale(domain: axis.domain, range: (plot.x, plot.right))
+        let scale = LinearScale(domain: axis.domain, range: (plot.x + Theme.plotInset, plot.right - Theme.plotInset))
         var children: [SVGElement] = []
         let titleSize = Draw.fittingSize(panel.title, size: Theme.panelTitleSize, width: plot.width)
         children.append(Draw.text(panel.title, x: plot.midX, y: Self.top - 12, size: titleSize, anchor: "middle", weight: "bold", cls: "panel-title"))

@@ -132,8 +132,10 @@ public struct LineFigure: Sendable {
         let lastLabel = Theme.textWidth(xAxis.labels.last ?? "", size: Theme.tickSize) / 2
         let right = area.right - Swift.max(16, lastLabel + 4)
         let plot = Rect(x: left, y: top, width: right - left, height: bottom - top)
-        let xScale = LinearScale(domain: xAxis.domain, range: (plot.x, plot.right))
-        let yScale = LinearScale(domain: yAxis.domain, range: (plot.bottom, plot.y))
+        // Data at the domain's ends stays clear of the axis lines and the panel title.
+        let inset = Theme.plotInset
+        let xScale = LinearScale(domain: xAxis.domain, range: (plot.x + inset, plot.right - inset))
+        let yScale = LinearScale(domain: yAxis.domain, range: (plot.bottom - inset, plot.y + inset))
 
         var children: [SVGElement] = []
         let titleSize = Draw.fittingSize(panel.title, size: Theme.panelTitleSize, width: plot.width)

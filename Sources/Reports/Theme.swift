@@ -82,6 +82,8 @@ enum Theme {
     static let lineWidth = 1.8
     static let markerRadius = 3.4
     static let bandOpacity = "0.16"
+    /// Pixels between the plot frame and the ends of the data range.
+    static let plotInset = 7.0
 
     /// A conservative estimate of the rendered width of `text` in a sans-serif font of `size`
     /// pixels (no font metrics are available when writing a file); used to reserve room for labels

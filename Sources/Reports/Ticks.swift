@@ -76,8 +76,8 @@ struct TickStep: Equatable {
 }
 
 /// Labels for ticks from `niceTicks`: just enough decimals for the step (`0.5`, `1.0`, `1.5`), and
-/// exponent notation per label (`5e-5`, `1e-4`, `1.5e-4`) when the step is below 1e-4 or a tick
-/// reaches 1e6 in magnitude. Zero is always `0`.
+/// exponent notation per label (`5e-5`, `1e-4`, `1.5e-4`) when every tick is below 1e-3 in
+/// magnitude, one reaches 1e6, or the step needs more than 9 decimals (then zero is `0`).
 func tickLabels(_ ticks: [Double]) -> [String] {
     guard ticks.count >= 2 else { return ticks.map { NumberFormat.general($0) } }
     var step = Double.infinity
@@ -85,8 +85,8 @@ func tickLabels(_ ticks: [Double]) -> [String] {
     guard step > 0, step.isFinite else { return ticks.map { NumberFormat.general($0) } }
     let stepExponent = Int((log10(step) + 1e-9).rounded(.down))
     let largest = ticks.map(abs).max() ?? 0
-    if stepExponent >= -4 && largest < 1e6 {
-        let decimals = Swift.max(0, -stepExponent)
+    let decimals = Swift.max(0, -stepExponent)
+    if decimals <= 9 && largest >= 1e-3 && largest < 1e6 {
         return ticks.map { NumberFormat.fixed($0, decimals: decimals, trim: false) }
     }
     return ticks.map { value in
