@@ -39,7 +39,15 @@ Checks made, discrepancies found and how they were resolved
 3. Chat template. The ChatML rendering of CONTRACT.md (`render_chatml`) is compared with
    `apply_chat_template(..., add_generation_prompt=True)` using the template stored in the GGUF;
    they agree for every ChatML pair (asserted). No discrepancy.
-4. Tied output head. The GGUF has no `output.weight`; the script asserts that the loaded model's
+5. Bytes without a token. SmolLM2's vocabulary has no token for 21 of the 256 bytes: 0x04 0x06 0x13
+   0x14 0x16 0x1D, 0xC0 0xC1 (never in UTF-8), 0xF1 0xF2 (lead bytes of planes 4-11, unassigned) and
+   0xF5...0xFF (never in UTF-8). transformers' BPE (no unk token, no byte fallback) silently DROPS
+   such a byte before merging, so its neighbours can merge: "!\x04!" gives [10095] ("!!"), and
+   "\x04" alone gives []. (llama.cpp, reading its source, keeps the byte as a symbol through the
+   merges and drops it only at the end, so "!\x04!" would give "!","!" there.) Resolution: the
+   fixture follows transformers and AlignScope's BPETokenizer does the same; two fixture strings
+   pin it down. Such text cannot round-trip through any of these tokenizers.
+6. Tied output head. The GGUF has no `output.weight`; the script asserts that the loaded model's
    `lm_head.weight` equals `embed_tokens.weight` (if transformers did not tie them, it ties them
    explicitly and says so).
 """
@@ -112,6 +120,9 @@ TOKEN_ID_STRINGS = [
     "https://example.com/path?query=value&x=42#frag",
     "!!!??? ... --- *** ### @@@ $$$ %%% \"quoted\" 'single' (paren) [bracket]",
     "control chars \u0001\u0007\u007f and replacement \ufffd",
+    # bytes that no token stands for (see the docstring, point 5)
+    "a\u0004b !\u0004! =\u0006= ab\u0013\u0014\u0016\u001dcd \u0004",
+    "x \U00040000y \U000f0000 z",
     # ChatML turns and control tokens
     "<|im_start|>system\n" + DEFAULT_SYSTEM + "<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
     "<|im_start|>assistant\n",
@@ -289,7 +300,8 @@ def main():
     cases = []
     for text in TOKEN_ID_STRINGS:
         ids = tok.encode(text, add_special_tokens=False)
-        assert tok.decode(ids) == text, ("decode does not round-trip", text)
+        if not any(c in text for c in "\x04\x06\x13\x14\x16\x1d\U00040000"):
+            assert tok.decode(ids) == text, ("decode does not round-trip", text)
         cases.append({"text": text, "ids": ids})
     assert len(cases) >= 30
     write_json(TOKEN_IDS_OUT, dict(provenance, cases=cases))

@@ -1,3 +1,5 @@
+import Tokenizer
+
 /// Everything that can go wrong reading, mapping or writing a GGUF file.
 ///
 /// Each case carries the file and the place (byte offset, metadata key or tensor name) so that
@@ -30,6 +32,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Shapes are given in the model's row-major order (outermost first).
     case shapeMismatch(file: String, tensor: String, expected: [Int], found: [Int])
     case unsupportedArchitecture(file: String, architecture: String)
+    /// The tokenizer metadata could not be turned into a tokenizer.
+    case invalidTokenizer(file: String, error: TokenizerError)
     case writeFailed(file: String, reason: String)
     case invalidWrite(file: String, reason: String)
 
@@ -77,6 +81,8 @@ public enum GGUFError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): tensor '\(tensor)' has shape \(found), expected \(expected)"
         case let .unsupportedArchitecture(file, architecture):
             return "\(file): unsupported architecture '\(architecture)' (supported: llama)"
+        case let .invalidTokenizer(file, error):
+            return "\(file): invalid tokenizer: \(error)"
         case let .writeFailed(file, reason):
             return "\(file): write failed: \(reason)"
         case let .invalidWrite(file, reason):

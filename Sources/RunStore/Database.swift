@@ -165,9 +165,13 @@ public final class Database: @unchecked Sendable {
     }
 
     /// Runs one statement, discarding any result rows.
-    public func execute(_ sql: String, _ parameters: [SQLiteValue] = []) throws {
+    /// - Returns: the rows it inserted, updated or deleted (read under the same lock, so another
+    ///   thread's statement cannot interleave).
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> Int {
         try withStatement(sql, parameters) { statement in
             while try step(statement, sql) {}
+            return sqlite3_stmt_readonly(statement) != 0 ? 0 : Int(sqlite3_changes(handle))
         }
     }
 

@@ -7,6 +7,11 @@ import Foundation
 /// one token per byte and the adjacent pair with the lowest merge rank (leftmost on ties) is merged
 /// until no pair has a merge. Words are cached, so repeated words cost one dictionary look-up.
 /// Decoding concatenates each token's bytes (control tokens decode to their own text).
+///
+/// A byte that no token stands for is dropped before merging, as transformers' BPE does (SmolLM2's
+/// vocabulary lacks 21 bytes: the controls 0x04 0x06 0x13 0x14 0x16 0x1D and lead bytes that valid
+/// UTF-8 never or rarely uses, 0xC0 0xC1 0xF1 0xF2 0xF5...0xFF); so text holding such bytes does not
+/// round-trip. Every other string does: `decode(encode(s)) == s`.
 public struct BPETokenizer: TextTokenizer {
     public let vocabSize: Int
     public let bos: Int32?
@@ -69,10 +74,15 @@ public struct BPETokenizer: TextTokenizer {
         self.tokenBytes = tokenBytes
         specials = SpecialTokens(special)
 
+        // -1 marks a byte without a token. Printable ASCII must all be there, or this is not a
+        // byte-level vocabulary at all.
         var byteToken = [Int32](repeating: -1, count: 256)
         for b in 0..<256 {
-            guard let id = idOfBytes[[UInt8(b)]] else { throw TokenizerError.missingByteToken(byte: UInt8(b)) }
-            byteToken[b] = id
+            if let id = idOfBytes[[UInt8(b)]] {
+                byteToken[b] = id
+            } else if (0x20...0x7E).contains(b) {
+                throw TokenizerError.missingByteToken(byte: UInt8(b))
+            }
         }
         self.byteToken = byteToken
 
@@ -146,7 +156,8 @@ public struct BPETokenizer: TextTokenizer {
         preTokenizer.split(text, into: &words)
         for w in words {
             if w.count == 1 {
-                ids.append(byteToken[Int(text[w.lowerBound])])
+                let id = byteToken[Int(text[w.lowerBound])]
+                if id >= 0 { ids.append(id) }
                 continue
             }
             let word = UnsafeBufferPointer(rebasing: text[w])
@@ -164,8 +175,8 @@ public struct BPETokenizer: TextTokenizer {
     /// Merges the bytes of one word: always the adjacent pair of lowest rank, leftmost on ties.
     /// A heap of candidate pairs keeps long words (runs of thousands of spaces) O(n log n).
     func bpe(_ word: UnsafeBufferPointer<UInt8>) -> [Int32] {
-        let n = word.count
-        var ids = word.map { byteToken[Int($0)] }
+        var ids = word.map { byteToken[Int($0)] }.filter { $0 >= 0 }
+        let n = ids.count
         guard n > 1 else { return ids }
         // Doubly linked list over symbol positions; a merged-away symbol gets id -1.
         var next = (0..<n).map { Int32($0 + 1) }
@@ -174,8 +185,7 @@ public struct BPETokenizer: TextTokenizer {
         var heap = PairHeap()
         heap.reserve(n)
         func consider(_ i: Int32) {
-            let r = next[Int(i)]
-            guard i >= 0, r >= 0 else { return }
+            guard i >= 0, case let r = next[Int(i)], r >= 0 else { return }
             let l = ids[Int(i)], rt = ids[Int(r)]
             guard let m = mergeTable[UInt64(UInt32(l)) << 32 | UInt64(UInt32(rt))] else { return }
             heap.push(PairHeap.Entry(order: (m >> 32) << 32 | UInt64(UInt32(i)), left: l, right: rt,

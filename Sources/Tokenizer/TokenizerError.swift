@@ -8,7 +8,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     case tokenTypeCount(tokens: Int, types: Int)
     /// A normal token contains a character outside GPT-2's byte-to-unicode mapping.
     case tokenNotByteLevel(id: Int, token: String)
-    /// No token stands for this single byte, so some text could not be encoded.
+    /// No token stands for this printable ASCII byte: not a byte-level BPE vocabulary.
     case missingByteToken(byte: UInt8)
     /// A merge is not two tokens separated by one space.
     case malformedMerge(index: Int, merge: String)

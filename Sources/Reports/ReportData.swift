@@ -1,0 +1,182 @@
+import RunStore
+
+/// Everything a report shows, read from the store once and put in a fixed order, so rendering
+/// is a pure function of this value.
+struct ReportData {
+    var storePath: String
+    var experiment: ExperimentRecord
+    var runs: [RunRecord]
+    /// Flattened config of each run (key path -> value), by run id.
+    var params: [Int64: [String: SQLiteValue]]
+    /// Parameter keys whose value differs between runs of the experiment (sorted).
+    var sweptKeys: [String]
+    /// Categories in display order (the DESIGN order first, others alphabetically); the index
+    /// of a category here is its style everywhere.
+    var categories: [String]
+    /// Splits in display order (`train`, `heldout`, then others).
+    var splits: [String]
+    /// Rows of the `category_curves` view, by run id, ordered by step, category, split.
+    var curves: [Int64: [CurveRow]]
+    /// Per-response log-probabilities, by run id, ordered by step and response id.
+    var scores: [Int64: [ScoreRow]]
+    /// Training metrics, by run id, ordered by name and step.
+    var trainMetrics: [Int64: [MetricRow]]
+
+    struct CurveRow: Equatable {
+        var step: Int
+        var category: String
+        var split: String
+        var meanLogprob: Double?
+        var meanTokenLogprob: Double?
+        var sem: Double?
+        var n: Int
+    }
+
+    struct ScoreRow: Equatable {
+        var step: Int
+        var category: String
+        var split: String
+        var responseID: Int64
+        var logprob: Double
+    }
+
+    struct MetricRow: Equatable {
+        var step: Int
+        var name: String
+        var value: Double?
+    }
+
+    static let categoryOrder = ["chosen", "rejected", "paraphrased_rejected", "variant", "random", "non_response", "greedy"]
+    static let splitOrder = ["train", "heldout"]
+
+    /// Reads the experiment called `name` (or the only experiment when nil) from `store`.
+    static func load(store: RunStore, experiment name: String?) throws -> ReportData {
+        let names = try store.query("SELECT name FROM experiments ORDER BY name").compactMap { $0[0].string }
+        let chosen: String
+        if let name {
+            guard names.contains(name) else {
+                throw ReportError.experimentNotFound(path: store.path, name: name, available: names)
+            }
+            chosen = name
+        } else {
+            guard names.count == 1 else { throw ReportError.experimentNotChosen(path: store.path, available: names) }
+            chosen = names[0]
+        }
+        guard let experiment = try store.experiment(name: chosen) else {
+            throw ReportError.experimentNotFound(path: store.path, name: chosen, available: names)
+        }
+        let runs = try store.runs(experimentID: experiment.id)
+
+        var params: [Int64: [String: SQLiteValue]] = [:]
+        var curves: [Int64: [CurveRow]] = [:]
+        var scores: [Int64: [ScoreRow]] = [:]
+        var metrics: [Int64: [MetricRow]] = [:]
+        var categorySet = Set<String>()
+        var splitSet = Set<String>()
+        for run in runs {
+            let id = SQLiteValue.integer(run.id)
+            var runParams: [String: SQLiteValue] = [:]
+            for row in try store.query("SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [id]) {
+                if let key = row[0].string { runParams[key] = row[1] }
+            }
+            params[run.id] = runParams
+            curves[run.id] = try store.query(
+                """
+                SELECT step, category, split, mean_logprob, mean_token_logprob, sem, n
+                FROM category_curves WHERE run_id = ? ORDER BY step, category, split
+                """, [id]
+            ).map {
+                CurveRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
+                         meanLogprob: $0[3].double, meanTokenLogprob: $0[4].double, sem: $0[5].double, n: $0[6].int ?? 0)
+            }
+            scores[run.id] = try store.query(
+                """
+                SELECT l.step, r.category, p.split, l.response_id, l.logprob
+                FROM logprobs AS l
+                JOIN responses AS r ON r.id = l.response_id
+                JOIN probes AS p ON p.id = r.probe_id
+                WHERE l.run_id = ? ORDER BY l.step, l.response_id
+                """, [id]
+            ).map {
+                ScoreRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
+                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan)
+            }
+            metrics[run.id] = try store.query(
+                "SELECT step, name, value FROM train_metrics WHERE run_id = ? ORDER BY name, step", [id]
+            ).map { MetricRow(step: $0[0].int ?? 0, name: $0[1].string ?? "", value: $0[2].double) }
+            for row in curves[run.id]! {
+                categorySet.insert(row.category)
+                splitSet.insert(row.split)
+            }
+        }
+        for run in runs {
+            curves[run.id]!.sort { a, b in
+                (a.step, rank(a.category, in: categoryOrder), a.category, rank(a.split, in: splitOrder), a.split)
+                    < (b.step, rank(b.category, in: categoryOrder), b.category, rank(b.split, in: splitOrder), b.split)
+            }
+        }
+        return ReportData(
+            storePath: store.path, experiment: experiment, runs: runs, params: params,
+            sweptKeys: sweptKeys(params: params, runs: runs),
+            categories: ordered(categorySet, by: categoryOrder), splits: ordered(splitSet, by: splitOrder),
+            curves: curves, scores: scores, trainMetrics: metrics)
+    }
+
+    /// Keys whose values (a missing key counts as a value) are not the same for every run.
+    static func sweptKeys(params: [Int64: [String: SQLiteValue]], runs: [RunRecord]) -> [String] {
+        let allKeys = Set(params.values.flatMap(\.keys))
+        return allKeys.filter { key in
+            Set(runs.map { params[$0.id]?[key] }).count > 1
+        }.sorted()
+    }
+
+    static func rank(_ value: String, in order: [String]) -> Int {
+        order.firstIndex(of: value) ?? order.count
+    }
+
+    static func ordered(_ values: Set<String>, by order: [String]) -> [String] {
+        values.sorted { (rank($0, in: order), $0) < (rank($1, in: order), $1) }
+    }
+
+    /// The style of a category: the same in every figure of the report.
+    func style(ofCategory category: String) -> SeriesStyle {
+        SeriesStyle.at(categories.firstIndex(of: category) ?? categories.count)
+    }
+
+    /// The swept parameters of a run as `key=value` pairs (without `excluding`).
+    func settingDescription(_ run: RunRecord, excluding: Set<String> = []) -> String {
+        sweptKeys.filter { !excluding.contains($0) }.map { "\($0)=\(Self.text(params[run.id]?[$0]))" }.joined(separator: " ")
+    }
+
+    /// A parameter value as written in CSV files and tables.
+    static func text(_ value: SQLiteValue?) -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .integer(let v)?: return String(v)
+        case .real(let v)?: return NumberFormat.general(v)
+        case .text(let s)?: return s
+        case .blob(let b)?: return SQLiteValue.blob(b).description
+        }
+    }
+
+    /// Keys treated as random seeds when grouping runs into settings: `seed` and any `*.seed`.
+    static func isSeedKey(_ key: String) -> Bool {
+        key == "seed" || key.hasSuffix(".seed")
+    }
+
+    /// Swept keys that are seeds.
+    var seedKeys: Set<String> { Set(sweptKeys.filter(Self.isSeedKey)) }
+
+    /// Runs grouped by every swept parameter except seeds, in order of their first run.
+    var settings: [[RunRecord]] {
+        let keys = sweptKeys.filter { !Self.isSeedKey($0) }
+        var groups: [[SQLiteValue?]: [RunRecord]] = [:]
+        var order: [[SQLiteValue?]] = []
+        for run in runs {
+            let key = keys.map { params[run.id]?[$0] }
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(run)
+        }
+        return order.map { groups[$0]! }
+    }
+}

@@ -1,1 +1,0 @@
-// Module Reports: see ../shared/DESIGN.md module map.

@@ -1,0 +1,54 @@
+/// A category within a split: the unit every curve and table row is about.
+struct CategorySplit: Hashable {
+    var category: String
+    var split: String
+}
+
+/// Changes of per-response log-probabilities of one run relative to its first evaluation step.
+///
+/// A response counts at a step only if it was also scored at the first step (pairs), so a
+/// category's change is the mean of its responses' own changes; responses that exist only later
+/// (the dynamic `greedy` category, whose text changes) have no change.
+struct RunChanges {
+    var startStep: Int
+    var endStep: Int
+    /// Steps with at least one score, ascending.
+    var steps: [Int]
+    /// Per category and split: the summary of per-response changes at each step.
+    var byStep: [CategorySplit: [Int: SampleSummary]]
+    /// Per category and split, responses scored at both the first and the last step, by response id:
+    /// their first and last log-probabilities.
+    var final: [CategorySplit: (start: [Double], end: [Double])]
+
+    /// nil when the run has no scores.
+    init?(scores: [ReportData.ScoreRow]) {
+        guard let first = scores.map(\.step).min(), let last = scores.map(\.step).max() else { return nil }
+        startStep = first
+        endStep = last
+        var start: [Int64: Double] = [:]
+        for row in scores where row.step == first { start[row.responseID] = row.logprob }
+        var deltas: [CategorySplit: [Int: [Double]]] = [:]
+        var final: [CategorySplit: (start: [Double], end: [Double])] = [:]
+        var steps = Set<Int>()
+        // Rows come ordered by step and response id, so every list below is in a fixed order.
+        for row in scores {
+            steps.insert(row.step)
+            guard let s = start[row.responseID] else { continue }
+            let key = CategorySplit(category: row.category, split: row.split)
+            deltas[key, default: [:]][row.step, default: []].append(row.logprob - s)
+            if row.step == last {
+                final[key, default: ([], [])].start.append(s)
+                final[key, default: ([], [])].end.append(row.logprob)
+            }
+        }
+        self.steps = steps.sorted()
+        byStep = deltas.mapValues { $0.compactMapValues { SampleSummary($0) } }
+        self.final = final
+    }
+
+    /// Per-response changes from the first to the last step.
+    func finalDeltas(_ key: CategorySplit) -> [Double] {
+        guard let pair = final[key] else { return [] }
+        return zip(pair.start, pair.end).map { $1 - $0 }
+    }
+}
