@@ -15,6 +15,7 @@ enum Commands {
         case "score": return try score(args)
         case "generate": return try generate(args)
         case "export": return try export(args)
+        case "report": return try report(args)
         default: throw UsageError(message: "alignscope \(verb): not available in this build")
         }
     }
