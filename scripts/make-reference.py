@@ -7,7 +7,9 @@ Developer tooling only: tests never run this script; they read the JSON it write
 
 Writes
   Tests/TokenizerTests/Fixtures/token-ids.json
-      token ids (no special tokens added) for hand-written strings.
+      token ids (no special tokens added) for hand-written strings: `ids` with SmolLM2's `smollm`
+      pre-tokenizer, and `ids_gpt2` from transformers' stock GGUF tokenizer (plain GPT-2 pattern),
+      which checks AlignScope's `gpt2` pre-tokenizer on the same vocabulary.
   Tests/GGUFTests/Fixtures/reference-logprobs.json
       prompt/response pairs (plain text, ChatML- and HH-rendered as in CONTRACT.md), the ids of the
       prompt and of the response tokenised SEPARATELY (no BOS), and log p(response token | prompt +
@@ -302,7 +304,8 @@ def main():
         ids = tok.encode(text, add_special_tokens=False)
         if not any(c in text for c in "\x04\x06\x13\x14\x16\x1d\U00040000"):
             assert tok.decode(ids) == text, ("decode does not round-trip", text)
-        cases.append({"text": text, "ids": ids})
+        # The stock GGUF tokenizer (plain GPT-2 pattern) gives the reference for the `gpt2` pre-tokenizer.
+        cases.append({"text": text, "ids": ids, "ids_gpt2": stock.encode(text, add_special_tokens=False)})
     assert len(cases) >= 30
     write_json(TOKEN_IDS_OUT, dict(provenance, cases=cases))
 
