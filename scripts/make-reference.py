@@ -298,16 +298,19 @@ def main():
     ap.add_argument("--skip-logprobs", action="store_true", help="write only the token-id fixture")
     args = ap.parse_args()
 
-    import torch
-    import transformers
-    import tokenizers
-
     gguf_path = os.path.realpath(args.model)
     gguf_name = os.path.basename(gguf_path)
     # transformers wants a directory and a file name inside it; a scratch dir with a symlink keeps the
     # model directory clean.
-    scratch = tempfile.mkdtemp(prefix="alignscope-ref-")
-    os.symlink(gguf_path, os.path.join(scratch, gguf_name))
+    with tempfile.TemporaryDirectory(prefix="alignscope-ref-") as scratch:
+        os.symlink(gguf_path, os.path.join(scratch, gguf_name))
+        make_fixtures(scratch, gguf_path, gguf_name, args.skip_logprobs)
+
+
+def make_fixtures(scratch, gguf_path, gguf_name, skip_logprobs):
+    import torch
+    import transformers
+    import tokenizers
 
     stock, tok = load_tokenizer(scratch, gguf_name)
     check_tokenizer(tok)
@@ -334,7 +337,7 @@ def main():
     assert len(cases) >= 30
     write_json(TOKEN_IDS_OUT, dict(provenance, cases=cases))
 
-    if args.skip_logprobs:
+    if skip_logprobs:
         return
 
     from transformers import AutoModelForCausalLM
