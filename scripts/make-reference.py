@@ -7,7 +7,9 @@ Developer tooling only: tests never run this script; they read the JSON it write
 
 Writes
   Tests/TokenizerTests/Fixtures/token-ids.json
-      token ids (no special tokens added) for hand-written strings.
+      token ids (no special tokens added) for hand-written strings: `ids` with SmolLM2's `smollm`
+      pre-tokenizer, and `ids_gpt2` from transformers' stock GGUF tokenizer (plain GPT-2 pattern),
+      which checks AlignScope's `gpt2` pre-tokenizer on the same vocabulary.
   Tests/GGUFTests/Fixtures/reference-logprobs.json
       prompt/response pairs (plain text, ChatML- and HH-rendered as in CONTRACT.md), the ids of the
       prompt and of the response tokenised SEPARATELY (no BOS), and log p(response token | prompt +
@@ -26,10 +28,12 @@ Checks made, discrepancies found and how they were resolved
    agree, because the vocabulary has no multi-digit tokens and no "Ġ<digit>" merge, but whitespace
    in front of a digit is grouped differently, e.g. "\\n\\n1" gives [198, 198, 33] ("Ċ","Ċ","1") with the
    stock GGUF tokenizer and [1116, 33] ("ĊĊ","1") with the digit split, and "a  42" gives
-   "Ġ","Ġ","4","2" instead of "ĠĠ","4","2".
+   "Ġ","Ġ","4","2" instead of "ĠĠ","4","2"; " ½" is one word without the split. 4 of the 50 fixture
+   strings tokenise differently.
    Resolution: this script replaces the backend pre-tokenizer with
    Sequence([Digits(individual_digits=True), ByteLevel(add_prefix_space=False, use_regex=True)]),
-   which is SmolLM2's published tokenizer configuration and llama.cpp's `smollm` behaviour, asserts
+   which is (as far as I know; the hub file was not fetched here) the pre-tokenizer of SmolLM2's
+   tokenizer.json and is what llama.cpp's `smollm` does (\\p{N} first, then GPT-2), asserts
    that digits then come out one per token, and prints every fixture string whose ids the stock
    GGUF tokenizer would have produced differently (see `report_digit_split_differences`).
 2. Control tokens. The 17 tokens of type 3 (control) in the GGUF (`<|endoftext|>`, `<|im_start|>`,
@@ -39,17 +43,17 @@ Checks made, discrepancies found and how they were resolved
 3. Chat template. The ChatML rendering of CONTRACT.md (`render_chatml`) is compared with
    `apply_chat_template(..., add_generation_prompt=True)` using the template stored in the GGUF;
    they agree for every ChatML pair (asserted). No discrepancy.
-5. Bytes without a token. SmolLM2's vocabulary has no token for 21 of the 256 bytes: 0x04 0x06 0x13
+4. Bytes without a token. SmolLM2's vocabulary has no token for 21 of the 256 bytes: 0x04 0x06 0x13
    0x14 0x16 0x1D, 0xC0 0xC1 (never in UTF-8), 0xF1 0xF2 (lead bytes of planes 4-11, unassigned) and
    0xF5...0xFF (never in UTF-8). transformers' BPE (no unk token, no byte fallback) silently DROPS
-   such a byte before merging, so its neighbours can merge: "!\x04!" gives [10095] ("!!"), and
-   "\x04" alone gives []. (llama.cpp, reading its source, keeps the byte as a symbol through the
-   merges and drops it only at the end, so "!\x04!" would give "!","!" there.) Resolution: the
+   such a byte before merging, so its neighbours can merge: "!\\x04!" gives [10095] ("!!"), and
+   "\\x04" alone gives []. (llama.cpp, as far as I read its source, not run here, keeps the byte as a
+   symbol through the merges and drops it only at the end, so "!\\x04!" would give "!","!".) Resolution: the
    fixture follows transformers and AlignScope's BPETokenizer does the same; two fixture strings
-   pin it down. Such text cannot round-trip through any of these tokenizers.
-6. Tied output head. The GGUF has no `output.weight`; the script asserts that the loaded model's
-   `lm_head.weight` equals `embed_tokens.weight` (if transformers did not tie them, it ties them
-   explicitly and says so).
+   pin it down, and `report_missing_bytes` prints the list. Such text cannot round-trip through any of these tokenizers.
+5. Tied output head. The GGUF has no `output.weight`; the script asserts that the loaded model's
+   `lm_head.weight` equals `embed_tokens.weight` (transformers 5.23 sets tie_word_embeddings=True
+   and ties them itself; the script would tie them explicitly and say so otherwise). No discrepancy.
 """
 
 import argparse
@@ -241,6 +245,28 @@ def check_control_tokens(tok, gguf_path):
     assert tok.encode("<|im_end|>", add_special_tokens=False) == [2]
 
 
+def byte_to_unicode():
+    """GPT-2's byte -> printable character table."""
+    keep = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def report_missing_bytes(gguf_path):
+    from gguf import GGUFReader
+    tokens = set(GGUFReader(gguf_path).fields["tokenizer.ggml.tokens"].contents())
+    table = byte_to_unicode()
+    missing = [b for b in range(256) if table[b] not in tokens]
+    print(f"{len(missing)} bytes have no token:", " ".join(f"0x{b:02X}" for b in missing))
+    return missing
+
+
 def report_digit_split_differences(stock, fixed, texts):
     n = 0
     for text in texts:
@@ -272,21 +298,25 @@ def main():
     ap.add_argument("--skip-logprobs", action="store_true", help="write only the token-id fixture")
     args = ap.parse_args()
 
-    import torch
-    import transformers
-    import tokenizers
-
     gguf_path = os.path.realpath(args.model)
     gguf_name = os.path.basename(gguf_path)
     # transformers wants a directory and a file name inside it; a scratch dir with a symlink keeps the
     # model directory clean.
-    scratch = tempfile.mkdtemp(prefix="alignscope-ref-")
-    os.symlink(gguf_path, os.path.join(scratch, gguf_name))
+    with tempfile.TemporaryDirectory(prefix="alignscope-ref-") as scratch:
+        os.symlink(gguf_path, os.path.join(scratch, gguf_name))
+        make_fixtures(scratch, gguf_path, gguf_name, args.skip_logprobs)
+
+
+def make_fixtures(scratch, gguf_path, gguf_name, skip_logprobs):
+    import torch
+    import transformers
+    import tokenizers
 
     stock, tok = load_tokenizer(scratch, gguf_name)
     check_tokenizer(tok)
     check_control_tokens(tok, gguf_path)
     report_digit_split_differences(stock, tok, TOKEN_ID_STRINGS)
+    report_missing_bytes(gguf_path)
 
     provenance = {
         "generator": "scripts/make-reference.py",
@@ -302,11 +332,12 @@ def main():
         ids = tok.encode(text, add_special_tokens=False)
         if not any(c in text for c in "\x04\x06\x13\x14\x16\x1d\U00040000"):
             assert tok.decode(ids) == text, ("decode does not round-trip", text)
-        cases.append({"text": text, "ids": ids})
+        # The stock GGUF tokenizer (plain GPT-2 pattern) gives the reference for the `gpt2` pre-tokenizer.
+        cases.append({"text": text, "ids": ids, "ids_gpt2": stock.encode(text, add_special_tokens=False)})
     assert len(cases) >= 30
     write_json(TOKEN_IDS_OUT, dict(provenance, cases=cases))
 
-    if args.skip_logprobs:
+    if skip_logprobs:
         return
 
     from transformers import AutoModelForCausalLM

@@ -33,6 +33,21 @@ final class ReferenceTokenizationTests: XCTestCase {
         XCTAssertEqual(mismatches, 0)
     }
 
+    /// The `gpt2` pre-tokenizer on SmolLM2's vocabulary against transformers' stock GGUF tokenizer.
+    func testGPT2PreTokenizerMatchesStockTransformers() throws {
+        _ = try smolLMTokenizer()
+        let tok = try loadTokenizer(gguf: modelPath, pre: "gpt2")
+        let fixture = try TokenIDFixture.load()
+        var differFromSmolLM = 0
+        for c in fixture.cases {
+            let ids = tok.encode(c.text)
+            XCTAssertEqual(ids, c.ids_gpt2, "\(c.text.debugDescription): \(pieces(tok, ids)) vs \(pieces(tok, c.ids_gpt2))")
+            if c.ids_gpt2 != c.ids { differFromSmolLM += 1 }
+        }
+        // The fixture must tell the two pre-tokenizers apart.
+        XCTAssertGreaterThanOrEqual(differFromSmolLM, 4)
+    }
+
     func testControlTokensAreSingleTokens() throws {
         let tok = try smolLMTokenizer()
         let control = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<repo_name>", "<reponame>", "<file_sep>",
@@ -132,8 +147,9 @@ final class ReferenceTokenizationTests: XCTestCase {
         let mbPerSecond = Double(text.utf8.count) / 1e6 / seconds
         print("encoded \(text.utf8.count) bytes into \(ids.count) tokens in \(seconds) s (\(mbPerSecond) MB/s)")
         XCTAssertTrue(tok.decodeBytes(ids) == expectedRoundTripBytes(text), "1 MB text does not round-trip")
-        // Generous bound (a shared 2-core machine); the real rate is reported above.
-        XCTAssertGreaterThan(mbPerSecond, 0.5)
+        // 10-20 MB/s when the machine is idle; the bound only catches pathological (quadratic)
+        // slowness, with room for a loaded shared 2-core machine.
+        XCTAssertGreaterThan(mbPerSecond, 0.2)
 
         // A 100000-space run is one word; the heap merge keeps it fast.
         let spaces = String(repeating: " ", count: 100_000)

@@ -21,14 +21,14 @@ private let smolLM: Result<BPETokenizer, any Error>? = {
 
 /// Reads the tokenizer arrays from a GGUF with the GGUF module's reader and builds a BPETokenizer
 /// directly (independently of `GGUFFile.tokenizer()`).
-func loadTokenizer(gguf path: String) throws -> BPETokenizer {
+func loadTokenizer(gguf path: String, pre overridePre: String? = nil) throws -> BPETokenizer {
     let file = try GGUFFile(path: path)
     typealias K = GGUFKeys.Tokenizer
     return try BPETokenizer(
         tokens: try file.strings(K.tokens),
         merges: try file.strings(K.merges),
         tokenTypes: try file.ints(K.tokenType).map { Int32($0) },
-        pre: try file.string(K.pre),
+        pre: try overridePre ?? file.string(K.pre),
         bos: Int32(try file.int(K.bosTokenID)),
         eos: Int32(try file.int(K.eosTokenID)))
 }
@@ -54,6 +54,8 @@ struct TokenIDFixture: Decodable {
     struct Case: Decodable {
         var text: String
         var ids: [Int32]
+        /// From transformers' stock GGUF tokenizer, which uses the plain GPT-2 pattern.
+        var ids_gpt2: [Int32]
     }
     var model: String
     var cases: [Case]
