@@ -6,6 +6,7 @@ extension GGUFFile {
     public func floats(_ name: String) throws -> [Float] {
         let info = try tensor(name)
         try checkDequantizable(info)
+        if info.elementCount == 0 { return [] }
         return [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, initialized in
             dequantize(info, into: buffer.baseAddress!)
             initialized = info.elementCount
@@ -17,7 +18,8 @@ extension GGUFFile {
         let info = try tensor(name)
         try checkDequantizable(info)
         precondition(destination.count == info.elementCount, "destination size \(destination.count) != \(info.elementCount) for \(name)")
-        dequantize(info, into: destination.baseAddress!)
+        guard let base = destination.baseAddress else { return }
+        dequantize(info, into: base)
     }
 
     func checkDequantizable(_ info: GGUFTensorInfo) throws {

@@ -6,7 +6,9 @@
 public struct GGUFFile: Sendable {
     /// The path the file was opened from (used in error messages).
     public let path: String
+    /// The GGUF format version (2 or 3).
     public let version: UInt32
+    /// Every metadata key/value pair.
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataKeys: [String]

@@ -85,7 +85,7 @@ public struct GGUFWriter {
 
     /// Writes the file atomically: into a temporary file next to `path`, then renamed over it.
     public func write(to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
+        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw GGUFError.writeFailed(file: path, reason: "cannot create \(tmp): " + FileBytes.errnoText()) }
         var sink = FileSink(fd: fd, file: path)

@@ -92,6 +92,15 @@ final class GGUFReaderTests: XCTestCase {
         XCTAssertEqual(try f.floats("n"), [-1, -2, -3])
     }
 
+    func testEmptyTensorReadsAsNoValues() throws {
+        var raw = RawGGUF()
+        raw.tensors = [.init(name: "empty", dimensions: [0, 3], type: 0, data: []), .init(name: "one", dimensions: [1], type: 0, data: LE.f32(2))]
+        let f = try GGUFFile(bytes: raw.bytes(), name: "e.gguf")
+        XCTAssertEqual(f.tensorInfo("empty")?.elementCount, 0)
+        XCTAssertEqual(try f.floats("empty"), [])
+        XCTAssertEqual(try f.floats("one"), [2])
+    }
+
     func testWriteToFileIsAtomicAndReadable() throws {
         let dir = try temporaryDirectory(self)
         let path = dir.appendingPathComponent("out.gguf").path

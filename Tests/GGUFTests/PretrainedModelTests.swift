@@ -5,15 +5,19 @@ import Tokenizer
 @testable import GGUF
 
 final class PretrainedModelTests: XCTestCase {
+    /// Byte-level tokens for printable ASCII (space is "Ġ"), then the control token "<|end|>" (95) and "ab" (96).
+    static let tokens: [String] = ["Ġ"] + (0x21...0x7e).map { String(UnicodeScalar(UInt8($0))) } + ["<|end|>", "ab"]
+    static func id(_ s: String) -> Int32 { Int32(tokens.firstIndex(of: s)!) }
+
     /// A tokenizer-only GGUF built in memory; `edit` may change or remove keys first.
     func tokenizerFile(_ edit: (inout [String: GGUFValue]) -> Void = { _ in }) throws -> GGUFFile {
         var kv: [String: GGUFValue] = [
             "tokenizer.ggml.model": .string("gpt2"),
             "tokenizer.ggml.pre": .string("gpt2"),
-            "tokenizer.ggml.tokens": .array(["a", "b", "ab", "<|end|>"].map { .string($0) }),
-            "tokenizer.ggml.token_type": .array([1, 1, 1, 3].map { .int32($0) }),
+            "tokenizer.ggml.tokens": .array(Self.tokens.map { .string($0) }),
+            "tokenizer.ggml.token_type": .array(Self.tokens.map { .int32($0 == "<|end|>" ? 3 : 1) }),
             "tokenizer.ggml.merges": .array([.string("a b")]),
-            "tokenizer.ggml.eos_token_id": .uint32(3),
+            "tokenizer.ggml.eos_token_id": .uint32(95),
         ]
         edit(&kv)
         var w = GGUFWriter()
@@ -23,19 +27,20 @@ final class PretrainedModelTests: XCTestCase {
 
     func testTokenizerFromMetadata() throws {
         let t = try tokenizerFile().tokenizer()
-        XCTAssertEqual(t.vocabSize, 4)
-        XCTAssertEqual(t.eos, 3)
+        XCTAssertEqual(t.vocabSize, 97)
+        XCTAssertEqual(Self.id("<|end|>"), 95)
+        XCTAssertEqual(t.eos, 95)
         XCTAssertNil(t.bos)
-        XCTAssertEqual(t.encode("abab<|end|>"), [2, 2, 3])
-        XCTAssertEqual(t.decode([2, 0, 3]), "aba<|end|>")
+        XCTAssertEqual(t.encode("abab<|end|> b"), [96, 96, 95, 0, Self.id("b")])
+        XCTAssertEqual(t.decode([96, Self.id("a"), 95]), "aba<|end|>")
         // Optional keys: no token types, no pre-tokenizer name ("default"), a BOS id.
         let u = try tokenizerFile {
             $0["tokenizer.ggml.token_type"] = nil
             $0["tokenizer.ggml.pre"] = nil
-            $0["tokenizer.ggml.bos_token_id"] = .uint32(0)
+            $0["tokenizer.ggml.bos_token_id"] = .uint32(5)
         }.tokenizer()
-        XCTAssertEqual(u.bos, 0)
-        XCTAssertEqual(u.encode("ab"), [2])
+        XCTAssertEqual(u.bos, 5)
+        XCTAssertEqual(u.encode("ab"), [96])
     }
 
     func testTokenizerErrorsNameFileAndKey() throws {
@@ -45,7 +50,7 @@ final class PretrainedModelTests: XCTestCase {
         assertGGUFError(try tokenizerFile { $0["tokenizer.ggml.eos_token_id"] = nil }.tokenizer()) {
             $0 == .missingKey(file: "tok.gguf", key: "tokenizer.ggml.eos_token_id")
         }
-        assertGGUFError(try tokenizerFile { $0["tokenizer.ggml.eos_token_id"] = .uint32(4) }.tokenizer()) {
+        assertGGUFError(try tokenizerFile { $0["tokenizer.ggml.eos_token_id"] = .uint32(97) }.tokenizer()) {
             if case .invalidMetadata("tok.gguf", "tokenizer.ggml.eos_token_id", _) = $0 { return true } else { return false }
         }
         assertGGUFError(try tokenizerFile { $0["tokenizer.ggml.merges"] = .array([.int32(1)]) }.tokenizer()) {
