@@ -27,7 +27,8 @@ public final class Database: @unchecked Sendable {
     static let beginRetries = 5
 
     /// Opens (and creates, with its parent directories, unless `readOnly`) the database at `path`.
-    /// - Parameter busyTimeout: seconds a statement waits for another connection's lock.
+    /// - Parameter busyTimeout: seconds a statement waits for another connection's lock (polled
+    ///   every millisecond, so a busy writer elsewhere cannot starve this one).
     /// - Throws: `StoreError.readOnly` when writing was asked for but the file cannot be written,
     ///   `StoreError.cannotCreateDirectory`, or `StoreError.sqlite` for anything SQLite refuses.
     public init(path: String, readOnly: Bool = false, busyTimeout: Double = 10) throws {
@@ -58,7 +59,18 @@ public final class Database: @unchecked Sendable {
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, Int32(max(0, busyTimeout) * 1000))
+        // SQLite's own busy timeout sleeps up to 100 ms between attempts, so a process that
+        // commits often (a tight training loop) can starve the others; poll every millisecond.
+        // The context carries the timeout in milliseconds: each call sleeps at least 1 ms, so
+        // `count` calls have waited at least `count` ms.
+        let timeoutMs = Int(max(0, busyTimeout) * 1000)
+        sqlite3_busy_handler(
+            db,
+            { context, count in
+                guard Int(count) < Int(bitPattern: context) else { return 0 }
+                usleep(1000)
+                return 1
+            }, UnsafeMutableRawPointer(bitPattern: timeoutMs))
         // SQLite silently falls back to read-only when the OS refuses write access; say so now
         // rather than at the first write, deep inside a run.
         if !readOnly && sqlite3_db_readonly(db, "main") == 1 {

@@ -12,7 +12,30 @@ final class DatabaseTests: XCTestCase {
         XCTAssertEqual(try db.scalar("PRAGMA journal_mode"), .text("wal"))
         XCTAssertEqual(try db.scalar("PRAGMA foreign_keys"), .integer(1))
         XCTAssertEqual(try db.scalar("PRAGMA synchronous"), .integer(2))  // FULL
-        XCTAssertEqual(try db.scalar("PRAGMA busy_timeout"), .integer(10_000))
+    }
+
+    /// A writer waits for another connection's write lock up to the timeout, then gets a clear error.
+    func testBusyTimeoutWaitsThenFailsClearly() throws {
+        let path = try temporaryDirectory(self) + "/busy.sqlite"
+        let holder = try Database(path: path)
+        try holder.execute("CREATE TABLE t (x)")
+        let waiter = try Database(path: path, busyTimeout: 0.3)
+        try holder.execute("BEGIN IMMEDIATE")
+        let start = ContinuousClock.now
+        let error = assertStoreError(try waiter.transaction { try waiter.execute("INSERT INTO t VALUES (1)") })
+        let waited = ContinuousClock.now - start
+        XCTAssertEqual(error?.sqliteCode, SQLITE_BUSY)
+        XCTAssertTrue(
+            error?.description.hasPrefix("\(path): the database stayed locked by another process past the timeout") ?? false,
+            "\(String(describing: error))")
+        // Busy timeout, then Database.beginRetries more attempts with short back-off.
+        XCTAssertGreaterThanOrEqual(waited, .milliseconds(300))
+        try holder.execute("COMMIT")
+        // Released within the timeout: the waiter gets through.
+        try holder.execute("BEGIN IMMEDIATE")
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { _ = try? holder.execute("COMMIT") }
+        try waiter.transaction { try waiter.execute("INSERT INTO t VALUES (2)") }
+        XCTAssertEqual(try waiter.query("SELECT x FROM t"), [[2]])
     }
 
     func testValuesRoundTripThroughParameters() throws {
