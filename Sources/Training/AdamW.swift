@@ -51,7 +51,9 @@ public final class AdamW {
     public func step(params: UnsafeMutableBufferPointer<Float>, grads: UnsafeMutableBufferPointer<Float>, lr: Double) {
         precondition(params.count == parameterCount && grads.count == parameterCount, "AdamW: size mismatch")
         t += 1
+        // (1 - beta) is formed in Double: 1 - Float(0.999) would be off by 1e-5 relative.
         let b1 = Float(config.beta1), b2 = Float(config.beta2), eps = Float(config.eps)
+        let ob1 = Float(1 - config.beta1), ob2 = Float(1 - config.beta2)
         let c1 = Float(1 / (1 - pow(config.beta1, Double(t)))), c2 = Float(1 / (1 - pow(config.beta2, Double(t))))
         let lrf = Float(lr), decay = Float(1 - lr * config.weightDecay)
         let n = parameterCount
@@ -60,8 +62,8 @@ public final class AdamW {
         forChunks(n) { r in
             for i in r {
                 let g = gp.p[i]
-                let m = b1 * mp.p[i] + (1 - b1) * g
-                let v = b2 * vp.p[i] + (1 - b2) * g * g
+                let m = b1 * mp.p[i] + ob1 * g
+                let v = b2 * vp.p[i] + ob2 * g * g
                 mp.p[i] = m
                 vp.p[i] = v
                 pp.p[i] = pp.p[i] * decay - lrf * (m * c1) / ((v * c2).squareRoot() + eps)

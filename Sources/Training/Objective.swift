@@ -67,3 +67,28 @@ public func sftLoss(
     for t in 0..<logprobs.count { dLogprobs[t] = Float(-Double(weights[t]) / sw) }
     return ObjectiveResult(loss: -swl / sw, metrics: ["tokens": sw, "logps/mean_token": swl / sw])
 }
+
+import Model
+
+extension LossOn {
+    /// Packs (prompt, response) token sequences into one batch for SFT. The target at position t is token t+1
+    /// of the same sequence; with `.response` only positions whose next token belongs to the response get a
+    /// target (so logits are computed only there), with `.all` every position but the last does.
+    /// Returns the batch, per-token weights (1 where there is a target) and each sequence's span.
+    public func pack(_ examples: [(prompt: [Int32], response: [Int32])]) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
+        var tokens: [Int32] = [], targets: [Int32] = [], starts: [Int] = [], spans: [SequenceSpan] = []
+        for (prompt, response) in examples {
+            let seq = prompt + response
+            precondition(!seq.isEmpty, "LossOn.pack: empty example")
+            starts.append(tokens.count)
+            spans.append(SequenceSpan(start: tokens.count, count: seq.count))
+            for i in seq.indices {
+                tokens.append(seq[i])
+                let trained = i + 1 < seq.count && (self == .all || i + 1 >= prompt.count)
+                targets.append(trained ? seq[i + 1] : -1)
+            }
+        }
+        let weights = targets.map { $0 >= 0 ? Float(1) : 0 }
+        return (TokenBatch(tokens: tokens, targets: targets, sequenceStarts: starts), weights, spans)
+    }
+}

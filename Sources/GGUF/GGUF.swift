@@ -1,1 +1,0 @@
-// Module GGUF: see ../shared/DESIGN.md module map.

@@ -1,0 +1,97 @@
+import Model
+
+extension GGUFFile {
+    /// The model configuration from the `llama.*` metadata. The vocabulary size is the length of
+    /// `tokenizer.ggml.tokens` (else `llama.vocab_size`); the output head is tied when the file has no
+    /// `output.weight`. Missing `llama.rope.freq_base` means 10000 and missing
+    /// `llama.attention.head_count_kv` means one KV head per head, as in llama.cpp.
+    public func llamaConfig() throws -> LlamaConfig {
+        let architecture = try string(GGUFKeys.architecture)
+        guard architecture == "llama" else { throw GGUFError.unsupportedArchitecture(file: path, architecture: architecture) }
+        typealias K = GGUFKeys.Llama
+        let dim = try positive(K.embeddingLength)
+        let nLayers = try positive(K.blockCount)
+        let ffnDim = try positive(K.feedForwardLength)
+        let nHeads = try positive(K.headCount)
+        let nKVHeads = metadata[K.headCountKV] == nil ? nHeads : try positive(K.headCountKV)
+        let contextLength = try positive(K.contextLength)
+        let normEps = try double(K.rmsNormEpsilon)
+        let ropeBase = metadata[K.ropeFreqBase] == nil ? 10000 : try double(K.ropeFreqBase)
+
+        guard dim % nHeads == 0, (dim / nHeads) % 2 == 0 else {
+            throw GGUFError.invalidMetadata(file: path, key: K.headCount, reason: "\(nHeads) heads do not split width \(dim) into even head sizes")
+        }
+        guard nHeads % nKVHeads == 0 else {
+            throw GGUFError.invalidMetadata(file: path, key: K.headCountKV, reason: "\(nKVHeads) KV heads do not divide \(nHeads) heads")
+        }
+        if metadata[K.ropeDimensionCount] != nil {
+            let ropeDims = try int(K.ropeDimensionCount)
+            guard ropeDims == dim / nHeads else {
+                throw GGUFError.invalidMetadata(file: path, key: K.ropeDimensionCount, reason: "\(ropeDims), expected the head size \(dim / nHeads) (partial RoPE is not supported)")
+            }
+        }
+        guard normEps > 0, ropeBase > 0 else {
+            throw GGUFError.invalidMetadata(file: path, key: normEps > 0 ? K.ropeFreqBase : K.rmsNormEpsilon, reason: "must be positive")
+        }
+
+        let vocabSize: Int
+        if let tokens = metadata[GGUFKeys.Tokenizer.tokens] {
+            guard let items = tokens.array, !items.isEmpty else {
+                throw GGUFError.invalidMetadata(file: path, key: GGUFKeys.Tokenizer.tokens, reason: "expected a non-empty array")
+            }
+            vocabSize = items.count
+            if metadata[K.vocabSize] != nil, try int(K.vocabSize) != vocabSize {
+                throw GGUFError.invalidMetadata(file: path, key: K.vocabSize, reason: "\(try int(K.vocabSize)), but \(GGUFKeys.Tokenizer.tokens) has \(vocabSize) tokens")
+            }
+        } else {
+            vocabSize = try positive(K.vocabSize)
+        }
+
+        return LlamaConfig(
+            vocabSize: vocabSize, dim: dim, nLayers: nLayers, nHeads: nHeads, nKVHeads: nKVHeads, ffnDim: ffnDim,
+            ropeBase: Float(ropeBase), normEps: Float(normEps), tiedEmbedding: tensorInfo("output.weight") == nil,
+            contextLength: contextLength)
+    }
+
+    /// Dequantises every tensor of the file into `model`'s parameters. Tensors are copied as stored:
+    /// GGML dimensions [in, out] are the model's row-major [out, in], and Q/K rows are already in the
+    /// adjacent-pair RoPE order. Everything is checked before anything is written, so on error the
+    /// model is left untouched: a tensor the model lacks, a missing tensor, a shape that disagrees
+    /// (`shapeMismatch` naming the tensor, expected and found shape), a type that cannot be dequantised,
+    /// or hyper-parameters that differ from the model's configuration.
+    public func loadWeights(into model: LlamaModel) throws {
+        let c = model.config
+        let fileConfig = try llamaConfig()
+        typealias K = GGUFKeys.Llama
+        let checks: [(String, String, String)] = [
+            (K.headCount, "\(c.nHeads)", "\(fileConfig.nHeads)"),
+            (K.headCountKV, "\(c.nKVHeads)", "\(fileConfig.nKVHeads)"),
+            (K.ropeFreqBase, "\(c.ropeBase)", "\(fileConfig.ropeBase)"),
+            (K.rmsNormEpsilon, "\(c.normEps)", "\(fileConfig.normEps)"),
+        ]
+        for (key, mine, theirs) in checks where mine != theirs {
+            throw GGUFError.invalidMetadata(file: path, key: key, reason: "file has \(theirs), the model has \(mine)")
+        }
+
+        let expected = Dictionary(uniqueKeysWithValues: model.parameterTable.map { ($0.name, $0.shape) })
+        for info in tensors where expected[info.name] == nil {
+            throw GGUFError.unexpectedTensor(file: path, tensor: info.name)
+        }
+        for (name, shape) in model.parameterTable {
+            let info = try tensor(name)
+            guard info.shape == shape else {
+                throw GGUFError.shapeMismatch(file: path, tensor: name, expected: shape, found: info.shape)
+            }
+            try checkDequantizable(info)
+        }
+        for (name, _) in model.parameterTable {
+            try dequantize(name, into: model.parameter(name))
+        }
+    }
+
+    private func positive(_ key: String) throws -> Int {
+        let v = try int(key)
+        guard v > 0 else { throw GGUFError.invalidMetadata(file: path, key: key, reason: "\(v), expected a positive integer") }
+        return v
+    }
+}

@@ -1,1 +1,0 @@
-// Module Tokenizer: see ../shared/DESIGN.md module map.

@@ -1,8 +1,0 @@
-import XCTest
-@testable import GGUF
-
-final class GGUFSmokeTests: XCTestCase {
-    func testModuleLinks() {
-        XCTAssertTrue(true)
-    }
-}
