@@ -18,15 +18,8 @@ public func attentionHeadForward(
         for i in rows {
             let row = pp.p + i * nk
             let valid = offset + i + 1
-            var mx = -Float.infinity
-            for j in 0..<valid { mx = max(mx, row[j]) }
-            var sum: Float = 0
-            for j in 0..<valid {
-                let e = expf(row[j] - mx)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
+            let mx = rowMax(row, valid)
+            let inv = 1 / rowExpSum(row, valid, shift: mx, write: true)
             for j in 0..<valid { row[j] *= inv }
             if valid < nk { (row + valid).update(repeating: 0, count: nk - valid) }
         }

@@ -84,7 +84,7 @@ public func swigluForward(
     parallelFor(n, grain: 1 << 14) { r in
         for i in r {
             let x = g.p[i]
-            o.p[i] = x / (1 + expf(-x)) * u.p[i]
+            o.p[i] = x / (1 + expApprox(-x)) * u.p[i]
         }
     }
 }
@@ -99,7 +99,7 @@ public func swigluBackward(
     parallelFor(n, grain: 1 << 14) { r in
         for i in r {
             let x = g.p[i]
-            let s = 1 / (1 + expf(-x))
+            let s = 1 / (1 + expApprox(-x))
             dg.p[i] += d.p[i] * u.p[i] * s * (1 + x * (1 - s))
             du.p[i] += d.p[i] * x * s
         }
@@ -166,7 +166,7 @@ public func logSoftmaxGatherBackward(
                 drow.update(repeating: 0, count: v)
                 continue
             }
-            for j in 0..<v { drow[j] = -g * expf(row[j] - e) }
+            for j in 0..<v { drow[j] = -g * expApprox(row[j] - e) }
             drow[Int(tg.p[r])] += g
         }
     }
@@ -180,9 +180,6 @@ public func logSoftmax(_ out: UnsafeMutablePointer<Float>, _ logits: UnsafePoint
 
 /// log(sum(exp(row))) over `count` floats, stabilised by the row maximum.
 public func logSumExp(_ row: UnsafePointer<Float>, count v: Int) -> Float {
-    var mx = -Float.infinity
-    for j in 0..<v { mx = max(mx, row[j]) }
-    var sum: Float = 0
-    for j in 0..<v { sum += expf(row[j] - mx) }
-    return mx + logf(sum)
+    let mx = rowMax(row, v)
+    return mx + logf(rowExpSum(UnsafeMutablePointer(mutating: row), v, shift: mx, write: false))
 }

@@ -21,6 +21,7 @@ public func matmul(
     let ldb = ldb ?? (transB ? k : n)
     let ldc = ldc ?? n
     if k == 0 {
+        if beta == 1 { return }
         for i in 0..<m {
             for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// Inference with a KV cache: generation, and scoring many continuations of one shared prompt.
@@ -231,5 +232,3 @@ func sample(_ logprobs: [Float], options: SamplingOptions, rng: inout SplitMix64
     }
     return Int32(order.last!)
 }
-
-import Foundation

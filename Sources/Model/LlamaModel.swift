@@ -245,7 +245,8 @@ public final class LlamaModel {
                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
                     ropeForward(a.k, positions: positions, n: n, heads: nkv, headDim: hd,
                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
-                    attentionForward(a.att, a.probs, a.q, a.k, a.v, sequenceStarts: starts, n: n,
+                    // Without training, every layer reuses layer 0's probability blocks (fewer pages touched).
+                    attentionForward(a.att, training ? a.probs : layers[0].probs, a.q, a.k, a.v, sequenceStarts: starts, n: n,
                                      heads: nh, kvHeads: nkv, headDim: hd)
                     matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
                     residualForward(a.residMid, a.residMid, x, n: n * c)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// SplitMix64: small, fast, seedable; the same seed gives the same stream on every platform.
 struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
@@ -17,11 +19,6 @@ struct SplitMix64: RandomNumberGenerator {
     /// Standard normal (Box-Muller, one value per call).
     mutating func normal() -> Double {
         let u1 = max(uniform(), 0x1.0p-60), u2 = uniform()
-        return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
+        return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }
-
-import Foundation
-
-@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }

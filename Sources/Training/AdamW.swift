@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Kernels
 
 /// AdamW hyper-parameters (decoupled weight decay, Loshchilov & Hutter).
 public struct AdamWConfig: Codable, Sendable, Equatable {
@@ -77,11 +78,13 @@ struct Pointer: @unchecked Sendable {
     init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
 }
 
-/// Splits 0..<n into `Threads.count`-independent work: 2 contiguous halves (elementwise bodies only).
+/// Splits 0..<n into `Threads.count` contiguous ranges (elementwise bodies only, so the split does not
+/// change results).
 func forChunks(_ n: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
-    if n < 1 << 15 {
+    let chunks = n < 1 << 15 ? 1 : max(1, Threads.count)
+    if chunks == 1 {
         body(0..<n)
         return
     }
-    DispatchQueue.concurrentPerform(iterations: 2) { i in body((n * i / 2)..<(n * (i + 1) / 2)) }
+    DispatchQueue.concurrentPerform(iterations: chunks) { i in body((n * i / chunks)..<(n * (i + 1) / chunks)) }
 }

@@ -248,3 +248,76 @@ final class KernelGradientTests: XCTestCase {
         XCTAssertEqual(one, two)
     }
 }
+
+final class VectorMathTests: XCTestCase {
+    func testFastExpAccuracy() {
+        var worst = 0.0
+        var x: Float = -87
+        while x < 88 {
+            let rel = abs(Double(fastExp(x)) - exp(Double(x))) / exp(Double(x))
+            worst = max(worst, rel)
+            x += 0.01731
+        }
+        XCTAssertLessThan(worst, 5e-7)
+        XCTAssertEqual(fastExp(-100), 0)
+        XCTAssertEqual(fastExp(0), 1)
+    }
+
+    func testLogSumExpOfLongRow() {
+        var rng = TestRNG(9)
+        let row = rng.array(1003, 20)
+        let mx = Double(row.max()!)
+        let ref = mx + log(row.reduce(0.0) { $0 + exp(Double($1) - mx) })
+        XCTAssertEqual(Double(logSumExp(row, count: row.count)), ref, accuracy: 1e-5)
+    }
+}
+
+final class LongAttentionTests: XCTestCase {
+    /// Long sequences take the multi-threaded softmax path; forward against plain Double loops, and the
+    /// backward's dV against its closed form P^T dO.
+    func testLongPackedSequencesMatchReference() {
+        var rng = TestRNG(10)
+        let starts = [0, 300], n = 450, heads = 2, kvHeads = 1, hd = 8
+        let q = rng.array(n * heads * hd, 2), k = rng.array(n * kvHeads * hd, 2), v = rng.array(n * kvHeads * hd)
+        var out = [Float](repeating: 0, count: n * heads * hd)
+        var probs = [Float](repeating: 0, count: attentionProbsCount(sequenceStarts: starts, n: n, heads: heads))
+        attentionForward(&out, &probs, q, k, v, sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd)
+        var worst = 0.0
+        for t in stride(from: 0, to: n, by: 7) {
+            let s0 = t < 300 ? 0 : 300
+            for h in 0..<heads {
+                var sc: [Double] = []
+                for s in s0...t {
+                    var d = 0.0
+                    for i in 0..<hd { d += Double(q[(t * heads + h) * hd + i]) * Double(k[s * hd + i]) }
+                    sc.append(d / Double(hd).squareRoot())
+                }
+                let mx = sc.max()!
+                let e = sc.map { exp($0 - mx) }
+                let z = e.reduce(0, +)
+                for i in 0..<hd {
+                    var o = 0.0
+                    for (j, s) in (s0...t).enumerated() { o += e[j] / z * Double(v[s * hd + i]) }
+                    worst = max(worst, abs(o - Double(out[(t * heads + h) * hd + i])))
+                }
+            }
+        }
+        XCTAssertLessThan(worst, 1e-5)
+        // dV = sum over heads of P^T dO; with dO = 1 everywhere, dV[s] = (sum of column s of P over rows and heads) * 1.
+        let ones = [Float](repeating: 1, count: n * heads * hd)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count)
+        var dv = [Float](repeating: 0, count: v.count), scratch = [Float](repeating: 0, count: 300 * 300)
+        attentionBackward(&dq, &dk, &dv, scratch: &scratch, ones, probs, q, k, v, sequenceStarts: starts, n: n,
+                          heads: heads, kvHeads: kvHeads, headDim: hd)
+        var base = 0
+        for (s0, len) in [(0, 300), (300, 150)] {
+            for j in stride(from: 0, to: len, by: 13) {
+                var col = 0.0
+                for h in 0..<heads { for i in 0..<len { col += Double(probs[base + h * len * len + i * len + j]) } }
+                XCTAssertEqual(Double(dv[(s0 + j) * hd]), col, accuracy: 1e-3 * max(1, col))
+            }
+            base += heads * len * len
+        }
+        XCTAssertTrue(dq.allSatisfy { $0.isFinite } && dk.allSatisfy { $0.isFinite })
+    }
+}
