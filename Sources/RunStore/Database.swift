@@ -130,23 +130,48 @@ public final class Database: @unchecked Sendable {
 
     /// Runs one statement and returns every result row keyed by column name.
     public func rows(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[String: SQLiteValue]] {
-        try withStatement(sql, parameters) { statement in
+        try withStatement(sql, .positional(parameters)) { statement in try keyedRows(statement, sql) }
+    }
+
+    private func keyedRows(_ statement: OpaquePointer, _ sql: String) throws -> [[String: SQLiteValue]] {
+        let count = sqlite3_column_count(statement)
+        let names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }
+        var result: [[String: SQLiteValue]] = []
+        while try step(statement, sql) {
+            var row: [String: SQLiteValue] = [:]
+            for i in 0..<Int(count) { row[names[i]] = column(statement, Int32(i)) }
+            result.append(row)
+        }
+        return result
+    }
+
+    /// Runs one statement with named parameters (`:name`, `@name` or `$name` in the SQL; keys with
+    /// or without the prefix). Every parameter of the statement must be given, and nothing else.
+    @discardableResult
+    public func query(_ sql: String, named parameters: [String: SQLiteValue]) throws -> [[SQLiteValue]] {
+        try withStatement(sql, .named(parameters)) { statement in
+            var result: [[SQLiteValue]] = []
             let count = sqlite3_column_count(statement)
-            let names = (0..<count).map { String(cString: sqlite3_column_name(statement, $0)) }
-            var result: [[String: SQLiteValue]] = []
             while try step(statement, sql) {
-                var row: [String: SQLiteValue] = [:]
-                for i in 0..<Int(count) { row[names[i]] = column(statement, Int32(i)) }
-                result.append(row)
+                result.append((0..<count).map { column(statement, $0) })
             }
             return result
         }
     }
 
+    /// `query(_:named:)` with rows keyed by column name.
+    public func rows(_ sql: String, named parameters: [String: SQLiteValue]) throws -> [[String: SQLiteValue]] {
+        try withStatement(sql, .named(parameters)) { statement in try keyedRows(statement, sql) }
+    }
+
     /// Runs one statement, discarding any result rows.
-    public func execute(_ sql: String, _ parameters: [SQLiteValue] = []) throws {
+    /// - Returns: the rows it inserted, updated or deleted (read under the same lock, so another
+    ///   thread's statement cannot interleave).
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> Int {
         try withStatement(sql, parameters) { statement in
             while try step(statement, sql) {}
+            return sqlite3_stmt_readonly(statement) != 0 ? 0 : Int(sqlite3_changes(handle))
         }
     }
 
@@ -259,8 +284,19 @@ public final class Database: @unchecked Sendable {
         return try body()
     }
 
+    private enum Bindings {
+        case positional([SQLiteValue])
+        case named([String: SQLiteValue])
+    }
+
     private func withStatement<T>(
         _ sql: String, _ parameters: [SQLiteValue], _ body: (OpaquePointer) throws -> T
+    ) throws -> T {
+        try withStatement(sql, .positional(parameters), body)
+    }
+
+    private func withStatement<T>(
+        _ sql: String, _ bindings: Bindings, _ body: (OpaquePointer) throws -> T
     ) throws -> T {
         try locked {
             let statement = try prepared(sql)
@@ -269,14 +305,37 @@ public final class Database: @unchecked Sendable {
                 sqlite3_clear_bindings(statement)
             }
             let expected = Int(sqlite3_bind_parameter_count(statement))
-            guard expected == parameters.count else {
-                throw StoreError.sqlite(
-                    path: path, code: SQLITE_RANGE,
-                    message: "statement has \(expected) parameters, \(parameters.count) given", sql: sql)
-            }
-            for (i, value) in parameters.enumerated() {
-                let rc = bind(statement, Int32(i + 1), value)
-                if rc != SQLITE_OK { throw error(rc, sql: sql) }
+            switch bindings {
+            case .positional(let parameters):
+                guard expected == parameters.count else {
+                    throw StoreError.sqlite(
+                        path: path, code: SQLITE_RANGE,
+                        message: "statement has \(expected) parameters, \(parameters.count) given", sql: sql)
+                }
+                for (i, value) in parameters.enumerated() {
+                    let rc = bind(statement, Int32(i + 1), value)
+                    if rc != SQLITE_OK { throw error(rc, sql: sql) }
+                }
+            case .named(let parameters):
+                var used = Set<String>()
+                for i in 0..<Int32(expected) {
+                    guard let cName = sqlite3_bind_parameter_name(statement, i + 1) else {
+                        throw StoreError.sqlite(
+                            path: path, code: SQLITE_RANGE, message: "parameter \(i + 1) is '?', not named", sql: sql)
+                    }
+                    let name = String(cString: cName)
+                    let bare = String(name.dropFirst())
+                    guard let value = parameters[name] ?? parameters[bare] else {
+                        throw StoreError.sqlite(path: path, code: SQLITE_RANGE, message: "no value for \(name)", sql: sql)
+                    }
+                    used.insert(parameters[name] != nil ? name : bare)
+                    let rc = bind(statement, i + 1, value)
+                    if rc != SQLITE_OK { throw error(rc, sql: sql) }
+                }
+                if let extra = parameters.keys.sorted().first(where: { !used.contains($0) }) {
+                    throw StoreError.sqlite(
+                        path: path, code: SQLITE_RANGE, message: "the statement has no parameter \(extra)", sql: sql)
+                }
             }
             return try body(statement)
         }

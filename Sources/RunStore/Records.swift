@@ -116,4 +116,13 @@ public struct RunStatusRow: Sendable, Equatable {
     public var owner: String?
     public var heartbeatAt: String?
     public var error: String?
+    /// Seconds since `heartbeatAt` when the row was read.
+    public var heartbeatAge: Double?
+
+    /// True when the run is `running` and its owner is alive (see `RunStore.isOwnerAlive`);
+    /// a `running` run with a dead owner is really interrupted and will be taken over.
+    public func isHeldByLiveOwner(staleAfter: Double = 120) -> Bool {
+        guard status == .running, let owner else { return false }
+        return RunStore.isOwnerAlive(owner, heartbeatAge: heartbeatAge, staleAfter: staleAfter)
+    }
 }

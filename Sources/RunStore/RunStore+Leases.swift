@@ -61,8 +61,7 @@ extension RunStore {
     public func heartbeat(runID: Int64, owner: String = RunStore.processOwner) throws -> Bool {
         try database.execute(
             "UPDATE runs SET heartbeat_at = \(Schema.now) WHERE id = ? AND owner = ? AND status = 'running'",
-            [.integer(runID), .text(owner)])
-        return database.changes > 0
+            [.integer(runID), .text(owner)]) > 0
     }
 
     /// Records that every result up to and including `step` is in the store (and refreshes the heartbeat).
@@ -87,9 +86,8 @@ extension RunStore {
     }
 
     private func updateRun(_ runID: Int64, _ setClause: String, _ parameters: [SQLiteValue]) throws {
-        try database.transaction {
-            try database.execute("UPDATE runs \(setClause) WHERE id = ?", parameters + [.integer(runID)])
-            if database.changes == 0 { throw StoreError.notFound(path: path, what: "run \(runID)") }
+        if try database.execute("UPDATE runs \(setClause) WHERE id = ?", parameters + [.integer(runID)]) == 0 {
+            throw StoreError.notFound(path: path, what: "run \(runID)")
         }
     }
 

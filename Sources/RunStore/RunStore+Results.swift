@@ -41,10 +41,10 @@ extension RunStore {
     public func truncate(runID: Int64, afterStep step: Int) throws -> (logprobs: Int, trainMetrics: Int) {
         try database.transaction {
             let s = SQLiteValue.integer(Int64(step))
-            try database.execute("DELETE FROM logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
-            let logprobs = database.changes
-            try database.execute("DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
-            let metrics = database.changes
+            let logprobs = try database.execute(
+                "DELETE FROM logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            let metrics = try database.execute(
+                "DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute(
                 "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
             return (logprobs, metrics)
@@ -61,7 +61,8 @@ extension RunStore {
                     ORDER BY t.step DESC LIMIT 1),
                    (SELECT t.step FROM train_metrics AS t WHERE t.run_id = r.id AND t.name = 'loss'
                     ORDER BY t.step DESC LIMIT 1),
-                   r.started_at, r.finished_at, r.owner, r.heartbeat_at, r.error
+                   r.started_at, r.finished_at, r.owner, r.heartbeat_at, r.error,
+                   (julianday('now') - julianday(r.heartbeat_at)) * 86400.0
             FROM runs AS r JOIN experiments AS e ON e.id = r.experiment_id
             WHERE ?1 IS NULL OR e.name = ?1
             ORDER BY e.name, r.id
@@ -71,7 +72,8 @@ extension RunStore {
                 runID: row[0].int64!, experiment: row[1].string!, name: row[2].string!,
                 status: RunStatus(rawValue: row[3].string ?? "") ?? .planned, lastStep: row[4].int,
                 lastLoss: row[5].double, lastLossStep: row[6].int, startedAt: row[7].string,
-                finishedAt: row[8].string, owner: row[9].string, heartbeatAt: row[10].string, error: row[11].string)
+                finishedAt: row[8].string, owner: row[9].string, heartbeatAt: row[10].string, error: row[11].string,
+                heartbeatAge: row[12].double)
         }
     }
 }

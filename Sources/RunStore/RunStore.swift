@@ -167,4 +167,16 @@ public final class RunStore: @unchecked Sendable {
     public func rows(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[String: SQLiteValue]] {
         try database.rows(sql, parameters)
     }
+
+    /// Runs one statement with named parameters (`:experiment` -> key "experiment" or ":experiment"),
+    /// as the files in analysis/ use them.
+    @discardableResult
+    public func query(_ sql: String, named parameters: [String: SQLiteValue]) throws -> [[SQLiteValue]] {
+        try database.query(sql, named: parameters)
+    }
+
+    /// `query(_:named:)` with rows keyed by column name.
+    public func rows(_ sql: String, named parameters: [String: SQLiteValue]) throws -> [[String: SQLiteValue]] {
+        try database.rows(sql, named: parameters)
+    }
 }

@@ -38,6 +38,17 @@ final class DatabaseTests: XCTestCase {
         XCTAssertTrue(syntax?.description.contains("SELEC 1") ?? false, "the SQL is named: \(String(describing: syntax))")
     }
 
+    func testNamedParametersBindByNameAndRefuseMissingOrUnknownOnes() throws {
+        let db = try Database(path: ":memory:")
+        XCTAssertEqual(try db.query("SELECT :b, @a, :b, $c", named: ["a": 1, ":b": "x", "c": 2.5]), [["x", 1, "x", 2.5]])
+        let missing = assertStoreError(try db.query("SELECT :a, :b", named: ["a": 1]))
+        XCTAssertTrue(missing?.description.contains("no value for :b") ?? false, "\(String(describing: missing))")
+        let unknown = assertStoreError(try db.query("SELECT :a", named: ["a": 1, "typo": 2]))
+        XCTAssertTrue(unknown?.description.contains("has no parameter typo") ?? false, "\(String(describing: unknown))")
+        let positional = assertStoreError(try db.query("SELECT ?", named: [:]))
+        XCTAssertTrue(positional?.description.contains("not named") ?? false, "\(String(describing: positional))")
+    }
+
     func testTransactionRollsBackOnErrorAndNestsAsSavepoints() throws {
         let db = try Database(path: try temporaryDirectory(self) + "/t.sqlite")
         try db.execute("CREATE TABLE t (x INTEGER)")
