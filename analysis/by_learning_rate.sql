@@ -6,6 +6,8 @@
 --
 -- Runs without a `train.lr` parameter are left out. Replace 'train.lr' with another key of the
 -- params table (e.g. 'train.steps', 'objective.beta') to compare runs by that parameter.
+--
+-- Parameter :experiment (experiment name) is optional: unset (NULL), every experiment is listed.
 WITH bounds AS (
     SELECT run_id, min(step) AS first_step, max(step) AS last_step
     FROM logprobs GROUP BY run_id
@@ -36,5 +38,6 @@ JOIN params AS lr ON lr.run_id = q.run_id AND lr.key = 'train.lr'
 JOIN runs AS u ON u.id = q.run_id
 JOIN experiments AS x ON x.id = u.experiment_id
 LEFT JOIN final_loss AS f ON f.run_id = q.run_id
+WHERE :experiment IS NULL OR x.name = :experiment
 GROUP BY x.id, lr.value, q.category, q.split
 ORDER BY x.name, lr.value, q.category, q.split;

@@ -6,6 +6,8 @@
 -- over the responses scored at both; change = end - start; frac_rose = share of those responses
 -- whose log-probability went up. Categories with no response scored at both steps (the dynamic
 -- `greedy` category, whose text changes) have no row.
+--
+-- Parameter :experiment (experiment name) is optional: unset (NULL), every experiment is listed.
 WITH bounds AS (
     SELECT run_id, min(step) AS first_step, max(step) AS last_step
     FROM logprobs GROUP BY run_id
@@ -28,5 +30,6 @@ SELECT x.name AS experiment, u.id AS run_id, u.name AS run, q.category, q.split,
 FROM pairs AS q
 JOIN runs AS u ON u.id = q.run_id
 JOIN experiments AS x ON x.id = u.experiment_id
+WHERE :experiment IS NULL OR x.name = :experiment
 GROUP BY u.id, q.category, q.split
 ORDER BY x.name, u.id, q.category, q.split;

@@ -7,6 +7,8 @@
 -- frac_rejected_above is on whole-response log-probabilities (sum over tokens), which favour
 -- shorter responses; frac_rejected_above_per_token is on log-probability per token, which does
 -- not. mean_margin = mean of (rejected - chosen), in nats.
+--
+-- Parameter :experiment (experiment name) is optional: unset (NULL), every experiment is listed.
 WITH per_probe AS (
     SELECT l.run_id, l.step, r.probe_id, p.split,
            avg(CASE WHEN r.category = 'chosen' THEN l.logprob END) AS chosen,
@@ -28,5 +30,6 @@ FROM per_probe AS q
 JOIN runs AS u ON u.id = q.run_id
 JOIN experiments AS x ON x.id = u.experiment_id
 WHERE q.chosen IS NOT NULL AND q.rejected IS NOT NULL
+  AND (:experiment IS NULL OR x.name = :experiment)
 GROUP BY u.id, q.step, q.split
 ORDER BY x.name, u.id, q.step, q.split;

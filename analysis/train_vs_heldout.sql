@@ -5,6 +5,8 @@
 --
 -- Changes are per response (last minus first step), averaged over the responses scored at both
 -- steps; a split without such responses shows NULL.
+--
+-- Parameter :experiment (experiment name) is optional: unset (NULL), every experiment is listed.
 WITH bounds AS (
     SELECT run_id, min(step) AS first_step, max(step) AS last_step
     FROM logprobs GROUP BY run_id
@@ -33,4 +35,5 @@ SELECT x.name AS experiment, u.id AS run_id, u.name AS run, q.category,
 FROM per_split AS q
 JOIN runs AS u ON u.id = q.run_id
 JOIN experiments AS x ON x.id = u.experiment_id
+WHERE :experiment IS NULL OR x.name = :experiment
 ORDER BY x.name, u.id, q.category;

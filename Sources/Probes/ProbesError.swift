@@ -3,6 +3,8 @@
 public enum ProbesError: Error, CustomStringConvertible, Equatable {
     /// The file could not be read.
     case unreadable(file: String, reason: String)
+    /// The file could not be written.
+    case unwritable(file: String, reason: String)
     /// The file has no JSON lines at all.
     case emptyFile(file: String)
     /// A line is not valid JSON.
@@ -32,6 +34,8 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .unreadable(file, reason):
             return "\(file): cannot read the file (\(reason))"
+        case let .unwritable(file, reason):
+            return "\(file): cannot write the file (\(reason))"
         case let .emptyFile(file):
             return "\(file): empty file, expected one JSON object per line"
         case let .invalidJSON(file, line, reason):

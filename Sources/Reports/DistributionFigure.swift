@@ -64,7 +64,8 @@ public struct DistributionFigure: Sendable {
         let titleSize = Draw.fittingSize(title, size: Theme.titleSize, width: width - 24)
         document.append(Draw.text(title, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
         let panelWidth = (width - 10) / Double(panels.count)
-        let tickCount = Swift.max(3, Int((panelWidth - 160) / 75))
+        let labelWidth = Swift.min(180, panels.flatMap(\.groups).map { Theme.textWidth($0.label, size: Theme.labelSize) }.max() ?? 0)
+        let tickCount = Swift.max(4, Int((panelWidth - labelWidth - 40) / 55))
         var shared: NumericAxis?
         if sharedRange {
             shared = NumericAxis(values: panels.flatMap { $0.groups.flatMap(\.values) }, extra: panels.compactMap(\.referenceValue), count: tickCount)
@@ -139,7 +140,9 @@ public struct DistributionFigure: Sendable {
                 + "a" + NumberFormat.coordinate(r) + " " + NumberFormat.coordinate(r) + " 0 1 0 " + NumberFormat.coordinate(2 * r) + " 0"
                 + "a" + NumberFormat.coordinate(r) + " " + NumberFormat.coordinate(r) + " 0 1 0 " + NumberFormat.coordinate(-2 * r) + " 0Z"
         }
-        parts.append(SVGElement("path", [("class", "points"), ("d", dots), ("fill", color), ("fill-opacity", "0.45"), ("stroke", "none")]))
+        // Fainter dots when there are many, so the box stays visible.
+        let opacity = Swift.min(0.45, Swift.max(0.12, 0.45 * (40 / Double(values.count)).squareRoot()))
+        parts.append(SVGElement("path", [("class", "points"), ("d", dots), ("fill", color), ("fill-opacity", NumberFormat.fixed(opacity, decimals: 2)), ("stroke", "none")]))
         let mean = values.reduce(0, +) / Double(values.count)
         parts.append(markerElement(group.style, d: group.style.marker.path(x: scale(mean), y: center, r: Theme.markerRadius + 0.6), cls: "mean"))
         return parts

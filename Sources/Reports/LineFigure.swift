@@ -58,21 +58,29 @@ public struct LineFigure: Sendable {
     public var sharedY: Bool
     /// Text under the legend, e.g. "shaded: 95% interval of the mean".
     public var legendNote: String?
+    /// Draw the legend (off when every panel's title already names its only series).
+    public var showsLegend: Bool
     public var width: Double
     public var height: Double
 
-    public init(title: String, panels: [LinePanel], sharedY: Bool = false, legendNote: String? = nil, width: Double? = nil, height: Double = 400) {
+    /// `width` defaults to 430 per panel plus 40 with a legend, 340 per panel without.
+    public init(
+        title: String, panels: [LinePanel], sharedY: Bool = false, legendNote: String? = nil, showsLegend: Bool = true,
+        width: Double? = nil, height: Double = 400
+    ) {
         precondition(!panels.isEmpty, "a figure needs at least one panel")
         self.title = title
         self.panels = panels
         self.sharedY = sharedY
         self.legendNote = legendNote
-        self.width = width ?? (Double(panels.count) * 430 + 40)
+        self.showsLegend = showsLegend
+        self.width = width ?? (showsLegend ? Double(panels.count) * 430 + 40 : Double(panels.count) * 340)
         self.height = height
     }
 
     /// Legend entries: each distinct label once, in order of first appearance.
     var legend: Legend {
+        guard showsLegend else { return Legend(entries: [], note: nil) }
         var seen = Set<String>()
         var entries: [LegendEntry] = []
         for panel in panels {

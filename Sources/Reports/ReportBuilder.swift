@@ -37,11 +37,7 @@ public struct ReportBuilder {
 
     init(data: ReportData) {
         self.data = data
-        var changes: [Int64: RunChanges] = [:]
-        for run in data.runs {
-            if let runChanges = RunChanges(scores: data.scores[run.id] ?? []) { changes[run.id] = runChanges }
-        }
-        self.changes = changes
+        changes = data.changes
     }
 
     /// The name of the experiment being reported.

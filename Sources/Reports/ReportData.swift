@@ -17,8 +17,9 @@ struct ReportData {
     var splits: [String]
     /// Rows of the `category_curves` view, by run id, ordered by step, category, split.
     var curves: [Int64: [CurveRow]]
-    /// Per-response log-probabilities, by run id, ordered by step and response id.
-    var scores: [Int64: [ScoreRow]]
+    /// Per-response changes since the first step, by run id (runs without evaluations are absent).
+    /// Computed while reading, one run at a time, so the raw scores of all runs are never in memory together.
+    var changes: [Int64: RunChanges]
     /// Training metrics, by run id, ordered by name and step.
     var trainMetrics: [Int64: [MetricRow]]
 
@@ -69,7 +70,7 @@ struct ReportData {
 
         var params: [Int64: [String: SQLiteValue]] = [:]
         var curves: [Int64: [CurveRow]] = [:]
-        var scores: [Int64: [ScoreRow]] = [:]
+        var changes: [Int64: RunChanges] = [:]
         var metrics: [Int64: [MetricRow]] = [:]
         var categorySet = Set<String>()
         var splitSet = Set<String>()
@@ -89,7 +90,7 @@ struct ReportData {
                 CurveRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
                          meanLogprob: $0[3].double, meanTokenLogprob: $0[4].double, sem: $0[5].double, n: $0[6].int ?? 0)
             }
-            scores[run.id] = try store.query(
+            let scores = try store.query(
                 """
                 SELECT l.step, r.category, p.split, l.response_id, l.logprob
                 FROM logprobs AS l
@@ -101,6 +102,7 @@ struct ReportData {
                 ScoreRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
                          responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan)
             }
+            changes[run.id] = RunChanges(scores: scores)
             metrics[run.id] = try store.query(
                 "SELECT step, name, value FROM train_metrics WHERE run_id = ? ORDER BY name, step", [id]
             ).map { MetricRow(step: $0[0].int ?? 0, name: $0[1].string ?? "", value: $0[2].double) }
@@ -119,7 +121,7 @@ struct ReportData {
             storePath: store.path, experiment: experiment, runs: runs, params: params,
             sweptKeys: sweptKeys(params: params, runs: runs),
             categories: ordered(categorySet, by: categoryOrder), splits: ordered(splitSet, by: splitOrder),
-            curves: curves, scores: scores, trainMetrics: metrics)
+            curves: curves, changes: changes, trainMetrics: metrics)
     }
 
     /// Keys whose values (a missing key counts as a value) are not the same for every run.

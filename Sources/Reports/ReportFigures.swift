@@ -28,9 +28,11 @@ extension ReportBuilder {
     /// Panels' splits: those of the data, or both standard ones when there is no data yet.
     var panelSplits: [String] { data.splits.isEmpty ? ReportData.splitOrder : data.splits }
 
+    /// "Run NAME", with the swept parameters unless the name already shows their values.
     func runTitle(_ run: RunRecord) -> String {
-        let setting = data.settingDescription(run)
-        return setting.isEmpty ? run.name : "\(run.name) (\(setting))"
+        let values = data.sweptKeys.map { ReportData.text(data.params[run.id]?[$0]) }
+        if values.allSatisfy({ run.name.contains($0) }) { return "Run \(run.name)" }
+        return "Run \(run.name) (\(data.settingDescription(run)))"
     }
 
     /// Every figure, in the order the index shows them.
@@ -136,7 +138,7 @@ extension ReportBuilder {
                 title: metric.title, xLabel: "step", yLabel: metric.label,
                 series: [LineSeries(label: metric.name, x: rows.map { Double($0.step) }, y: rows.map(\.value), style: .at(index))])
         }
-        let figure = LineFigure(title: "\(runTitle(run)): training", panels: panels)
+        let figure = LineFigure(title: "\(runTitle(run)): training", panels: panels, showsLegend: false)
         return ReportFigure(
             kind: .train, file: "run-\(run.id)-train.svg",
             caption: "Run \(run.name): training " + shown.map(\.label).joined(separator: ", ") + " against step.",

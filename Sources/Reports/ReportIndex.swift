@@ -35,13 +35,15 @@ extension ReportBuilder {
     }
 
     var runsTable: Table {
-        let header = ["id", "name", "status", "seed", "last step", "evaluated steps"] + data.sweptKeys
+        // The seed column of `runs`, unless a swept `seed` parameter already shows it.
+        let seedColumn = !data.sweptKeys.contains("seed")
+        let header = ["id", "name", "status"] + (seedColumn ? ["seed"] : []) + ["last step", "evaluated steps"] + data.sweptKeys
         let rows = data.runs.map { run -> [String] in
             let steps = changes[run.id].map { "\($0.steps.count) (\($0.startStep)–\($0.endStep))" } ?? "none"
-            return [String(run.id), run.name, run.status.rawValue, String(run.seed), run.lastStep.map(String.init) ?? "", steps]
-                + parameterFields(run)
+            return [String(run.id), run.name, run.status.rawValue] + (seedColumn ? [String(run.seed)] : [])
+                + [run.lastStep.map(String.init) ?? "", steps] + parameterFields(run)
         }
-        return Table(header: header, rows: rows, numeric: [0, 3, 4])
+        return Table(header: header, rows: rows, numeric: seedColumn ? [0, 3, 4] : [0, 3])
     }
 
     /// Parameters with the same value in every run.
@@ -69,9 +71,10 @@ extension ReportBuilder {
     /// Figures grouped into the index's sections: (heading, intro, figures).
     func sections(_ figures: [ReportFigure]) -> [(String, String, [ReportFigure])] {
         var sections: [(String, String, [ReportFigure])] = [
-            ("Change in log-probability", "The main figure: how each category's log-probability moved during training, per run.",
+            ("Across seeds", "The main figure, averaged over the runs that differ only in their seed: how each category's log-probability moved during training.",
+             figures.filter { $0.kind == .seeds }),
+            ("Change in log-probability", "The main figure, per run: how each category's log-probability moved during training.",
              figures.filter { $0.kind == .change }),
-            ("Across seeds", "Runs that differ only in their seed, averaged.", figures.filter { $0.kind == .seeds }),
         ]
         for run in data.runs {
             let own = figures.filter { $0.runID == run.id && $0.kind != .change }

@@ -14,10 +14,17 @@ final class AnalysisSQLTests: XCTestCase {
         runIDs = try SmallStore.runIDs(store)
     }
 
-    func run(_ name: String) throws -> [[String: SQLiteValue]] {
+    /// Rows of an analysis file for every experiment (`:experiment` unset, as in a plain
+    /// `sqlite3 runs.sqlite < file`); also checks that naming one experiment keeps exactly its rows.
+    func run(_ name: String, line: UInt = #line) throws -> [[String: SQLiteValue]] {
         let sql = try String(contentsOfFile: packageRoot + "/analysis/" + name, encoding: .utf8)
-        XCTAssertTrue(sql.hasPrefix("-- What it answers:"), "\(name) starts with a comment saying what it answers")
-        return try store.rows(sql)
+        XCTAssertTrue(sql.hasPrefix("-- What it answers:"), "\(name) starts with a comment saying what it answers", line: line)
+        let all = try store.rows(sql, named: ["experiment": .null])
+        let exp = try store.rows(sql, named: ["experiment": "exp"])
+        XCTAssertEqual(exp, all.filter { $0["experiment"] == "exp" }, "\(name) with :experiment = 'exp'", line: line)
+        XCTAssertFalse(exp.isEmpty, line: line)
+        XCTAssertEqual(try store.rows(sql, named: ["experiment": "missing"]), [], line: line)
+        return all
     }
 
     func double(_ value: SQLiteValue?, line: UInt = #line) throws -> Double {
@@ -34,9 +41,16 @@ final class AnalysisSQLTests: XCTestCase {
         SmallStore.probes.filter { $0.split == split && $0.categories.contains(category) }.map(\.idx)
     }
 
+    /// The report's four questions are tested here; the other files in analysis/ belong to the
+    /// run store's documentation and are tested in Tests/RunStoreTests/AnalysisTests.swift. A new
+    /// file must be added to one of the two.
     func testEveryAnalysisFileIsTested() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/analysis").filter { $0.hasSuffix(".sql") }.sorted()
-        XCTAssertEqual(files, ["by_learning_rate.sql", "final_change.sql", "rejected_above_chosen.sql", "train_vs_heldout.sql"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: packageRoot + "/analysis").filter { $0.hasSuffix(".sql") }
+        let here = ["by_learning_rate.sql", "final_change.sql", "rejected_above_chosen.sql", "train_vs_heldout.sql"]
+        let runStoreTests = ["chosen_minus_rejected.sql", "curves.sql", "final_deltas.sql", "status.sql", "sweep.sql"]
+        XCTAssertEqual(files.sorted(), (here + runStoreTests).sorted())
+        let readme = try String(contentsOfFile: packageRoot + "/analysis/README.md", encoding: .utf8)
+        for file in files { XCTAssertTrue(readme.contains("`\(file)`"), "README lists \(file)") }
     }
 
     func testFinalChange() throws {

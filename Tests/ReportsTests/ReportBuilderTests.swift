@@ -162,8 +162,8 @@ final class ReportBuilderTests: XCTestCase {
         for image in images {
             XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/out/" + image), image)
         }
-        // The change figures come first.
-        XCTAssertTrue(images.prefix(4).allSatisfy { $0.hasSuffix("-change.svg") && $0.contains("run-") }, "\(images)")
+        // The change figures come first: across seeds, then per run.
+        XCTAssertEqual(Array(images.prefix(6)), ["figures/setting-1-change.svg", "figures/setting-2-change.svg"] + runIDs.map { "figures/run-\($0)-change.svg" })
         let tables = elements(root, "table")
         let runsTable = try XCTUnwrap(tables.first)
         XCTAssertEqual(elements(runsTable, "tr").count, 1 + 4)

@@ -1,0 +1,92 @@
+import Foundation
+import Tokenizer
+
+/// One line of a training or probe file: the prompt as chat messages, the chosen response (always
+/// present), the rejected one (when the line has it) and every text field of the line.
+public struct PreferenceExample: Sendable, Equatable {
+    /// The conversation up to the response; ends with a user turn.
+    public var prompt: [ChatMessage]
+    public var chosen: String
+    public var rejected: String?
+    /// Every text response field of the line, `chosen` and `rejected` included, by field name.
+    public var fields: [String: String]
+    /// Field -> origin, as recorded by `ProbeSet.writeJSONL`; a field absent here comes from the data.
+    public var origins: [String: String]
+    /// The split recorded by `ProbeSet.writeJSONL`, if any.
+    public var split: ProbeSplit?
+    /// Where the line comes from, for error messages.
+    public var file: String
+    public var line: Int
+    /// Fields present in the line but not usable as text (name -> JSON type), to explain a bad mapping.
+    var otherFields: [String: String]
+
+    /// An example built in code (file "" and line 0 in error messages).
+    public init(prompt: [ChatMessage], chosen: String, rejected: String? = nil, fields: [String: String] = [:]) {
+        self.prompt = prompt
+        self.chosen = chosen
+        self.rejected = rejected
+        var all = fields
+        all["chosen"] = chosen
+        if let rejected { all["rejected"] = rejected }
+        self.fields = all
+        origins = [:]
+        split = nil
+        file = ""
+        line = 0
+        otherFields = [:]
+    }
+
+    /// The text of `field`, or an error naming the file, the line and what is wrong with the field.
+    func text(of field: String) throws(ProbesError) -> String {
+        if let text = fields[field] { return text }
+        if let found = otherFields[field] {
+            throw .wrongType(file: file, line: line, field: field, expected: "a string or a list of messages", found: found)
+        }
+        throw .missingField(file: file, line: line, field: field)
+    }
+}
+
+/// Reads a JSONL file of examples (training data or probes); the format is detected per line:
+/// - `{"prompt": "..." | [messages ending with a user turn], "chosen": "...", "rejected": "...", ...}`
+///   (any other text field is kept in `fields`; a field may also be a message list repeating the prompt);
+/// - `{"messages": [..., {"role": "assistant", "content": "..."}], ...}`: the last turn is `chosen`;
+/// - `{"chosen": "\n\nHuman: ...\n\nAssistant: ...", "rejected": "..."}`: HH transcripts, cut at the
+///   last "\n\nAssistant:"; all transcripts of a line must share the prompt;
+/// - `{"chosen": [messages], "rejected": [messages]}`: chat preference pairs sharing the prompt.
+/// Errors name the file and line and say what was expected.
+public func loadExamples(path: String) throws(ProbesError) -> [PreferenceExample] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        let reason = FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file"
+        throw .unreadable(file: path, reason: reason)
+    }
+    return try parseExamples(String(decoding: data, as: UTF8.self), file: path)
+}
+
+/// `loadExamples` on text already in memory; `file` names the source in errors.
+func parseExamples(_ text: String, file: String) throws(ProbesError) -> [PreferenceExample] {
+    try parseJSONLines(text, file: file).map { (parsed) throws(ProbesError) -> PreferenceExample in
+        let prompt: [ChatMessage]
+        switch parsed.prompt {
+        case let .messages(messages):
+            prompt = messages.map { ChatMessage(role: $0.role, content: $0.content) }
+        case let .hhTranscript(text):
+            do {
+                prompt = try HHTranscript.parse(text)
+            } catch {
+                throw .invalidMessages(file: file, line: parsed.line, field: "chosen", reason: "\(error)")
+            }
+            guard prompt.last?.role == "user" else {
+                throw .invalidMessages(file: file, line: parsed.line, field: "chosen",
+                                       reason: "expected the transcript's prompt to end with a Human turn")
+            }
+        }
+        var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"]!,
+                                        rejected: parsed.fields["rejected"], fields: parsed.fields)
+        example.origins = parsed.origins
+        example.split = parsed.split.flatMap(ProbeSplit.init(rawValue:))
+        example.file = file
+        example.line = parsed.line
+        example.otherFields = parsed.otherFields
+        return example
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Model
+import Tokenizer
+
+/// Whether a probe's prompt is in the training data.
+public enum ProbeSplit: String, Sendable, Codable, Equatable, Hashable {
+    case train, heldout
+}
+
+/// One response of one probe, with where its text came from (`responses.origin` in the run store):
+/// `data`, `derived:<kind>:seed=S`, `generated:command=...`, `generated:model=...`.
+public struct ProbeResponse: Sendable, Equatable {
+    public var category: String
+    public var text: String
+    public var origin: String
+
+    public init(category: String, text: String, origin: String) {
+        self.category = category
+        self.text = text
+        self.origin = origin
+    }
+}
+
+/// One probe prompt and its responses, one per static category, in the probe set's category order.
+public struct Probe: Sendable, Equatable {
+    /// Position in the probe file (0-based).
+    public var idx: Int
+    public var prompt: [ChatMessage]
+    public var split: ProbeSplit
+    public var responses: [ProbeResponse]
+
+    public init(idx: Int, prompt: [ChatMessage], split: ProbeSplit, responses: [ProbeResponse]) {
+        self.idx = idx
+        self.prompt = prompt
+        self.split = split
+        self.responses = responses
+    }
+
+    /// The response of `category`, if the probe has it.
+    public func response(_ category: String) -> ProbeResponse? {
+        responses.first { $0.category == category }
+    }
+}
+
+/// A category whose text is the model's own greedy decode, redone at every evaluation (see `greedyResponse`).
+public struct DynamicCategory: Sendable, Equatable {
+    public var category: String
+    public var maxTokens: Int
+    /// "greedy:max_tokens=N".
+    public var origin: String { "greedy:max_tokens=\(maxTokens)" }
+
+    public init(category: String, maxTokens: Int) {
+        self.category = category
+        self.maxTokens = maxTokens
+    }
+}
+
+/// How `ProbeSet.build` runs `generate` sources.
+public struct GenerationOptions {
+    /// JSON cache of generated texts; `nil` keeps them in memory only (every build generates anew).
+    public var cachePath: String?
+    /// Loads the GGUF named by a `generate: { model: ... }` source (the path as written in the spec).
+    /// Needed only when a category uses a model generator.
+    public var loadModel: ((String) throws -> (model: LlamaModel, tokenizer: any TextTokenizer))?
+
+    public init(cachePath: String? = nil,
+                loadModel: ((String) throws -> (model: LlamaModel, tokenizer: any TextTokenizer))? = nil) {
+        self.cachePath = cachePath
+        self.loadModel = loadModel
+    }
+}
+
+/// The probe set of an experiment: prompts with one response per category, and the dynamic categories.
+public struct ProbeSet: Sendable, Equatable {
+    public var probes: [Probe]
+    /// Static categories, in order: chosen, rejected, paraphrased_rejected, variant, random,
+    /// non_response (those present), then the others alphabetically.
+    public var categories: [String]
+    /// Categories decoded by the model at each evaluation (`greedy`).
+    public var dynamicCategories: [DynamicCategory]
+
+    public init(probes: [Probe], categories: [String], dynamicCategories: [DynamicCategory] = []) {
+        self.probes = probes
+        self.categories = categories
+        self.dynamicCategories = dynamicCategories
+    }
+
+    /// The study's six categories, first in reports and files.
+    static let canonicalOrder = ["chosen", "rejected", "paraphrased_rejected", "variant", "random", "non_response"]
+
+    static func ordered(_ names: some Sequence<String>) -> [String] {
+        names.sorted { a, b in
+            let ia = canonicalOrder.firstIndex(of: a) ?? canonicalOrder.count
+            let ib = canonicalOrder.firstIndex(of: b) ?? canonicalOrder.count
+            return ia != ib ? ia < ib : a < b
+        }
+    }
+
+    /// Builds the probe set from probe examples and a category map (category id -> source).
+    /// - `seed` drives the derivations (`other_prompt`, `shuffled_words`, `random_tokens`).
+    /// - A probe is `train` when its prompt (messages equal) is one of `trainPrompts`, else `heldout`.
+    /// - `tokenizer` counts the tokens of `random_tokens` sources and decodes their ids.
+    /// - Generated texts come from `generation.cachePath` when cached, and are added to it otherwise.
+    /// Errors name the probe file and line of a missing or mistyped field, the category, or the generator.
+    public static func build(examples: [PreferenceExample], categories: [String: CategorySource], seed: UInt64,
+                             trainPrompts: [[ChatMessage]], tokenizer: any TextTokenizer,
+                             generation: GenerationOptions = GenerationOptions()) throws -> ProbeSet {
+        let trainKeys = Set(trainPrompts.map(promptKey))
+        var staticNames: [String] = []
+        var dynamic: [DynamicCategory] = []
+        for name in ordered(categories.keys) {
+            if reservedKeys.contains(name) || name.isEmpty {
+                throw ProbesError.category(name: name, reason: "reserved name; a category may not be called \"\", \(reservedKeys.sorted().joined(separator: ", "))")
+            }
+            if case let .greedy(maxTokens) = categories[name]! {
+                dynamic.append(DynamicCategory(category: name, maxTokens: maxTokens))
+            } else {
+                staticNames.append(name)
+            }
+        }
+        var columns: [String: [(text: String, origin: String)]] = [:]
+        var cache: GenerationCache?
+        var models: [String: LoadedModel] = [:]
+        for name in staticNames {
+            switch categories[name]! {
+            case let .field(field):
+                columns[name] = try examples.map { (ex) throws(ProbesError) in
+                    (try ex.text(of: field), ex.origins[field] ?? "data")
+                }
+            case let .derive(derivation):
+                columns[name] = try derive(derivation, category: name, examples: examples, seed: seed, tokenizer: tokenizer)
+            case let .generate(spec):
+                if cache == nil { cache = try GenerationCache(path: generation.cachePath) }
+                columns[name] = try generate(spec, category: name, examples: examples, cache: cache!, options: generation,
+                                             models: &models)
+            case .greedy:
+                preconditionFailure("greedy categories are dynamic")
+            }
+        }
+        let probes = examples.enumerated().map { idx, ex in
+            Probe(idx: idx, prompt: ex.prompt,
+                  split: trainKeys.contains(promptKey(ex.prompt)) ? .train : .heldout,
+                  responses: staticNames.map { ProbeResponse(category: $0, text: columns[$0]![idx].text, origin: columns[$0]![idx].origin) })
+        }
+        return ProbeSet(probes: probes, categories: staticNames, dynamicCategories: dynamic)
+    }
+
+    /// A probe set as written by `writeJSONL` (or any probe file): every text field is a category,
+    /// its origin the recorded one or `data`, its split the recorded one or `heldout`.
+    public static func load(path: String) throws(ProbesError) -> ProbeSet {
+        let examples = try loadExamples(path: path)
+        let names = ordered(Set(examples.flatMap(\.fields.keys)))
+        let probes = examples.enumerated().map { idx, ex in
+            Probe(idx: idx, prompt: ex.prompt, split: ex.split ?? .heldout,
+                  responses: names.compactMap { name in
+                      ex.fields[name].map { ProbeResponse(category: name, text: $0, origin: ex.origins[name] ?? "data") }
+                  })
+        }
+        return ProbeSet(probes: probes, categories: names)
+    }
+
+    /// Writes the materialised probe set, one line per probe:
+    /// `{"idx":0,"split":"train","prompt":[{"role":"user","content":"..."}],"chosen":"...",...,"origins":{"chosen":"data",...}}`
+    /// (categories in `categories` order). `loadExamples` and `ProbeSet.load` read it back.
+    public func writeJSONL(path: String) throws(ProbesError) {
+        var out = ""
+        for probe in probes {
+            out += "{\"idx\":\(probe.idx),\"split\":\"\(probe.split.rawValue)\",\"prompt\":\(messagesJSON(probe.prompt))"
+            for r in probe.responses { out += ",\(jsonQuoted(r.category)):\(jsonQuoted(r.text))" }
+            out += ",\"origins\":{" + probe.responses.map { "\(jsonQuoted($0.category)):\(jsonQuoted($0.origin))" }
+                .joined(separator: ",") + "}}\n"
+        }
+        do {
+            try Data(out.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw .unwritable(file: path, reason: error.localizedDescription)
+        }
+    }
+}
+
+/// A string that is equal for equal message lists (lengths prefix each part, so no separator can collide).
+func promptKey(_ messages: [ChatMessage]) -> String {
+    messages.map { "\($0.role.utf8.count):\($0.role)\($0.content.utf8.count):\($0.content)" }.joined()
+}
