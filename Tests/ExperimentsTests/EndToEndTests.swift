@@ -77,7 +77,7 @@ final class EndToEndTests: XCTestCase {
         let name = ref.experiment.runs[0].name
         _ = try ref.runAll(only: name)
         let reference = try ref.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
-        let refMetrics = try ref.store.query("SELECT step, name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
+        let refMetrics = try ref.store.query("SELECT step, m.name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
 
         // Fresh store: stop after 3 steps (checkpoint at 2), then resume.
         try FileManager.default.removeItem(at: dir.appendingPathComponent("runs.sqlite"))
@@ -94,7 +94,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try resumed.runAll(only: name).finished, [name])
         XCTAssertEqual(resumedFrom, 2)
         let got = try resumed.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
-        let gotMetrics = try resumed.store.query("SELECT step, name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
+        let gotMetrics = try resumed.store.query("SELECT step, m.name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
         XCTAssertEqual(got, reference)
         XCTAssertEqual(gotMetrics, refMetrics)
     }
