@@ -129,7 +129,7 @@ private struct ByteReader {
     mutating func string(_ what: String) throws -> String {
         let n = Int(try uint(4, "length of " + what))
         let start = offset
-        guard let s = String(validating: try take(n, what), as: UTF8.self) else {
+        guard let s = String(bytes: try take(n, what), encoding: .utf8) else {
             throw ReferenceCacheError.malformed(path: path, offset: start, expected: "UTF-8 " + what)
         }
         return s
