@@ -2,14 +2,14 @@ import Foundation
 
 /// Generated texts kept on disk, so a probe set is generated once and rebuilt identically.
 /// File: `{"version":1,"entries":{"<sha256 hex>":"<text>",...}}`, keys sorted; written atomically.
-public final class GenerationCache {
+final class GenerationCache {
     /// The cache file; `nil` keeps the cache in memory only.
-    public let path: String?
+    let path: String?
     private var entries: [String: String] = [:]
     private var dirty = false
 
     /// Opens `path` (a missing file is an empty cache); `nil` gives an in-memory cache.
-    public init(path: String?) throws(ProbesError) {
+    init(path: String?) throws(ProbesError) {
         self.path = path
         guard let path, FileManager.default.fileExists(atPath: path) else { return }
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -33,7 +33,7 @@ public final class GenerationCache {
     }
 
     /// Number of cached texts.
-    public var count: Int { entries.count }
+    var count: Int { entries.count }
 
     /// The key of one generation: sha256 over the generator identity, the template, the seed, the
     /// prompt and the source text (the prompt matters for generators that read no field).
@@ -55,7 +55,7 @@ public final class GenerationCache {
     }
 
     /// Writes the file if anything changed.
-    public func save() throws(ProbesError) {
+    func save() throws(ProbesError) {
         guard dirty, let path else { return }
         let body = entries.keys.sorted().map { jsonQuoted($0) + ":" + jsonQuoted(entries[$0]!) }.joined(separator: ",\n")
         let text = "{\"version\":1,\"entries\":{\n" + body + "\n}}\n"

@@ -118,19 +118,22 @@ func messagesJSON(_ messages: [ChatMessage]) -> String {
 
 /// Generation with a model in-process: each request's `instruction` becomes one user turn rendered
 /// with `chatTemplate`, then is sampled with `options` (its `seed` replaced by the request's seed;
-/// the tokenizer's EOS is added to the stop tokens). The prompt starts with BOS when the tokenizer has one.
+/// the tokenizer's EOS is added to the stop tokens). The prompt starts with BOS when `addsBOS`.
 public final class ModelTextGenerator: TextGenerator {
     public let model: LlamaModel
     public let tokenizer: any TextTokenizer
+    public let addsBOS: Bool
     public let chatTemplate: ChatTemplate
     public let options: SamplingOptions
     public let identity: String
 
     /// - Parameter name: names the model in `identity` (e.g. the GGUF path).
-    public init(model: LlamaModel, tokenizer: any TextTokenizer, chatTemplate: ChatTemplate,
+    public init(model: LlamaModel, tokenizer: any TextTokenizer, addsBOS: Bool, chatTemplate: ChatTemplate,
                 options: SamplingOptions, name: String) {
+        precondition(!addsBOS || tokenizer.bos != nil, "ModelTextGenerator: addsBOS needs a tokenizer with a BOS")
         self.model = model
         self.tokenizer = tokenizer
+        self.addsBOS = addsBOS
         self.chatTemplate = chatTemplate
         self.options = options
         identity = ModelTextGenerator.identity(name: name, chatTemplate: chatTemplate, options: options)
@@ -146,7 +149,7 @@ public final class ModelTextGenerator: TextGenerator {
         var texts: [String] = []
         for request in requests {
             let rendered = chatTemplate.prompt([ChatMessage(role: "user", content: request.instruction)])
-            let ids = (tokenizer.bos.map { [$0] } ?? []) + tokenizer.encode(rendered)
+            let ids = (addsBOS ? [tokenizer.bos!] : []) + tokenizer.encode(rendered)
             let budget = model.config.contextLength - ids.count
             guard budget > 0 else {
                 throw .category(name: "generate", reason: "prompt of probe \(request.id) has \(ids.count) tokens, the model's context is \(model.config.contextLength)")

@@ -4,7 +4,6 @@ import Tokenizer
 
 extension ProbeSet {
     typealias Column = [(text: String, origin: String)]
-    typealias LoadedModel = (model: LlamaModel, tokenizer: any TextTokenizer)
 
     /// Texts of a derived category, one per example.
     static func derive(_ derivation: Derivation, category: String, examples: [PreferenceExample], seed: UInt64,
@@ -63,7 +62,7 @@ extension ProbeSet {
     /// Texts of a generated category, one per example, from the cache or the generator.
     static func generate(_ spec: GeneratorSpec, category: String, examples: [PreferenceExample],
                          cache: GenerationCache, options: GenerationOptions,
-                         models: inout [String: LoadedModel]) throws -> Column {
+                         models: inout [String: GeneratorModel]) throws -> Column {
         let sources = try examples.map { (ex) throws(ProbesError) -> String in
             guard let field = spec.field else { return "" }
             return try ex.text(of: field)
@@ -102,8 +101,8 @@ extension ProbeSet {
     }
 
     private static func modelGenerator(_ spec: GeneratorSpec, path: String, category: String, options: GenerationOptions,
-                                       models: inout [String: LoadedModel]) throws -> ModelTextGenerator {
-        let loaded: LoadedModel
+                                       models: inout [String: GeneratorModel]) throws -> ModelTextGenerator {
+        let loaded: GeneratorModel
         if let known = models[path] {
             loaded = known
         } else {
@@ -117,8 +116,8 @@ extension ProbeSet {
             }
             models[path] = loaded
         }
-        return ModelTextGenerator(model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: chatTemplate(spec),
-                                  options: sampling(spec), name: path)
+        return ModelTextGenerator(model: loaded.model, tokenizer: loaded.tokenizer, addsBOS: loaded.addsBOS,
+                                  chatTemplate: chatTemplate(spec), options: sampling(spec), name: path)
     }
 
     private static func sampling(_ spec: GeneratorSpec) -> SamplingOptions {

@@ -55,16 +55,30 @@ public struct DynamicCategory: Sendable, Equatable {
     }
 }
 
+/// A model for `generate: { model: ... }` sources, as loaded by `GenerationOptions.loadModel`.
+public struct GeneratorModel {
+    public var model: LlamaModel
+    public var tokenizer: any TextTokenizer
+    /// Whether prompts start with the tokenizer's BOS (GGUF `tokenizer.ggml.add_bos_token`; false for SmolLM2).
+    public var addsBOS: Bool
+
+    public init(model: LlamaModel, tokenizer: any TextTokenizer, addsBOS: Bool) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.addsBOS = addsBOS
+    }
+}
+
 /// How `ProbeSet.build` runs `generate` sources.
 public struct GenerationOptions {
     /// JSON cache of generated texts; `nil` keeps them in memory only (every build generates anew).
     public var cachePath: String?
     /// Loads the GGUF named by a `generate: { model: ... }` source (the path as written in the spec).
     /// Needed only when a category uses a model generator.
-    public var loadModel: ((String) throws -> (model: LlamaModel, tokenizer: any TextTokenizer))?
+    public var loadModel: ((String) throws -> GeneratorModel)?
 
     public init(cachePath: String? = nil,
-                loadModel: ((String) throws -> (model: LlamaModel, tokenizer: any TextTokenizer))? = nil) {
+                loadModel: ((String) throws -> GeneratorModel)? = nil) {
         self.cachePath = cachePath
         self.loadModel = loadModel
     }
@@ -109,8 +123,11 @@ public struct ProbeSet: Sendable, Equatable {
         var staticNames: [String] = []
         var dynamic: [DynamicCategory] = []
         for name in ordered(categories.keys) {
-            if reservedKeys.contains(name) || name.isEmpty {
-                throw ProbesError.category(name: name, reason: "reserved name; a category may not be called \"\", \(reservedKeys.sorted().joined(separator: ", "))")
+            if name.isEmpty {
+                throw ProbesError.category(name: name, reason: "expected a non-empty category name")
+            }
+            if reservedKeys.contains(name) {
+                throw ProbesError.category(name: name, reason: "reserved name (\(reservedKeys.sorted().joined(separator: ", ")) are keys of probe files)")
             }
             if case let .greedy(maxTokens) = categories[name]! {
                 dynamic.append(DynamicCategory(category: name, maxTokens: maxTokens))
@@ -120,7 +137,7 @@ public struct ProbeSet: Sendable, Equatable {
         }
         var columns: [String: [(text: String, origin: String)]] = [:]
         var cache: GenerationCache?
-        var models: [String: LoadedModel] = [:]
+        var models: [String: GeneratorModel] = [:]
         for name in staticNames {
             switch categories[name]! {
             case let .field(field):

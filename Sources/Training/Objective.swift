@@ -9,9 +9,29 @@ public enum LossOn: String, Codable, Sendable {
 /// A training objective. Every objective is built on the one log-prob primitive (`LlamaModel.forward`):
 /// it sees per-token log-probabilities, per-token weights and per-sequence spans, and returns the loss,
 /// diagnostics and dLoss/dlogprob per token.
+///
+/// Preference objectives (`dpo`, `ipo`, `hinge`) read a batch of pairs packed by `PreferencePair.pack`:
+/// spans alternate chosen, rejected (pair i is spans 2i and 2i+1). With pi_s = sum of w_t * lp_t over span s
+/// and ref_s the reference model's same sum, each pair has the log-ratio margin
+/// h = (pi_c - ref_c) - (pi_r - ref_r); the loss is the mean over pairs of a function of h.
 public enum Objective: Sendable, Equatable {
     /// Weighted negative log-likelihood: loss = -sum(w * lp) / sum(w).
     case sft(lossOn: LossOn)
+    /// DPO (Rafailov et al. 2023): loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h).
+    /// `labelSmoothing` eps > 0 is conservative DPO (cDPO: labels flipped with probability eps), as TRL's
+    /// `label_smoothing`; eps = 0 is plain DPO. Requires beta > 0 and 0 <= eps < 0.5.
+    case dpo(beta: Double, labelSmoothing: Double)
+    /// IPO (Azar et al. 2023, eq. 17): loss = (h - 1/(2 tau))^2, with h in sequence log-probability SUMS as in
+    /// the paper. (TRL's `ipo` divides each sequence's log-probabilities by its length first; we do not.)
+    /// The minimum is at h = 1/(2 tau). Requires tau > 0.
+    case ipo(tau: Double)
+    /// SLiC-style hinge on the reference-normalised margin (TRL's `hinge`): loss = max(0, 1 - beta h).
+    /// At the kink (beta h = 1) and beyond, the gradient is 0. Requires beta > 0.
+    case hinge(beta: Double)
+    /// Chain of Hindsight (Liu et al. 2023): each pair becomes one sequence built by `HindsightTemplate`
+    /// (helpful and unhelpful answers both trained on), with the weighted NLL of `sft`; probes are scored
+    /// after `HindsightTemplate.evaluationPrefix`.
+    case coh(template: HindsightTemplate)
 }
 
 /// A sequence's token positions inside a packed batch. Preference objectives pair spans (chosen, rejected).
@@ -33,20 +53,39 @@ public struct ObjectiveResult: Sendable {
 }
 
 extension Objective {
+    /// True for the objectives that train on preference pairs against reference log-probabilities
+    /// (`dpo`, `ipo`, `hinge`): their batches come from `PreferencePair.pack` and `evaluate` needs
+    /// `referenceLogprobs`.
+    public var needsReference: Bool {
+        switch self {
+        case .sft, .coh: return false
+        case .dpo, .ipo, .hinge: return true
+        }
+    }
+
     /// Evaluates the objective.
     /// - Parameters:
     ///   - logprobs: (N) per-token log-probabilities from `forward`.
     ///   - weights: (N) per-token weights (0 where a token is not trained on, e.g. target -1).
-    ///   - spans: the sequences of the batch (used by sequence-level objectives; SFT ignores them).
+    ///   - spans: the sequences of the batch (used by sequence-level objectives; SFT ignores them). For
+    ///     preference objectives: chosen, rejected, chosen, rejected, ... (see `PreferencePair.pack`).
+    ///   - referenceLogprobs: preference objectives only: the reference model's summed log-probability of
+    ///     each span (same order and weights as `spans`, e.g. from `referenceLogprobs(model:pairs:batchSize:)`).
     ///   - dLogprobs: (N) written with dLoss/dlogprob.
     public func evaluate(
         logprobs: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, spans: [SequenceSpan],
-        dLogprobs: UnsafeMutableBufferPointer<Float>
+        referenceLogprobs: [Double]? = nil, dLogprobs: UnsafeMutableBufferPointer<Float>
     ) -> ObjectiveResult {
         precondition(weights.count == logprobs.count && dLogprobs.count == logprobs.count, "Objective: size mismatch")
         switch self {
-        case .sft:
+        case .sft, .coh:
             return sftLoss(logprobs: logprobs, weights: weights, dLogprobs: dLogprobs)
+        case .dpo, .ipo, .hinge:
+            guard let reference = referenceLogprobs else {
+                preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")
+            }
+            return preferenceLoss(logprobs: logprobs, weights: weights, spans: spans, reference: reference,
+                                  dLogprobs: dLogprobs)
         }
     }
 }

@@ -104,12 +104,12 @@ final class GenerationTests: XCTestCase {
         let dir = try temporaryDirectory(self)
         let cachePath = dir.appendingPathComponent("gen.json").path
         var loads = 0
+        let model = LlamaModel(config: .tiny(), maxTokens: 64)
+        model.initializeRandom(seed: 1)
         let options = GenerationOptions(cachePath: cachePath) { path in
             XCTAssertEqual(path, "models/tiny.gguf")
             loads += 1
-            let model = LlamaModel(config: .tiny(), maxTokens: 64)
-            model.initializeRandom(seed: 1)
-            return (model, ByteTokenizer())
+            return GeneratorModel(model: model, tokenizer: ByteTokenizer(), addsBOS: true)
         }
         let spec = GeneratorSpec(backend: .model("models/tiny.gguf"), template: "Paraphrase the following text: {text}",
                                  field: "rejected", seed: 4, temperature: 0.8, topP: 0.95, maxTokens: 6, chatTemplate: "hh")
@@ -125,6 +125,13 @@ final class GenerationTests: XCTestCase {
                            "generated:model=tiny.gguf:template=\(template):temperature=0.8:top_p=0.95:max_tokens=6:seed=4")
             XCTAssertLessThanOrEqual(ByteTokenizer().encode(p.responses[0].text).count, 6 * 3, "at most 6 byte tokens (each may decode to U+FFFD)")
         }
+        // Probe 1 by hand: BOS + the HH rendering of the filled template as a user turn, sampled with the spec's settings.
+        let tokenizer = ByteTokenizer()
+        let prompt = [tokenizer.bos!] + tokenizer.encode(ChatTemplate.hh.prompt([user("Paraphrase the following text: answer 1 bad")]))
+        let session = InferenceSession(model: model, capacity: prompt.count + 6)
+        let ids = Model.generate(session: session, prompt: prompt,
+                                 options: SamplingOptions(maxTokens: 6, temperature: 0.8, topP: 0.95, seed: 4, stop: [tokenizer.eos])) { _ in true }
+        XCTAssertEqual(set.probes[1].responses[0].text, tokenizer.decode(ids))
         XCTAssertEqual(try build(), set, "second build comes from the cache")
         XCTAssertEqual(loads, 1, "the model is not loaded when everything is cached")
     }

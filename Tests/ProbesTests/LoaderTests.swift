@@ -63,6 +63,28 @@ final class LoaderTests: XCTestCase {
                        "p.jsonl:4: missing field \"chosen\"")
     }
 
+    func testHHEdgeCases() throws {
+        // Other transcript fields are cut too and must share the prompt; plain text fields stay as they are.
+        let ok = try parseExamples(#"{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away.", "#
+                                   + #""paraphrased_rejected": "\n\nHuman: Hi?\n\nAssistant: Leave.", "non_response": "Rain."}"#, file: "hh.jsonl")
+        XCTAssertEqual(ok[0].fields, ["chosen": "Hello.", "rejected": "Go away.", "paraphrased_rejected": "Leave.", "non_response": "Rain."])
+        assertProbesError(.promptMismatch(file: "hh.jsonl", line: 1, field: "paraphrased_rejected", reference: "chosen")) {
+            try parseExamples(#"{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "paraphrased_rejected": "\n\nHuman: Yo?\n\nAssistant: Leave."}"#,
+                              file: "hh.jsonl")
+        }
+        // The prompt part must be a transcript ending with a Human turn.
+        assertProbesError(.invalidMessages(file: "hh.jsonl", line: 1, field: "chosen",
+                                           reason: "expected the transcript's prompt to end with a Human turn")) {
+            try parseExamples(#"{"chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: c"}"#, file: "hh.jsonl")
+        }
+        XCTAssertThrowsError(try parseExamples(#"{"chosen": "\n\nHuman:no space\n\nAssistant: b"}"#, file: "hh.jsonl")) { error in
+            guard case let .invalidMessages(file, line, field, reason)? = error as? ProbesError else { return XCTFail("\(error)") }
+            XCTAssertEqual([file, field], ["hh.jsonl", "chosen"])
+            XCTAssertEqual(line, 1)
+            XCTAssertFalse(reason.isEmpty || reason.contains("\n"), reason)
+        }
+    }
+
     /// A category mapped to a field that a line lacks, or holds as a non-text value, is reported at build time.
     func testMappedFieldErrorsAtBuild() throws {
         let path = fixturePath("format-prompt.jsonl")

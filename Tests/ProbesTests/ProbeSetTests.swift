@@ -141,7 +141,7 @@ final class ProbeSetTests: XCTestCase {
     }
 
     func testReservedCategoryNamesAreRejected() {
-        assertProbesError(.category(name: "split", reason: "reserved name; a category may not be called \"\", idx, messages, origins, prompt, split")) {
+        assertProbesError(.category(name: "split", reason: "reserved name (idx, messages, origins, prompt, split are keys of probe files)")) {
             try ProbeSet.build(examples: syntheticExamples(2), categories: ["split": .field("chosen")], seed: 0,
                                trainPrompts: [], tokenizer: WordTokenizer())
         }

@@ -57,9 +57,14 @@ final class SeededRandomTests: XCTestCase {
             XCTAssertNotEqual(shuffled, text, "seed \(seed)")
             XCTAssertEqual(shuffled.split(separator: " ").sorted(), text.split(separator: " ").sorted())
         }
-        // Two words: the only other order.
+        // Two words: always the only other order (a plain shuffle would give the original half the time).
+        for seed in UInt64(0)..<20 {
+            var rng = SplitMix64(seed: seed)
+            XCTAssertEqual(shuffledWords("hello   world", rng: &rng), "world hello", "seed \(seed)")
+            XCTAssertNotEqual(shuffledWords("to be or", rng: &rng), "to be or", "seed \(seed)")
+            XCTAssertNotEqual(shuffledWords("la la di", rng: &rng), "la la di", "seed \(seed)")
+        }
         var rng = SplitMix64(seed: 5)
-        XCTAssertEqual(shuffledWords("hello   world", rng: &rng), "world hello")
         // Nothing to change: identical words, one word, no words.
         XCTAssertEqual(shuffledWords("la la la", rng: &rng), "la la la")
         XCTAssertEqual(shuffledWords("single", rng: &rng), "single")
