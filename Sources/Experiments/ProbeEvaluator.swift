@@ -50,7 +50,7 @@ final class ProbeEvaluator {
                 cachePath: path + ".generated.json",
                 loadModel: { p in
                     let m = try ModelLoader.load(.gguf(path: p), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threads)
-                    return (m.model, m.tokenizer)
+                    return GeneratorModel(model: m.model, tokenizer: m.tokenizer, addsBOS: false)
                 }))
         probeSet = set
         let sourceText = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
