@@ -33,25 +33,7 @@ final class ProbeEvaluator {
     init(config: RunConfig, experiment: Experiment, store: RunStore, loaded: LoadedModel,
          template: ChatTemplate, trainPrompts: [[ChatMessage]]) throws {
         let path = experiment.resolve(config.probesPath)
-        let examples = try loadExamples(path: path)
-        var categories: [String: CategorySource] = [:]
-        for (id, source) in config.categories {
-            do {
-                categories[id] = try JSONDecoder().decode(CategorySource.self, from: Data(source.canonical.utf8))
-            } catch {
-                throw SpecError.invalid(file: experiment.specPath, path: "data.probes.categories.\(id)",
-                                        expected: "a field name, or { derive | generate | greedy: ... }", found: Self.describe(error))
-            }
-        }
-        let set = try ProbeSet.build(
-            examples: examples, categories: categories, seed: UInt64(config.seed), trainPrompts: trainPrompts,
-            tokenizer: loaded.tokenizer,
-            generation: GenerationOptions(
-                cachePath: path + ".generated.json",
-                loadModel: { p in
-                    let m = try ModelLoader.load(.gguf(path: p), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threads)
-                    return GeneratorModel(model: m.model, tokenizer: m.tokenizer, addsBOS: false)
-                }))
+        let set = try Self.buildProbeSet(config: config, experiment: experiment, tokenizer: loaded.tokenizer, trainPrompts: trainPrompts)
         probeSet = set
         let sourceText = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         probeSetName = "\(experiment.name):\(URL(fileURLWithPath: path).lastPathComponent):" +
@@ -92,6 +74,32 @@ final class ProbeEvaluator {
         self.template = template
         self.store = store
         stopTokens = loaded.stopTokens
+    }
+
+    /// The probe set of a run: data fields, derived and generated categories (generated texts are
+    /// cached beside the probe file), split by whether each prompt is in the training data.
+    static func buildProbeSet(config: RunConfig, experiment: Experiment, tokenizer: any TextTokenizer,
+                              trainPrompts: [[ChatMessage]]) throws -> ProbeSet {
+        let path = experiment.resolve(config.probesPath)
+        let examples = try loadExamples(path: path)
+        var categories: [String: CategorySource] = [:]
+        for (id, source) in config.categories {
+            do {
+                categories[id] = try JSONDecoder().decode(CategorySource.self, from: Data(source.canonical.utf8))
+            } catch {
+                throw SpecError.invalid(file: experiment.specPath, path: "data.probes.categories.\(id)",
+                                        expected: "a field name, or { derive | generate | greedy: ... }", found: Self.describe(error))
+            }
+        }
+        return try ProbeSet.build(
+            examples: examples, categories: categories, seed: UInt64(config.seed), trainPrompts: trainPrompts,
+            tokenizer: tokenizer,
+            generation: GenerationOptions(
+                cachePath: path + ".generated.json",
+                loadModel: { p in
+                    let m = try ModelLoader.load(.gguf(path: p), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threads)
+                    return GeneratorModel(model: m.model, tokenizer: m.tokenizer, addsBOS: false)
+                }))
     }
 
     /// Number of responses scored per evaluation (dynamic categories included).

@@ -120,3 +120,26 @@ extension Commands {
         return 0
     }
 }
+
+extension Commands {
+    static func probes(_ args: ParsedArguments) throws -> Int32 {
+        let action = args.positional[0], input = args.positional[1]
+        guard FileManager.default.fileExists(atPath: input) else { throw UsageError(message: "\(input): no such file") }
+        var model = args.string("--model")
+        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+        switch action {
+        case "build":
+            guard let out = args.string("--out") else { throw UsageError(message: "probes build: --out FILE is required") }
+            let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? args.string("--model") : model
+            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: try args.int("--seed", default: 1))
+            print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
+            return 0
+        case "audit":
+            let report = try ProbeTools.audit(path: input, modelPath: model)
+            print(report.rendered, terminator: report.rendered.hasSuffix("\n") ? "" : "\n")
+            return report.flags.isEmpty ? 0 : 1
+        default:
+            throw UsageError(message: "probes: expected build or audit, found \"\(action)\"")
+        }
+    }
+}
