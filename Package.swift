@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "RunStore", dependencies: ["CSQLite"]),
         .target(name: "Experiments", dependencies: ["Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["RunStore"]),
+        .target(name: "Benchmarks", dependencies: ["Model", "Kernels", "Training", "GGUF", "Tokenizer"]),
         .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
@@ -34,5 +35,6 @@ let package = Package(
         .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
     ]
 )
