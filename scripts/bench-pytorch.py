@@ -168,7 +168,7 @@ def ratios(sw, pt):
         "scoring_packed_vs_batched": sw["scoring"]["packedSeconds"] / pt["scoring"]["batched_s"],
         "generation": sw["generation"]["seconds"] / pt["generation"]["seconds"],
         "mfu_swift": sw["training"]["mfu"],
-        "mfu_torch": sw["training"]["flopsPerStep"] / pt["train"]["step_s"] / 1e9 / sw["referenceGflops"],
+        "mfu_torch": sw["training"]["flopsPerStep"] / pt["train"]["step_s"] / 1e9 / sw["training"]["sgemmGflopsDuringSteps"],
     }
 
 
