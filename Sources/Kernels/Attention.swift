@@ -40,7 +40,9 @@ public func attentionProbsCount(sequenceStarts: [Int], n: Int, heads: Int) -> In
 
 /// Block-causal grouped-query attention over a packed batch.
 ///
-/// q: (n, heads*hd) already rotated; k, v: (n, kvHeads*hd); out: (n, heads*hd) (written).
+/// q: (n, heads*hd) already rotated; k, v: (n, kvHeads*hd); out: (n, heads*hd) (written). q, k and v have
+/// row strides ldq, ldk, ldv (defaults heads*hd, kvHeads*hd, kvHeads*hd), so they may be column blocks of
+/// one fused QKV projection.
 /// Sequence s spans sequenceStarts[s] ..< sequenceStarts[s+1] (the last ends at n); a token attends only
 /// to tokens of its own sequence at or before it. Query head h uses KV head h / (heads / kvHeads).
 /// probs: for sequence s of length T and head h, a (T, T) block at offset
@@ -48,9 +50,11 @@ public func attentionProbsCount(sequenceStarts: [Int], n: Int, heads: Int) -> In
 public func attentionForward(
     _ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>,
     _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int
+    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+    ldq: Int? = nil, ldk: Int? = nil, ldv: Int? = nil
 ) {
-    let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
+    let ow = heads * hd, qw = ldq ?? heads * hd, kw = ldk ?? kvHeads * hd, vw = ldv ?? kvHeads * hd
+    let group = heads / kvHeads
     var base = 0
     for s in 0..<sequenceStarts.count {
         let start = sequenceStarts[s]
@@ -58,23 +62,25 @@ public func attentionForward(
         for h in 0..<heads {
             let g = h / group
             attentionHeadForward(
-                out + start * qw + h * hd, ldo: qw, probs + base + h * len * len,
+                out + start * ow + h * hd, ldo: ow, probs + base + h * len * len,
                 q + start * qw + h * hd, ldq: qw, k + start * kw + g * hd, ldk: kw,
-                v + start * kw + g * hd, ldv: kw, nq: len, nk: len, offset: 0, headDim: hd)
+                v + start * vw + g * hd, ldv: vw, nq: len, nk: len, offset: 0, headDim: hd)
         }
         base += heads * len * len
     }
 }
 
-/// Backward of `attentionForward`: dq, dk, dv (same shapes as q, k, v) are ADDED to.
-/// scratch: at least (longest sequence)^2 floats.
+/// Backward of `attentionForward`: dq, dk, dv (same shapes and row strides as q, k, v) are ADDED to.
+/// dout: (n, heads*hd). scratch: at least (longest sequence)^2 floats.
 public func attentionBackward(
     _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ probs: UnsafePointer<Float>,
     _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int
+    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+    ldq: Int? = nil, ldk: Int? = nil, ldv: Int? = nil
 ) {
-    let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
+    let ow = heads * hd, qw = ldq ?? heads * hd, kw = ldk ?? kvHeads * hd, vw = ldv ?? kvHeads * hd
+    let group = heads / kvHeads
     let scale = 1 / Float(hd).squareRoot()
     var base = 0
     for s in 0..<sequenceStarts.count {
@@ -83,10 +89,10 @@ public func attentionBackward(
         for h in 0..<heads {
             let g = h / group
             let p = probs + base + h * len * len
-            let doh = dout + start * qw + h * hd
-            let qh = q + start * qw + h * hd, kg = k + start * kw + g * hd, vg = v + start * kw + g * hd
+            let doh = dout + start * ow + h * hd
+            let qh = q + start * qw + h * hd, kg = k + start * kw + g * hd, vg = v + start * vw + g * hd
             // dP = dO V^T: (T, T)
-            matmul(scratch, doh, vg, m: len, n: len, k: hd, transB: true, lda: qw, ldb: kw, ldc: len)
+            matmul(scratch, doh, vg, m: len, n: len, k: hd, transB: true, lda: ow, ldb: vw, ldc: len)
             // dS = P * (dP - rowsum(P * dP)), in place
             let sp = SendablePointer(scratch), pp = SendablePointer(p)
             parallelFor(len, grain: max(1, 16384 / max(len, 1))) { rows in
@@ -103,8 +109,8 @@ public func attentionBackward(
                    lda: len, ldb: kw, ldc: qw, alpha: scale, beta: 1)
             matmul(dk + start * kw + g * hd, scratch, qh, m: len, n: hd, k: len, transA: true,
                    lda: len, ldb: qw, ldc: kw, alpha: scale, beta: 1)
-            matmul(dv + start * kw + g * hd, p, doh, m: len, n: hd, k: len, transA: true,
-                   lda: len, ldb: qw, ldc: kw, beta: 1)
+            matmul(dv + start * vw + g * hd, p, doh, m: len, n: hd, k: len, transA: true,
+                   lda: len, ldb: ow, ldc: vw, beta: 1)
         }
         base += heads * len * len
     }
