@@ -200,6 +200,9 @@ def main():
             rec["ratios"] = ratios(rec["swift"], rec["torch"])
             log("ratios (Swift time / PyTorch time): " + ", ".join(f"{k} {v:.3f}" for k, v in rec["ratios"].items()))
         rounds.append(rec)
+        if args.json:  # after every round, so an interrupted session keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump(rounds, f, indent=1)
 
     pt = [r["torch"] for r in rounds]
     print(f"PyTorch {pt[0]['torch']} eager ({pt[0]['attn_implementation']} attention), {pt[0]['threads']} threads, "
