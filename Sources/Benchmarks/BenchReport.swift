@@ -68,8 +68,13 @@ public struct BenchReport: Codable, Sendable, Equatable {
         /// Model FLOPs of one step (`FlopCount.trainingStep`).
         public var flopsPerStep: Double
         public var achievedGflops: Double
-        /// achievedGflops / the reference sgemm GFLOP/s.
+        /// Median of the 1024^3 sgemm GFLOP/s measured just before each step.
+        public var sgemmGflopsDuringSteps: Double
+        /// Model FLOP utilisation: median over the steps of (model FLOPs / step time) / (sgemm GFLOP/s measured
+        /// just before that step). Robust to load that changes during the run.
         public var mfu: Double
+        /// achievedGflops / referenceGflops (the two medians; skewed when the load changes).
+        public var mfuAgainstReference: Double
     }
 
     /// Scoring responses to one prompt through `InferenceSession`.
@@ -129,7 +134,8 @@ extension BenchReport: CustomStringConvertible {
         lines.append("train step \(t.sequences)x\(t.sequenceLength): \(f(t.stepSeconds, 3)) s "
                      + "(forward \(f(t.forwardSeconds, 3)), backward \(f(t.backwardSeconds, 3)), AdamW \(f(t.optimizerSeconds, 3))), "
                      + "\(f(t.tokensPerSecond)) tokens/s")
-        lines.append("  model FLOPs/step \(f(t.flopsPerStep / 1e9, 2)) G, \(f(t.achievedGflops)) GFLOP/s, MFU \(f(100 * t.mfu))% of sgemm")
+        lines.append("  model FLOPs/step \(f(t.flopsPerStep / 1e9, 2)) G, \(f(t.achievedGflops)) GFLOP/s, MFU \(f(100 * t.mfu))% "
+                     + "of the sgemm measured beside each step (\(f(t.sgemmGflopsDuringSteps)) GFLOP/s); \(f(100 * t.mfuAgainstReference))% of the reference")
         let s = scoring
         lines.append("scoring: prompt \(s.promptTokens) + \(s.responses) x \(s.responseTokens) tokens: shared cache \(f(s.sharedSeconds, 3)) s "
                      + "(\(f(s.sharedTokensPerSecond)) tokens/s), separately \(f(s.separateSeconds, 3)) s (x\(f(s.sharingSpeedup, 2))), "

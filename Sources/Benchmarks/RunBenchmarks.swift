@@ -74,7 +74,7 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
 
 // MARK: sgemm
 
-private func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
+func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
                           progress: (String) -> Void) -> [BenchReport.Sgemm] {
     let c = shape.dim, f = shape.ffnDim, kv = shape.nKVHeads * shape.headDim, v = shape.vocabSize
     let m = n - Workload.trainSequences  // targeted rows of the training batch
@@ -143,7 +143,7 @@ func trainingBatch(vocab: Int) -> TokenBatch {
     return TokenBatch(tokens: tokens, targets: targets, sequenceStarts: (0..<s).map { $0 * t })
 }
 
-private func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, repeats: Int,
+func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, repeats: Int,
                              progress: (String) -> Void) -> BenchReport.Training {
     let batch = trainingBatch(vocab: model.config.vocabSize)
     let targets = batch.targets.filter { $0 >= 0 }.count
@@ -151,8 +151,15 @@ private func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape,
     var dlp = [Float](repeating: 0, count: batch.count)
     for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
     let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 1e-5))
+    let flops = FlopCount.trainingStep(
+        shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
+    // Before each step, 0.2 s of 1024^3 sgemm: the machine is shared, so MFU is the median of per-step ratios
+    // taken under the same load, not a ratio of two medians taken minutes apart.
+    let probe = SgemmProbe(size: 1024)
     var times: [(Double, Double, Double)] = []
+    var ratios: [Double] = [], probes: [Double] = []
     for r in 0...repeats {
+        let sgemmNow = probe.gflops(seconds: 0.2)
         let t0 = now()
         model.zeroGradients()
         _ = model.forward(batch, training: true)
@@ -163,23 +170,59 @@ private func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape,
         let t3 = now()
         if r > 0 {  // the first step is a warm-up (page faults, OpenBLAS start-up)
             times.append((t1 - t0, t2 - t1, t3 - t2))
+            probes.append(sgemmNow)
+            ratios.append(flops / (t3 - t0) / 1e9 / sgemmNow)
             progress("train step \(r)/\(repeats): \(String(format: "%.3f", t3 - t0)) s")
         }
     }
     let step = median(times.map { $0.0 + $0.1 + $0.2 })
-    let flops = FlopCount.trainingStep(
-        shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
     let achieved = flops / step / 1e9
     return .init(
         sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
         stepSeconds: step, forwardSeconds: median(times.map(\.0)), backwardSeconds: median(times.map(\.1)),
         optimizerSeconds: median(times.map(\.2)), tokensPerSecond: Double(batch.count) / step,
-        flopsPerStep: flops, achievedGflops: achieved, mfu: reference > 0 ? achieved / reference : 0)
+        flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes), mfu: median(ratios),
+        mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+}
+
+/// A square sgemm kept ready for short FLOP/s measurements.
+final class SgemmProbe {
+    let size: Int
+    private let a, b, c: UnsafeMutableBufferPointer<Float>
+
+    init(size: Int) {
+        self.size = size
+        a = .allocate(capacity: size * size)
+        b = .allocate(capacity: size * size)
+        c = .allocate(capacity: size * size)
+        for i in 0..<(size * size) {
+            a[i] = Float(i % 97) / 97 - 0.5
+            b[i] = Float(i % 89) / 89 - 0.5
+        }
+        c.initialize(repeating: 0)
+    }
+
+    deinit {
+        a.deallocate()
+        b.deallocate()
+        c.deallocate()
+    }
+
+    /// GFLOP/s of back-to-back calls for at least `seconds`.
+    func gflops(seconds: Double) -> Double {
+        var calls = 0
+        let start = now()
+        repeat {
+            matmul(c.baseAddress!, a.baseAddress!, b.baseAddress!, m: size, n: size, k: size)
+            calls += 1
+        } while now() - start < seconds
+        return 2 * Double(size * size * size) * Double(calls) / (now() - start) / 1e9
+    }
 }
 
 // MARK: Scoring and generation
 
-private func measureScoring(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Scoring {
+func measureScoring(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Scoring {
     let vocab = model.config.vocabSize
     let prompt = Workload.tokens(Workload.promptTokens, salt: 2, vocab: vocab)
     let responses = (0..<Workload.responses).map {
@@ -211,7 +254,7 @@ private func measureScoring(_ model: LlamaModel, repeats: Int, progress: (String
         sharingSpeedup: separateTime / sharedTime, packedSeconds: packedTime)
 }
 
-private func measureGeneration(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Generation {
+func measureGeneration(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Generation {
     let prompt = Workload.tokens(Workload.promptTokens, salt: 2, vocab: model.config.vocabSize)
     let session = InferenceSession(model: model, capacity: Workload.promptTokens + Workload.generatedTokens)
     var produced = 0
