@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "RunStore", dependencies: ["CSQLite"]),
         .target(name: "Experiments", dependencies: ["Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["RunStore"]),
-        .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .target(name: "Benchmarks", dependencies: ["Model", "Kernels", "Training", "GGUF", "Tokenizer"]),
+        .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
@@ -34,6 +35,7 @@ let package = Package(
         .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
     ]
 )
 

@@ -38,74 +38,123 @@ public func attentionProbsCount(sequenceStarts: [Int], n: Int, heads: Int) -> In
     return total
 }
 
+/// Query rows per block in the packed attention: a block of queries ending at row r needs only keys 0..<r,
+/// so for a sequence of T = 4 blocks the score, softmax and value products cover 10/16 of the T x T square.
+let attentionBlock = 64
+
 /// Block-causal grouped-query attention over a packed batch.
 ///
-/// q: (n, heads*hd) already rotated; k, v: (n, kvHeads*hd); out: (n, heads*hd) (written).
+/// q: (n, heads*hd) already rotated; k, v: (n, kvHeads*hd); out: (n, heads*hd) (written). q, k and v have
+/// row strides ldq, ldk, ldv (defaults heads*hd, kvHeads*hd, kvHeads*hd), so they may be column blocks of
+/// one fused QKV projection.
 /// Sequence s spans sequenceStarts[s] ..< sequenceStarts[s+1] (the last ends at n); a token attends only
 /// to tokens of its own sequence at or before it. Query head h uses KV head h / (heads / kvHeads).
 /// probs: for sequence s of length T and head h, a (T, T) block at offset
-/// heads * (sum of earlier sequences' T^2) + h * T^2 (see `attentionProbsCount`).
+/// heads * (sum of earlier sequences' T^2) + h * T^2 (see `attentionProbsCount`); entries above the
+/// diagonal are zero.
+///
+/// The (sequence, head) pairs are split into `Threads.count` fixed chunks of about equal cost, each run in
+/// its own thread with single-threaded sgemm calls (the products are too small to split well inside
+/// OpenBLAS); every pair is computed by one thread with the same arithmetic, whatever the thread count.
 public func attentionForward(
     _ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>,
     _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int
+    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+    ldq: Int? = nil, ldk: Int? = nil, ldv: Int? = nil
 ) {
-    let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
-    var base = 0
-    for s in 0..<sequenceStarts.count {
-        let start = sequenceStarts[s]
-        let len = (s + 1 < sequenceStarts.count ? sequenceStarts[s + 1] : n) - start
-        for h in 0..<heads {
-            let g = h / group
-            attentionHeadForward(
-                out + start * qw + h * hd, ldo: qw, probs + base + h * len * len,
-                q + start * qw + h * hd, ldq: qw, k + start * kw + g * hd, ldk: kw,
-                v + start * kw + g * hd, ldv: kw, nq: len, nk: len, offset: 0, headDim: hd)
+    let ow = heads * hd, qw = ldq ?? heads * hd, kw = ldk ?? kvHeads * hd, vw = ldv ?? kvHeads * hd
+    let group = heads / kvHeads, scale = 1 / Float(hd).squareRoot()
+    let seqs = packedSequences(sequenceStarts, n: n, heads: heads)
+    let o = SendablePointer(out), pr = SendablePointer(probs)
+    let qp = SendablePointer(q), kp = SendablePointer(k), vp = SendablePointer(v)
+    parallelTasks(costs: seqs.flatMap { s in Array(repeating: s.len * s.len, count: heads) }) { tasks, _ in
+        for task in tasks {
+            let s = seqs[task / heads], h = task % heads, g = h / group, len = s.len
+            let p = pr.p + s.base + h * len * len
+            let qh = qp.p + s.start * qw + h * hd, kg = kp.p + s.start * kw + g * hd, vg = vp.p + s.start * vw + g * hd
+            var r0 = 0
+            while r0 < len {
+                let r1 = min(len, r0 + attentionBlock), rows = r1 - r0
+                let pb = p + r0 * len
+                matmul(pb, qh + r0 * qw, kg, m: rows, n: r1, k: hd, transB: true, lda: qw, ldb: kw, ldc: len, alpha: scale)
+                for i in r0..<r1 {
+                    let row = p + i * len, valid = i + 1
+                    let mx = rowMax(row, valid)
+                    let inv = 1 / rowExpSum(row, valid, shift: mx, write: true)
+                    for j in 0..<valid { row[j] *= inv }
+                    if valid < len { (row + valid).update(repeating: 0, count: len - valid) }
+                }
+                matmul(o.p + (s.start + r0) * ow + h * hd, pb, vg, m: rows, n: hd, k: r1, lda: len, ldb: vw, ldc: ow)
+                r0 = r1
+            }
         }
-        base += heads * len * len
     }
 }
 
-/// Backward of `attentionForward`: dq, dk, dv (same shapes as q, k, v) are ADDED to.
-/// scratch: at least (longest sequence)^2 floats.
+/// Backward of `attentionForward`: dq, dk, dv (same shapes and row strides as q, k, v) are ADDED to.
+/// dout: (n, heads*hd). scratch: at least (longest sequence)^2 floats (more is allocated per extra thread).
+/// Work is split by (sequence, KV head) so each dk, dv block is accumulated by one thread, in head order.
 public func attentionBackward(
     _ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ dv: UnsafeMutablePointer<Float>,
     scratch: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ probs: UnsafePointer<Float>,
     _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int
+    sequenceStarts: [Int], n: Int, heads: Int, kvHeads: Int, headDim hd: Int,
+    ldq: Int? = nil, ldk: Int? = nil, ldv: Int? = nil
 ) {
-    let qw = heads * hd, kw = kvHeads * hd, group = heads / kvHeads
+    let ow = heads * hd, qw = ldq ?? heads * hd, kw = ldk ?? kvHeads * hd, vw = ldv ?? kvHeads * hd
+    let group = heads / kvHeads
     let scale = 1 / Float(hd).squareRoot()
-    var base = 0
-    for s in 0..<sequenceStarts.count {
-        let start = sequenceStarts[s]
-        let len = (s + 1 < sequenceStarts.count ? sequenceStarts[s + 1] : n) - start
-        for h in 0..<heads {
-            let g = h / group
-            let p = probs + base + h * len * len
-            let doh = dout + start * qw + h * hd
-            let qh = q + start * qw + h * hd, kg = k + start * kw + g * hd, vg = v + start * kw + g * hd
-            // dP = dO V^T: (T, T)
-            matmul(scratch, doh, vg, m: len, n: len, k: hd, transB: true, lda: qw, ldb: kw, ldc: len)
-            // dS = P * (dP - rowsum(P * dP)), in place
-            let sp = SendablePointer(scratch), pp = SendablePointer(p)
-            parallelFor(len, grain: max(1, 16384 / max(len, 1))) { rows in
-                for i in rows {
-                    let pr = pp.p + i * len, dr = sp.p + i * len
-                    var dot: Float = 0
-                    for j in 0...i { dot += pr[j] * dr[j] }
-                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
-                    if i + 1 < len { (dr + i + 1).update(repeating: 0, count: len - i - 1) }
+    let seqs = packedSequences(sequenceStarts, n: n, heads: heads)
+    let longest = seqs.map(\.len).max() ?? 0
+    let dqp = SendablePointer(dq), dkp = SendablePointer(dk), dvp = SendablePointer(dv), sc = SendablePointer(scratch)
+    let dop = SendablePointer(dout), pr = SendablePointer(probs)
+    let qp = SendablePointer(q), kp = SendablePointer(k), vp = SendablePointer(v)
+    parallelTasks(costs: seqs.flatMap { s in Array(repeating: s.len * s.len, count: kvHeads) }) { tasks, chunk in
+        let own = chunk == 0 ? nil : UnsafeMutablePointer<Float>.allocate(capacity: longest * longest)
+        defer { own?.deallocate() }
+        let ds = own ?? sc.p
+        for task in tasks {
+            let s = seqs[task / kvHeads], g = task % kvHeads, len = s.len
+            let kg = kp.p + s.start * kw + g * hd, vg = vp.p + s.start * vw + g * hd
+            let dkg = dkp.p + s.start * kw + g * hd, dvg = dvp.p + s.start * vw + g * hd
+            for h in (g * group)..<((g + 1) * group) {
+                let p = pr.p + s.base + h * len * len
+                let doh = dop.p + s.start * ow + h * hd, qh = qp.p + s.start * qw + h * hd
+                let dqh = dqp.p + s.start * qw + h * hd
+                var r0 = 0
+                while r0 < len {
+                    let r1 = min(len, r0 + attentionBlock), rows = r1 - r0
+                    let pb = p + r0 * len, db = ds + r0 * len
+                    // dP = dO V^T on the block's rows, keys 0..<r1
+                    matmul(db, doh + r0 * ow, vg, m: rows, n: r1, k: hd, transB: true, lda: ow, ldb: vw, ldc: len)
+                    // dS = P * (dP - rowsum(P * dP)), in place; zero beyond the diagonal
+                    for i in r0..<r1 {
+                        let prow = p + i * len, dr = ds + i * len
+                        var dot: Float = 0
+                        for j in 0...i { dot += prow[j] * dr[j] }
+                        for j in 0...i { dr[j] = prow[j] * (dr[j] - dot) }
+                        if i + 1 < r1 { (dr + i + 1).update(repeating: 0, count: r1 - i - 1) }
+                    }
+                    // S = scale * Q K^T, so dQ += scale dS K and dK += scale dS^T Q; dV += P^T dO
+                    matmul(dqh + r0 * qw, db, kg, m: rows, n: hd, k: r1, lda: len, ldb: kw, ldc: qw, alpha: scale, beta: 1)
+                    matmul(dkg, db, qh + r0 * qw, m: r1, n: hd, k: rows, transA: true,
+                           lda: len, ldb: qw, ldc: kw, alpha: scale, beta: 1)
+                    matmul(dvg, pb, doh + r0 * ow, m: r1, n: hd, k: rows, transA: true, lda: len, ldb: ow, ldc: vw, beta: 1)
+                    r0 = r1
                 }
             }
-            // S = scale * Q K^T, so dQ += scale dS K and dK += scale dS^T Q; dV += P^T dO
-            matmul(dq + start * qw + h * hd, scratch, kg, m: len, n: hd, k: len,
-                   lda: len, ldb: kw, ldc: qw, alpha: scale, beta: 1)
-            matmul(dk + start * kw + g * hd, scratch, qh, m: len, n: hd, k: len, transA: true,
-                   lda: len, ldb: qw, ldc: kw, alpha: scale, beta: 1)
-            matmul(dv + start * kw + g * hd, p, doh, m: len, n: hd, k: len, transA: true,
-                   lda: len, ldb: qw, ldc: kw, beta: 1)
         }
+    }
+}
+
+/// Start, length and probability-block offset of each packed sequence.
+private func packedSequences(_ starts: [Int], n: Int, heads: Int) -> [(start: Int, len: Int, base: Int)] {
+    var out: [(start: Int, len: Int, base: Int)] = []
+    var base = 0
+    for s in 0..<starts.count {
+        let len = (s + 1 < starts.count ? starts[s + 1] : n) - starts[s]
+        out.append((starts[s], len, base))
         base += heads * len * len
     }
+    return out
 }

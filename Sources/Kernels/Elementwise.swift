@@ -106,6 +106,40 @@ public func swigluBackward(
     }
 }
 
+/// gateUp: (n, 2f), each row the gate (columns 0..<f) then the up projection (f..<2f), as one sgemm against
+/// the adjacent ffn_gate and ffn_up weights produces it; out: (n, f) = silu(gate) * up.
+public func swigluFusedForward(_ out: UnsafeMutablePointer<Float>, _ gateUp: UnsafePointer<Float>, n: Int, f: Int) {
+    let o = SendablePointer(out), gu = SendablePointer(gateUp)
+    parallelFor(n, grain: max(1, (1 << 14) / max(f, 1))) { rows in
+        for t in rows {
+            let g = gu.p + t * 2 * f, u = g + f, orow = o.p + t * f
+            for i in 0..<f {
+                let x = g[i]
+                orow[i] = x / (1 + expApprox(-x)) * u[i]
+            }
+        }
+    }
+}
+
+/// Backward of `swigluFusedForward`. WRITES (does not add) dGateUp: (n, 2f) in the layout of gateUp;
+/// dout: (n, f).
+public func swigluFusedBackward(
+    _ dGateUp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ gateUp: UnsafePointer<Float>, n: Int, f: Int
+) {
+    let dgu = SendablePointer(dGateUp), d = SendablePointer(dout), gu = SendablePointer(gateUp)
+    parallelFor(n, grain: max(1, (1 << 14) / max(f, 1))) { rows in
+        for t in rows {
+            let g = gu.p + t * 2 * f, u = g + f, dg = dgu.p + t * 2 * f, du = dg + f, dr = d.p + t * f
+            for i in 0..<f {
+                let x = g[i]
+                let s = 1 / (1 + expApprox(-x))
+                dg[i] = dr[i] * u[i] * s * (1 + x * (1 - s))
+                du[i] = dr[i] * x * s
+            }
+        }
+    }
+}
+
 // MARK: Residual
 
 /// out = a + b over n floats; out may alias a or b.

@@ -16,26 +16,28 @@ public func ropeTable(positions: Int, headDim: Int, base: Float) -> (cos: [Float
     return (c, s)
 }
 
-/// x: (n, heads * headDim), rotated in place. Adjacent pairs (2i, 2i+1) of every head of row t are
-/// rotated by the angle of position positions[t] (tables from `ropeTable`).
+/// x: (n, heads * headDim) with row stride `rowStride` (default heads * headDim), rotated in place.
+/// Adjacent pairs (2i, 2i+1) of every head of row t are rotated by the angle of position positions[t]
+/// (tables from `ropeTable`).
 public func ropeForward(
     _ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
-    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil
 ) {
-    rope(x, positions, n, heads, headDim, cos, sin, sign: 1)
+    rope(x, positions, n, heads, headDim, cos, sin, sign: 1, rowStride ?? heads * headDim)
 }
 
-/// dx: (n, heads * headDim), in place: the transpose (inverse) rotation of `ropeForward`.
+/// dx: (n, heads * headDim) with row stride `rowStride`, in place: the transpose (inverse) rotation of
+/// `ropeForward`.
 public func ropeBackward(
     _ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
-    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil
 ) {
-    rope(dx, positions, n, heads, headDim, cos, sin, sign: -1)
+    rope(dx, positions, n, heads, headDim, cos, sin, sign: -1, rowStride ?? heads * headDim)
 }
 
 private func rope(
     _ x: UnsafeMutablePointer<Float>, _ positions: UnsafePointer<Int32>, _ n: Int, _ heads: Int, _ headDim: Int,
-    _ cos: UnsafePointer<Float>, _ sin: UnsafePointer<Float>, sign: Float
+    _ cos: UnsafePointer<Float>, _ sin: UnsafePointer<Float>, sign: Float, _ ld: Int
 ) {
     let half = headDim / 2, width = heads * headDim
     let xp = SendablePointer(x), pp = SendablePointer(positions), cp = SendablePointer(cos), sp = SendablePointer(sin)
@@ -44,7 +46,7 @@ private func rope(
             let pos = Int(pp.p[t])
             let ct = cp.p + pos * half, st = sp.p + pos * half
             for h in 0..<heads {
-                let v = xp.p + t * width + h * headDim
+                let v = xp.p + t * ld + h * headDim
                 for i in 0..<half {
                     let c = ct[i], s = sign * st[i]
                     let a = v[2 * i], b = v[2 * i + 1]

@@ -45,6 +45,43 @@ func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// Runs tasks 0..<costs.count split into at most `Threads.count` contiguous chunks of about equal total cost
+/// (the split depends only on the costs and the thread count), each chunk in its own thread, with OpenBLAS
+/// held at one thread meanwhile so the chunks' small sgemm calls run side by side. `body` gets the task
+/// range and the chunk number (0 runs on the calling thread's side of the split).
+func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
+    let count = costs.count
+    if count == 0 { return }
+    let chunks = max(1, min(Threads.count, count))
+    if chunks == 1 {
+        body(0..<count, 0)
+        return
+    }
+    let total = costs.reduce(0, +)
+    var bounds = [0]
+    var acc = 0, next = 1
+    for (i, c) in costs.enumerated() {
+        acc += c
+        // close chunk `next` once its share of the cost is reached, leaving a task for every later chunk
+        while next < chunks && acc * chunks >= total * next && i + 1 <= count - (chunks - next) {
+            bounds.append(i + 1)
+            next += 1
+        }
+    }
+    while bounds.count < chunks { bounds.append(count) }
+    bounds.append(count)
+    let limits = bounds
+    _ = Threads.blasConfigured
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(max(1, Threads.count))) }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox(body)
+        DispatchQueue.concurrentPerform(iterations: chunks) { i in
+            box.value(limits[i]..<limits[i + 1], i)
+        }
+    }
+}
+
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }

@@ -15,7 +15,7 @@ public final class InferenceSession {
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     private let hidden: UnsafeMutablePointer<Float>
-    private let x, norm, q, att, gate, up, ffn, scores, logits, rstd: UnsafeMutablePointer<Float>
+    private let x, norm, q, att, gateUp, ffn, scores, logits, rstd: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutableBufferPointer<Int32>
     private let ropeCos: [Float], ropeSin: [Float]
 
@@ -30,7 +30,7 @@ public final class InferenceSession {
         chunk = b
         let sizes = [
             2 * cfg.nLayers * capacity * kv, capacity * c,  // caches, hidden
-            b * c, b * c, b * c, b * c, b * f, b * f, b * f, b * capacity, b * v, b,
+            b * c, b * c, b * c, b * c, b * 2 * f, b * f, b * capacity, b * v, b,
         ]
         storage = .allocate(capacity: sizes.reduce(0, +))
         storage.initialize(repeating: 0)
@@ -44,7 +44,7 @@ public final class InferenceSession {
         vCache = (0..<cfg.nLayers).map { slots[0] + (2 * $0 + 1) * capacity * kv }
         hidden = slots[1]
         x = slots[2]; norm = slots[3]; q = slots[4]; att = slots[5]
-        gate = slots[6]; up = slots[7]; ffn = slots[8]; scores = slots[9]; logits = slots[10]; rstd = slots[11]
+        gateUp = slots[6]; ffn = slots[7]; scores = slots[8]; logits = slots[9]; rstd = slots[10]
         ids = .allocate(capacity: 2 * b)
         ids.initialize(repeating: 0)
         (ropeCos, ropeSin) = ropeTable(positions: capacity, headDim: cfg.headDim, base: cfg.ropeBase)
@@ -149,9 +149,9 @@ public final class InferenceSession {
                     }
                     matmul(x, att, w.wo, m: b, n: c, k: c, transB: true, beta: 1)
                     rmsnormForward(norm, rstd, x, w.ffnNorm, n: b, c: c, eps: eps)
-                    matmul(gate, norm, w.wGate, m: b, n: f, k: c, transB: true)
-                    matmul(up, norm, w.wUp, m: b, n: f, k: c, transB: true)
-                    swigluForward(ffn, gate, up, n: b * f)
+                    // gate | up in one sgemm: ffn_gate and ffn_up are adjacent, a (2 ffn, dim) matrix.
+                    matmul(gateUp, norm, w.wGate, m: b, n: 2 * f, k: c, transB: true)
+                    swigluFusedForward(ffn, gateUp, n: b, f: f)
                     matmul(x, ffn, w.wDown, m: b, n: c, k: f, transB: true, beta: 1)
                 }
             }

@@ -37,9 +37,10 @@ public final class LlamaModel {
     let pBlocks: [Block], gBlocks: [Block]
     let p: Global, g: Global
 
-    /// Per-layer stored activations.
+    /// Per-layer stored activations. qkv: (n, dim + 2 kvDim), each row q | k | v, from one sgemm against the
+    /// adjacent attn_q, attn_k, attn_v weights; gateUp: (n, 2 ffn), each row gate | up, likewise.
     struct LayerActs {
-        var attnNorm, attnRstd, q, k, v, att, probs, residMid, ffnNorm, ffnRstd, gate, up, hidden: UnsafeMutablePointer<Float>
+        var attnNorm, attnRstd, qkv, att, probs, residMid, ffnNorm, ffnRstd, gateUp, hidden: UnsafeMutablePointer<Float>
     }
     private let activations: UnsafeMutableBufferPointer<Float>
     private let indices: UnsafeMutableBufferPointer<Int32>
@@ -47,7 +48,7 @@ public final class LlamaModel {
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
     private let finalNorm, finalRstd, compact, logits, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
-    private let dResid, dNorm, dq, dk, dv, dAtt, dGate, dUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
+    private let dResid, dNorm, dQKV, dAtt, dGateUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
     let ropeCos: [Float], ropeSin: [Float]
 
@@ -92,6 +93,14 @@ public final class LlamaModel {
             total += count
         }
         parameterIndex = index
+        // The forward runs Q, K, V as one sgemm and gate, up as another: their weights must be adjacent.
+        for i in 0..<nl {
+            let q = index["blk.\(i).attn_q.weight"]!, k = index["blk.\(i).attn_k.weight"]!
+            let v = index["blk.\(i).attn_v.weight"]!, gt = index["blk.\(i).ffn_gate.weight"]!
+            let up = index["blk.\(i).ffn_up.weight"]!
+            precondition(k.offset == q.offset + q.count && v.offset == k.offset + k.count
+                         && up.offset == gt.offset + gt.count, "LlamaModel: fused projections need adjacent weights")
+        }
         parameters = .allocate(capacity: total)
         parameters.initialize(repeating: 0)
         gradients = .allocate(capacity: total)
@@ -119,18 +128,17 @@ public final class LlamaModel {
         for l in 0...nl { actTable.append(("resid.\(l)", n * c)) }
         for l in 0..<nl {
             actTable += [
-                ("blk.\(l).attn_norm", n * c), ("blk.\(l).attn_rstd", n), ("blk.\(l).q", n * c),
-                ("blk.\(l).k", n * kv), ("blk.\(l).v", n * kv), ("blk.\(l).att", n * c),
-                ("blk.\(l).probs", config.nHeads * n * maxSeq), ("blk.\(l).resid_mid", n * c),
-                ("blk.\(l).ffn_norm", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate", n * f),
-                ("blk.\(l).up", n * f), ("blk.\(l).hidden", n * f),
+                ("blk.\(l).attn_norm", n * c), ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
+                ("blk.\(l).att", n * c), ("blk.\(l).probs", config.nHeads * n * maxSeq),
+                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_norm", n * c), ("blk.\(l).ffn_rstd", n),
+                ("blk.\(l).gate_up", n * 2 * f), ("blk.\(l).hidden", n * f),
             ]
         }
         actTable += [
             ("final_norm", n * c), ("final_rstd", n), ("compact", n * c), ("logits", n * v), ("lse", n),
             ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
-            ("d_resid", n * c), ("d_norm", n * c), ("d_q", n * c), ("d_k", n * kv), ("d_v", n * kv),
-            ("d_att", n * c), ("d_gate", n * f), ("d_up", n * f), ("d_hidden", n * f), ("d_compact", n * c),
+            ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
+            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f), ("d_compact", n * c),
             ("d_scores", maxSeq * maxSeq),
         ]
         var actOffsets: [String: Int] = [:]
@@ -146,16 +154,15 @@ public final class LlamaModel {
         func s(_ name: String) -> UnsafeMutablePointer<Float> { a + actOffsets[name]! }
         resid = (0...nl).map { s("resid.\($0)") }
         layers = (0..<nl).map { l in
-            LayerActs(attnNorm: s("blk.\(l).attn_norm"), attnRstd: s("blk.\(l).attn_rstd"), q: s("blk.\(l).q"),
-                      k: s("blk.\(l).k"), v: s("blk.\(l).v"), att: s("blk.\(l).att"), probs: s("blk.\(l).probs"),
+            LayerActs(attnNorm: s("blk.\(l).attn_norm"), attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"),
+                      att: s("blk.\(l).att"), probs: s("blk.\(l).probs"),
                       residMid: s("blk.\(l).resid_mid"), ffnNorm: s("blk.\(l).ffn_norm"),
-                      ffnRstd: s("blk.\(l).ffn_rstd"), gate: s("blk.\(l).gate"), up: s("blk.\(l).up"),
-                      hidden: s("blk.\(l).hidden"))
+                      ffnRstd: s("blk.\(l).ffn_rstd"), gateUp: s("blk.\(l).gate_up"), hidden: s("blk.\(l).hidden"))
         }
         finalNorm = s("final_norm"); finalRstd = s("final_rstd"); compact = s("compact"); logits = s("logits")
         lse = s("lse"); compactLp = s("compact_lp"); compactDlp = s("compact_dlp"); logprobs = s("logprobs")
-        dResid = s("d_resid"); dNorm = s("d_norm"); dq = s("d_q"); dk = s("d_k"); dv = s("d_v"); dAtt = s("d_att")
-        dGate = s("d_gate"); dUp = s("d_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
+        dResid = s("d_resid"); dNorm = s("d_norm"); dQKV = s("d_qkv"); dAtt = s("d_att")
+        dGateUp = s("d_gate_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
         dScores = s("d_scores")
 
         indices = .allocate(capacity: 4 * n)
@@ -213,7 +220,7 @@ public final class LlamaModel {
         let n = batch.count
         precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
         let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
-        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd
+        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
         let starts = batch.sequenceStarts
         var m = 0
         for s in 0..<starts.count {
@@ -238,22 +245,22 @@ public final class LlamaModel {
                 for l in 0..<config.nLayers {
                     let w = pBlocks[l], a = layers[l], x = resid[l]
                     rmsnormForward(a.attnNorm, a.attnRstd, x, w.attnNorm, n: n, c: c, eps: config.normEps)
-                    matmul(a.q, a.attnNorm, w.wq, m: n, n: c, k: c, transB: true)
-                    matmul(a.k, a.attnNorm, w.wk, m: n, n: kv, k: c, transB: true)
-                    matmul(a.v, a.attnNorm, w.wv, m: n, n: kv, k: c, transB: true)
-                    ropeForward(a.q, positions: positions, n: n, heads: nh, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!)
-                    ropeForward(a.k, positions: positions, n: n, heads: nkv, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
+                    matmul(a.qkv, a.attnNorm, w.wq, m: n, n: w3, k: c, transB: true)
+                    ropeForward(a.qkv, positions: positions, n: n, heads: nh, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                    ropeForward(a.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     // Without training, every layer reuses layer 0's probability blocks (fewer pages touched).
-                    attentionForward(a.att, training ? a.probs : layers[0].probs, a.q, a.k, a.v, sequenceStarts: starts, n: n,
-                                     heads: nh, kvHeads: nkv, headDim: hd)
+                    attentionForward(a.att, training ? a.probs : layers[0].probs, a.qkv, a.qkv + c, a.qkv + c + kv,
+                                     sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
+                                     ldq: w3, ldk: w3, ldv: w3)
                     matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
                     residualForward(a.residMid, a.residMid, x, n: n * c)
                     rmsnormForward(a.ffnNorm, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
-                    matmul(a.gate, a.ffnNorm, w.wGate, m: n, n: f, k: c, transB: true)
-                    matmul(a.up, a.ffnNorm, w.wUp, m: n, n: f, k: c, transB: true)
-                    swigluForward(a.hidden, a.gate, a.up, n: n * f)
+                    // gate | up in one sgemm against the adjacent (2 ffn, dim) weights.
+                    matmul(a.gateUp, a.ffnNorm, w.wGate, m: n, n: 2 * f, k: c, transB: true)
+                    swigluFusedForward(a.hidden, a.gateUp, n: n, f: f)
                     matmul(resid[l + 1], a.hidden, w.wDown, m: n, n: c, k: f, transB: true)
                     residualForward(resid[l + 1], resid[l + 1], a.residMid, n: n * c)
                 }
@@ -283,7 +290,7 @@ public final class LlamaModel {
         readyForBackward = false
         let n = lastCount, m = lastTargeted, starts = lastStarts
         let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
-        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd
+        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
 
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         logSoftmaxGatherBackward(logits, compactDlp, logits, lse, compactTargets, m: m, v: v)
@@ -303,32 +310,23 @@ public final class LlamaModel {
                     // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c)
                     matmul(gw.wDown, dResid, a.hidden, m: c, n: f, k: n, transA: true, beta: 1)
-                    dGate.update(repeating: 0, count: n * f)
-                    dUp.update(repeating: 0, count: n * f)
-                    swigluBackward(dGate, dUp, dHidden, a.gate, a.up, n: n * f)
-                    matmul(dNorm, dGate, w.wGate, m: n, n: c, k: f)
-                    matmul(dNorm, dUp, w.wUp, m: n, n: c, k: f, beta: 1)
-                    matmul(gw.wGate, dGate, a.ffnNorm, m: f, n: c, k: n, transA: true, beta: 1)
-                    matmul(gw.wUp, dUp, a.ffnNorm, m: f, n: c, k: n, transA: true, beta: 1)
+                    swigluFusedBackward(dGateUp, dHidden, a.gateUp, n: n, f: f)
+                    matmul(dNorm, dGateUp, w.wGate, m: n, n: c, k: 2 * f)
+                    matmul(gw.wGate, dGateUp, a.ffnNorm, m: 2 * f, n: c, k: n, transA: true, beta: 1)
                     rmsnormBackward(dResid, gw.ffnNorm, dNorm, a.residMid, w.ffnNorm, a.ffnRstd, n: n, c: c)
                     // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h), h = norm(resid[l]).
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
                     matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1)
-                    dq.update(repeating: 0, count: n * c)
-                    dk.update(repeating: 0, count: n * kv)
-                    dv.update(repeating: 0, count: n * kv)
-                    attentionBackward(dq, dk, dv, scratch: dScores, dAtt, a.probs, a.q, a.k, a.v,
-                                      sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd)
-                    ropeBackward(dq, positions: positions, n: n, heads: nh, headDim: hd,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
-                    ropeBackward(dk, positions: positions, n: n, heads: nkv, headDim: hd,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!)
-                    matmul(dNorm, dq, w.wq, m: n, n: c, k: c)
-                    matmul(dNorm, dk, w.wk, m: n, n: c, k: kv, beta: 1)
-                    matmul(dNorm, dv, w.wv, m: n, n: c, k: kv, beta: 1)
-                    matmul(gw.wq, dq, a.attnNorm, m: c, n: c, k: n, transA: true, beta: 1)
-                    matmul(gw.wk, dk, a.attnNorm, m: kv, n: c, k: n, transA: true, beta: 1)
-                    matmul(gw.wv, dv, a.attnNorm, m: kv, n: c, k: n, transA: true, beta: 1)
+                    dQKV.update(repeating: 0, count: n * w3)
+                    attentionBackward(dQKV, dQKV + c, dQKV + c + kv, scratch: dScores, dAtt, a.probs,
+                                      a.qkv, a.qkv + c, a.qkv + c + kv, sequenceStarts: starts, n: n,
+                                      heads: nh, kvHeads: nkv, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
+                    ropeBackward(dQKV, positions: positions, n: n, heads: nh, headDim: hd,
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                    ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                    matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3)
+                    matmul(gw.wq, dQKV, a.attnNorm, m: w3, n: c, k: n, transA: true, beta: 1)
                     rmsnormBackward(dResid, gw.attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n, c: c)
                 }
             }

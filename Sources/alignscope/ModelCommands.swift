@@ -1,3 +1,4 @@
+import Benchmarks
 import Experiments
 import Foundation
 import GGUF
@@ -117,6 +118,51 @@ extension Commands {
         let final = loaded.tokenizer.decode(produced)
         if final.count > printed.count, final.hasPrefix(printed) { FileHandle.standardOutput.write(Data(String(final.dropFirst(printed.count)).utf8)) }
         print("")
+        return 0
+    }
+}
+
+extension Commands {
+    static func probes(_ args: ParsedArguments) throws -> Int32 {
+        let action = args.positional[0], input = args.positional[1]
+        guard FileManager.default.fileExists(atPath: input) else { throw UsageError(message: "\(input): no such file") }
+        var model = args.string("--model")
+        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+        switch action {
+        case "build":
+            guard let out = args.string("--out") else { throw UsageError(message: "probes build: --out FILE is required") }
+            let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? args.string("--model") : model
+            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: try args.int("--seed", default: 1))
+            print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
+            return 0
+        case "audit":
+            let report = try ProbeTools.audit(path: input, modelPath: model)
+            print(report.rendered, terminator: report.rendered.hasSuffix("\n") ? "" : "\n")
+            return report.flags.isEmpty ? 0 : 1
+        default:
+            throw UsageError(message: "probes: expected build or audit, found \"\(action)\"")
+        }
+    }
+}
+
+extension Commands {
+    static func bench(_ args: ParsedArguments) throws -> Int32 {
+        var model = args.string("--model")
+        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+        if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
+        let repeats = try args.int("--repeats", default: 3)
+        guard repeats >= 1 else { throw UsageError(message: "--repeats: expected an integer >= 1, found \(repeats)") }
+        let json = args.has("--json")
+        let report = try runBenchmarks(modelPath: model, repeats: repeats) { message in
+            if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.description)
+        }
         return 0
     }
 }

@@ -249,6 +249,45 @@ final class KernelGradientTests: XCTestCase {
     }
 }
 
+final class AttentionThreadingTests: XCTestCase {
+    /// Attention splits (sequence, head) work across threads by cost and blocks the causal square by 64 query
+    /// rows; the results must be bit-identical for 1, 2 and 3 threads (uneven lengths, fused QKV strides).
+    func testAttentionDoesNotDependOnThreadCount() {
+        var rng = TestRNG(11)
+        let starts = [0, 150, 220, 240], n = 300, heads = 4, kvHeads = 2, hd = 8
+        let c = heads * hd, kv = kvHeads * hd, w3 = c + 2 * kv
+        let qkv = rng.array(n * w3, 2), dout = rng.array(n * c)
+        func run() -> [Float] {
+            var out = [Float](repeating: 0, count: n * c)
+            var probs = [Float](repeating: 0, count: attentionProbsCount(sequenceStarts: starts, n: n, heads: heads))
+            var d = [Float](repeating: 0, count: n * w3), scratch = [Float](repeating: 0, count: 150 * 150)
+            qkv.withUnsafeBufferPointer { x in
+                let q = x.baseAddress!
+                attentionForward(&out, &probs, q, q + c, q + c + kv, sequenceStarts: starts, n: n, heads: heads,
+                                 kvHeads: kvHeads, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
+                d.withUnsafeMutableBufferPointer { g in
+                    let dq = g.baseAddress!
+                    attentionBackward(dq, dq + c, dq + c + kv, scratch: &scratch, dout, probs, q, q + c, q + c + kv,
+                                      sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd,
+                                      ldq: w3, ldk: w3, ldv: w3)
+                }
+            }
+            return out + probs + d
+        }
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        Threads.count = 1
+        let one = run()
+        Threads.count = 2
+        let two = run()
+        Threads.count = 3
+        let three = run()
+        XCTAssertTrue(one.allSatisfy { $0.isFinite })
+        XCTAssertEqual(one, two)
+        XCTAssertEqual(one, three)
+    }
+}
+
 final class VectorMathTests: XCTestCase {
     func testFastExpAccuracy() {
         var worst = 0.0

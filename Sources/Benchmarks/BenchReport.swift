@@ -1,0 +1,148 @@
+import Foundation
+
+/// Everything `runBenchmarks` measured, in one Codable value (`alignscope bench --json` prints it).
+///
+/// Times are medians over the repeats, in seconds; rates are derived from those medians.
+public struct BenchReport: Codable, Sendable, Equatable {
+    /// Where and how the figures were taken.
+    public struct Machine: Codable, Sendable, Equatable {
+        public var cpu: String
+        public var logicalCPUs: Int
+        /// Kernel and OpenBLAS threads (`Threads.count`).
+        public var threads: Int
+        /// 1-minute load average before and after the run (other work on the machine skews timings).
+        public var loadBefore: Double
+        public var loadAfter: Double
+        public var repeats: Int
+    }
+
+    /// One sgemm shape: C(m, n) = op(A)(m, k) op(B)(k, n), 2 m n k FLOPs per call.
+    public struct Sgemm: Codable, Sendable, Equatable {
+        public var label: String
+        public var m: Int, n: Int, k: Int
+        public var transA: Bool, transB: Bool
+        public var gflops: Double
+    }
+
+    /// The sizes that enter the FLOP count.
+    public struct ModelShape: Codable, Sendable, Equatable {
+        public var name: String
+        public var vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int
+        public var tiedEmbedding: Bool
+        public var parameterCount: Int
+        public var headDim: Int { dim / nHeads }
+
+        public init(name: String, vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int,
+                    tiedEmbedding: Bool, parameterCount: Int) {
+            self.name = name
+            self.vocabSize = vocabSize
+            self.dim = dim
+            self.nLayers = nLayers
+            self.nHeads = nHeads
+            self.nKVHeads = nKVHeads
+            self.ffnDim = ffnDim
+            self.tiedEmbedding = tiedEmbedding
+            self.parameterCount = parameterCount
+        }
+
+        /// Weights of the matrices inside the blocks (what multiplies every token): per layer
+        /// Q and O (dim x dim), K and V (kvDim x dim), gate, up and down (ffn x dim). Norm weights and the
+        /// embedding are left out; the output head is counted separately (`FlopCount`).
+        public var nonEmbeddingMatrixParameters: Int {
+            let kv = nKVHeads * headDim
+            return nLayers * (2 * dim * dim + 2 * dim * kv + 3 * dim * ffnDim)
+        }
+    }
+
+    /// One AdamW training step: forward, backward and optimizer update.
+    public struct Training: Codable, Sendable, Equatable {
+        public var sequences: Int
+        public var sequenceLength: Int
+        /// Positions with a target (every position but the last of each sequence).
+        public var targets: Int
+        public var stepSeconds: Double
+        public var forwardSeconds: Double
+        public var backwardSeconds: Double
+        public var optimizerSeconds: Double
+        public var tokensPerSecond: Double
+        /// Model FLOPs of one step (`FlopCount.trainingStep`).
+        public var flopsPerStep: Double
+        public var achievedGflops: Double
+        /// Median of the 1024^3 sgemm GFLOP/s measured just before each step.
+        public var sgemmGflopsDuringSteps: Double
+        /// Model FLOP utilisation: median over the steps of (model FLOPs / step time) / (sgemm GFLOP/s measured
+        /// just before that step). Robust to load that changes during the run.
+        public var mfu: Double
+        /// achievedGflops / referenceGflops (the two medians; skewed when the load changes).
+        public var mfuAgainstReference: Double
+    }
+
+    /// Scoring responses to one prompt through `InferenceSession`.
+    public struct Scoring: Codable, Sendable, Equatable {
+        public var promptTokens: Int
+        public var responses: Int
+        public var responseTokens: Int
+        /// Prompt appended once, its KV cache shared by every response (`score`).
+        public var sharedSeconds: Double
+        /// (promptTokens + responses * responseTokens) / sharedSeconds.
+        public var sharedTokensPerSecond: Double
+        /// Each (prompt, response) run from an empty cache, for comparison.
+        public var separateSeconds: Double
+        /// separateSeconds / sharedSeconds.
+        public var sharingSpeedup: Double
+        /// All (prompt, response) pairs as one packed batch through `LlamaModel.forward` (no cache).
+        public var packedSeconds: Double
+    }
+
+    /// Greedy generation after a prompt (prompt processing included).
+    public struct Generation: Codable, Sendable, Equatable {
+        public var promptTokens: Int
+        public var generatedTokens: Int
+        public var seconds: Double
+        public var tokensPerSecond: Double
+    }
+
+    public var machine: Machine
+    public var sgemm: [Sgemm]
+    /// Best of the square sgemm shapes: the machine's attainable FLOP/s that MFU is measured against.
+    public var referenceGflops: Double
+    public var model: ModelShape
+    public var training: Training
+    public var scoring: Scoring
+    public var generation: Generation
+    /// getrusage ru_maxrss of the whole process, in bytes.
+    public var peakResidentBytes: Int
+}
+
+extension BenchReport: CustomStringConvertible {
+    /// The human-readable report (`alignscope bench` without `--json`).
+    public var description: String {
+        func f(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
+        var lines: [String] = []
+        lines.append("machine: \(machine.cpu), \(machine.logicalCPUs) logical CPUs, \(machine.threads) threads, "
+                     + "load \(f(machine.loadBefore, 2)) -> \(f(machine.loadAfter, 2)), medians of \(machine.repeats)")
+        lines.append("sgemm (GFLOP/s):")
+        for s in sgemm {
+            let shape = "\(s.m)x\(s.n)x\(s.k)\(s.transA ? " Aᵀ" : "")\(s.transB ? " Bᵀ" : "")"
+            lines.append("  \(s.label.padding(toLength: 22, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 22, withPad: " ", startingAt: 0)) \(f(s.gflops))")
+        }
+        lines.append("  reference (best square)                       \(f(referenceGflops))")
+        lines.append("model: \(model.name): \(model.nLayers) layers, dim \(model.dim), ffn \(model.ffnDim), "
+                     + "heads \(model.nHeads)/\(model.nKVHeads), vocab \(model.vocabSize), \(model.parameterCount) parameters "
+                     + "(\(model.nonEmbeddingMatrixParameters) in block matrices)")
+        let t = training
+        lines.append("train step \(t.sequences)x\(t.sequenceLength): \(f(t.stepSeconds, 3)) s "
+                     + "(forward \(f(t.forwardSeconds, 3)), backward \(f(t.backwardSeconds, 3)), AdamW \(f(t.optimizerSeconds, 3))), "
+                     + "\(f(t.tokensPerSecond)) tokens/s")
+        lines.append("  model FLOPs/step \(f(t.flopsPerStep / 1e9, 2)) G, \(f(t.achievedGflops)) GFLOP/s, MFU \(f(100 * t.mfu))% "
+                     + "of the sgemm measured beside each step (\(f(t.sgemmGflopsDuringSteps)) GFLOP/s); \(f(100 * t.mfuAgainstReference))% of the reference")
+        let s = scoring
+        lines.append("scoring: prompt \(s.promptTokens) + \(s.responses) x \(s.responseTokens) tokens: shared cache \(f(s.sharedSeconds, 3)) s "
+                     + "(\(f(s.sharedTokensPerSecond)) tokens/s), separately \(f(s.separateSeconds, 3)) s (x\(f(s.sharingSpeedup, 2))), "
+                     + "packed forward \(f(s.packedSeconds, 3)) s")
+        let g = generation
+        lines.append("generation: \(g.generatedTokens) tokens greedy after \(g.promptTokens): \(f(g.seconds, 3)) s, \(f(g.tokensPerSecond)) tokens/s")
+        lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB")
+        return lines.joined(separator: "\n")
+    }
+}

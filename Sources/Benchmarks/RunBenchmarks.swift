@@ -1,0 +1,318 @@
+import Foundation
+import GGUF
+import Kernels
+import Model
+import Training
+
+/// Bad input to `runBenchmarks`.
+public enum BenchError: Error, CustomStringConvertible, Equatable {
+    case invalidRepeats(Int)
+
+    public var description: String {
+        switch self {
+        case .invalidRepeats(let n): return "bench: --repeats must be at least 1 (got \(n))"
+        }
+    }
+}
+
+/// The workload's fixed sizes (the PyTorch script `scripts/bench-pytorch.py` uses the same ones).
+enum Workload {
+    static let trainSequences = 4
+    static let trainLength = 256
+    static let promptTokens = 64
+    static let responses = 6
+    static let responseTokens = 48
+    static let generatedTokens = 64
+
+    /// Deterministic token ids: id(i) = (i * 2654435761 + salt) mod 2^64 mod vocab, easy to reproduce in Python.
+    static func tokens(_ count: Int, salt: UInt64, vocab: Int) -> [Int32] {
+        (0..<count).map { Int32(truncatingIfNeeded: (UInt64($0) &* 2_654_435_761 &+ salt) % UInt64(vocab)) }
+    }
+}
+
+/// Measures, in this order: sgemm GFLOP/s (square and model-shaped sizes), a training step of the model
+/// (4 sequences x 256 tokens, forward + backward + AdamW), scoring of 6 responses of 48 tokens to a
+/// 64-token prompt through `InferenceSession` (shared prompt cache, and each pair separately), greedy
+/// generation of 64 tokens, and the process's peak resident memory.
+///
+/// - Parameters:
+///   - modelPath: a GGUF file; nil benchmarks the "tiny" preset with random weights.
+///   - repeats: measurements per figure (after one warm-up); medians are reported.
+///   - progress: receives one line per finished measurement.
+/// Uses `Threads.count` threads (default 2). Use a release build: debug figures mean nothing.
+public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -> Void) throws -> BenchReport {
+    guard repeats >= 1 else { throw BenchError.invalidRepeats(repeats) }
+    let loadBefore = loadAverage()
+
+    let model: LlamaModel, name: String
+    let n = Workload.trainSequences * Workload.trainLength
+    if let modelPath {
+        model = try PretrainedModel.load(path: modelPath, maxTokens: n, maxSequenceLength: Workload.trainLength).model
+        name = (modelPath as NSString).lastPathComponent
+    } else {
+        model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength)
+        model.initializeRandom(seed: 0)
+        name = "tiny preset (random weights)"
+    }
+    let cfg = model.config
+    let shape = BenchReport.ModelShape(
+        name: name, vocabSize: cfg.vocabSize, dim: cfg.dim, nLayers: cfg.nLayers, nHeads: cfg.nHeads,
+        nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount)
+
+    let sgemm = measureSgemm(shape: shape, tokens: n, repeats: repeats, progress: progress)
+    let reference = sgemm.filter { $0.label.hasPrefix("square") }.map(\.gflops).max() ?? 0
+    let training = measureTraining(model, shape: shape, reference: reference, repeats: repeats, progress: progress)
+    let scoring = measureScoring(model, repeats: repeats, progress: progress)
+    let generation = measureGeneration(model, repeats: repeats, progress: progress)
+
+    return BenchReport(
+        machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
+                       threads: Threads.count, loadBefore: loadBefore, loadAfter: loadAverage(), repeats: repeats),
+        sgemm: sgemm, referenceGflops: reference, model: shape, training: training, scoring: scoring,
+        generation: generation, peakResidentBytes: peakResidentBytes())
+}
+
+// MARK: sgemm
+
+func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
+                          progress: (String) -> Void) -> [BenchReport.Sgemm] {
+    let c = shape.dim, f = shape.ffnDim, kv = shape.nKVHeads * shape.headDim, v = shape.vocabSize
+    let m = n - Workload.trainSequences  // targeted rows of the training batch
+    // (label, m, n, k, transA, transB): the shapes one training step runs, as `LlamaModel` calls them.
+    let shapes: [(String, Int, Int, Int, Bool, Bool)] = [
+        ("square 512", 512, 512, 512, false, false),
+        ("square 1024", 1024, 1024, 1024, false, false),
+        ("square 2048", 2048, 2048, 2048, false, false),
+        ("x Wqᵀ (q, o)", n, c, c, false, true),
+        ("x Wkᵀ (k, v)", n, kv, c, false, true),
+        ("x Wgateᵀ (gate, up)", n, f, c, false, true),
+        ("h Wdownᵀ", n, c, f, false, true),
+        ("dY W (dx of gate/up)", n, c, f, false, false),
+        ("dYᵀ X (dW gate/up)", f, c, n, true, false),
+        ("head x Eᵀ", m, v, c, false, true),
+        ("head dZᵀ X (dE)", v, c, m, true, false),
+        ("attention Q Kᵀ", Workload.trainLength, Workload.trainLength, shape.headDim, false, true),
+    ]
+    var out: [BenchReport.Sgemm] = []
+    var rng = UInt64(1)
+    for (label, mm, nn, kk, ta, tb) in shapes {
+        let a = UnsafeMutableBufferPointer<Float>.allocate(capacity: mm * kk)
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: kk * nn)
+        let cc = UnsafeMutableBufferPointer<Float>.allocate(capacity: mm * nn)
+        defer { a.deallocate(); b.deallocate(); cc.deallocate() }
+        for buf in [a, b] {
+            for i in 0..<buf.count {
+                rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                buf[i] = Float(Int64(bitPattern: rng >> 40) - (1 << 23)) / Float(1 << 23)
+            }
+        }
+        cc.initialize(repeating: 0)
+        let flops = 2 * Double(mm) * Double(nn) * Double(kk)
+        let call = {
+            matmul(cc.baseAddress!, a.baseAddress!, b.baseAddress!, m: mm, n: nn, k: kk, transA: ta, transB: tb)
+        }
+        call()
+        // Each measurement repeats the call for at least 0.1 s so small shapes are timed reliably.
+        var rates: [Double] = []
+        for _ in 0..<repeats {
+            var calls = 0
+            let start = now()
+            repeat {
+                call()
+                calls += 1
+            } while now() - start < 0.1
+            rates.append(flops * Double(calls) / (now() - start) / 1e9)
+        }
+        let g = median(rates)
+        progress("sgemm \(label) \(mm)x\(nn)x\(kk): \(String(format: "%.1f", g)) GFLOP/s")
+        out.append(.init(label: label, m: mm, n: nn, k: kk, transA: ta, transB: tb, gflops: g))
+    }
+    return out
+}
+
+// MARK: Training
+
+/// The training batch: 4 sequences of 256 tokens, every position but the last targets the next token.
+func trainingBatch(vocab: Int) -> TokenBatch {
+    let s = Workload.trainSequences, t = Workload.trainLength
+    let tokens = Workload.tokens(s * t, salt: 1, vocab: vocab)
+    var targets = [Int32](repeating: -1, count: s * t)
+    for q in 0..<s {
+        for i in 0..<(t - 1) { targets[q * t + i] = tokens[q * t + i + 1] }
+    }
+    return TokenBatch(tokens: tokens, targets: targets, sequenceStarts: (0..<s).map { $0 * t })
+}
+
+func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, repeats: Int,
+                             progress: (String) -> Void) -> BenchReport.Training {
+    let batch = trainingBatch(vocab: model.config.vocabSize)
+    let targets = batch.targets.filter { $0 >= 0 }.count
+    // Mean negative log-likelihood over the targeted positions.
+    var dlp = [Float](repeating: 0, count: batch.count)
+    for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
+    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 1e-5))
+    let flops = FlopCount.trainingStep(
+        shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
+    // Before each step, 0.2 s of 1024^3 sgemm: the machine is shared, so MFU is the median of per-step ratios
+    // taken under the same load, not a ratio of two medians taken minutes apart.
+    let probe = SgemmProbe(size: 1024)
+    var times: [(Double, Double, Double)] = []
+    var ratios: [Double] = [], probes: [Double] = []
+    for r in 0...repeats {
+        let sgemmNow = probe.gflops(seconds: 0.2)
+        let t0 = now()
+        model.zeroGradients()
+        _ = model.forward(batch, training: true)
+        let t1 = now()
+        dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+        let t2 = now()
+        optimizer.step(params: model.parameters, grads: model.gradients, lr: 1e-5)
+        let t3 = now()
+        if r > 0 {  // the first step is a warm-up (page faults, OpenBLAS start-up)
+            times.append((t1 - t0, t2 - t1, t3 - t2))
+            probes.append(sgemmNow)
+            ratios.append(flops / (t3 - t0) / 1e9 / sgemmNow)
+            progress("train step \(r)/\(repeats): \(String(format: "%.3f", t3 - t0)) s")
+        }
+    }
+    let step = median(times.map { $0.0 + $0.1 + $0.2 })
+    let achieved = flops / step / 1e9
+    return .init(
+        sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
+        stepSeconds: step, forwardSeconds: median(times.map(\.0)), backwardSeconds: median(times.map(\.1)),
+        optimizerSeconds: median(times.map(\.2)), tokensPerSecond: Double(batch.count) / step,
+        flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes), mfu: median(ratios),
+        mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+}
+
+/// A square sgemm kept ready for short FLOP/s measurements.
+final class SgemmProbe {
+    let size: Int
+    private let a, b, c: UnsafeMutableBufferPointer<Float>
+
+    init(size: Int) {
+        self.size = size
+        a = .allocate(capacity: size * size)
+        b = .allocate(capacity: size * size)
+        c = .allocate(capacity: size * size)
+        for i in 0..<(size * size) {
+            a[i] = Float(i % 97) / 97 - 0.5
+            b[i] = Float(i % 89) / 89 - 0.5
+        }
+        c.initialize(repeating: 0)
+    }
+
+    deinit {
+        a.deallocate()
+        b.deallocate()
+        c.deallocate()
+    }
+
+    /// GFLOP/s of back-to-back calls for at least `seconds`.
+    func gflops(seconds: Double) -> Double {
+        var calls = 0
+        let start = now()
+        repeat {
+            matmul(c.baseAddress!, a.baseAddress!, b.baseAddress!, m: size, n: size, k: size)
+            calls += 1
+        } while now() - start < seconds
+        return 2 * Double(size * size * size) * Double(calls) / (now() - start) / 1e9
+    }
+}
+
+// MARK: Scoring and generation
+
+func measureScoring(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Scoring {
+    let vocab = model.config.vocabSize
+    let prompt = Workload.tokens(Workload.promptTokens, salt: 2, vocab: vocab)
+    let responses = (0..<Workload.responses).map {
+        Workload.tokens(Workload.responseTokens, salt: 3 + UInt64($0), vocab: vocab)
+    }
+    let session = InferenceSession(model: model, capacity: Workload.promptTokens + Workload.responseTokens)
+    func shared() {
+        session.reset()
+        _ = session.append(prompt)
+        for r in responses { _ = session.score(r) }
+    }
+    func separate() {
+        for r in responses {
+            session.reset()
+            _ = session.append(prompt)
+            _ = session.score(r)
+        }
+    }
+    let packedBatch = TokenBatch.scoring(responses.map { (context: prompt, continuation: $0) })
+    func packed() { _ = model.forward(packedBatch, training: false) }
+    let sharedTime = timeMedian(repeats, shared)
+    let separateTime = timeMedian(repeats, separate)
+    let packedTime = timeMedian(repeats, packed)
+    let total = Workload.promptTokens + Workload.responses * Workload.responseTokens
+    progress("scoring: shared \(String(format: "%.3f", sharedTime)) s, separate \(String(format: "%.3f", separateTime)) s, packed \(String(format: "%.3f", packedTime)) s")
+    return .init(
+        promptTokens: Workload.promptTokens, responses: Workload.responses, responseTokens: Workload.responseTokens,
+        sharedSeconds: sharedTime, sharedTokensPerSecond: Double(total) / sharedTime, separateSeconds: separateTime,
+        sharingSpeedup: separateTime / sharedTime, packedSeconds: packedTime)
+}
+
+func measureGeneration(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Generation {
+    let prompt = Workload.tokens(Workload.promptTokens, salt: 2, vocab: model.config.vocabSize)
+    let session = InferenceSession(model: model, capacity: Workload.promptTokens + Workload.generatedTokens)
+    var produced = 0
+    let time = timeMedian(repeats) {
+        session.reset()
+        // No stop tokens: exactly `generatedTokens` tokens, like max_new_tokens = min_new_tokens in PyTorch.
+        produced = generate(session: session, prompt: prompt, options: SamplingOptions(maxTokens: Workload.generatedTokens)) { _ in true }.count
+    }
+    progress("generation: \(produced) tokens in \(String(format: "%.3f", time)) s")
+    return .init(promptTokens: Workload.promptTokens, generatedTokens: produced, seconds: time,
+                 tokensPerSecond: Double(produced) / time)
+}
+
+// MARK: Helpers
+
+/// Seconds on a monotonic clock.
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+func median(_ xs: [Double]) -> Double {
+    precondition(!xs.isEmpty, "median of nothing")
+    let s = xs.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// One warm-up call, then the median time of `repeats` calls.
+func timeMedian(_ repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<repeats {
+        let t0 = now()
+        body()
+        times.append(now() - t0)
+    }
+    return median(times)
+}
+
+func loadAverage() -> Double {
+    var loads = [Double](repeating: 0, count: 3)
+    return getloadavg(&loads, 3) > 0 ? loads[0] : 0
+}
+
+func cpuName() -> String {
+    if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+       let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+       let colon = line.firstIndex(of: ":") {
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return "unknown CPU"
+}
+
+/// Peak resident set size of this process in bytes (ru_maxrss is KiB on Linux, bytes on macOS).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Int(usage.ru_maxrss) * 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Int(usage.ru_maxrss)
+    #endif
+}

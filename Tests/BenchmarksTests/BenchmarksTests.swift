@@ -1,0 +1,78 @@
+import Foundation
+import XCTest
+@testable import Benchmarks
+
+final class BenchmarksTests: XCTestCase {
+    /// The tiny preset: 2 layers, dim 64, 4 heads (size 16) sharing 2 KV heads (kv width 32), ffn 128, vocab 259.
+    let tiny = BenchReport.ModelShape(
+        name: "tiny", vocabSize: 259, dim: 64, nLayers: 2, nHeads: 4, nKVHeads: 2, ffnDim: 128,
+        tiedEmbedding: true, parameterCount: 0)
+
+    /// Hand count for 4 sequences of 256 tokens with 1020 targets:
+    /// block matrices per layer: Q, O 64*64 = 4096 each; K, V 32*64 = 2048 each; gate, up, down 128*64 = 8192 each
+    ///   -> 8192 + 4096 + 24576 = 36864, times 2 layers = 73728;  6 * 73728 * 1024 = 452_984_832.
+    /// attention: 3 * (2 layers * 4 heads) * 4 sequences * 2 * 16 * 256 * 257 = 202_113_024.
+    /// head: 6 * 64 * 259 * 1020 = 101_445_120.  Total 756_542_976.
+    func testTrainingFlopCountOnTinyConfig() {
+        XCTAssertEqual(tiny.nonEmbeddingMatrixParameters, 73728)
+        let flops = FlopCount.trainingStep(tiny, sequenceLengths: [256, 256, 256, 256], targets: 1020)
+        XCTAssertEqual(flops, 452_984_832 + 202_113_024 + 101_445_120)
+        // One sequence of 3 tokens, 2 targets, forward only: 2*73728*3 + (2*4 heads) * 4*16 * (1+2+3) + 2*64*259*2.
+        XCTAssertEqual(FlopCount.forward(tiny, sequenceLengths: [3], targets: 2), 442_368 + 3_072 + 66_304)
+    }
+
+    func testTinyBenchmarkReportIsWellFormed() throws {
+        var lines: [String] = []
+        let report = try runBenchmarks(modelPath: nil, repeats: 1) { lines.append($0) }
+        XCTAssertFalse(lines.isEmpty)
+        XCTAssertEqual(report.machine.repeats, 1)
+        XCTAssertGreaterThan(report.machine.threads, 0)
+        XCTAssertTrue(report.sgemm.contains { $0.label == "square 1024" })
+        for s in report.sgemm { XCTAssertGreaterThan(s.gflops, 0, s.label) }
+        XCTAssertEqual(report.referenceGflops, report.sgemm.filter { $0.label.hasPrefix("square") }.map(\.gflops).max())
+        XCTAssertEqual(report.model.dim, 64)
+        XCTAssertEqual(report.model.nonEmbeddingMatrixParameters, 73728)
+
+        let t = report.training
+        XCTAssertEqual(t.sequences, 4)
+        XCTAssertEqual(t.sequenceLength, 256)
+        XCTAssertEqual(t.targets, 1020)
+        XCTAssertEqual(t.flopsPerStep, 756_542_976)
+        XCTAssertGreaterThan(t.stepSeconds, 0)
+        XCTAssertGreaterThanOrEqual(t.stepSeconds, t.forwardSeconds)
+        XCTAssertEqual(t.tokensPerSecond, 1024 / t.stepSeconds, accuracy: 1e-6 * t.tokensPerSecond)
+        XCTAssertEqual(t.achievedGflops, t.flopsPerStep / t.stepSeconds / 1e9, accuracy: 1e-9 * t.achievedGflops)
+        XCTAssertEqual(t.mfuAgainstReference, t.achievedGflops / report.referenceGflops, accuracy: 1e-12)
+        XCTAssertGreaterThan(t.sgemmGflopsDuringSteps, 0)
+        // One repeat: the median ratio is that step's ratio.
+        XCTAssertEqual(t.mfu, t.achievedGflops / t.sgemmGflopsDuringSteps, accuracy: 1e-9 * t.mfu)
+
+        let s = report.scoring
+        XCTAssertEqual([s.promptTokens, s.responses, s.responseTokens], [64, 6, 48])
+        XCTAssertGreaterThan(s.sharedTokensPerSecond, 0)
+        XCTAssertGreaterThan(s.separateSeconds, 0)
+        XCTAssertGreaterThan(s.packedSeconds, 0)
+        XCTAssertEqual(report.generation.generatedTokens, 64)
+        XCTAssertGreaterThan(report.generation.tokensPerSecond, 0)
+        XCTAssertGreaterThan(report.peakResidentBytes, 1 << 20)
+
+        let json = try JSONEncoder().encode(report)
+        XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
+        let text = report.description
+        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "peak resident memory"] {
+            XCTAssertTrue(text.contains(needle), "text report lacks \(needle):\n\(text)")
+        }
+    }
+
+    func testRepeatsMustBePositive() {
+        XCTAssertThrowsError(try runBenchmarks(modelPath: nil, repeats: 0) { _ in }) { error in
+            XCTAssertEqual(error as? BenchError, .invalidRepeats(0))
+            XCTAssertFalse("\(error)".contains("\n"))
+        }
+    }
+
+    func testWorkloadTokensMatchTheFormulaOfThePyTorchScript() {
+        // id(i) = (i * 2654435761 + salt) mod 2^64 mod vocab
+        XCTAssertEqual(Workload.tokens(3, salt: 1, vocab: 49152), [1, Int32(2_654_435_762 % 49152), Int32(5_308_871_523 % 49152)])
+    }
+}

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: the AlignScope workload in PyTorch eager (developer tooling, never run by tests).
+
+The same model (transformers loads and dequantises the same GGUF to float32), the same token ids, the same
+shapes and thread count as `alignscope bench` (Sources/Benchmarks/RunBenchmarks.swift, `Workload`):
+
+  train step   4 sequences x 256 tokens, next-token loss on the 255 targets of each sequence (mean NLL),
+               forward + backward + torch.optim.AdamW(lr 1e-5, betas (0.9, 0.999), eps 1e-8, weight_decay 0)
+  scoring      a 64-token prompt run once with use_cache, then 6 responses of 48 tokens each scored from a
+               copy-free crop of that cache (DynamicCache.crop); also each (prompt, response) from scratch,
+               and all 6 pairs as one [6, 112] batch
+  generation   model.generate(prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False) (KV cache)
+
+token id i of a stream with salt s is (i * 2654435761 + s) mod 2^64 mod vocab, as in Swift.
+Medians of --repeats measurements after one warm-up each.
+
+Side by side (alternating, in one session) with the Swift benchmark:
+
+  scripts/bench-pytorch.py --model models/SmolLM2-135M-Instruct.Q4_1.gguf --rounds 3 \
+      --swift '.build/release/alignscope bench --model models/SmolLM2-135M-Instruct.Q4_1.gguf --json --repeats 3'
+
+Each round runs the Swift command (which must print a BenchReport as JSON on stdout), then the PyTorch
+measurements, and prints Swift/PyTorch ratios; the summary gives the median ratio over the rounds.
+Run it with the reference venv: /work/refvenv/bin/python scripts/bench-pytorch.py ...
+"""
+import argparse
+import json
+import os
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+SEQS, SEQ_LEN = 4, 256
+PROMPT, RESPONSES, RESPONSE_LEN, GENERATED = 64, 6, 48, 64
+
+
+def tokens(count, salt, vocab):
+    return [((i * 2654435761 + salt) % (1 << 64)) % vocab for i in range(count)]
+
+
+def median_time(repeats, fn):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def load(path, threads, attn):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(threads)
+    d, f = os.path.split(os.path.abspath(path))
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation=attn)
+    if model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
+        model.tie_weights()  # the GGUF has no output.weight: the head is the embedding
+    return model
+
+
+def measure(model, repeats, log):
+    import torch
+
+    vocab = model.config.vocab_size
+    out = {"threads": torch.get_num_threads(), "attn_implementation": model.config._attn_implementation,
+           "torch": torch.__version__}
+
+    # Training step.
+    if os.environ.get("BENCH_SKIP_TRAIN"):  # for checking the script quickly
+        out["train"] = {"step_s": 1, "forward_s": 1, "backward_s": 1, "optimizer_s": 1, "tokens_per_s": 1}
+        return measure_inference(model, repeats, log, out)
+    model.train()
+    ids = torch.tensor(tokens(SEQS * SEQ_LEN, 1, vocab)).view(SEQS, SEQ_LEN)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    parts = []
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss = model(input_ids=ids, labels=ids).loss  # shifts internally: 255 targets per sequence, mean
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if r > 0:
+            parts.append((t1 - t0, t2 - t1, t3 - t2))
+            log(f"torch train step {r}/{repeats}: {t3 - t0:.3f} s")
+    step = statistics.median([a + b + c for a, b, c in parts])
+    out["train"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
+                    "backward_s": statistics.median([p[1] for p in parts]),
+                    "optimizer_s": statistics.median([p[2] for p in parts]),
+                    "tokens_per_s": SEQS * SEQ_LEN / step}
+    del opt
+    model.zero_grad(set_to_none=True)
+    return measure_inference(model, repeats, log, out)
+
+
+def measure_inference(model, repeats, log, out):
+    import torch
+
+    vocab = model.config.vocab_size
+    model.eval()
+
+    # Scoring.
+    prompt = torch.tensor([tokens(PROMPT, 2, vocab)])
+    responses = [torch.tensor([tokens(RESPONSE_LEN, 3 + j, vocab)]) for j in range(RESPONSES)]
+
+    def gather(logits, targets):
+        return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+    def shared():
+        with torch.inference_mode():
+            o = model(input_ids=prompt, use_cache=True)
+            cache, last = o.past_key_values, o.logits[:, -1:]
+            for r in responses:
+                o2 = model(input_ids=r[:, :-1], past_key_values=cache, use_cache=True)
+                gather(torch.cat([last, o2.logits], dim=1), r)
+                cache.crop(-(r.shape[1] - 1))  # back to the prompt (transformers 5: negative = tokens to drop)
+
+    def separate():
+        with torch.inference_mode():
+            for r in responses:
+                seq = torch.cat([prompt, r], dim=1)
+                gather(model(input_ids=seq).logits[:, PROMPT - 1:-1], r)
+
+    batch = torch.cat([torch.cat([prompt, r], dim=1) for r in responses], dim=0)
+
+    def batched():
+        with torch.inference_mode():
+            gather(model(input_ids=batch).logits[:, PROMPT - 1:-1], batch[:, PROMPT:])
+
+    s = median_time(repeats, shared)
+    sep = median_time(repeats, separate)
+    b = median_time(repeats, batched)
+    total = PROMPT + RESPONSES * RESPONSE_LEN
+    out["scoring"] = {"shared_s": s, "shared_tokens_per_s": total / s, "separate_s": sep, "batched_s": b}
+    log(f"torch scoring: shared {s:.3f} s, separate {sep:.3f} s, batched {b:.3f} s")
+
+    # Generation.
+    mask = torch.ones_like(prompt)
+
+    def gen():
+        with torch.inference_mode():
+            model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=GENERATED,
+                           min_new_tokens=GENERATED, do_sample=False, pad_token_id=0)
+
+    g = median_time(repeats, gen)
+    out["generation"] = {"seconds": g, "tokens_per_s": GENERATED / g}
+    log(f"torch generation: {g:.3f} s")
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def ratios(sw, pt):
+    """Swift / PyTorch time ratios (< 1: Swift is faster) and the Swift figures they come from."""
+    return {
+        "train_step": sw["training"]["stepSeconds"] / pt["train"]["step_s"],
+        "train_forward": sw["training"]["forwardSeconds"] / pt["train"]["forward_s"],
+        "train_backward": sw["training"]["backwardSeconds"] / pt["train"]["backward_s"],
+        "train_optimizer": sw["training"]["optimizerSeconds"] / pt["train"]["optimizer_s"],
+        "scoring_shared": sw["scoring"]["sharedSeconds"] / pt["scoring"]["shared_s"],
+        "scoring_separate": sw["scoring"]["separateSeconds"] / pt["scoring"]["separate_s"],
+        "scoring_packed_vs_batched": sw["scoring"]["packedSeconds"] / pt["scoring"]["batched_s"],
+        "generation": sw["generation"]["seconds"] / pt["generation"]["seconds"],
+        "mfu_swift": sw["training"]["mfu"],
+        "mfu_torch": sw["training"]["flopsPerStep"] / pt["train"]["step_s"] / 1e9 / sw["training"]["sgemmGflopsDuringSteps"],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="GGUF file")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attn", default="sdpa", help="transformers attn_implementation (sdpa = default, eager)")
+    ap.add_argument("--rounds", type=int, default=1, help="alternations with --swift")
+    ap.add_argument("--swift", help="command printing a BenchReport JSON (run before PyTorch in each round)")
+    ap.add_argument("--json", help="write all measurements and ratios to this file")
+    args = ap.parse_args()
+
+    def log(msg):
+        print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}", file=sys.stderr, flush=True)
+
+    model = load(args.model, args.threads, args.attn)
+    rounds = []
+    for i in range(args.rounds if args.swift else 1):
+        rec = {"load_before": os.getloadavg()[0]}
+        if args.swift:
+            log(f"round {i + 1}: swift: {args.swift}")
+            res = subprocess.run(shlex.split(args.swift), capture_output=True, text=True, check=True)
+            rec["swift"] = json.loads(res.stdout[res.stdout.index("{"):])
+        log(f"round {i + 1}: pytorch")
+        rec["torch"] = measure(model, args.repeats, log)
+        if args.swift:
+            rec["ratios"] = ratios(rec["swift"], rec["torch"])
+            log("ratios (Swift time / PyTorch time): " + ", ".join(f"{k} {v:.3f}" for k, v in rec["ratios"].items()))
+        rounds.append(rec)
+        if args.json:  # after every round, so an interrupted session keeps what it measured
+            with open(args.json, "w") as f:
+                json.dump(rounds, f, indent=1)
+
+    pt = [r["torch"] for r in rounds]
+    print(f"PyTorch {pt[0]['torch']} eager ({pt[0]['attn_implementation']} attention), {pt[0]['threads']} threads, "
+          f"medians of {args.repeats} per round, {len(rounds)} round(s)")
+    med = lambda xs: statistics.median(xs)
+    print(f"  train step {SEQS}x{SEQ_LEN}: {med([p['train']['step_s'] for p in pt]):.3f} s "
+          f"(forward {med([p['train']['forward_s'] for p in pt]):.3f}, backward {med([p['train']['backward_s'] for p in pt]):.3f}, "
+          f"AdamW {med([p['train']['optimizer_s'] for p in pt]):.3f}), {med([p['train']['tokens_per_s'] for p in pt]):.1f} tokens/s")
+    print(f"  scoring: shared cache {med([p['scoring']['shared_s'] for p in pt]):.3f} s "
+          f"({med([p['scoring']['shared_tokens_per_s'] for p in pt]):.1f} tokens/s), separately {med([p['scoring']['separate_s'] for p in pt]):.3f} s, "
+          f"batched [6,112] {med([p['scoring']['batched_s'] for p in pt]):.3f} s")
+    print(f"  generation: {GENERATED} tokens in {med([p['generation']['seconds'] for p in pt]):.3f} s "
+          f"({med([p['generation']['tokens_per_s'] for p in pt]):.1f} tokens/s)")
+    print(f"  peak resident memory: {max(p['peak_rss_bytes'] for p in pt) / 2**20:.0f} MiB (includes loading)")
+    if args.swift:
+        keys = rounds[0]["ratios"].keys()
+        print("Swift / PyTorch time ratios, median over rounds (< 1 = Swift faster):")
+        for k in keys:
+            vals = [r["ratios"][k] for r in rounds]
+            print(f"  {k:28s} {med(vals):.3f}   (rounds: {', '.join(f'{v:.3f}' for v in vals)})")
+        sw = [r["swift"] for r in rounds]
+        print(f"Swift: train step {med([s['training']['stepSeconds'] for s in sw]):.3f} s, "
+              f"sgemm reference {med([s['referenceGflops'] for s in sw]):.1f} GFLOP/s, "
+              f"peak RSS {max(s['peakResidentBytes'] for s in sw) / 2**20:.0f} MiB")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rounds, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
