@@ -42,9 +42,12 @@ build: deps
 	$(SWIFT) build $(RELEASE)
 
 # Tests run in release mode (with testing enabled): the numerical tests are too slow in debug builds.
+# The suite is XCTest only; the closing line restates XCTest's count as "N passed, N failed".
 test: deps models
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
-	ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build
+	@set -o pipefail; ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
+	@sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures.*/\1 \2/p' .build/test.log | tail -n 1 | \
+	  awk '{ printf "%d passed, %d failed\n", $$1 - $$2, $$2 }'
 
 demo: deps models build
 	$(BIN) run experiments/sft-what.json5 --db results/runs.sqlite

@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Experiments", dependencies: ["Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Model", "Kernels", "Training", "GGUF", "Tokenizer"]),
-        .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),

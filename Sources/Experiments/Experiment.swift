@@ -44,29 +44,83 @@ public struct Experiment: Sendable {
         guard case .object(var top) = tree else {
             throw SpecError.invalid(file: file, path: "(top level)", expected: "an object", found: tree.typeName)
         }
-        let sweep = try Sweep(top["sweep"], file: file)
+        let baseSweep = try Sweep(top["sweep"], file: file, path: "sweep")
         top["sweep"] = nil
+        let stagesValue = top["stages"]
+        top["stages"] = nil
         let base = JSONValue.object(top)
-        // Validate the base spec first so that its errors name the spec's own keys.
-        _ = try RunConfig.resolve(base, file: file)
+
+        // Stages: each is the base spec with its own keys merged in (objects recursively), its own
+        // sweep added to the base sweep, and its runs named `<experiment>/<stage>[/<swept values>]`.
+        var stages: [(name: String?, tree: JSONValue, sweep: Sweep)] = []
+        if let stagesValue {
+            guard case .array(let list) = stagesValue, !list.isEmpty else {
+                throw SpecError.invalid(file: file, path: "stages", expected: "a non-empty list of stage objects", found: SpecReader.describe(stagesValue))
+            }
+            var names: Set<String> = []
+            for (i, item) in list.enumerated() {
+                let path = "stages[\(i)]"
+                guard case .object(var o) = item else {
+                    throw SpecError.invalid(file: file, path: path, expected: "an object with a name", found: SpecReader.describe(item))
+                }
+                guard case .string(let name)? = o["name"], !name.isEmpty, !name.contains("/"), !name.contains("=") else {
+                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name without '/' or '='", found: o["name"].map(SpecReader.describe) ?? "nothing")
+                }
+                guard names.insert(name).inserted else {
+                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a name used by no other stage", found: "\"\(name)\"")
+                }
+                for key in o.keys.sorted() where !(RunConfig.topKeys + ["name"]).contains(key) || ["stages", "description"].contains(key) {
+                    throw SpecError.unknownKey(file: file, path: "\(path).\(key)", allowed: RunConfig.topKeys.filter { !["stages", "description", "name"].contains($0) } + ["name"])
+                }
+                let stageSweep = try Sweep(o["sweep"], file: file, path: "\(path).sweep")
+                o["sweep"] = nil
+                o["name"] = nil
+                var tree = base
+                tree.merge(.object(o))
+                do {
+                    _ = try RunConfig.resolve(tree, file: file)
+                } catch let SpecError.invalid(f, p, e, found) {
+                    throw SpecError.invalid(file: f, path: "\(path): \(p)", expected: e, found: found)
+                }
+                stages.append((name, tree, baseSweep.adding(stageSweep)))
+            }
+        } else {
+            // Validate the base spec first so that its errors name the spec's own keys.
+            _ = try RunConfig.resolve(base, file: file)
+            stages = [(nil, base, baseSweep)]
+        }
 
         var runs: [PlannedRun] = []
         var seen: [String: String] = [:]
-        for assignment in sweep.assignments {
-            var tree = base
-            for (key, value) in assignment {
-                tree.set(value, at: key.split(separator: ".").map(String.init))
+        for stage in stages {
+            for assignment in stage.sweep.assignments {
+                var tree = stage.tree
+                for (key, value) in assignment {
+                    tree.set(value, at: key.split(separator: ".").map(String.init))
+                }
+                var config = try RunConfig.resolve(tree, file: file)
+                let values = assignment.map { (key: $0.key, value: Sweep.valueText($0.value)) }
+                var name = config.experiment
+                if let s = stage.name { name += "/\(s)" }
+                if !stage.sweep.isEmpty { name += "/" + values.map { "\(stage.sweep.shortName($0.key))=\($0.value)" }.joined(separator: ",") }
+                if let i = config.initFrom {
+                    // `run` may be a full run name or a stage name of this experiment.
+                    let full = runs.contains(where: { $0.name == i.run }) ? i.run : "\(config.experiment)/\(i.run)"
+                    guard runs.contains(where: { $0.name == full }) else {
+                        throw SpecError.invalid(file: file, path: (stage.name.map { "stage \($0): " } ?? "") + "init_from.run",
+                                                expected: "the name of a run planned before this one (runs: \(runs.map(\.name).joined(separator: ", ")))",
+                                                found: "\"\(i.run)\"")
+                    }
+                    config.initFrom?.run = full
+                }
+                let json = config.json.canonical
+                let sha = SHA256.hex(Array(json.utf8))
+                if let other = seen[sha] {
+                    throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
+                }
+                seen[sha] = name
+                runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
             }
-            let config = try RunConfig.resolve(tree, file: file)
-            let json = config.json.canonical
-            let sha = SHA256.hex(Array(json.utf8))
-            let values = assignment.map { (key: $0.key, value: Sweep.valueText($0.value)) }
-            let name = sweep.isEmpty ? config.experiment : "\(config.experiment)/" + values.map { "\(sweep.shortName($0.key))=\($0.value)" }.joined(separator: ",")
-            if let other = seen[sha] {
-                throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
-            }
-            seen[sha] = name
-            runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
         }
         let first = runs[0].config
         return Experiment(
@@ -91,22 +145,22 @@ struct Sweep {
 
     var isEmpty: Bool { keys.isEmpty }
 
-    init(_ value: JSONValue?, file: String) throws {
+    init(_ value: JSONValue?, file: String, path sweepPath: String) throws {
         guard let value else { return }
         guard case .object(let o) = value else {
-            throw SpecError.invalid(file: file, path: "sweep", expected: "an object mapping key paths to lists", found: value.typeName)
+            throw SpecError.invalid(file: file, path: sweepPath, expected: "an object mapping key paths to lists", found: value.typeName)
         }
         let ordered = o.keys.sorted { a, b in
             let (la, lb) = (a.split(separator: ".").last ?? "", b.split(separator: ".").last ?? "")
             return la != lb ? la < lb : a < b
         }
         for key in ordered {
-            let path = "sweep.\(key)"
+            let path = "\(sweepPath).\(key)"
             guard case .array(let list) = o[key]!, !list.isEmpty else {
                 throw SpecError.invalid(file: file, path: path, expected: "a non-empty list of values", found: SpecReader.describe(o[key]!))
             }
             let first = key.split(separator: ".").first.map(String.init) ?? ""
-            if !RunConfig.topKeys.contains(first) || first == "sweep" || first == "name" || key.hasSuffix(".") || key.contains("..") {
+            if !RunConfig.topKeys.contains(first) || ["sweep", "stages", "name"].contains(first) || key.hasSuffix(".") || key.contains("..") {
                 throw SpecError.invalid(file: file, path: path, expected: "a key path into the spec such as train.lr or seed", found: "\"\(key)\"")
             }
             if Set(list).count != list.count {
@@ -115,6 +169,16 @@ struct Sweep {
             keys.append(key)
             values.append(list)
         }
+    }
+
+    /// This sweep followed by another's keys (a stage's own sweep after the experiment's).
+    func adding(_ other: Sweep) -> Sweep {
+        var out = self
+        for (k, v) in zip(other.keys, other.values) where !out.keys.contains(k) {
+            out.keys.append(k)
+            out.values.append(v)
+        }
+        return out
     }
 
     /// Every combination, as ordered (key, value) lists.

@@ -137,6 +137,20 @@ extension JSONValue: Codable {
         return v.value(at: Array(path.dropFirst()))
     }
 
+    /// Merges `other` into this value: objects key by key (recursively), anything else replaced.
+    public mutating func merge(_ other: JSONValue) {
+        guard case .object(var mine) = self, case .object(let theirs) = other else { self = other; return }
+        for (k, v) in theirs {
+            if var existing = mine[k] {
+                existing.merge(v)
+                mine[k] = existing
+            } else {
+                mine[k] = v
+            }
+        }
+        self = .object(mine)
+    }
+
     /// Sets the value at a dotted key path, creating intermediate objects.
     public mutating func set(_ newValue: JSONValue, at path: [String]) {
         guard let first = path.first else { self = newValue; return }

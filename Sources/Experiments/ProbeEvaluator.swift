@@ -3,6 +3,7 @@ import Model
 import Probes
 import RunStore
 import Tokenizer
+import Training
 
 /// Scores every response of a run's probe set at an evaluation step. Each prompt runs once through
 /// an `InferenceSession`; its KV cache is shared by all of the prompt's responses. Dynamic
@@ -44,6 +45,9 @@ final class ProbeEvaluator {
         }
         let ids = try store.recordProbeSet(name: probeSetName, probes: entries)
         let probeIDs = try store.probeIDs(probeSet: probeSetName)
+        // Chain of Hindsight scores every response as the continuation of the helpful prefix.
+        let hindsight = config.objective.kind == "coh"
+            ? HindsightTemplate(helpful: config.objective.helpful, unhelpful: config.objective.unhelpful) : nil
         var cut = 0
         var out: [EncodedProbe] = []
         let maxLength = config.train.maxLength
@@ -51,7 +55,7 @@ final class ProbeEvaluator {
             var responses: [EncodedResponse] = []
             var longest = 0
             for r in probe.responses {
-                let rids = loaded.tokenizer.encode(template.response(r.text))
+                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text) : r.text)
                 guard rids.count < maxLength else {
                     throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }
@@ -59,7 +63,8 @@ final class ProbeEvaluator {
                 responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!, ids: rids))
             }
             longest = max(longest, set.dynamicCategories.map(\.maxTokens).max() ?? 0)
-            var prompt = loaded.tokenizer.encode(template.prompt(probe.prompt))
+            let context = template.prompt(probe.prompt)
+            var prompt = loaded.tokenizer.encode(hindsight?.evaluationPrefix(prompt: context) ?? context)
             let room = maxLength - longest
             if prompt.count > room {
                 prompt.removeFirst(prompt.count - room)
@@ -119,9 +124,9 @@ final class ProbeEvaluator {
                 rows.append(LogprobRow(responseID: r.responseID, logprob: lps.reduce(0.0) { $0 + Double($1) }, nTokens: r.ids.count))
             }
             for dynamic in probeSet.dynamicCategories {
-                let promptLength = session.length
-                let ids = greedyResponse(session: session, prompt: [], maxTokens: dynamic.maxTokens, stop: stopTokens)
-                session.truncate(to: promptLength)
+                // greedyResponse starts from an empty session and leaves prompt + decode in it.
+                let ids = greedyResponse(session: session, prompt: probe.prompt, maxTokens: dynamic.maxTokens, stop: stopTokens)
+                session.truncate(to: probe.prompt.count)
                 let text = tokenizer.decode(ids)
                 let scored = tokenizer.encode(template.response(text))
                 let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text, origin: dynamic.origin + ":step=\(step)")

@@ -29,12 +29,48 @@ public struct RunConfig: Sendable, Equatable {
     }
 
     public struct ObjectiveSettings: Sendable, Equatable {
-        /// "sft" for now; preference objectives extend this.
+        /// "sft", "dpo", "ipo", "hinge" or "coh".
         public var kind: String
-        /// "response" or "all".
+        /// "response" or "all" (sft).
         public var lossOn: String
-        /// "chosen" or "rejected".
+        /// "chosen" or "rejected" (sft).
         public var target: String
+        /// dpo and hinge: inverse temperature of the implicit reward.
+        public var beta: Double = 0.1
+        /// dpo: label smoothing (> 0 is conservative DPO).
+        public var labelSmoothing: Double = 0
+        /// ipo: regularisation strength.
+        public var tau: Double = 0.1
+        /// coh: the text before the chosen and before the rejected answer.
+        public var helpful: String = "A helpful answer: "
+        public var unhelpful: String = " An unhelpful answer: "
+
+        public init(kind: String, lossOn: String, target: String) {
+            self.kind = kind
+            self.lossOn = lossOn
+            self.target = target
+        }
+
+        /// Objectives trained on (chosen, rejected) pairs against a reference model.
+        public var isPreference: Bool { ["dpo", "ipo", "hinge"].contains(kind) }
+
+        var json: JSONValue {
+            switch kind {
+            case "dpo": return .object(["kind": .string(kind), "beta": .number(beta), "label_smoothing": .number(labelSmoothing)])
+            case "ipo": return .object(["kind": .string(kind), "tau": .number(tau)])
+            case "hinge": return .object(["kind": .string(kind), "beta": .number(beta)])
+            case "coh": return .object(["kind": .string(kind), "helpful": .string(helpful), "unhelpful": .string(unhelpful)])
+            default: return .object(["kind": .string(kind), "loss_on": .string(lossOn), "target": .string(target)])
+            }
+        }
+    }
+
+    /// Start from another run's weights instead of the model file.
+    public struct InitFrom: Sendable, Equatable {
+        /// Full run name within the same experiment.
+        public var run: String
+        /// A checkpoint step, or nil for the run's final weights.
+        public var step: Int?
     }
 
     public var experiment: String
@@ -46,6 +82,7 @@ public struct RunConfig: Sendable, Equatable {
     /// Category id -> source, as written in the spec (decoded by the Probes module).
     public var categories: [String: JSONValue]
     public var objective: ObjectiveSettings
+    public var initFrom: InitFrom?
     public var train: TrainSettings
     public var eval: EvalSettings
     public var checkpointEvery: Int
@@ -67,9 +104,7 @@ public struct RunConfig: Sendable, Equatable {
                 "train": .object(["path": .string(trainPath), "limit": .number(Double(trainLimit))]),
                 "probes": .object(["path": .string(probesPath), "categories": .object(categories)]),
             ]),
-            "objective": .object([
-                "kind": .string(objective.kind), "loss_on": .string(objective.lossOn), "target": .string(objective.target),
-            ]),
+            "objective": objective.json,
             "train": .object([
                 "steps": .number(Double(train.steps)), "batch_size": .number(Double(train.batchSize)),
                 "lr": .number(train.lr), "warmup": .number(Double(train.warmup)), "schedule": .string(train.schedule),
@@ -81,7 +116,9 @@ public struct RunConfig: Sendable, Equatable {
             "checkpoint": .object(["every": .number(Double(checkpointEvery))]),
             "seed": .number(Double(seed)),
             "threads": .number(Double(threads)),
-        ])
+        ].merging(initFrom.map { i in
+            ["init_from": .object(["run": .string(i.run), "step": i.step.map { .number(Double($0)) } ?? .string("final")])]
+        } ?? [:]) { a, _ in a })
     }
 
     /// Steps at which the probe set is scored: 0 (when `at_start`), every `eval.every`, and the last.
@@ -103,7 +140,7 @@ public struct RunConfig: Sendable, Equatable {
 }
 
 extension RunConfig {
-    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "sweep"]
+    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "sweep", "stages"]
 
     /// Validates one (sweep-applied) spec tree and fills in every default.
     static func resolve(_ tree: JSONValue, file: String) throws -> RunConfig {
@@ -147,11 +184,33 @@ extension RunConfig {
             categories = o
         }
 
-        let objectiveReader = try top.object("objective", allowed: ["kind", "loss_on", "target"]) 
-        let objective = ObjectiveSettings(
-            kind: try objectiveReader?.string("kind", default: "sft", oneOf: ["sft"]) ?? "sft",
+        let objectiveReader = try top.object("objective", allowed: ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful"])
+        let kind = try objectiveReader?.string("kind", default: "sft", oneOf: ["sft", "dpo", "ipo", "hinge", "coh"]) ?? "sft"
+        var objective = ObjectiveSettings(
+            kind: kind,
             lossOn: try objectiveReader?.string("loss_on", default: "response", oneOf: ["response", "all"]) ?? "response",
             target: try objectiveReader?.string("target", default: "chosen", oneOf: ["chosen", "rejected"]) ?? "chosen")
+        if let o = objectiveReader {
+            let allowedHere: [String: [String]] = [
+                "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
+                "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
+            ]
+            for key in o.fields.keys.sorted() where !allowedHere[kind]!.contains(key) {
+                throw SpecError.unknownKey(file: file, path: o.sub(key), allowed: allowedHere[kind]!)
+            }
+            objective.beta = try o.double("beta", default: 0.1, min: 0, exclusiveMin: true)
+            objective.labelSmoothing = try o.double("label_smoothing", default: 0, min: 0, max: 0.49)
+            objective.tau = try o.double("tau", default: 0.1, min: 0, exclusiveMin: true)
+            objective.helpful = try o.string("helpful", default: objective.helpful)
+            objective.unhelpful = try o.string("unhelpful", default: objective.unhelpful)
+        }
+        var initFrom: InitFrom?
+        if let i = try top.object("init_from", allowed: ["run", "step"]) {
+            let run = try i.string("run")
+            var step: Int?
+            if case .number? = i.value("step") { step = try i.int("step", min: 0) } else if try i.string("step", default: "final", oneOf: ["final"]) != "final" { step = nil }
+            initFrom = InitFrom(run: run, step: step)
+        }
 
         let t = try top.object("train", allowed: ["steps", "batch_size", "lr", "warmup", "schedule", "min_lr_ratio", "max_length",
                                                  "weight_decay", "grad_clip", "grad_accum", "beta1", "beta2"], required: true)!
@@ -180,7 +239,7 @@ extension RunConfig {
         return RunConfig(
             experiment: name, model: model, template: template,
             trainPath: trainPath, trainLimit: trainLimit, probesPath: probesPath, categories: categories,
-            objective: objective, train: train, eval: eval, checkpointEvery: checkpointEvery,
+            objective: objective, initFrom: initFrom, train: train, eval: eval, checkpointEvery: checkpointEvery,
             seed: try top.int("seed", default: 1, min: 0, max: Int(UInt32.max)),
             threads: try top.int("threads", default: 2, min: 1, max: 256))
     }

@@ -25,23 +25,27 @@ final class RunExecution {
         let started = Date()
         let report = executor.progress
         report(.loading(run: run.name, what: "model"))
-        let loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.train.batchSize * config.train.maxLength,
-                                          maxSequenceLength: config.train.maxLength, threads: config.threads)
+        let pairFactor = config.objective.kind == "sft" ? 1 : 2
+        let loaded = try ModelLoader.load(config.model, experiment: executor.experiment,
+                                          capacity: pairFactor * config.train.batchSize * config.train.maxLength,
+                                          maxSequenceLength: pairFactor * config.train.maxLength, threads: config.threads)
         let template = ChatTemplate(rawValue: config.template)!
+        var modelIdentity = "\(config.model)"
+        if let initFrom = config.initFrom {
+            report(.loading(run: run.name, what: "weights of \(initFrom.run)"))
+            modelIdentity = try loadInitialWeights(initFrom, into: loaded.model)
+        }
         report(.loading(run: run.name, what: "data"))
         let trainPath = executor.experiment.resolve(config.trainPath)
         var examples = try loadExamples(path: trainPath)
         if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
-        let encoded = try examples.enumerated().map { i, ex in
-            try PairEncoder.encode(prompt: ex.prompt, response: config.objective.target == "chosen" ? ex.chosen : (ex.rejected ?? ""),
-                                   tokenizer: loaded.tokenizer, template: template, maxLength: config.train.maxLength,
-                                   file: trainPath, line: i + 1)
-        }
+        guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no training examples") }
+        let data = try trainingData(examples, loaded: loaded, template: template, path: trainPath, modelIdentity: modelIdentity)
         let probes = try ProbeEvaluator(
             config: config, experiment: executor.experiment, store: store, loaded: loaded,
             template: template, trainPrompts: examples.map(\.prompt))
 
-        let trainer = Trainer(model: loaded.model, config: config, examples: encoded)
+        let trainer = Trainer(model: loaded.model, config: config, data: data)
         let checkpoint = executor.checkpointURL(runName: run.name)
         var step = 0
         if let header = try Checkpoint.readHeader(checkpoint), header.configSHA256 == run.configSHA256 {
@@ -67,16 +71,24 @@ final class RunExecution {
             guard result.loss.isFinite else { throw RunError.nonFinite(step: step, what: "loss") }
             guard result.gradNorm.isFinite else { throw RunError.nonFinite(step: step, what: "gradient norm") }
             stepsDone += 1
-            try store.writeTrainMetrics(runID: runID, step: step, metrics: [
+            var metrics: [(name: String, value: Double)] = [
                 ("loss", result.loss), ("lr", result.lr), ("grad_norm", result.gradNorm),
                 ("tokens", Double(result.tokens)), ("target_tokens", Double(result.targetTokens)),
                 ("tokens_per_s", Double(result.tokens) / max(seconds, 1e-9)),
                 ("elapsed", Date().timeIntervalSince(started)),
-            ])
+            ]
+            for key in result.metrics.keys.sorted() where key.contains("/") { metrics.append((key, result.metrics[key]!)) }
+            try store.writeTrainMetrics(runID: runID, step: step, metrics: metrics)
             report(.step(run: run.name, step: step, totalSteps: config.train.steps, loss: result.loss,
                          tokensPerSecond: Double(result.tokens) / max(seconds, 1e-9),
                          elapsed: Date().timeIntervalSince(clock)))
             if config.isEvalStep(step) { try evaluate(probes, step: step) }
+            if executor.snapshotSteps(of: run.name).contains(step) {
+                try Checkpoint.write(
+                    to: executor.snapshotURL(runName: run.name, step: step),
+                    header: .init(step: step, adamT: 0, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256),
+                    tensors: [UnsafeBufferPointer(loaded.model.parameters)])
+            }
             if config.isCheckpointStep(step) {
                 try Checkpoint.write(
                     to: checkpoint,
@@ -89,6 +101,73 @@ final class RunExecution {
         }
         report(.finished(run: run.name, seconds: Date().timeIntervalSince(started)))
         return true
+    }
+
+    /// Tokenizes the training examples for the run's objective. Preference objectives also get the
+    /// reference model's log-probabilities (the starting weights), computed once per model and data
+    /// and cached beside the checkpoints.
+    func trainingData(_ examples: [PreferenceExample], loaded: LoadedModel, template: ChatTemplate, path: String,
+                      modelIdentity: String) throws -> TrainingData {
+        let maxLength = config.train.maxLength
+        switch config.objective.kind {
+        case "sft":
+            return .sequences(try examples.enumerated().map { i, ex in
+                guard let text = config.objective.target == "chosen" ? ex.chosen : ex.rejected else {
+                    throw RunError.data(file: path, line: i + 1, reason: "no rejected response (objective.target is rejected)")
+                }
+                return try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: loaded.tokenizer, template: template,
+                                              maxLength: maxLength, file: path, line: i + 1)
+            })
+        case "coh":
+            let t = HindsightTemplate(helpful: config.objective.helpful, unhelpful: config.objective.unhelpful)
+            let texts = try examples.enumerated().map { i, ex in
+                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: i + 1, reason: "no rejected response (Chain of Hindsight needs pairs)") }
+                return (prompt: template.prompt(ex.prompt), chosen: ex.chosen, rejected: rejected)
+            }
+            let tokenizer = loaded.tokenizer
+            return .hindsight(texts, template: t, encode: { tokenizer.encode($0) })
+        default:
+            var pairs: [PreferencePair] = []
+            for (i, ex) in examples.enumerated() {
+                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: i + 1, reason: "no rejected response (\(config.objective.kind) needs pairs)") }
+                let c = try PairEncoder.encode(prompt: ex.prompt, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: i + 1)
+                let r = try PairEncoder.encode(prompt: ex.prompt, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: i + 1)
+                let prompt = c.prompt.count <= r.prompt.count ? c.prompt : r.prompt
+                pairs.append(PreferencePair(prompt: prompt, chosen: c.response, rejected: r.response))
+            }
+            var digest = SHA256()
+            for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
+            let dataIdentity = SHA256.hexString(digest.finalize())
+            let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
+                .appendingPathComponent("reference-cache").path)
+            executor.progress(.loading(run: run.name, what: "reference log-probabilities"))
+            let reference = try cache.values(model: modelIdentity, data: dataIdentity) {
+                referenceLogprobs(model: loaded.model, pairs: pairs, batchSize: config.train.batchSize)
+            }
+            return .preference(pairs, reference: reference)
+        }
+    }
+
+    /// Loads the weights a run starts from: another run's final checkpoint or a snapshot at a step.
+    /// Returns an identity string for the reference-logprob cache.
+    func loadInitialWeights(_ initFrom: RunConfig.InitFrom, into model: LlamaModel) throws -> String {
+        guard let parent = try store.run(name: initFrom.run), let planned = executor.experiment.runs.first(where: { $0.name == initFrom.run }) else {
+            throw RunError.unknownRun(initFrom.run)
+        }
+        let url: URL
+        if let step = initFrom.step {
+            url = executor.snapshotURL(runName: initFrom.run, step: step)
+        } else {
+            guard parent.status == .finished else {
+                throw RunError.io(path: executor.checkpointURL(runName: initFrom.run).path, reason: "run \(initFrom.run) must finish before \(run.name) can start from it (status: \(parent.status.rawValue))")
+            }
+            url = executor.checkpointURL(runName: initFrom.run)
+        }
+        let header = try Checkpoint.read(url, into: [model.parameters])
+        guard header.configSHA256 == planned.configSHA256 else {
+            throw RunError.io(path: url.path, reason: "checkpoint belongs to another config of run \(initFrom.run)")
+        }
+        return "run:\(planned.configSHA256):step:\(header.step)"
     }
 
     func evaluate(_ probes: ProbeEvaluator, step: Int) throws {

@@ -81,6 +81,12 @@ extension RunExecutor {
                 progress(.skipped(run: run.name, reason: "finished"))
                 continue
             }
+            if let parent = run.config.initFrom?.run, try store.run(name: parent)?.status != .finished,
+               !(run.config.initFrom?.step.map { snapshotExists(parent, $0) } ?? false) {
+                summary.skipped.append((run.name, "waiting for \(parent)"))
+                progress(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
+                continue
+            }
             guard try store.claim(runID: id, includeFailed: true) else {
                 summary.skipped.append((run.name, "held by \(record.owner ?? "another process")"))
                 progress(.skipped(run: run.name, reason: "held by \(record.owner ?? "another process")"))
@@ -102,6 +108,19 @@ extension RunExecutor {
             }
         }
         return summary
+    }
+
+    func snapshotExists(_ run: String, _ step: Int) -> Bool {
+        FileManager.default.fileExists(atPath: snapshotURL(runName: run, step: step).path)
+    }
+
+    /// Steps at which a run must keep a weights snapshot because another run starts from it there.
+    func snapshotSteps(of runName: String) -> Set<Int> {
+        Set(experiment.runs.compactMap { r in r.config.initFrom.flatMap { $0.run == runName ? $0.step : nil } })
+    }
+
+    func snapshotURL(runName: String, step: Int) -> URL {
+        checkpointURL(runName: runName).deletingLastPathComponent().appendingPathComponent("weights-\(step).bin")
     }
 
     /// Where a run keeps its checkpoint.

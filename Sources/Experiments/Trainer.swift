@@ -9,31 +9,56 @@ struct EncodedPair: Sendable {
     var promptCut: Int
 }
 
-/// Tokenized training data and the optimizer state of one run. The loop itself lives in
-/// `RunExecutor`: step, evaluate, record and checkpoint are separate functions.
+/// What a run trains on, already tokenized.
+enum TrainingData {
+    /// SFT: one sequence per example.
+    case sequences([EncodedPair])
+    /// DPO / IPO / hinge: pairs, with the reference model's (chosen, rejected) sums, two per pair.
+    case preference([PreferencePair], reference: [Double])
+    /// Chain of Hindsight: one sequence per pair with both answers; texts packed by the template.
+    case hindsight([(prompt: String, chosen: String, rejected: String)], template: HindsightTemplate, encode: @Sendable (String) -> [Int32])
+
+    var count: Int {
+        switch self {
+        case .sequences(let s): return s.count
+        case .preference(let p, _): return p.count
+        case .hindsight(let h, _, _): return h.count
+        }
+    }
+}
+
+/// The optimizer state of one run and its training step. The loop itself lives in `RunExecution`:
+/// step, evaluate, record and checkpoint are separate functions.
 final class Trainer {
     let model: LlamaModel
     let config: RunConfig
-    let examples: [EncodedPair]
+    let data: TrainingData
     let optimizer: AdamW
-    private var order: DataOrder
     let objective: Objective
+    private var order: DataOrder
     private var dLogprobs: [Float]
-    private var weights: [Float]
 
-    init(model: LlamaModel, config: RunConfig, examples: [EncodedPair]) {
+    init(model: LlamaModel, config: RunConfig, data: TrainingData) {
         self.model = model
         self.config = config
-        self.examples = examples
-        self.order = DataOrder(count: examples.count, seed: config.seed)
+        self.data = data
+        self.order = DataOrder(count: data.count, seed: config.seed)
         self.optimizer = AdamW(
             parameterCount: model.parameterCount,
             config: AdamWConfig(lr: config.train.lr, beta1: config.train.beta1, beta2: config.train.beta2,
                                 eps: 1e-8, weightDecay: config.train.weightDecay))
-        self.objective = .sft(lossOn: LossOn(rawValue: config.objective.lossOn)!)
-        let capacity = config.train.batchSize * config.train.maxLength
-        self.dLogprobs = [Float](repeating: 0, count: capacity)
-        self.weights = [Float](repeating: 0, count: capacity)
+        self.objective = Trainer.objective(config.objective)
+        self.dLogprobs = [Float](repeating: 0, count: model.maxTokens)
+    }
+
+    static func objective(_ o: RunConfig.ObjectiveSettings) -> Objective {
+        switch o.kind {
+        case "dpo": return .dpo(beta: o.beta, labelSmoothing: o.labelSmoothing)
+        case "ipo": return .ipo(tau: o.tau)
+        case "hinge": return .hinge(beta: o.beta)
+        case "coh": return .coh(template: HindsightTemplate(helpful: o.helpful, unhelpful: o.unhelpful))
+        default: return .sft(lossOn: LossOn(rawValue: o.lossOn)!)
+        }
     }
 
     struct StepResult {
@@ -42,64 +67,72 @@ final class Trainer {
         var gradNorm: Double
         var tokens: Int
         var targetTokens: Int
+        /// Objective diagnostics averaged over the step's micro-batches (`rewards/margins`, ...).
+        var metrics: [String: Double]
     }
 
-    /// The packed batch of micro-batch `micro` of optimizer step `step` (1-based).
-    func batch(step: Int, micro: Int) -> (TokenBatch, targetCount: Int) {
+    /// Indices of the examples of micro-batch `micro` of optimizer step `step` (1-based): a pure
+    /// function of (seed, step), so resuming needs no data cursor.
+    func indices(step: Int, micro: Int) -> [Int] {
         let b = config.train.batchSize
-        var tokens: [Int32] = []
-        var targets: [Int32] = []
-        var starts: [Int] = []
         let first = ((step - 1) * config.train.gradAccum + micro) * b
-        for k in 0..<b {
-            let ex = examples[order.index(at: first + k)]
-            starts.append(tokens.count)
-            let seq = ex.prompt + ex.response
-            tokens += seq
-            let firstTarget = config.objective.lossOn == "all" ? 1 : ex.prompt.count
-            for t in 0..<seq.count {
-                let next = t + 1
-                targets.append(next < seq.count && next >= max(1, firstTarget) ? seq[next] : -1)
-            }
-        }
-        let n = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
-        return (TokenBatch(tokens: tokens, targets: targets, sequenceStarts: starts), n)
+        return (0..<b).map { order.index(at: first + $0) }
     }
 
-    /// One optimizer step (forward, backward over `grad_accum` micro-batches, clip, AdamW).
-    /// The loss is the mean negative log-likelihood over the target tokens of the step.
+    /// The packed batch of a micro-batch, its weights, spans and the reference sums of its sequences.
+    func batch(step: Int, micro: Int) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?) {
+        let idx = indices(step: step, micro: micro)
+        switch data {
+        case .sequences(let pairs):
+            let packed = LossOn(rawValue: config.objective.lossOn)!.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
+            return (packed.batch, packed.weights, packed.spans, nil)
+        case .preference(let pairs, let reference):
+            let packed = PreferencePair.pack(idx.map { pairs[$0] })
+            return (packed.batch, packed.weights, packed.spans, idx.flatMap { [reference[2 * $0], reference[2 * $0 + 1]] })
+        case .hindsight(let texts, let template, let encode):
+            let packed = template.pack(idx.map { texts[$0] }, bos: nil, encode: encode)
+            return (packed.batch, packed.weights, packed.spans, nil)
+        }
+    }
+
+    /// One optimizer step (forward, backward over `grad_accum` micro-batches, clip, AdamW). Each
+    /// micro-batch's loss and gradient are weighted by its share of the step's trained tokens (SFT,
+    /// CoH) or pairs (preference objectives).
     func step(_ step: Int) -> StepResult {
         model.zeroGradients()
-        var micro: [(TokenBatch, Int)] = []
+        var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<config.train.gradAccum { micro.append(batch(step: step, micro: m)) }
-        let totalTargets = max(1, micro.reduce(0) { $0 + $1.1 })
-        var lossSum = 0.0
+        let preference = config.objective.isPreference
+        func unit(_ weights: [Float], _ spans: [SequenceSpan]) -> Double {
+            preference ? Double(spans.count / 2) : Double(weights.reduce(0, +))
+        }
+        let total = max(1, micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) })
+        var loss = 0.0
+        var metrics: [String: Double] = [:]
         var tokens = 0
-        for (batch, targetCount) in micro {
-            let n = batch.tokens.count
+        var targets = 0
+        for mb in micro {
+            let n = mb.batch.tokens.count
             tokens += n
-            let lp = model.forward(batch, training: true)
-            for t in 0..<n { weights[t] = batch.targets[t] >= 0 ? 1 : 0 }
-            let spans = batch.sequenceStarts.indices.map { SequenceSpan(start: batch.sequenceStarts[$0], count: batch.sequenceLength($0)) }
-            let result = weights.withUnsafeBufferPointer { w in
+            targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+            let lp = model.forward(mb.batch, training: true)
+            let result = mb.weights.withUnsafeBufferPointer { w in
                 dLogprobs.withUnsafeMutableBufferPointer { d in
-                    objective.evaluate(logprobs: lp, weights: UnsafeBufferPointer(rebasing: w[0..<n]), spans: spans,
+                    objective.evaluate(logprobs: lp, weights: w, spans: mb.spans, referenceLogprobs: mb.reference,
                                        dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
                 }
             }
-            // The objective averages over this micro-batch's targets; weight it by its share of the step's.
-            let share = Float(targetCount) / Float(totalTargets)
-            for t in 0..<n { dLogprobs[t] *= share }
-            lossSum += result.loss * Double(share)
+            let share = unit(mb.weights, mb.spans) / total
+            for t in 0..<n { dLogprobs[t] *= Float(share) }
+            loss += result.loss * share
+            for (k, v) in result.metrics { metrics[k, default: 0] += v * share }
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
-        let norm = config.train.gradClip > 0
-            ? clipGradients(model.gradients, maxNorm: Float(config.train.gradClip))
-            : clipGradients(model.gradients, maxNorm: .infinity)
+        let norm = clipGradients(model.gradients, maxNorm: config.train.gradClip > 0 ? Float(config.train.gradClip) : .infinity)
         let lr = learningRate(step: step - 1, totalSteps: config.train.steps, warmup: config.train.warmup,
                               peak: config.train.lr, schedule: LRSchedule(rawValue: config.train.schedule)!,
                               minRatio: config.train.minLRRatio)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
-        return StepResult(loss: lossSum, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: totalTargets)
+        return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)
     }
 }

@@ -17,6 +17,7 @@ enum Commands {
         case "export": return try export(args)
         case "report": return try report(args)
         case "probes": return try probes(args)
+        case "bench": return try bench(args)
         default: throw UsageError(message: "alignscope \(verb): not available in this build")
         }
     }

@@ -1,3 +1,4 @@
+import Benchmarks
 import Experiments
 import Foundation
 import GGUF
@@ -141,5 +142,27 @@ extension Commands {
         default:
             throw UsageError(message: "probes: expected build or audit, found \"\(action)\"")
         }
+    }
+}
+
+extension Commands {
+    static func bench(_ args: ParsedArguments) throws -> Int32 {
+        var model = args.string("--model")
+        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+        if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
+        let repeats = try args.int("--repeats", default: 3)
+        guard repeats >= 1 else { throw UsageError(message: "--repeats: expected an integer >= 1, found \(repeats)") }
+        let json = args.has("--json")
+        let report = try runBenchmarks(modelPath: model, repeats: repeats) { message in
+            if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.description)
+        }
+        return 0
     }
 }

@@ -98,7 +98,8 @@ extension Commands {
         var table = [header]
         for r in rows {
             table.append([
-                "\(r.runID)", r.name, r.status.rawValue, r.lastLossStep.map(String.init) ?? r.lastStep.map(String.init) ?? "-",
+                "\(r.runID)", r.name, r.status == .running && !r.isHeldByLiveOwner() ? "running (owner \(r.owner ?? "?") gone; run again to resume)" : r.status.rawValue,
+                r.lastLossStep.map(String.init) ?? r.lastStep.map(String.init) ?? "-",
                 r.lastLoss.map { String(format: "%.4f", $0) } ?? "-", r.startedAt ?? "-", r.finishedAt ?? "-",
             ])
         }

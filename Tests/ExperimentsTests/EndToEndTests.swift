@@ -59,6 +59,23 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try count(store, "SELECT count(*) FROM logprobs") + (try count(store, "SELECT count(*) FROM train_metrics")), before)
     }
 
+    /// The example queries of the README run on a real store and return rows.
+    func testReadmeQueriesRun() throws {
+        let ex = try executor()
+        XCTAssertEqual(try ex.runAll().finished.count, 4)
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let blocks = text.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        XCTAssertGreaterThanOrEqual(blocks.count, 4)
+        for sql in blocks {
+            let body = sql.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n")
+                .trimmingCharacters(in: .whitespacesAndNewlines).trimmingCharacters(in: CharacterSet(charactersIn: ";"))
+            let rows = try ex.store.query(body)
+            XCTAssertFalse(rows.isEmpty, "README query returned no rows: \(sql)")
+        }
+    }
+
     func testTrainingRaisesChosenLogprobOnTrainProbes() throws {
         let ex = try executor()
         let run = ex.experiment.runs.first { $0.config.train.lr == 3e-3 && $0.config.seed == 1 }!
