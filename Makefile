@@ -10,7 +10,7 @@ RELEASE := -c release
 TEST_FLAGS := -c release -Xswiftc -enable-testing
 BIN = $(shell $(SWIFT) build $(RELEASE) --show-bin-path)/alignscope
 
-.PHONY: all deps models build test demo bench clean
+.PHONY: all deps models build test demo bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -45,6 +45,7 @@ build: deps
 # The suite is XCTest only; the closing line restates XCTest's count as "N passed, N failed".
 test: deps models
 	$(SWIFT) build $(TEST_FLAGS) --build-tests
+	$(MAKE) --no-print-directory fuzz-smoke FUZZ_SECONDS=3
 	@set -o pipefail; ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
 	@sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures.*/\1 \2/p' .build/test.log | tail -n 1 | \
 	  awk '{ printf "%d passed, %d failed\n", $$1 - $$2, $$2 }'
@@ -59,3 +60,32 @@ bench: deps models build
 
 clean:
 	rm -rf .build
+
+# libFuzzer targets (issue 9), built in their own scratch directory with the fuzzer sanitizer.
+# `make fuzz` runs each for FUZZ_SECONDS on a working copy of its seed corpus (new inputs go to
+# .build/fuzz-corpus, the committed corpus in Tests/FuzzCorpus stays as it is; crashes land in .build/fuzz-crashes).
+FUZZ_TARGETS := FuzzGGUF FuzzSpec FuzzJSONL FuzzTokenizer
+FUZZ_SECONDS ?= 300
+FUZZ_BUILD := ALIGNSCOPE_FUZZ=1 $(SWIFT) build --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer,address
+FUZZ_BIN = $(shell ALIGNSCOPE_FUZZ=1 $(SWIFT) build --scratch-path .build/fuzz --show-bin-path)
+
+fuzz: models
+	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
+	@mkdir -p .build/fuzz-crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .build/fuzz-corpus/$$t && cp -n Tests/FuzzCorpus/$$t/* .build/fuzz-corpus/$$t/ 2>/dev/null; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+# A short run on the committed seed corpus only (part of `make test`).
+fuzz-smoke: models
+	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
+	@for t in $(FUZZ_TARGETS); do \
+	  rm -rf .build/fuzz-smoke/$$t && mkdir -p .build/fuzz-smoke/$$t; \
+	  ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-smoke/$$t Tests/FuzzCorpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR'; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done

@@ -38,3 +38,15 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
     ]
 )
+
+// Fuzzing (issue 9): libFuzzer targets, added only when ALIGNSCOPE_FUZZ is set, so that normal builds
+// and `make test` never see them. Build: ALIGNSCOPE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer --product FuzzGGUF
+if Context.environment["ALIGNSCOPE_FUZZ"] != nil {
+    package.targets += [
+        .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF"]),
+        .executableTarget(name: "FuzzSpec", dependencies: ["Experiments"]),
+        .executableTarget(name: "FuzzJSONL", dependencies: ["Probes"]),
+        .executableTarget(name: "FuzzTokenizer", dependencies: ["GGUF", "Tokenizer"]),
+    ]
+    package.products += ["FuzzGGUF", "FuzzSpec", "FuzzJSONL", "FuzzTokenizer"].map { .executable(name: $0, targets: [$0]) }
+}

@@ -70,6 +70,7 @@ extension RunExecutor {
     /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
     /// each in the store first so that concurrent processes never train the same run twice.
     public func runAll(only: String? = nil, shouldContinue: @escaping () -> Bool = { true }) throws -> Summary {
+        try validateInputs()
         let planned = try recordPlan()
         if let only, !planned.contains(where: { $0.run.name == only }) { throw RunError.unknownRun(only) }
         var summary = Summary()

@@ -22,6 +22,7 @@ extension Commands {
             throw UsageError(message: "--only: no run named \"\(only)\" in \(specPath) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
         }
         if jobs > 1 {
+            try executor.validateInputs()
             try executor.recordPlan()
             return try runWorkers(jobs: jobs, args: args)
         }

@@ -1,0 +1,387 @@
+import Foundation
+import RunStore
+import XCTest
+
+/// Reliability of the real `alignscope` executable (issue 9): SIGKILL and resume, concurrent
+/// processes on one store, and bad input (exit code 2, one line on stderr, nothing written).
+///
+/// The executable is the release build next to the test bundle (`make test` builds it with
+/// `--build-tests`); set ALIGNSCOPE_BIN to use another one. Without it the tests skip.
+final class ReliabilityTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-rel-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for name in ["tiny-train.jsonl", "tiny-probes.jsonl", "reliability-crash.json5", "reliability-sweep.json5"] {
+            let src = Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!
+            try FileManager.default.copyItem(at: src, to: dir.appendingPathComponent(name))
+        }
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    // MARK: - Helpers
+
+    static func binary() throws -> URL {
+        var candidates: [URL] = []
+        if let env = ProcessInfo.processInfo.environment["ALIGNSCOPE_BIN"] { candidates.append(URL(fileURLWithPath: env)) }
+        // The test bundle lives in the build directory next to the executable.
+        candidates.append(Bundle(for: ReliabilityTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("alignscope"))
+        candidates.append(Bundle.main.bundleURL.appendingPathComponent("alignscope"))
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/release/alignscope"))
+        for url in candidates where FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        throw XCTSkip("alignscope executable not found (looked at \(candidates.map(\.path))); build with `swift build -c release`")
+    }
+
+    struct Outcome { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Starts the executable with stdout/stderr going to files (no pipe can fill up and block it).
+    func launch(_ arguments: [String], tag: String = UUID().uuidString) throws -> (Process, URL, URL) {
+        let out = dir.appendingPathComponent("out-\(tag).txt"), err = dir.appendingPathComponent("err-\(tag).txt")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let p = Process()
+        p.executableURL = try Self.binary()
+        p.arguments = arguments
+        p.currentDirectoryURL = dir
+        p.environment = ProcessInfo.processInfo.environment.merging(["ALIGNSCOPE_PLAIN_PROGRESS": "1"]) { $1 }
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        return (p, out, err)
+    }
+
+    func run(_ arguments: [String]) throws -> Outcome {
+        let (p, out, err) = try launch(arguments)
+        p.waitUntilExit()
+        return Outcome(status: p.terminationStatus,
+                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+
+    /// Every recorded row that must not depend on interruptions, keyed by names (not row ids, which
+    /// differ between stores). Timing metrics (`elapsed`, `tokens_per_s`) are excluded.
+    func snapshot(_ db: String) throws -> [String: [[SQLiteValue]]] {
+        let store = try RunStore(path: db)
+        return [
+            "runs": try store.query("SELECT name, config_sha256, seed, status, error, last_step FROM runs ORDER BY name"),
+            "logprobs": try store.query("""
+                SELECT r.name, l.step, p.probe_set, p.idx, s.category, s.text, l.logprob, l.n_tokens
+                FROM logprobs l JOIN runs r ON r.id = l.run_id JOIN responses s ON s.id = l.response_id
+                JOIN probes p ON p.id = s.probe_id ORDER BY 1, 2, 3, 4, 5, 6
+                """),
+            "train_metrics": try store.query("""
+                SELECT r.name, m.step, m.name, m.value FROM train_metrics m JOIN runs r ON r.id = m.run_id
+                WHERE m.name NOT IN ('elapsed', 'tokens_per_s') ORDER BY 1, 2, 3
+                """),
+        ]
+    }
+
+    func integrity(_ db: String) throws -> String {
+        try RunStore(path: db).query("PRAGMA integrity_check")[0][0].string ?? "?"
+    }
+
+    func waitForRunning(_ db: String, timeout: TimeInterval = 20) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if FileManager.default.fileExists(atPath: db),
+               let rows = try? RunStore(path: db).query("SELECT count(*) FROM runs WHERE status = 'running'"),
+               (rows.first?.first?.int ?? 0) > 0 { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    // MARK: - Crash and resume
+
+    func testSIGKILLedRunResumesToTheRowsOfAnUninterruptedRun() throws {
+        let spec = "reliability-crash.json5"
+        let started = Date()
+        let ref = try run(["run", spec, "--db", path("ref.sqlite"), "--checkpoints", path("ck-ref"), "--quiet"])
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+        let duration = Date().timeIntervalSince(started)
+        let reference = try snapshot(path("ref.sqlite"))
+        XCTAssertEqual(reference["runs"]?.count, 1)
+        XCTAssertEqual(reference["logprobs"]?.count, 21 * 16)  // steps 0, 2, ..., 40 x 16 responses
+
+        let db = path("crash.sqlite")
+        let crashArgs = ["run", spec, "--db", db, "--checkpoints", path("ck-crash"), "--quiet"]
+
+        // A run held by a live process is left alone: a second process skips it and exits.
+        let (holder, _, _) = try launch(crashArgs, tag: "holder")
+        XCTAssertTrue(try waitForRunning(db), "the first process never marked its run running")
+        let second = try run(crashArgs.filter { $0 != "--quiet" })  // not quiet: it prints its summary
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stdout.contains("0 finished"), "second process trained a run held by a live process: \(second.stdout)")
+        XCTAssertTrue(holder.isRunning, "the run finished too fast for the lease check; make the spec slower")
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        var kills = 1
+        var killedAt: [String] = []
+
+        // Kill at seeded random delays; each restart resumes from the last checkpoint. The delays are
+        // short against the whole run so that kills spread over the training, evaluation and checkpoint phases.
+        var rng = SplitMix64(seed: 9)
+        var attempts = 0
+        while kills < 12 && attempts < 60 {
+            attempts += 1
+            let (p, _, _) = try launch(crashArgs, tag: "kill\(attempts)")
+            let delay = duration * Double.random(in: 0.03...0.2, using: &rng)
+            usleep(UInt32(delay * 1e6))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            p.waitUntilExit()
+            let step = (try? RunStore(path: db).query("SELECT status, last_step FROM runs"))?.first
+            killedAt.append("\(String(format: "%.2f", delay))s:\(step?[0].string ?? "-")@\(step?[1].int.map { String($0) } ?? "-")")
+        }
+        XCTAssertGreaterThanOrEqual(kills, 10, "only \(kills) kills landed: \(killedAt)")
+        let last = try run(crashArgs)
+        XCTAssertEqual(last.status, 0, last.stderr)
+        let got = try snapshot(db)
+        for table in ["runs", "logprobs", "train_metrics"] {
+            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)")
+            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)")
+        }
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+
+    // MARK: - Concurrency
+
+    func testJobs4WhileAnotherProcessReadsTheViews() throws {
+        let db = path("jobs.sqlite")
+        // The reader is the sqlite3 shell in a loop over the views (with a busy timeout, as any reader should).
+        let reader = Process()
+        reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+        let stop = path("stop-reader")
+        let readerLog = path("reader.log")
+        reader.arguments = ["-c", """
+            n=0; while [ ! -e '\(stop)' ]; do
+              if [ -e '\(db)' ]; then
+                sqlite3 -cmd '.timeout 5000' '\(db)' 'SELECT count(*) FROM category_curves; SELECT count(*) FROM runs;' >/dev/null 2>>'\(readerLog)' || echo "reader failed" >>'\(readerLog)'
+                n=$((n+1))
+              fi
+            done; echo "reads $n" >>'\(readerLog)'
+            """]
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else { throw XCTSkip("sqlite3 CLI not installed") }
+        // The store exists (schema created) before the reader starts: a reader that opens a file whose
+        // schema is still being created sees "no such table", which is not what this test is about.
+        _ = try RunStore(path: db)
+        try reader.run()
+        let outcome = try run(["run", "reliability-sweep.json5", "--db", db, "--jobs", "4", "--quiet"])
+        FileManager.default.createFile(atPath: stop, contents: nil)
+        reader.waitUntilExit()
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        XCTAssertFalse(outcome.stderr.contains("locked"), outcome.stderr)
+        let log = (try? String(contentsOfFile: readerLog, encoding: .utf8)) ?? ""
+        XCTAssertFalse(log.contains("locked") || log.contains("failed") || log.contains("Error"), log)
+        XCTAssertTrue(log.contains("reads "), log)
+        let store = try RunStore(path: db)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM runs WHERE status = 'finished'")[0][0].int, 6)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM logprobs")[0][0].int, 6 * 4 * 16)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM train_metrics WHERE name = 'loss'")[0][0].int, 6 * 6)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM category_curves")[0][0].int, 6 * 4 * 4 * 2)
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+
+    func testTwoProcessesOnOneSpecTrainEachRunOnce() throws {
+        let db = path("two.sqlite")
+        let args = ["run", "reliability-sweep.json5", "--db", db]
+        let (a, aOut, aErr) = try launch(args, tag: "a")
+        let (b, bOut, bErr) = try launch(args, tag: "b")
+        a.waitUntilExit()
+        b.waitUntilExit()
+        let outs = [aOut, bOut].map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }
+        let errs = [aErr, bErr].map { (try? String(contentsOf: $0, encoding: .utf8)) ?? "" }
+        XCTAssertEqual(a.terminationStatus, 0, errs[0])
+        XCTAssertEqual(b.terminationStatus, 0, errs[1])
+        // Each process reports how many runs it trained; together exactly every run once.
+        let finished = outs.map { out -> Int in
+            guard let r = out.range(of: #"(\d+) finished"#, options: [.regularExpression, .backwards]) else { return -100 }
+            return Int(out[r].split(separator: " ")[0]) ?? -100
+        }
+        XCTAssertEqual(finished.reduce(0, +), 6, "summaries: \(outs)")
+        let store = try RunStore(path: db)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM runs WHERE status = 'finished'")[0][0].int, 6)
+        // One loss row per run and step; a run trained twice would leave more rows or fail its unique keys.
+        let perRun = try store.query("SELECT count(*), count(DISTINCT step) FROM train_metrics WHERE name = 'loss' GROUP BY run_id")
+        XCTAssertEqual(perRun.count, 6)
+        for row in perRun { XCTAssertEqual(row[0].int, 6); XCTAssertEqual(row[1].int, 6) }
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+
+    // MARK: - Bad input
+
+    static let baseSpec = """
+        {
+          name: "bad",
+          model: { preset: "tiny", seed: 0 },
+          template: "hh",
+          data: {
+            train: { path: "TRAIN" },
+            probes: { path: "PROBES", categories: { chosen: "chosen", rejected: "rejected" } },
+          },
+          train: { steps: 2, batch_size: 2, lr: 1e-3, warmup: 1, max_length: 160 },
+          eval: { every: 2 },
+          EXTRA
+        }
+        """
+
+    struct BadCase {
+        var name: String
+        var spec: String
+        var files: [String: Data] = [:]
+        /// Text the one stderr line must contain (the file and the place).
+        var needles: [String]
+        var db = "runs.sqlite"
+    }
+
+    static func spec(train: String = "tiny-train.jsonl", probes: String = "tiny-probes.jsonl", extra: String = "",
+                     replacing: [(String, String)] = []) -> String {
+        var s = baseSpec.replacingOccurrences(of: "TRAIN", with: train).replacingOccurrences(of: "PROBES", with: probes)
+            .replacingOccurrences(of: "EXTRA", with: extra)
+        for (a, b) in replacing { s = s.replacingOccurrences(of: a, with: b) }
+        return s
+    }
+
+    static func ggufSpec(_ file: String) -> String {
+        spec(replacing: [(#"model: { preset: "tiny", seed: 0 }"#, #"model: { gguf: "\#(file)" }"#)])
+    }
+
+    static func badCases() -> [BadCase] {
+        let line = #"{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go."}"#
+        var cases: [BadCase] = [
+            BadCase(name: "malformed JSON5", spec: "{ name: \"bad\", model: ", needles: ["spec.json5"]),
+            BadCase(name: "unknown key", spec: spec(extra: "trian: { steps: 3 },"), needles: ["spec.json5", "trian"]),
+            BadCase(name: "wrong type", spec: spec(replacing: [("steps: 2", #"steps: "two""#)]), needles: ["spec.json5", "steps"]),
+            BadCase(name: "out of range", spec: spec(replacing: [("steps: 2", "steps: -3")]), needles: ["spec.json5", "steps"]),
+            BadCase(name: "missing file", spec: spec(train: "nope.jsonl"), needles: ["nope.jsonl"]),
+            BadCase(name: "empty dataset", spec: spec(train: "empty.jsonl"), files: ["empty.jsonl": Data()], needles: ["empty.jsonl"]),
+            BadCase(name: "line not an object", spec: spec(train: "arr.jsonl"),
+                    files: ["arr.jsonl": Data("\(line)\n[1, 2]\n".utf8)], needles: ["arr.jsonl", "2"]),
+            BadCase(name: "line lacks a mapped field", spec: spec(probes: "nofield.jsonl"),
+                    files: ["nofield.jsonl": Data("\(line)\n{\"prompt\": \"Why?\", \"chosen\": \"Because.\"}\n".utf8)],
+                    needles: ["nofield.jsonl", "rejected"]),
+            BadCase(name: "response cannot fit max_length", spec: spec(train: "long.jsonl", replacing: [("max_length: 160", "max_length: 40")]),
+                    files: ["long.jsonl": Data((line + "\n" + #"{"prompt": "Hi?", "chosen": "\#(String(repeating: "very ", count: 30))long.", "rejected": "No."}"# + "\n").utf8)],
+                    needles: ["long.jsonl", "max_length"]),
+            BadCase(name: "read-only database", spec: spec(), needles: ["runs.sqlite"], db: "RODB"),
+        ]
+        for (name, bytes) in GGUFBytes.corruptions() {
+            cases.append(BadCase(name: "gguf: \(name)", spec: ggufSpec("model.gguf"), files: ["model.gguf": bytes], needles: ["model.gguf"]))
+        }
+        return cases
+    }
+
+    func testBadInputExits2WithOneLineAndWritesNothing() throws {
+        let fm = FileManager.default
+        for c in Self.badCases() {
+            let caseDir = dir.appendingPathComponent("case-\(UUID().uuidString)")
+            try fm.createDirectory(at: caseDir, withIntermediateDirectories: true)
+            for name in ["tiny-train.jsonl", "tiny-probes.jsonl"] {
+                try fm.copyItem(at: dir.appendingPathComponent(name), to: caseDir.appendingPathComponent(name))
+            }
+            for (name, data) in c.files { try data.write(to: caseDir.appendingPathComponent(name)) }
+            try Data(c.spec.utf8).write(to: caseDir.appendingPathComponent("spec.json5"))
+            var db = caseDir.appendingPathComponent(c.db).path
+            if c.db == "RODB" {
+                if getuid() == 0 {
+                    db = "/proc/alignscope-\(UUID().uuidString)/runs.sqlite"  // root ignores permissions; /proc refuses new files
+                } else {
+                    let ro = caseDir.appendingPathComponent("ro")
+                    try fm.createDirectory(at: ro, withIntermediateDirectories: true)
+                    db = ro.appendingPathComponent("runs.sqlite").path
+                    chmod(ro.path, 0o555)
+                }
+            }
+            let out = try run(["run", caseDir.appendingPathComponent("spec.json5").path, "--db", db, "--quiet"])
+            XCTAssertEqual(out.status, 2, "\(c.name): exit \(out.status), stderr: \(out.stderr)")
+            let lines = out.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+            XCTAssertEqual(lines.count, 1, "\(c.name): stderr should be one line: \(out.stderr)")
+            for needle in c.needles {
+                XCTAssertTrue(out.stderr.contains(needle), "\(c.name): stderr does not name \"\(needle)\": \(out.stderr)")
+            }
+            if fm.fileExists(atPath: db) {
+                let store = try RunStore(path: db)
+                let rows = try store.query("SELECT (SELECT count(*) FROM experiments) + (SELECT count(*) FROM runs) + (SELECT count(*) FROM logprobs)")
+                XCTAssertEqual(rows[0][0].int, 0, "\(c.name): rows were written to the store")
+            }
+        }
+    }
+}
+
+/// A small seeded generator (SplitMix64) for reproducible kill delays.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// GGUF files built byte by byte (little endian), valid and corrupted, for the bad-input tests.
+enum GGUFBytes {
+    struct Writer {
+        var data = Data()
+        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
+        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
+        mutating func string(_ s: String) { u64(UInt64(s.utf8.count)); data.append(contentsOf: Array(s.utf8)) }
+        mutating func kvString(_ key: String, _ value: String) { string(key); u32(8); string(value) }
+        mutating func kvU32(_ key: String, _ value: UInt32) { string(key); u32(4); u32(value) }
+        mutating func kvF32(_ key: String, _ value: Float) { string(key); u32(6); u32(value.bitPattern) }
+        mutating func pad(to alignment: Int) { while data.count % alignment != 0 { data.append(0) } }
+    }
+
+    /// A GGUF v3 with llama metadata for a 1-layer model (dim 8) and one F32 tensor; no tokenizer keys.
+    static func llama(version: UInt32 = 3, magic: String = "GGUF", tensorCount: UInt64? = nil, kvCount: UInt64? = nil,
+                      tensorType: UInt32 = 0, tensorOffset: UInt64 = 0) -> Data {
+        var w = Writer()
+        w.data.append(contentsOf: Array(magic.utf8))
+        w.u32(version)
+        w.u64(tensorCount ?? 1)
+        w.u64(kvCount ?? 8)
+        w.kvString("general.architecture", "llama")
+        w.kvU32("llama.block_count", 1)
+        w.kvU32("llama.embedding_length", 8)
+        w.kvU32("llama.feed_forward_length", 16)
+        w.kvU32("llama.attention.head_count", 2)
+        w.kvU32("llama.attention.head_count_kv", 2)
+        w.kvU32("llama.context_length", 64)
+        w.kvF32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+        w.string("output_norm.weight")
+        w.u32(1)
+        w.u64(8)
+        w.u32(tensorType)
+        w.u64(tensorOffset)
+        w.pad(to: 32)
+        for _ in 0..<8 { w.u32(Float(1).bitPattern) }
+        return w.data
+    }
+
+    static func corruptions() -> [(String, Data)] {
+        let good = llama()
+        return [
+            ("bad magic", llama(magic: "GGUX")),
+            ("bad version", llama(version: 99)),
+            ("huge tensor count", llama(tensorCount: UInt64.max / 2)),
+            ("huge metadata count", llama(kvCount: 1 << 40)),
+            ("truncated header", good.prefix(40)),
+            ("truncated data", good.prefix(good.count - 12)),
+            ("offset beyond the file", llama(tensorOffset: 1 << 20)),
+            ("unsupported tensor type", llama(tensorType: 77)),
+            ("missing tokenizer metadata", good),
+            ("empty file", Data()),
+        ]
+    }
+}
