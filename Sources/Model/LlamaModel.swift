@@ -39,15 +39,18 @@ public final class LlamaModel {
 
     /// Per-layer stored activations. qkv: (n, dim + 2 kvDim), each row q | k | v, from one sgemm against the
     /// adjacent attn_q, attn_k, attn_v weights; gateUp: (n, 2 ffn), each row gate | up, likewise.
+    /// The normalised inputs and the SwiGLU output are not stored: backward recomputes them (elementwise,
+    /// bit-identical) from the layer input, rstd and gateUp, which saves 3 x 30 x n x (dim or ffn) floats.
     struct LayerActs {
-        var attnNorm, attnRstd, qkv, att, probs, residMid, ffnNorm, ffnRstd, gateUp, hidden: UnsafeMutablePointer<Float>
+        var attnRstd, qkv, att, probs, residMid, ffnRstd, gateUp: UnsafeMutablePointer<Float>
     }
     private let activations: UnsafeMutableBufferPointer<Float>
     private let indices: UnsafeMutableBufferPointer<Int32>
     private let layers: [LayerActs]
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
-    private let finalNorm, finalRstd, compact, logits, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
+    /// normOut: (n, dim), the output of whichever RMSNorm ran last; hidden: (n, ffn), likewise for SwiGLU.
+    private let normOut, hidden, finalRstd, compact, logits, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
     private let dResid, dNorm, dQKV, dAtt, dGateUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
     let ropeCos: [Float], ropeSin: [Float]
@@ -128,14 +131,13 @@ public final class LlamaModel {
         for l in 0...nl { actTable.append(("resid.\(l)", n * c)) }
         for l in 0..<nl {
             actTable += [
-                ("blk.\(l).attn_norm", n * c), ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
+                ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
                 ("blk.\(l).att", n * c), ("blk.\(l).probs", config.nHeads * n * maxSeq),
-                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_norm", n * c), ("blk.\(l).ffn_rstd", n),
-                ("blk.\(l).gate_up", n * 2 * f), ("blk.\(l).hidden", n * f),
+                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * 2 * f),
             ]
         }
         actTable += [
-            ("final_norm", n * c), ("final_rstd", n), ("compact", n * c), ("logits", n * v), ("lse", n),
+            ("norm_out", n * c), ("hidden", n * f), ("final_rstd", n), ("compact", n * c), ("logits", n * v), ("lse", n),
             ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
             ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
             ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f), ("d_compact", n * c),
@@ -154,12 +156,11 @@ public final class LlamaModel {
         func s(_ name: String) -> UnsafeMutablePointer<Float> { a + actOffsets[name]! }
         resid = (0...nl).map { s("resid.\($0)") }
         layers = (0..<nl).map { l in
-            LayerActs(attnNorm: s("blk.\(l).attn_norm"), attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"),
-                      att: s("blk.\(l).att"), probs: s("blk.\(l).probs"),
-                      residMid: s("blk.\(l).resid_mid"), ffnNorm: s("blk.\(l).ffn_norm"),
-                      ffnRstd: s("blk.\(l).ffn_rstd"), gateUp: s("blk.\(l).gate_up"), hidden: s("blk.\(l).hidden"))
+            LayerActs(attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"), att: s("blk.\(l).att"),
+                      probs: s("blk.\(l).probs"), residMid: s("blk.\(l).resid_mid"), ffnRstd: s("blk.\(l).ffn_rstd"),
+                      gateUp: s("blk.\(l).gate_up"))
         }
-        finalNorm = s("final_norm"); finalRstd = s("final_rstd"); compact = s("compact"); logits = s("logits")
+        normOut = s("norm_out"); hidden = s("hidden"); finalRstd = s("final_rstd"); compact = s("compact"); logits = s("logits")
         lse = s("lse"); compactLp = s("compact_lp"); compactDlp = s("compact_dlp"); logprobs = s("logprobs")
         dResid = s("d_resid"); dNorm = s("d_norm"); dQKV = s("d_qkv"); dAtt = s("d_att")
         dGateUp = s("d_gate_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
@@ -244,9 +245,9 @@ public final class LlamaModel {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<config.nLayers {
                     let w = pBlocks[l], a = layers[l], x = resid[l]
-                    rmsnormForward(a.attnNorm, a.attnRstd, x, w.attnNorm, n: n, c: c, eps: config.normEps)
+                    rmsnormForward(normOut, a.attnRstd, x, w.attnNorm, n: n, c: c, eps: config.normEps)
                     // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
-                    matmul(a.qkv, a.attnNorm, w.wq, m: n, n: w3, k: c, transB: true)
+                    matmul(a.qkv, normOut, w.wq, m: n, n: w3, k: c, transB: true)
                     ropeForward(a.qkv, positions: positions, n: n, heads: nh, headDim: hd,
                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     ropeForward(a.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd,
@@ -257,18 +258,18 @@ public final class LlamaModel {
                                      ldq: w3, ldk: w3, ldv: w3)
                     matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
                     residualForward(a.residMid, a.residMid, x, n: n * c)
-                    rmsnormForward(a.ffnNorm, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
+                    rmsnormForward(normOut, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
                     // gate | up in one sgemm against the adjacent (2 ffn, dim) weights.
-                    matmul(a.gateUp, a.ffnNorm, w.wGate, m: n, n: 2 * f, k: c, transB: true)
-                    swigluFusedForward(a.hidden, a.gateUp, n: n, f: f)
-                    matmul(resid[l + 1], a.hidden, w.wDown, m: n, n: c, k: f, transB: true)
+                    matmul(a.gateUp, normOut, w.wGate, m: n, n: 2 * f, k: c, transB: true)
+                    swigluFusedForward(hidden, a.gateUp, n: n, f: f)
+                    matmul(resid[l + 1], hidden, w.wDown, m: n, n: c, k: f, transB: true)
                     residualForward(resid[l + 1], resid[l + 1], a.residMid, n: n * c)
                 }
             }
         }
-        rmsnormForward(finalNorm, finalRstd, resid[config.nLayers], p.outputNorm, n: n, c: c, eps: config.normEps)
+        rmsnormForward(normOut, finalRstd, resid[config.nLayers], p.outputNorm, n: n, c: c, eps: config.normEps)
         for r in 0..<m {
-            (compact + r * c).update(from: finalNorm + Int(compactRows[r]) * c, count: c)
+            (compact + r * c).update(from: normOut + Int(compactRows[r]) * c, count: c)
         }
         matmul(logits, compact, p.output, m: m, n: v, k: c, transB: true)
         logSoftmaxGatherForward(compactLp, lse, logits, compactTargets, m: m, v: v)
@@ -309,10 +310,12 @@ public final class LlamaModel {
                     let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
                     // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c)
-                    matmul(gw.wDown, dResid, a.hidden, m: c, n: f, k: n, transA: true, beta: 1)
+                    swigluFusedForward(hidden, a.gateUp, n: n, f: f)  // recomputed, as in forward
+                    matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1)
                     swigluFusedBackward(dGateUp, dHidden, a.gateUp, n: n, f: f)
                     matmul(dNorm, dGateUp, w.wGate, m: n, n: c, k: 2 * f)
-                    matmul(gw.wGate, dGateUp, a.ffnNorm, m: 2 * f, n: c, k: n, transA: true, beta: 1)
+                    rmsnormForward(normOut, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
+                    matmul(gw.wGate, dGateUp, normOut, m: 2 * f, n: c, k: n, transA: true, beta: 1)
                     rmsnormBackward(dResid, gw.ffnNorm, dNorm, a.residMid, w.ffnNorm, a.ffnRstd, n: n, c: c)
                     // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h), h = norm(resid[l]).
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
@@ -326,7 +329,8 @@ public final class LlamaModel {
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3)
-                    matmul(gw.wq, dQKV, a.attnNorm, m: w3, n: c, k: n, transA: true, beta: 1)
+                    rmsnormForward(normOut, a.attnRstd, resid[l], w.attnNorm, n: n, c: c, eps: config.normEps)
+                    matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1)
                     rmsnormBackward(dResid, gw.attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n, c: c)
                 }
             }
