@@ -75,7 +75,7 @@ fuzz: models
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .build/fuzz-corpus/$$t && cp -n Tests/FuzzCorpus/$$t/* .build/fuzz-corpus/$$t/ 2>/dev/null; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
 	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
@@ -87,7 +87,7 @@ fuzz-smoke: models
 	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
 	@for t in $(FUZZ_TARGETS); do \
 	  rm -rf .build/fuzz-smoke/$$t && mkdir -p .build/fuzz-smoke/$$t; \
-	  ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-smoke/$$t Tests/FuzzCorpus/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_SMOKE_FLAGS) \
+	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-smoke/$$t Tests/FuzzCorpus/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_SMOKE_FLAGS) \
 	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR'; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
