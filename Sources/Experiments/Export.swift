@@ -17,10 +17,7 @@ public enum RunExport {
         guard let experimentRow = try store.query("SELECT name FROM experiments WHERE id = ?", [.integer(record.experimentID)]).first?[0].string else {
             throw RunError.unknownRun(run)
         }
-        let prefix = experimentRow + "/"
-        let leaf = record.name.hasPrefix(prefix) ? String(record.name.dropFirst(prefix.count)) : "run"
-        let url = checkpointRoot.appendingPathComponent(experimentRow).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
-            .appendingPathComponent(Checkpoint.fileName)
+        let url = RunExecutor.checkpointURL(root: checkpointRoot, experiment: experimentRow, runName: record.name)
         guard let header = try Checkpoint.readHeader(url) else {
             throw RunError.io(path: url.path, reason: "no checkpoint for run \(record.name)")
         }

@@ -126,10 +126,15 @@ extension RunExecutor {
 
     /// Where a run keeps its checkpoint.
     public func checkpointURL(runName: String) -> URL {
-        // results/<experiment>/<swept values>/checkpoint.bin ("run" when nothing is swept).
-        let prefix = experiment.name + "/"
+        Self.checkpointURL(root: checkpointRoot, experiment: experiment.name, runName: runName)
+    }
+
+    /// results/<experiment>/<swept values>/checkpoint.bin ("run" when nothing is swept); also used
+    /// by `export`, which knows the run only from the store.
+    static func checkpointURL(root: URL, experiment: String, runName: String) -> URL {
+        let prefix = experiment + "/"
         let leaf = runName.hasPrefix(prefix) ? String(runName.dropFirst(prefix.count)) : "run"
-        return checkpointRoot.appendingPathComponent(experiment.name).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
+        return root.appendingPathComponent(experiment).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
             .appendingPathComponent(Checkpoint.fileName)
     }
 }
