@@ -5,9 +5,11 @@ import RunStore
 import Tokenizer
 import Training
 
-/// Scores every response of a run's probe set at an evaluation step. Each prompt runs once through
-/// an `InferenceSession`; its KV cache is shared by all of the prompt's responses. Dynamic
-/// categories (`greedy`) are decoded anew at each evaluation, recorded as responses, then scored.
+/// Scores every response of a run's probe set at an evaluation step. Probes are laid out in one
+/// `BatchSession` cache, as many at a time as fit: each prompt runs once and all of its responses attend
+/// to its keys, and the prompts and responses of several probes run through the network together.
+/// Dynamic categories (`greedy`) are decoded anew at each evaluation, all probes in lock step, recorded
+/// as responses, then scored with the others.
 final class ProbeEvaluator {
     struct EncodedResponse {
         var responseID: Int64
@@ -23,7 +25,7 @@ final class ProbeEvaluator {
     let probeSet: ProbeSet
     let probeSetName: String
     let encoded: [EncodedProbe]
-    let session: InferenceSession
+    let batch: BatchSession
     let tokenizer: any TextTokenizer
     let template: ChatTemplate
     let store: RunStore
@@ -74,7 +76,9 @@ final class ProbeEvaluator {
         }
         encoded = out
         promptsCut = cut
-        session = InferenceSession(model: loaded.model, capacity: maxLength + 1)
+        let need = out.map { $0.prompt.count + $0.responses.reduce(0) { $0 + max(0, $1.ids.count - 1) } }.max() ?? 0
+        batch = BatchSession(model: loaded.model, slots: max(Self.cacheSlots, need + (maxLength + 64) * set.dynamicCategories.count),
+                             context: 2 * maxLength + 1)
         tokenizer = loaded.tokenizer
         self.template = template
         self.store = store
@@ -112,26 +116,30 @@ final class ProbeEvaluator {
         encoded.reduce(0) { $0 + $1.responses.count } + encoded.count * probeSet.dynamicCategories.count
     }
 
+    /// KV cache positions of the evaluator's session (about 190 MB for SmolLM2-135M): the probes of one
+    /// pass through the cache.
+    static let cacheSlots = 4096
+
     /// Scores every response given its prompt with the model's current weights.
     func score(step: Int) throws -> [LogprobRow] {
+        var extra = [[EncodedResponse]](repeating: [], count: encoded.count)
+        for dynamic in probeSet.dynamicCategories {
+            let decoded = batch.greedy(prompts: encoded.map(\.prompt), maxTokens: dynamic.maxTokens, stop: stopTokens)
+            for (i, ids) in decoded.enumerated() {
+                let text = tokenizer.decode(ids)
+                let responseID = try store.addResponse(probeID: encoded[i].probeID, category: dynamic.category, text: text,
+                                                       origin: dynamic.origin + ":step=\(step)")
+                extra[i].append(EncodedResponse(responseID: responseID, ids: tokenizer.encode(template.response(text))))
+            }
+        }
+        let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
+        let scored = batch.scoreResponses(encoded.indices.map { (prompt: encoded[$0].prompt, responses: all[$0].map(\.ids)) })
         var rows: [LogprobRow] = []
         rows.reserveCapacity(responsesPerEvaluation)
-        for probe in encoded {
-            session.reset()
-            _ = session.append(probe.prompt)
-            for r in probe.responses {
-                let lps = session.score(r.ids)
-                rows.append(LogprobRow(responseID: r.responseID, logprob: lps.reduce(0.0) { $0 + Double($1) }, nTokens: r.ids.count))
-            }
-            for dynamic in probeSet.dynamicCategories {
-                // greedyResponse starts from an empty session and leaves prompt + decode in it.
-                let ids = greedyResponse(session: session, prompt: probe.prompt, maxTokens: dynamic.maxTokens, stop: stopTokens)
-                session.truncate(to: probe.prompt.count)
-                let text = tokenizer.decode(ids)
-                let scored = tokenizer.encode(template.response(text))
-                let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text, origin: dynamic.origin + ":step=\(step)")
-                let lps = session.score(scored)
-                rows.append(LogprobRow(responseID: responseID, logprob: lps.reduce(0.0) { $0 + Double($1) }, nTokens: scored.count))
+        for (p, responses) in all.enumerated() {
+            for (r, response) in responses.enumerated() {
+                rows.append(LogprobRow(responseID: response.responseID, logprob: scored[p][r].reduce(0.0) { $0 + Double($1) },
+                                       nTokens: response.ids.count))
             }
         }
         return rows

@@ -62,7 +62,8 @@ public struct DistributionFigure: Sendable {
         let height = self.height
         var document = SVGDocument(width: width, height: height, title: title)
         let titleSize = Draw.fittingSize(title, size: Theme.titleSize, width: width - 24)
-        document.append(Draw.text(title, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
+        let shown = Draw.truncated(title, size: titleSize, width: width - 24)
+        document.append(Draw.text(shown, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
         let panelWidth = (width - 10) / Double(panels.count)
         let labelWidth = Swift.min(180, panels.flatMap(\.groups).map { Theme.textWidth($0.label, size: Theme.labelSize) }.max() ?? 0)
         let tickCount = Swift.max(4, Int((panelWidth - labelWidth - 40) / 55))

@@ -98,7 +98,8 @@ public struct LineFigure: Sendable {
         var document = SVGDocument(width: width, height: height, title: title)
         let legend = self.legend
         let titleSize = Draw.fittingSize(title, size: Theme.titleSize, width: width - 24)
-        document.append(Draw.text(title, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
+        let shown = Draw.truncated(title, size: titleSize, width: width - 24)
+        document.append(Draw.text(shown, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
 
         let top = 62.0
         let bottom = height - 50

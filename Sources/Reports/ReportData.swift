@@ -39,6 +39,7 @@ struct ReportData {
         var split: String
         var responseID: Int64
         var logprob: Double
+        var probeID: Int64 = 0
     }
 
     struct MetricRow: Equatable {
@@ -92,7 +93,7 @@ struct ReportData {
             }
             let scores = try store.query(
                 """
-                SELECT l.step, r.category, p.split, l.response_id, l.logprob
+                SELECT l.step, r.category, p.split, l.response_id, l.logprob, r.probe_id
                 FROM logprobs AS l
                 JOIN responses AS r ON r.id = l.response_id
                 JOIN probes AS p ON p.id = r.probe_id
@@ -100,7 +101,7 @@ struct ReportData {
                 """, [id]
             ).map {
                 ScoreRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
-                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan)
+                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0)
             }
             changes[run.id] = RunChanges(scores: scores)
             metrics[run.id] = try store.query(

@@ -30,9 +30,24 @@ extension ReportBuilder {
 
     /// "Run NAME", with the swept parameters unless the name already shows their values.
     func runTitle(_ run: RunRecord) -> String {
-        let values = data.sweptKeys.map { ReportData.text(data.params[run.id]?[$0]) }
-        if values.allSatisfy({ run.name.contains($0) }) { return "Run \(run.name)" }
-        return "Run \(run.name) (\(data.settingDescription(run)))"
+        // Peers: runs whose names differ only in the last path component (the runs of one sweep, or of
+        // one stage). Settings that differ between stages are named by the stage; only the settings that
+        // vary among the peers and are not already visible in the name are spelled out.
+        let family = Self.family(run.name)
+        let peers = data.runs.filter { Self.family($0.name) == family }
+        let hidden = data.sweptKeys.filter { key in
+            let value = ReportData.text(data.params[run.id]?[key])
+            let varies = Set(peers.map { ReportData.text(data.params[$0.id]?[key]) }).count > 1
+            return varies && !run.name.contains(value)
+        }
+        if hidden.isEmpty { return "Run \(run.name)" }
+        return "Run \(run.name) (" + hidden.map { "\($0)=\(ReportData.text(data.params[run.id]?[$0]))" }.joined(separator: " ") + ")"
+    }
+
+    /// A run name without its last path component ("exp/dpo/beta=0.1" -> "exp/dpo").
+    static func family(_ name: String) -> String {
+        guard let slash = name.lastIndex(of: "/") else { return "" }
+        return String(name[..<slash])
     }
 
     /// Every figure, in the order the index shows them.

@@ -27,7 +27,7 @@ extension ReportBuilder {
     var notes: [String] {
         [
             "A log-probability is the sum over a response's tokens of the natural-log probability the model gives it after the prompt (nats); higher is more likely.",
-            "Change: each response's log-probability minus its own value at the run's first evaluation step (step 0 when the spec evaluates at the start), averaged over the responses of a category; responses not scored at the first step (such as `greedy`, whose text changes) have no change.",
+            "Change: each response's log-probability minus its own value at the run's first evaluation step (step 0 when the spec evaluates at the start), averaged over the responses of a category; a response not scored at the first step (`greedy`, whose text changes at every evaluation) is compared with its probe's response of the same category at the first step.",
             "Per-run bands: mean ± 1.96 × standard error over probes (normal approximation). Across-seed bands: mean over runs ± t(0.975, n − 1) × sd / √n, where each run contributes its mean change.",
             "`deltas.csv` and the table below: start and end are the mean log-probabilities at the first and last step of the responses scored at both, change = end − start, frac_rose = share of those responses whose log-probability rose.",
             "CSV files are RFC 4180 with LF line ends, UTF-8; empty fields are missing values.",

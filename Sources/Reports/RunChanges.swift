@@ -7,8 +7,10 @@ struct CategorySplit: Hashable {
 /// Changes of per-response log-probabilities of one run relative to its first evaluation step.
 ///
 /// A response counts at a step only if it was also scored at the first step (pairs), so a
-/// category's change is the mean of its responses' own changes; responses that exist only later
-/// (the dynamic `greedy` category, whose text changes) have no change.
+/// category's change is the mean of its responses' own changes. A response that exists only later
+/// (the dynamic `greedy` category, whose text changes at every evaluation) is paired with the
+/// response of the same probe and category at the first step when there was exactly one: its change
+/// is how much more likely the model's current greedy text is than its first greedy text was.
 struct RunChanges {
     var startStep: Int
     var endStep: Int
@@ -26,14 +28,22 @@ struct RunChanges {
         startStep = first
         endStep = last
         var start: [Int64: Double] = [:]
-        for row in scores where row.step == first { start[row.responseID] = row.logprob }
+        var startOfProbe: [ProbeCategory: Double] = [:]
+        var countOfProbe: [ProbeCategory: Int] = [:]
+        for row in scores where row.step == first {
+            start[row.responseID] = row.logprob
+            let key = ProbeCategory(probeID: row.probeID, category: row.category)
+            startOfProbe[key] = row.logprob
+            countOfProbe[key, default: 0] += 1
+        }
         var deltas: [CategorySplit: [Int: [Double]]] = [:]
         var final: [CategorySplit: (start: [Double], end: [Double])] = [:]
         var steps = Set<Int>()
         // Rows come ordered by step and response id, so every list below is in a fixed order.
         for row in scores {
             steps.insert(row.step)
-            guard let s = start[row.responseID] else { continue }
+            let byProbe = ProbeCategory(probeID: row.probeID, category: row.category)
+            guard let s = start[row.responseID] ?? (countOfProbe[byProbe] == 1 ? startOfProbe[byProbe] : nil) else { continue }
             let key = CategorySplit(category: row.category, split: row.split)
             deltas[key, default: [:]][row.step, default: []].append(row.logprob - s)
             if row.step == last {
@@ -44,6 +54,11 @@ struct RunChanges {
         self.steps = steps.sorted()
         byStep = deltas.mapValues { $0.compactMapValues { SampleSummary($0) } }
         self.final = final
+    }
+
+    private struct ProbeCategory: Hashable {
+        var probeID: Int64
+        var category: String
     }
 
     /// Per-response changes from the first to the last step.

@@ -1,0 +1,321 @@
+import Foundation
+import Kernels
+
+/// Inference over many short sequences at once, each of which may continue a shared prefix.
+///
+/// The session owns a KV cache of `slots` positions. A caller lays sequences out in it: a sequence is a
+/// run of consecutive slots, and may additionally attend to a *prefix*, another run of slots holding
+/// tokens that come before it (a probe's prompt, shared by all of that probe's responses). Rows of many
+/// sequences are appended in one `append` call and run through the network together, in chunks of up to
+/// `rows` tokens, so the projections and the feed-forward are sgemms over hundreds of rows instead of one
+/// sequence's few dozen. For every slot the session keeps the rotated keys, the values and the final
+/// normalised hidden state, so log-probabilities and next-token choices are read afterwards without
+/// recomputation.
+///
+/// Numerically a sequence gives what `InferenceSession` gives for prefix + sequence up to float rounding;
+/// the rows of a chunk do not interact, so results do not depend on which other sequences share a call
+/// except through the sgemm blocking (differences of order 1e-6).
+public final class BatchSession {
+    /// New tokens of one sequence.
+    public struct Segment: Sendable {
+        /// Slots of the tokens this sequence continues (their positions are 0..<prefix.count); may be empty.
+        public var prefix: Range<Int>
+        /// Slot of the sequence's first token.
+        public var start: Int
+        /// Tokens of the sequence already in the cache (at start..<start+history).
+        public var history: Int
+        /// Tokens to add, at slots start+history... and positions prefix.count+history...
+        public var tokens: [Int32]
+
+        public init(prefix: Range<Int> = 0..<0, start: Int, history: Int = 0, tokens: [Int32]) {
+            self.prefix = prefix
+            self.start = start
+            self.history = history
+            self.tokens = tokens
+        }
+    }
+
+    public let model: LlamaModel
+    /// Positions of the KV cache.
+    public let slots: Int
+    /// Most rows run through the network at once.
+    public let rows: Int
+    /// Most keys one token may attend to (prefix + its own sequence).
+    public let context: Int
+
+    private let storage: UnsafeMutableBufferPointer<Float>
+    private let kCache, vCache: [UnsafeMutablePointer<Float>]
+    private let hidden: UnsafeMutablePointer<Float>
+    private let x, norm, q, att, kNew, vNew, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
+    private let ids: UnsafeMutableBufferPointer<Int32>
+    private let ropeCos: [Float], ropeSin: [Float]
+    /// Rows of the output head computed at once.
+    private let headRows: Int
+
+    /// - Parameters:
+    ///   - slots: positions of the KV cache.
+    ///   - rows: most tokens per pass through the network (activation buffers scale with it).
+    ///   - context: most keys a token attends to, prefix included.
+    public init(model: LlamaModel, slots: Int, rows: Int = 512, context: Int) {
+        precondition(slots > 0 && rows > 0 && context > 0, "BatchSession: sizes must be positive")
+        self.model = model
+        self.slots = slots
+        self.rows = rows
+        self.context = context
+        let cfg = model.config
+        let c = cfg.dim, f = cfg.ffnDim, v = cfg.vocabSize, kv = cfg.nKVHeads * cfg.headDim
+        let r = rows
+        headRows = min(64, rows)
+        let sizes = [
+            2 * cfg.nLayers * slots * kv, slots * c,          // caches, hidden
+            r * c, r * c, r * c, r * c, r * kv, r * kv,         // x, norm, q, att, kNew, vNew
+            r * 2 * f, r * f, r * context,                      // gateUp, ffn, scores
+            context * kv, context * kv, min(64, rows) * v, r,        // kGather, vGather, logits, rstd
+        ]
+        storage = .allocate(capacity: sizes.reduce(0, +))
+        storage.initialize(repeating: 0)
+        var offset = 0
+        var p: [UnsafeMutablePointer<Float>] = []
+        for s in sizes {
+            p.append(storage.baseAddress! + offset)
+            offset += s
+        }
+        kCache = (0..<cfg.nLayers).map { p[0] + 2 * $0 * slots * kv }
+        vCache = (0..<cfg.nLayers).map { p[0] + (2 * $0 + 1) * slots * kv }
+        hidden = p[1]
+        x = p[2]; norm = p[3]; q = p[4]; att = p[5]; kNew = p[6]; vNew = p[7]
+        gateUp = p[8]; ffn = p[9]; scores = p[10]; kGather = p[11]; vGather = p[12]; logits = p[13]; rstd = p[14]
+        ids = .allocate(capacity: 2 * r)
+        ids.initialize(repeating: 0)
+        (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.headDim, base: cfg.ropeBase)
+    }
+
+    deinit {
+        storage.deallocate()
+        ids.deallocate()
+    }
+
+    /// Runs the segments' new tokens through the network, writing their keys, values and final hidden
+    /// states at their slots. A segment may use as prefix (or history) slots written by an earlier segment
+    /// of the same call: segments are processed in order.
+    public func append(_ segments: [Segment]) {
+        // Cut the segments into pieces of at most `rows` tokens and pack the pieces into passes.
+        var pass: [Segment] = []
+        var used = 0
+        for segment in segments {
+            precondition(segment.prefix.lowerBound >= 0 && segment.prefix.upperBound <= slots, "BatchSession: prefix outside the cache")
+            precondition(segment.start >= 0 && segment.start + segment.history + segment.tokens.count <= slots,
+                         "BatchSession: segment outside the cache")
+            precondition(segment.prefix.count + segment.history + segment.tokens.count <= context,
+                         "BatchSession: segment longer than the context \(context)")
+            var done = 0
+            while done < segment.tokens.count {
+                if used == rows {
+                    forward(pass, count: used)
+                    pass.removeAll(keepingCapacity: true)
+                    used = 0
+                }
+                let n = min(rows - used, segment.tokens.count - done)
+                pass.append(Segment(prefix: segment.prefix, start: segment.start, history: segment.history + done,
+                                    tokens: Array(segment.tokens[done..<done + n])))
+                used += n
+                done += n
+            }
+        }
+        if used > 0 { forward(pass, count: used) }
+    }
+
+    /// log p(token | everything before it) for each (slot, token): the distribution read from the final
+    /// hidden state at `slot`, which must have been written.
+    public func logprobs(at positions: [(slot: Int, token: Int32)]) -> [Float] {
+        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
+        var result = [Float](repeating: 0, count: positions.count)
+        var targets = [Int32](repeating: 0, count: headRows)
+        var lse = [Float](repeating: 0, count: headRows)
+        var r = 0
+        while r < positions.count {
+            let m = min(headRows, positions.count - r)
+            for i in 0..<m {
+                (norm + i * c).update(from: hidden + positions[r + i].slot * c, count: c)
+                targets[i] = positions[r + i].token
+            }
+            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+            result.withUnsafeMutableBufferPointer { out in
+                logSoftmaxGatherForward(out.baseAddress! + r, &lse, logits, targets, m: m, v: v)
+            }
+            r += m
+        }
+        return result
+    }
+
+    /// The most likely next token after each slot (the first one on ties).
+    public func argmax(at slotList: [Int]) -> [Int32] {
+        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
+        var result = [Int32](repeating: 0, count: slotList.count)
+        var r = 0
+        while r < slotList.count {
+            let m = min(headRows, slotList.count - r)
+            for i in 0..<m { (norm + i * c).update(from: hidden + slotList[r + i] * c, count: c) }
+            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+            for i in 0..<m {
+                let row = logits + i * v
+                var best = 0
+                for j in 1..<v where row[j] > row[best] { best = j }
+                result[r + i] = Int32(best)
+            }
+            r += m
+        }
+        return result
+    }
+
+    /// log p(token | prompt, earlier response tokens) for every token of every response, for many prompts
+    /// each with several responses. Probes are laid out in the cache as many at a time as fit (each
+    /// prompt once, followed by its responses but their last token, which is only predicted) and run
+    /// through the network together. Overwrites the cache.
+    public func scoreResponses(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> [[[Float]]] {
+        var result: [[[Float]]] = items.map { $0.responses.map { _ in [] } }
+        var first = 0
+        while first < items.count {
+            var segments: [Segment] = []
+            var queries: [(slot: Int, token: Int32)] = []
+            var next = 0, p = first
+            while p < items.count {
+                let (prompt, responses) = items[p]
+                precondition(!prompt.isEmpty || responses.allSatisfy(\.isEmpty), "BatchSession.scoreResponses: a response needs a prompt")
+                let need = prompt.count + responses.reduce(0) { $0 + max(0, $1.count - 1) }
+                precondition(need <= slots, "BatchSession.scoreResponses: probe \(p) needs \(need) slots, the cache has \(slots)")
+                if next > 0 && next + need > slots { break }
+                let promptSlots = next..<next + prompt.count
+                if !prompt.isEmpty { segments.append(Segment(start: next, tokens: prompt)) }
+                next += prompt.count
+                for r in responses {
+                    if r.count > 1 { segments.append(Segment(prefix: promptSlots, start: next, tokens: Array(r.dropLast()))) }
+                    for (i, t) in r.enumerated() {
+                        queries.append((slot: i == 0 ? promptSlots.upperBound - 1 : next + i - 1, token: t))
+                    }
+                    next += max(0, r.count - 1)
+                }
+                p += 1
+            }
+            append(segments)
+            let lps = logprobs(at: queries)
+            var q = 0
+            for k in first..<p {
+                for (r, response) in items[k].responses.enumerated() {
+                    result[k][r] = Array(lps[q..<q + response.count])
+                    q += response.count
+                }
+            }
+            first = p
+        }
+        return result
+    }
+
+    /// Every prompt's greedy continuation: up to `maxTokens` tokens, ending before the first stop token
+    /// (not included), as `generate` with temperature 0 gives. The prompts are decoded in lock step, as
+    /// many at a time as fit in the cache: one row per unfinished prompt per pass. Overwrites the cache.
+    public func greedy(prompts: [[Int32]], maxTokens: Int, stop: Set<Int32>) -> [[Int32]] {
+        var out = [[Int32]](repeating: [], count: prompts.count)
+        if maxTokens <= 0 { return out }
+        var first = 0
+        while first < prompts.count {
+            var starts: [Int] = [], members: [Int] = []
+            var next = 0, p = first
+            while p < prompts.count, next == 0 || next + prompts[p].count + maxTokens <= slots {
+                precondition(!prompts[p].isEmpty, "BatchSession.greedy: prompt \(p) is empty")
+                precondition(prompts[p].count + maxTokens <= min(slots, context),
+                             "BatchSession.greedy: prompt \(p) and \(maxTokens) new tokens do not fit")
+                starts.append(next)
+                members.append(p)
+                next += prompts[p].count + maxTokens
+                p += 1
+            }
+            append(members.indices.map { Segment(start: starts[$0], tokens: prompts[members[$0]]) })
+            var active = Array(members.indices)
+            while !active.isEmpty {
+                let chosen = argmax(at: active.map { starts[$0] + prompts[members[$0]].count + out[members[$0]].count - 1 })
+                var segments: [Segment] = []
+                var still: [Int] = []
+                for (k, m) in active.enumerated() {
+                    let probe = members[m]
+                    if stop.contains(chosen[k]) { continue }
+                    out[probe].append(chosen[k])
+                    if out[probe].count < maxTokens {
+                        segments.append(Segment(start: starts[m], history: prompts[probe].count + out[probe].count - 1,
+                                                tokens: [chosen[k]]))
+                        still.append(m)
+                    }
+                }
+                if !segments.isEmpty { append(segments) }
+                active = still
+            }
+            first = p
+        }
+        return out
+    }
+
+    /// One pass of at most `rows` tokens.
+    private func forward(_ pass: [Segment], count b: Int) {
+        let cfg = model.config
+        let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads, kv = nkv * hd
+        let group = nh / nkv, eps = cfg.normEps
+        // Row layout: token ids, rope positions, and the cache slot of every row.
+        var slotOf = [Int](repeating: 0, count: b)
+        var row = 0
+        for s in pass {
+            for (i, t) in s.tokens.enumerated() {
+                precondition(t >= 0 && Int(t) < cfg.vocabSize, "BatchSession: token \(t) out of vocabulary")
+                ids[row] = t
+                ids[rows + row] = Int32(s.prefix.count + s.history + i)
+                slotOf[row] = s.start + s.history + i
+                row += 1
+            }
+        }
+        let tok = ids.baseAddress!, pos = ids.baseAddress! + rows
+        embeddingForward(x, tok, model.p.embedding, n: b, c: c)
+        ropeCos.withUnsafeBufferPointer { cosb in
+            ropeSin.withUnsafeBufferPointer { sinb in
+                for l in 0..<cfg.nLayers {
+                    let w = model.pBlocks[l]
+                    rmsnormForward(norm, rstd, x, w.attnNorm, n: b, c: c, eps: eps)
+                    matmul(q, norm, w.wq, m: b, n: c, k: c, transB: true)
+                    matmul(kNew, norm, w.wk, m: b, n: kv, k: c, transB: true)
+                    matmul(vNew, norm, w.wv, m: b, n: kv, k: c, transB: true)
+                    ropeForward(q, positions: pos, n: b, heads: nh, headDim: hd, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    ropeForward(kNew, positions: pos, n: b, heads: nkv, headDim: hd, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    for i in 0..<b {
+                        (kCache[l] + slotOf[i] * kv).update(from: kNew + i * kv, count: kv)
+                        (vCache[l] + slotOf[i] * kv).update(from: vNew + i * kv, count: kv)
+                    }
+                    var r0 = 0
+                    for s in pass {
+                        // Gather prefix and own keys into one contiguous block, then causal attention with the
+                        // new rows sitting at the end of it.
+                        let lp = s.prefix.count, own = s.history + s.tokens.count, nk = lp + own
+                        if lp > 0 {
+                            kGather.update(from: kCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
+                            vGather.update(from: vCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
+                        }
+                        (kGather + lp * kv).update(from: kCache[l] + s.start * kv, count: own * kv)
+                        (vGather + lp * kv).update(from: vCache[l] + s.start * kv, count: own * kv)
+                        for h in 0..<nh {
+                            let g = h / group
+                            attentionHeadForward(
+                                att + r0 * c + h * hd, ldo: c, scores, q + r0 * c + h * hd, ldq: c,
+                                kGather + g * hd, ldk: kv, vGather + g * hd, ldv: kv,
+                                nq: s.tokens.count, nk: nk, offset: lp + s.history, headDim: hd)
+                        }
+                        r0 += s.tokens.count
+                    }
+                    matmul(x, att, w.wo, m: b, n: c, k: c, transB: true, beta: 1)
+                    rmsnormForward(norm, rstd, x, w.ffnNorm, n: b, c: c, eps: eps)
+                    matmul(gateUp, norm, w.wGate, m: b, n: 2 * f, k: c, transB: true)
+                    swigluFusedForward(ffn, gateUp, n: b, f: f)
+                    matmul(x, ffn, w.wDown, m: b, n: c, k: f, transB: true, beta: 1)
+                }
+            }
+        }
+        rmsnormForward(norm, rstd, x, model.p.outputNorm, n: b, c: c, eps: eps)
+        for i in 0..<b { (hidden + slotOf[i] * c).update(from: norm + i * c, count: c) }
+    }
+}

@@ -1,0 +1,70 @@
+import XCTest
+@testable import Model
+
+final class BatchSessionTests: XCTestCase {
+    private func model() -> LlamaModel {
+        let m = LlamaModel(config: .tiny(), maxTokens: 256)
+        m.initializeRandom(seed: 5, std: 0.1)
+        return m
+    }
+
+    private func tokens(_ n: Int, seed: UInt64) -> [Int32] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<n).map { _ in Int32(rng.next() % 256) }
+    }
+
+    /// Several prompts and their responses, laid out in a cache small enough to need three fillings and
+    /// run in passes of 16 rows (so segments are split across passes and responses share a pass with
+    /// their prompt), give the log-probabilities `InferenceSession.score` gives for each pair.
+    func testSharedPrefixScoringMatchesInferenceSession() {
+        let m = model()
+        let items: [(prompt: [Int32], responses: [[Int32]])] = [
+            (tokens(9, seed: 1), [tokens(5, seed: 4), tokens(1, seed: 5), tokens(17, seed: 6), []]),
+            (tokens(23, seed: 2), [tokens(3, seed: 7)]),
+            (tokens(1, seed: 3), [tokens(12, seed: 8), tokens(2, seed: 9)]),
+            (tokens(40, seed: 10), [tokens(20, seed: 11), tokens(20, seed: 12)]),
+        ]
+        let batch = BatchSession(model: m, slots: 90, rows: 16, context: 64)
+        let got = batch.scoreResponses(items)
+
+        let session = InferenceSession(model: m, capacity: 64)
+        for (p, item) in items.enumerated() {
+            session.reset()
+            _ = session.append(item.prompt)
+            for (r, response) in item.responses.enumerated() {
+                let expected = session.score(response)
+                XCTAssertEqual(got[p][r].count, expected.count)
+                for i in expected.indices {
+                    XCTAssertEqual(got[p][r][i], expected[i], accuracy: 1e-4, "probe \(p) response \(r) token \(i)")
+                }
+            }
+        }
+        // Each response is scored given its own prompt: swapping the prompts changes the numbers.
+        let swapped = batch.scoreResponses([(items[1].prompt, items[0].responses)])
+        XCTAssertNotEqual(swapped[0][0][0], got[0][0][0], accuracy: 1e-3)
+    }
+
+    /// Greedy decoding of several prompts in lock step (in two fillings of the cache) gives the tokens
+    /// `generate` gives for each prompt alone, stop tokens included.
+    func testLockStepGreedyMatchesGenerate() {
+        let m = model()
+        let prompts = [tokens(4, seed: 21), tokens(30, seed: 22), tokens(11, seed: 23), tokens(7, seed: 24)]
+        let steps = 12
+        let session = InferenceSession(model: m, capacity: 64)
+        func decode(_ prompt: [Int32], stop: Set<Int32>) -> [Int32] {
+            session.reset()
+            return generate(session: session, prompt: prompt, options: SamplingOptions(maxTokens: steps, stop: stop)) { _ in true }
+        }
+        let free = prompts.map { decode($0, stop: []) }
+        // A stop token that the third prompt meets at its fifth token.
+        let stop: Set<Int32> = [free[2][4]]
+        let expected = prompts.map { decode($0, stop: stop) }
+        XCTAssertEqual(expected[2].count, free[2].firstIndex(of: free[2][4])!)
+
+        let batch = BatchSession(model: m, slots: 70, rows: 32, context: 64)
+        XCTAssertEqual(batch.greedy(prompts: prompts, maxTokens: steps, stop: stop), expected)
+        XCTAssertEqual(batch.greedy(prompts: prompts, maxTokens: 0, stop: stop), [[], [], [], []])
+        // The decodes differ between prompts (the test would not notice a mix-up otherwise).
+        XCTAssertNotEqual(expected[0], expected[1])
+    }
+}
