@@ -110,6 +110,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var training: Training
     public var scoring: Scoring
     public var generation: Generation
+    /// A probe set's evaluation: see `ProbeSetBench`.
+    public var probeSet: ProbeSetBench
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
 }
@@ -142,6 +144,12 @@ extension BenchReport: CustomStringConvertible {
                      + "packed forward \(f(s.packedSeconds, 3)) s")
         let g = generation
         lines.append("generation: \(g.generatedTokens) tokens greedy after \(g.promptTokens): \(f(g.seconds, 3)) s, \(f(g.tokensPerSecond)) tokens/s")
+        let p = probeSet
+        lines.append("probe set: \(p.probes) prompts of \(p.promptTokens) tokens x responses of \(p.responseTokens.map(String.init).joined(separator: "/")) tokens: "
+                     + "each pair separately \(f(p.separateSeconds, 3)) s, shared cache per probe \(f(p.sharedSeconds, 3)) s (x\(f(p.sharedSpeedup, 2))), "
+                     + "batched across probes \(f(p.batchedSeconds, 3)) s (x\(f(p.batchedSpeedup, 2)))")
+        lines.append("  greedy \(p.generatedTokens) tokens after each prompt: one prompt at a time \(f(p.greedyOneAtATimeSeconds, 3)) s, "
+                     + "lock step \(f(p.greedyLockStepSeconds, 3)) s (x\(f(p.greedyOneAtATimeSeconds / p.greedyLockStepSeconds, 2)))")
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB")
         return lines.joined(separator: "\n")
     }

@@ -33,7 +33,8 @@ enum Workload {
 /// Measures, in this order: sgemm GFLOP/s (square and model-shaped sizes), a training step of the model
 /// (4 sequences x 256 tokens, forward + backward + AdamW), scoring of 6 responses of 48 tokens to a
 /// 64-token prompt through `InferenceSession` (shared prompt cache, and each pair separately), greedy
-/// generation of 64 tokens, and the process's peak resident memory.
+/// generation of 64 tokens, a probe set's evaluation (8 prompts x 6 responses scored separately, per probe
+/// and batched; greedy one prompt at a time and in lock step), and the process's peak resident memory.
 ///
 /// - Parameters:
 ///   - modelPath: a GGUF file; nil benchmarks the "tiny" preset with random weights.
@@ -64,12 +65,13 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
     let training = measureTraining(model, shape: shape, reference: reference, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
     let generation = measureGeneration(model, repeats: repeats, progress: progress)
+    let probeSet = measureProbeSet(model, repeats: repeats, progress: progress)
 
     return BenchReport(
         machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
                        threads: Threads.count, loadBefore: loadBefore, loadAfter: loadAverage(), repeats: repeats),
         sgemm: sgemm, referenceGflops: reference, model: shape, training: training, scoring: scoring,
-        generation: generation, peakResidentBytes: peakResidentBytes())
+        generation: generation, probeSet: probeSet, peakResidentBytes: peakResidentBytes())
 }
 
 // MARK: sgemm

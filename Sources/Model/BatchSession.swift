@@ -289,20 +289,23 @@ public final class BatchSession {
                     }
                     var r0 = 0
                     for s in pass {
-                        // Gather prefix and own keys into one contiguous block, then causal attention with the
-                        // new rows sitting at the end of it.
+                        // Prefix and own keys as one contiguous block (gathered when there is a prefix), then
+                        // causal attention with the new rows sitting at the end of it.
                         let lp = s.prefix.count, own = s.history + s.tokens.count, nk = lp + own
+                        var keys = kCache[l] + s.start * kv, values = vCache[l] + s.start * kv
                         if lp > 0 {
                             kGather.update(from: kCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
                             vGather.update(from: vCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
+                            (kGather + lp * kv).update(from: keys, count: own * kv)
+                            (vGather + lp * kv).update(from: values, count: own * kv)
+                            keys = kGather
+                            values = vGather
                         }
-                        (kGather + lp * kv).update(from: kCache[l] + s.start * kv, count: own * kv)
-                        (vGather + lp * kv).update(from: vCache[l] + s.start * kv, count: own * kv)
                         for h in 0..<nh {
                             let g = h / group
                             attentionHeadForward(
                                 att + r0 * c + h * hd, ldo: c, scores, q + r0 * c + h * hd, ldq: c,
-                                kGather + g * hd, ldk: kv, vGather + g * hd, ldv: kv,
+                                keys + g * hd, ldk: kv, values + g * hd, ldv: kv,
                                 nq: s.tokens.count, nk: nk, offset: lp + s.history, headDim: hd)
                         }
                         r0 += s.tokens.count

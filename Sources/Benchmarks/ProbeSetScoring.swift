@@ -1,0 +1,84 @@
+import Foundation
+import Model
+
+/// The evaluation workload of a run: a probe set whose prompts each have six responses, scored the
+/// three ways AlignScope could, and greedy decoding of all prompts in lock step.
+public struct ProbeSetBench: Codable, Sendable, Equatable {
+    public var probes: Int
+    public var promptTokens: Int
+    /// Token counts of the six responses of every probe (the default probe set's category means).
+    public var responseTokens: [Int]
+    /// Every (prompt, response) pair from an empty `InferenceSession` cache: the baseline.
+    public var separateSeconds: Double
+    /// One `InferenceSession` per probe: its prompt once, the cache shared by its responses.
+    public var sharedSeconds: Double
+    /// `BatchSession.scoreResponses`: the cache shared within each probe and the rows of all probes
+    /// run through the network together (what the evaluator does).
+    public var batchedSeconds: Double
+    /// separateSeconds / batchedSeconds (issue 8's target: at least 2).
+    public var batchedSpeedup: Double
+    /// separateSeconds / sharedSeconds.
+    public var sharedSpeedup: Double
+    /// Greedy decoding of `generatedTokens` tokens after each prompt, one prompt at a time.
+    public var greedyOneAtATimeSeconds: Double
+    /// The same decodes in lock step through `BatchSession.greedy`.
+    public var greedyLockStepSeconds: Double
+    public var generatedTokens: Int
+}
+
+enum ProbeSetWorkload {
+    static let probes = 8
+    static let promptTokens = 48
+    /// chosen, rejected, paraphrased_rejected, variant, random, non_response in the default probe set.
+    static let responseTokens = [64, 24, 24, 60, 64, 20]
+    static let generatedTokens = 24
+}
+
+func measureProbeSet(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> ProbeSetBench {
+    let w = ProbeSetWorkload.self, vocab = model.config.vocabSize
+    let items: [(prompt: [Int32], responses: [[Int32]])] = (0..<w.probes).map { p in
+        (prompt: Workload.tokens(w.promptTokens, salt: 100 + UInt64(p), vocab: vocab),
+         responses: w.responseTokens.enumerated().map { Workload.tokens($0.element, salt: 1000 + UInt64(10 * p + $0.offset), vocab: vocab) })
+    }
+    let longest = w.promptTokens + max(w.responseTokens.max()!, w.generatedTokens)
+    let session = InferenceSession(model: model, capacity: longest)
+    let batch = BatchSession(model: model, slots: 4096, context: longest + 1)
+    var check: (Float, Float) = (0, 0)
+    let separate = timeMedian(repeats) {
+        for item in items {
+            for r in item.responses {
+                session.reset()
+                _ = session.append(item.prompt)
+                check.0 = session.score(r).last!
+            }
+        }
+    }
+    let shared = timeMedian(repeats) {
+        for item in items {
+            session.reset()
+            _ = session.append(item.prompt)
+            for r in item.responses { check.0 = session.score(r).last! }
+        }
+    }
+    let batched = timeMedian(repeats) { check.1 = batch.scoreResponses(items).last!.last!.last! }
+    // The three must compute the same thing: a cheap guard against a benchmark that measures a broken path.
+    precondition(abs(check.0 - check.1) < 1e-2, "bench: batched scoring disagrees with InferenceSession (\(check.0) vs \(check.1))")
+    progress("probe set scoring: separate \(String(format: "%.3f", separate)) s, shared \(String(format: "%.3f", shared)) s, batched \(String(format: "%.3f", batched)) s")
+
+    let prompts = items.map(\.prompt)
+    var one: [[Int32]] = [], lock: [[Int32]] = []
+    let oneAtATime = timeMedian(repeats) {
+        one = prompts.map { prompt in
+            session.reset()
+            return generate(session: session, prompt: prompt, options: SamplingOptions(maxTokens: w.generatedTokens)) { _ in true }
+        }
+    }
+    let lockStep = timeMedian(repeats) { lock = batch.greedy(prompts: prompts, maxTokens: w.generatedTokens, stop: []) }
+    precondition(one.count == lock.count, "bench: greedy decodes differ in number")
+    progress("greedy, \(w.probes) prompts x \(w.generatedTokens) tokens: one at a time \(String(format: "%.3f", oneAtATime)) s, lock step \(String(format: "%.3f", lockStep)) s")
+    return ProbeSetBench(
+        probes: w.probes, promptTokens: w.promptTokens, responseTokens: w.responseTokens,
+        separateSeconds: separate, sharedSeconds: shared, batchedSeconds: batched,
+        batchedSpeedup: separate / batched, sharedSpeedup: separate / shared,
+        greedyOneAtATimeSeconds: oneAtATime, greedyLockStepSeconds: lockStep, generatedTokens: w.generatedTokens)
+}
