@@ -80,9 +80,10 @@ fuzz: models
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
-# A short run on the committed seed corpus only (part of `make test`). FUZZ_SMOKE_FLAGS=-runs=0 replays the
-# corpus without mutating (the default until the FuzzTokenizer finding in docs/RELIABILITY.md is fixed).
-FUZZ_SMOKE_FLAGS ?= -runs=0
+# A short fuzzing run per target (FUZZ_SECONDS each; part of `make test`) that starts from the committed
+# seed corpus and mutates it; new inputs go to .build/fuzz-smoke, the committed corpus stays as it is.
+# FUZZ_SMOKE_FLAGS=-runs=0 only replays the corpus.
+FUZZ_SMOKE_FLAGS ?=
 fuzz-smoke: models
 	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
 	@for t in $(FUZZ_TARGETS); do \
