@@ -18,7 +18,23 @@ enum JSON5Locator {
         }
     }
 
-    struct LocatedError: Error { let line: Int; let column: Int; let message: String }
+    /// The first number whose exponent has no digit ("5e-", "1E+ "), if the text has one before any
+    /// other error. Foundation's JSON5 decoder traps on such a number instead of throwing (found by
+    /// FuzzSpec, swift-foundation on Linux), so `JSONValue.parseJSON5` rejects it before decoding.
+    static func exponentWithoutDigits(in text: String) -> (line: Int, column: Int, message: String)? {
+        var s = Scanner(Array(text.unicodeScalars))
+        do {
+            s.skipSpace()
+            try s.value()
+            return nil
+        } catch let e as LocatedError where e.inExponent {
+            return (e.line, e.column, e.message)
+        } catch {
+            return nil
+        }
+    }
+
+    struct LocatedError: Error { let line: Int; let column: Int; let message: String; var inExponent = false }
 
     struct Scanner {
         let c: [Unicode.Scalar]
@@ -82,16 +98,34 @@ enum JSON5Locator {
             return out
         }
 
+        /// JSON5 numbers: [sign] (Infinity | NaN | 0x hex | digits [. digits] | . digits) [e [sign] digits].
         mutating func number() throws {
             if peek == "-" || peek == "+" { i += 1 }
-            if identifier().isEmpty == false { return }  // Infinity, NaN, hex digits run together
-            var digits = 0
-            while let ch = peek, ch.properties.numericType != nil || ch == "." || ch == "e" || ch == "E" || ch == "x" || ch == "X"
-                || ((ch == "-" || ch == "+") && (c[i - 1] == "e" || c[i - 1] == "E")) {
-                i += 1
-                digits += 1
+            if peek == "I" || peek == "N" || (peek == "0" && i + 1 < c.count && (c[i + 1] == "x" || c[i + 1] == "X")) {
+                _ = identifier()  // Infinity, NaN, hex digits: the decoder checks the word
+                return
             }
-            if digits == 0 { throw fail("expected a number") }
+            var mantissa = digits()
+            if peek == "." {
+                i += 1
+                mantissa += digits()
+            }
+            if mantissa == 0 { throw fail("expected a number") }
+            if peek == "e" || peek == "E" {
+                i += 1
+                if peek == "-" || peek == "+" { i += 1 }
+                if digits() == 0 {
+                    var e = fail("expected a digit in the exponent of a number, found '\(peekText)'")
+                    e.inExponent = true
+                    throw e
+                }
+            }
+        }
+
+        mutating func digits() -> Int {
+            let start = i
+            while let ch = peek, ("0"..."9").contains(ch) { i += 1 }
+            return i - start
         }
 
         mutating func string() throws {

@@ -115,14 +115,18 @@ extension JSONValue: Codable {
     }
 
     /// Decodes JSON5 text. On a syntax error, locates it (line and column) with `JSON5Locator`,
-    /// because Foundation's error on Linux carries no position.
+    /// because Foundation's error on Linux carries no position. A number with an empty exponent is
+    /// rejected before decoding: Foundation traps on it.
     public static func parseJSON5(_ data: Data, file: String) throws -> JSONValue {
+        let text = String(decoding: data, as: UTF8.self)
+        if let (line, column, what) = JSON5Locator.exponentWithoutDigits(in: text) {
+            throw SpecError.syntax(file: file, line: line, column: column, message: what)
+        }
         let decoder = JSONDecoder()
         decoder.allowsJSON5 = true
         do {
             return try decoder.decode(JSONValue.self, from: data)
         } catch {
-            let text = String(decoding: data, as: UTF8.self)
             if let (line, column, what) = JSON5Locator.firstError(in: text) {
                 throw SpecError.syntax(file: file, line: line, column: column, message: what)
             }

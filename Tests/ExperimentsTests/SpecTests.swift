@@ -135,12 +135,26 @@ final class SpecTests: XCTestCase {
             ("{ name: \"x\", model: { preset: tiny } }", "spec.json5:1:31: unexpected word 'tiny' (strings need quotes)"),
             ("{\n  name: \"x\",\n  train: { steps: 4 \n}", "spec.json5:4:2: expected ',' or '}', found 'end of file'"),
             ("{ name: \"x\" ", "spec.json5:1:13: expected ',' or '}', found 'end of file'"),
+            // Foundation's JSON5 decoder traps on an exponent without digits (FuzzSpec); it must be an error.
+            ("{ name: \"x\", train: { lr: 5e- } }", "spec.json5:1:30: expected a digit in the exponent of a number, found ' '"),
+            ("[1E+]", "spec.json5:1:5: expected a digit in the exponent of a number, found ']'"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try parse(text), expected) { error in
                 XCTAssertEqual("\(error)", expected)
             }
         }
+    }
+
+    func testNumbersWithExponentsStillParse() throws {
+        let text = "{ a: 1e-5, b: 2E+2, c: .5e3, d: -Infinity, e: 0x1F, f: [3e0, +1, 7] }"
+        let v = try JSONValue.parseJSON5(Data(text.utf8), file: "x.json5")
+        XCTAssertEqual(v.value(at: ["a"]), .number(1e-5))
+        XCTAssertEqual(v.value(at: ["b"]), .number(200))
+        XCTAssertEqual(v.value(at: ["c"]), .number(500))
+        XCTAssertEqual(v.value(at: ["d"]), .number(-.infinity))
+        XCTAssertEqual(v.value(at: ["e"]), .number(31))
+        XCTAssertEqual(v.value(at: ["f"]), .array([.number(3), .number(1), .number(7)]))
     }
 
     func testMissingFile() {
