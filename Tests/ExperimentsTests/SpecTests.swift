@@ -138,6 +138,8 @@ final class SpecTests: XCTestCase {
             // Foundation's JSON5 decoder traps on an exponent without digits (FuzzSpec); it must be an error.
             ("{ name: \"x\", train: { lr: 5e- } }", "spec.json5:1:30: expected a digit in the exponent of a number, found ' '"),
             ("[1E+]", "spec.json5:1:5: expected a digit in the exponent of a number, found ']'"),
+            // Even after text the validating scanner would stop at (a string across lines, found by FuzzSpec).
+            ("{ d: \"a\nb\", lr: 5e-\n}", "spec.json5:2:12: expected a digit in the exponent of a number, found end of line"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try parse(text), expected) { error in
@@ -155,6 +157,11 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(v.value(at: ["d"]), .number(-.infinity))
         XCTAssertEqual(v.value(at: ["e"]), .number(31))
         XCTAssertEqual(v.value(at: ["f"]), .array([.number(3), .number(1), .number(7)]))
+        // The same characters inside strings and comments are text, not numbers.
+        let quoted = try JSONValue.parseJSON5(Data("{ s: \"5e- and 1E+\", t: '2e-', // 3e-\n /* 4E+ */ u: 1 }".utf8), file: "x.json5")
+        XCTAssertEqual(quoted.value(at: ["s"]), .string("5e- and 1E+"))
+        XCTAssertEqual(quoted.value(at: ["t"]), .string("2e-"))
+        XCTAssertEqual(quoted.value(at: ["u"]), .number(1))
     }
 
     func testMissingFile() {
