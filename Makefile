@@ -76,7 +76,7 @@ fuzz: models
 	  mkdir -p .build/fuzz-corpus/$$t && cp -n Tests/FuzzCorpus/$$t/* .build/fuzz-corpus/$$t/ 2>/dev/null; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
+	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|Done' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
@@ -89,6 +89,6 @@ fuzz-smoke: models
 	@for t in $(FUZZ_TARGETS); do \
 	  rm -rf .build/fuzz-smoke/$$t && mkdir -p .build/fuzz-smoke/$$t; \
 	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-smoke/$$t Tests/FuzzCorpus/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_SMOKE_FLAGS) \
-	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR'; \
+	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written'; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done

@@ -93,6 +93,10 @@ enum JSON5Locator {
     struct Scanner {
         let c: [Unicode.Scalar]
         var i = 0
+        /// Arrays and objects open at `i`. The scanner recurses, so the depth is bounded (a spec of
+        /// thousands of '[' overflowed the stack; found by FuzzSpec); Foundation refuses deeper than 512 too.
+        var depth = 0
+        static let maxDepth = 512
         init(_ c: [Unicode.Scalar]) { self.c = c }
 
         var atEnd: Bool { i >= c.count }
@@ -191,6 +195,9 @@ enum JSON5Locator {
         }
 
         mutating func object() throws {
+            depth += 1
+            defer { depth -= 1 }
+            if depth > Self.maxDepth { throw fail("more than \(Self.maxDepth) nested arrays or objects") }
             i += 1
             skipSpace()
             while true {
@@ -213,6 +220,9 @@ enum JSON5Locator {
         }
 
         mutating func array() throws {
+            depth += 1
+            defer { depth -= 1 }
+            if depth > Self.maxDepth { throw fail("more than \(Self.maxDepth) nested arrays or objects") }
             i += 1
             skipSpace()
             while true {
