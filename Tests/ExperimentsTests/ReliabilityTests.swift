@@ -439,6 +439,11 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(lastEvaluated > 0 && lastEvaluated < steps,
                       "the limit should stop the run part-way; last evaluated step \(lastEvaluated) of \(steps)")
         XCTAssertEqual(evaluated, Set(0...max(0, lastEvaluated)), "evaluation steps are contiguous")
+        // The run is left to be resumed: still `running` under its dead process when the failure
+        // could not be recorded either, else `failed` with the reason (both are taken up again).
+        let status = partial["runs"]?.first?[3].string, error = partial["runs"]?.first?[4].string
+        XCTAssertTrue(status == "running" || (status == "failed" && error?.contains("is full") == true),
+                      "run left as \(status ?? "-"): \(error ?? "-")")
         // Whole evaluations only, each exactly as in the uninterrupted run.
         XCTAssertEqual(partial["logprobs"], reference["logprobs"]?.filter { evaluated.contains($0[1].int ?? -1) })
 
