@@ -132,6 +132,9 @@ final class SpecTests: XCTestCase {
             (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a non-empty name without '/' or spaces, found \"a b\""),
             (spec(replacing: "train: { path: \"train.jsonl\" },", with: "train: { path: 3 },"), "spec.json5: data.train.path: expected a string, found 3"),
             ("[1, 2]", "spec.json5: (top level): expected an object, found an array"),
+            // A number that ends the text made Foundation read past its buffer and trap (FuzzSpec).
+            ("5", "spec.json5: (top level): expected an object, found a number"),
+            ("-1.5e3", "spec.json5: (top level): expected an object, found a number"),
             ("{ name: \"x\", model: { preset: tiny } }", "spec.json5:1:31: unexpected word 'tiny' (strings need quotes)"),
             ("{\n  name: \"x\",\n  train: { steps: 4 \n}", "spec.json5:4:2: expected ',' or '}', found 'end of file'"),
             ("{ name: \"x\" ", "spec.json5:1:13: expected ',' or '}', found 'end of file'"),
