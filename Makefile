@@ -76,18 +76,19 @@ fuzz: models
 	  mkdir -p .build/fuzz-corpus/$$t && cp -n Tests/FuzzCorpus/$$t/* .build/fuzz-corpus/$$t/ 2>/dev/null; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
 	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|Done' ; \
+	    -artifact_prefix=.build/fuzz-crashes/$$t- -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written|Done' ; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
-# A short run on the committed seed corpus only (part of `make test`). FUZZ_SMOKE_FLAGS=-runs=0 replays the
-# corpus without mutating (the default until the FuzzTokenizer finding in docs/RELIABILITY.md is fixed).
-FUZZ_SMOKE_FLAGS ?= -runs=0
+# A short fuzzing run per target (FUZZ_SECONDS each; part of `make test`) that starts from the committed
+# seed corpus and mutates it; new inputs go to .build/fuzz-smoke, the committed corpus stays as it is.
+# FUZZ_SMOKE_FLAGS=-runs=0 only replays the corpus.
+FUZZ_SMOKE_FLAGS ?=
 fuzz-smoke: models
 	@for t in $(FUZZ_TARGETS); do $(FUZZ_BUILD) --product $$t || exit 1; done
 	@for t in $(FUZZ_TARGETS); do \
 	  rm -rf .build/fuzz-smoke/$$t && mkdir -p .build/fuzz-smoke/$$t; \
 	  SWIFT_BACKTRACE=enable=no ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(FUZZ_BIN)/$$t .build/fuzz-smoke/$$t Tests/FuzzCorpus/$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_SMOKE_FLAGS) \
-	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR'; \
+	    -artifact_prefix=.build/ -print_final_stats=1 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written'; \
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done

@@ -18,11 +18,85 @@ enum JSON5Locator {
         }
     }
 
+    /// The first number outside strings and comments whose exponent has no digit ("5e-", "1E+ "),
+    /// if any. Foundation's JSON5 decoder traps on such a number instead of throwing (found by
+    /// FuzzSpec, swift-foundation on Linux), so `JSONValue.parseJSON5` rejects it before decoding.
+    /// This is a lexical scan, not the validating `Scanner`, so that no earlier error in the text
+    /// can hide the number: strings run to their closing quote (across lines, as Foundation reads
+    /// them), comments are skipped, and words are read whole. Outside strings and comments such a
+    /// number is never valid JSON5, so no valid spec is refused.
+    static func exponentWithoutDigits(in text: String) -> (line: Int, column: Int, message: String)? {
+        let b = Array(text.utf8)
+        func isDigit(_ x: UInt8) -> Bool { x >= 0x30 && x <= 0x39 }
+        func isWord(_ x: UInt8) -> Bool {
+            isDigit(x) || (x | 0x20 >= 0x61 && x | 0x20 <= 0x7A) || x == UInt8(ascii: "_") || x == UInt8(ascii: "$")
+                || x == UInt8(ascii: ".") || x >= 0x80
+        }
+        var i = 0
+        while i < b.count {
+            let x = b[i]
+            let next: UInt8? = i + 1 < b.count ? b[i + 1] : nil
+            if x == UInt8(ascii: "\"") || x == UInt8(ascii: "'") {
+                i += 1
+                while i < b.count && b[i] != x { i += b[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                i += 1
+            } else if x == UInt8(ascii: "/") && next == UInt8(ascii: "/") {
+                while i < b.count && b[i] != UInt8(ascii: "\n") { i += 1 }
+            } else if x == UInt8(ascii: "/") && next == UInt8(ascii: "*") {
+                i += 2
+                while i + 1 < b.count && !(b[i] == UInt8(ascii: "*") && b[i + 1] == UInt8(ascii: "/")) { i += 1 }
+                i += 2
+            } else if isWord(x) {
+                let start = i
+                while i < b.count && isWord(b[i]) { i += 1 }
+                // A decimal mantissa ending in e/E, then a sign, then no digit.
+                let word = b[start..<i]
+                guard isDigit(x) || x == UInt8(ascii: "."), let last = word.last, last | 0x20 == UInt8(ascii: "e"),
+                    word.dropLast().allSatisfy({ isDigit($0) || $0 == UInt8(ascii: ".") }), word.contains(where: isDigit),
+                    i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-"),
+                    i + 1 == b.count || !isDigit(b[i + 1])
+                else { continue }
+                return located(b, at: i + 1, "expected a digit in the exponent of a number, found \(describe(b, at: i + 1))")
+            } else {
+                i += 1
+            }
+        }
+        return nil
+    }
+
+    /// Line and column (1-based, in characters) of byte offset `offset`.
+    private static func located(_ b: [UInt8], at offset: Int, _ message: String) -> (line: Int, column: Int, message: String) {
+        var line = 1, column = 1
+        for x in b[..<min(offset, b.count)] {
+            if x == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else if x & 0xC0 != 0x80 {
+                column += 1
+            }
+        }
+        return (line, column, message)
+    }
+
+    /// The character at byte `offset` for an error message, on one line.
+    private static func describe(_ b: [UInt8], at offset: Int) -> String {
+        guard offset < b.count, let ch = String(decoding: b[offset..<min(b.count, offset + 4)], as: UTF8.self).unicodeScalars.first else {
+            return "end of file"
+        }
+        if ch == "\n" || ch == "\r" { return "end of line" }
+        if ch.properties.generalCategory == .control { return "U+" + String(ch.value, radix: 16, uppercase: true) }
+        return "'\(ch)'"
+    }
+
     struct LocatedError: Error { let line: Int; let column: Int; let message: String }
 
     struct Scanner {
         let c: [Unicode.Scalar]
         var i = 0
+        /// Arrays and objects open at `i`. The scanner recurses, so the depth is bounded (a spec of
+        /// thousands of '[' overflowed the stack; found by FuzzSpec); Foundation refuses deeper than 512 too.
+        var depth = 0
+        static let maxDepth = 512
         init(_ c: [Unicode.Scalar]) { self.c = c }
 
         var atEnd: Bool { i >= c.count }
@@ -82,16 +156,30 @@ enum JSON5Locator {
             return out
         }
 
+        /// JSON5 numbers: [sign] (Infinity | NaN | 0x hex | digits [. digits] | . digits) [e [sign] digits].
         mutating func number() throws {
             if peek == "-" || peek == "+" { i += 1 }
-            if identifier().isEmpty == false { return }  // Infinity, NaN, hex digits run together
-            var digits = 0
-            while let ch = peek, ch.properties.numericType != nil || ch == "." || ch == "e" || ch == "E" || ch == "x" || ch == "X"
-                || ((ch == "-" || ch == "+") && (c[i - 1] == "e" || c[i - 1] == "E")) {
-                i += 1
-                digits += 1
+            if peek == "I" || peek == "N" || (peek == "0" && i + 1 < c.count && (c[i + 1] == "x" || c[i + 1] == "X")) {
+                _ = identifier()  // Infinity, NaN, hex digits: the decoder checks the word
+                return
             }
-            if digits == 0 { throw fail("expected a number") }
+            var mantissa = digits()
+            if peek == "." {
+                i += 1
+                mantissa += digits()
+            }
+            if mantissa == 0 { throw fail("expected a number") }
+            if peek == "e" || peek == "E" {
+                i += 1
+                if peek == "-" || peek == "+" { i += 1 }
+                if digits() == 0 { throw fail("expected a digit in the exponent of a number, found '\(peekText)'") }
+            }
+        }
+
+        mutating func digits() -> Int {
+            let start = i
+            while let ch = peek, ("0"..."9").contains(ch) { i += 1 }
+            return i - start
         }
 
         mutating func string() throws {
@@ -107,6 +195,9 @@ enum JSON5Locator {
         }
 
         mutating func object() throws {
+            depth += 1
+            defer { depth -= 1 }
+            if depth > Self.maxDepth { throw fail("more than \(Self.maxDepth) nested arrays or objects") }
             i += 1
             skipSpace()
             while true {
@@ -129,6 +220,9 @@ enum JSON5Locator {
         }
 
         mutating func array() throws {
+            depth += 1
+            defer { depth -= 1 }
+            if depth > Self.maxDepth { throw fail("more than \(Self.maxDepth) nested arrays or objects") }
             i += 1
             skipSpace()
             while true {

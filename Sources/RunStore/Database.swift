@@ -54,8 +54,9 @@ public final class Database: @unchecked Sendable {
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             let code = db.map { sqlite3_extended_errcode($0) } ?? rc
+            let full = Self.noRoom(code: code, message: message, systemErrno: db.map { sqlite3_system_errno($0) } ?? 0, path: path)
             sqlite3_close_v2(db)
-            throw StoreError.sqlite(path: path, code: code, message: message, sql: "open")
+            throw StoreError.sqlite(path: path, code: full.code, message: full.message, sql: "open")
         }
         handle = db
         sqlite3_extended_result_codes(db, 1)
@@ -210,7 +211,8 @@ public final class Database: @unchecked Sendable {
             if rc != SQLITE_OK {
                 let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
                 sqlite3_free(message)
-                throw StoreError.sqlite(path: path, code: sqlite3_extended_errcode(handle), message: text, sql: sql)
+                let full = Self.noRoom(code: sqlite3_extended_errcode(handle), message: text, systemErrno: sqlite3_system_errno(handle), path: path)
+                throw StoreError.sqlite(path: path, code: full.code, message: full.message, sql: sql)
             }
         }
     }
@@ -420,8 +422,56 @@ public final class Database: @unchecked Sendable {
 
     private func error(_ rc: Int32, sql: String) -> StoreError {
         let code = sqlite3_extended_errcode(handle)
-        let message = String(cString: sqlite3_errmsg(handle))
-        return StoreError.sqlite(path: path, code: code != SQLITE_OK ? code : rc, message: message, sql: sql)
+        let full = Self.noRoom(code: code != SQLITE_OK ? code : rc, message: String(cString: sqlite3_errmsg(handle)),
+                               systemErrno: sqlite3_system_errno(handle), path: path)
+        return StoreError.sqlite(path: path, code: full.code, message: full.message, sql: sql)
+    }
+
+    /// SQLite says SQLITE_FULL when a write gets ENOSPC, but a write refused because the file may
+    /// not grow (EFBIG: the file size limit, `ulimit -f`), a used-up quota, or a full device seen
+    /// while syncing or mapping the -shm file all come back as an SQLITE_IOERR, and SQLite's
+    /// `sqlite3_system_errno` is often 0 by then. So on an I/O error the store looks for lack of
+    /// room itself (`lackOfRoom`); if it finds it, the error becomes SQLITE_FULL with the reason
+    /// added to SQLite's message, because that is what the user must act on.
+    static func noRoom(code: Int32, message: String, systemErrno: Int32, path: String,
+                       fileSizeLimit: UInt64? = currentFileSizeLimit()) -> (code: Int32, message: String) {
+        guard code & 0xff == SQLITE_IOERR,
+            let reason = lackOfRoom(path: path, systemErrno: systemErrno, fileSizeLimit: fileSizeLimit)
+        else { return (code, message) }
+        return (SQLITE_FULL, "\(message) (\(reason))")
+    }
+
+    /// Why writing to the database at `path` may have failed for lack of room, or nil: the system
+    /// error says so, or one of its files (database, -wal, -journal, -shm) is within 64 KiB of the
+    /// process's file size limit, or its file system has less than 1 MiB available.
+    static func lackOfRoom(path: String, systemErrno: Int32, fileSizeLimit: UInt64?) -> String? {
+        if [ENOSPC, EFBIG, EDQUOT].contains(systemErrno) { return String(cString: strerror(systemErrno)) }
+        if let limit = fileSizeLimit {
+            for suffix in ["", "-wal", "-journal", "-shm"] {
+                var info = stat()
+                if stat(path + suffix, &info) == 0, UInt64(max(0, info.st_size)) + 65536 > limit {
+                    return "\(path + suffix) reached the file size limit of \(limit) bytes (ulimit -f)"
+                }
+            }
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        var fs = statvfs()
+        if statvfs(directory.isEmpty ? "." : directory, &fs) == 0, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20 {
+            return "no space left on the device"
+        }
+        return nil
+    }
+
+    /// This process's file size limit in bytes (RLIMIT_FSIZE), nil when unlimited.
+    static func currentFileSizeLimit() -> UInt64? {
+        var limit = rlimit()
+        #if os(Linux)
+            let resource = __rlimit_resource_t(RLIMIT_FSIZE.rawValue)
+        #else
+            let resource = RLIMIT_FSIZE
+        #endif
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < rlim_t(Int64.max) else { return nil }
+        return UInt64(limit.rlim_cur)
     }
 
     private static func reason(of error: Error) -> String {

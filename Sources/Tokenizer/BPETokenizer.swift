@@ -11,7 +11,9 @@ import Foundation
 /// A byte that no token stands for is dropped before merging, as transformers' BPE does (SmolLM2's
 /// vocabulary lacks 21 bytes: the controls 0x04 0x06 0x13 0x14 0x16 0x1D and lead bytes that valid
 /// UTF-8 never or rarely uses, 0xC0 0xC1 0xF1 0xF2 0xF5...0xFF); so text holding such bytes does not
-/// round-trip. Every other string does: `decode(encode(s)) == s`.
+/// round-trip. The exact contract: `decodeBytes(encode(s))` is the UTF-8 of `s` with every byte that
+/// has no single-byte token removed (control tokens are matched before the removal), so every other
+/// string round-trips: `decode(encode(s)) == s`. FuzzTokenizer checks this against the vocabulary.
 public struct BPETokenizer: TextTokenizer {
     public let vocabSize: Int
     public let bos: Int32?

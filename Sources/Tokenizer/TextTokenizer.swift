@@ -3,7 +3,8 @@ public protocol TextTokenizer: Sendable {
     /// Token ids of `text`. No BOS is added; control tokens written in the text (such as
     /// `<|im_end|>`) are recognised as single tokens.
     func encode(_ text: String) -> [Int32]
-    /// The text of `ids`; `decode(encode(s)) == s` for every string.
+    /// The text of `ids`. `decode(encode(s)) == s` for every string whose bytes all have a token
+    /// in the vocabulary; a byte without one is dropped by `encode` (see `BPETokenizer`).
     func decode(_ ids: [Int32]) -> String
     /// Number of token ids, the size of the model's embedding table.
     var vocabSize: Int { get }

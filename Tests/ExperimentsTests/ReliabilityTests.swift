@@ -1,9 +1,14 @@
 import Foundation
+import GGUF
+import Model
 import RunStore
 import XCTest
 
+@testable import Experiments
+
 /// Reliability of the real `alignscope` executable (issue 9): SIGKILL and resume, concurrent
-/// processes on one store, and bad input (exit code 2, one line on stderr, nothing written).
+/// processes on one store, bad input (exit code 2, one line on stderr, nothing written), a loss
+/// that becomes non-finite, and a database that runs out of room.
 ///
 /// The executable is the release build next to the test bundle (`make test` builds it with
 /// `--build-tests`); set ALIGNSCOPE_BIN to use another one. Without it the tests skip.
@@ -40,13 +45,21 @@ final class ReliabilityTests: XCTestCase {
     struct Outcome { var status: Int32; var stdout: String; var stderr: String }
 
     /// Starts the executable with stdout/stderr going to files (no pipe can fill up and block it).
-    func launch(_ arguments: [String], tag: String = UUID().uuidString) throws -> (Process, URL, URL) {
+    /// With `fileSizeLimitKiB`, it runs under `ulimit -f` with SIGXFSZ ignored: no file it writes may
+    /// grow past the limit (a write there fails with EFBIG), which is how a full disk looks to it.
+    func launch(_ arguments: [String], tag: String = UUID().uuidString, fileSizeLimitKiB: Int? = nil) throws -> (Process, URL, URL) {
         let out = dir.appendingPathComponent("out-\(tag).txt"), err = dir.appendingPathComponent("err-\(tag).txt")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         let p = Process()
-        p.executableURL = try Self.binary()
-        p.arguments = arguments
+        if let limit = fileSizeLimitKiB {
+            // bash counts `ulimit -f` in KiB (POSIX sh in 512-byte blocks).
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-c", "trap '' XFSZ; ulimit -f \(limit) && exec \"$0\" \"$@\"", try Self.binary().path] + arguments
+        } else {
+            p.executableURL = try Self.binary()
+            p.arguments = arguments
+        }
         p.currentDirectoryURL = dir
         p.environment = ProcessInfo.processInfo.environment.merging(["ALIGNSCOPE_PLAIN_PROGRESS": "1"]) { $1 }
         p.standardOutput = try FileHandle(forWritingTo: out)
@@ -55,8 +68,8 @@ final class ReliabilityTests: XCTestCase {
         return (p, out, err)
     }
 
-    func run(_ arguments: [String]) throws -> Outcome {
-        let (p, out, err) = try launch(arguments)
+    func run(_ arguments: [String], fileSizeLimitKiB: Int? = nil) throws -> Outcome {
+        let (p, out, err) = try launch(arguments, fileSizeLimitKiB: fileSizeLimitKiB)
         p.waitUntilExit()
         return Outcome(status: p.terminationStatus,
                        stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
@@ -314,6 +327,176 @@ final class ReliabilityTests: XCTestCase {
                 XCTAssertEqual(rows[0][0].int, 0, "\(c.name): rows were written to the store")
             }
         }
+    }
+
+    // MARK: - Non-finite loss and a full disk
+
+    /// A spec for a run on a tiny GGUF model (`TinyGGUF`): one example per step, every step evaluated.
+    static func ggufRunSpec(name: String, model: String, train: String, steps: Int, checkpointEvery: Int) -> String {
+        """
+        {
+          name: "\(name)",
+          model: { gguf: "\(model)" },
+          template: "hh",
+          data: {
+            train: { path: "\(train)" },
+            probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected", non_response: "non_response" } },
+          },
+          train: { steps: \(steps), batch_size: 1, lr: 1e-3, warmup: 1, max_length: 160 },
+          eval: { every: 1, at_start: true },
+          checkpoint: { every: \(checkpointEvery) },
+          seed: 1,
+        }
+        """
+    }
+
+    func write(_ text: String, to name: String) throws {
+        try Data(text.utf8).write(to: dir.appendingPathComponent(name))
+    }
+
+    /// The poisoned model's embedding row for "~" is infinite, and "~" is written only into the
+    /// training example of step 3: steps 1 and 2 and the evaluations before are finite, step 3's
+    /// loss is not. A clean copy of the model (same weights, finite row) is the control.
+    func testNonFiniteLossMarksTheRunFailedAndKeepsEarlierRows() throws {
+        let failStep = 3
+        let lines = try String(contentsOf: dir.appendingPathComponent("tiny-train.jsonl"), encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        XCTAssertFalse(lines.contains { $0.contains("~") })
+        // Batch size 1: step s trains the example at position s - 1 of the run's data order.
+        var order = DataOrder(count: lines.count, seed: 1)
+        let poisoned = order.index(at: failStep - 1)
+        var examples = lines
+        examples[poisoned] = lines[poisoned].replacingOccurrences(of: #""chosen": ""#, with: #""chosen": "Well ~ then. "#)
+        XCTAssertNotEqual(examples[poisoned], lines[poisoned])
+        try write(examples.joined(separator: "\n") + "\n", to: "poison-train.jsonl")
+        try TinyGGUF.write(to: path("clean.gguf"))
+        try TinyGGUF.write(to: path("poisoned.gguf"), infiniteRowOf: "~")
+        try write(Self.ggufRunSpec(name: "nan", model: "poisoned.gguf", train: "poison-train.jsonl", steps: 6, checkpointEvery: 1), to: "nan.json5")
+        try write(Self.ggufRunSpec(name: "nan", model: "clean.gguf", train: "poison-train.jsonl", steps: 6, checkpointEvery: 1), to: "clean.json5")
+
+        let clean = try run(["run", "clean.json5", "--db", path("clean.sqlite"), "--checkpoints", path("ck-clean"), "--quiet"])
+        XCTAssertEqual(clean.status, 0, "the clean model trains through step \(failStep): \(clean.stderr)")
+        let db = path("nan.sqlite")
+        let out = try run(["run", "nan.json5", "--db", db, "--checkpoints", path("ck-nan"), "--quiet"])
+        XCTAssertEqual(out.status, 1, out.stderr)
+        let lines1 = out.stderr.split(separator: "\n")
+        XCTAssertEqual(lines1.count, 1, out.stderr)
+        XCTAssertTrue(out.stderr.contains("step \(failStep): loss is not finite"), out.stderr)
+
+        let store = try RunStore(path: db)
+        let runs = try store.query("SELECT status, error, last_step FROM runs")
+        XCTAssertEqual(runs.count, 1)
+        XCTAssertEqual(runs.first?[0].string, "failed")
+        XCTAssertEqual(runs.first?[1].string, "step \(failStep): loss is not finite")
+        XCTAssertEqual(runs.first?[2].int, failStep - 1)
+        // The rows before the failure are kept, finite, and exactly those of the clean run.
+        let got = try snapshot(db), control = try snapshot(path("clean.sqlite"))
+        for table in ["logprobs", "train_metrics"] {
+            let rows = got[table] ?? [], controlRows = control[table] ?? []
+            XCTAssertEqual(Set(rows.compactMap { $0[1].int }), table == "logprobs" ? [0, 1, 2] : [1, 2], table)
+            XCTAssertEqual(rows, controlRows.filter { ($0[1].int ?? .max) < failStep }, table)
+            XCTAssertTrue(rows.allSatisfy { row in row.allSatisfy { $0.double?.isFinite ?? true } }, table)
+        }
+        XCTAssertEqual(got["logprobs"]?.count, 3 * 12)  // steps 0, 1, 2 x 4 probes x 3 categories
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+
+    /// The one stderr line of a run that found no room for its database.
+    func assertFullDiskLine(_ stderr: String, db: String, file: StaticString = #filePath, line: UInt = #line) {
+        let lines = stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "stderr should be one line: \(stderr)", file: file, line: line)
+        XCTAssertTrue(stderr.contains(db), "stderr does not name the database: \(stderr)", file: file, line: line)
+        XCTAssertTrue(stderr.contains("the disk (or the database size limit) is full"), "stderr does not say the disk is full: \(stderr)", file: file, line: line)
+    }
+
+    /// A full disk, made with `ulimit -f` (no file may grow past the limit; SQLite gets EFBIG).
+    func testAFullDiskStopsTheRunClearlyAndItResumesWithRoom() throws {
+        let steps = 40
+        try TinyGGUF.write(to: path("model.gguf"))
+        try write(Self.ggufRunSpec(name: "full", model: "model.gguf", train: "tiny-train.jsonl", steps: steps, checkpointEvery: 4), to: "full.json5")
+        let ref = try run(["run", "full.json5", "--db", path("ref.sqlite"), "--checkpoints", path("ck-ref"), "--quiet"])
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+        let reference = try snapshot(path("ref.sqlite"))
+
+        // No room for the schema: exit 2, nothing recorded.
+        let early = path("early.sqlite")
+        let first = try run(["run", "full.json5", "--db", early, "--checkpoints", path("ck-early"), "--quiet"], fileSizeLimitKiB: 8)
+        XCTAssertEqual(first.status, 2, first.stderr)
+        assertFullDiskLine(first.stderr, db: early)
+        let rows = try RunStore(path: early).query("SELECT (SELECT count(*) FROM experiments) + (SELECT count(*) FROM runs)")
+        XCTAssertEqual(rows[0][0].int, 0)
+
+        // Room for the plan and part of the run: exit 1; what was committed is whole and resumable.
+        let db = path("full.sqlite")
+        let args = ["run", "full.json5", "--db", db, "--checkpoints", path("ck-full"), "--quiet"]
+        let stopped = try run(args, fileSizeLimitKiB: Self.fullDiskLimitKiB)
+        XCTAssertEqual(stopped.status, 1, stopped.stderr)
+        assertFullDiskLine(stopped.stderr, db: db)
+        XCTAssertEqual(try integrity(db), "ok")
+        let partial = try snapshot(db)
+        let evaluated = Set((partial["logprobs"] ?? []).compactMap { $0[1].int })
+        let lastEvaluated = evaluated.max() ?? -1
+        XCTAssertTrue(lastEvaluated > 0 && lastEvaluated < steps,
+                      "the limit should stop the run part-way; last evaluated step \(lastEvaluated) of \(steps)")
+        XCTAssertEqual(evaluated, Set(0...max(0, lastEvaluated)), "evaluation steps are contiguous")
+        // The run is left to be resumed: still `running` under its dead process when the failure
+        // could not be recorded either, else `failed` with the reason (both are taken up again).
+        let status = partial["runs"]?.first?[3].string, error = partial["runs"]?.first?[4].string
+        XCTAssertTrue(status == "running" || (status == "failed" && error?.contains("is full") == true),
+                      "run left as \(status ?? "-"): \(error ?? "-")")
+        // Whole evaluations only, each exactly as in the uninterrupted run.
+        XCTAssertEqual(partial["logprobs"], reference["logprobs"]?.filter { evaluated.contains($0[1].int ?? -1) })
+
+        let resumed = try run(args)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let got = try snapshot(db)
+        for table in ["runs", "logprobs", "train_metrics"] {
+            XCTAssertEqual(got[table], reference[table], "\(table) after resuming differs from the uninterrupted run")
+        }
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+
+    /// Past the schema, the plan and the probe set (about 100 KiB of WAL) and below the WAL of the
+    /// whole run (about 1 MiB); the checkpoint (about 90 KiB) fits.
+    static let fullDiskLimitKiB = 320
+}
+
+/// A tiny llama GGUF with a byte-level BPE vocabulary (printable ASCII, space, newline; no merges)
+/// and an untied output head, written with the product's GGUF writer.
+enum TinyGGUF {
+    static let tokens: [String] = ["\u{10A}", "\u{120}"] + (0x21...0x7E).map { String(UnicodeScalar(UInt8($0))) } + ["<|endoftext|>"]
+
+    /// With `infiniteRowOf`, that character's embedding row is +infinity: any sequence holding it has a
+    /// non-finite loss (its RMSNorm is inf * 0), while the untied head keeps other sequences finite.
+    static func write(to path: String, infiniteRowOf poison: String? = nil) throws {
+        let config = LlamaConfig(vocabSize: tokens.count, dim: 16, nLayers: 1, nHeads: 2, nKVHeads: 2, ffnDim: 32,
+                                 tiedEmbedding: false, contextLength: 256)
+        let model = LlamaModel(config: config, maxTokens: 16)
+        model.initializeRandom(seed: 5)
+        if let poison, let id = tokens.firstIndex(of: poison) {
+            let embedding = model.parameter("token_embd.weight")
+            for j in 0..<config.dim { embedding[id * config.dim + j] = .infinity }
+        }
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("llama"))
+        w.set("llama.block_count", .uint32(UInt32(config.nLayers)))
+        w.set("llama.context_length", .uint32(UInt32(config.contextLength)))
+        w.set("llama.embedding_length", .uint32(UInt32(config.dim)))
+        w.set("llama.feed_forward_length", .uint32(UInt32(config.ffnDim)))
+        w.set("llama.attention.head_count", .uint32(UInt32(config.nHeads)))
+        w.set("llama.attention.head_count_kv", .uint32(UInt32(config.nKVHeads)))
+        w.set("llama.attention.layer_norm_rms_epsilon", .float32(config.normEps))
+        w.set("llama.rope.freq_base", .float32(config.ropeBase))
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("gpt2"))
+        w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.token_type", .array(tokens.map { .int32($0 == "<|endoftext|>" ? 3 : 1) }))
+        w.set("tokenizer.ggml.merges", .array([]))
+        w.set("tokenizer.ggml.eos_token_id", .uint32(UInt32(tokens.count - 1)))
+        for (name, shape) in model.parameterTable {
+            w.addTensor(name, dimensions: shape.reversed(), type: .f32, data: Array(model.parameter(name)))
+        }
+        try w.write(to: path)
     }
 }
 

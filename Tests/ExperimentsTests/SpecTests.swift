@@ -103,7 +103,7 @@ final class SpecTests: XCTestCase {
     }
 
     func testBadSpecsGiveExactErrors() {
-        let cases: [(String, String)] = [
+        var cases: [(String, String)] = [
             (spec(with: "train: { steps: 4, lrr: 1 },"),
              "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2)"),
             (spec(with: "train: { steps: 4, lr: -1 },"), "spec.json5: train.lr: expected a number in (0, 1], found -1"),
@@ -132,15 +132,41 @@ final class SpecTests: XCTestCase {
             (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a non-empty name without '/' or spaces, found \"a b\""),
             (spec(replacing: "train: { path: \"train.jsonl\" },", with: "train: { path: 3 },"), "spec.json5: data.train.path: expected a string, found 3"),
             ("[1, 2]", "spec.json5: (top level): expected an object, found an array"),
+            // A number that ends the text made Foundation read past its buffer and trap (FuzzSpec).
+            ("5", "spec.json5: (top level): expected an object, found a number"),
+            ("-1.5e3", "spec.json5: (top level): expected an object, found a number"),
             ("{ name: \"x\", model: { preset: tiny } }", "spec.json5:1:31: unexpected word 'tiny' (strings need quotes)"),
             ("{\n  name: \"x\",\n  train: { steps: 4 \n}", "spec.json5:4:2: expected ',' or '}', found 'end of file'"),
             ("{ name: \"x\" ", "spec.json5:1:13: expected ',' or '}', found 'end of file'"),
+            // Foundation's JSON5 decoder traps on an exponent without digits (FuzzSpec); it must be an error.
+            ("{ name: \"x\", train: { lr: 5e- } }", "spec.json5:1:30: expected a digit in the exponent of a number, found ' '"),
+            ("[1E+]", "spec.json5:1:5: expected a digit in the exponent of a number, found ']'"),
+            // Even after text the validating scanner would stop at (a string across lines, found by FuzzSpec).
+            ("{ d: \"a\nb\", lr: 5e-\n}", "spec.json5:2:12: expected a digit in the exponent of a number, found end of line"),
         ]
+        // Nesting deeper than the decoder and the locator accept (a recursion that overflowed the stack; FuzzSpec).
+        cases.append((String(repeating: "[", count: 100_000), "spec.json5:1:513: more than 512 nested arrays or objects"))
         for (text, expected) in cases {
             XCTAssertThrowsError(try parse(text), expected) { error in
                 XCTAssertEqual("\(error)", expected)
             }
         }
+    }
+
+    func testNumbersWithExponentsStillParse() throws {
+        let text = "{ a: 1e-5, b: 2E+2, c: .5e3, d: -Infinity, e: 0x1F, f: [3e0, +1, 7] }"
+        let v = try JSONValue.parseJSON5(Data(text.utf8), file: "x.json5")
+        XCTAssertEqual(v.value(at: ["a"]), .number(1e-5))
+        XCTAssertEqual(v.value(at: ["b"]), .number(200))
+        XCTAssertEqual(v.value(at: ["c"]), .number(500))
+        XCTAssertEqual(v.value(at: ["d"]), .number(-.infinity))
+        XCTAssertEqual(v.value(at: ["e"]), .number(31))
+        XCTAssertEqual(v.value(at: ["f"]), .array([.number(3), .number(1), .number(7)]))
+        // The same characters inside strings and comments are text, not numbers.
+        let quoted = try JSONValue.parseJSON5(Data("{ s: \"5e- and 1E+\", t: '2e-', // 3e-\n /* 4E+ */ u: 1 }".utf8), file: "x.json5")
+        XCTAssertEqual(quoted.value(at: ["s"]), .string("5e- and 1E+"))
+        XCTAssertEqual(quoted.value(at: ["t"]), .string("2e-"))
+        XCTAssertEqual(quoted.value(at: ["u"]), .number(1))
     }
 
     func testMissingFile() {

@@ -97,4 +97,64 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(try store.recordProbeSet(name: "big", probes: probes).count, 20)
         XCTAssertEqual(try store.query("PRAGMA integrity_check"), [["ok"]])
     }
+
+    /// SQLite reports a write refused for lack of room (EFBIG from the file size limit, EDQUOT, ENOSPC
+    /// while syncing) as an I/O error, often with no system errno; the store calls it what it is for
+    /// the user, a full disk, and keeps SQLite's own message.
+    func testIOErrorsFromLackOfRoomAreSQLITE_FULL() throws {
+        // Extended result codes are C macros that Swift does not import: SQLITE_IOERR | (n << 8).
+        let SQLITE_IOERR_READ = SQLITE_IOERR | 1 << 8, SQLITE_IOERR_WRITE = SQLITE_IOERR | 3 << 8
+        let SQLITE_IOERR_FSYNC = SQLITE_IOERR | 4 << 8
+        let dir = try temporaryDirectory(self)
+        let path = dir + "/runs.sqlite"
+        FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
+        FileManager.default.createFile(atPath: path + "-wal", contents: Data(count: 200_000))
+
+        // The system error says so.
+        let tooLarge = Database.noRoom(code: SQLITE_IOERR_WRITE, message: "disk I/O error", systemErrno: EFBIG, path: path, fileSizeLimit: nil)
+        XCTAssertEqual(tooLarge.code, SQLITE_FULL)
+        XCTAssertEqual(tooLarge.message, "disk I/O error (\(String(cString: strerror(EFBIG))))")
+        XCTAssertEqual(Database.noRoom(code: SQLITE_IOERR_FSYNC, message: "m", systemErrno: EDQUOT, path: path, fileSizeLimit: nil).code, SQLITE_FULL)
+        // No errno, but the -wal file is at the process's file size limit.
+        let atLimit = Database.noRoom(code: SQLITE_IOERR, message: "disk I/O error", systemErrno: 0, path: path, fileSizeLimit: 200_000)
+        XCTAssertEqual(atLimit.code, SQLITE_FULL)
+        XCTAssertEqual(atLimit.message, "disk I/O error (\(path)-wal reached the file size limit of 200000 bytes (ulimit -f))")
+        // Far from the limit, or no limit, on a file system with room: the I/O error stays what it is.
+        XCTAssertEqual(Database.noRoom(code: SQLITE_IOERR_WRITE, message: "m", systemErrno: 0, path: path, fileSizeLimit: 1 << 30).code, SQLITE_IOERR_WRITE)
+        XCTAssertEqual(Database.noRoom(code: SQLITE_IOERR_READ, message: "m", systemErrno: EIO, path: path, fileSizeLimit: nil).code, SQLITE_IOERR_READ)
+        // Other codes are never reinterpreted.
+        XCTAssertEqual(Database.noRoom(code: SQLITE_CONSTRAINT, message: "m", systemErrno: EFBIG, path: path, fileSizeLimit: 1).code, SQLITE_CONSTRAINT)
+    }
+
+    #if os(Linux)
+    /// A real refused write: this process may not grow any file past a limit set just above the
+    /// WAL's current size (RLIMIT_FSIZE, with SIGXFSZ ignored, as `ulimit -f` does), so the
+    /// commit of a large transaction fails with EFBIG. Nothing of it is kept; with room again it succeeds.
+    func testAFileThatMayNotGrowIsAFullDiskAndLeavesNothingHalfWritten() throws {
+        let store = try temporaryStore(self)
+        let (_, runs) = try seedRuns(store, count: 1)
+        try store.writeTrainMetrics(runID: runs[0], step: 1, metrics: [("loss", 2)])
+        let walSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: store.path + "-wal")[.size] as? Int)
+        let resource = __rlimit_resource_t(RLIMIT_FSIZE.rawValue)
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(resource, &saved), 0)
+        let savedHandler = signal(SIGXFSZ, SIG_IGN)
+        var limited = saved
+        limited.rlim_cur = rlim_t(walSize + 16 * 4096)
+        XCTAssertEqual(setrlimit(resource, &limited), 0)
+        let metrics = (0..<4000).map { (name: "metric_\($0)_" + String(repeating: "x", count: 40), value: Double($0)) }
+        let error = assertStoreError(try store.writeTrainMetrics(runID: runs[0], step: 2, metrics: metrics))
+        XCTAssertEqual(setrlimit(resource, &saved), 0)
+        signal(SIGXFSZ, savedHandler)
+
+        XCTAssertEqual(error?.sqliteCode, SQLITE_FULL)
+        let text = error?.description ?? ""
+        XCTAssertTrue(text.hasPrefix("\(store.path): the disk (or the database size limit) is full: "), text)
+        XCTAssertTrue(text.contains("file size limit") || text.contains(String(cString: strerror(EFBIG))), text)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM train_metrics"), [[1]])
+        try store.writeTrainMetrics(runID: runs[0], step: 2, metrics: metrics)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM train_metrics"), [[.integer(1 + 4000)]])
+        XCTAssertEqual(try store.query("PRAGMA integrity_check"), [["ok"]])
+    }
+    #endif
 }
