@@ -55,8 +55,22 @@ demo: deps models build
 	$(BIN) report --db results/runs.sqlite --experiment sft-what --out results/report
 	@echo "report: results/report/index.html"
 
+# AlignScope's bench, side by side with PyTorch (benchmarks/torch_reference.py) in alternating rounds when
+# TORCH_PYTHON is a Python with torch, transformers and gguf; otherwise AlignScope's bench alone.
+TORCH_PYTHON ?= /work/refvenv/bin/python
+BENCH_ROUNDS ?= 3
+BENCH_REPEATS ?= 3
+BENCH_OUT ?= .build/bench-side-by-side.json
 bench: deps models build
-	$(BIN) bench --model $(MODEL)
+	@if [ -x "$(TORCH_PYTHON)" ] && "$(TORCH_PYTHON)" -c 'import torch, transformers, gguf' 2>/dev/null; then \
+	  echo "side by side with PyTorch ($(TORCH_PYTHON)), $(BENCH_ROUNDS) rounds; raw figures: $(BENCH_OUT)"; \
+	  "$(TORCH_PYTHON)" benchmarks/torch_reference.py --model $(MODEL) --repeats $(BENCH_REPEATS) \
+	    --rounds $(BENCH_ROUNDS) --json $(BENCH_OUT) \
+	    --swift '$(BIN) bench --model $(MODEL) --json --repeats $(BENCH_REPEATS)'; \
+	else \
+	  echo "PyTorch not found (TORCH_PYTHON=$(TORCH_PYTHON) needs torch, transformers and gguf): AlignScope only"; \
+	  $(BIN) bench --model $(MODEL) --repeats $(BENCH_REPEATS); \
+	fi
 
 clean:
 	rm -rf .build

@@ -15,7 +15,7 @@ public enum BenchError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The workload's fixed sizes (the PyTorch script `scripts/bench-pytorch.py` uses the same ones).
+/// The workload's fixed sizes (the PyTorch reference `benchmarks/torch_reference.py` uses the same ones).
 enum Workload {
     static let trainSequences = 4
     static let trainLength = 256

