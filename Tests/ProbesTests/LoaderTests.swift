@@ -63,6 +63,22 @@ final class LoaderTests: XCTestCase {
                        "p.jsonl:4: missing field \"chosen\"")
     }
 
+    /// A line that is only a number (the last line, so that nothing follows it in the file) is a clear
+    /// "not an object" error, with or without a final newline; one whose exponent is cut off is invalid JSON.
+    func testALineThatIsOnlyANumberIsRejectedClearly() {
+        for text in ["{\"prompt\": \"p\", \"chosen\": \"a\"}\n12345", "{\"prompt\": \"p\", \"chosen\": \"a\"}\n12345\n", "-0.5e7"] {
+            let line = text.hasPrefix("{") ? 2 : 1
+            assertProbesError(.notAnObject(file: "n.jsonl", line: line, found: "a number")) {
+                try parseExamples(text, file: "n.jsonl")
+            }
+        }
+        XCTAssertThrowsError(try parseExamples("{\"prompt\": \"p\", \"chosen\": \"a\"}\n5e", file: "n.jsonl")) { error in
+            guard case let .invalidJSON(file, line, _)? = error as? ProbesError else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, "n.jsonl")
+            XCTAssertEqual(line, 2)
+        }
+    }
+
     func testHHEdgeCases() throws {
         // Other transcript fields are cut too and must share the prompt; plain text fields stay as they are.
         let ok = try parseExamples(#"{"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away.", "#
