@@ -11,17 +11,7 @@ public func exportGGUF(model: LlamaModel, tokenizerFrom source: GGUFFile?, path:
     w.set(GGUFKeys.architecture, .string("llama"))
     w.set(GGUFKeys.name, .string((source?.metadata[GGUFKeys.name]?.string).map { $0 + " (AlignScope)" } ?? "AlignScope"))
     w.set(GGUFKeys.fileType, .uint32(type == .f32 ? 0 : 1))  // llama_ftype: ALL_F32 = 0, MOSTLY_F16 = 1
-    typealias K = GGUFKeys.Llama
-    w.set(K.contextLength, .uint32(UInt32(c.contextLength)))
-    w.set(K.embeddingLength, .uint32(UInt32(c.dim)))
-    w.set(K.blockCount, .uint32(UInt32(c.nLayers)))
-    w.set(K.feedForwardLength, .uint32(UInt32(c.ffnDim)))
-    w.set(K.ropeDimensionCount, .uint32(UInt32(c.headDim)))
-    w.set(K.headCount, .uint32(UInt32(c.nHeads)))
-    w.set(K.headCountKV, .uint32(UInt32(c.nKVHeads)))
-    w.set(K.rmsNormEpsilon, .float32(c.normEps))
-    w.set(K.ropeFreqBase, .float32(c.ropeBase))
-    w.set(K.vocabSize, .uint32(UInt32(c.vocabSize)))
+    w.setLlamaHyperparameters(c)
 
     if let source {
         if let tokens = source.metadata[GGUFKeys.Tokenizer.tokens]?.array, tokens.count != c.vocabSize {
@@ -39,4 +29,22 @@ public func exportGGUF(model: LlamaModel, tokenizerFrom source: GGUFFile?, path:
         }
     }
     try w.write(to: path)
+}
+
+extension GGUFWriter {
+    /// Sets the `llama.*` hyper-parameters of `config` (context and embedding length, block count,
+    /// feed-forward length, RoPE dimension count and base, head counts, RMSNorm epsilon, vocabulary size).
+    public mutating func setLlamaHyperparameters(_ c: LlamaConfig) {
+        typealias K = GGUFKeys.Llama
+        set(K.contextLength, .uint32(UInt32(c.contextLength)))
+        set(K.embeddingLength, .uint32(UInt32(c.dim)))
+        set(K.blockCount, .uint32(UInt32(c.nLayers)))
+        set(K.feedForwardLength, .uint32(UInt32(c.ffnDim)))
+        set(K.ropeDimensionCount, .uint32(UInt32(c.headDim)))
+        set(K.headCount, .uint32(UInt32(c.nHeads)))
+        set(K.headCountKV, .uint32(UInt32(c.nKVHeads)))
+        set(K.rmsNormEpsilon, .float32(c.normEps))
+        set(K.ropeFreqBase, .float32(c.ropeBase))
+        set(K.vocabSize, .uint32(UInt32(c.vocabSize)))
+    }
 }

@@ -12,7 +12,7 @@ import Kernels
 /// normalised hidden state, so log-probabilities and next-token choices are read afterwards without
 /// recomputation.
 ///
-/// Numerically a sequence gives what `InferenceSession` gives for prefix + sequence up to float rounding;
+/// Numerically a sequence gives what one sequence holding prefix + sequence gives, up to float rounding;
 /// the rows of a chunk do not interact, so results do not depend on which other sequences share a call
 /// except through the sgemm blocking (differences of order 1e-6).
 public final class BatchSession {
@@ -146,6 +146,15 @@ public final class BatchSession {
             r += m
         }
         return result
+    }
+
+    /// The log-softmax over the vocabulary read from the final hidden state at `slot`.
+    public func logSoftmax(at slot: Int) -> [Float] {
+        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
+        precondition(slot >= 0 && slot < slots, "BatchSession: slot \(slot) outside the cache")
+        matmul(logits, hidden + slot * c, model.p.output, m: 1, n: v, k: c, transB: true)
+        Kernels.logSoftmax(logits, logits, v: v)
+        return Array(UnsafeBufferPointer(start: logits, count: v))
     }
 
     /// The most likely next token after each slot (the first one on ties).

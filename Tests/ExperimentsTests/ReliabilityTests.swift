@@ -49,8 +49,8 @@ final class ReliabilityTests: XCTestCase {
     /// grow past the limit (a write there fails with EFBIG), which is how a full disk looks to it.
     func launch(_ arguments: [String], tag: String = UUID().uuidString, fileSizeLimitKiB: Int? = nil) throws -> (Process, URL, URL) {
         let out = dir.appendingPathComponent("out-\(tag).txt"), err = dir.appendingPathComponent("err-\(tag).txt")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let p = Process()
         if let limit = fileSizeLimitKiB {
             // bash counts `ulimit -f` in KiB (POSIX sh in 512-byte blocks).
@@ -189,7 +189,7 @@ final class ReliabilityTests: XCTestCase {
         _ = try RunStore(path: db)
         try reader.run()
         let outcome = try run(["run", "reliability-sweep.json5", "--db", db, "--jobs", "4", "--quiet"])
-        FileManager.default.createFile(atPath: stop, contents: nil)
+        _ = FileManager.default.createFile(atPath: stop, contents: nil)
         reader.waitUntilExit()
         XCTAssertEqual(outcome.status, 0, outcome.stderr)
         XCTAssertFalse(outcome.stderr.contains("locked"), outcome.stderr)
@@ -479,14 +479,7 @@ enum TinyGGUF {
         }
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
-        w.set("llama.block_count", .uint32(UInt32(config.nLayers)))
-        w.set("llama.context_length", .uint32(UInt32(config.contextLength)))
-        w.set("llama.embedding_length", .uint32(UInt32(config.dim)))
-        w.set("llama.feed_forward_length", .uint32(UInt32(config.ffnDim)))
-        w.set("llama.attention.head_count", .uint32(UInt32(config.nHeads)))
-        w.set("llama.attention.head_count_kv", .uint32(UInt32(config.nKVHeads)))
-        w.set("llama.attention.layer_norm_rms_epsilon", .float32(config.normEps))
-        w.set("llama.rope.freq_base", .float32(config.ropeBase))
+        w.setLlamaHyperparameters(config)
         w.set("tokenizer.ggml.model", .string("gpt2"))
         w.set("tokenizer.ggml.pre", .string("gpt2"))
         w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))

@@ -107,8 +107,8 @@ final class ErrorTests: XCTestCase {
         let SQLITE_IOERR_FSYNC = SQLITE_IOERR | 4 << 8
         let dir = try temporaryDirectory(self)
         let path = dir + "/runs.sqlite"
-        FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
-        FileManager.default.createFile(atPath: path + "-wal", contents: Data(count: 200_000))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(count: 4096))
+        _ = FileManager.default.createFile(atPath: path + "-wal", contents: Data(count: 200_000))
 
         // The system error says so.
         let tooLarge = Database.noRoom(code: SQLITE_IOERR_WRITE, message: "disk I/O error", systemErrno: EFBIG, path: path, fileSizeLimit: nil)
