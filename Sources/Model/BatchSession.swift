@@ -46,7 +46,7 @@ public final class BatchSession {
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     private let hidden: UnsafeMutablePointer<Float>
-    private let x, norm, q, att, kNew, vNew, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
+    private let x, norm, qkv, att, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutableBufferPointer<Int32>
     private let ropeCos: [Float], ropeSin: [Float]
     /// Rows of the output head computed at once.
@@ -68,7 +68,7 @@ public final class BatchSession {
         headRows = min(64, rows)
         let sizes = [
             2 * cfg.nLayers * slots * kv, slots * c,          // caches, hidden
-            r * c, r * c, r * c, r * c, r * kv, r * kv,         // x, norm, q, att, kNew, vNew
+            r * c, r * c, r * (c + 2 * kv), r * c,              // x, norm, q|k|v, att
             r * 2 * f, r * f, r * context,                      // gateUp, ffn, scores
             context * kv, context * kv, min(64, rows) * v, r,        // kGather, vGather, logits, rstd
         ]
@@ -83,8 +83,8 @@ public final class BatchSession {
         kCache = (0..<cfg.nLayers).map { p[0] + 2 * $0 * slots * kv }
         vCache = (0..<cfg.nLayers).map { p[0] + (2 * $0 + 1) * slots * kv }
         hidden = p[1]
-        x = p[2]; norm = p[3]; q = p[4]; att = p[5]; kNew = p[6]; vNew = p[7]
-        gateUp = p[8]; ffn = p[9]; scores = p[10]; kGather = p[11]; vGather = p[12]; logits = p[13]; rstd = p[14]
+        x = p[2]; norm = p[3]; qkv = p[4]; att = p[5]
+        gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
         (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.headDim, base: cfg.ropeBase)
@@ -267,7 +267,7 @@ public final class BatchSession {
     private func forward(_ pass: [Segment], count b: Int) {
         let cfg = model.config
         let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads, kv = nkv * hd
-        let group = nh / nkv, eps = cfg.normEps
+        let group = nh / nkv, eps = cfg.normEps, w3 = c + 2 * kv
         // Row layout: token ids, rope positions, and the cache slot of every row.
         var slotOf = [Int](repeating: 0, count: b)
         var row = 0
@@ -287,14 +287,15 @@ public final class BatchSession {
                 for l in 0..<cfg.nLayers {
                     let w = model.pBlocks[l]
                     rmsnormForward(norm, rstd, x, w.attnNorm, n: b, c: c, eps: eps)
-                    matmul(q, norm, w.wq, m: b, n: c, k: c, transB: true)
-                    matmul(kNew, norm, w.wk, m: b, n: kv, k: c, transB: true)
-                    matmul(vNew, norm, w.wv, m: b, n: kv, k: c, transB: true)
-                    ropeForward(q, positions: pos, n: b, heads: nh, headDim: hd, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
-                    ropeForward(kNew, positions: pos, n: b, heads: nkv, headDim: hd, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    // Q | K | V in one product: wq, wk, wv are adjacent, a (dim + 2 kv, dim) matrix.
+                    matmul(qkv, norm, w.wq, m: b, n: w3, k: c, transB: true)
+                    ropeForward(qkv, positions: pos, n: b, heads: nh, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                    ropeForward(qkv + c, positions: pos, n: b, heads: nkv, headDim: hd,
+                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     for i in 0..<b {
-                        (kCache[l] + slotOf[i] * kv).update(from: kNew + i * kv, count: kv)
-                        (vCache[l] + slotOf[i] * kv).update(from: vNew + i * kv, count: kv)
+                        (kCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c, count: kv)
+                        (vCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c + kv, count: kv)
                     }
                     var r0 = 0
                     for s in pass {
@@ -313,7 +314,7 @@ public final class BatchSession {
                         for h in 0..<nh {
                             let g = h / group
                             attentionHeadForward(
-                                att + r0 * c + h * hd, ldo: c, scores, q + r0 * c + h * hd, ldq: c,
+                                att + r0 * c + h * hd, ldo: c, scores, qkv + r0 * w3 + h * hd, ldq: w3,
                                 keys + g * hd, ldk: kv, values + g * hd, ldv: kv,
                                 nq: s.tokens.count, nk: nk, offset: lp + s.history, headDim: hd)
                         }
