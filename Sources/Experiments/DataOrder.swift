@@ -1,3 +1,4 @@
+import Model
 import Probes
 
 /// The order in which training examples are visited: a fresh seeded permutation per epoch, so the

@@ -1,43 +1,8 @@
-/// SplitMix64 (Steele, Lea & Flood 2014): a small seeded generator whose output depends only on the
-/// seed, so derived categories are the same on every machine and every Swift version. All uniform
-/// draws below are our own (not the standard library's `random(in:using:)`, whose algorithm may change).
-public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
+import Model
 
-    public init(seed: UInt64) {
-        state = seed
-    }
-
-    /// A generator for one sub-stream, e.g. (seed, probe index): the two words are mixed, not added,
-    /// so (s, i+1) and (s+1, i) give unrelated streams.
-    public init(seed: UInt64, stream: UInt64) {
-        var mixer = SplitMix64(seed: seed)
-        state = mixer.next() ^ SplitMix64.mix(stream &+ 0x9e37_79b9_7f4a_7c15)
-    }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        return SplitMix64.mix(state)
-    }
-
-    private static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform integer in 0..<bound, without modulo bias (rejection of the top partial range).
-    public mutating func uniform(_ bound: Int) -> Int {
-        precondition(bound > 0, "uniform(_:) needs a positive bound")
-        let n = UInt64(bound)
-        let limit = UInt64.max - UInt64.max % n
-        while true {
-            let x = next()
-            if x < limit { return Int(x % n) }
-        }
-    }
-
+/// Seeded shuffles for the derived probe categories (built on `Model.SplitMix64`, whose draws are ours, so
+/// they are the same on every machine and every Swift version).
+extension SplitMix64 {
     /// Fisher–Yates shuffle in place.
     mutating func shuffle<T>(_ items: inout [T]) {
         guard items.count > 1 else { return }

@@ -1,4 +1,5 @@
 import XCTest
+import Model
 @testable import Probes
 
 final class SeededRandomTests: XCTestCase {
