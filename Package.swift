@@ -33,7 +33,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model", "GGUF", "Probes"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
     ]

@@ -1,3 +1,4 @@
+import Probes
 /// The fully resolved configuration of one run: every default filled in. Its canonical JSON is
 /// stored in `runs.config` and its sha256 is the run's identity.
 public struct RunConfig: Sendable, Equatable {

@@ -247,7 +247,7 @@ private struct LineReader {
     private func readSplit() throws(ProbesError) -> String? {
         guard let value = object["split"] else { return nil }
         guard case let .string(s) = value, s == "train" || s == "heldout" else {
-            throw .wrongType(file: file, line: line, field: "split", expected: "\"train\" or \"heldout\"", found: value.serialized)
+            throw .wrongType(file: file, line: line, field: "split", expected: "\"train\" or \"heldout\"", found: value.canonical)
         }
         return s
     }

@@ -1,8 +1,9 @@
 import Foundation
 
-/// A parsed JSON value, so that each line of a data file can be inspected for its format and every
-/// type error can name the field and what was found.
-enum JSONValue: Decodable, Equatable {
+/// A JSON value: a line of a data file (inspected for its format, so that every type error can name
+/// the field and what was found), or a decoded experiment spec (module Experiments adds JSON5 decoding
+/// and key paths). `canonical` is the serialisation used for run identities and hashes.
+public indirect enum JSONValue: Sendable, Equatable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -10,21 +11,57 @@ enum JSONValue: Decodable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
+    /// Short name of the value's type, for error messages.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
         }
+    }
+
+    /// Canonical JSON text: object keys sorted, no whitespace, integers without a fraction.
+    public var canonical: String {
+        var out = ""
+        write(into: &out)
+        return out
+    }
+
+    private func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .number(let x): out += JSONValue.format(x)
+        case .string(let s): out += jsonQuoted(s)
+        case .array(let items):
+            out += "["
+            for (i, v) in items.enumerated() {
+                if i > 0 { out += "," }
+                v.write(into: &out)
+            }
+            out += "]"
+        case .object(let dict):
+            out += "{"
+            for (i, key) in dict.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                out += jsonQuoted(key)
+                out += ":"
+                dict[key]!.write(into: &out)
+            }
+            out += "}"
+        }
+    }
+
+    /// Numbers: integral values within 2^53 print without a fraction, others with Swift's shortest
+    /// round-trip form (`1e-05`), which is also what readable run names use.
+    public static func format(_ x: Double) -> String {
+        if x.isFinite, x == x.rounded(), abs(x) < 9_007_199_254_740_992 {
+            return String(Int64(x))
+        }
+        return "\(x)"
     }
 
     /// Parses one JSON text; the error message is the decoder's, shortened to its first line.
@@ -39,32 +76,35 @@ enum JSONValue: Decodable, Equatable {
             throw JSONParseError(message: "\(error)")
         }
     }
+}
 
-    /// "a string", "an object", ... for error messages.
-    var typeName: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
+extension JSONValue: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let x = try? c.decode(Double.self) {
+            self = .number(x)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONValue].self))
         }
     }
 
-    /// Compact JSON text; object keys are written in sorted order so the text is reproducible.
-    var serialized: String {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
         switch self {
-        case .null: return "null"
-        case let .bool(b): return b ? "true" : "false"
-        case let .number(x):
-            if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
-            return "\(x)"
-        case let .string(s): return jsonQuoted(s)
-        case let .array(items): return "[" + items.map(\.serialized).joined(separator: ",") + "]"
-        case let .object(fields):
-            return "{" + fields.keys.sorted().map { jsonQuoted($0) + ":" + fields[$0]!.serialized }
-                .joined(separator: ",") + "}"
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .number(let x): try c.encode(x)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
         }
     }
 }

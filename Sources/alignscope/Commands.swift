@@ -1,4 +1,5 @@
 import Experiments
+import Probes
 import Foundation
 
 /// A run or command that started on valid input and then failed (exit code 1).

@@ -1,5 +1,6 @@
 import Benchmarks
 import Experiments
+import Probes
 import Foundation
 import GGUF
 import Model

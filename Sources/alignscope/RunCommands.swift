@@ -1,4 +1,5 @@
 import Experiments
+import Probes
 import Foundation
 import RunStore
 

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Experiments
+import Probes
 
 final class SpecTests: XCTestCase {
     static let base = """
