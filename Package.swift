@@ -28,7 +28,7 @@ let package = Package(
         .executableTarget(name: "alignscope", dependencies: ["Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),

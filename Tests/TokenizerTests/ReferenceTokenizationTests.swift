@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Model
 @testable import Tokenizer
 
 /// SmolLM2's real vocabulary against ids produced by transformers (scripts/make-reference.py).
@@ -157,18 +158,5 @@ final class ReferenceTokenizationTests: XCTestCase {
         let spaceIDs = tok.encode(spaces)
         XCTAssertLessThan(Date().timeIntervalSince(t0), 2)
         XCTAssertTrue(tok.decode(spaceIDs) == spaces, "a run of spaces does not round-trip")
-    }
-}
-
-/// A tiny deterministic generator for test data.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
