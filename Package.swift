@@ -43,10 +43,11 @@ let package = Package(
 // and `make test` never see them. Build: ALIGNSCOPE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer --product FuzzGGUF
 if Context.environment["ALIGNSCOPE_FUZZ"] != nil {
     package.targets += [
-        .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF"]),
-        .executableTarget(name: "FuzzSpec", dependencies: ["Experiments"]),
-        .executableTarget(name: "FuzzJSONL", dependencies: ["Probes"]),
-        .executableTarget(name: "FuzzTokenizer", dependencies: ["GGUF", "Tokenizer"]),
+        .target(name: "FuzzDriver"),
+        .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF", "FuzzDriver"]),
+        .executableTarget(name: "FuzzSpec", dependencies: ["Experiments", "FuzzDriver"]),
+        .executableTarget(name: "FuzzJSONL", dependencies: ["Probes", "FuzzDriver"]),
+        .executableTarget(name: "FuzzTokenizer", dependencies: ["GGUF", "Tokenizer", "FuzzDriver"]),
     ]
     package.products += ["FuzzGGUF", "FuzzSpec", "FuzzJSONL", "FuzzTokenizer"].map { .executable(name: $0, targets: [$0]) }
 }

@@ -1,6 +1,7 @@
 // libFuzzer target: the GGUF reader on arbitrary bytes. Built only with ALIGNSCOPE_FUZZ set
-import Foundation
 // (see Package.swift and `make fuzz`). Any input must give a GGUFFile or a thrown error, never a trap.
+import Foundation
+import FuzzDriver
 @testable import GGUF
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -13,11 +14,4 @@ public func fuzzGGUF(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links this file's top-level code as main(), so main hands control to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-var fuzzArgc = CommandLine.argc
-var fuzzArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzGGUF))
+runFuzzer(fuzzGGUF)

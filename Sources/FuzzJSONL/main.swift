@@ -1,6 +1,7 @@
 // libFuzzer target: the JSONL example loader (prompt/chosen/rejected, messages, HH transcripts) on
-import Foundation
 // arbitrary text. Built only with ALIGNSCOPE_FUZZ set. Any input must give examples or a thrown error.
+import Foundation
+import FuzzDriver
 @testable import Probes
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -14,11 +15,4 @@ public func fuzzJSONL(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links this file's top-level code as main(), so main hands control to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-var fuzzArgc = CommandLine.argc
-var fuzzArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzJSONL))
+runFuzzer(fuzzJSONL)

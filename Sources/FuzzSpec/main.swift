@@ -1,6 +1,7 @@
 // libFuzzer target: the experiment spec decoder (JSON5 + validation + sweep expansion) on arbitrary
 // text. Built only with ALIGNSCOPE_FUZZ set. Any input must give an Experiment or a thrown error.
 import Experiments
+import FuzzDriver
 import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -10,11 +11,4 @@ public func fuzzSpec(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links this file's top-level code as main(), so main hands control to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-var fuzzArgc = CommandLine.argc
-var fuzzArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzSpec))
+runFuzzer(fuzzSpec)

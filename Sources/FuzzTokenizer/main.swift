@@ -4,6 +4,7 @@
 // decodeBytes(encode(s)) is the UTF-8 of s with the bytes that no token stands for removed; so
 // decode(encode(s)) == s whenever s holds none of them. Invalid UTF-8 is read with replacement characters.
 import Foundation
+import FuzzDriver
 import GGUF
 import Tokenizer
 
@@ -55,11 +56,4 @@ public func fuzzTokenizer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links this file's top-level code as main(), so main hands control to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-var fuzzArgc = CommandLine.argc
-var fuzzArgv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&fuzzArgc, &fuzzArgv, fuzzTokenizer))
+runFuzzer(fuzzTokenizer)
