@@ -220,6 +220,34 @@ public final class BatchSession {
         return result
     }
 
+    /// log p(token | prompt, earlier response tokens) for every token of each (prompt, response) pair,
+    /// in the pairs' order. Pairs with the same prompt share it: it is laid out once and its responses
+    /// follow it, as in `scoreResponses`. Sizes a session for the pairs (context: the longest prompt plus
+    /// response; at least 4096 cache slots) and runs them in passes of up to 512 rows. Every prompt that
+    /// has a non-empty response must be non-empty.
+    public static func scorePairs(model: LlamaModel, _ pairs: [(prompt: [Int32], response: [Int32])]) -> [[Float]] {
+        var itemOf: [[Int32]: Int] = [:]
+        var items: [(prompt: [Int32], responses: [[Int32]])] = []
+        var place: [(item: Int, response: Int)] = []
+        for pair in pairs {
+            let k: Int
+            if let known = itemOf[pair.prompt] {
+                k = known
+            } else {
+                k = items.count
+                itemOf[pair.prompt] = k
+                items.append((pair.prompt, []))
+            }
+            place.append((k, items[k].responses.count))
+            items[k].responses.append(pair.response)
+        }
+        let context = max(1, pairs.map { $0.prompt.count + $0.response.count }.max() ?? 1)
+        let need = items.map { $0.prompt.count + $0.responses.reduce(0) { $0 + max(0, $1.count - 1) } }.max() ?? 0
+        let session = BatchSession(model: model, slots: max(4096, need), context: context)
+        let scored = session.scoreResponses(items)
+        return place.map { scored[$0.item][$0.response] }
+    }
+
     /// Every prompt's greedy continuation: up to `maxTokens` tokens, ending before the first stop token
     /// (not included), as `generate` with temperature 0 gives. The prompts are decoded in lock step, as
     /// many at a time as fit in the cache: one row per unfinished prompt per pass. Overwrites the cache.

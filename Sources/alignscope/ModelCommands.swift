@@ -58,12 +58,9 @@ extension Commands {
             if pair.0.isEmpty { throw UsageError(message: "score: the prompt is empty; the first response token needs a context") }
             encoded.append(pair)
         }
-        let capacity = encoded.map { $0.prompt.count + $0.response.count }.max()! + 1
-        let session = InferenceSession(model: loaded.model, capacity: capacity)
-        for (k, pair) in encoded.enumerated() {
-            session.reset()
-            _ = session.append(pair.prompt)
-            let lps = session.score(pair.response)
+        // All pairs in one batched session; pairs that share a prompt share its cache.
+        let scored = BatchSession.scorePairs(model: loaded.model, encoded)
+        for (pair, lps) in zip(encoded, scored) {
             let total = lps.reduce(0.0) { $0 + Double($1) }
             let n = pair.response.count
             if jsonLines {
@@ -81,7 +78,6 @@ extension Commands {
                     }
                 }
             }
-            _ = k
         }
         return 0
     }

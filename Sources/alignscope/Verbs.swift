@@ -52,6 +52,8 @@ enum Verbs {
         Prompt and response are tokenized separately (no BOS) and concatenated; the score is the sum of
         log p(response token | everything before it). Texts are used as given: apply a chat template
         yourself, or pass --template chatml|hh to wrap a plain user prompt and response.
+        With --input, every line is scored in one batched pass over a shared KV cache (a prompt that
+        several lines repeat is run once) and the output has one JSON line per input line, in order.
         """,
         positionals: [],
         options: [

@@ -456,6 +456,36 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try integrity(db), "ok")
     }
 
+    // MARK: - score
+
+    /// `score --input` scores every line (batched, a repeated prompt shared) and prints one JSON line per
+    /// input line, in order, each equal to what `score --prompt --response --json` prints for that pair.
+    func testScoreInputGivesEachPairsLineInOrder() throws {
+        let model = path("tiny.gguf")
+        try TinyGGUF.write(to: model)
+        let pairs = [("Hi there", "Hello you"), ("Why?", "Because it is."), ("Hi there", "Go away"), ("Why?", "")]
+        let lines = pairs.map { #"{"prompt": "\#($0.0)", "response": "\#($0.1)"}"# }
+        try write(lines.joined(separator: "\n") + "\n", to: "pairs.jsonl")
+        let batched = try run(["score", "--model", model, "--input", path("pairs.jsonl")])
+        XCTAssertEqual(batched.status, 0, batched.stderr)
+        let got = batched.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(got.count, pairs.count)
+        for (k, (prompt, response)) in pairs.enumerated() where k < got.count {
+            let one = try run(["score", "--model", model, "--prompt", prompt, "--response", response, "--json"])
+            XCTAssertEqual(one.status, 0, one.stderr)
+            let a = try JSONSerialization.jsonObject(with: Data(got[k].utf8)) as! [String: Any]
+            let b = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual(a["n_tokens"] as? Int, b["n_tokens"] as? Int, "line \(k + 1)")
+            XCTAssertEqual(a["n_tokens"] as? Int, response.utf8.count, "line \(k + 1): one token per byte")
+            XCTAssertEqual(a["logprob"] as! Double, b["logprob"] as! Double, accuracy: 1e-4, "line \(k + 1)")
+        }
+        // The same response after different prompts scores differently (the prompt is not dropped).
+        let other = try run(["score", "--model", model, "--prompt", "Why?", "--response", "Hello you", "--json"])
+        let b = try JSONSerialization.jsonObject(with: Data(other.stdout.utf8)) as! [String: Any]
+        let a = try JSONSerialization.jsonObject(with: Data(got[0].utf8)) as! [String: Any]
+        XCTAssertNotEqual(a["logprob"] as! Double, b["logprob"] as! Double, accuracy: 1e-4)
+    }
+
     /// Past the schema, the plan and the probe set (about 100 KiB of WAL) and below the WAL of the
     /// whole run (about 1 MiB); the checkpoint (about 90 KiB) fits.
     static let fullDiskLimitKiB = 320

@@ -44,6 +44,33 @@ final class BatchSessionTests: XCTestCase {
         XCTAssertNotEqual(swapped[0][0][0], got[0][0][0], accuracy: 1e-3)
     }
 
+    /// `scorePairs` returns, in the pairs' order, what the training forward (an independent path:
+    /// `LlamaModel.forward` over each prompt + response) gives, for pairs that repeat a prompt (shared in
+    /// the cache), an empty response, and more pairs than one filling of the cache holds.
+    func testScorePairsMatchesTheTrainingForwardInOrder() {
+        let m = model()
+        let p1 = tokens(12, seed: 31), p2 = tokens(5, seed: 32)
+        var pairs: [(prompt: [Int32], response: [Int32])] = [
+            (p1, tokens(7, seed: 33)), (p2, tokens(3, seed: 34)), (p1, tokens(9, seed: 35)), (p2, []), (p1, tokens(1, seed: 36)),
+        ]
+        // Enough further pairs (each with its own prompt) to need more than one filling of 4096 slots.
+        for k in 0..<70 { pairs.append((tokens(40, seed: 100 + UInt64(k)), tokens(30, seed: 200 + UInt64(k)))) }
+        let got = BatchSession.scorePairs(model: m, pairs)
+        XCTAssertEqual(got.count, pairs.count)
+        for (k, pair) in pairs.enumerated() {
+            XCTAssertEqual(got[k].count, pair.response.count, "pair \(k)")
+            if pair.response.isEmpty { continue }
+            let lp = m.forward(TokenBatch.scoring([(pair.prompt, pair.response)]), training: false)
+            let expected = (0..<pair.response.count).map { lp[pair.prompt.count - 1 + $0] }
+            for i in expected.indices {
+                XCTAssertEqual(got[k][i], expected[i], accuracy: 1e-4, "pair \(k) token \(i)")
+            }
+        }
+        // The prompt matters: the same response after another prompt scores differently.
+        let other = BatchSession.scorePairs(model: m, [(p2, pairs[0].response)])
+        XCTAssertNotEqual(other[0][0], got[0][0], accuracy: 1e-3)
+    }
+
     /// Greedy decoding of several prompts in lock step (in two fillings of the cache) gives the tokens
     /// `generate` gives for each prompt alone, stop tokens included.
     func testLockStepGreedyMatchesGenerate() {
