@@ -308,12 +308,22 @@ func cpuName() -> String {
 }
 
 /// Peak resident set size of this process in bytes (ru_maxrss is KiB on Linux, bytes on macOS).
+/// Peak resident memory of this process's own address space. On Linux this is `VmHWM` from
+/// /proc/self/status: `getrusage`'s ru_maxrss carries the parent's peak across fork + exec, so a bench
+/// started from a large process (the side-by-side script after PyTorch ran in it) would report the
+/// parent's peak instead of its own.
 func peakResidentBytes() -> Int {
-    var usage = rusage()
     #if os(Linux)
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+       let kib = Int(line.dropFirst("VmHWM:".count).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "") {
+        return kib * 1024
+    }
+    var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Int(usage.ru_maxrss) * 1024
     #else
+    var usage = rusage()
     getrusage(RUSAGE_SELF, &usage)
     return Int(usage.ru_maxrss)
     #endif
