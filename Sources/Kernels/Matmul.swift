@@ -1,6 +1,8 @@
 import CBLAS
 
 /// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm` (`cblas_sgemv` when m == 1).
+/// OpenBLAS runs single-threaded; large products are split across `Threads.count` threads here (see
+/// `Threads`), so the kernels' own parallel loops and the products share one pool of threads.
 ///
 /// Shapes: op(A) is (m, k), op(B) is (k, n), C is (m, n).
 /// - `transA == false`: A is stored (m, k) with row stride `lda` (default k);
@@ -30,13 +32,43 @@ public func matmul(
     _ = Threads.blasConfigured
     if m == 1 {
         // One row (decoding a token): OpenBLAS 0.3.21's sgemm packs all of B for it, which costs more than the
-        // product; sgemv streams B once (5-7x faster for the model's weight shapes).
+        // product; sgemv streams B once (5-7x faster for the model's weight shapes). Decoding calls it back to
+        // back, 120 times per SmolLM2 token, where OpenBLAS's spinning pool answers faster than waking a
+        // Dispatch thread per call (splitting here made generation 29% slower), so sgemv gets OpenBLAS's threads.
+        openblas_set_num_threads(Int32(max(1, Threads.count)))
         matvecRow(c, a, b, n: n, k: k, incA: transA ? lda : 1, transB: transB, ldb: ldb, alpha: alpha, beta: beta)
+        openblas_set_num_threads(1)
         return
     }
-    cblas_sgemm(
-        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    // Large products are split into row blocks of C (m >= n) or column blocks, one single-threaded sgemm per
+    // block on its own thread: each element of C is still one call's dot product over the whole k.
+    let rows = m >= n
+    let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
+    let parts = splitCount(rows ? m : n, work: m * n * k, minimum: 1 << 21)
+    parallelParts(parts) { i in
+        var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
+        if rows {
+            let r0 = m * i / parts, r1 = m * (i + 1) / parts
+            a += transA ? r0 : r0 * lda
+            c += r0 * ldc
+            m = r1 - r0
+        } else {
+            let c0 = n * i / parts, c1 = n * (i + 1) / parts
+            b += transB ? c0 * ldb : c0
+            c += c0
+            n = c1 - c0
+        }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// How many threads a product gets: `Threads.count` once `work` (multiply-adds) reaches `minimum`, at most one
+/// per row or column being split.
+@inline(__always)
+private func splitCount(_ extent: Int, work: Int, minimum: Int) -> Int {
+    work < minimum ? 1 : max(1, min(Threads.count, extent))
 }
 
 /// c (1, n) = alpha * a (1, k) op(B) + beta * c, as one sgemv over B. a's elements are `incA` apart.

@@ -1,20 +1,24 @@
 import CBLAS
 import Dispatch
 
-/// Thread count used by the kernels and by OpenBLAS.
+/// Thread count used by the kernels, including the matrix products.
 ///
 /// Non-BLAS kernels split their work into at most `count` contiguous chunks, and every output element is
 /// computed by exactly one chunk with the same arithmetic whatever the split, so results are bit-identical
-/// from run to run (and do not depend on scheduling). Setting `count` also sets OpenBLAS's thread count.
+/// from run to run (and do not depend on scheduling).
+///
+/// OpenBLAS itself is held at one thread (except inside single-row products, see `matmul`): `matmul` splits
+/// large products into `count` blocks of C and runs them on Dispatch's threads, like every other kernel. With OpenBLAS's own pool, its worker threads spin
+/// (sched_yield) for up to 2^28 cycles after each product and took the second core from the kernels that
+/// run between products; one pool made a SmolLM2 training step about 6% faster and saved 57 MiB of
+/// OpenBLAS buffers (docs/PERFORMANCE.md).
 public enum Threads {
     /// Default 2 (the target machine has 2 cores). Set it before starting work, not while kernels run.
-    nonisolated(unsafe) public static var count: Int = 2 {
-        didSet { openblas_set_num_threads(Int32(max(1, count))) }
-    }
+    nonisolated(unsafe) public static var count: Int = 2
 
-    /// Makes sure OpenBLAS uses `count` threads before the first BLAS call.
+    /// Makes sure OpenBLAS runs single-threaded before the first BLAS call.
     static let blasConfigured: Bool = {
-        openblas_set_num_threads(Int32(max(1, count)))
+        openblas_set_num_threads(1)
         return true
     }()
 }
@@ -45,10 +49,23 @@ func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
+/// Runs `body(i)` for i in 0..<parts, each on its own thread (inline when parts == 1).
+@inline(__always)
+func parallelParts(_ parts: Int, _ body: (Int) -> Void) {
+    if parts <= 1 {
+        body(0)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox(body)
+        DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
+    }
+}
+
 /// Runs tasks 0..<costs.count split into at most `Threads.count` contiguous chunks of about equal total cost
-/// (the split depends only on the costs and the thread count), each chunk in its own thread, with OpenBLAS
-/// held at one thread meanwhile so the chunks' small sgemm calls run side by side. `body` gets the task
-/// range and the chunk number (0 runs on the calling thread's side of the split).
+/// (the split depends only on the costs and the thread count), each chunk in its own thread. The chunks'
+/// small products stay below `matmul`'s split size, so they run side by side. `body` gets the task range
+/// and the chunk number (0 runs on the calling thread's side of the split).
 func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
     let count = costs.count
     if count == 0 { return }
@@ -71,9 +88,6 @@ func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
     while bounds.count < chunks { bounds.append(count) }
     bounds.append(count)
     let limits = bounds
-    _ = Threads.blasConfigured
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(Int32(max(1, Threads.count))) }
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox(body)
         DispatchQueue.concurrentPerform(iterations: chunks) { i in

@@ -9,11 +9,12 @@ public final class LlamaModel {
     public let config: LlamaConfig
     /// Capacity of one packed batch, in tokens.
     public let maxTokens: Int
-    /// Longest sequence a batch may hold (sizes the RoPE table and the attention backward's scratch).
+    /// Longest sequence a batch may hold (sizes the RoPE table).
     public let maxSequenceLength: Int
-    /// Vocabulary columns per chunk of the output head: its logits are computed (and, in backward,
-    /// recomputed) chunk by chunk, never all at once.
+    /// Vocabulary columns per chunk of the output head: its logits are computed chunk by chunk.
     static let headChunk = 2048
+    /// Default for `init`'s `keptLogitsBytes`: 256 MiB keeps the logits of 1020 targets of SmolLM2 (192 MiB).
+    public static let defaultKeptLogitsBytes = 256 << 20
 
     /// Parameter tensors in storage order, with GGUF names and GGUF layout: a matrix W of shape
     /// [out, in] is stored row-major out x in (y = W x). Q/K rows are in GGUF order (RoPE on adjacent pairs).
@@ -54,9 +55,17 @@ public final class LlamaModel {
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
     /// normOut: (n, dim), the output of whichever RMSNorm ran last; hidden: (n, ffn), likewise for SwiGLU.
-    /// headScratch: (n, headChunk), one chunk of output-head logits at a time.
-    private let normOut, hidden, finalRstd, compact, headScratch, lse, compactLp, compactDlp, logprobs: UnsafeMutablePointer<Float>
-    private let dResid, dNorm, dQKV, dAtt, dGateUp, dHidden, dCompact, dScores: UnsafeMutablePointer<Float>
+    private let finalRstd, compact, lse, compactLp, compactDlp, logprobs, dCompact: UnsafeMutablePointer<Float>
+    /// The shared region: the output head's logits (`headLogits`, from the start of the region) live only from
+    /// the head's forward to its backward, while normOut, hidden and the backward's buffers (disjoint slots
+    /// in the same region) are dead then, so they share the memory. A training forward keeps every chunk of
+    /// logits for backward when they fit the region (`headLogitsCapacity` floats), else backward recomputes them.
+    private let headLogits: UnsafeMutablePointer<Float>
+    private let headLogitsCapacity: Int
+    private let normOut, hidden, dResid, dNorm, dQKV, dAtt, dGateUp, dHidden: UnsafeMutablePointer<Float>
+    private var logitsKept = false
+    /// Whether the last forward kept the head's logits for backward (for tests).
+    var lastForwardKeptLogits: Bool { logitsKept }
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
     let ropeCos: [Float], ropeSin: [Float]
 
@@ -68,8 +77,12 @@ public final class LlamaModel {
     /// - Parameters:
     ///   - maxTokens: capacity of one packed batch.
     ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); sizes the
-    ///     RoPE table and a (maxSequenceLength)^2 attention scratch.
-    public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil) {
+    ///     RoPE table.
+    ///   - keptLogitsBytes: memory a training forward may use to keep the output head's logits for backward
+    ///     (targeted rows x vocabulary floats); batches with more targets recompute them in backward instead
+    ///     (one more head product). Pages are only touched when used.
+    public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil,
+                keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes) {
         config.validate()
         precondition(maxTokens > 0, "LlamaModel: maxTokens must be positive")
         self.config = config
@@ -141,12 +154,8 @@ public final class LlamaModel {
             ]
         }
         actTable += [
-            ("norm_out", n * c), ("hidden", n * f), ("final_rstd", n), ("compact", n * c),
-            ("head_scratch", n * min(v, Self.headChunk)), ("lse", n),
-            ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
-            ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
-            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f), ("d_compact", n * c),
-            ("d_scores", maxSeq * maxSeq),
+            ("final_rstd", n), ("compact", n * c), ("lse", n), ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
+            ("d_compact", n * c),
         ]
         var actOffsets: [String: Int] = [:]
         var actTotal = 0
@@ -154,6 +163,21 @@ public final class LlamaModel {
             actOffsets[name] = actTotal
             actTotal += (count + 15) / 16 * 16
         }
+        // The shared region (see `headLogits`): disjoint slots for the buffers that are dead while the head's
+        // logits live, and at least one chunk of logits or, within keptLogitsBytes, all of them for n rows.
+        let sharedTable: [(String, Int)] = [
+            ("norm_out", n * c), ("hidden", n * f), ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
+            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f),
+        ]
+        let sharedStart = actTotal
+        for (name, count) in sharedTable {
+            actOffsets[name] = actTotal
+            actTotal += (count + 15) / 16 * 16
+        }
+        let perRowKept = outputHeadScratchCount(m: 1, v: v, chunk: Self.headChunk, kept: true)
+        let keptRows = min(n, max(0, keptLogitsBytes) / MemoryLayout<Float>.stride / perRowKept)
+        headLogitsCapacity = max(actTotal - sharedStart, n * min(v, Self.headChunk), keptRows * perRowKept)
+        actTotal = sharedStart + headLogitsCapacity
         // Left uninitialised on purpose: every slot is written before it is read, and untouched pages
         // (e.g. activations beyond a short batch) then cost no memory.
         activations = .allocate(capacity: actTotal)
@@ -165,11 +189,13 @@ public final class LlamaModel {
                       residMid: s("blk.\(l).resid_mid"), ffnRstd: s("blk.\(l).ffn_rstd"),
                       gateUp: s("blk.\(l).gate_up"))
         }
-        normOut = s("norm_out"); hidden = s("hidden"); finalRstd = s("final_rstd"); compact = s("compact"); headScratch = s("head_scratch")
+        finalRstd = s("final_rstd"); compact = s("compact")
         lse = s("lse"); compactLp = s("compact_lp"); compactDlp = s("compact_dlp"); logprobs = s("logprobs")
+        dCompact = s("d_compact")
+        headLogits = a + sharedStart
+        normOut = s("norm_out"); hidden = s("hidden")
         dResid = s("d_resid"); dNorm = s("d_norm"); dQKV = s("d_qkv"); dAtt = s("d_att")
-        dGateUp = s("d_gate_up"); dHidden = s("d_hidden"); dCompact = s("d_compact")
-        dScores = s("d_scores")
+        dGateUp = s("d_gate_up"); dHidden = s("d_hidden")
 
         indices = .allocate(capacity: 4 * n)
         indices.initialize(repeating: 0)
@@ -276,8 +302,11 @@ public final class LlamaModel {
         for r in 0..<m {
             (compact + r * c).update(from: normOut + Int(compactRows[r]) * c, count: c)
         }
-        outputHeadForward(compactLp, lse, scratch: headScratch, compact, p.output, compactTargets,
-                          m: m, v: v, c: c, chunk: Self.headChunk)
+        // From here until the head's backward, normOut, hidden and the backward's buffers are dead: the logits
+        // take their place (see headLogits).
+        logitsKept = training && outputHeadScratchCount(m: m, v: v, chunk: Self.headChunk, kept: true) <= headLogitsCapacity
+        outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
+                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept)
         logprobs.update(repeating: 0, count: n)
         for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
 
@@ -300,8 +329,9 @@ public final class LlamaModel {
 
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         dCompact.update(repeating: 0, count: m * c)
-        outputHeadBackward(dCompact, g.output, scratch: headScratch, compactDlp, compact, p.output, lse, compactTargets,
-                           m: m, v: v, c: c, chunk: Self.headChunk)
+        outputHeadBackward(dCompact, g.output, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
+                           m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept)
+        // The logits are dead from here: their memory is the backward's buffers.
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
@@ -326,7 +356,7 @@ public final class LlamaModel {
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
                     matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1)
                     dQKV.update(repeating: 0, count: n * w3)
-                    attentionBackward(dQKV, dQKV + c, dQKV + c + kv, scratch: dScores, dAtt, nil,
+                    attentionBackward(dQKV, dQKV + c, dQKV + c + kv, dAtt, nil,
                                       a.qkv, a.qkv + c, a.qkv + c + kv, sequenceStarts: starts, n: n,
                                       heads: nh, kvHeads: nkv, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
                     ropeBackward(dQKV, positions: positions, n: n, heads: nh, headDim: hd,

@@ -153,8 +153,8 @@ final class KernelGradientTests: XCTestCase {
         }
 
         var dq = [Float](repeating: 0, count: n * qw), dk = [Float](repeating: 0, count: n * kw)
-        var dv = [Float](repeating: 0, count: n * kw), scratch = [Float](repeating: 0, count: 25)
-        attentionBackward(&dq, &dk, &dv, scratch: &scratch, r, result.probs, result.q, result.k, v,
+        var dv = [Float](repeating: 0, count: n * kw)
+        attentionBackward(&dq, &dk, &dv, r, result.probs, result.q, result.k, v,
                           sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd)
         ropeBackward(&dq, positions: positions, n: n, heads: heads, headDim: hd, cos: table.cos, sin: table.sin)
         ropeBackward(&dk, positions: positions, n: n, heads: kvHeads, headDim: hd, cos: table.cos, sin: table.sin)
@@ -260,14 +260,14 @@ final class AttentionThreadingTests: XCTestCase {
         func run() -> [Float] {
             var out = [Float](repeating: 0, count: n * c)
             var probs = [Float](repeating: 0, count: attentionProbsCount(sequenceStarts: starts, n: n, heads: heads))
-            var d = [Float](repeating: 0, count: n * w3), scratch = [Float](repeating: 0, count: 150 * 150)
+            var d = [Float](repeating: 0, count: n * w3)
             qkv.withUnsafeBufferPointer { x in
                 let q = x.baseAddress!
                 attentionForward(&out, &probs, q, q + c, q + c + kv, sequenceStarts: starts, n: n, heads: heads,
                                  kvHeads: kvHeads, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
                 d.withUnsafeMutableBufferPointer { g in
                     let dq = g.baseAddress!
-                    attentionBackward(dq, dq + c, dq + c + kv, scratch: &scratch, dout, probs, q, q + c, q + c + kv,
+                    attentionBackward(dq, dq + c, dq + c + kv, dout, probs, q, q + c, q + c + kv,
                                       sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd,
                                       ldq: w3, ldk: w3, ldv: w3)
                 }
@@ -300,6 +300,23 @@ final class VectorMathTests: XCTestCase {
         XCTAssertLessThan(worst, 5e-7)
         XCTAssertEqual(fastExp(-100), 0)
         XCTAssertEqual(fastExp(0), 1)
+    }
+
+    /// The 16-lane exp the row loops use is bit-identical to the scalar one, lane by lane, across the whole
+    /// range, the clamps, and NaN.
+    func testSixteenLaneExpMatchesScalarBitForBit() {
+        var inputs: [Float] = [-1000, -87.31, -87.3, -87.29, -20, -1e-7, 0, 1e-7, 0.5, 88.69, 88.7, 88.71, 1000, .nan]
+        var x: Float = -90
+        while x < 90 { inputs.append(x); x += 0.0137 }
+        while inputs.count % 16 != 0 { inputs.append(1) }
+        for i in stride(from: 0, to: inputs.count, by: 16) {
+            var v = SIMD16<Float>()
+            for l in 0..<16 { v[l] = inputs[i + l] }
+            let e = fastExp16(v)
+            for l in 0..<16 {
+                XCTAssertEqual(e[l].bitPattern, fastExp(v[l]).bitPattern, "x = \(v[l])")
+            }
+        }
     }
 
     func testLogSumExpOfLongRow() {
@@ -345,8 +362,8 @@ final class LongAttentionTests: XCTestCase {
         // dV = sum over heads of P^T dO; with dO = 1 everywhere, dV[s] = (sum of column s of P over rows and heads) * 1.
         let ones = [Float](repeating: 1, count: n * heads * hd)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count)
-        var dv = [Float](repeating: 0, count: v.count), scratch = [Float](repeating: 0, count: 300 * 300)
-        attentionBackward(&dq, &dk, &dv, scratch: &scratch, ones, probs, q, k, v, sequenceStarts: starts, n: n,
+        var dv = [Float](repeating: 0, count: v.count)
+        attentionBackward(&dq, &dk, &dv, ones, probs, q, k, v, sequenceStarts: starts, n: n,
                           heads: heads, kvHeads: kvHeads, headDim: hd)
         var base = 0
         for (s0, len) in [(0, 300), (300, 150)] {

@@ -54,6 +54,38 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// Products large enough to be split across threads (by rows of C when m >= n, else by columns), every
+    /// transpose combination, with 1, 2 and 3 threads, against the naive product.
+    func testSplitProductsMatchNaiveForAnyThreadCount() {
+        var rng = TestRNG(3)
+        let saved = Threads.count
+        defer { Threads.count = saved }
+        for (m, n, k) in [(151, 120, 121), (120, 151, 121)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 3
+                    let a = rng.array((transA ? k : m) * lda), b = rng.array((transB ? n : k) * ldb)
+                    let c0 = rng.array(m * ldc)
+                    var expected = c0
+                    matmulReference(&expected, a, b, m: m, n: n, k: k, transA: transA, transB: transB,
+                                    lda: lda, ldb: ldb, ldc: ldc, alpha: 0.5, beta: 0.25)
+                    for threads in [1, 2, 3] {
+                        Threads.count = threads
+                        var c = c0
+                        matmul(&c, a, b, m: m, n: n, k: k, transA: transA, transB: transB,
+                               lda: lda, ldb: ldb, ldc: ldc, alpha: 0.5, beta: 0.25)
+                        var worst: Float = 0
+                        for i in 0..<m {
+                            for j in 0..<n { worst = max(worst, abs(c[i * ldc + j] - expected[i * ldc + j])) }
+                            for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "padding untouched") }
+                        }
+                        XCTAssertLessThan(worst, 1e-4, "\(m)x\(n)x\(k) transA \(transA) transB \(transB) threads \(threads)")
+                    }
+                }
+            }
+        }
+    }
+
     func testReferenceMatmulByHand() {
         // [[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]]
         var c = [Float](repeating: 0, count: 4)

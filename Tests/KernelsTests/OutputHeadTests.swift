@@ -64,7 +64,7 @@ final class AttentionRecomputeTests: XCTestCase {
         func run(store: Bool) -> [Float] {
             var out = [Float](repeating: 0, count: n * c)
             var probs = [Float](repeating: 0, count: attentionProbsCount(sequenceStarts: starts, n: n, heads: heads))
-            var d = [Float](repeating: 0, count: n * w3), scratch = [Float](repeating: 0, count: 130 * 130)
+            var d = [Float](repeating: 0, count: n * w3)
             qkv.withUnsafeBufferPointer { x in
                 let q = x.baseAddress!
                 probs.withUnsafeMutableBufferPointer { pb in
@@ -73,7 +73,7 @@ final class AttentionRecomputeTests: XCTestCase {
                                      kvHeads: kvHeads, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
                     d.withUnsafeMutableBufferPointer { g in
                         let dq = g.baseAddress!
-                        attentionBackward(dq, dq + c, dq + c + kv, scratch: &scratch, dout, p, q, q + c, q + c + kv,
+                        attentionBackward(dq, dq + c, dq + c + kv, dout, p, q, q + c, q + c + kv,
                                           sequenceStarts: starts, n: n, heads: heads, kvHeads: kvHeads, headDim: hd,
                                           ldq: w3, ldk: w3, ldv: w3)
                     }

@@ -147,4 +147,30 @@ final class ModelGradientTests: XCTestCase {
             if batch.targets[t] < 0 { XCTAssertEqual(a[t], 0) } else { XCTAssertLessThan(a[t], 0) }
         }
     }
+
+    /// A training forward keeps the output head's logits for backward when they fit `keptLogitsBytes`, and
+    /// otherwise backward recomputes them; the two must give bit-identical log-probabilities and gradients.
+    /// A vocabulary of 4500 makes three head chunks (2048 + 2048 + 404), tied and untied heads; a second
+    /// step on the same models checks that the buffers sharing the logits' memory are rewritten each time.
+    func testKeptLogitsGiveTheSameGradientsAsRecomputedOnes() {
+        for tied in [true, false] {
+            let cfg = LlamaConfig.tiny(vocabSize: 4500, dim: 32, ffnDim: 48, tiedEmbedding: tied)
+            let kept = LlamaModel(config: cfg, maxTokens: 32)
+            let recomputed = LlamaModel(config: cfg, maxTokens: 32, keptLogitsBytes: 0)
+            kept.initializeRandom(seed: 9, std: 0.2)
+            recomputed.initializeRandom(seed: 9, std: 0.2)
+            var batch = sampleBatch()
+            batch.targets = batch.targets.enumerated().map { $0.element < 0 ? -1 : Int32(($0.offset * 613) % 4500) }
+            for step in 0..<2 {
+                let a = batchLoss(kept, batch, training: true), b = batchLoss(recomputed, batch, training: true)
+                XCTAssertEqual(a.loss, b.loss, "tied \(tied) step \(step)")
+                XCTAssertTrue(kept.lastForwardKeptLogits)
+                XCTAssertFalse(recomputed.lastForwardKeptLogits)
+                a.dlp.withUnsafeBufferPointer { kept.backward($0.baseAddress!) }
+                b.dlp.withUnsafeBufferPointer { recomputed.backward($0.baseAddress!) }
+                XCTAssertTrue(kept.gradients.elementsEqual(recomputed.gradients), "tied \(tied) step \(step)")
+                XCTAssertTrue(kept.gradients.contains { $0 != 0 })
+            }
+        }
+    }
 }
