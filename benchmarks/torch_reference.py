@@ -88,7 +88,7 @@ def load(path, threads, attn):
     return model
 
 
-def measure(model, repeats, log):
+def measure(model, repeats, log, warmup=3):
     import torch
 
     vocab = model.config.vocab_size
@@ -104,7 +104,7 @@ def measure(model, repeats, log):
     ids = torch.tensor(tokens(SEQS * SEQ_LEN, 1, vocab)).view(SEQS, SEQ_LEN)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     parts = []
-    for r in range(repeats + 1):
+    for r in range(repeats + warmup):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
         loss = model(input_ids=ids, labels=ids).loss  # shifts internally: 255 targets per sequence, mean
@@ -113,9 +113,11 @@ def measure(model, repeats, log):
         t2 = time.perf_counter()
         opt.step()
         t3 = time.perf_counter()
-        if r > 0:
+        if r >= warmup:
             parts.append((t1 - t0, t2 - t1, t3 - t2))
-            log(f"torch train step {r}/{repeats}: {t3 - t0:.3f} s")
+            log(f"torch train step {r + 1 - warmup}/{repeats}: {t3 - t0:.3f} s")
+        else:
+            log(f"torch train warm-up step {r + 1}/{warmup}: {t3 - t0:.3f} s")
     step = statistics.median([a + b + c for a, b, c in parts])
     out["train"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
                     "backward_s": statistics.median([p[1] for p in parts]),
@@ -240,6 +242,8 @@ def main():
     ap.add_argument("--model", required=True, help="GGUF file")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=3,
+                    help="unmeasured training steps first (PyTorch's steps still speed up over the first 3-4)")
     ap.add_argument("--attn", default="sdpa", help="transformers attn_implementation (sdpa = default, eager)")
     ap.add_argument("--rounds", type=int, default=1, help="alternations with --swift")
     ap.add_argument("--swift", help="command printing a BenchReport JSON (rounds alternate which runs first)")
@@ -261,7 +265,7 @@ def main():
 
         def run_torch():
             log(f"round {i + 1}: pytorch")
-            rec["torch"] = measure(model, args.repeats, log)
+            rec["torch"] = measure(model, args.repeats, log, args.warmup)
 
         # Alternate which one goes first, so neither always runs right after the other's load.
         order = [run_swift, run_torch] if i % 2 == 0 else [run_torch, run_swift]
