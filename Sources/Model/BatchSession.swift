@@ -128,53 +128,57 @@ public final class BatchSession {
     /// log p(token | everything before it) for each (slot, token): the distribution read from the final
     /// hidden state at `slot`, which must have been written.
     public func logprobs(at positions: [(slot: Int, token: Int32)]) -> [Float] {
-        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
+        let v = model.config.vocabSize
         var result = [Float](repeating: 0, count: positions.count)
         var targets = [Int32](repeating: 0, count: headRows)
         var lse = [Float](repeating: 0, count: headRows)
-        var r = 0
-        while r < positions.count {
-            let m = min(headRows, positions.count - r)
-            for i in 0..<m {
-                (norm + i * c).update(from: hidden + positions[r + i].slot * c, count: c)
-                targets[i] = positions[r + i].token
-            }
-            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+        headBlocks(positions.map(\.slot)) { first, m in
+            for i in 0..<m { targets[i] = positions[first + i].token }
             result.withUnsafeMutableBufferPointer { out in
-                logSoftmaxGatherForward(out.baseAddress! + r, &lse, logits, targets, m: m, v: v)
+                logSoftmaxGatherForward(out.baseAddress! + first, &lse, logits, targets, m: m, v: v)
             }
-            r += m
         }
         return result
     }
 
     /// The log-softmax over the vocabulary read from the final hidden state at `slot`.
     public func logSoftmax(at slot: Int) -> [Float] {
-        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
-        precondition(slot >= 0 && slot < slots, "BatchSession: slot \(slot) outside the cache")
-        matmul(logits, hidden + slot * c, model.p.output, m: 1, n: v, k: c, transB: true)
-        Kernels.logSoftmax(logits, logits, v: v)
+        let v = model.config.vocabSize
+        headBlocks([slot]) { _, _ in Kernels.logSoftmax(logits, logits, v: v) }
         return Array(UnsafeBufferPointer(start: logits, count: v))
     }
 
     /// The most likely next token after each slot (the first one on ties).
     public func argmax(at slotList: [Int]) -> [Int32] {
-        let cfg = model.config, c = cfg.dim, v = cfg.vocabSize
+        let v = model.config.vocabSize
         var result = [Int32](repeating: 0, count: slotList.count)
-        var r = 0
-        while r < slotList.count {
-            let m = min(headRows, slotList.count - r)
-            for i in 0..<m { (norm + i * c).update(from: hidden + slotList[r + i] * c, count: c) }
-            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+        headBlocks(slotList) { first, m in
             for i in 0..<m {
                 let row = logits + i * v
                 var best = 0
                 for j in 1..<v where row[j] > row[best] { best = j }
-                result[r + i] = Int32(best)
+                result[first + i] = Int32(best)
             }
-            r += m
         }
         return result
+    }
+
+    /// Runs the output head on the final hidden states at `slotList`, `headRows` at a time: for each block,
+    /// `body(first, count)` finds the (count, vocabulary) logits of slotList[first ..< first + count] in `logits`.
+    private func headBlocks(_ slotList: [Int], _ body: (Int, Int) -> Void) {
+        let c = model.config.dim, v = model.config.vocabSize
+        var first = 0
+        while first < slotList.count {
+            let m = min(headRows, slotList.count - first)
+            for i in 0..<m {
+                let slot = slotList[first + i]
+                precondition(slot >= 0 && slot < slots, "BatchSession: slot \(slot) outside the cache")
+                (norm + i * c).update(from: hidden + slot * c, count: c)
+            }
+            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+            body(first, m)
+            first += m
+        }
     }
 
     /// log p(token | prompt, earlier response tokens) for every token of every response, for many prompts
