@@ -13,14 +13,31 @@ struct LoadedModel {
 }
 
 enum ModelLoader {
+    /// What `load` would check, without building the model: the tokenizer of a GGUF whose metadata and
+    /// tensors `load` accepts (`PretrainedModel.validate`), or a preset's. Errors are `load`'s.
+    static func tokenizer(_ source: RunConfig.ModelSource, experiment: Experiment) throws -> any TextTokenizer {
+        switch source {
+        case .gguf(let path):
+            let resolved = try existing(path, experiment: experiment)
+            return try PretrainedModel.validate(path: resolved).tokenizer
+        case .preset:
+            return ByteTokenizer()
+        }
+    }
+
+    private static func existing(_ path: String, experiment: Experiment) throws -> String {
+        let resolved = experiment.resolve(path)
+        guard FileManager.default.fileExists(atPath: resolved) else {
+            throw RunError.model(path: resolved, reason: "no such file (run `make models` for the default model)")
+        }
+        return resolved
+    }
+
     static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int) throws -> LoadedModel {
         Threads.count = threads
         switch source {
         case .gguf(let path):
-            let resolved = experiment.resolve(path)
-            guard FileManager.default.fileExists(atPath: resolved) else {
-                throw RunError.model(path: resolved, reason: "no such file (run `make models` for the default model)")
-            }
+            let resolved = try existing(path, experiment: experiment)
             let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
             return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
         case .preset(let name, let seed):

@@ -15,8 +15,9 @@ extension RunExecutor {
                        String(config.train.maxLength), String(config.trainLimit), config.objective.target]
                 .joined(separator: "\u{1}") + config.categories.mapValues(\.canonical).sorted { $0.key < $1.key }.description
             guard seen.insert(key).inserted else { continue }
-            let loaded = try ModelLoader.load(config.model, experiment: experiment, capacity: config.train.maxLength,
-                                              maxSequenceLength: config.train.maxLength, threads: config.threads)
+            // The model file is checked as loading would check it, without dequantising it (that costs
+            // about 1.3 s for SmolLM2, and each run loads the model again anyway).
+            let tokenizer = try ModelLoader.tokenizer(config.model, experiment: experiment)
             let template = ChatTemplate(rawValue: config.template)!
             let trainPath = experiment.resolve(config.trainPath)
             var examples = try loadExamples(path: trainPath)
@@ -24,7 +25,7 @@ extension RunExecutor {
             if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
             for ex in examples {
                 _ = try PairEncoder.encode(prompt: ex.prompt, response: config.objective.target == "chosen" ? ex.chosen : (ex.rejected ?? ""),
-                                           tokenizer: loaded.tokenizer, template: template, maxLength: config.train.maxLength,
+                                           tokenizer: tokenizer, template: template, maxLength: config.train.maxLength,
                                            file: trainPath, line: ex.line)
             }
             let probesPath = experiment.resolve(config.probesPath)
@@ -39,7 +40,7 @@ extension RunExecutor {
                     guard let text = ex.fields[field] else {
                         throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (mapped to category \(id) in data.probes.categories)")
                     }
-                    let ids = loaded.tokenizer.encode(template.response(text))
+                    let ids = tokenizer.encode(template.response(text))
                     guard ids.count < config.train.maxLength else {
                         throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(config.train.maxLength): it cannot fit with its prompt")
                     }

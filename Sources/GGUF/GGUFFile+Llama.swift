@@ -60,7 +60,15 @@ extension GGUFFile {
     /// (`shapeMismatch` naming the tensor, expected and found shape), a type that cannot be dequantised,
     /// or hyper-parameters that differ from the model's configuration.
     public func loadWeights(into model: LlamaModel) throws {
-        let c = model.config
+        try checkWeights(for: model.config)
+        for (name, _) in model.parameterTable {
+            try dequantize(name, into: model.parameter(name))
+        }
+    }
+
+    /// Every check `loadWeights` makes before it writes anything, for a model of configuration `c`, without
+    /// allocating the model or dequantising: what validating a run's inputs needs.
+    public func checkWeights(for c: LlamaConfig) throws {
         let fileConfig = try llamaConfig()
         typealias K = GGUFKeys.Llama
         let checks: [(String, String, String)] = [
@@ -73,19 +81,17 @@ extension GGUFFile {
             throw GGUFError.invalidMetadata(file: path, key: key, reason: "file has \(theirs), the model has \(mine)")
         }
 
-        let expected = Dictionary(uniqueKeysWithValues: model.parameterTable.map { ($0.name, $0.shape) })
+        let table = LlamaModel.parameterTable(for: c)
+        let expected = Dictionary(uniqueKeysWithValues: table.map { ($0.name, $0.shape) })
         for info in tensors where expected[info.name] == nil {
             throw GGUFError.unexpectedTensor(file: path, tensor: info.name)
         }
-        for (name, shape) in model.parameterTable {
+        for (name, shape) in table {
             let info = try tensor(name)
             guard info.shape == shape else {
                 throw GGUFError.shapeMismatch(file: path, tensor: name, expected: shape, found: info.shape)
             }
             try checkDequantizable(info)
-        }
-        for (name, _) in model.parameterTable {
-            try dequantize(name, into: model.parameter(name))
         }
     }
 

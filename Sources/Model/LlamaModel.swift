@@ -74,6 +74,24 @@ public final class LlamaModel {
     private var lastTargeted = 0
     private var readyForBackward = false
 
+    /// The `parameterTable` a model of this configuration has, without allocating one.
+    public static func parameterTable(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
+        let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
+        var table: [(name: String, shape: [Int])] = [("token_embd.weight", [v, c])]
+        for i in 0..<config.nLayers {
+            table += [
+                ("blk.\(i).attn_norm.weight", [c]), ("blk.\(i).attn_q.weight", [c, c]),
+                ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c]),
+                ("blk.\(i).attn_output.weight", [c, c]), ("blk.\(i).ffn_norm.weight", [c]),
+                ("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]),
+                ("blk.\(i).ffn_down.weight", [c, f]),
+            ]
+        }
+        table.append(("output_norm.weight", [c]))
+        if !config.tiedEmbedding { table.append(("output.weight", [v, c])) }
+        return table
+    }
+
     /// - Parameters:
     ///   - maxTokens: capacity of one packed batch.
     ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); sizes the
@@ -92,18 +110,7 @@ public final class LlamaModel {
         let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
         let nl = config.nLayers, n = maxTokens
 
-        var table: [(name: String, shape: [Int])] = [("token_embd.weight", [v, c])]
-        for i in 0..<nl {
-            table += [
-                ("blk.\(i).attn_norm.weight", [c]), ("blk.\(i).attn_q.weight", [c, c]),
-                ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c]),
-                ("blk.\(i).attn_output.weight", [c, c]), ("blk.\(i).ffn_norm.weight", [c]),
-                ("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]),
-                ("blk.\(i).ffn_down.weight", [c, f]),
-            ]
-        }
-        table.append(("output_norm.weight", [c]))
-        if !config.tiedEmbedding { table.append(("output.weight", [v, c])) }
+        let table = Self.parameterTable(for: config)
         parameterTable = table
         var index: [String: (offset: Int, count: Int)] = [:]
         var total = 0

@@ -160,6 +160,8 @@ final class LlamaMappingTests: XCTestCase {
         }
     }
 
+    /// Every bad file fails `loadWeights` with its error, leaving the model untouched, and fails
+    /// `checkWeights` (what validating a run's inputs calls, without a model) with the same error.
     func testLoadWeightsErrorsLeaveTheModelUntouched() throws {
         let target = tinyModel(seed: 99)
         let before = Array(target.parameters)
@@ -174,6 +176,9 @@ final class LlamaMappingTests: XCTestCase {
         assertGGUFError(try wrongShape.loadWeights(into: target)) {
             $0 == .shapeMismatch(file: "tiny.gguf", tensor: "blk.1.attn_k.weight", expected: [8, 16], found: [16, 16])
         }
+        assertGGUFError(try wrongShape.checkWeights(for: target.config)) {
+            $0 == .shapeMismatch(file: "tiny.gguf", tensor: "blk.1.attn_k.weight", expected: [8, 16], found: [16, 16])
+        }
         XCTAssertEqual(GGUFError.shapeMismatch(file: "tiny.gguf", tensor: "blk.1.attn_k.weight", expected: [8, 16], found: [16, 16]).description,
                        "tiny.gguf: tensor 'blk.1.attn_k.weight' has shape [16, 16], expected [8, 16]")
 
@@ -183,6 +188,7 @@ final class LlamaMappingTests: XCTestCase {
             }
         }
         assertGGUFError(try missing.loadWeights(into: target)) { $0 == .missingTensor(file: "tiny.gguf", tensor: "blk.0.ffn_up.weight") }
+        assertGGUFError(try missing.checkWeights(for: target.config)) { $0 == .missingTensor(file: "tiny.gguf", tensor: "blk.0.ffn_up.weight") }
 
         let extra = try tinyFile { w, m in
             for (name, shape) in m.parameterTable {
@@ -191,9 +197,13 @@ final class LlamaMappingTests: XCTestCase {
             w.addTensor("rope_freqs.weight", dimensions: [2], type: .f32, data: [1, 1])
         }
         assertGGUFError(try extra.loadWeights(into: target)) { $0 == .unexpectedTensor(file: "tiny.gguf", tensor: "rope_freqs.weight") }
+        assertGGUFError(try extra.checkWeights(for: target.config)) { $0 == .unexpectedTensor(file: "tiny.gguf", tensor: "rope_freqs.weight") }
 
         let otherRope = try tinyFile { w, _ in w.set("llama.rope.freq_base", .float32(500)) }
         assertGGUFError(try otherRope.loadWeights(into: target)) {
+            if case .invalidMetadata(_, "llama.rope.freq_base", _) = $0 { return true } else { return false }
+        }
+        assertGGUFError(try otherRope.checkWeights(for: target.config)) {
             if case .invalidMetadata(_, "llama.rope.freq_base", _) = $0 { return true } else { return false }
         }
 
@@ -207,8 +217,10 @@ final class LlamaMappingTests: XCTestCase {
             }
         }
         assertGGUFError(try untiedFile.loadWeights(into: target)) { $0 == .unexpectedTensor(file: "tiny.gguf", tensor: "output.weight") }
+        assertGGUFError(try untiedFile.checkWeights(for: target.config)) { $0 == .unexpectedTensor(file: "tiny.gguf", tensor: "output.weight") }
 
         assertSameFloats(target.parameters, before)
+        try tinyFile().checkWeights(for: target.config)
         try tinyFile().loadWeights(into: target)
         let reference = tinyModel()  // keep it alive: `parameters` points into its storage
         withExtendedLifetime(reference) { assertSameFloats(target.parameters, reference.parameters) }

@@ -64,6 +64,14 @@ final class PretrainedModelTests: XCTestCase {
 
     /// The default model, loaded in one call, scores the reference pairs of scripts/make-reference.py
     /// (transformers, float32) within |diff| <= 0.02 + 0.001 |reference|, with the same token ids.
+    /// `validate` (what a run's input check calls) reads what `load` reads, without building the model.
+    func testValidateGivesTheTokenizerAndConfigurationOfLoad() throws {
+        let (tokenizer, config) = try PretrainedModel.validate(path: realModelPath())
+        XCTAssertEqual(config, RealModelMappingTests.smolLM2)
+        XCTAssertEqual(tokenizer.vocabSize, 49152)
+        XCTAssertEqual(tokenizer.encode("Hello, world"), try PretrainedModel.load(path: realModelPath(), maxTokens: 1).tokenizer.encode("Hello, world"))
+    }
+
     func testLoadScoresLikeTheReference() throws {
         struct Fixture: Decodable {
             struct Pair: Decodable {
