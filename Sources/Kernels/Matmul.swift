@@ -40,35 +40,26 @@ public func matmul(
         openblas_set_num_threads(1)
         return
     }
-    // Large products are split into row blocks of C (m >= n) or column blocks, one single-threaded sgemm per
-    // block on its own thread: each element of C is still one call's dot product over the whole k.
-    let rows = m >= n
+    // Products of at least 2^21 multiply-adds are split into row blocks of C (m >= n) or column blocks, one
+    // single-threaded sgemm per block on its own thread: each element of C is still one call's dot product
+    // over the whole k.
+    let rows = m >= n, extent = rows ? m : n
     let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
-    let parts = splitCount(rows ? m : n, work: m * n * k, minimum: 1 << 21)
-    parallelParts(parts) { i in
+    parallelFor(extent, grain: m * n * k < 1 << 21 ? extent : 1) { part in
         var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
         if rows {
-            let r0 = m * i / parts, r1 = m * (i + 1) / parts
-            a += transA ? r0 : r0 * lda
-            c += r0 * ldc
-            m = r1 - r0
+            a += transA ? part.lowerBound : part.lowerBound * lda
+            c += part.lowerBound * ldc
+            m = part.count
         } else {
-            let c0 = n * i / parts, c1 = n * (i + 1) / parts
-            b += transB ? c0 * ldb : c0
-            c += c0
-            n = c1 - c0
+            b += transB ? part.lowerBound * ldb : part.lowerBound
+            c += part.lowerBound
+            n = part.count
         }
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
-}
-
-/// How many threads a product gets: `Threads.count` once `work` (multiply-adds) reaches `minimum`, at most one
-/// per row or column being split.
-@inline(__always)
-private func splitCount(_ extent: Int, work: Int, minimum: Int) -> Int {
-    work < minimum ? 1 : max(1, min(Threads.count, extent))
 }
 
 /// c (1, n) = alpha * a (1, k) op(B) + beta * c, as one sgemv over B. a's elements are `incA` apart.

@@ -8,10 +8,10 @@ import Dispatch
 /// from run to run (and do not depend on scheduling).
 ///
 /// OpenBLAS itself is held at one thread (except inside single-row products, see `matmul`): `matmul` splits
-/// large products into `count` blocks of C and runs them on Dispatch's threads, like every other kernel. With OpenBLAS's own pool, its worker threads spin
-/// (sched_yield) for up to 2^28 cycles after each product and took the second core from the kernels that
-/// run between products; one pool made a SmolLM2 training step about 6% faster and saved 57 MiB of
-/// OpenBLAS buffers (docs/PERFORMANCE.md).
+/// large products into `count` blocks of C and runs them on Dispatch's threads, like every other kernel.
+/// With OpenBLAS's own pool, its worker threads spin (sched_yield) for up to 2^28 cycles after each product
+/// and took the second core from the kernels that run between products; one pool made a SmolLM2 training
+/// step about 6% faster and saved 57 MiB of OpenBLAS buffers (docs/PERFORMANCE.md).
 public enum Threads {
     /// Default 2 (the target machine has 2 cores). Set it before starting work, not while kernels run.
     nonisolated(unsafe) public static var count: Int = 2
@@ -46,19 +46,6 @@ func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         DispatchQueue.concurrentPerform(iterations: chunks) { i in
             box.value((n * i / chunks)..<(n * (i + 1) / chunks))
         }
-    }
-}
-
-/// Runs `body(i)` for i in 0..<parts, each on its own thread (inline when parts == 1).
-@inline(__always)
-func parallelParts(_ parts: Int, _ body: (Int) -> Void) {
-    if parts <= 1 {
-        body(0)
-        return
-    }
-    withoutActuallyEscaping(body) { body in
-        let box = UncheckedBox(body)
-        DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
     }
 }
 

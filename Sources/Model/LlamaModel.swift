@@ -63,9 +63,8 @@ public final class LlamaModel {
     private let headLogits: UnsafeMutablePointer<Float>
     private let headLogitsCapacity: Int
     private let normOut, hidden, dResid, dNorm, dQKV, dAtt, dGateUp, dHidden: UnsafeMutablePointer<Float>
-    private var logitsKept = false
-    /// Whether the last forward kept the head's logits for backward (for tests).
-    var lastForwardKeptLogits: Bool { logitsKept }
+    /// Whether the last forward kept the head's logits for backward.
+    private(set) var logitsKept = false
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
     let ropeCos: [Float], ropeSin: [Float]
 

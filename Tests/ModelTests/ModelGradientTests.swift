@@ -164,8 +164,8 @@ final class ModelGradientTests: XCTestCase {
             for step in 0..<2 {
                 let a = batchLoss(kept, batch, training: true), b = batchLoss(recomputed, batch, training: true)
                 XCTAssertEqual(a.loss, b.loss, "tied \(tied) step \(step)")
-                XCTAssertTrue(kept.lastForwardKeptLogits)
-                XCTAssertFalse(recomputed.lastForwardKeptLogits)
+                XCTAssertTrue(kept.logitsKept)
+                XCTAssertFalse(recomputed.logitsKept)
                 a.dlp.withUnsafeBufferPointer { kept.backward($0.baseAddress!) }
                 b.dlp.withUnsafeBufferPointer { recomputed.backward($0.baseAddress!) }
                 XCTAssertTrue(kept.gradients.elementsEqual(recomputed.gradients), "tied \(tied) step \(step)")
