@@ -3,24 +3,42 @@ import Foundation
 /// A run's training state after step `step`: weights, AdamW moments and step count. The data
 /// cursor is the step itself (see `DataOrder`) and no other randomness is used during training.
 /// Layout (little-endian): "ASCK", u32 version, i64 step, i64 adam t, i64 parameter count,
-/// 64 bytes config sha256 (hex), then parameters, m, v as f32.
-/// Written to a temporary file, flushed and renamed, so a crash leaves the previous checkpoint.
+/// 64 bytes config sha256 (hex), then (version 2) 32 bytes store id (hex, `RunStore.storeID`),
+/// then parameters, m, v as f32. Version 1 files (no store id) are still read; they resume nowhere.
+/// Written to a temporary file (`.<name>.tmp-<pid>`), flushed and renamed, so a crash leaves the
+/// previous checkpoint; `removeLeftovers` deletes the temporary files a kill mid-write leaves.
 enum Checkpoint {
     static let magic: [UInt8] = Array("ASCK".utf8)
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let fileName = "checkpoint.bin"
+    static let tempMarker = ".tmp-"
 
     struct Header: Equatable {
         var step: Int
         var adamT: Int
         var parameterCount: Int
         var configSHA256: String
+        /// The run store the checkpoint was written for ("" in version 1 files).
+        var storeID: String = ""
+        /// Bytes before the tensors (96 in version 1, 128 in version 2).
+        var headerBytes: Int = 128
+    }
+
+    static func headerSize(version: UInt32) -> Int { version == 1 ? 96 : 128 }
+
+    /// Deletes `.*.tmp-<pid>` files in `directory` (left by a process killed while writing). Only the
+    /// process holding the run's lease writes there, so every such file is dead.
+    static func removeLeftovers(in directory: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where name.hasPrefix(".") && name.contains(tempMarker) {
+            unlink(directory.appendingPathComponent(name).path)
+        }
     }
 
     static func write(to url: URL, header: Header, tensors: [UnsafeBufferPointer<Float>]) throws {
         let dir = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(tempMarker)\(getpid())")
         guard let f = fopen(tmp.path, "wb") else {
             throw RunError.io(path: tmp.path, reason: String(cString: strerror(errno)))
         }
@@ -36,6 +54,8 @@ enum Checkpoint {
         }
         head += Array(header.configSHA256.utf8.prefix(64))
         head += [UInt8](repeating: 0, count: 64 - min(64, header.configSHA256.utf8.count))
+        head += Array(header.storeID.utf8.prefix(32))
+        head += [UInt8](repeating: 0, count: 32 - min(32, header.storeID.utf8.count))
         head.withUnsafeBytes { put($0) }
         for t in tensors {
             precondition(t.count == header.parameterCount)
@@ -58,17 +78,24 @@ enum Checkpoint {
     static func readHeader(_ url: URL) throws -> Header? {
         guard let f = fopen(url.path, "rb") else { return nil }
         defer { fclose(f) }
-        var head = [UInt8](repeating: 0, count: 4 + 4 + 24 + 64)
-        guard fread(&head, 1, head.count, f) == head.count, Array(head[0..<4]) == magic else {
+        var head = [UInt8](repeating: 0, count: headerSize(version: version))
+        let got = fread(&head, 1, head.count, f)
+        guard got >= headerSize(version: 1), Array(head[0..<4]) == magic else {
             throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (bad magic or truncated header)")
         }
         func u32(_ o: Int) -> UInt32 { head[o..<o + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
         func i64(_ o: Int) -> Int { Int(Int64(bitPattern: head[o..<o + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })) }
-        guard u32(4) == version else {
-            throw RunError.io(path: url.path, reason: "checkpoint version \(u32(4)), expected \(version)")
+        let fileVersion = u32(4)
+        guard fileVersion == 1 || fileVersion == version else {
+            throw RunError.io(path: url.path, reason: "checkpoint version \(fileVersion), expected 1 or \(version)")
+        }
+        guard got >= headerSize(version: fileVersion) else {
+            throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (truncated header)")
         }
         let sha = String(decoding: head[32..<96].prefix { $0 != 0 }, as: UTF8.self)
-        return Header(step: i64(8), adamT: i64(16), parameterCount: i64(24), configSHA256: sha)
+        let store = fileVersion == 1 ? "" : String(decoding: head[96..<128].prefix { $0 != 0 }, as: UTF8.self)
+        return Header(step: i64(8), adamT: i64(16), parameterCount: i64(24), configSHA256: sha, storeID: store,
+                      headerBytes: headerSize(version: fileVersion))
     }
 
     /// Reads the tensors after the header into the given buffers (each `parameterCount` floats).
@@ -78,7 +105,7 @@ enum Checkpoint {
         }
         guard let f = fopen(url.path, "rb") else { throw RunError.io(path: url.path, reason: String(cString: strerror(errno))) }
         defer { fclose(f) }
-        fseek(f, 96, SEEK_SET)
+        fseek(f, header.headerBytes, SEEK_SET)
         for t in tensors {
             guard t.count == header.parameterCount else {
                 throw RunError.io(path: url.path, reason: "checkpoint holds \(header.parameterCount) parameters, the model has \(t.count)")

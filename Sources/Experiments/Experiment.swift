@@ -31,16 +31,19 @@ public struct Experiment: Sendable {
         let url = URL(fileURLWithPath: path)
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw SpecError.unreadable(file: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file")
+            data = try TextFile.read(path)
+        } catch let ProbesError.unreadable(_, reason) {
+            throw SpecError.unreadable(file: path, reason: reason)
         }
-        let text = String(decoding: data, as: UTF8.self)
-        return try parse(text: text, file: path, baseDirectory: url.deletingLastPathComponent())
+        let tree = try JSONValue.parseJSON5(data, file: path)
+        return try parse(tree: tree, text: String(decoding: data, as: UTF8.self), file: path, baseDirectory: url.deletingLastPathComponent())
     }
 
     public static func parse(text: String, file: String, baseDirectory: URL) throws -> Experiment {
-        let tree = try JSONValue.parseJSON5(Data(text.utf8), file: file)
+        try parse(tree: try JSONValue.parseJSON5(Data(text.utf8), file: file), text: text, file: file, baseDirectory: baseDirectory)
+    }
+
+    static func parse(tree: JSONValue, text: String, file: String, baseDirectory: URL) throws -> Experiment {
         guard case .object(var top) = tree else {
             throw SpecError.invalid(file: file, path: "(top level)", expected: "an object", found: tree.typeName)
         }
@@ -63,8 +66,8 @@ public struct Experiment: Sendable {
                 guard case .object(var o) = item else {
                     throw SpecError.invalid(file: file, path: path, expected: "an object with a name", found: SpecReader.describe(item))
                 }
-                guard case .string(let name)? = o["name"], !name.isEmpty, !name.contains("/"), !name.contains("=") else {
-                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name without '/' or '='", found: o["name"].map(SpecReader.describe) ?? "nothing")
+                guard case .string(let name)? = o["name"], RunConfig.isPathSafeName(name, maxBytes: 64), !name.contains("=") else {
+                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.'", found: o["name"].map(SpecReader.describe) ?? "nothing")
                 }
                 guard names.insert(name).inserted else {
                     throw SpecError.invalid(file: file, path: "\(path).name", expected: "a name used by no other stage", found: "\"\(name)\"")
@@ -90,6 +93,11 @@ public struct Experiment: Sendable {
             stages = [(nil, base, baseSweep)]
         }
 
+        let total = stages.reduce(0) { $0 > Sweep.maxRuns ? $0 : $0 + min($1.sweep.count, Sweep.maxRuns + 1) }
+        if total > Sweep.maxRuns {
+            throw SpecError.invalid(file: file, path: "sweep", expected: "at most \(Sweep.maxRuns) runs in one experiment",
+                                    found: stages.map { String($0.sweep.count == Int.max ? "more than 2^63" : "\($0.sweep.count)") }.joined(separator: " + ") + " runs")
+        }
         var runs: [PlannedRun] = []
         var seen: [String: String] = [:]
         for stage in stages {
@@ -112,6 +120,17 @@ public struct Experiment: Sendable {
                                                 found: "\"\(i.run)\"")
                     }
                     config.initFrom?.run = full
+                    if let step = i.step, let parent = runs.first(where: { $0.name == full }), step > parent.config.train.steps {
+                        throw SpecError.invalid(file: file, path: (stage.name.map { "stage \($0): " } ?? "") + "init_from.step",
+                                                expected: "a step of run \(full) (it trains \(parent.config.train.steps) steps)",
+                                                found: "\(step)")
+                    }
+                }
+                // The run's folder name (RunExecutor.checkpointURL) must be one valid path component.
+                let leaf = name.hasPrefix(config.experiment + "/") ? String(name.dropFirst(config.experiment.count + 1)) : "run"
+                if leaf.utf8.count > 200 {
+                    throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
+                                            found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")
                 }
                 let json = config.json.canonical
                 let sha = SHA256.hex(Array(json.utf8))
@@ -171,15 +190,28 @@ struct Sweep {
         }
     }
 
-    /// This sweep followed by another's keys (a stage's own sweep after the experiment's).
+    /// This sweep followed by another's keys (a stage's own sweep after the experiment's). A key both
+    /// sweep takes the other's values, as a stage's keys override the experiment's.
     func adding(_ other: Sweep) -> Sweep {
         var out = self
-        for (k, v) in zip(other.keys, other.values) where !out.keys.contains(k) {
-            out.keys.append(k)
-            out.values.append(v)
+        for (k, v) in zip(other.keys, other.values) {
+            if let i = out.keys.firstIndex(of: k) {
+                out.values[i] = v
+            } else {
+                out.keys.append(k)
+                out.values.append(v)
+            }
         }
         return out
     }
+
+    /// Number of runs the sweep expands into (saturating, so that a huge grid is not multiplied out).
+    var count: Int {
+        values.reduce(1) { $0.multipliedReportingOverflow(by: $1.count).overflow ? Int.max : $0 * $1.count }
+    }
+
+    /// Most runs one experiment may plan.
+    static let maxRuns = 10_000
 
     /// Every combination, as ordered (key, value) lists.
     var assignments: [[(key: String, value: JSONValue)]] {

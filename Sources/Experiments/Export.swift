@@ -22,6 +22,12 @@ public enum RunExport {
         guard let header = try Checkpoint.readHeader(url) else {
             throw RunError.io(path: url.path, reason: "no checkpoint for run \(record.name)")
         }
+        // The folder may hold another store's checkpoint of a run with this name (a second store
+        // beside the first): export only the weights this store's run recorded.
+        guard header.configSHA256 == record.configSHA256,
+              header.storeID.isEmpty || header.storeID == (try? store.storeID()) else {
+            throw RunError.io(path: url.path, reason: "this checkpoint was written for another run store or config of run \(record.name) (run it again with this store, or give --checkpoints)")
+        }
         if let step, step != header.step {
             throw RunError.io(path: url.path, reason: "the checkpoint is at step \(header.step); only the latest checkpoint is kept (asked for step \(step))")
         }

@@ -8,9 +8,20 @@ extension JSONValue {
     /// JSON5 number parsing instead of throwing (found by FuzzSpec): a number with an empty exponent
     /// ("5e-"), rejected here first, and a number that ends the text (a top-level "5"), whose parse
     /// reads past the buffer; a newline is appended so that no number ends the text.
+    ///
+    /// The locator also runs on text Foundation accepts, for what Foundation lets through or reports
+    /// without a place: a key repeated in one object (Foundation keeps one silently), a number too
+    /// large for a Double, and a raw control character in a string. Bytes that are not UTF-8 are
+    /// refused with their offset.
     public static func parseJSON5(_ data: Data, file: String) throws -> JSONValue {
+        if let offset = TextFile.firstInvalidUTF8(data) {
+            throw SpecError.syntax(file: file, line: 0, column: 0, message: "invalid UTF-8 at byte offset \(offset); expected UTF-8 text")
+        }
         let text = String(decoding: data, as: UTF8.self)
         if let (line, column, what) = JSON5Locator.exponentWithoutDigits(in: text) {
+            throw SpecError.syntax(file: file, line: line, column: column, message: what)
+        }
+        if let (line, column, what) = JSON5Locator.firstError(in: text) {
             throw SpecError.syntax(file: file, line: line, column: column, message: what)
         }
         let decoder = JSONDecoder()
@@ -18,10 +29,16 @@ extension JSONValue {
         do {
             return try decoder.decode(JSONValue.self, from: data + [UInt8(ascii: "\n")])
         } catch {
-            if let (line, column, what) = JSON5Locator.firstError(in: text) {
-                throw SpecError.syntax(file: file, line: line, column: column, message: what)
-            }
-            throw SpecError.syntax(file: file, line: 0, column: 0, message: "not valid JSON5")
+            throw SpecError.syntax(file: file, line: 0, column: 0, message: "not valid JSON5 (\(Self.reason(error)))")
+        }
+    }
+
+    /// A decoding error in a few words, without Foundation's boilerplate.
+    static func reason(_ error: Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let c): return (c.underlyingError.map { "\($0)" } ?? c.debugDescription)
+        case DecodingError.typeMismatch(_, let c): return c.debugDescription
+        default: return "\(error)"
         }
     }
 

@@ -2,7 +2,9 @@ import Foundation
 import GGUF
 import Kernels
 import Model
+import Probes
 import Tokenizer
+import Training
 
 /// A model ready to train or score, with its tokenizer.
 struct LoadedModel {
@@ -15,22 +17,44 @@ struct LoadedModel {
 enum ModelLoader {
     /// What `load` would check, without building the model: the tokenizer of a GGUF whose metadata and
     /// tensors `load` accepts (`PretrainedModel.validate`), or a preset's. Errors are `load`'s.
-    static func tokenizer(_ source: RunConfig.ModelSource, experiment: Experiment) throws -> any TextTokenizer {
+    static func validate(_ source: RunConfig.ModelSource, experiment: Experiment) throws -> (config: LlamaConfig, tokenizer: any TextTokenizer) {
         switch source {
         case .gguf(let path):
             let resolved = try existing(path, experiment: experiment)
-            return try PretrainedModel.validate(path: resolved).tokenizer
-        case .preset:
-            return ByteTokenizer()
+            let checked = try PretrainedModel.validate(path: resolved)
+            return (checked.config, checked.tokenizer)
+        case .preset(let name, _):
+            return (presetConfig(name), ByteTokenizer())
         }
     }
 
     private static func existing(_ path: String, experiment: Experiment) throws -> String {
         let resolved = experiment.resolve(path)
-        guard FileManager.default.fileExists(atPath: resolved) else {
+        var st = stat()
+        guard stat(resolved, &st) == 0 else {
             throw RunError.model(path: resolved, reason: "no such file (run `make models` for the default model)")
         }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw RunError.model(path: resolved, reason: "not a regular file (a GGUF model file was expected)")
+        }
         return resolved
+    }
+
+    static func presetConfig(_ name: String) -> LlamaConfig {
+        name == "tiny-2l" ? .tiny(nLayers: 2) : .tiny()
+    }
+
+    /// Bytes a training run of `config` needs at most: weights, gradients and AdamW moments, and the
+    /// activations of `tokens` tokens (`LlamaModel.activationFloats`). Pages are touched only when used,
+    /// so this is an upper bound, compared against the machine's memory before anything is allocated.
+    static func trainingBytes(_ config: LlamaConfig, tokens: Int) -> Double {
+        let parameters = Double(LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) })
+        return 4 * (4 * parameters + LlamaModel.activationFloats(config, tokens: tokens))
+    }
+
+    /// The machine's physical memory in bytes.
+    static var physicalMemory: Double {
+        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int) throws -> LoadedModel {
@@ -41,11 +65,7 @@ enum ModelLoader {
             let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
             return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
         case .preset(let name, let seed):
-            let config: LlamaConfig
-            switch name {
-            case "tiny-2l": config = .tiny(nLayers: 2)
-            default: config = .tiny()
-            }
+            let config = presetConfig(name)
             let model = LlamaModel(config: config, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
             model.initializeRandom(seed: UInt64(seed))
             let tokenizer = ByteTokenizer()
@@ -75,5 +95,24 @@ enum PairEncoder {
             promptIDs.removeFirst(cut)
         }
         return EncodedPair(prompt: promptIDs, response: responseIDs, promptCut: cut)
+    }
+
+    /// A Chain of Hindsight training sequence as token pieces (`HindsightTemplate.pieces`, each piece
+    /// encoded alone so that loss boundaries fall on token boundaries). The prompt is cut from the left
+    /// to fit `maxLength`, as for SFT pairs; the feedback phrases and both answers must fit with at least
+    /// one prompt token.
+    static func hindsight(_ ex: PreferenceExample, template: HindsightTemplate, chat: ChatTemplate, tokenizer: any TextTokenizer,
+                          maxLength: Int, file: String, line: Int) throws -> [(ids: [Int32], trained: Bool)] {
+        guard let rejected = ex.rejected else {
+            throw RunError.data(file: file, line: line, reason: "no rejected response (Chain of Hindsight needs pairs)")
+        }
+        var pieces = template.pieces(prompt: chat.prompt(ex.prompt), chosen: ex.chosen, rejected: rejected)
+            .map { (ids: tokenizer.encode($0.text), trained: $0.trained) }
+        let rest = pieces.dropFirst().reduce(0) { $0 + $1.ids.count }
+        guard rest < maxLength else {
+            throw RunError.data(file: file, line: line, reason: "Chain of Hindsight sequence without its prompt (feedback phrases and both answers) is \(rest) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+        }
+        if pieces[0].ids.count > maxLength - rest { pieces[0].ids.removeFirst(pieces[0].ids.count - (maxLength - rest)) }
+        return pieces
     }
 }

@@ -93,12 +93,7 @@ final class ProbeEvaluator {
         let examples = try loadExamples(path: path)
         var categories: [String: CategorySource] = [:]
         for (id, source) in config.categories {
-            do {
-                categories[id] = try JSONDecoder().decode(CategorySource.self, from: Data(source.canonical.utf8))
-            } catch {
-                throw SpecError.invalid(file: experiment.specPath, path: "data.probes.categories.\(id)",
-                                        expected: "a field name, or { derive | generate | greedy: ... }", found: Self.describe(error))
-            }
+            categories[id] = try RunConfig.decodeCategory(id: id, source: source, file: experiment.specPath)
         }
         return try ProbeSet.build(
             examples: examples, categories: categories, seed: UInt64(config.seed), trainPrompts: trainPrompts,

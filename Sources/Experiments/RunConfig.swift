@@ -1,3 +1,4 @@
+import Foundation
 import Probes
 /// The fully resolved configuration of one run: every default filled in. Its canonical JSON is
 /// stored in `runs.config` and its sha256 is the run's identity.
@@ -147,8 +148,8 @@ extension RunConfig {
     static func resolve(_ tree: JSONValue, file: String) throws -> RunConfig {
         let top = try SpecReader(tree, file: file, path: "", allowed: topKeys)
         let name = try top.string("name")
-        if name.isEmpty || name.contains("/") || name.unicodeScalars.contains(where: { $0.properties.isWhitespace }) {
-            throw top.invalid("name", "a non-empty name without '/' or spaces")
+        if !isPathSafeName(name, maxBytes: 128) {
+            throw top.invalid("name", "a name of 1-128 bytes without '/', spaces or control characters, not starting with '.' (it names the results folder)")
         }
 
         let modelReader = try top.object("model", allowed: ["gguf", "preset", "seed"], required: true)!
@@ -226,9 +227,18 @@ extension RunConfig {
             weightDecay: try t.double("weight_decay", default: 0, min: 0, max: 1),
             gradClip: try t.double("grad_clip", default: 1.0, min: 0),
             gradAccum: try t.int("grad_accum", default: 1, min: 1, max: 1024),
-            beta1: try t.double("beta1", default: 0.9, min: 0, max: 1),
-            beta2: try t.double("beta2", default: 0.999, min: 0, max: 1))
+            beta1: try t.double("beta1", default: 0.9, min: 0, max: 1, exclusiveMax: true),
+            beta2: try t.double("beta2", default: 0.999, min: 0, max: 1, exclusiveMax: true))
         if train.warmup > train.steps { throw t.invalid("warmup", "an integer <= train.steps (\(train.steps))") }
+
+        for id in categories.keys.sorted() {
+            let source = try decodeCategory(id: id, source: categories[id]!, file: file)
+            if case .greedy(let maxTokens) = source, maxTokens >= train.maxLength {
+                throw SpecError.invalid(file: file, path: "data.probes.categories.\(id).greedy.max_tokens",
+                                        expected: "a token count < train.max_length (\(train.maxLength)), so the prompt keeps a token",
+                                        found: "\(maxTokens)")
+            }
+        }
 
         let e = try top.object("eval", allowed: ["every", "at_start"])
         let eval = EvalSettings(
@@ -243,6 +253,59 @@ extension RunConfig {
             objective: objective, initFrom: initFrom, train: train, eval: eval, checkpointEvery: checkpointEvery,
             seed: try top.int("seed", default: 1, min: 0, max: Int(UInt32.max)),
             threads: try top.int("threads", default: 2, min: 1, max: 256))
+    }
+}
+
+extension RunConfig {
+    /// A name that can be one path component: non-empty, at most `maxBytes` UTF-8 bytes, no '/',
+    /// whitespace or control characters, not starting with '.' (so never "." or "..").
+    static func isPathSafeName(_ name: String, maxBytes: Int) -> Bool {
+        !name.isEmpty && name.utf8.count <= maxBytes && !name.hasPrefix(".") && !name.contains("/")
+            && !name.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control }
+    }
+
+    /// Category ids that name the probe line's own keys, not responses.
+    static let reservedCategoryIDs: Set<String> = ["prompt", "messages", "origins", "split", "idx"]
+
+    /// Decodes one `data.probes.categories` entry; any problem is a `SpecError` naming the key path
+    /// (`data.probes.categories.<id>[.<key>...]`) and what is allowed there.
+    public static func decodeCategory(id: String, source: JSONValue, file: String) throws -> CategorySource {
+        let path = "data.probes.categories.\(id)"
+        if reservedCategoryIDs.contains(id) {
+            throw SpecError.invalid(file: file, path: path, expected: "a category id other than \(reservedCategoryIDs.sorted().joined(separator: ", ")) (keys of the probe line itself)", found: "\"\(id)\"")
+        }
+        do {
+            return try JSONDecoder().decode(CategorySource.self, from: Data(source.canonical.utf8))
+        } catch let error as DecodingError {
+            let (codingPath, message): ([any CodingKey], String)
+            switch error {
+            case .dataCorrupted(let c): (codingPath, message) = (c.codingPath, c.debugDescription)
+            case .keyNotFound(let key, let c): (codingPath, message) = (c.codingPath + [key], "missing")
+            case .typeMismatch(let type, let c): (codingPath, message) = (c.codingPath, "expected \(typeName(type))")
+            case .valueNotFound(let type, let c): (codingPath, message) = (c.codingPath, "expected \(typeName(type))")
+            @unknown default: (codingPath, message) = ([], "\(error)")
+            }
+            let keys = codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            let found = source.value(at: codingPath.map(\.stringValue)).map(SpecReader.describe) ?? "nothing"
+            throw SpecError.invalid(file: file, path: path + keys.replacingOccurrences(of: ".[", with: "["),
+                                    expected: expectedPart(of: message), found: found)
+        }
+    }
+
+    /// "unknown derivation "x"; expected A or B" -> "A or B"; "expected A" -> "A".
+    private static func expectedPart(of message: String) -> String {
+        if let r = message.range(of: "; expected ") { return String(message[r.upperBound...]) }
+        return message.hasPrefix("expected ") ? String(message.dropFirst(9)) : message
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is [String].Type: return "a list of strings"
+        case is Int.Type, is UInt64.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        default: return "a field name, or an object with derive, generate or greedy"
+        }
     }
 }
 

@@ -5,6 +5,10 @@ public enum RunError: Error, CustomStringConvertible {
     case model(path: String, reason: String)
     case nonFinite(step: Int, what: String)
     case unknownRun(String)
+    /// A run would resume from a checkpoint, but a file it reads changed since it started.
+    case inputChanged(run: String, input: String, path: String, checkpoint: String)
+    /// A run reached its last step but the store lacks some of its rows.
+    case incomplete(run: String, detail: String)
 
     public var description: String {
         switch self {
@@ -13,6 +17,10 @@ public enum RunError: Error, CustomStringConvertible {
         case .model(let path, let reason): return "\(path): \(reason)"
         case .nonFinite(let step, let what): return "step \(step): \(what) is not finite"
         case .unknownRun(let name): return "no run named \"\(name)\" in this experiment (see alignscope plan)"
+        case .inputChanged(let run, let input, let path, let checkpoint):
+            return "\(path): the \(input) file changed since run \(run) started; its checkpoint would mix two inputs in one run (to start the run over with the new file, delete \(checkpoint))"
+        case .incomplete(let run, let detail):
+            return "run \(run) is incomplete: \(detail)"
         }
     }
 }

@@ -47,14 +47,25 @@ final class RunExecution {
 
         let trainer = Trainer(model: loaded.model, config: config, data: data)
         let checkpoint = executor.checkpointURL(runName: run.name)
+        Checkpoint.removeLeftovers(in: checkpoint.deletingLastPathComponent())
+        let storeID = try store.storeID()
+        let inputs = try InputFingerprints.of(config, experiment: executor.experiment)
         var step = 0
         if let header = try Checkpoint.readHeader(checkpoint), header.configSHA256 == run.configSHA256 {
-            _ = try Checkpoint.read(checkpoint, into: [loaded.model.parameters, trainer.optimizer.m, trainer.optimizer.v])
-            trainer.optimizer.t = header.adamT
-            step = header.step
+            if let why = try resumeRefusal(header, storeID: storeID, probes: probes) {
+                report(.restarting(run: run.name, reason: why))
+            } else {
+                if let change = InputFingerprints.firstChange(recorded: try store.runInputs(runID: runID), current: inputs) {
+                    throw RunError.inputChanged(run: run.name, input: change.input, path: change.path, checkpoint: checkpoint.path)
+                }
+                _ = try Checkpoint.read(checkpoint, into: [loaded.model.parameters, trainer.optimizer.m, trainer.optimizer.v])
+                trainer.optimizer.t = header.adamT
+                step = header.step
+            }
         }
         // Rows recorded after the checkpoint belong to steps that will be run again.
         _ = try store.truncate(runID: runID, afterStep: step == 0 ? -1 : step)
+        if step == 0 { try store.setRunInputs(runID: runID, inputs) }
         report(.started(run: run.name, fromStep: step, totalSteps: config.train.steps))
 
         if step == 0 && config.eval.atStart {
@@ -86,21 +97,55 @@ final class RunExecution {
             if executor.snapshotSteps(of: run.name).contains(step) {
                 try Checkpoint.write(
                     to: executor.snapshotURL(runName: run.name, step: step),
-                    header: .init(step: step, adamT: 0, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256),
+                    header: .init(step: step, adamT: 0, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256, storeID: storeID),
                     tensors: [UnsafeBufferPointer(loaded.model.parameters)])
             }
             if config.isCheckpointStep(step) {
                 try Checkpoint.write(
                     to: checkpoint,
-                    header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256),
+                    header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256, storeID: storeID),
                     tensors: [UnsafeBufferPointer(loaded.model.parameters), UnsafeBufferPointer(trainer.optimizer.m), UnsafeBufferPointer(trainer.optimizer.v)])
                 try store.setLastStep(runID: runID, step: step)
                 report(.checkpointed(run: run.name, step: step))
             }
             try store.heartbeat(runID: runID)
         }
+        // A run is finished only with every row it should have recorded.
+        if let missing = try missingRows(through: config.train.steps, probes: probes) {
+            throw RunError.incomplete(run: run.name, detail: missing)
+        }
         report(.finished(run: run.name, seconds: Date().timeIntervalSince(started)))
         return true
+    }
+
+    /// Why the checkpoint must not be resumed into this store (nil: resume). A checkpoint resumes only
+    /// into the store it was written for, and only while the store holds every row up to its step:
+    /// otherwise the run would end "finished" with its early evaluations missing.
+    func resumeRefusal(_ header: Checkpoint.Header, storeID: String, probes: ProbeEvaluator) throws -> String? {
+        if header.storeID != storeID {
+            return "its checkpoint at step \(header.step) was written for another run store; starting over from step 0"
+        }
+        if let missing = try missingRows(through: header.step, probes: probes) {
+            return "the store lacks rows its checkpoint at step \(header.step) counts on (\(missing)); starting over from step 0"
+        }
+        return nil
+    }
+
+    /// The first gap in the run's recorded rows up to `step`: a step without its loss, or an evaluation
+    /// step without all of its responses. Nil when nothing is missing.
+    func missingRows(through step: Int, probes: ProbeEvaluator) throws -> String? {
+        let losses = try store.lossSteps(runID: runID)
+        if step >= 1, let s = (1...step).first(where: { !losses.contains($0) }) {
+            return "no training loss for step \(s)"
+        }
+        let counts = try store.evaluationRowCounts(runID: runID)
+        for s in config.evalSteps where s <= step {
+            let n = counts[s] ?? 0
+            if n != probes.responsesPerEvaluation {
+                return "evaluation at step \(s) holds \(n) of \(probes.responsesPerEvaluation) log-probabilities"
+            }
+        }
+        return nil
     }
 
     /// Tokenizes the training examples for the run's objective. Preference objectives also get the
@@ -120,12 +165,10 @@ final class RunExecution {
             })
         case "coh":
             let t = HindsightTemplate(helpful: config.objective.helpful, unhelpful: config.objective.unhelpful)
-            let texts = try examples.enumerated().map { i, ex in
-                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: i + 1, reason: "no rejected response (Chain of Hindsight needs pairs)") }
-                return (prompt: template.prompt(ex.prompt), chosen: ex.chosen, rejected: rejected)
-            }
-            let tokenizer = loaded.tokenizer
-            return .hindsight(texts, template: t, encode: { tokenizer.encode($0) })
+            return .hindsight(try examples.enumerated().map { i, ex in
+                try PairEncoder.hindsight(ex, template: t, chat: template, tokenizer: loaded.tokenizer, maxLength: maxLength,
+                                          file: path, line: ex.line)
+            })
         default:
             var pairs: [PreferencePair] = []
             for (i, ex) in examples.enumerated() {
@@ -166,6 +209,9 @@ final class RunExecution {
         let header = try Checkpoint.read(url, into: [model.parameters])
         guard header.configSHA256 == planned.configSHA256 else {
             throw RunError.io(path: url.path, reason: "checkpoint belongs to another config of run \(initFrom.run)")
+        }
+        guard header.storeID == (try store.storeID()) else {
+            throw RunError.io(path: url.path, reason: "the weights of run \(initFrom.run) were written for another run store (run \(initFrom.run) again with this store)")
         }
         return "run:\(planned.configSHA256):step:\(header.step)"
     }

@@ -1,51 +1,104 @@
 import Foundation
+import Model
 import Probes
 import Tokenizer
+import Training
 
 extension RunExecutor {
-    /// Checks the inputs of every run before anything is recorded (issue 9: bad input exits 2 with
-    /// nothing half-written to the store): the model file and its tokenizer, the training file (every
-    /// pair must fit `train.max_length`) and the probe file (every field a data category maps must be
-    /// present and every response must fit). Each distinct combination is checked once.
+    /// Checks the inputs of every run before anything is recorded (issues 9 and 15: bad input exits 2
+    /// with nothing written to the store): the model file and its tokenizer; `train.max_length` against
+    /// the model's context and the batch against the machine's memory; the training file (every
+    /// example must have what the objective trains on and fit `train.max_length`); the probe file
+    /// (every field a category reads must be present, every data response must fit, a derangement needs
+    /// two probes). Each distinct combination is checked once.
     public func validateInputs() throws {
+        try Self.validateInputs(of: experiment)
+    }
+
+    public static func validateInputs(of experiment: Experiment) throws {
         var seen = Set<String>()
         for run in experiment.runs {
             let config = run.config
-            let key = [String(describing: config.model), config.trainPath, config.probesPath, config.template,
-                       String(config.train.maxLength), String(config.trainLimit), config.objective.target]
-                .joined(separator: "\u{1}") + config.categories.mapValues(\.canonical).sorted { $0.key < $1.key }.description
-            guard seen.insert(key).inserted else { continue }
-            // The model file is checked as loading would check it, without dequantising it (that costs
-            // about 1.3 s for SmolLM2, and each run loads the model again anyway).
-            let tokenizer = try ModelLoader.tokenizer(config.model, experiment: experiment)
-            let template = ChatTemplate(rawValue: config.template)!
-            let trainPath = experiment.resolve(config.trainPath)
-            var examples = try loadExamples(path: trainPath)
-            guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no examples (the file is empty)") }
-            if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
-            for ex in examples {
-                _ = try PairEncoder.encode(prompt: ex.prompt, response: config.objective.target == "chosen" ? ex.chosen : (ex.rejected ?? ""),
-                                           tokenizer: tokenizer, template: template, maxLength: config.train.maxLength,
-                                           file: trainPath, line: ex.line)
+            var key = config
+            key.train.steps = 0; key.train.lr = 0; key.seed = 0; key.eval.every = 1; key.checkpointEvery = 1
+            guard seen.insert(key.json.canonical).inserted else { continue }
+            try validate(config, experiment: experiment)
+        }
+    }
+
+    private static func validate(_ config: RunConfig, experiment: Experiment) throws {
+        let spec = experiment.specPath
+        // The model file is checked as loading would check it, without dequantising it (that costs
+        // about 1.3 s for SmolLM2, and each run loads the model again anyway).
+        let (modelConfig, tokenizer) = try ModelLoader.validate(config.model, experiment: experiment)
+        let maxLength = config.train.maxLength
+        if maxLength > modelConfig.contextLength {
+            throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
+        }
+        let pairFactor = config.objective.kind == "sft" || config.objective.kind == "coh" ? 1 : 2
+        let need = ModelLoader.trainingBytes(modelConfig, tokens: pairFactor * config.train.batchSize * maxLength)
+        if need > ModelLoader.physicalMemory {
+            throw SpecError.invalid(
+                file: spec, path: "train.batch_size",
+                expected: "a batch that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; batch_size x max_length tokens need about \(gib(need)) GiB)",
+                found: "\(config.train.batchSize) x \(maxLength)")
+        }
+        let template = ChatTemplate(rawValue: config.template)!
+        let trainPath = experiment.resolve(config.trainPath)
+        var examples = try loadExamples(path: trainPath)
+        guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no examples (the file is empty)") }
+        if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
+        let objective = config.objective
+        for ex in examples {
+            switch objective.kind {
+            case "coh":
+                _ = try PairEncoder.hindsight(ex, template: HindsightTemplate(helpful: objective.helpful, unhelpful: objective.unhelpful),
+                                              chat: template, tokenizer: tokenizer, maxLength: maxLength, file: trainPath, line: ex.line)
+            case "sft":
+                guard let text = objective.target == "chosen" ? ex.chosen : ex.rejected else {
+                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (objective.target is \"rejected\")")
+                }
+                _ = try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: tokenizer, template: template,
+                                           maxLength: maxLength, file: trainPath, line: ex.line)
+            default:
+                guard let rejected = ex.rejected else {
+                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (\(objective.kind) trains on chosen/rejected pairs)")
+                }
+                for text in [ex.chosen, rejected] {
+                    _ = try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: tokenizer, template: template,
+                                               maxLength: maxLength, file: trainPath, line: ex.line)
+                }
             }
-            let probesPath = experiment.resolve(config.probesPath)
-            let probes = try loadExamples(path: probesPath)
-            guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
-            let fields = config.categories.compactMap { id, source -> (String, String)? in
-                if case .string(let field) = source { return (id, field) }
-                return nil
+        }
+        let probesPath = experiment.resolve(config.probesPath)
+        let probes = try loadExamples(path: probesPath)
+        guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
+        var sources: [(id: String, source: CategorySource)] = []
+        for id in config.categories.keys.sorted() {
+            sources.append((id, try RunConfig.decodeCategory(id: id, source: config.categories[id]!, file: spec)))
+        }
+        for (id, source) in sources {
+            if case .derive(.otherPrompt) = source, probes.count < 2 {
+                throw RunError.data(file: probesPath, line: nil, reason: "category \(id) takes another prompt's response (other_prompt), which needs at least 2 probes; the file has 1")
             }
-            for ex in probes {
-                for (id, field) in fields.sorted(by: { $0.0 < $1.0 }) {
-                    guard let text = ex.fields[field] else {
-                        throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (mapped to category \(id) in data.probes.categories)")
-                    }
-                    let ids = tokenizer.encode(template.response(text))
-                    guard ids.count < config.train.maxLength else {
-                        throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(config.train.maxLength): it cannot fit with its prompt")
-                    }
+        }
+        for ex in probes {
+            for (id, source) in sources {
+                guard let field = source.sourceField else { continue }
+                let text: String
+                do {
+                    text = try ex.text(of: field)
+                } catch {
+                    throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories)")
+                }
+                guard case .field = source else { continue }
+                let ids = tokenizer.encode(template.response(text))
+                guard ids.count < maxLength else {
+                    throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }
             }
         }
     }
+
+    private static func gib(_ bytes: Double) -> String { String(format: "%.1f", bytes / Double(1 << 30)) }
 }

@@ -12,6 +12,8 @@ public enum RunProgress: Sendable {
     case skipped(run: String, reason: String)
     case started(run: String, fromStep: Int, totalSteps: Int)
     case loading(run: String, what: String)
+    /// A checkpoint was found but cannot be resumed (another store, missing rows): the run starts over.
+    case restarting(run: String, reason: String)
     case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, elapsed: Double)
     case evaluated(run: String, step: Int, responses: Int, seconds: Double)
     case checkpointed(run: String, step: Int)
@@ -65,12 +67,33 @@ extension RunExecutor {
         public var finished: [String] = []
         public var failed: [(run: String, error: String)] = []
         public var skipped: [(run: String, reason: String)] = []
+        /// Runs stopped by a stop request, with the step they resume from.
+        public var interrupted: [(run: String, step: Int)] = []
+    }
+
+    /// Refuses (exit 2, before anything is written) to resume a run whose training data, probe set or
+    /// model file changed since it started: its checkpoint belongs to this store, it has recorded
+    /// fingerprints, and the files no longer match them.
+    public func checkResumableInputs(only: String? = nil) throws {
+        let storeID = try store.storeID()
+        for run in experiment.runs where only == nil || run.name == only {
+            guard let record = try store.run(configSHA256: run.configSHA256), record.status != .finished else { continue }
+            let recorded = try store.runInputs(runID: record.id)
+            guard !recorded.isEmpty else { continue }
+            let url = checkpointURL(runName: run.name)
+            guard let header = try? Checkpoint.readHeader(url), header.configSHA256 == run.configSHA256,
+                  header.storeID == storeID else { continue }
+            if let change = InputFingerprints.firstChange(recorded: recorded, current: try InputFingerprints.of(run.config, experiment: experiment)) {
+                throw RunError.inputChanged(run: run.name, input: change.input, path: change.path, checkpoint: url.path)
+            }
+        }
     }
 
     /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
     /// each in the store first so that concurrent processes never train the same run twice.
-    public func runAll(only: String? = nil, shouldContinue: @escaping () -> Bool = { true }) throws -> Summary {
-        try validateInputs()
+    public func runAll(only: String? = nil, inputsValidated: Bool = false, shouldContinue: @escaping () -> Bool = { true }) throws -> Summary {
+        if !inputsValidated { try validateInputs() }
+        try checkResumableInputs(only: only)
         let planned = try recordPlan()
         if let only, !planned.contains(where: { $0.run.name == only }) { throw RunError.unknownRun(only) }
         var summary = Summary()
@@ -100,7 +123,11 @@ extension RunExecutor {
                     summary.finished.append(run.name)
                 } else {
                     try store.markInterrupted(runID: id, reason: "stopped")
+                    summary.interrupted.append((run.name, try store.run(id: id)?.lastStep ?? 0))
                 }
+            } catch ProbesError.interrupted {
+                try store.markInterrupted(runID: id, reason: "stopped")
+                summary.interrupted.append((run.name, try store.run(id: id)?.lastStep ?? 0))
             } catch {
                 let message = "\(error)"
                 try? store.fail(runID: id, error: message)

@@ -64,15 +64,16 @@ struct SpecReader {
         return n
     }
 
-    func double(_ key: String, default def: Double? = nil, min lo: Double? = nil, max hi: Double? = nil, exclusiveMin: Bool = false) throws -> Double {
-        let expected = Self.rangeText("a number", lo, hi, inclusiveLow: !exclusiveMin)
+    func double(_ key: String, default def: Double? = nil, min lo: Double? = nil, max hi: Double? = nil, exclusiveMin: Bool = false,
+                exclusiveMax: Bool = false) throws -> Double {
+        let expected = Self.rangeText("a number", lo, hi, inclusiveLow: !exclusiveMin, inclusiveHigh: !exclusiveMax)
         guard let v = fields[key] else {
             if let def { return def }
             throw SpecError.missing(file: file, path: sub(key), expected: expected)
         }
         guard case .number(let x) = v, x.isFinite else { throw invalid(key, expected) }
         if let lo, exclusiveMin ? x <= lo : x < lo { throw invalid(key, expected) }
-        if let hi, x > hi { throw invalid(key, expected) }
+        if let hi, exclusiveMax ? x >= hi : x > hi { throw invalid(key, expected) }
         return x
     }
 
@@ -90,11 +91,11 @@ struct SpecReader {
         return try SpecReader(v, file: file, path: sub(key), allowed: allowed)
     }
 
-    static func rangeText(_ kind: String, _ lo: Double?, _ hi: Double?, inclusiveLow: Bool) -> String {
+    static func rangeText(_ kind: String, _ lo: Double?, _ hi: Double?, inclusiveLow: Bool, inclusiveHigh: Bool = true) -> String {
         switch (lo, hi) {
-        case let (l?, h?): return "\(kind) in \(inclusiveLow ? "[" : "(")\(JSONValue.format(l)), \(JSONValue.format(h))]"
+        case let (l?, h?): return "\(kind) in \(inclusiveLow ? "[" : "(")\(JSONValue.format(l)), \(JSONValue.format(h))\(inclusiveHigh ? "]" : ")")"
         case let (l?, nil): return "\(kind) \(inclusiveLow ? ">=" : ">") \(JSONValue.format(l))"
-        case let (nil, h?): return "\(kind) <= \(JSONValue.format(h))"
+        case let (nil, h?): return "\(kind) \(inclusiveHigh ? "<=" : "<") \(JSONValue.format(h))"
         default: return kind
         }
     }

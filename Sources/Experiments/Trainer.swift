@@ -15,14 +15,14 @@ enum TrainingData {
     case sequences([EncodedPair])
     /// DPO / IPO / hinge: pairs, with the reference model's (chosen, rejected) sums, two per pair.
     case preference([PreferencePair], reference: [Double])
-    /// Chain of Hindsight: one sequence per pair with both answers; texts packed by the template.
-    case hindsight([(prompt: String, chosen: String, rejected: String)], template: HindsightTemplate, encode: @Sendable (String) -> [Int32])
+    /// Chain of Hindsight: one sequence per pair with both answers, as token pieces (`PairEncoder.hindsight`).
+    case hindsight([[(ids: [Int32], trained: Bool)]])
 
     var count: Int {
         switch self {
         case .sequences(let s): return s.count
         case .preference(let p, _): return p.count
-        case .hindsight(let h, _, _): return h.count
+        case .hindsight(let h): return h.count
         }
     }
 }
@@ -89,8 +89,8 @@ final class Trainer {
         case .preference(let pairs, let reference):
             let packed = PreferencePair.pack(idx.map { pairs[$0] })
             return (packed.batch, packed.weights, packed.spans, idx.flatMap { [reference[2 * $0], reference[2 * $0 + 1]] })
-        case .hindsight(let texts, let template, let encode):
-            let packed = template.pack(idx.map { texts[$0] }, bos: nil, encode: encode)
+        case .hindsight(let sequences):
+            let packed = packPieces(idx.map { sequences[$0] })
             return (packed.batch, packed.weights, packed.spans, nil)
         }
     }

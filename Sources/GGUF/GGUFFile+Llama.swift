@@ -80,6 +80,12 @@ extension GGUFFile {
         for (key, mine, theirs) in checks where mine != theirs {
             throw GGUFError.invalidMetadata(file: path, key: key, reason: "file has \(theirs), the model has \(mine)")
         }
+        // Every block has tensors of its own: a block count beyond the file's tensor count is refused
+        // before the parameter table is sized by it (2^31 blocks took > 8 GB). Fewer missing tensors
+        // are named one by one below.
+        guard c.nLayers <= tensors.count else {
+            throw GGUFError.invalidMetadata(file: path, key: K.blockCount, reason: "\(c.nLayers) blocks, but the file holds only \(tensors.count) tensors (9 per block)")
+        }
 
         let table = LlamaModel.parameterTable(for: c)
         let expected = Dictionary(uniqueKeysWithValues: table.map { ($0.name, $0.shape) })

@@ -8,6 +8,7 @@ public enum PretrainedModel {
     /// (sequences of at most `maxSequenceLength`, default `min(maxTokens, context length)`).
     public static func load(path: String, maxTokens: Int, maxSequenceLength: Int? = nil) throws -> (model: LlamaModel, tokenizer: BPETokenizer, config: LlamaConfig) {
         let (file, config, tokenizer) = try open(path)  // before the big allocation: a bad file fails fast
+        try file.checkWeights(for: config)
         let model = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength)
         try file.loadWeights(into: model)
         return (model, tokenizer, config)

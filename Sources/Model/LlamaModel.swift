@@ -98,6 +98,16 @@ public final class LlamaModel {
     ///   - keptLogitsBytes: memory a training forward may use to keep the output head's logits for backward
     ///     (targeted rows x vocabulary floats); batches with more targets recompute them in backward instead
     ///     (one more head product). Pages are only touched when used.
+    /// Floats of the activation tables `init` sizes for `tokens` tokens (stored activations and the
+    /// shared backward region, without the kept logits): an estimate for memory checks before a model is built.
+    public static func activationFloats(_ config: LlamaConfig, tokens n: Int) -> Double {
+        let c = Double(config.dim), f = Double(config.ffnDim), kv = Double(config.nKVHeads * config.headDim)
+        let nl = Double(config.nLayers), t = Double(n)
+        let stored = t * c * (nl + 1) + nl * t * (2 + (c + 2 * kv) + 2 * c + 2 * f) + t * (5 + 2 * c)
+        let shared = t * (5 * c + (c + 2 * kv) + 4 * f)
+        return stored + max(shared, t * Double(min(config.vocabSize, headChunk)))
+    }
+
     public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil,
                 keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes) {
         config.validate()

@@ -148,6 +148,10 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
     public var maxTokens: Int
     /// Chat template used to wrap the filled template as a user turn (model backend only): "chatml" or "hh".
     public var chatTemplate: String
+    /// Seconds an external command may run before it is stopped (command backend only; key `timeout`).
+    /// Not part of the generation cache's key: it does not change what the command writes.
+    public var timeout: Double = GeneratorSpec.defaultTimeout
+    public static let defaultTimeout: Double = 600
 
     public init(backend: Backend, template: String, field: String? = nil, seed: UInt64 = 0,
                 temperature: Float = 0.7, topP: Float = 0.9, maxTokens: Int = 128, chatTemplate: String = "chatml") {
@@ -161,7 +165,7 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
         self.chatTemplate = chatTemplate
     }
 
-    private static let commandKeys: Set<String> = ["command", "template", "field", "seed"]
+    private static let commandKeys: Set<String> = ["command", "template", "field", "seed", "timeout"]
     private static let modelKeys: Set<String> = ["model", "template", "field", "seed", "temperature", "top_p",
                                                   "max_tokens", "chat_template"]
 
@@ -185,7 +189,12 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
         }
         template = try c.decode(String.self, forKey: AnyKey("template"))
         field = keys.contains("field") ? try decodeNonEmpty(c, "field") : nil
+        if let s = try? c.decodeIfPresent(Double.self, forKey: AnyKey("seed")), s < 0 || s != s.rounded() || s > 1.8e19 {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyKey("seed")],
+                                                    debugDescription: "expected an integer seed >= 0, found \(JSONValue.format(s))"))
+        }
         seed = try c.decodeIfPresent(UInt64.self, forKey: AnyKey("seed")) ?? 0
+        timeout = try c.decodeIfPresent(Double.self, forKey: AnyKey("timeout")) ?? GeneratorSpec.defaultTimeout
         temperature = try c.decodeIfPresent(Float.self, forKey: AnyKey("temperature")) ?? 0.7
         topP = try c.decodeIfPresent(Float.self, forKey: AnyKey("top_p")) ?? 0.9
         maxTokens = try c.decodeIfPresent(Int.self, forKey: AnyKey("max_tokens")) ?? 128
@@ -196,6 +205,7 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
         guard temperature >= 0, temperature.isFinite else { throw invalid("temperature", "expected a temperature >= 0") }
         guard topP > 0, topP <= 1 else { throw invalid("top_p", "expected 0 < top_p <= 1") }
         guard maxTokens > 0 else { throw invalid("max_tokens", "expected a positive token count") }
+        guard timeout > 0, timeout <= 86_400 else { throw invalid("timeout", "expected seconds in (0, 86400]") }
         guard chatTemplate == "chatml" || chatTemplate == "hh" else {
             throw invalid("chat_template", "expected \"chatml\" or \"hh\", found \"\(chatTemplate)\"")
         }
@@ -206,6 +216,7 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
         switch backend {
         case let .command(argv):
             try c.encode(argv, forKey: AnyKey("command"))
+            if timeout != GeneratorSpec.defaultTimeout { try c.encode(timeout, forKey: AnyKey("timeout")) }
         case let .model(path):
             try c.encode(path, forKey: AnyKey("model"))
             try c.encode(temperature, forKey: AnyKey("temperature"))

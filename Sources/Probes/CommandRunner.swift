@@ -1,63 +1,97 @@
 import Foundation
 
-/// Runs `argv` (no shell) with `input` on stdin and returns its stdout. stdin, stdout and stderr go
-/// through temporary files, so a child that writes before it has read everything cannot deadlock us.
-/// A non-zero exit is an error carrying the last line of stderr.
-func runCommand(_ argv: [String], input: String) throws(ProbesError) -> String {
+/// Runs `argv` (no shell) with `input` on stdin and returns its stdout, which must be UTF-8.
+/// stdin, stdout and stderr are temporary files unlinked as soon as they are open (a child that
+/// writes before it has read everything cannot deadlock us, and nothing is left on disk whatever
+/// happens to either process). The child dies with AlignScope, is stopped after `timeout` seconds or
+/// when `StopRequest` is set (SIGTERM to its process group, SIGKILL 2 s later). A non-zero exit is
+/// an error carrying the last line of stderr.
+func runCommand(_ argv: [String], input: String, timeout: Double) throws(ProbesError) -> String {
     precondition(!argv.isEmpty, "runCommand needs an argv")
     let name = argv.joined(separator: " ")
     let executable = try resolveExecutable(argv[0], command: name)
-    let fm = FileManager.default
-    let dir = fm.temporaryDirectory.appendingPathComponent("alignscope-gen-\(UUID().uuidString)")
-    do {
-        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-    } catch {
-        throw .commandFailed(command: name, reason: "cannot create a temporary directory (\(error.localizedDescription))")
-    }
-    defer { try? fm.removeItem(at: dir) }
-    let inURL = dir.appendingPathComponent("stdin")
-    let outURL = dir.appendingPathComponent("stdout")
-    let errURL = dir.appendingPathComponent("stderr")
-
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = Array(argv.dropFirst())
-    do {
-        try Data(input.utf8).write(to: inURL)
-        try Data().write(to: outURL)
-        try Data().write(to: errURL)
-        let stdin = try FileHandle(forReadingFrom: inURL)
-        let stdout = try FileHandle(forWritingTo: outURL)
-        let stderr = try FileHandle(forWritingTo: errURL)
-        defer {
-            try? stdin.close()
-            try? stdout.close()
-            try? stderr.close()
+    var fds: [Int32] = []
+    defer { for fd in fds { close(fd) } }
+    for _ in 0..<3 {
+        guard let fd = unlinkedTemporaryFile() else {
+            throw .commandFailed(command: name, reason: "cannot create a temporary file (\(String(cString: strerror(errno))))")
         }
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        process.waitUntilExit()
-    } catch {
-        throw .commandFailed(command: name, reason: "cannot run it (\(error.localizedDescription))")
+        fds.append(fd)
     }
-    let errText = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    if process.terminationReason == .uncaughtSignal {
-        throw .commandFailed(command: name, reason: "killed by signal \(process.terminationStatus)\(lastLine(errText))")
+    let bytes = Array(input.utf8)
+    guard writeAll(fds[0], bytes), lseek(fds[0], 0, SEEK_SET) == 0 else {
+        throw .commandFailed(command: name, reason: "cannot write its input (\(String(cString: strerror(errno))))")
     }
-    if process.terminationStatus != 0 {
-        throw .commandFailed(command: name, reason: "exit status \(process.terminationStatus)\(lastLine(errText))")
+    guard let pid = ChildProcess.spawn(executable, arguments: Array(argv.dropFirst()),
+                                       environment: ProcessInfo.processInfo.environment,
+                                       stdin: fds[0], stdout: fds[1], stderr: fds[2], newGroup: true) else {
+        throw .commandFailed(command: name, reason: "cannot run it (\(String(cString: strerror(errno))))")
     }
-    guard let data = try? Data(contentsOf: outURL) else {
-        throw .commandFailed(command: name, reason: "cannot read its output")
+    let deadline = Date().addingTimeInterval(timeout)
+    var ending: ChildProcess.Ending?
+    while ending == nil {
+        ending = ChildProcess.poll(pid)
+        if ending != nil { break }
+        if StopRequest.isSet {
+            ChildProcess.terminate(pid, group: true)
+            throw .interrupted(command: name)
+        }
+        if Date() > deadline {
+            ChildProcess.terminate(pid, group: true)
+            throw .commandFailed(command: name, reason: "no answer within its timeout of \(JSONValue.format(timeout)) s (stopped; raise \"timeout\" in its generate spec)")
+        }
+        usleep(5_000)
     }
-    return String(decoding: data, as: UTF8.self)
+    let errText = String(decoding: readAll(fds[2]), as: UTF8.self)
+    switch ending! {
+    case .signaled(let sig):
+        throw .commandFailed(command: name, reason: "killed by signal \(sig)\(lastLine(errText))")
+    case .exited(let code) where code != 0:
+        throw .commandFailed(command: name, reason: "exit status \(code)\(lastLine(errText))")
+    default:
+        break
+    }
+    let out = readAll(fds[1])
+    if let offset = TextFile.firstInvalidUTF8(out) {
+        throw .commandOutput(command: name, line: 1 + out[..<offset].filter { $0 == 0x0A }.count,
+                             reason: "invalid UTF-8 at byte offset \(offset) of its output")
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+private func unlinkedTemporaryFile() -> Int32? {
+    var template = Array((NSTemporaryDirectory() + "/alignscope-gen-XXXXXX").utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { return nil }
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+        if n < 0 { if errno == EINTR { continue }; return false }
+        done += n
+    }
+    return true
+}
+
+private func readAll(_ fd: Int32) -> [UInt8] {
+    var out: [UInt8] = []
+    guard lseek(fd, 0, SEEK_SET) == 0 else { return out }
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return out }
+        out += buffer[0..<n]
+    }
 }
 
 private func lastLine(_ text: String) -> String {
-    guard let line = text.split(separator: "\n").last(where: { !$0.allSatisfy(\.isWhitespace) }) else { return "" }
-    return ": " + line.trimmingCharacters(in: .whitespaces)
+    guard let line = TextFile.lines(text).last(where: { !$0.text.allSatisfy(\.isWhitespace) }) else { return "" }
+    return ": " + line.text.trimmingCharacters(in: .whitespaces)
 }
 
 /// `name` itself when it contains a "/", otherwise the first executable file of that name in PATH.

@@ -41,9 +41,8 @@ let hhAssistantMarker = "\n\nAssistant:"
 func parseJSONLines(_ text: String, file: String) throws(ProbesError) -> [ParsedLine] {
     var parsed: [ParsedLine] = []
     var lineNumber = 0
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-        lineNumber += 1
-        let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+    for (number, line) in TextFile.lines(text) {
+        lineNumber = number
         if line.allSatisfy({ $0.isWhitespace }) { continue }
         let value: JSONValue
         do {
@@ -222,7 +221,7 @@ private struct LineReader {
     private func splitTranscript(_ text: String, field: String) throws(ProbesError) -> (String, String) {
         guard text.hasPrefix("\n\nHuman:"), let marker = text.range(of: hhAssistantMarker, options: .backwards) else {
             throw .invalidMessages(file: file, line: line, field: field,
-                                   reason: "expected an HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")
+                                   reason: "the line has no \"prompt\" or \"messages\" field, so \"\(field)\" must be a whole HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")
         }
         var response = text[marker.upperBound...]
         if response.hasPrefix(" ") { response = response.dropFirst() }

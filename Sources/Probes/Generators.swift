@@ -62,10 +62,13 @@ public protocol TextGenerator {
 /// missing id is an error naming the command (and the output line).
 public struct ExternalCommandGenerator: TextGenerator {
     public var argv: [String]
+    /// Seconds the command may run before it is stopped (`GeneratorSpec.timeout`).
+    public var timeout: Double
 
-    public init(argv: [String]) {
+    public init(argv: [String], timeout: Double = GeneratorSpec.defaultTimeout) {
         precondition(!argv.isEmpty, "ExternalCommandGenerator needs an argv")
         self.argv = argv
+        self.timeout = timeout
     }
 
     public var identity: String { "command:" + argv.map { "\($0.utf8.count):\($0)" }.joined() }
@@ -73,13 +76,13 @@ public struct ExternalCommandGenerator: TextGenerator {
     public func generate(_ requests: [GenerationRequest]) throws(ProbesError) -> [String] {
         guard !requests.isEmpty else { return [] }
         let input = requests.map(requestLine).joined(separator: "\n") + "\n"
-        let output = try runCommand(argv, input: input)
+        let output = try runCommand(argv, input: input, timeout: timeout)
         let name = argv.joined(separator: " ")
         let wanted = Set(requests.map(\.id))
         var answers: [Int: String] = [:]
         var lineNumber = 0
-        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
+        for (number, line) in TextFile.lines(output) {
+            lineNumber = number
             if line.allSatisfy(\.isWhitespace) { continue }
             let value: JSONValue
             do {

@@ -65,15 +65,25 @@ public indirect enum JSONValue: Sendable, Equatable, Hashable {
     }
 
     /// Parses one JSON text; the error message is the decoder's, shortened to its first line.
+    /// One JSON value (a JSONL line), with an error message that names the column where it can.
+    public static func parseLine(_ text: Substring) throws -> JSONValue { try parse(text) }
+
     static func parse(_ text: Substring) throws(JSONParseError) -> JSONValue {
         do {
             // A trailing newline, so that no number ends the buffer: Foundation's number parse can read past
             // the end of its input (found by FuzzSpec in the spec decoder, which has the same guard).
             return try JSONDecoder().decode(JSONValue.self, from: Data((text + "\n").utf8))
-        } catch let DecodingError.dataCorrupted(context) {
-            throw JSONParseError(message: JSONParseError.shorten(context))
         } catch {
-            throw JSONParseError(message: "\(error)")
+            // Foundation says where nothing is wrong ("The given data was not valid JSON."); the JSON5
+            // locator (JSON is a subset) names the column and the reason where it can.
+            if let (_, column, what) = JSON5Locator.firstError(in: String(text)) {
+                throw JSONParseError(message: "column \(column): \(what)")
+            }
+            if case let DecodingError.dataCorrupted(context) = error {
+                let short = JSONParseError.shorten(context)
+                if !short.hasPrefix("The given data was not valid JSON") { throw JSONParseError(message: short) }
+            }
+            throw JSONParseError(message: "JSON5-only syntax (e.g. unquoted keys, single quotes, comments or trailing commas) is not JSON")
         }
     }
 }
@@ -109,8 +119,9 @@ extension JSONValue: Codable {
     }
 }
 
-struct JSONParseError: Error {
+struct JSONParseError: Error, CustomStringConvertible {
     var message: String
+    var description: String { message }
 
     static func shorten(_ context: DecodingError.Context) -> String {
         var text = context.debugDescription

@@ -37,7 +37,7 @@ public struct PreferenceExample: Sendable, Equatable {
     }
 
     /// The text of `field`, or an error naming the file, the line and what is wrong with the field.
-    func text(of field: String) throws(ProbesError) -> String {
+    public func text(of field: String) throws(ProbesError) -> String {
         if let text = fields[field] { return text }
         if let found = otherFields[field] {
             throw .wrongType(file: file, line: line, field: field, expected: "a string or a list of messages", found: found)
@@ -55,11 +55,7 @@ public struct PreferenceExample: Sendable, Equatable {
 /// - `{"chosen": [messages], "rejected": [messages]}`: chat preference pairs sharing the prompt.
 /// Errors name the file and line and say what was expected.
 public func loadExamples(path: String) throws(ProbesError) -> [PreferenceExample] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        let reason = FileManager.default.fileExists(atPath: path) ? "permission denied or not a file" : "no such file"
-        throw .unreadable(file: path, reason: reason)
-    }
-    return try parseExamples(String(decoding: data, as: UTF8.self), file: path)
+    try parseExamples(TextFile.readText(path), file: path)
 }
 
 /// `loadExamples` on text already in memory; `file` names the source in errors.

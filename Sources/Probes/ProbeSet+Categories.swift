@@ -87,7 +87,7 @@ extension ProbeSet {
             let generator: any TextGenerator
             switch spec.backend {
             case let .command(argv):
-                generator = ExternalCommandGenerator(argv: argv)
+                generator = ExternalCommandGenerator(argv: argv, timeout: spec.timeout)
             case let .model(path):
                 generator = try modelGenerator(spec, path: path, category: category, options: options, models: &models)
             }

@@ -5,6 +5,8 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
     case unreadable(file: String, reason: String)
     /// The file could not be written.
     case unwritable(file: String, reason: String)
+    /// The bytes at `offset` are not valid UTF-8.
+    case invalidText(file: String, offset: Int)
     /// The file has no JSON lines at all.
     case emptyFile(file: String)
     /// A line is not valid JSON.
@@ -25,6 +27,8 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
     case category(name: String, reason: String)
     /// An external generator command could not be started or exited with a non-zero status.
     case commandFailed(command: String, reason: String)
+    /// An external generator command was stopped because the user stopped AlignScope (SIGINT/SIGTERM).
+    case interrupted(command: String)
     /// An external generator command wrote a line that is not the expected JSON answer.
     case commandOutput(command: String, line: Int, reason: String)
     /// The generation cache file is unreadable or malformed.
@@ -36,6 +40,8 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
             return "\(file): cannot read the file (\(reason))"
         case let .unwritable(file, reason):
             return "\(file): cannot write the file (\(reason))"
+        case let .invalidText(file, offset):
+            return "\(file): invalid UTF-8 at byte offset \(offset); expected UTF-8 text"
         case let .emptyFile(file):
             return "\(file): empty file, expected one JSON object per line"
         case let .invalidJSON(file, line, reason):
@@ -56,6 +62,8 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
             return "category \"\(name)\": \(reason)"
         case let .commandFailed(command, reason):
             return "generator command \(command): \(reason)"
+        case let .interrupted(command):
+            return "generator command \(command): stopped (AlignScope was interrupted)"
         case let .commandOutput(command, line, reason):
             return "generator command \(command): output line \(line): \(reason)"
         case let .cache(file, reason):

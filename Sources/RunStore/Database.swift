@@ -13,6 +13,8 @@ public final class Database: @unchecked Sendable {
     public let path: String
     /// True when opened with `readOnly: true`.
     public let isReadOnly: Bool
+    /// True for ":memory:" and other in-memory databases.
+    public let isInMemory: Bool
     /// True when the SQLite library lacked `sqrt` and the connection registered its own.
     public private(set) var registeredSqrtFallback = false
 
@@ -31,10 +33,14 @@ public final class Database: @unchecked Sendable {
     ///   every millisecond, so a busy writer elsewhere cannot starve this one).
     /// - Throws: `StoreError.readOnly` when writing was asked for but the file cannot be written,
     ///   `StoreError.cannotCreateDirectory`, or `StoreError.sqlite` for anything SQLite refuses.
-    public init(path: String, readOnly: Bool = false, busyTimeout: Double = 10) throws {
-        self.path = path
+    /// - Parameter displayPath: the path named in errors when `path` is a URI (default: `path`).
+    /// - Parameter journalModeWAL: switch the file to WAL when opened for writing (`enableWAL()` later otherwise).
+    public init(path: String, readOnly: Bool = false, busyTimeout: Double = 10, displayPath: String? = nil,
+                journalModeWAL: Bool = true) throws {
+        self.path = displayPath ?? path
         self.isReadOnly = readOnly
         let inMemory = path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:")
+        self.isInMemory = inMemory
         if !readOnly && !inMemory {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
@@ -77,7 +83,7 @@ public final class Database: @unchecked Sendable {
         if !readOnly && sqlite3_db_readonly(db, "main") == 1 {
             throw StoreError.readOnly(path: path, detail: "the file is not writable by this user")
         }
-        try configure(inMemory: inMemory)
+        try configure(inMemory: inMemory, wal: journalModeWAL)
     }
 
     deinit {
@@ -85,9 +91,21 @@ public final class Database: @unchecked Sendable {
         sqlite3_close_v2(handle)
     }
 
-    private func configure(inMemory: Bool) throws {
+    private func configure(inMemory: Bool, wal: Bool) throws {
         try execute("PRAGMA foreign_keys = ON")
-        if !isReadOnly && !inMemory {
+        if wal && !inMemory { try enableWAL() }
+        var probe: OpaquePointer?
+        if sqlite3_prepare_v2(handle, "SELECT sqrt(4.0)", -1, &probe, nil) != SQLITE_OK {
+            let rc = Self.registerSqrt(on: handle, name: "sqrt")
+            guard rc == SQLITE_OK else { throw error(rc, sql: "sqlite3_create_function_v2(sqrt)") }
+            registeredSqrtFallback = true
+        }
+        sqlite3_finalize(probe)
+    }
+
+    /// Switches a database opened for writing to WAL with synchronous = FULL (no-op when read-only).
+    public func enableWAL() throws {
+        if !isReadOnly && !isInMemory {
             // Switching to WAL needs an exclusive lock; retry while another opener holds it.
             let mode = try retryingBusy { try query("PRAGMA journal_mode = WAL") }
             if mode.first?.first?.string?.lowercased() != "wal" {
@@ -100,13 +118,6 @@ public final class Database: @unchecked Sendable {
             // that a checkpoint already counts.
             try execute("PRAGMA synchronous = FULL")
         }
-        var probe: OpaquePointer?
-        if sqlite3_prepare_v2(handle, "SELECT sqrt(4.0)", -1, &probe, nil) != SQLITE_OK {
-            let rc = Self.registerSqrt(on: handle, name: "sqrt")
-            guard rc == SQLITE_OK else { throw error(rc, sql: "sqlite3_create_function_v2(sqrt)") }
-            registeredSqrtFallback = true
-        }
-        sqlite3_finalize(probe)
     }
 
     /// Registers a deterministic one-argument square root under `name` (NULL for NULL or negative

@@ -126,3 +126,13 @@ public struct RunStatusRow: Sendable, Equatable {
         return RunStore.isOwnerAlive(owner, heartbeatAge: heartbeatAge, staleAfter: staleAfter)
     }
 }
+
+/// The fingerprint of one file a run reads: its path as the run resolved it and its content's sha256.
+public struct RunInput: Sendable, Equatable {
+    public var path: String
+    public var sha256: String
+    public init(path: String, sha256: String) {
+        self.path = path
+        self.sha256 = sha256
+    }
+}

@@ -51,6 +51,44 @@ extension RunStore {
         }
     }
 
+    /// How many log-probability rows each evaluation step of a run holds (step -> rows).
+    public func evaluationRowCounts(runID: Int64) throws -> [Int: Int] {
+        var out: [Int: Int] = [:]
+        for row in try database.query(
+            "SELECT step, count(*) FROM logprobs WHERE run_id = ? GROUP BY step", [.integer(runID)]) {
+            out[row[0].int!] = row[1].int!
+        }
+        return out
+    }
+
+    /// The steps for which a run recorded its training loss.
+    public func lossSteps(runID: Int64) throws -> Set<Int> {
+        Set(try database.query(
+            "SELECT step FROM train_metrics WHERE run_id = ? AND name = 'loss'", [.integer(runID)]).compactMap { $0[0].int })
+    }
+
+    /// Replaces the input fingerprints of a run (`run_inputs`): input name -> (path, sha256).
+    public func setRunInputs(runID: Int64, _ inputs: [String: RunInput]) throws {
+        try database.transaction {
+            try database.execute("DELETE FROM run_inputs WHERE run_id = ?", [.integer(runID)])
+            for name in inputs.keys.sorted() {
+                try database.execute(
+                    "INSERT INTO run_inputs (run_id, input, path, sha256) VALUES (?, ?, ?, ?)",
+                    [.integer(runID), .text(name), .text(inputs[name]!.path), .text(inputs[name]!.sha256)])
+            }
+        }
+    }
+
+    /// The input fingerprints recorded for a run (empty when none were recorded).
+    public func runInputs(runID: Int64) throws -> [String: RunInput] {
+        guard try storedSchemaVersion() >= 2 else { return [:] }
+        var out: [String: RunInput] = [:]
+        for row in try database.query("SELECT input, path, sha256 FROM run_inputs WHERE run_id = ?", [.integer(runID)]) {
+            out[row[0].string!] = RunInput(path: row[1].string!, sha256: row[2].string!)
+        }
+        return out
+    }
+
     /// One row per run (of `experiment`, or of every experiment when nil), ordered by experiment
     /// and run id: status, last step, the last recorded loss, start and finish times, owner.
     public func statusRows(experiment: String? = nil) throws -> [RunStatusRow] {

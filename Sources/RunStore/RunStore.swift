@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// AlignScope's run store: experiments, runs and their leases, probe sets, and the numbers every
@@ -20,8 +21,29 @@ public final class RunStore: @unchecked Sendable {
         if readOnly && !FileManager.default.fileExists(atPath: path) {
             throw StoreError.notFound(path: path, what: "database file")
         }
-        database = try Database(path: path, readOnly: readOnly)
+        // WAL is switched on only once the file is known to be a store (or empty): another
+        // application's database is refused unchanged.
+        var db = try Database(path: path, readOnly: readOnly, journalModeWAL: false)
+        if readOnly {
+            do {
+                _ = try db.scalar("SELECT count(*) FROM sqlite_master")
+            } catch let error as StoreError where [SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_IOERR].contains(error.sqliteCode ?? 0) {
+                // A WAL store on a read-only medium (or in a folder this user cannot write) cannot get
+                // its -shm file; nobody can be writing it there, so it is read as immutable.
+                db = try Database(path: Self.immutableURI(path), readOnly: true, displayPath: path)
+            }
+        }
+        database = db
         try migrate()
+        try database.enableWAL()
+    }
+
+    /// `file:` URI of `path` with `immutable=1` (SQLite reads it without locks or a -shm file).
+    static func immutableURI(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        return "file:" + (absolute.addingPercentEncoding(withAllowedCharacters: allowed) ?? absolute) + "?immutable=1"
     }
 
     /// The schema version recorded in the file (0 for an empty file).
@@ -37,12 +59,15 @@ public final class RunStore: @unchecked Sendable {
         let found = try storedSchemaVersion()
         if found > target { throw StoreError.schemaTooNew(path: path, found: found, supported: target) }
         if found == target { return }
+        // Another application's database is never changed: only an empty file becomes a store.
+        if found == 0, let table = try database.query(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 1").first?.first?.string {
+            throw StoreError.conflict(path: path, detail: "not an AlignScope run store (it holds other tables, e.g. \"\(table)\", and no schema_version); nothing was changed")
+        }
         if database.isReadOnly {
-            throw StoreError.conflict(
-                path: path,
-                detail: found == 0
-                    ? "not an AlignScope run store (no schema_version table)"
-                    : "schema version \(found) is older than \(target); open the store once for writing to migrate it")
+            // Reading verbs only read what version 1 already holds.
+            if found >= 1 { return }
+            throw StoreError.conflict(path: path, detail: "not an AlignScope run store (no schema_version table)")
         }
         try database.transaction {
             try database.execute(
@@ -56,6 +81,15 @@ public final class RunStore: @unchecked Sendable {
                 try database.execute("INSERT INTO schema_version (version) VALUES (?)", [.integer(Int64(version + 1))])
             }
         }
+    }
+
+    /// The store's identity (`store_info.store_id`): random, made when the store was created. A run's
+    /// checkpoint names it, so that a checkpoint is resumed only into the store that holds its rows.
+    public func storeID() throws -> String {
+        guard try storedSchemaVersion() >= 2,
+              let id = try database.query("SELECT value FROM store_info WHERE key = 'store_id'").first?.first?.string
+        else { throw StoreError.notFound(path: path, what: "store_info.store_id (store written by an older AlignScope)") }
+        return id
     }
 
     // MARK: experiments and runs

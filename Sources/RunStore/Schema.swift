@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1]
+    static let migrations: [String] = [migration1, migration2]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -121,5 +121,31 @@ enum Schema {
         JOIN responses AS r ON r.id = l.response_id
         JOIN probes AS p ON p.id = r.probe_id
         LEFT JOIN logprobs AS s ON s.run_id = l.run_id AND s.step = 0 AND s.response_id = l.response_id;
+        """
+}
+
+extension Schema {
+    /// Version 2 (issue 15): the store's identity and each run's input fingerprints.
+    ///
+    /// - `store_info('store_id')`: 32 random hex digits, made when the store is created. A run's
+    ///   checkpoint records the id of the store it was written for, and resumes only into that store:
+    ///   a deleted and recreated store, or another file beside it, starts the run over.
+    /// - `run_inputs(run_id, input, path, sha256)`: the content hash of each file a run reads
+    ///   (`model`, `train`, `probes`), recorded when the run starts from step 0; a resume whose files
+    ///   no longer match is refused.
+    static let migration2 = """
+        CREATE TABLE store_info (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO store_info (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+
+        CREATE TABLE run_inputs (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            input  TEXT NOT NULL,
+            path   TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            PRIMARY KEY (run_id, input)
+        ) WITHOUT ROWID;
         """
 }

@@ -18,9 +18,17 @@ struct ParsedArguments {
 
     func string(_ name: String) -> String? { values[name] }
 
-    func int(_ name: String, default def: Int) throws -> Int {
+    func int(_ name: String, default def: Int, min lo: Int? = nil, max hi: Int? = nil) throws -> Int {
         guard let text = values[name] else { return def }
-        guard let n = Int(text) else { throw UsageError(message: "\(name): expected an integer, found \"\(text)\"") }
+        let range = switch (lo, hi) {
+        case let (l?, h?): " in [\(l), \(h)]"
+        case let (l?, nil): " >= \(l)"
+        case let (nil, h?): " <= \(h)"
+        default: ""
+        }
+        guard let n = Int(text), n >= (lo ?? .min), n <= (hi ?? .max) else {
+            throw UsageError(message: "\(name): expected an integer\(range), found \"\(text)\"")
+        }
         return n
     }
 
@@ -80,6 +88,9 @@ struct Verb {
                         i += 1
                     }
                 } else {
+                    if let inlineValue {
+                        throw UsageError(message: "alignscope \(self.name): \(name) is a flag and takes no value (found \"\(a)\"; write \(name) alone, or leave it out)")
+                    }
                     parsed.flags.insert(name)
                 }
             } else {

@@ -29,13 +29,16 @@ extension Commands {
             if args.string("--prompt") != nil || args.string("--response") != nil {
                 throw UsageError(message: "score: give either --input or --prompt/--response, not both")
             }
-            guard let text = try? String(contentsOfFile: input, encoding: .utf8) else { throw UsageError(message: "\(input): cannot read") }
-            for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                    throw UsageError(message: "\(input):\(i + 1): expected a JSON object {\"prompt\", \"response\"}")
+            let text = try TextFile.readText(input)
+            for (number, line) in TextFile.lines(text) where !line.allSatisfy(\.isWhitespace) {
+                let value: JSONValue
+                do {
+                    value = try JSONValue.parseLine(line)
+                } catch {
+                    throw UsageError(message: "\(input):\(number): invalid JSON, expected a JSON object {\"prompt\", \"response\"} (\(error))")
                 }
-                guard let p = obj["prompt"] as? String, let r = obj["response"] as? String else {
-                    throw UsageError(message: "\(input):\(i + 1): expected string fields \"prompt\" and \"response\"")
+                guard case .object(let obj) = value, case .string(let p)? = obj["prompt"], case .string(let r)? = obj["response"] else {
+                    throw UsageError(message: "\(input):\(number): expected a JSON object with string fields \"prompt\" and \"response\"")
                 }
                 pairs.append((p, r))
             }
@@ -60,6 +63,10 @@ extension Commands {
         }
         // All pairs in one batched session; pairs that share a prompt share its cache.
         let scored = BatchSession.scorePairs(model: loaded.model, encoded)
+        // NaN is not JSON and no score: refuse before printing anything (an infinite -logprob is a score).
+        if let bad = scored.firstIndex(where: { $0.contains { $0.isNaN } }) {
+            throw CommandFailure(description: "\(args.string("--model")!): the model gives a NaN log-probability for \(jsonLines && args.string("--input") != nil ? "line \(bad + 1) of \(args.string("--input")!)" : "this pair") (its weights hold NaN or infinite values)")
+        }
         for (pair, lps) in zip(encoded, scored) {
             let total = lps.reduce(0.0) { $0 + Double($1) }
             let n = pair.response.count
@@ -84,11 +91,10 @@ extension Commands {
 
     static func generate(_ args: ParsedArguments) throws -> Int32 {
         guard let prompt = args.string("--prompt") else { throw UsageError(message: "--prompt: missing") }
-        let maxTokens = try args.int("--max-tokens", default: 128)
+        let maxTokens = try args.int("--max-tokens", default: 128, min: 1, max: 1 << 20)
         let temperature = try args.double("--temperature", default: 0)
         let topP = try args.double("--top-p", default: 1)
-        let seed = try args.int("--seed", default: 0)
-        guard maxTokens > 0 else { throw UsageError(message: "--max-tokens: expected an integer >= 1, found \(maxTokens)") }
+        let seed = try args.int("--seed", default: 0, min: 0)
         guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
         guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
         let tmpl = try template(args)
@@ -96,6 +102,10 @@ extension Commands {
         let text = tmpl.map { $0.prompt([ChatMessage(role: "user", content: prompt)]) } ?? prompt
         let ids = loaded.tokenizer.encode(text)
         guard !ids.isEmpty else { throw UsageError(message: "--prompt: empty") }
+        let context = loaded.model.config.contextLength
+        guard ids.count + maxTokens <= context else {
+            throw UsageError(message: "--max-tokens: the prompt (\(ids.count) tokens) and \(maxTokens) new tokens exceed the model's context of \(context) tokens; expected --max-tokens <= \(max(0, context - ids.count))")
+        }
         let session = InferenceSession(model: loaded.model, capacity: ids.count + maxTokens + 1)
         var stop: Set<Int32> = [loaded.tokenizer.eos]
         if let endOfTurn = loaded.tokenizer.encode("<|im_end|>").first, loaded.tokenizer.encode("<|im_end|>").count == 1 { stop.insert(endOfTurn) }
@@ -129,7 +139,7 @@ extension Commands {
         case "build":
             guard let out = args.string("--out") else { throw UsageError(message: "probes build: --out FILE is required") }
             let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? args.string("--model") : model
-            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: try args.int("--seed", default: 1))
+            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: try args.int("--seed", default: 1, min: 0))
             print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
             return 0
         case "audit":

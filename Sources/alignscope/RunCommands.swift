@@ -3,81 +3,136 @@ import Probes
 import Foundation
 import RunStore
 
-/// Set by SIGINT/SIGTERM: the current run stops after its step, is marked interrupted, and resumes later.
-nonisolated(unsafe) var stopRequested = false
-
 extension Commands {
-    static func defaultDB(_ args: ParsedArguments) -> String { args.string("--db") ?? "results/runs.sqlite" }
+    /// `--db`, or results/runs.sqlite. A run store is a file: in-memory and empty paths are refused,
+    /// since a run recorded there would be lost when the process ends.
+    static func defaultDB(_ args: ParsedArguments) throws -> String {
+        let path = args.string("--db") ?? "results/runs.sqlite"
+        if path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:") || path.hasPrefix("file:") {
+            throw UsageError(message: "--db: expected the path of a database file, found \"\(path)\" (an in-memory or URI store would lose every run when the process ends)")
+        }
+        return path
+    }
+
+    /// The checkpoint folder: `--checkpoints`, or the database's folder. It must be a folder (or be
+    /// creatable as one) that this user can write, checked before anything runs.
+    static func checkpointRoot(_ args: ParsedArguments, dbPath: String) throws -> URL {
+        let root = args.string("--checkpoints").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: dbPath).deletingLastPathComponent()
+        var existing = root.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" { existing.deleteLastPathComponent() }
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory)
+        let option = args.string("--checkpoints") != nil ? "--checkpoints" : "checkpoint folder (beside --db)"
+        guard isDirectory.boolValue else {
+            throw UsageError(message: "\(option): \(existing.path) is not a directory (checkpoints go to \(root.path))")
+        }
+        guard access(existing.path, W_OK) == 0 else {
+            throw UsageError(message: "\(option): \(existing.path) is not writable (checkpoints go to \(root.path))")
+        }
+        return root
+    }
 
     static func run(_ args: ParsedArguments) throws -> Int32 {
+        if let parent = ProcessInfo.processInfo.environment[workerParentVariable].flatMap({ Int32($0) }) {
+            // A `--jobs` worker stops (after its step) when its parent dies, and not later than that.
+            ChildProcess.dieWithParent(signal: SIGTERM, expectedParent: parent)
+        }
         let specPath = args.positional[0]
         let experiment = try Experiment.load(path: specPath)
-        let dbPath = defaultDB(args)
-        let jobs = try args.int("--jobs", default: 1)
-        guard jobs >= 1 else { throw UsageError(message: "--jobs: expected an integer >= 1, found \(jobs)") }
-        let store = try RunStore(path: dbPath)
-        let root = args.string("--checkpoints").map { URL(fileURLWithPath: $0) }
-            ?? URL(fileURLWithPath: dbPath).deletingLastPathComponent()
-        let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
+        let dbPath = try defaultDB(args)
+        let jobs = try args.int("--jobs", default: 1, min: 1, max: 256)
         if let only = args.string("--only"), !experiment.runs.contains(where: { $0.name == only }) {
             throw UsageError(message: "--only: no run named \"\(only)\" in \(specPath) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
         }
+        let root = try checkpointRoot(args, dbPath: dbPath)
+        // Everything the runs read is checked before the store is opened: bad input creates no file.
+        try RunExecutor.validateInputs(of: experiment)
+        let store = try RunStore(path: dbPath)
+        let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
         if jobs > 1 {
-            try executor.validateInputs()
+            try executor.checkResumableInputs(only: args.string("--only"))
             try executor.recordPlan()
-            return try runWorkers(jobs: jobs, args: args)
+            return try runWorkers(jobs: jobs, args: args, dbPath: dbPath)
         }
-        signal(SIGINT) { _ in stopRequested = true }
-        signal(SIGTERM) { _ in stopRequested = true }
+        signal(SIGINT) { _ in StopRequest.isSet = true }
+        signal(SIGTERM) { _ in StopRequest.isSet = true }
         let display = ProgressDisplay(quiet: args.has("--quiet"))
         executor.progress = { display.show($0) }
-        let summary = try executor.runAll(only: args.string("--only"), shouldContinue: { !stopRequested })
+        let summary = try executor.runAll(only: args.string("--only"), inputsValidated: true, shouldContinue: { !StopRequest.isSet })
         display.finish()
         if !args.has("--quiet") {
             var parts = ["\(summary.finished.count) finished"]
             if !summary.skipped.isEmpty { parts.append("\(summary.skipped.count) skipped") }
+            if !summary.interrupted.isEmpty { parts.append("\(summary.interrupted.count) interrupted") }
             if !summary.failed.isEmpty { parts.append("\(summary.failed.count) failed") }
             print("\(experiment.name): " + parts.joined(separator: ", ") + " (store: \(dbPath))")
         }
-        if stopRequested { return 1 }
+        if StopRequest.isSet || !summary.interrupted.isEmpty {
+            let where_ = summary.interrupted.map { "\($0.run) at step \($0.step)" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data(("interrupted\(where_.isEmpty ? "" : ": " + where_); run the same command again to resume\n").utf8))
+            return 1
+        }
         if let first = summary.failed.first {
             throw CommandFailure(description: "run \(first.run) failed: \(first.error)")
         }
         return 0
     }
 
+    static let workerParentVariable = "ALIGNSCOPE_WORKER_PARENT"
+
     /// `--jobs N`: N worker processes of this executable, each running `run` with `--jobs 1`; they
-    /// share the store and claim runs from it, so no run is trained twice.
-    static func runWorkers(jobs: Int, args: ParsedArguments) throws -> Int32 {
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var workers: [Process] = []
+    /// share the store and claim runs from it, so no run is trained twice. SIGINT/SIGTERM to this
+    /// process is passed on to the workers, which stop after their step; a worker dies with its
+    /// parent. Exit code: the largest of the workers' (a worker ended by a signal counts as 1).
+    static func runWorkers(jobs: Int, args: ParsedArguments, dbPath: String) throws -> Int32 {
+        signal(SIGINT) { _ in StopRequest.isSet = true }
+        signal(SIGTERM) { _ in StopRequest.isSet = true }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var argv = ["run", args.positional[0], "--db", dbPath, "--jobs", "1"]
+        if let c = args.string("--checkpoints") { argv += ["--checkpoints", c] }
+        if let only = args.string("--only") { argv += ["--only", only] }
+        if args.has("--quiet") { argv.append("--quiet") }
+        let environment = ProcessInfo.processInfo.environment.merging(
+            ["ALIGNSCOPE_PLAIN_PROGRESS": "1", workerParentVariable: String(getpid())]) { $1 }
+        var workers: [pid_t] = []
         for _ in 0..<jobs {
-            let p = Process()
-            p.executableURL = exe
-            var argv = ["run", args.positional[0], "--db", defaultDB(args), "--jobs", "1"]
-            if let c = args.string("--checkpoints") { argv += ["--checkpoints", c] }
-            if let only = args.string("--only") { argv += ["--only", only] }
-            if args.has("--quiet") { argv.append("--quiet") }
-            p.arguments = argv
-            p.environment = ProcessInfo.processInfo.environment.merging(["ALIGNSCOPE_PLAIN_PROGRESS": "1"]) { $1 }
-            try p.run()
-            workers.append(p)
+            guard let pid = ChildProcess.spawn(exe, arguments: argv, environment: environment, newGroup: false) else {
+                let reason = String(cString: strerror(errno))
+                for w in workers { ChildProcess.terminate(w, group: false, grace: 60) }
+                throw CommandFailure(description: "cannot start a worker process: \(reason)")
+            }
+            workers.append(pid)
         }
-        signal(SIGINT) { _ in stopRequested = true }
         var code: Int32 = 0
-        for p in workers {
-            p.waitUntilExit()
-            code = max(code, p.terminationStatus)
+        var forwarded = false
+        while !workers.isEmpty {
+            if StopRequest.isSet && !forwarded {
+                for w in workers { kill(w, SIGTERM) }
+                forwarded = true
+            }
+            workers.removeAll { w in
+                guard let end = ChildProcess.poll(w) else { return false }
+                switch end {
+                case .exited(let c): code = max(code, c)
+                case .signaled: code = max(code, 1)
+                }
+                return true
+            }
+            usleep(20_000)
+        }
+        if forwarded {
+            FileHandle.standardError.write(Data("interrupted: the workers stopped after their step; run the same command again to resume\n".utf8))
+            return max(code, 1)
         }
         return code
     }
 
     static func status(_ args: ParsedArguments) throws -> Int32 {
-        let dbPath = defaultDB(args)
+        let dbPath = try defaultDB(args)
         guard FileManager.default.fileExists(atPath: dbPath) else {
             throw UsageError(message: "\(dbPath): no such run store (run `alignscope run SPEC --db \(dbPath)` first)")
         }
-        let store = try RunStore(path: dbPath)
+        let store = try RunStore(path: dbPath, readOnly: true)
         let rows = try store.statusRows(experiment: args.string("--experiment"))
         if args.has("--json") {
             for r in rows {
@@ -140,6 +195,7 @@ final class ProgressDisplay: @unchecked Sendable {
         switch p {
         case .skipped(let run, let reason): emit("\(run): skipped (\(reason))", updating: false)
         case .loading(let run, let what): emit("\(run): loading \(what)", updating: true)
+        case .restarting(let run, let reason): emit("\(run): not resuming: \(reason)", updating: false)
         case .started(let run, let from, let total):
             emit(from > 0 ? "\(run): resuming at step \(from)/\(total)" : "\(run): starting, \(total) steps", updating: false)
         case .step(let run, let step, let total, let loss, let tps, let elapsed):

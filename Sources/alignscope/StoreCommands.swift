@@ -10,7 +10,7 @@ extension Commands {
         guard let out = args.string("--out") else { throw UsageError(message: "--out: missing (the GGUF file to write)") }
         guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
         let step: Int? = args.string("--step") == nil ? nil : try args.int("--step", default: 0)
-        let store = try RunStore(path: db)
+        let store = try RunStore(path: db, readOnly: true)
         let root = args.string("--checkpoints").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
         let written = try RunExport.export(store: store, run: run, step: step, checkpointRoot: root, out: out, f16: args.has("--f16"))
         print("wrote \(out) (run \(run), step \(written))")
@@ -20,7 +20,7 @@ extension Commands {
 
 extension Commands {
     static func report(_ args: ParsedArguments) throws -> Int32 {
-        let db = defaultDB(args)
+        let db = try defaultDB(args)
         guard FileManager.default.fileExists(atPath: db) else {
             throw UsageError(message: "\(db): no such run store (run `alignscope run SPEC --db \(db)` first)")
         }

@@ -47,7 +47,8 @@ final class ReliabilityTests: XCTestCase {
     /// Starts the executable with stdout/stderr going to files (no pipe can fill up and block it).
     /// With `fileSizeLimitKiB`, it runs under `ulimit -f` with SIGXFSZ ignored: no file it writes may
     /// grow past the limit (a write there fails with EFBIG), which is how a full disk looks to it.
-    func launch(_ arguments: [String], tag: String = UUID().uuidString, fileSizeLimitKiB: Int? = nil) throws -> (Process, URL, URL) {
+    func launch(_ arguments: [String], tag: String = UUID().uuidString, fileSizeLimitKiB: Int? = nil,
+                environment: [String: String] = [:]) throws -> (Process, URL, URL) {
         let out = dir.appendingPathComponent("out-\(tag).txt"), err = dir.appendingPathComponent("err-\(tag).txt")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         _ = FileManager.default.createFile(atPath: err.path, contents: nil)
@@ -61,19 +62,23 @@ final class ReliabilityTests: XCTestCase {
             p.arguments = arguments
         }
         p.currentDirectoryURL = dir
-        p.environment = ProcessInfo.processInfo.environment.merging(["ALIGNSCOPE_PLAIN_PROGRESS": "1"]) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["ALIGNSCOPE_PLAIN_PROGRESS": "1"].merging(environment) { $1 }) { $1 }
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = try FileHandle(forWritingTo: err)
         try p.run()
         return (p, out, err)
     }
 
-    func run(_ arguments: [String], fileSizeLimitKiB: Int? = nil) throws -> Outcome {
-        let (p, out, err) = try launch(arguments, fileSizeLimitKiB: fileSizeLimitKiB)
+    func run(_ arguments: [String], fileSizeLimitKiB: Int? = nil, environment: [String: String] = [:]) throws -> Outcome {
+        let (p, out, err) = try launch(arguments, fileSizeLimitKiB: fileSizeLimitKiB, environment: environment)
         p.waitUntilExit()
-        return Outcome(status: p.terminationStatus,
-                       stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                       stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        return outcome(p, out, err)
+    }
+
+    func outcome(_ p: Process, _ out: URL, _ err: URL) -> Outcome {
+        Outcome(status: p.terminationStatus,
+                stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
@@ -81,7 +86,7 @@ final class ReliabilityTests: XCTestCase {
     /// Every recorded row that must not depend on interruptions, keyed by names (not row ids, which
     /// differ between stores). Timing metrics (`elapsed`, `tokens_per_s`) are excluded.
     func snapshot(_ db: String) throws -> [String: [[SQLiteValue]]] {
-        let store = try RunStore(path: db)
+        let store = try RunStore(path: db, readOnly: true)
         return [
             "runs": try store.query("SELECT name, config_sha256, seed, status, error, last_step FROM runs ORDER BY name"),
             "logprobs": try store.query("""
@@ -97,7 +102,7 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func integrity(_ db: String) throws -> String {
-        try RunStore(path: db).query("PRAGMA integrity_check")[0][0].string ?? "?"
+        try RunStore(path: db, readOnly: true).query("PRAGMA integrity_check")[0][0].string ?? "?"
     }
 
     func waitForRunning(_ db: String, timeout: TimeInterval = 20) throws -> Bool {
@@ -254,6 +259,10 @@ final class ReliabilityTests: XCTestCase {
         /// Text the one stderr line must contain (the file and the place).
         var needles: [String]
         var db = "runs.sqlite"
+        /// More arguments for `run` (e.g. `--checkpoints`).
+        var extraArgs: [String] = []
+        /// The spec file's bytes when they are not text (invalid UTF-8).
+        var specBytes: Data? = nil
     }
 
     static func spec(train: String = "tiny-train.jsonl", probes: String = "tiny-probes.jsonl", extra: String = "",
@@ -290,6 +299,89 @@ final class ReliabilityTests: XCTestCase {
         for (name, bytes) in GGUFBytes.corruptions() {
             cases.append(BadCase(name: "gguf: \(name)", spec: ggufSpec("model.gguf"), files: ["model.gguf": bytes], needles: ["model.gguf"]))
         }
+        return cases + issue15Cases()
+    }
+
+    /// Issue 15: values `plan` accepted and `run` trapped on or found only during the run, stores that
+    /// are no files, and messages that named no place.
+    static func issue15Cases() -> [BadCase] {
+        let line = #"{"prompt": "Hi?", "chosen": "Hello.", "rejected": "Go."}"#
+        let cats = #"categories: { chosen: "chosen", rejected: "rejected" }"#
+        func category(_ text: String) -> [(String, String)] { [(cats, #"categories: { chosen: "chosen", "# + text + " }")] }
+        let longAnswer = String(repeating: "very ", count: 30)
+        let hundred = "[" + (0..<100).map(String.init).joined(separator: ", ") + "]"
+        var cases: [BadCase] = [
+            // 2. traps on values plan accepted
+            BadCase(name: "greedy max_tokens >= max_length", spec: spec(replacing: category("g: { greedy: { max_tokens: 160 } }")),
+                    needles: ["spec.json5", "data.probes.categories.g.greedy.max_tokens"]),
+            BadCase(name: "coh answers longer than max_length",
+                    spec: spec(train: "long.jsonl", extra: #"objective: { kind: "coh" },"#, replacing: [("max_length: 160", "max_length: 60")]),
+                    files: ["long.jsonl": Data((line + "\n" + #"{"prompt": "Hi?", "chosen": "\#(longAnswer)", "rejected": "No."}"# + "\n").utf8)],
+                    needles: ["long.jsonl:2", "max_length"]),
+            BadCase(name: "max_length beyond the model's context",
+                    spec: spec(replacing: [("batch_size: 2", "batch_size: 4096"), ("max_length: 160", "max_length: 65536")]),
+                    needles: ["spec.json5", "train.max_length", "context"]),
+            BadCase(name: "a sweep of 10^8 runs",
+                    spec: spec(extra: "sweep: { seed: \(hundred), \"train.steps\": \(hundred.replacingOccurrences(of: "[0, ", with: "[")) , \"train.warmup\": \(hundred), \"train.lr\": \(hundred.replacingOccurrences(of: "[0, ", with: "[")) },"),
+                    needles: ["spec.json5", "sweep", "10000"]),
+            // 5. category sources and objectives that could not be built
+            BadCase(name: "unknown derivation", spec: spec(replacing: category(#"random: { derive: "othr_prompt", field: "chosen" }"#)),
+                    needles: ["spec.json5", "data.probes.categories.random.derive", "other_prompt"]),
+            BadCase(name: "a number as category source", spec: spec(replacing: category("x: 5")), needles: ["spec.json5", "data.probes.categories.x"]),
+            BadCase(name: "greedy max_tokens 0", spec: spec(replacing: category("g: { greedy: { max_tokens: 0 } }")),
+                    needles: ["spec.json5", "data.probes.categories.g.greedy.max_tokens"]),
+            BadCase(name: "category named prompt", spec: spec(replacing: category(#"prompt: "chosen""#)),
+                    needles: ["spec.json5", "data.probes.categories.prompt"]),
+            BadCase(name: "other_prompt from a missing field", spec: spec(replacing: category(#"r: { derive: "other_prompt", field: "nope" }"#)),
+                    needles: ["tiny-probes.jsonl", "nope"]),
+            BadCase(name: "generator with an empty command", spec: spec(replacing: category(#"v: { generate: { command: [], template: "x" } }"#)),
+                    needles: ["spec.json5", "data.probes.categories.v.generate.command"]),
+            BadCase(name: "generator seed -1", spec: spec(replacing: category(#"v: { generate: { command: ["cat"], template: "x", seed: -1 } }"#)),
+                    needles: ["spec.json5", "data.probes.categories.v.generate.seed"]),
+            BadCase(name: "generator field missing from the probes", spec: spec(replacing: category(#"v: { generate: { command: ["cat"], template: "x", field: "nope" } }"#)),
+                    needles: ["tiny-probes.jsonl", "nope"]),
+            BadCase(name: "other_prompt with one probe", spec: spec(probes: "one.jsonl", replacing: category(#"r: { derive: "other_prompt", field: "chosen" }"#)),
+                    files: ["one.jsonl": Data((line + "\n").utf8)], needles: ["one.jsonl", "2 probes"]),
+            BadCase(name: "sft on rejected, a line without rejected", spec: spec(train: "half.jsonl", extra: #"objective: { kind: "sft", target: "rejected" },"#),
+                    files: ["half.jsonl": Data((line + "\n" + #"{"prompt": "Why?", "chosen": "Because."}"# + "\n").utf8)], needles: ["half.jsonl:2", "rejected"]),
+            BadCase(name: "dpo, a line without rejected", spec: spec(train: "half.jsonl", extra: #"objective: { kind: "dpo" },"#),
+                    files: ["half.jsonl": Data((line + "\n" + #"{"prompt": "Why?", "chosen": "Because."}"# + "\n").utf8)], needles: ["half.jsonl:2", "rejected"]),
+            BadCase(name: "beta1 1", spec: spec(replacing: [("warmup: 1,", "warmup: 1, beta1: 1,")]), needles: ["spec.json5", "train.beta1"]),
+            BadCase(name: "beta2 1", spec: spec(replacing: [("warmup: 1,", "warmup: 1, beta2: 1,")]), needles: ["spec.json5", "train.beta2"]),
+            BadCase(name: "init_from.step beyond the parent's steps",
+                    spec: spec(extra: #"stages: [{ name: "a" }, { name: "b", init_from: { run: "a", step: 99 } }],"#),
+                    needles: ["spec.json5", "init_from.step", "99"]),
+            BadCase(name: "a 300-byte name", spec: spec(replacing: [(#"name: "bad""#, "name: \"\(String(repeating: "n", count: 300))\"")]),
+                    needles: ["spec.json5", "name"]),
+            BadCase(name: "a path-like name", spec: spec(replacing: [(#"name: "bad""#, #"name: "..""#)]), needles: ["spec.json5", "name"]),
+            BadCase(name: "--checkpoints names a file", spec: spec(), files: ["afile": Data("x".utf8)], needles: ["--checkpoints", "afile"],
+                    extraArgs: ["--checkpoints", "CASEDIR/afile/ck"]),
+            // 1. stores that are no files
+            BadCase(name: "--db :memory:", spec: spec(), needles: ["--db", ":memory:"], db: ":memory:"),
+            BadCase(name: "--db empty", spec: spec(), needles: ["--db"], db: ""),
+            // 9. smaller ones
+            BadCase(name: "duplicate spec key", spec: spec(replacing: [("steps: 2,", "steps: 2, steps: 3,")]), needles: ["spec.json5:", "duplicate key \"steps\""]),
+            BadCase(name: "a number too large", spec: spec(replacing: [("lr: 1e-3", "lr: 1e400")]), needles: ["spec.json5:", "1e400", "out of range"]),
+            BadCase(name: "a raw control character in a spec string", spec: spec(replacing: [(#"name: "bad""#, "name: \"b\u{01}d\"")]),
+                    needles: ["spec.json5:", "control character U+0001"]),
+            BadCase(name: "invalid UTF-8 in the spec", spec: "", needles: ["spec.json5", "UTF-8", "byte offset 10"],
+                    specBytes: Data("{ name: \"b".utf8) + Data([0xFF]) + Data("\" }".utf8)),
+            BadCase(name: "invalid UTF-8 in the data", spec: spec(train: "bin.jsonl"),
+                    files: ["bin.jsonl": Data((line + "\n").utf8) + Data([0x7B, 0xC3, 0x28, 0x7D, 0x0A])], needles: ["bin.jsonl", "UTF-8", "byte offset 58"]),
+            BadCase(name: "a raw control character in a JSONL string", spec: spec(train: "ctl.jsonl"),
+                    files: ["ctl.jsonl": Data((line + "\n" + "{\"prompt\": \"a\tb\", \"chosen\": \"c\"}\n").utf8)], needles: ["ctl.jsonl:2", "column 14", "control character"]),
+            BadCase(name: "a JSONL line without a prompt", spec: spec(train: "noprompt.jsonl"),
+                    files: ["noprompt.jsonl": Data(#"{"chosen": "Hi", "rejected": "No"}"#.utf8 + [0x0A])], needles: ["noprompt.jsonl:1", "\"prompt\""]),
+        ]
+        if let model = ProcessInfo.processInfo.environment["ALIGNSCOPE_MODEL"] {
+            cases.append(BadCase(name: "a batch beyond the machine's memory",
+                                 spec: spec(replacing: [(#"model: { preset: "tiny", seed: 0 }"#, "model: { gguf: \"\(model)\" }"),
+                                                        ("batch_size: 2", "batch_size: 4096"), ("max_length: 160", "max_length: 8192")]),
+                                 needles: ["spec.json5", "train.batch_size", "memory"]))
+        }
+        var patched = TinyGGUF.bytes(blockCount: UInt32(Int32.max))
+        cases.append(BadCase(name: "gguf: block_count 2^31-1", spec: ggufSpec("model.gguf"), files: ["model.gguf": patched], needles: ["model.gguf", "block_count"]))
+        patched = Data()
         return cases
     }
 
@@ -302,8 +394,8 @@ final class ReliabilityTests: XCTestCase {
                 try fm.copyItem(at: dir.appendingPathComponent(name), to: caseDir.appendingPathComponent(name))
             }
             for (name, data) in c.files { try data.write(to: caseDir.appendingPathComponent(name)) }
-            try Data(c.spec.utf8).write(to: caseDir.appendingPathComponent("spec.json5"))
-            var db = caseDir.appendingPathComponent(c.db).path
+            try (c.specBytes ?? Data(c.spec.utf8)).write(to: caseDir.appendingPathComponent("spec.json5"))
+            var db = c.db.isEmpty || c.db.hasPrefix(":") ? c.db : caseDir.appendingPathComponent(c.db).path
             if c.db == "RODB" {
                 if getuid() == 0 {
                     db = "/proc/alignscope-\(UUID().uuidString)/runs.sqlite"  // root ignores permissions; /proc refuses new files
@@ -314,18 +406,17 @@ final class ReliabilityTests: XCTestCase {
                     chmod(ro.path, 0o555)
                 }
             }
-            let out = try run(["run", caseDir.appendingPathComponent("spec.json5").path, "--db", db, "--quiet"])
+            let extra = c.extraArgs.map { $0.replacingOccurrences(of: "CASEDIR", with: caseDir.path) }
+            let out = try run(["run", caseDir.appendingPathComponent("spec.json5").path, "--db", db, "--quiet"] + extra)
             XCTAssertEqual(out.status, 2, "\(c.name): exit \(out.status), stderr: \(out.stderr)")
             let lines = out.stderr.split(separator: "\n", omittingEmptySubsequences: true)
             XCTAssertEqual(lines.count, 1, "\(c.name): stderr should be one line: \(out.stderr)")
             for needle in c.needles {
                 XCTAssertTrue(out.stderr.contains(needle), "\(c.name): stderr does not name \"\(needle)\": \(out.stderr)")
             }
-            if fm.fileExists(atPath: db) {
-                let store = try RunStore(path: db)
-                let rows = try store.query("SELECT (SELECT count(*) FROM experiments) + (SELECT count(*) FROM runs) + (SELECT count(*) FROM logprobs)")
-                XCTAssertEqual(rows[0][0].int, 0, "\(c.name): rows were written to the store")
-            }
+            // Everything is checked before the store is opened: a bad run on a new path creates no file.
+            XCTAssertFalse(!db.isEmpty && fm.fileExists(atPath: db), "\(c.name): the store \(db) was created")
+            XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent(":memory:").path), "\(c.name): a file named :memory: was created")
         }
     }
 
@@ -498,6 +589,18 @@ enum TinyGGUF {
 
     /// With `infiniteRowOf`, that character's embedding row is +infinity: any sequence holding it has a
     /// non-finite loss (its RMSNorm is inf * 0), while the untied head keeps other sequences finite.
+    /// The GGUF's bytes with `llama.block_count` patched to `blockCount` (the tensors stay those of one block).
+    static func bytes(blockCount: UInt32) -> Data {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tiny-\(UUID().uuidString).gguf").path
+        defer { unlink(path) }
+        try! write(to: path)
+        var data = FileManager.default.contents(atPath: path)!
+        let key = Data("llama.block_count".utf8)
+        let at = data.range(of: key)!.upperBound + 4  // the key, then its u32 type, then the u32 value
+        withUnsafeBytes(of: blockCount.littleEndian) { data.replaceSubrange(at..<at + 4, with: $0) }
+        return data
+    }
+
     static func write(to path: String, infiniteRowOf poison: String? = nil) throws {
         let config = LlamaConfig(vocabSize: tokens.count, dim: 16, nLayers: 1, nHeads: 2, nKVHeads: 2, ffnDim: 32,
                                  tiedEmbedding: false, contextLength: 256)

@@ -130,7 +130,7 @@ final class SpecTests: XCTestCase {
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { },"),
              "spec.json5: model.gguf: missing; expected a GGUF path, or model.preset (one of tiny, tiny-2l)"),
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: ""), "spec.json5: model: missing; expected an object with keys gguf, preset, seed"),
-            (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a non-empty name without '/' or spaces, found \"a b\""),
+            (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a name of 1-128 bytes without '/', spaces or control characters, not starting with '.' (it names the results folder), found \"a b\""),
             (spec(replacing: "train: { path: \"train.jsonl\" },", with: "train: { path: 3 },"), "spec.json5: data.train.path: expected a string, found 3"),
             ("[1, 2]", "spec.json5: (top level): expected an object, found an array"),
             // A number that ends the text made Foundation read past its buffer and trap (FuzzSpec).
@@ -144,6 +144,21 @@ final class SpecTests: XCTestCase {
             ("[1E+]", "spec.json5:1:5: expected a digit in the exponent of a number, found ']'"),
             // Even after text the validating scanner would stop at (a string across lines, found by FuzzSpec).
             ("{ d: \"a\nb\", lr: 5e-\n}", "spec.json5:2:12: expected a digit in the exponent of a number, found end of line"),
+        ]
+        // Issue 15: what Foundation accepted silently or reported without a place.
+        cases += [
+            ("{ name: \"x\", seed: 1, seed: 2 }", "spec.json5:1:23: duplicate key \"seed\" in this object (each key may appear once)"),
+            ("{ name: \"x\", train: { 'lr': 1, lr: 2 } }", "spec.json5:1:32: duplicate key \"lr\" in this object (each key may appear once)"),
+            ("{ name: \"x\", lr: 1e400 }", "spec.json5:1:18: number 1e400 is out of range (larger than about 1.8e308)"),
+            ("{ name: \"a\u{01}b\" }", "spec.json5:1:11: control character U+0001 inside a string (write it escaped, e.g. \\n or \\t)"),
+            (spec(with: "train: { steps: 4, beta2: 1 },"), "spec.json5: train.beta2: expected a number in [0, 1), found 1"),
+            (spec(replacing: "name: \"t\",", with: "name: \"..\","), "spec.json5: name: expected a name of 1-128 bytes without '/', spaces or control characters, not starting with '.' (it names the results folder), found \"..\""),
+            (spec(with: "train: { steps: 4, max_length: 64 },").replacingOccurrences(of: "categories: { chosen: \"chosen\", rejected: \"rejected\" }", with: "categories: { g: { greedy: { max_tokens: 64 } } }"),
+             "spec.json5: data.probes.categories.g.greedy.max_tokens: expected a token count < train.max_length (64), so the prompt keeps a token, found 64"),
+            (spec(replacing: "categories: { chosen: \"chosen\", rejected: \"rejected\" }", with: "categories: { r: { derive: \"othr_prompt\", field: \"chosen\" } }"),
+             "spec.json5: data.probes.categories.r.derive: expected \"other_prompt\", \"shuffled_words\" or \"random_tokens\", found \"othr_prompt\""),
+            (spec(with: "train: { steps: 4 }, sweep: { seed: \(Array(0..<100)), \"train.lr\": \((1...101).map { Double($0) / 1000 }) },"),
+             "spec.json5: sweep: expected at most 10000 runs in one experiment, found 10100 runs"),
         ]
         // Nesting deeper than the decoder and the locator accept (a recursion that overflowed the stack; FuzzSpec).
         cases.append((String(repeating: "[", count: 100_000), "spec.json5:1:513: more than 512 nested arrays or objects"))

@@ -46,11 +46,31 @@ final class StagesTests: XCTestCase {
             ("[{ name: \"a\" }, { name: \"a\" }]", "s.json5: stages[1].name: expected a name used by no other stage, found \"a\""),
             ("[{ name: \"a\", objective: { kind: \"dpo\", tau: 1 } }]", "s.json5: objective.tau: unknown key (allowed here: kind, beta, label_smoothing)"),
             ("[{ name: \"a\", objective: { kind: \"dpo\", beta: 0 } }]", "s.json5: stages[0]: objective.beta: expected a number > 0, found 0"),
-            ("[{ nme: \"a\" }]", "s.json5: stages[0].name: expected a stage name without '/' or '=', found nothing"),
+            ("[{ nme: \"a\" }]", "s.json5: stages[0].name: expected a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.', found nothing"),
             ("[]", "s.json5: stages: expected a non-empty list of stage objects, found an array"),
         ]
         for (stages, expected) in cases {
             XCTAssertThrowsError(try parse(stages), expected) { XCTAssertEqual("\($0)", expected) }
+        }
+    }
+
+    /// A stage's sweep of a key the experiment also sweeps takes the stage's values (it was dropped).
+    func testAStageSweepOverridesTheExperimentsSweepOfTheSameKey() throws {
+        let e = try Experiment.parse(text: """
+            { name: "x", model: { preset: "tiny" }, data: { train: { path: "a" }, probes: { path: "b" } }, train: { steps: 4 },
+              sweep: { seed: [1, 2], "train.lr": [1e-5] },
+              stages: [{ name: "a" }, { name: "b", sweep: { seed: [7] } }] }
+            """, file: "s.json5", baseDirectory: dir)
+        XCTAssertEqual(e.runs.map(\.name), ["x/a/lr=1e-05,seed=1", "x/a/lr=1e-05,seed=2", "x/b/lr=1e-05,seed=7"])
+        XCTAssertEqual(e.runs.map(\.config.seed), [1, 2, 7])
+    }
+
+    func testInitFromAStepTheParentNeverReachesIsRefused() {
+        XCTAssertThrowsError(try Experiment.parse(text: """
+            { name: "x", model: { preset: "tiny" }, data: { train: { path: "a" }, probes: { path: "b" } }, train: { steps: 4 },
+              stages: [{ name: "a" }, { name: "b", init_from: { run: "a", step: 5 } }] }
+            """, file: "s.json5", baseDirectory: dir)) {
+            XCTAssertEqual("\($0)", "s.json5: stage b: init_from.step: expected a step of run x/a (it trains 4 steps), found 5")
         }
     }
 

@@ -95,7 +95,7 @@ final class ExampleParserTests: XCTestCase {
                           + #""rejected": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "c"}]}"#)
         }
         assertProbesError(.invalidMessages(file: "t.jsonl", line: 1, field: "chosen",
-                                           reason: "expected an HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")) {
+                                           reason: "the line has no \"prompt\" or \"messages\" field, so \"chosen\" must be a whole HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")) {
             try parseText(#"{"chosen": "just text", "rejected": "more text"}"#)
         }
     }

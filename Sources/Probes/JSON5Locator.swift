@@ -2,8 +2,8 @@
 /// decoder reports no position on Linux. It accepts the JSON5 grammar (comments, unquoted keys,
 /// single quotes, trailing commas, hex, leading/trailing dots, +/-Infinity, NaN) and returns the
 /// first position where the text departs from it.
-enum JSON5Locator {
-    static func firstError(in text: String) -> (line: Int, column: Int, message: String)? {
+public enum JSON5Locator {
+    public static func firstError(in text: String) -> (line: Int, column: Int, message: String)? {
         var s = Scanner(Array(text.unicodeScalars))
         do {
             s.skipSpace()
@@ -25,7 +25,7 @@ enum JSON5Locator {
     /// can hide the number: strings run to their closing quote (across lines, as Foundation reads
     /// them), comments are skipped, and words are read whole. Outside strings and comments such a
     /// number is never valid JSON5, so no valid spec is refused.
-    static func exponentWithoutDigits(in text: String) -> (line: Int, column: Int, message: String)? {
+    public static func exponentWithoutDigits(in text: String) -> (line: Int, column: Int, message: String)? {
         let b = Array(text.utf8)
         func isDigit(_ x: UInt8) -> Bool { x >= 0x30 && x <= 0x39 }
         func isWord(_ x: UInt8) -> Bool {
@@ -163,6 +163,7 @@ enum JSON5Locator {
                 _ = identifier()  // Infinity, NaN, hex digits: the decoder checks the word
                 return
             }
+            let start = i
             var mantissa = digits()
             if peek == "." {
                 i += 1
@@ -174,6 +175,14 @@ enum JSON5Locator {
                 if peek == "-" || peek == "+" { i += 1 }
                 if digits() == 0 { throw fail("expected a digit in the exponent of a number, found '\(peekText)'") }
             }
+            var text = ""
+            text.unicodeScalars.append(contentsOf: c[start..<i])
+            if let x = Double(text), !x.isFinite {
+                let end = i
+                i = start
+                defer { i = end }
+                throw fail("number \(text) is out of range (larger than about 1.8e308)")
+            }
         }
 
         mutating func digits() -> Int {
@@ -182,14 +191,26 @@ enum JSON5Locator {
             return i - start
         }
 
-        mutating func string() throws {
+        /// Skips a quoted string and returns its raw content (escapes as written).
+        @discardableResult
+        mutating func string() throws -> String {
             let quote = c[i]
             i += 1
+            var raw = ""
             while let ch = peek {
-                i += 1
-                if ch == "\\" { i += 1; continue }
-                if ch == quote { return }
                 if ch == "\n" { throw fail("unterminated string") }
+                if ch.value < 0x20 {
+                    throw fail("control character U+\(String(ch.value, radix: 16, uppercase: true).leftPadded(4)) inside a string (write it escaped, e.g. \\n or \\t)")
+                }
+                i += 1
+                if ch == "\\" {
+                    raw.unicodeScalars.append(ch)
+                    if let next = peek { raw.unicodeScalars.append(next) }
+                    i += 1
+                    continue
+                }
+                if ch == quote { return raw }
+                raw.unicodeScalars.append(ch)
             }
             throw fail("unterminated string")
         }
@@ -200,12 +221,20 @@ enum JSON5Locator {
             if depth > Self.maxDepth { throw fail("more than \(Self.maxDepth) nested arrays or objects") }
             i += 1
             skipSpace()
+            var keys = Set<String>()
             while true {
                 if peek == "}" { i += 1; return }
+                let keyStart = i
+                let key: String
                 if peek == "\"" || peek == "'" {
-                    try string()
-                } else if identifier().isEmpty {
-                    throw fail("expected a key or '}', found '\(peekText)'")
+                    key = try string()
+                } else {
+                    key = identifier()
+                    if key.isEmpty { throw fail("expected a key or '}', found '\(peekText)'") }
+                }
+                if !keys.insert(key).inserted {
+                    i = keyStart
+                    throw fail("duplicate key \"\(key)\" in this object (each key may appear once)")
                 }
                 skipSpace()
                 guard peek == ":" else { throw fail("expected ':' after a key, found '\(peekText)'") }
@@ -235,4 +264,8 @@ enum JSON5Locator {
             }
         }
     }
+}
+
+private extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -1,0 +1,57 @@
+import Foundation
+import Probes
+import RunStore
+
+/// The content hashes of the files a run reads (`run_inputs`): the model file, the training data and
+/// the probe set. They are recorded when a run starts from step 0; a run is resumed only while they
+/// still match, so that one run's rows never mix two datasets or two models.
+enum InputFingerprints {
+    nonisolated(unsafe) private static var cache: [String: (stamp: String, sha256: String)] = [:]
+    private static let lock = NSLock()
+
+    /// input name ("model", "train", "probes") -> path and sha256, for the files of `config`.
+    static func of(_ config: RunConfig, experiment: Experiment) throws -> [String: RunInput] {
+        var out: [String: RunInput] = [:]
+        if case .gguf(let path) = config.model {
+            let resolved = experiment.resolve(path)
+            out["model"] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
+        }
+        for (name, path) in [("train", config.trainPath), ("probes", config.probesPath)] {
+            let resolved = experiment.resolve(path)
+            out[name] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
+        }
+        return out
+    }
+
+    /// The first input whose file no longer matches its recorded hash, or nil when all match (or
+    /// nothing was recorded).
+    static func firstChange(recorded: [String: RunInput], current: [String: RunInput]) -> (input: String, path: String)? {
+        for name in recorded.keys.sorted() where current[name]?.sha256 != recorded[name]!.sha256 {
+            return (name, current[name]?.path ?? recorded[name]!.path)
+        }
+        return nil
+    }
+
+    /// sha256 of a file's content; cached within the process by (device, inode, size, mtime).
+    static func sha256(ofFile path: String) throws -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw RunError.io(path: path, reason: String(cString: strerror(errno))) }
+        let stamp = "\(st.st_dev):\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        if let hit = lock.withLock({ cache[path] }), hit.stamp == stamp { return hit.sha256 }
+        guard let f = fopen(path, "rb") else { throw RunError.io(path: path, reason: String(cString: strerror(errno))) }
+        defer { fclose(f) }
+        var digest = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 22)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+            if n > 0 { buffer.withUnsafeBytes { digest.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
+            if n < buffer.count {
+                if ferror(f) != 0 { throw RunError.io(path: path, reason: "read error") }
+                break
+            }
+        }
+        let hex = SHA256.hexString(digest.finalize())
+        lock.withLock { cache[path] = (stamp, hex) }
+        return hex
+    }
+}
