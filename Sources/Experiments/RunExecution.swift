@@ -20,10 +20,10 @@ final class RunExecution {
         self.runID = runID
     }
 
-    /// Returns true when the run reached its last step, false when `shouldContinue` stopped it.
-    func execute(shouldContinue: () -> Bool) throws -> Bool {
+    /// Returns true when the run reached its last step, false when the progress callback stopped it.
+    func execute() throws -> Bool {
         let started = Date()
-        let report = executor.progress
+        let report = executor.report
         report(.loading(run: run.name, what: "model"))
         let pairFactor = config.objective.kind == "sft" ? 1 : 2
         let loaded = try ModelLoader.load(config.model, experiment: executor.experiment,
@@ -74,7 +74,7 @@ final class RunExecution {
         let clock = Date()
         var stepsDone = 0
         while step < config.train.steps {
-            guard shouldContinue() else { return false }
+            if executor.stopRequested { return false }
             let t0 = Date()
             step += 1
             let result = trainer.step(step)
@@ -183,7 +183,7 @@ final class RunExecution {
             let dataIdentity = SHA256.hexString(digest.finalize())
             let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
                 .appendingPathComponent("reference-cache").path)
-            executor.progress(.loading(run: run.name, what: "reference log-probabilities"))
+            executor.report(.loading(run: run.name, what: "reference log-probabilities"))
             let reference = try cache.values(model: modelIdentity, data: dataIdentity) {
                 referenceLogprobs(model: loaded.model, pairs: pairs, batchSize: config.train.batchSize)
             }
@@ -220,6 +220,6 @@ final class RunExecution {
         let t0 = Date()
         let rows = try probes.score(step: step)
         try store.writeEvaluation(runID: runID, step: step, rows: rows)
-        executor.progress(.evaluated(run: run.name, step: step, responses: rows.count, seconds: Date().timeIntervalSince(t0)))
+        executor.report(.evaluated(run: run.name, step: step, responses: rows.count, seconds: Date().timeIntervalSince(t0)))
     }
 }

@@ -6,8 +6,14 @@ import RunStore
 import Tokenizer
 import Training
 
-/// Progress of a run, sent to a callback; the CLI draws it. Returning `false` from the callback
-/// stops the run after the current step (it can be resumed later).
+/// What the progress callback wants next: go on, or stop the run after its current step (it is marked
+/// interrupted and resumes later) and start no other run. The one mechanism for stopping.
+public enum ProgressDisposition: Sendable {
+    case more
+    case stop
+}
+
+/// Progress of a run, sent to a callback that answers with a `ProgressDisposition`; the CLI draws it.
 public enum RunProgress: Sendable {
     case skipped(run: String, reason: String)
     case started(run: String, fromStep: Int, totalSteps: Int)
@@ -27,7 +33,10 @@ public final class RunExecutor {
     public let store: RunStore
     /// Folder under which each run keeps `<experiment>/<run>/checkpoint.bin`.
     public let checkpointRoot: URL
-    public var progress: (RunProgress) -> Void = { _ in }
+    /// Called with every event; answering `.stop` to any of them stops after the current step.
+    public var progress: (RunProgress) -> ProgressDisposition = { _ in .more }
+    /// Set once the callback has answered `.stop`.
+    public private(set) var stopRequested = false
 
     public init(experiment: Experiment, store: RunStore, checkpointRoot: URL) {
         self.experiment = experiment
@@ -91,33 +100,38 @@ extension RunExecutor {
 
     /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
     /// each in the store first so that concurrent processes never train the same run twice.
-    public func runAll(only: String? = nil, inputsValidated: Bool = false, shouldContinue: @escaping () -> Bool = { true }) throws -> Summary {
+    /// Sends an event to the progress callback and remembers a stop.
+    func report(_ event: RunProgress) {
+        if progress(event) == .stop { stopRequested = true }
+    }
+
+    public func runAll(only: String? = nil, inputsValidated: Bool = false) throws -> Summary {
         if !inputsValidated { try validateInputs() }
         try checkResumableInputs(only: only)
         let planned = try recordPlan()
         if let only, !planned.contains(where: { $0.run.name == only }) { throw RunError.unknownRun(only) }
         var summary = Summary()
         for (run, id) in planned where only == nil || run.name == only {
-            guard shouldContinue() else { break }
+            if stopRequested { break }
             guard let record = try store.run(id: id) else { continue }
             if record.status == .finished {
                 summary.skipped.append((run.name, "finished"))
-                progress(.skipped(run: run.name, reason: "finished"))
+                report(.skipped(run: run.name, reason: "finished"))
                 continue
             }
             if let parent = run.config.initFrom?.run, try store.run(name: parent)?.status != .finished,
                !(run.config.initFrom?.step.map { snapshotExists(parent, $0) } ?? false) {
                 summary.skipped.append((run.name, "waiting for \(parent)"))
-                progress(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
+                report(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
                 continue
             }
             guard try store.claim(runID: id, includeFailed: true) else {
                 summary.skipped.append((run.name, "held by \(record.owner ?? "another process")"))
-                progress(.skipped(run: run.name, reason: "held by \(record.owner ?? "another process")"))
+                report(.skipped(run: run.name, reason: "held by \(record.owner ?? "another process")"))
                 continue
             }
             do {
-                let done = try RunExecution(executor: self, run: run, runID: id).execute(shouldContinue: shouldContinue)
+                let done = try RunExecution(executor: self, run: run, runID: id).execute()
                 if done {
                     try store.finish(runID: id)
                     summary.finished.append(run.name)
@@ -132,7 +146,7 @@ extension RunExecutor {
                 let message = "\(error)"
                 try? store.fail(runID: id, error: message)
                 summary.failed.append((run.name, message))
-                progress(.failed(run: run.name, error: message))
+                report(.failed(run: run.name, error: message))
             }
         }
         return summary

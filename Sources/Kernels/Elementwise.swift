@@ -76,36 +76,6 @@ public func rmsnormBackward(
 
 // MARK: SwiGLU
 
-/// gate, up, out: (n); out = silu(gate) * up, silu(g) = g * sigmoid(g).
-public func swigluForward(
-    _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, n: Int
-) {
-    let o = SendablePointer(out), g = SendablePointer(gate), u = SendablePointer(up)
-    parallelFor(n, grain: 1 << 14) { r in
-        for i in r {
-            let x = g.p[i]
-            o.p[i] = x / (1 + expApprox(-x)) * u.p[i]
-        }
-    }
-}
-
-/// dgate += dout * up * sigmoid(g) * (1 + g * (1 - sigmoid(g))), dup += dout * silu(g).
-public func swigluBackward(
-    _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
-    _ dout: UnsafePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, n: Int
-) {
-    let dg = SendablePointer(dgate), du = SendablePointer(dup), d = SendablePointer(dout)
-    let g = SendablePointer(gate), u = SendablePointer(up)
-    parallelFor(n, grain: 1 << 14) { r in
-        for i in r {
-            let x = g.p[i]
-            let s = 1 / (1 + expApprox(-x))
-            dg.p[i] += d.p[i] * u.p[i] * s * (1 + x * (1 - s))
-            du.p[i] += d.p[i] * x * s
-        }
-    }
-}
-
 /// gateUp: (n, 2f), each row the gate (columns 0..<f) then the up projection (f..<2f), as one sgemm against
 /// the adjacent ffn_gate and ffn_up weights produces it; out: (n, f) = silu(gate) * up.
 public func swigluFusedForward(_ out: UnsafeMutablePointer<Float>, _ gateUp: UnsafePointer<Float>, n: Int, f: Int) {
@@ -152,18 +122,6 @@ public func residualForward(
     }
 }
 
-/// da += dout, db += dout.
-public func residualBackward(
-    _ da: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, n: Int
-) {
-    let x = SendablePointer(da), y = SendablePointer(db), d = SendablePointer(dout)
-    parallelFor(n, grain: 1 << 15) { r in
-        for i in r {
-            x.p[i] += d.p[i]
-            y.p[i] += d.p[i]
-        }
-    }
-}
 
 // MARK: Log-softmax gathered at the target
 
@@ -184,27 +142,6 @@ public func logSoftmaxGatherForward(
     }
 }
 
-/// Writes (does not add) dlogits: (m, v) = dlp[r] * (onehot(targets[r]) - softmax(logits[r])).
-/// `dlogits` may be the same buffer as `logits`.
-public func logSoftmaxGatherBackward(
-    _ dlogits: UnsafeMutablePointer<Float>, _ dlp: UnsafePointer<Float>, _ logits: UnsafePointer<Float>,
-    _ lse: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, m: Int, v: Int
-) {
-    let dz = SendablePointer(dlogits), d = SendablePointer(dlp), z = SendablePointer(logits)
-    let s = SendablePointer(lse), tg = SendablePointer(targets)
-    parallelFor(m, grain: max(1, 8192 / max(v, 1))) { rows in
-        for r in rows {
-            let row = z.p + r * v, drow = dz.p + r * v
-            let g = d.p[r], e = s.p[r]
-            if g == 0 {
-                drow.update(repeating: 0, count: v)
-                continue
-            }
-            for j in 0..<v { drow[j] = -g * expApprox(row[j] - e) }
-            drow[Int(tg.p[r])] += g
-        }
-    }
-}
 
 /// out: (v) = log softmax(logits), both (v). out may alias logits.
 public func logSoftmax(_ out: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>, v: Int) {

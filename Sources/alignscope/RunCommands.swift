@@ -57,8 +57,11 @@ extension Commands {
         signal(SIGINT) { _ in StopRequest.isSet = true }
         signal(SIGTERM) { _ in StopRequest.isSet = true }
         let display = ProgressDisplay(quiet: args.has("--quiet"))
-        executor.progress = { display.show($0) }
-        let summary = try executor.runAll(only: args.string("--only"), inputsValidated: true, shouldContinue: { !StopRequest.isSet })
+        executor.progress = { event in
+            display.show(event)
+            return StopRequest.isSet ? .stop : .more
+        }
+        let summary = try executor.runAll(only: args.string("--only"), inputsValidated: true)
         display.finish()
         if !args.has("--quiet") {
             var parts = ["\(summary.finished.count) finished"]

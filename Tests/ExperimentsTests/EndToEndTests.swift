@@ -101,13 +101,20 @@ final class EndToEndTests: XCTestCase {
         try? FileManager.default.removeItem(at: dir.appendingPathComponent("tiny-sweep"))
         let first = try executor()
         var steps = 0
-        first.progress = { if case .step = $0 { steps += 1 } }
-        let partial = try first.runAll(only: name, shouldContinue: { steps < 3 })
+        first.progress = { event in
+            if case .step = event { steps += 1 }
+            return steps < 3 ? .more : .stop
+        }
+        let partial = try first.runAll(only: name)
+        XCTAssertEqual(steps, 3, "the run went on after its callback answered stop")
         XCTAssertEqual(partial.finished.count, 0)
         XCTAssertEqual(try first.store.run(name: name)?.status, .interrupted)
         let resumed = try executor()
         var resumedFrom = -1
-        resumed.progress = { if case .started(_, let from, _) = $0 { resumedFrom = from } }
+        resumed.progress = { event in
+            if case .started(_, let from, _) = event { resumedFrom = from }
+            return .more
+        }
         XCTAssertEqual(try resumed.runAll(only: name).finished, [name])
         XCTAssertEqual(resumedFrom, 2)
         let got = try resumed.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])

@@ -34,39 +34,46 @@ final class KernelGradientTests: XCTestCase {
         checkGradient("rmsnorm dweight", &w, analytic: dw) { dot(r, fwd(x, $0)) }
     }
 
+    /// The fused SwiGLU the model runs: gateUp rows are gate | up (one sgemm against adjacent weights).
     func testSwiGLU() {
         var rng = TestRNG(3)
-        let n = 24
-        var gate = rng.array(n, 4), up = rng.array(n, 2)
-        let r = rng.array(n)
-        func fwd(_ g: [Float], _ u: [Float]) -> [Float] {
-            var out = [Float](repeating: 0, count: n)
-            swigluForward(&out, g, u, n: n)
+        let n = 3, f = 8
+        var gateUp = rng.array(n * 2 * f, 4)
+        let r = rng.array(n * f)
+        func fwd(_ gu: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: n * f)
+            swigluFusedForward(&out, gu, n: n, f: f)
             return out
         }
-        let out = fwd(gate, up)
-        for i in 0..<n {
-            let g = Double(gate[i])
-            XCTAssertEqual(Double(out[i]), g / (1 + exp(-g)) * Double(up[i]), accuracy: 1e-5)
+        let out = fwd(gateUp)
+        for t in 0..<n {
+            for i in 0..<f {
+                let g = Double(gateUp[t * 2 * f + i]), u = Double(gateUp[t * 2 * f + f + i])
+                XCTAssertEqual(Double(out[t * f + i]), g / (1 + exp(-g)) * u, accuracy: 1e-5)
+            }
         }
-        var dg = [Float](repeating: 0, count: n), du = [Float](repeating: 0, count: n)
-        swigluBackward(&dg, &du, r, gate, up, n: n)
-        checkGradient("swiglu dgate", &gate, analytic: dg) { dot(r, fwd($0, up)) }
-        checkGradient("swiglu dup", &up, analytic: du) { dot(r, fwd(gate, $0)) }
+        var dGateUp = [Float](repeating: .nan, count: n * 2 * f)  // written, not added to
+        swigluFusedBackward(&dGateUp, r, gateUp, n: n, f: f)
+        checkGradient("swiglu dgate|dup", &gateUp, analytic: dGateUp) { dot(r, fwd($0)) }
+    }
+
+    /// The gradient check itself must fail on a wrong, a NaN or an infinite gradient.
+    func testTheGradientCheckFailsOnNaNAndInfinity() {
+        var x: [Float] = [0.5, -1, 2]
+        let loss = { (x: [Float]) in x.reduce(0.0) { $0 + Double($1 * $1) } }
+        XCTAssertNil(gradientMismatch("exact", &x, analytic: x.map { 2 * $0 }, loss))
+        XCTAssertNotNil(gradientMismatch("wrong", &x, analytic: [1, -2, 4.5], loss))
+        XCTAssertNotNil(gradientMismatch("nan", &x, analytic: [1, .nan, 4], loss))
+        XCTAssertNotNil(gradientMismatch("inf", &x, analytic: [1, -2, .infinity], loss))
+        XCTAssertNotNil(gradientMismatch("nan loss", &x, analytic: [1, -2, 4]) { _ in .nan })
     }
 
     func testResidual() {
         var rng = TestRNG(4)
-        let a = rng.array(10), b = rng.array(10), d = rng.array(10)
+        let a = rng.array(10), b = rng.array(10)
         var out = [Float](repeating: 0, count: 10)
         residualForward(&out, a, b, n: 10)
         for i in 0..<10 { XCTAssertEqual(out[i], a[i] + b[i]) }
-        var da = [Float](repeating: 1, count: 10), db = [Float](repeating: 0, count: 10)
-        residualBackward(&da, &db, d, n: 10)
-        for i in 0..<10 {
-            XCTAssertEqual(da[i], 1 + d[i])
-            XCTAssertEqual(db[i], d[i])
-        }
     }
 
     func testRoPEMatchesFormulaAndBackwardIsInverse() {
@@ -183,11 +190,10 @@ final class KernelGradientTests: XCTestCase {
             residualForward(&h, e, x, n: n * c)
             var compact = [Float](repeating: 0, count: m * c)
             for (i, t) in rows.enumerated() { for j in 0..<c { compact[i * c + j] = h[t * c + j] } }
-            var logits = [Float](repeating: 0, count: m * vocab)
-            matmul(&logits, compact, w, m: m, n: vocab, k: c, transB: true)
             var lp = [Float](repeating: 0, count: m), lse = [Float](repeating: 0, count: m)
-            logSoftmaxGatherForward(&lp, &lse, logits, compactTargets, m: m, v: vocab)
-            return (lp, lse, compact, logits)
+            var scratch = [Float](repeating: 0, count: outputHeadScratchCount(m: m, v: vocab, chunk: 4, kept: false))
+            outputHeadForward(&lp, &lse, scratch: &scratch, compact, w, compactTargets, m: m, v: vocab, c: c, chunk: 4)
+            return (lp, lse, compact, [])
         }
         func loss(_ w: [Float], _ x: [Float]) -> Double {
             let lp = fwd(w, x).lp
@@ -204,17 +210,15 @@ final class KernelGradientTests: XCTestCase {
             XCTAssertEqual(Double(f.lp[i]), z[Int(targets[t])] - lse, accuracy: 1e-5)
         }
 
-        var dlogits = f.logits
         let dlp = rows.map { weights[$0] }
-        logSoftmaxGatherBackward(&dlogits, dlp, f.logits, f.lse, compactTargets, m: m, v: vocab)
         var dcompact = [Float](repeating: 0, count: m * c), dw = [Float](repeating: 0, count: vocab * c)
-        matmul(&dcompact, dlogits, w, m: m, n: c, k: vocab)
-        matmul(&dw, dlogits, f.compact, m: vocab, n: c, k: m, transA: true, beta: 1)
+        var scratch = [Float](repeating: 0, count: outputHeadScratchCount(m: m, v: vocab, chunk: 4, kept: false))
+        outputHeadBackward(&dcompact, &dw, scratch: &scratch, dlp, f.compact, w, f.lse, compactTargets, m: m, v: vocab, c: c, chunk: 4)
         var dh = [Float](repeating: 0, count: n * c)
         for (i, t) in rows.enumerated() { for j in 0..<c { dh[t * c + j] = dcompact[i * c + j] } }
-        var de = [Float](repeating: 0, count: n * c), dx = [Float](repeating: 0, count: n * c)
-        residualBackward(&de, &dx, dh, n: n * c)
-        embeddingBackward(&dw, de, tokens, n: n, c: c)
+        // The residual passes its gradient to both inputs unchanged.
+        let dx = dh
+        embeddingBackward(&dw, dh, tokens, n: n, c: c)
 
         for j in 0..<c {
             XCTAssertEqual(dx[2 * c + j], 0, "target -1 row has no gradient")
@@ -236,7 +240,12 @@ final class KernelGradientTests: XCTestCase {
             var dx = [Float](repeating: 0, count: n * c), dw = [Float](repeating: 0, count: c)
             rmsnormBackward(&dx, &dw, g, x, w, rstd, n: n, c: c)
             var s = [Float](repeating: 0, count: n * c)
-            swigluForward(&s, out, g, n: n * c)
+            var gateUp: [Float] = []
+            for t in 0..<n {
+                gateUp += out[t * c..<(t + 1) * c]
+                gateUp += g[t * c..<(t + 1) * c]
+            }
+            swigluFusedForward(&s, gateUp, n: n, f: c)
             return out + dx + dw + s
         }
         let saved = Threads.count

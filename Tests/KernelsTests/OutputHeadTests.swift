@@ -36,8 +36,14 @@ final class OutputHeadTests: XCTestCase {
         var dx = [Float](repeating: 0.25, count: m * c), dw = [Float](repeating: -0.5, count: v * c)
         var scratch = [Float](repeating: .nan, count: m * chunk)
         outputHeadBackward(&dx, &dw, scratch: &scratch, weights, x, w, f.lse, targets, m: m, v: v, c: c, chunk: chunk)
+        // Reference: dlogits = dlp * (onehot(target) - softmax), from the reference logits.
         var dlogits = logits
-        logSoftmaxGatherBackward(&dlogits, weights, logits, lseRef, targets, m: m, v: v)
+        for r in 0..<m {
+            for j in 0..<v {
+                let p = exp(logits[r * v + j] - lseRef[r])
+                dlogits[r * v + j] = weights[r] * ((j == Int(targets[r]) ? 1 : 0) - p)
+            }
+        }
         var dxRef = [Float](repeating: 0.25, count: m * c), dwRef = [Float](repeating: -0.5, count: v * c)
         matmul(&dxRef, dlogits, w, m: m, n: c, k: v, beta: 1)
         matmul(&dwRef, dlogits, x, m: v, n: c, k: m, transA: true, beta: 1)

@@ -19,14 +19,26 @@ struct TestRNG {
 /// Checks `analytic` (dL/dx) against central finite differences of `loss` at x, entry by entry.
 ///
 /// The kernels are fp32, the loss is summed in Double. With step h the central difference has a truncation
-/// error O(h^2 f''') and a rounding error of about (fp32 eps * |terms of L|) / h; for the O(1) values used
-/// here (h = 1e-2) both stay below 1e-3, while a wrong backward is off by O(0.1 |g|) or more.
+/// error O(h^2) (third derivative) and a rounding error of about (fp32 eps * |terms of L|) / h; for the O(1)
+/// values used here (h = 1e-2) both stay below 1e-3, while a wrong backward is off by O(0.1 |g|) or more.
+/// A NaN or infinite gradient (analytic or numeric) is a failure: the comparison is written so that NaN
+/// cannot pass it.
 func checkGradient(
     _ label: String, _ x: inout [Float], analytic: [Float], h: Float = 1e-2, atol: Double = 1e-3, rtol: Double = 1e-2,
     file: StaticString = #filePath, line: UInt = #line, _ loss: ([Float]) -> Double
 ) {
-    XCTAssertEqual(x.count, analytic.count, "\(label): sizes", file: file, line: line)
-    var worst = 0.0
+    if let failure = gradientMismatch(label, &x, analytic: analytic, h: h, atol: atol, rtol: rtol, loss) {
+        XCTFail(failure, file: file, line: line)
+    }
+}
+
+/// The first entry where `analytic` and the central difference disagree (or either is not finite), as a
+/// message; nil when every entry agrees. `checkGradient` fails the test with it.
+func gradientMismatch(
+    _ label: String, _ x: inout [Float], analytic: [Float], h: Float = 1e-2, atol: Double = 1e-3, rtol: Double = 1e-2,
+    _ loss: ([Float]) -> Double
+) -> String? {
+    guard x.count == analytic.count else { return "\(label): \(analytic.count) gradients for \(x.count) inputs" }
     for i in x.indices {
         let keep = x[i]
         x[i] = keep + h
@@ -36,13 +48,11 @@ func checkGradient(
         x[i] = keep
         let numeric = (up - down) / Double(2 * h)
         let err = abs(numeric - Double(analytic[i]))
-        worst = max(worst, err)
-        if err > atol + rtol * abs(numeric) {
-            XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)", file: file, line: line)
-            return
+        guard analytic[i].isFinite, numeric.isFinite, err <= atol + rtol * abs(numeric) else {
+            return "\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)"
         }
     }
-    XCTAssertTrue(worst.isFinite, file: file, line: line)
+    return nil
 }
 
 func dot(_ a: [Float], _ b: [Float]) -> Double {
