@@ -17,27 +17,30 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]),
         // Starting child processes that die with their parent (generators, `run --jobs` workers).
         .target(name: "CProcess"),
-        .target(name: "Kernels", dependencies: ["CBLAS"]),
-        .target(name: "Model", dependencies: ["Kernels"]),
+        // Foundation of our own: JSON values, SHA-256, seeded RNG and shuffles, little-endian bytes, thread
+        // splitting, text files, child processes. Every other module may import it; it imports no other.
+        .target(name: "Base", dependencies: ["CProcess"]),
+        .target(name: "Kernels", dependencies: ["Base", "CBLAS"]),
+        .target(name: "Model", dependencies: ["Base", "Kernels"]),
         .target(name: "Tokenizer"),
-        .target(name: "GGUF", dependencies: ["Model", "Tokenizer"]),
-        .target(name: "Training", dependencies: ["Model", "Kernels"]),
-        .target(name: "Probes", dependencies: ["Model", "Tokenizer", "Training", "CProcess"]),
+        .target(name: "GGUF", dependencies: ["Base", "Model", "Tokenizer"]),
+        .target(name: "Training", dependencies: ["Base", "Model", "Kernels"]),
+        .target(name: "Probes", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "RunStore", dependencies: ["CSQLite"]),
-        .target(name: "Experiments", dependencies: ["Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
-        .target(name: "Reports", dependencies: ["RunStore"]),
-        .target(name: "Benchmarks", dependencies: ["Model", "Kernels", "Training", "GGUF", "Tokenizer"]),
-        .executableTarget(name: "alignscope", dependencies: ["CProcess", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Kernels"]),
-        .testTarget(name: "ProbesTests", dependencies: ["Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
+        .target(name: "Experiments", dependencies: ["Base", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .target(name: "Reports", dependencies: ["Base", "RunStore"]),
+        .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF"]),
+        .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Base", "Kernels"]),
+        .testTarget(name: "ModelTests", dependencies: ["Base", "Model", "Kernels"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Base", "Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "GGUFTests", dependencies: ["Base", "GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Base", "Training", "Model", "Kernels"]),
+        .testTarget(name: "ProbesTests", dependencies: ["Base", "Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "RunStore", "Model", "GGUF", "Probes"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "Probes"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
-        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks"]),
     ]
 )
 
@@ -45,7 +48,7 @@ let package = Package(
 // and `make test` never see them. Build: ALIGNSCOPE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer --product FuzzGGUF
 if Context.environment["ALIGNSCOPE_FUZZ"] != nil {
     package.targets += [
-        .target(name: "FuzzDriver"),
+        .target(name: "FuzzDriver", dependencies: ["Base"]),
         .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF", "FuzzDriver"]),
         .executableTarget(name: "FuzzSpec", dependencies: ["Experiments", "FuzzDriver"]),
         .executableTarget(name: "FuzzJSONL", dependencies: ["Probes", "FuzzDriver"]),

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// Everything `runBenchmarks` measured, in one Codable value (`alignscope bench --json` prints it).

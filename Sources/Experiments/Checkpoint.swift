@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// A run's training state after step `step`: weights, AdamW moments and step count. The data
@@ -46,17 +47,13 @@ enum Checkpoint {
         func put(_ bytes: UnsafeRawBufferPointer) {
             if ok, bytes.count > 0, fwrite(bytes.baseAddress, 1, bytes.count, f) != bytes.count { ok = false }
         }
-        var head = [UInt8]()
-        head += magic
-        withUnsafeBytes(of: version.littleEndian) { head += $0 }
-        for v in [Int64(header.step), Int64(header.adamT), Int64(header.parameterCount)] {
-            withUnsafeBytes(of: v.littleEndian) { head += $0 }
-        }
-        head += Array(header.configSHA256.utf8.prefix(64))
-        head += [UInt8](repeating: 0, count: 64 - min(64, header.configSHA256.utf8.count))
-        head += Array(header.storeID.utf8.prefix(32))
-        head += [UInt8](repeating: 0, count: 32 - min(32, header.storeID.utf8.count))
-        head.withUnsafeBytes { put($0) }
+        var head = ByteWriter()
+        head.append(contentsOf: magic)
+        head.append(version)
+        for v in [Int64(header.step), Int64(header.adamT), Int64(header.parameterCount)] { head.append(v) }
+        head.appendFixed(header.configSHA256, width: 64)
+        head.appendFixed(header.storeID, width: 32)
+        head.bytes.withUnsafeBytes { put($0) }
         for t in tensors {
             precondition(t.count == header.parameterCount)
             put(UnsafeRawBufferPointer(t))
@@ -83,9 +80,12 @@ enum Checkpoint {
         guard got >= headerSize(version: 1), Array(head[0..<4]) == magic else {
             throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (bad magic or truncated header)")
         }
-        func u32(_ o: Int) -> UInt32 { head[o..<o + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
-        func i64(_ o: Int) -> Int { Int(Int64(bitPattern: head[o..<o + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })) }
-        let fileVersion = u32(4)
+        let fields = head.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            _ = r.bytes(4)  // magic
+            return (r.read(UInt32.self)!, r.read(Int64.self)!, r.read(Int64.self)!, r.read(Int64.self)!)
+        }
+        let fileVersion = fields.0
         guard fileVersion == 1 || fileVersion == version else {
             throw RunError.io(path: url.path, reason: "checkpoint version \(fileVersion), expected 1 or \(version)")
         }
@@ -94,7 +94,7 @@ enum Checkpoint {
         }
         let sha = String(decoding: head[32..<96].prefix { $0 != 0 }, as: UTF8.self)
         let store = fileVersion == 1 ? "" : String(decoding: head[96..<128].prefix { $0 != 0 }, as: UTF8.self)
-        return Header(step: i64(8), adamT: i64(16), parameterCount: i64(24), configSHA256: sha, storeID: store,
+        return Header(step: Int(fields.1), adamT: Int(fields.2), parameterCount: Int(fields.3), configSHA256: sha, storeID: store,
                       headerBytes: headerSize(version: fileVersion))
     }
 

@@ -1,3 +1,4 @@
+import Base
 import Model
 import Probes
 
@@ -21,9 +22,7 @@ struct DataOrder {
         if cache[epoch] == nil {
             var rng = SplitMix64(seed: seed, stream: UInt64(epoch))
             var perm = Array(0..<count)
-            for i in stride(from: count - 1, to: 0, by: -1) {
-                perm.swapAt(i, rng.uniform(i + 1))
-            }
+            rng.shuffle(&perm)
             cache = [epoch: perm]
         }
         return cache[epoch]![g % count]

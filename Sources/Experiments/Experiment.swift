@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Probes
 
@@ -32,8 +33,11 @@ public struct Experiment: Sendable {
         let data: Data
         do {
             data = try TextFile.read(path)
-        } catch let ProbesError.unreadable(_, reason) {
-            throw SpecError.unreadable(file: path, reason: reason)
+        } catch {
+            switch error {
+            case let .unreadable(_, reason): throw SpecError.unreadable(file: path, reason: reason)
+            case let .invalidText(_, offset): throw SpecError.syntax(file: path, line: 0, column: 0, message: "invalid UTF-8 at byte offset \(offset); expected UTF-8 text")
+            }
         }
         let tree = try JSONValue.parseJSON5(data, file: path)
         return try parse(tree: tree, text: String(decoding: data, as: UTF8.self), file: path, baseDirectory: url.deletingLastPathComponent())

@@ -1,3 +1,4 @@
+import Base
 import Probes
 import Foundation
 import GGUF
@@ -15,7 +16,7 @@ public enum RunExport {
             throw RunError.unknownRun(run)
         }
         let configJSON = try JSONValue.parseJSON5(Data(record.config.utf8), file: "runs.config of \(record.name)")
-        guard let experimentRow = try store.query("SELECT name FROM experiments WHERE id = ?", [.integer(record.experimentID)]).first?[0].string else {
+        guard let experimentRow = try store.experiment(id: record.experimentID)?.name else {
             throw RunError.unknownRun(run)
         }
         let url = RunExecutor.checkpointURL(root: checkpointRoot, experiment: experimentRow, runName: record.name)

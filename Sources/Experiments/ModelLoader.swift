@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import GGUF
 import Kernels
@@ -10,7 +11,7 @@ import Training
 struct LoadedModel {
     var model: LlamaModel
     var tokenizer: any TextTokenizer
-    /// Tokens that end a response (EOS, and for ChatML `<|im_end|>`).
+    /// Tokens that end a response: the tokenizer's EOS (for SmolLM2 that is `<|im_end|>`, ChatML's end of turn).
     var stopTokens: Set<Int32>
 }
 

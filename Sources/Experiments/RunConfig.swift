@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Probes
 /// The fully resolved configuration of one run: every default filled in. Its canonical JSON is

@@ -1,3 +1,4 @@
+import Base
 import Probes
 /// Reads one JSON object of a spec with key-path-aware errors: every key must be consumed or
 /// named as allowed, so a typo is an error instead of a silent default.

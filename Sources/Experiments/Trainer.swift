@@ -90,7 +90,7 @@ final class Trainer {
             let packed = PreferencePair.pack(idx.map { pairs[$0] })
             return (packed.batch, packed.weights, packed.spans, idx.flatMap { [reference[2 * $0], reference[2 * $0 + 1]] })
         case .hindsight(let sequences):
-            let packed = packPieces(idx.map { sequences[$0] })
+            let packed = TokenBatch.pack(idx.map { sequences[$0] })
             return (packed.batch, packed.weights, packed.spans, nil)
         }
     }

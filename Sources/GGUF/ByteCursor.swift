@@ -1,16 +1,20 @@
+import Base
+
 /// A bounds-checked little-endian reader over `FileBytes`. Every read checks the remaining length
 /// first and throws `GGUFError.truncated` naming the offset and what was being read.
 struct ByteCursor {
     let bytes: FileBytes
     let file: String
-    private(set) var offset = 0
+    private var reader: ByteReader
 
     init(bytes: FileBytes, file: String) {
         self.bytes = bytes
         self.file = file
+        reader = ByteReader(UnsafeRawBufferPointer(start: bytes.base, count: bytes.count))
     }
 
-    var remaining: Int { bytes.count - offset }
+    var offset: Int { reader.offset }
+    var remaining: Int { reader.remaining }
 
     func require(_ n: Int, _ what: @autoclosure () -> String) throws {
         if n > remaining {
@@ -19,10 +23,10 @@ struct ByteCursor {
     }
 
     mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: @autoclosure () -> String) throws -> T {
-        try require(MemoryLayout<T>.size, what())
-        let v = bytes.base!.loadUnaligned(fromByteOffset: offset, as: T.self)
-        offset += MemoryLayout<T>.size
-        return T(littleEndian: v)
+        guard let v = reader.read(T.self) else {
+            throw GGUFError.truncated(file: file, offset: offset, needed: MemoryLayout<T>.size, available: remaining, what: what())
+        }
+        return v
     }
 
     /// Checks that `count` items of at least `minSize` bytes each can fit in the rest of the file
@@ -44,12 +48,10 @@ struct ByteCursor {
         guard length <= UInt64(remaining) else {
             throw GGUFError.truncated(file: file, offset: offset, needed: Int(clamping: length), available: remaining, what: what())
         }
-        let n = Int(length)
-        let buffer = UnsafeRawBufferPointer(start: bytes.base.map { $0 + offset }, count: n)
+        let buffer = reader.bytes(Int(length))!
         guard let s = String(validating: buffer, as: UTF8.self) else {
             throw GGUFError.invalidString(file: file, offset: start, what: what())
         }
-        offset += n
         return s
     }
 }

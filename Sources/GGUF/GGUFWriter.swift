@@ -1,3 +1,4 @@
+import Base
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -128,7 +129,7 @@ public struct GGUFWriter {
             header.put(UInt64(offset))
             offset = padded(offset + t.byteCount)
         }
-        header.bytes += [UInt8](repeating: 0, count: padded(header.bytes.count) - header.bytes.count)
+        header.writer.append(contentsOf: [UInt8](repeating: 0, count: padded(header.bytes.count) - header.bytes.count))
         try header.bytes.withUnsafeBytes { try sink.write($0) }
 
         for t in tensors {
@@ -179,16 +180,15 @@ public struct GGUFWriter {
 
 /// Header bytes under construction.
 private struct HeaderBuffer {
-    var bytes: [UInt8] = []
+    var writer = ByteWriter()
+    var bytes: [UInt8] { writer.bytes }
 
-    mutating func put<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { bytes += $0 }
-    }
+    mutating func put<T: FixedWidthInteger>(_ v: T) { writer.append(v) }
 
     mutating func putString(_ s: String) {
         let utf8 = Array(s.utf8)
         put(UInt64(utf8.count))
-        bytes += utf8
+        writer.append(contentsOf: utf8)
     }
 
     mutating func putValue(_ value: GGUFValue, key: String, file: String) throws {

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// Causal attention of one head over one sequence (or a block of queries against a key prefix).

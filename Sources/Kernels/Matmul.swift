@@ -1,3 +1,4 @@
+import Base
 import CBLAS
 
 /// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm` (`cblas_sgemv` when m == 1).
@@ -99,4 +100,12 @@ public func matmulReference(
             c[i * ldc + j] = Float(Double(alpha) * s + old)
         }
     }
+}
+
+extension Threads {
+    /// Makes sure OpenBLAS runs single-threaded before the first BLAS call (`Threads` splits the work).
+    static let blasConfigured: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
 }

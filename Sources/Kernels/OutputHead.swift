@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 // The output head (logits = x W^T over the vocabulary) fused with the log-softmax gathered at the target,

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// Rotary tables: cos and sin, each (positions, headDim / 2); entry (p, i) is for angle p * base^(-2i / headDim).

@@ -1,3 +1,4 @@
+import Base
 import Kernels
 
 /// A Llama-family transformer with hand-written forward and backward over a packed batch.

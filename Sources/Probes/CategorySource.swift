@@ -1,3 +1,4 @@
+import Base
 /// Where the text of one response category comes from, as written in a spec's `categories` map:
 ///
 /// ```json5

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// The format-level reading of one JSON line, before the prompt becomes `ChatMessage`s: which prompt

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// Generated texts kept on disk, so a probe set is generated once and rebuilt identically.

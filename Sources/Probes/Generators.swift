@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Model
 import Tokenizer
@@ -76,7 +77,12 @@ public struct ExternalCommandGenerator: TextGenerator {
     public func generate(_ requests: [GenerationRequest]) throws(ProbesError) -> [String] {
         guard !requests.isEmpty else { return [] }
         let input = requests.map(requestLine).joined(separator: "\n") + "\n"
-        let output = try runCommand(argv, input: input, timeout: timeout)
+        let output: String
+        do {
+            output = try runCommand(argv, input: input, timeout: timeout)
+        } catch {
+            throw ProbesError(error)
+        }
         let name = argv.joined(separator: " ")
         let wanted = Set(requests.map(\.id))
         var answers: [Int: String] = [:]

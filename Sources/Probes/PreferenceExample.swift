@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Tokenizer
 
@@ -55,7 +56,13 @@ public struct PreferenceExample: Sendable, Equatable {
 /// - `{"chosen": [messages], "rejected": [messages]}`: chat preference pairs sharing the prompt.
 /// Errors name the file and line and say what was expected.
 public func loadExamples(path: String) throws(ProbesError) -> [PreferenceExample] {
-    try parseExamples(TextFile.readText(path), file: path)
+    let text: String
+    do {
+        text = try TextFile.readText(path)
+    } catch {
+        throw ProbesError(error)
+    }
+    return try parseExamples(text, file: path)
 }
 
 /// `loadExamples` on text already in memory; `file` names the source in errors.

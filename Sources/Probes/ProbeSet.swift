@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Model
 import Tokenizer
@@ -99,8 +100,8 @@ public struct ProbeSet: Sendable, Equatable {
         self.dynamicCategories = dynamicCategories
     }
 
-    /// The study's six categories, first in reports and files.
-    static let canonicalOrder = ["chosen", "rejected", "paraphrased_rejected", "variant", "random", "non_response"]
+    /// The study's categories first (`StandardCategories`), in reports and files.
+    static let canonicalOrder = StandardCategories.order
 
     static func ordered(_ names: some Sequence<String>) -> [String] {
         names.sorted { a, b in

@@ -1,3 +1,5 @@
+import Base
+
 /// Errors of the Probes module; each description is one line naming the file and line, the category,
 /// or the command, and what was expected.
 public enum ProbesError: Error, CustomStringConvertible, Equatable {
@@ -68,6 +70,25 @@ public enum ProbesError: Error, CustomStringConvertible, Equatable {
             return "generator command \(command): output line \(line): \(reason)"
         case let .cache(file, reason):
             return "\(file): bad generation cache (\(reason))"
+        }
+    }
+}
+
+extension ProbesError {
+    /// A file error of `TextFile` as the loaders report it.
+    init(_ error: TextFile.FileError) {
+        switch error {
+        case let .unreadable(file, reason): self = .unreadable(file: file, reason: reason)
+        case let .invalidText(file, offset): self = .invalidText(file: file, offset: offset)
+        }
+    }
+
+    /// A failure of a generator command as the generators report it.
+    init(_ error: CommandError) {
+        switch error {
+        case let .failed(command, reason): self = .commandFailed(command: command, reason: reason)
+        case let .interrupted(command): self = .interrupted(command: command)
+        case let .output(command, line, reason): self = .commandOutput(command: command, line: line, reason: reason)
         }
     }
 }

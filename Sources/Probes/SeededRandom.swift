@@ -1,17 +1,5 @@
-import Model
-
-/// Seeded shuffles for the derived probe categories (built on `Model.SplitMix64`, whose draws are ours, so
-/// they are the same on every machine and every Swift version).
-extension SplitMix64 {
-    /// Fisher–Yates shuffle in place.
-    mutating func shuffle<T>(_ items: inout [T]) {
-        guard items.count > 1 else { return }
-        for i in stride(from: items.count - 1, to: 0, by: -1) {
-            let j = uniform(i + 1)
-            if i != j { items.swapAt(i, j) }
-        }
-    }
-}
+import Base
+import Base
 
 /// A seeded derangement of 0..<count: `p[i] != i` for every i, and the same `p` for the same seed.
 /// Uniform over derangements: shuffles are drawn until one has no fixed point (about e ≈ 2.7 draws),

@@ -1,3 +1,4 @@
+import Base
 import RunStore
 
 /// Everything a report shows, read from the store once and put in a fixed order, so rendering
@@ -48,7 +49,7 @@ struct ReportData {
         var value: Double?
     }
 
-    static let categoryOrder = ["chosen", "rejected", "paraphrased_rejected", "variant", "random", "non_response", "greedy"]
+    static let categoryOrder = StandardCategories.order
     static let splitOrder = ["train", "heldout"]
 
     /// Reads the experiment called `name` (or the only experiment when nil) from `store`.

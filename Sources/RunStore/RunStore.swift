@@ -113,8 +113,17 @@ public final class RunStore: @unchecked Sendable {
 
     /// The experiment called `name`, if recorded.
     public func experiment(name: String) throws -> ExperimentRecord? {
+        try experiment(where: "name = ?", .text(name))
+    }
+
+    /// The experiment with this id, if recorded.
+    public func experiment(id: Int64) throws -> ExperimentRecord? {
+        try experiment(where: "id = ?", .integer(id))
+    }
+
+    private func experiment(where condition: String, _ value: SQLiteValue) throws -> ExperimentRecord? {
         try database.query(
-            "SELECT id, name, spec, spec_sha256, created_at FROM experiments WHERE name = ?", [.text(name)]
+            "SELECT id, name, spec, spec_sha256, created_at FROM experiments WHERE \(condition)", [value]
         ).first.map {
             ExperimentRecord(
                 id: $0[0].int64!, name: $0[1].string!, spec: $0[2].string!, specSHA256: $0[3].string!,

@@ -1,3 +1,4 @@
+import Base
 import Dispatch
 import Foundation
 import Kernels
@@ -58,9 +59,10 @@ public final class AdamW {
         let c1 = Float(1 / (1 - pow(config.beta1, Double(t)))), c2 = Float(1 / (1 - pow(config.beta2, Double(t))))
         let lrf = Float(lr), decay = Float(1 - lr * config.weightDecay)
         let n = parameterCount
-        let pp = Pointer(params.baseAddress!), gp = Pointer(grads.baseAddress!)
-        let mp = Pointer(moments.baseAddress!), vp = Pointer(moments.baseAddress! + n)
-        forChunks(n) { r in
+        let pp = SendablePointer(params.baseAddress!), gp = SendablePointer(grads.baseAddress!)
+        let mp = SendablePointer(moments.baseAddress!), vp = SendablePointer(moments.baseAddress! + n)
+        // Elementwise: the split (Threads.count ranges of >= 2^15) does not change the results.
+        parallelFor(n, grain: 1 << 15) { r in
             for i in r {
                 let g = gp.p[i]
                 let m = b1 * mp.p[i] + ob1 * g
@@ -71,20 +73,4 @@ public final class AdamW {
             }
         }
     }
-}
-
-struct Pointer: @unchecked Sendable {
-    let p: UnsafeMutablePointer<Float>
-    init(_ p: UnsafeMutablePointer<Float>) { self.p = p }
-}
-
-/// Splits 0..<n into `Threads.count` contiguous ranges (elementwise bodies only, so the split does not
-/// change results).
-func forChunks(_ n: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
-    let chunks = n < 1 << 15 ? 1 : max(1, Threads.count)
-    if chunks == 1 {
-        body(0..<n)
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { i in body((n * i / chunks)..<(n * (i + 1) / chunks)) }
 }

@@ -1,3 +1,4 @@
+import Base
 /// Global L2 norm of `grads`; if it exceeds `maxNorm`, scales them to norm `maxNorm`. Returns the norm
 /// before clipping. The sum runs in Double over fixed blocks in order, so it is deterministic.
 /// A non-positive `maxNorm` only measures.
@@ -22,8 +23,8 @@ public func clipGradients(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: F
 /// grads *= factor. Gradient accumulation: `backward` adds, so after k micro-batches whose losses were each
 /// normalised on their own, scale by 1/k (or scale each micro-batch's dLoss/dlogprob by 1/k before backward).
 public func scaleGradients(_ grads: UnsafeMutableBufferPointer<Float>, by factor: Float) {
-    let p = Pointer(grads.baseAddress!)
-    forChunks(grads.count) { r in
+    let p = SendablePointer(grads.baseAddress!)
+    parallelFor(grads.count, grain: 1 << 15) { r in
         for j in r { p.p[j] *= factor }
     }
 }

@@ -38,35 +38,14 @@ public struct HindsightTemplate: Codable, Sendable, Equatable {
     public func evaluationPrefix(prompt: String) -> String { prompt + helpful }
 
     /// Tokenises each pair piece by piece (`encode` on each piece, `bos` prepended to the sequence) and packs
-    /// the sequences with `packPieces`. Encoding piece by piece keeps the loss boundaries on token boundaries.
+    /// the sequences with `TokenBatch.pack`. Encoding piece by piece keeps the loss boundaries on token boundaries.
     public func pack(
         _ pairs: [(prompt: String, chosen: String, rejected: String)], bos: Int32?, encode: (String) -> [Int32]
     ) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
-        packPieces(pairs.map { p in
+        TokenBatch.pack(pairs.map { p in
             var seq = pieces(prompt: p.prompt, chosen: p.chosen, rejected: p.rejected).map { (ids: encode($0.text), trained: $0.trained) }
             if let bos { seq.insert((ids: [bos], trained: false), at: 0) }
             return seq
         })
     }
-}
-
-/// Packs sequences given as token pieces: each sequence is its pieces concatenated; position i gets a target
-/// (token i+1, weight 1) exactly when token i+1 belongs to a trained piece. Spans cover whole sequences.
-/// Each sequence must be non-empty and must not start with a trained token (it would have no context).
-public func packPieces(_ sequences: [[(ids: [Int32], trained: Bool)]]) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
-    var tokens: [Int32] = [], targets: [Int32] = [], starts: [Int] = [], spans: [SequenceSpan] = []
-    for pieces in sequences {
-        let ids = pieces.flatMap(\.ids)
-        let trained = pieces.flatMap { [Bool](repeating: $0.trained, count: $0.ids.count) }
-        precondition(!ids.isEmpty, "packPieces: empty sequence")
-        precondition(!trained[0], "packPieces: a sequence must not start with a trained token")
-        starts.append(tokens.count)
-        spans.append(SequenceSpan(start: tokens.count, count: ids.count))
-        for i in ids.indices {
-            tokens.append(ids[i])
-            targets.append(i + 1 < ids.count && trained[i + 1] ? ids[i + 1] : -1)
-        }
-    }
-    let weights = targets.map { $0 >= 0 ? Float(1) : 0 }
-    return (TokenBatch(tokens: tokens, targets: targets, sequenceStarts: starts), weights, spans)
 }

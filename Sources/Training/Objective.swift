@@ -34,16 +34,6 @@ public enum Objective: Sendable, Equatable {
     case coh(template: HindsightTemplate)
 }
 
-/// A sequence's token positions inside a packed batch. Preference objectives pair spans (chosen, rejected).
-public struct SequenceSpan: Sendable, Equatable {
-    public var start: Int
-    public var count: Int
-    public init(start: Int, count: Int) {
-        self.start = start
-        self.count = count
-    }
-    public var range: Range<Int> { start..<(start + count) }
-}
 
 /// What an objective returns besides the gradient.
 public struct ObjectiveResult: Sendable {
@@ -115,19 +105,8 @@ extension LossOn {
     /// target (so logits are computed only there), with `.all` every position but the last does.
     /// Returns the batch, per-token weights (1 where there is a target) and each sequence's span.
     public func pack(_ examples: [(prompt: [Int32], response: [Int32])]) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
-        var tokens: [Int32] = [], targets: [Int32] = [], starts: [Int] = [], spans: [SequenceSpan] = []
-        for (prompt, response) in examples {
-            let seq = prompt + response
-            precondition(!seq.isEmpty, "LossOn.pack: empty example")
-            starts.append(tokens.count)
-            spans.append(SequenceSpan(start: tokens.count, count: seq.count))
-            for i in seq.indices {
-                tokens.append(seq[i])
-                let trained = i + 1 < seq.count && (self == .all || i + 1 >= prompt.count)
-                targets.append(trained ? seq[i + 1] : -1)
-            }
-        }
-        let weights = targets.map { $0 >= 0 ? Float(1) : 0 }
-        return (TokenBatch(tokens: tokens, targets: targets, sequenceStarts: starts), weights, spans)
+        TokenBatch.pack(examples.map { prompt, response in
+            self == .all ? [(prompt + response, true)] : [(prompt, false), (response, true)]
+        })
     }
 }

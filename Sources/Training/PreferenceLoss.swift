@@ -1,4 +1,5 @@
 import Foundation
+import Model
 
 /// Summed log-probability of each span: pi_s = sum over t in span s of w_t * lp_t, in Double.
 /// The one sequence-level primitive shared by the preference losses, their metrics and the reference pass.

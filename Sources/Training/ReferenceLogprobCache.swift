@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// A failure reading or writing a reference log-probability cache file.
@@ -37,12 +38,8 @@ public struct ReferenceLogprobCache: Sendable {
 
     /// The file that holds the values of (model, data).
     public func path(model: String, data: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in Array(model.utf8) + [0] + Array(data.utf8) {
-            h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3
-        }
-        let hex = String(h, radix: 16)
-        return (directory as NSString).appendingPathComponent("reflogps-" + String(repeating: "0", count: 16 - hex.count) + hex + ".bin")
+        let key = SHA256.hex(Array(model.utf8) + [0] + Array(data.utf8))
+        return (directory as NSString).appendingPathComponent("reflogps-" + key.prefix(16) + ".bin")
     }
 
     /// The stored values of (model, data), or nil when none are stored.
@@ -55,42 +52,51 @@ public struct ReferenceLogprobCache: Sendable {
         } catch {
             throw ReferenceCacheError.unreadable(path: file, reason: "\(error.localizedDescription)")
         }
-        var r = ByteReader(bytes: bytes, path: file)
-        guard try r.take(8, "magic ASREFLP1").elementsEqual("ASREFLP1".utf8) else {
-            throw ReferenceCacheError.malformed(path: file, offset: 0, expected: "magic ASREFLP1")
+        return try bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            func malformed(_ expected: String) -> ReferenceCacheError {
+                .malformed(path: file, offset: r.offset, expected: expected)
+            }
+            func string(_ what: String) throws -> String {
+                guard let n = r.read(UInt32.self) else { throw malformed("length of " + what) }
+                let start = r.offset
+                guard let b = r.bytes(Int(n)) else { throw malformed(what) }
+                guard let s = String(validating: b, as: UTF8.self) else {
+                    throw ReferenceCacheError.malformed(path: file, offset: start, expected: "UTF-8 " + what)
+                }
+                return s
+            }
+            guard let magic = r.bytes(8), magic.elementsEqual("ASREFLP1".utf8) else {
+                throw ReferenceCacheError.malformed(path: file, offset: 0, expected: "magic ASREFLP1")
+            }
+            let m = try string("model identity"), d = try string("data identity")
+            guard m == model && d == data else {
+                throw ReferenceCacheError.keyMismatch(path: file, expected: "(\(model), \(data))", found: "(\(m), \(d))")
+            }
+            guard let count = r.read(UInt64.self) else { throw malformed("value count") }
+            guard count <= UInt64(r.remaining) / 8 else { throw malformed("\(count) Float64 values") }
+            var values: [Double] = []
+            values.reserveCapacity(Int(count))
+            for _ in 0..<count { values.append(Double(bitPattern: r.read(UInt64.self)!)) }
+            guard r.remaining == 0 else { throw malformed("end of file") }
+            return values
         }
-        let m = try r.string("model identity"), d = try r.string("data identity")
-        guard m == model && d == data else {
-            throw ReferenceCacheError.keyMismatch(path: file, expected: "(\(model), \(data))", found: "(\(m), \(d))")
-        }
-        let count = try r.uint(8, "value count")
-        guard count <= UInt64(bytes.count - r.offset) / 8 else {
-            throw ReferenceCacheError.malformed(path: file, offset: r.offset, expected: "\(count) Float64 values")
-        }
-        var values: [Double] = []
-        values.reserveCapacity(Int(count))
-        for _ in 0..<count { values.append(Double(bitPattern: try r.uint(8, "Float64 value"))) }
-        guard r.offset == bytes.count else {
-            throw ReferenceCacheError.malformed(path: file, offset: r.offset, expected: "end of file")
-        }
-        return values
     }
 
     /// Stores `values` for (model, data), replacing any stored ones; creates `directory` if needed.
     public func save(_ values: [Double], model: String, data: String) throws {
         let file = path(model: model, data: data)
-        var out = Array("ASREFLP1".utf8)
+        var out = ByteWriter()
+        out.append(contentsOf: "ASREFLP1".utf8)
         for s in [model, data] {
-            let u = Array(s.utf8)
-            append(UInt64(u.count), bytes: 4, to: &out)
-            out += u
+            out.append(UInt32(s.utf8.count))
+            out.append(contentsOf: s.utf8)
         }
-        append(UInt64(values.count), bytes: 8, to: &out)
-        out.reserveCapacity(out.count + 8 * values.count)
-        for v in values { append(v.bitPattern, bytes: 8, to: &out) }
+        out.append(UInt64(values.count))
+        for v in values { out.append(v.bitPattern) }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try Data(out).write(to: URL(fileURLWithPath: file), options: .atomic)
+            try Data(out.bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
         } catch {
             throw ReferenceCacheError.unwritable(path: file, reason: "\(error.localizedDescription)")
         }
@@ -102,36 +108,5 @@ public struct ReferenceLogprobCache: Sendable {
         let v = try compute()
         try save(v, model: model, data: data)
         return v
-    }
-}
-
-private func append(_ x: UInt64, bytes: Int, to out: inout [UInt8]) {
-    for i in 0..<bytes { out.append(UInt8(truncatingIfNeeded: x >> (8 * UInt64(i)))) }
-}
-
-private struct ByteReader {
-    let bytes: [UInt8]
-    let path: String
-    var offset = 0
-
-    mutating func take(_ n: Int, _ what: String) throws -> ArraySlice<UInt8> {
-        guard n <= bytes.count - offset else {
-            throw ReferenceCacheError.malformed(path: path, offset: offset, expected: what)
-        }
-        defer { offset += n }
-        return bytes[offset..<(offset + n)]
-    }
-
-    mutating func uint(_ n: Int, _ what: String) throws -> UInt64 {
-        try take(n, what).reversed().reduce(0) { $0 << 8 | UInt64($1) }
-    }
-
-    mutating func string(_ what: String) throws -> String {
-        let n = Int(try uint(4, "length of " + what))
-        let start = offset
-        guard let s = String(bytes: try take(n, what), encoding: .utf8) else {
-            throw ReferenceCacheError.malformed(path: path, offset: start, expected: "UTF-8 " + what)
-        }
-        return s
     }
 }

@@ -1,3 +1,4 @@
+import Base
 import Experiments
 import Probes
 import Foundation

@@ -1,3 +1,4 @@
+import Base
 import Benchmarks
 import Experiments
 import Probes

@@ -1,3 +1,4 @@
+import Base
 import XCTest
 import Model
 @testable import Probes

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import XCTest
 @testable import Probes
@@ -55,9 +56,13 @@ final class TextFileTests: XCTestCase {
         let fifo = dir.appendingPathComponent("fifo.jsonl").path
         XCTAssertEqual(mkfifo(fifo, 0o600), 0)
         assertProbesError(.unreadable(file: fifo, reason: "not a regular file (a FIFO)")) { try loadExamples(path: fifo) }
-        assertProbesError(.unreadable(file: dir.path, reason: "not a regular file (a directory)")) { try TextFile.read(dir.path) }
+        XCTAssertThrowsError(try TextFile.read(dir.path)) {
+            XCTAssertEqual($0 as? TextFile.FileError, .unreadable(file: dir.path, reason: "not a regular file (a directory)"))
+        }
         let missing = dir.appendingPathComponent("none.jsonl").path
-        assertProbesError(.unreadable(file: missing, reason: "no such file")) { try TextFile.read(missing) }
+        XCTAssertThrowsError(try TextFile.read(missing)) {
+            XCTAssertEqual($0 as? TextFile.FileError, .unreadable(file: missing, reason: "no such file"))
+        }
     }
 
     let requests = (0..<2).map { GenerationRequest(id: $0, prompt: [user("q\($0)")], text: "t\($0)", template: "{text}", seed: 0) }

@@ -1,3 +1,4 @@
+import Model
 import XCTest
 @testable import Training
 
@@ -43,7 +44,7 @@ final class HindsightTests: XCTestCase {
     }
 
     func testPackPiecesSkipsEmptyPieces() {
-        let (batch, weights, _) = packPieces([[(ids: [1], trained: false), (ids: [], trained: true), (ids: [2, 3], trained: true)]])
+        let (batch, weights, _) = TokenBatch.pack([[(ids: [1], trained: false), (ids: [], trained: true), (ids: [2, 3], trained: true)]])
         XCTAssertEqual(batch.targets, [2, 3, -1])
         XCTAssertEqual(weights, [1, 1, 0])
     }

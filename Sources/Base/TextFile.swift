@@ -5,8 +5,22 @@ import Foundation
 /// must be UTF-8 (the first bad byte is named by offset, never replaced by U+FFFD), and lines end at
 /// LF, CRLF or a lone CR.
 public enum TextFile {
+    /// What can be wrong with a file given to AlignScope; each case renders as one line.
+    public enum FileError: Error, Equatable, CustomStringConvertible {
+        case unreadable(file: String, reason: String)
+        /// The bytes at `offset` are not valid UTF-8.
+        case invalidText(file: String, offset: Int)
+
+        public var description: String {
+            switch self {
+            case let .unreadable(file, reason): return "\(file): cannot read the file (\(reason))"
+            case let .invalidText(file, offset): return "\(file): invalid UTF-8 at byte offset \(offset); expected UTF-8 text"
+            }
+        }
+    }
+
     /// The bytes of a regular file. Non-regular files are refused before they are opened.
-    public static func read(_ path: String) throws(ProbesError) -> Data {
+    public static func read(_ path: String) throws(FileError) -> Data {
         var st = stat()
         guard stat(path, &st) == 0 else {
             throw .unreadable(file: path, reason: errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
@@ -21,12 +35,12 @@ public enum TextFile {
     }
 
     /// `read`, decoded as UTF-8.
-    public static func readText(_ path: String) throws(ProbesError) -> String {
+    public static func readText(_ path: String) throws(FileError) -> String {
         try decode(read(path), source: path)
     }
 
     /// The bytes as a String, or an error naming the byte offset of the first invalid UTF-8 sequence.
-    public static func decode<C: Collection>(_ bytes: C, source: String) throws(ProbesError) -> String where C.Element == UInt8 {
+    public static func decode<C: Collection>(_ bytes: C, source: String) throws(FileError) -> String where C.Element == UInt8 {
         if let offset = firstInvalidUTF8(bytes) {
             throw .invalidText(file: source, offset: offset)
         }

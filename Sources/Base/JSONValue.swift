@@ -68,7 +68,7 @@ public indirect enum JSONValue: Sendable, Equatable, Hashable {
     /// One JSON value (a JSONL line), with an error message that names the column where it can.
     public static func parseLine(_ text: Substring) throws -> JSONValue { try parse(text) }
 
-    static func parse(_ text: Substring) throws(JSONParseError) -> JSONValue {
+    public static func parse(_ text: Substring) throws(JSONParseError) -> JSONValue {
         do {
             // A trailing newline, so that no number ends the buffer: Foundation's number parse can read past
             // the end of its input (found by FuzzSpec in the spec decoder, which has the same guard).
@@ -119,9 +119,10 @@ extension JSONValue: Codable {
     }
 }
 
-struct JSONParseError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+/// A JSON text that did not parse, with a message that names the column where it can.
+public struct JSONParseError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 
     static func shorten(_ context: DecodingError.Context) -> String {
         var text = context.debugDescription
@@ -135,7 +136,7 @@ struct JSONParseError: Error, CustomStringConvertible {
 
 /// A JSON string literal for `text`: quotes, backslashes and control characters escaped, the rest
 /// written as UTF-8.
-func jsonQuoted(_ text: String) -> String {
+public func jsonQuoted(_ text: String) -> String {
     var out = "\""
     out.reserveCapacity(text.utf8.count + 2)
     for scalar in text.unicodeScalars {

@@ -1,4 +1,3 @@
-import CBLAS
 import Dispatch
 
 /// Thread count used by the kernels, including the matrix products.
@@ -7,7 +6,7 @@ import Dispatch
 /// computed by exactly one chunk with the same arithmetic whatever the split, so results are bit-identical
 /// from run to run (and do not depend on scheduling).
 ///
-/// OpenBLAS itself is held at one thread (except inside single-row products, see `matmul`): `matmul` splits
+/// OpenBLAS itself (module Kernels) is held at one thread (except inside single-row products, see `matmul`): `matmul` splits
 /// large products into `count` blocks of C and runs them on Dispatch's threads, like every other kernel.
 /// With OpenBLAS's own pool, its worker threads spin (sched_yield) for up to 2^28 cycles after each product
 /// and took the second core from the kernels that run between products; one pool made a SmolLM2 training
@@ -15,26 +14,20 @@ import Dispatch
 public enum Threads {
     /// Default 2 (the target machine has 2 cores). Set it before starting work, not while kernels run.
     nonisolated(unsafe) public static var count: Int = 2
-
-    /// Makes sure OpenBLAS runs single-threaded before the first BLAS call.
-    static let blasConfigured: Bool = {
-        openblas_set_num_threads(1)
-        return true
-    }()
 }
 
 /// A pointer that may be captured by the closures of `concurrentPerform`. Kernels only hand disjoint
 /// ranges to each chunk, which is what makes this sound.
-struct SendablePointer<T>: @unchecked Sendable {
-    let p: UnsafeMutablePointer<T>
-    init(_ p: UnsafeMutablePointer<T>) { self.p = p }
-    init(_ p: UnsafePointer<T>) { self.p = UnsafeMutablePointer(mutating: p) }
+public struct SendablePointer<T>: @unchecked Sendable {
+    public let p: UnsafeMutablePointer<T>
+    @inlinable public init(_ p: UnsafeMutablePointer<T>) { self.p = p }
+    @inlinable public init(_ p: UnsafePointer<T>) { self.p = UnsafeMutablePointer(mutating: p) }
 }
 
 /// Runs `body` over `0..<n` split into at most `Threads.count` contiguous ranges of at least `grain` items.
 /// The split changes nothing in the results: callers make each index's output independent of the others.
-@inline(__always)
-func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+@inlinable
+public func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     if n <= 0 { return }
     let chunks = max(1, min(Threads.count, n / max(grain, 1)))
     if chunks == 1 {
@@ -53,7 +46,7 @@ func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
 /// (the split depends only on the costs and the thread count), each chunk in its own thread. The chunks'
 /// small products stay below `matmul`'s split size, so they run side by side. `body` gets the task range
 /// and the chunk number (0 runs on the calling thread's side of the split).
-func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
+public func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
     let count = costs.count
     if count == 0 { return }
     let chunks = max(1, min(Threads.count, count))
@@ -83,7 +76,7 @@ func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
     }
 }
 
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+public struct UncheckedBox<T>: @unchecked Sendable {
+    public let value: T
+    @inlinable public init(_ value: T) { self.value = value }
 }

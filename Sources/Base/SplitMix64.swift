@@ -50,3 +50,15 @@ public struct SplitMix64: RandomNumberGenerator {
         return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
 }
+
+extension SplitMix64 {
+    /// Fisher–Yates shuffle in place (from the last index down, each swapped with a uniform earlier one):
+    /// the one shuffle of the project (data order, derived probe categories).
+    public mutating func shuffle<T>(_ items: inout [T]) {
+        guard items.count > 1 else { return }
+        for i in stride(from: items.count - 1, to: 0, by: -1) {
+            let j = uniform(i + 1)
+            if i != j { items.swapAt(i, j) }
+        }
+    }
+}
