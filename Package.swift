@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Base", "Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Base", "Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "Probes"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "Probes", "Training", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks"]),
     ]

@@ -62,16 +62,16 @@ public struct Experiment: Sendable {
         var stages: [(name: String?, tree: JSONValue, sweep: Sweep)] = []
         if let stagesValue {
             guard case .array(let list) = stagesValue, !list.isEmpty else {
-                throw SpecError.invalid(file: file, path: "stages", expected: "a non-empty list of stage objects", found: SpecReader.describe(stagesValue))
+                throw SpecError.invalid(file: file, path: "stages", expected: "a non-empty list of stage objects", found: SpecFields.describe(stagesValue))
             }
             var names: Set<String> = []
             for (i, item) in list.enumerated() {
                 let path = "stages[\(i)]"
                 guard case .object(var o) = item else {
-                    throw SpecError.invalid(file: file, path: path, expected: "an object with a name", found: SpecReader.describe(item))
+                    throw SpecError.invalid(file: file, path: path, expected: "an object with a name", found: SpecFields.describe(item))
                 }
                 guard case .string(let name)? = o["name"], RunConfig.isPathSafeName(name, maxBytes: 64), !name.contains("=") else {
-                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.'", found: o["name"].map(SpecReader.describe) ?? "nothing")
+                    throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.'", found: o["name"].map(SpecFields.describe) ?? "nothing")
                 }
                 guard names.insert(name).inserted else {
                     throw SpecError.invalid(file: file, path: "\(path).name", expected: "a name used by no other stage", found: "\"\(name)\"")
@@ -136,7 +136,7 @@ public struct Experiment: Sendable {
                     throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
                                             found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")
                 }
-                let json = config.json.canonical
+                let json = config.identityJSON
                 let sha = SHA256.hex(Array(json.utf8))
                 if let other = seen[sha] {
                     throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
@@ -180,7 +180,7 @@ struct Sweep {
         for key in ordered {
             let path = "\(sweepPath).\(key)"
             guard case .array(let list) = o[key]!, !list.isEmpty else {
-                throw SpecError.invalid(file: file, path: path, expected: "a non-empty list of values", found: SpecReader.describe(o[key]!))
+                throw SpecError.invalid(file: file, path: path, expected: "a non-empty list of values", found: SpecFields.describe(o[key]!))
             }
             let first = key.split(separator: ".").first.map(String.init) ?? ""
             if !RunConfig.topKeys.contains(first) || ["sweep", "stages", "name"].contains(first) || key.hasSuffix(".") || key.contains("..") {

@@ -17,7 +17,7 @@ enum InputFingerprints {
             let resolved = experiment.resolve(path)
             out["model"] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
         }
-        for (name, path) in [("train", config.trainPath), ("probes", config.probesPath)] {
+        for (name, path) in [("train", config.data.train.path), ("probes", config.data.probes.path)] {
             let resolved = experiment.resolve(path)
             out[name] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
         }

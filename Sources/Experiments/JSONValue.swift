@@ -75,3 +75,17 @@ extension JSONValue {
         self = .object(o)
     }
 }
+
+extension JSONValue {
+    /// Removes the value at a key path (nothing when absent).
+    mutating func remove(at path: [String]) {
+        guard let first = path.first, case .object(var o) = self else { return }
+        if path.count == 1 {
+            o[first] = nil
+        } else if var child = o[first] {
+            child.remove(at: Array(path.dropFirst()))
+            o[first] = child
+        }
+        self = .object(o)
+    }
+}

@@ -36,7 +36,7 @@ final class ProbeEvaluator {
 
     init(config: RunConfig, experiment: Experiment, store: RunStore, loaded: LoadedModel,
          template: ChatTemplate, trainPrompts: [[ChatMessage]]) throws {
-        let path = experiment.resolve(config.probesPath)
+        let path = experiment.resolve(config.data.probes.path)
         let set = try Self.buildProbeSet(config: config, experiment: experiment, tokenizer: loaded.tokenizer, trainPrompts: trainPrompts)
         probeSet = set
         let sourceText = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
@@ -49,8 +49,8 @@ final class ProbeEvaluator {
         let ids = try store.recordProbeSet(name: probeSetName, probes: entries)
         let probeIDs = try store.probeIDs(probeSet: probeSetName)
         // Chain of Hindsight scores every response as the continuation of the helpful prefix.
-        let hindsight = config.objective.kind == "coh"
-            ? HindsightTemplate(helpful: config.objective.helpful, unhelpful: config.objective.unhelpful) : nil
+        var hindsight: HindsightTemplate?
+        if case .coh(let template) = config.objective { hindsight = template }
         var cut = 0
         var out: [EncodedProbe] = []
         let maxLength = config.train.maxLength
@@ -90,12 +90,9 @@ final class ProbeEvaluator {
     /// cached beside the probe file), split by whether each prompt is in the training data.
     static func buildProbeSet(config: RunConfig, experiment: Experiment, tokenizer: any TextTokenizer,
                               trainPrompts: [[ChatMessage]]) throws -> ProbeSet {
-        let path = experiment.resolve(config.probesPath)
+        let path = experiment.resolve(config.data.probes.path)
         let examples = try loadExamples(path: path)
-        var categories: [String: CategorySource] = [:]
-        for (id, source) in config.categories {
-            categories[id] = try RunConfig.decodeCategory(id: id, source: source, file: experiment.specPath)
-        }
+        let categories = config.data.probes.sources
         return try ProbeSet.build(
             examples: examples, categories: categories, seed: UInt64(config.seed), trainPrompts: trainPrompts,
             tokenizer: tokenizer,

@@ -22,7 +22,7 @@ public enum ProbeTools {
             let experiment = try Experiment.load(path: input)
             let config = experiment.runs[0].config
             let tok = try modelPath.map { try GGUFFile(path: $0).tokenizer() as any TextTokenizer } ?? tokenizer(for: config.model, experiment: experiment)
-            let train = try loadExamples(path: experiment.resolve(config.trainPath))
+            let train = try loadExamples(path: experiment.resolve(config.data.train.path))
             set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tok, trainPrompts: train.map(\.prompt))
         } else {
             let examples = try loadExamples(path: input)

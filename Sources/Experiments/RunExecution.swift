@@ -26,20 +26,20 @@ final class RunExecution {
         let started = Date()
         let report = executor.report
         report(.loading(run: run.name, what: "model"))
-        let pairFactor = config.objective.kind == "sft" ? 1 : 2
+        let pairFactor = config.objective.sequencesPerExample
         let loaded = try ModelLoader.load(config.model, experiment: executor.experiment,
                                           capacity: pairFactor * config.train.batchSize * config.train.maxLength,
                                           maxSequenceLength: pairFactor * config.train.maxLength, threads: config.threads)
-        let template = ChatTemplate(rawValue: config.template)!
+        let template = config.template
         var modelIdentity = "\(config.model)"
         if let initFrom = config.initFrom {
             report(.loading(run: run.name, what: "weights of \(initFrom.run)"))
             modelIdentity = try loadInitialWeights(initFrom, into: loaded.model)
         }
         report(.loading(run: run.name, what: "data"))
-        let trainPath = executor.experiment.resolve(config.trainPath)
+        let trainPath = executor.experiment.resolve(config.data.train.path)
         var examples = try loadExamples(path: trainPath)
-        if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
+        if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
         guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no training examples") }
         let data = try trainingData(examples, loaded: loaded, template: template, path: trainPath, modelIdentity: modelIdentity)
         let probes = try ProbeEvaluator(
@@ -155,27 +155,26 @@ final class RunExecution {
     func trainingData(_ examples: [PreferenceExample], loaded: LoadedModel, template: ChatTemplate, path: String,
                       modelIdentity: String) throws -> TrainingData {
         let maxLength = config.train.maxLength
-        switch config.objective.kind {
-        case "sft":
-            return .sequences(try examples.enumerated().map { i, ex in
-                guard let text = config.objective.target == "chosen" ? ex.chosen : ex.rejected else {
-                    throw RunError.data(file: path, line: i + 1, reason: "no rejected response (objective.target is rejected)")
+        switch config.objective {
+        case .sft(_, let target):
+            return .sequences(try examples.map { ex in
+                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
+                    throw RunError.data(file: path, line: ex.line, reason: "no rejected response (objective.target is rejected)")
                 }
                 return try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: loaded.tokenizer, template: template,
-                                              maxLength: maxLength, file: path, line: i + 1)
+                                              maxLength: maxLength, file: path, line: ex.line)
             })
-        case "coh":
-            let t = HindsightTemplate(helpful: config.objective.helpful, unhelpful: config.objective.unhelpful)
-            return .hindsight(try examples.enumerated().map { i, ex in
-                try PairEncoder.hindsight(ex, template: t, chat: template, tokenizer: loaded.tokenizer, maxLength: maxLength,
+        case .coh(let hindsight):
+            return .hindsight(try examples.map { ex in
+                try PairEncoder.hindsight(ex, template: hindsight, chat: template, tokenizer: loaded.tokenizer, maxLength: maxLength,
                                           file: path, line: ex.line)
             })
-        default:
+        case .dpo, .ipo, .hinge:
             var pairs: [PreferencePair] = []
-            for (i, ex) in examples.enumerated() {
-                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: i + 1, reason: "no rejected response (\(config.objective.kind) needs pairs)") }
-                let c = try PairEncoder.encode(prompt: ex.prompt, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: i + 1)
-                let r = try PairEncoder.encode(prompt: ex.prompt, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: i + 1)
+            for ex in examples {
+                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: ex.line, reason: "no rejected response (\(config.objective.kind) needs pairs)") }
+                let c = try PairEncoder.encode(prompt: ex.prompt, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
+                let r = try PairEncoder.encode(prompt: ex.prompt, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
                 let prompt = c.prompt.count <= r.prompt.count ? c.prompt : r.prompt
                 pairs.append(PreferencePair(prompt: prompt, chosen: c.response, rejected: r.response))
             }

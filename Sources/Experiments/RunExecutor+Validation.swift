@@ -35,7 +35,7 @@ extension RunExecutor {
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
-        let pairFactor = config.objective.kind == "sft" || config.objective.kind == "coh" ? 1 : 2
+        let pairFactor = config.objective.sequencesPerExample
         let need = ModelLoader.trainingBytes(modelConfig, tokens: pairFactor * config.train.batchSize * maxLength)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
@@ -43,19 +43,19 @@ extension RunExecutor {
                 expected: "a batch that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; batch_size x max_length tokens need about \(gib(need)) GiB)",
                 found: "\(config.train.batchSize) x \(maxLength)")
         }
-        let template = ChatTemplate(rawValue: config.template)!
-        let trainPath = experiment.resolve(config.trainPath)
+        let template = config.template
+        let trainPath = experiment.resolve(config.data.train.path)
         var examples = try loadExamples(path: trainPath)
         guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no examples (the file is empty)") }
-        if config.trainLimit > 0 { examples = Array(examples.prefix(config.trainLimit)) }
+        if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
         let objective = config.objective
         for ex in examples {
-            switch objective.kind {
-            case "coh":
-                _ = try PairEncoder.hindsight(ex, template: HindsightTemplate(helpful: objective.helpful, unhelpful: objective.unhelpful),
+            switch objective {
+            case .coh(let hindsight):
+                _ = try PairEncoder.hindsight(ex, template: hindsight,
                                               chat: template, tokenizer: tokenizer, maxLength: maxLength, file: trainPath, line: ex.line)
-            case "sft":
-                guard let text = objective.target == "chosen" ? ex.chosen : ex.rejected else {
+            case .sft(_, let target):
+                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
                     throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (objective.target is \"rejected\")")
                 }
                 _ = try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: tokenizer, template: template,
@@ -70,13 +70,10 @@ extension RunExecutor {
                 }
             }
         }
-        let probesPath = experiment.resolve(config.probesPath)
+        let probesPath = experiment.resolve(config.data.probes.path)
         let probes = try loadExamples(path: probesPath)
         guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
-        var sources: [(id: String, source: CategorySource)] = []
-        for id in config.categories.keys.sorted() {
-            sources.append((id, try RunConfig.decodeCategory(id: id, source: config.categories[id]!, file: spec)))
-        }
+        let sources = config.data.probes.sources.sorted { $0.key < $1.key }.map { (id: $0.key, source: $0.value) }
         for (id, source) in sources {
             if case .derive(.otherPrompt) = source, probes.count < 2 {
                 throw RunError.data(file: probesPath, line: nil, reason: "category \(id) takes another prompt's response (other_prompt), which needs at least 2 probes; the file has 1")

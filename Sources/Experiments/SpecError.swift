@@ -1,3 +1,5 @@
+import Base
+
 /// Everything that can be wrong with an experiment spec or its inputs. Each case renders as one
 /// line naming the file and the place (key path or line), and what was expected.
 public enum SpecError: Error, CustomStringConvertible, Equatable {
@@ -19,6 +21,17 @@ public enum SpecError: Error, CustomStringConvertible, Equatable {
             return "\(file): \(path): unknown key (allowed here: \(allowed.joined(separator: ", ")))"
         case .missing(let file, let path, let expected):
             return "\(file): \(path): missing; expected \(expected)"
+        }
+    }
+}
+
+extension SpecError {
+    /// A problem found while decoding a spec, in the file `file`.
+    public init(_ issue: SpecIssue, file: String) {
+        switch issue {
+        case let .invalid(path, expected, found): self = .invalid(file: file, path: path, expected: expected, found: found)
+        case let .unknownKey(path, allowed): self = .unknownKey(file: file, path: path, allowed: allowed)
+        case let .missing(path, expected): self = .missing(file: file, path: path, expected: expected)
         }
     }
 }

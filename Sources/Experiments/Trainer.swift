@@ -47,18 +47,8 @@ final class Trainer {
             parameterCount: model.parameterCount,
             config: AdamWConfig(lr: config.train.lr, beta1: config.train.beta1, beta2: config.train.beta2,
                                 eps: 1e-8, weightDecay: config.train.weightDecay))
-        self.objective = Trainer.objective(config.objective)
+        self.objective = config.objective
         self.dLogprobs = [Float](repeating: 0, count: model.maxTokens)
-    }
-
-    static func objective(_ o: RunConfig.ObjectiveSettings) -> Objective {
-        switch o.kind {
-        case "dpo": return .dpo(beta: o.beta, labelSmoothing: o.labelSmoothing)
-        case "ipo": return .ipo(tau: o.tau)
-        case "hinge": return .hinge(beta: o.beta)
-        case "coh": return .coh(template: HindsightTemplate(helpful: o.helpful, unhelpful: o.unhelpful))
-        default: return .sft(lossOn: LossOn(rawValue: o.lossOn)!)
-        }
     }
 
     struct StepResult {
@@ -84,7 +74,8 @@ final class Trainer {
         let idx = indices(step: step, micro: micro)
         switch data {
         case .sequences(let pairs):
-            let packed = LossOn(rawValue: config.objective.lossOn)!.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
+            guard case .sft(let lossOn, _) = config.objective else { preconditionFailure("sequences are SFT data") }
+            let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
             return (packed.batch, packed.weights, packed.spans, nil)
         case .preference(let pairs, let reference):
             let packed = PreferencePair.pack(idx.map { pairs[$0] })
@@ -102,7 +93,7 @@ final class Trainer {
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<config.train.gradAccum { micro.append(batch(step: step, micro: m)) }
-        let preference = config.objective.isPreference
+        let preference = config.objective.needsReference
         func unit(_ weights: [Float], _ spans: [SequenceSpan]) -> Double {
             preference ? Double(spans.count / 2) : Double(weights.reduce(0, +))
         }
@@ -130,7 +121,7 @@ final class Trainer {
         }
         let norm = clipGradients(model.gradients, maxNorm: config.train.gradClip > 0 ? Float(config.train.gradClip) : .infinity)
         let lr = learningRate(step: step - 1, totalSteps: config.train.steps, warmup: config.train.warmup,
-                              peak: config.train.lr, schedule: LRSchedule(rawValue: config.train.schedule)!,
+                              peak: config.train.lr, schedule: config.train.schedule,
                               minRatio: config.train.minLRRatio)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
         return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)

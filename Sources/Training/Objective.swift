@@ -1,5 +1,5 @@
 /// Which tokens an SFT loss trains on.
-public enum LossOn: String, Codable, Sendable {
+public enum LossOn: String, Codable, Sendable, CaseIterable {
     /// Only the response tokens (prompt masked).
     case response
     /// Every token after the first.
@@ -15,8 +15,8 @@ public enum LossOn: String, Codable, Sendable {
 /// and ref_s the reference model's same sum, each pair has the log-ratio margin
 /// h = (pi_c - ref_c) - (pi_r - ref_r); the loss is the mean over pairs of a function of h.
 public enum Objective: Sendable, Equatable {
-    /// Weighted negative log-likelihood: loss = -sum(w * lp) / sum(w).
-    case sft(lossOn: LossOn)
+    /// Weighted negative log-likelihood: loss = -sum(w * lp) / sum(w), trained on the `target` response.
+    case sft(lossOn: LossOn, target: ResponseTarget = .chosen)
     /// DPO (Rafailov et al. 2023): loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h).
     /// `labelSmoothing` eps > 0 is conservative DPO (cDPO: labels flipped with probability eps), as TRL's
     /// `label_smoothing`; eps = 0 is plain DPO. Requires beta > 0 and 0 <= eps < 0.5.

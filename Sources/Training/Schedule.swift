@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the learning rate does after warm-up.
-public enum LRSchedule: String, Codable, Sendable {
+public enum LRSchedule: String, Codable, Sendable, CaseIterable {
     case constant, linear, cosine
 }
 

@@ -372,6 +372,19 @@ extension ReliabilityTests {
         }
     }
 
+    /// A misspelled category source is refused by `plan` as by `run`: exit 2, the key path and the allowed values.
+    func testPlanRefusesWhatRunRefuses() throws {
+        let text = try String(contentsOf: dir.appendingPathComponent("reliability-crash.json5"), encoding: .utf8)
+        try write(text.replacingOccurrences(of: #"derive: "other_prompt""#, with: #"derive: "othr_prompt""#), to: "typo.json5")
+        let expected = "data.probes.categories.random.derive: expected \"other_prompt\", \"shuffled_words\" or \"random_tokens\", found \"othr_prompt\""
+        for verb in ["plan", "run"] {
+            let result = try run([verb, "typo.json5", "--db", path("typo.sqlite")].filter { verb == "run" || !$0.hasPrefix("--db") && !$0.hasSuffix("typo.sqlite") })
+            XCTAssertEqual(result.status, 2, "\(verb): \(result.stderr)")
+            XCTAssertEqual(result.stderr, "error: typo.json5: \(expected)\n", verb)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("typo.sqlite")))
+    }
+
     /// A bad spec run against a store that already holds the experiment changes nothing in it, not
     /// even the experiment's stored spec.
     func testABadSpecLeavesAnExistingStoreAsItWas() throws {

@@ -1,5 +1,7 @@
 import Base
 import Foundation
+import Tokenizer
+import Training
 import XCTest
 @testable import Experiments
 import Probes
@@ -34,12 +36,12 @@ final class SpecTests: XCTestCase {
         XCTAssertEqual(e.runs[0].name, "t")
         XCTAssertEqual(c.train.batchSize, 4)
         XCTAssertEqual(c.train.lr, 2e-5)
-        XCTAssertEqual(c.train.schedule, "cosine")
+        XCTAssertEqual(c.train.schedule, .cosine)
         XCTAssertEqual(c.train.maxLength, 256)
         XCTAssertEqual(c.eval.every, 10)
         XCTAssertTrue(c.eval.atStart)
-        XCTAssertEqual(c.template, "chatml")
-        XCTAssertEqual(c.objective, .init(kind: "sft", lossOn: "response", target: "chosen"))
+        XCTAssertEqual(c.template, .chatml)
+        XCTAssertEqual(c.objective, .sft(lossOn: .response, target: .chosen))
         XCTAssertEqual(c.model, .preset(name: "tiny", seed: 0))
         XCTAssertEqual(c.seed, 1)
         XCTAssertEqual(c.evalSteps, [0, 4])
@@ -79,7 +81,7 @@ final class SpecTests: XCTestCase {
             "sft-what/lr=3e-05,seed=1", "sft-what/lr=3e-05,seed=2", "sft-what/lr=3e-05,seed=3",
         ])
         XCTAssertEqual(Set(e.runs.map(\.configSHA256)).count, 6)
-        XCTAssertEqual(e.runs[0].config.categories.count, 6)
+        XCTAssertEqual(e.runs[0].config.data.probes.categories.count, 6)
         XCTAssertEqual(e.runs[0].config.evalSteps, [0, 10, 20, 30, 40, 50, 60])
     }
 

@@ -1,5 +1,7 @@
 import Foundation
 import RunStore
+import Tokenizer
+import Training
 import XCTest
 @testable import Experiments
 
@@ -29,7 +31,7 @@ final class StagesTests: XCTestCase {
         ])
         XCTAssertEqual(e.runs[1].config.initFrom, .init(run: "tiny-stages/sft", step: nil))
         XCTAssertEqual(e.runs[3].config.initFrom, .init(run: "tiny-stages/sft", step: 2))
-        XCTAssertEqual(e.runs[2].config.objective.labelSmoothing, 0.2)
+        XCTAssertEqual(e.runs[2].config.objective, .dpo(beta: 0.1, labelSmoothing: 0.2))
         XCTAssertNil(e.runs[5].config.initFrom)
     }
 

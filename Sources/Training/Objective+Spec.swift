@@ -1,0 +1,82 @@
+import Base
+
+/// Which response of a pair SFT trains on (`objective.target`).
+public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
+    case chosen, rejected
+}
+
+
+/// The spec form of an objective (`objective: { kind: "dpo", beta: 0.1 }`): its decoder is the only
+/// declaration of each objective's keys, defaults and ranges, and its encoder writes the resolved form
+/// that run identities hash (each kind with exactly its own keys).
+extension Objective: Codable {
+    /// Every key any objective takes, in the order errors list them.
+    static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful"]
+    /// The kinds, in the order errors list them.
+    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh"]
+    static let keysOfKind: [String: [String]] = [
+        "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
+        "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
+    ]
+
+    /// The default objective: SFT on the chosen responses, loss on the response tokens.
+    public static let defaultSpec = Objective.sft(lossOn: .response, target: .chosen)
+
+    public init(from decoder: any Decoder) throws {
+        let f = try SpecFields(decoder, allowed: Self.specKeys)
+        let kind = try f.string("kind", default: "sft", oneOf: Self.kinds)
+        let lossOn: LossOn = try f.choice("loss_on", default: .response)
+        let target: ResponseTarget = try f.choice("target", default: .chosen)
+        let allowed = Self.keysOfKind[kind]!
+        for key in f.fields.keys.sorted() where !allowed.contains(key) {
+            throw SpecIssue.unknownKey(path: f.sub(key), allowed: allowed)
+        }
+        let beta = try f.double("beta", default: 0.1, min: 0, exclusiveMin: true)
+        let labelSmoothing = try f.double("label_smoothing", default: 0, min: 0, max: 0.49)
+        let tau = try f.double("tau", default: 0.1, min: 0, exclusiveMin: true)
+        let defaults = HindsightTemplate()
+        let helpful = try f.string("helpful", default: defaults.helpful)
+        let unhelpful = try f.string("unhelpful", default: defaults.unhelpful)
+        switch kind {
+        case "dpo": self = .dpo(beta: beta, labelSmoothing: labelSmoothing)
+        case "ipo": self = .ipo(tau: tau)
+        case "hinge": self = .hinge(beta: beta)
+        case "coh": self = .coh(template: HindsightTemplate(helpful: helpful, unhelpful: unhelpful))
+        default: self = .sft(lossOn: lossOn, target: target)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: SpecKey.self)
+        try c.encode(kind, "kind")
+        switch self {
+        case let .sft(lossOn, target):
+            try c.encode(lossOn.rawValue, "loss_on")
+            try c.encode(target.rawValue, "target")
+        case let .dpo(beta, labelSmoothing):
+            try c.encode(beta, "beta")
+            try c.encode(labelSmoothing, "label_smoothing")
+        case let .ipo(tau):
+            try c.encode(tau, "tau")
+        case let .hinge(beta):
+            try c.encode(beta, "beta")
+        case let .coh(template):
+            try c.encode(template.helpful, "helpful")
+            try c.encode(template.unhelpful, "unhelpful")
+        }
+    }
+
+    /// The spec's name of the objective.
+    public var kind: String {
+        switch self {
+        case .sft: return "sft"
+        case .dpo: return "dpo"
+        case .ipo: return "ipo"
+        case .hinge: return "hinge"
+        case .coh: return "coh"
+        }
+    }
+
+    /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected), else 1.
+    public var sequencesPerExample: Int { needsReference ? 2 : 1 }
+}
