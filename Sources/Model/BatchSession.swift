@@ -46,7 +46,7 @@ public final class BatchSession {
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     private let hidden: UnsafeMutablePointer<Float>
-    private let x, norm, qkv, att, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
+    private let x, norm, qkv, att, mid, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutableBufferPointer<Int32>
     private let ropeCos: [Float], ropeSin: [Float]
     /// Rows of the output head computed at once.
@@ -71,6 +71,7 @@ public final class BatchSession {
             r * c, r * c, r * (c + 2 * kv), r * c,              // x, norm, q|k|v, att
             r * 2 * f, r * f, r * context,                      // gateUp, ffn, scores
             context * kv, context * kv, min(64, rows) * v, r,        // kGather, vGather, logits, rstd
+            r * c,                                              // mid (the residual between attention and MLP)
         ]
         storage = .allocate(capacity: sizes.reduce(0, +))
         storage.initialize(repeating: 0)
@@ -84,7 +85,7 @@ public final class BatchSession {
         vCache = (0..<cfg.nLayers).map { p[0] + (2 * $0 + 1) * slots * kv }
         hidden = p[1]
         x = p[2]; norm = p[3]; qkv = p[4]; att = p[5]
-        gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]
+        gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]; mid = p[13]
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
         (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.headDim, base: cfg.ropeBase)
@@ -298,7 +299,7 @@ public final class BatchSession {
     /// One pass of at most `rows` tokens.
     private func forward(_ pass: [Segment], count b: Int) {
         let cfg = model.config
-        let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads, kv = nkv * hd
+        let c = cfg.dim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads, kv = nkv * hd
         let group = nh / nkv, eps = cfg.normEps, w3 = c + 2 * kv
         // Row layout: token ids, rope positions, and the cache slot of every row.
         var slotOf = [Int](repeating: 0, count: b)
@@ -314,49 +315,43 @@ public final class BatchSession {
         }
         let tok = ids.baseAddress!, pos = ids.baseAddress! + rows
         embeddingForward(x, tok, model.p.embedding, n: b, c: c)
+        let buffers = BlockBuffers(attnRstd: rstd, ffnRstd: rstd, norm: norm, qkv: qkv, att: att, residMid: mid,
+                                   gateUp: gateUp, hidden: ffn)
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<cfg.nLayers {
-                    let w = model.pBlocks[l]
-                    rmsnormForward(norm, rstd, x, w.attnNorm, n: b, c: c, eps: eps)
-                    // Q | K | V in one product: wq, wk, wv are adjacent, a (dim + 2 kv, dim) matrix.
-                    matmul(qkv, norm, w.wq, m: b, n: w3, k: c, transB: true)
-                    ropeForward(qkv, positions: pos, n: b, heads: nh, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    ropeForward(qkv + c, positions: pos, n: b, heads: nkv, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    for i in 0..<b {
-                        (kCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c, count: kv)
-                        (vCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c + kv, count: kv)
-                    }
-                    var r0 = 0
-                    for s in pass {
-                        // Prefix and own keys as one contiguous block (gathered when there is a prefix), then
-                        // causal attention with the new rows sitting at the end of it.
-                        let lp = s.prefix.count, own = s.history + s.tokens.count, nk = lp + own
-                        var keys = kCache[l] + s.start * kv, values = vCache[l] + s.start * kv
-                        if lp > 0 {
-                            kGather.update(from: kCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
-                            vGather.update(from: vCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
-                            (kGather + lp * kv).update(from: keys, count: own * kv)
-                            (vGather + lp * kv).update(from: values, count: own * kv)
-                            keys = kGather
-                            values = vGather
+                    model.blockForward(l, out: x, x: x, n: b, positions: pos, cos: cosb.baseAddress!, sin: sinb.baseAddress!,
+                                       buffers: buffers) { qkv, att in
+                        // The KV cache: this pass's keys and values are stored at their slots, and each segment's
+                        // rows attend to its prefix and its own earlier slots.
+                        for i in 0..<b {
+                            (kCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c, count: kv)
+                            (vCache[l] + slotOf[i] * kv).update(from: qkv + i * w3 + c + kv, count: kv)
                         }
-                        for h in 0..<nh {
-                            let g = h / group
-                            attentionHeadForward(
-                                att + r0 * c + h * hd, ldo: c, scores, qkv + r0 * w3 + h * hd, ldq: w3,
-                                keys + g * hd, ldk: kv, values + g * hd, ldv: kv,
-                                nq: s.tokens.count, nk: nk, offset: lp + s.history, headDim: hd)
+                        var r0 = 0
+                        for s in pass {
+                            // Prefix and own keys as one contiguous block (gathered when there is a prefix), then
+                            // causal attention with the new rows sitting at the end of it.
+                            let lp = s.prefix.count, own = s.history + s.tokens.count, nk = lp + own
+                            var keys = kCache[l] + s.start * kv, values = vCache[l] + s.start * kv
+                            if lp > 0 {
+                                kGather.update(from: kCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
+                                vGather.update(from: vCache[l] + s.prefix.lowerBound * kv, count: lp * kv)
+                                (kGather + lp * kv).update(from: keys, count: own * kv)
+                                (vGather + lp * kv).update(from: values, count: own * kv)
+                                keys = kGather
+                                values = vGather
+                            }
+                            for h in 0..<nh {
+                                let g = h / group
+                                attentionHeadForward(
+                                    att + r0 * c + h * hd, ldo: c, scores, qkv + r0 * w3 + h * hd, ldq: w3,
+                                    keys + g * hd, ldk: kv, values + g * hd, ldv: kv,
+                                    nq: s.tokens.count, nk: nk, offset: lp + s.history, headDim: hd)
+                            }
+                            r0 += s.tokens.count
                         }
-                        r0 += s.tokens.count
                     }
-                    matmul(x, att, w.wo, m: b, n: c, k: c, transB: true, beta: 1)
-                    rmsnormForward(norm, rstd, x, w.ffnNorm, n: b, c: c, eps: eps)
-                    matmul(gateUp, norm, w.wGate, m: b, n: 2 * f, k: c, transB: true)
-                    swigluFusedForward(ffn, gateUp, n: b, f: f)
-                    matmul(x, ffn, w.wDown, m: b, n: c, k: f, transB: true, beta: 1)
                 }
             }
         }

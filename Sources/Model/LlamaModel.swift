@@ -268,7 +268,7 @@ public final class LlamaModel {
         batch.validate(vocabSize: config.vocabSize)
         let n = batch.count
         precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
-        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
+        let c = config.dim, v = config.vocabSize, hd = config.headDim
         let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
         let starts = batch.sequenceStarts
         var m = 0
@@ -292,26 +292,16 @@ public final class LlamaModel {
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<config.nLayers {
-                    let w = pBlocks[l], a = layers[l], x = resid[l]
-                    rmsnormForward(normOut, a.attnRstd, x, w.attnNorm, n: n, c: c, eps: config.normEps)
-                    // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
-                    matmul(a.qkv, normOut, w.wq, m: n, n: w3, k: c, transB: true)
-                    ropeForward(a.qkv, positions: positions, n: n, heads: nh, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    ropeForward(a.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd,
-                                cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    // Probabilities are not kept: backward recomputes them from q and k.
-                    attentionForward(a.att, nil, a.qkv, a.qkv + c, a.qkv + c + kv,
-                                     sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
-                                     ldq: w3, ldk: w3, ldv: w3)
-                    matmul(a.residMid, a.att, w.wo, m: n, n: c, k: c, transB: true)
-                    residualForward(a.residMid, a.residMid, x, n: n * c)
-                    rmsnormForward(normOut, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
-                    // gate | up in one sgemm against the adjacent (2 ffn, dim) weights.
-                    matmul(a.gateUp, normOut, w.wGate, m: n, n: 2 * f, k: c, transB: true)
-                    swigluFusedForward(hidden, a.gateUp, n: n, f: f)
-                    matmul(resid[l + 1], hidden, w.wDown, m: n, n: c, k: f, transB: true)
-                    residualForward(resid[l + 1], resid[l + 1], a.residMid, n: n * c)
+                    let a = layers[l]
+                    let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
+                                               residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
+                    blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers) { qkv, att in
+                        // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
+                        attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
+                                         sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
+                                         ldq: w3, ldk: w3, ldv: w3)
+                    }
                 }
             }
         }
