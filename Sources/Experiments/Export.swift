@@ -4,6 +4,7 @@ import Foundation
 import GGUF
 import Model
 import RunStore
+import Training
 
 /// Writes a run's checkpointed weights as a GGUF file that llama.cpp can load.
 public enum RunExport {

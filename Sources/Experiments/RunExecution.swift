@@ -46,7 +46,7 @@ final class RunExecution {
             config: config, experiment: executor.experiment, store: store, loaded: loaded,
             template: template, trainPrompts: examples.map(\.prompt))
 
-        let trainer = Trainer(model: loaded.model, config: config, data: data)
+        let trainer = Trainer(model: loaded.model, train: config.train, objective: config.objective, seed: config.seed, data: data)
         let checkpoint = executor.checkpointURL(runName: run.name)
         Checkpoint.removeLeftovers(in: checkpoint.deletingLastPathComponent())
         let storeID = try store.storeID()

@@ -3,6 +3,7 @@ import Foundation
 import GGUF
 import Model
 import RunStore
+import Training
 import XCTest
 
 @testable import Experiments

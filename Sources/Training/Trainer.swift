@@ -1,16 +1,21 @@
 import Model
-import Training
 
 /// One tokenized (prompt, response) pair; the prompt was cut from the left to fit `max_length`.
-struct EncodedPair: Sendable {
-    var prompt: [Int32]
-    var response: [Int32]
+public struct EncodedPair: Sendable {
+    public var prompt: [Int32]
+    public var response: [Int32]
     /// Prompt tokens removed from the left to fit.
-    var promptCut: Int
+    public var promptCut: Int
+
+    public init(prompt: [Int32], response: [Int32], promptCut: Int) {
+        self.prompt = prompt
+        self.response = response
+        self.promptCut = promptCut
+    }
 }
 
 /// What a run trains on, already tokenized.
-enum TrainingData {
+public enum TrainingData {
     /// SFT: one sequence per example.
     case sequences([EncodedPair])
     /// DPO / IPO / hinge: pairs, with the reference model's (chosen, rejected) sums, two per pair.
@@ -18,7 +23,7 @@ enum TrainingData {
     /// Chain of Hindsight: one sequence per pair with both answers, as token pieces (`PairEncoder.hindsight`).
     case hindsight([[(ids: [Int32], trained: Bool)]])
 
-    var count: Int {
+    public var count: Int {
         switch self {
         case .sequences(let s): return s.count
         case .preference(let p, _): return p.count
@@ -27,45 +32,46 @@ enum TrainingData {
     }
 }
 
-/// The optimizer state of one run and its training step. The loop itself lives in `RunExecution`:
+/// The optimizer state of one run and its training step. The loop itself lives in `Experiments.RunExecution`:
 /// step, evaluate, record and checkpoint are separate functions.
-final class Trainer {
-    let model: LlamaModel
-    let config: RunConfig
-    let data: TrainingData
-    let optimizer: AdamW
-    let objective: Objective
+public final class Trainer {
+    public let model: LlamaModel
+    public let train: TrainSettings
+    public let data: TrainingData
+    public let optimizer: AdamW
+    public let objective: Objective
     private var order: DataOrder
     private var dLogprobs: [Float]
 
-    init(model: LlamaModel, config: RunConfig, data: TrainingData) {
+    /// - Parameter seed: the data order's seed (`DataOrder`).
+    public init(model: LlamaModel, train: TrainSettings, objective: Objective, seed: Int, data: TrainingData) {
         self.model = model
-        self.config = config
+        self.train = train
         self.data = data
-        self.order = DataOrder(count: data.count, seed: config.seed)
+        self.order = DataOrder(count: data.count, seed: seed)
         self.optimizer = AdamW(
             parameterCount: model.parameterCount,
-            config: AdamWConfig(lr: config.train.lr, beta1: config.train.beta1, beta2: config.train.beta2,
-                                eps: 1e-8, weightDecay: config.train.weightDecay))
-        self.objective = config.objective
+            config: AdamWConfig(lr: train.lr, beta1: train.beta1, beta2: train.beta2,
+                                eps: 1e-8, weightDecay: train.weightDecay))
+        self.objective = objective
         self.dLogprobs = [Float](repeating: 0, count: model.maxTokens)
     }
 
-    struct StepResult {
-        var loss: Double
-        var lr: Double
-        var gradNorm: Double
-        var tokens: Int
-        var targetTokens: Int
+    public struct StepResult {
+        public var loss: Double
+        public var lr: Double
+        public var gradNorm: Double
+        public var tokens: Int
+        public var targetTokens: Int
         /// Objective diagnostics averaged over the step's micro-batches (`rewards/margins`, ...).
-        var metrics: [String: Double]
+        public var metrics: [String: Double]
     }
 
     /// Indices of the examples of micro-batch `micro` of optimizer step `step` (1-based): a pure
     /// function of (seed, step), so resuming needs no data cursor.
     func indices(step: Int, micro: Int) -> [Int] {
-        let b = config.train.batchSize
-        let first = ((step - 1) * config.train.gradAccum + micro) * b
+        let b = train.batchSize
+        let first = ((step - 1) * train.gradAccum + micro) * b
         return (0..<b).map { order.index(at: first + $0) }
     }
 
@@ -74,7 +80,7 @@ final class Trainer {
         let idx = indices(step: step, micro: micro)
         switch data {
         case .sequences(let pairs):
-            guard case .sft(let lossOn, _) = config.objective else { preconditionFailure("sequences are SFT data") }
+            guard case .sft(let lossOn, _) = objective else { preconditionFailure("sequences are SFT data") }
             let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
             return (packed.batch, packed.weights, packed.spans, nil)
         case .preference(let pairs, let reference):
@@ -89,11 +95,11 @@ final class Trainer {
     /// One optimizer step (forward, backward over `grad_accum` micro-batches, clip, AdamW). Each
     /// micro-batch's loss and gradient are weighted by its share of the step's trained tokens (SFT,
     /// CoH) or pairs (preference objectives).
-    func step(_ step: Int) -> StepResult {
+    public func step(_ step: Int) -> StepResult {
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
-        for m in 0..<config.train.gradAccum { micro.append(batch(step: step, micro: m)) }
-        let preference = config.objective.needsReference
+        for m in 0..<train.gradAccum { micro.append(batch(step: step, micro: m)) }
+        let preference = objective.needsReference
         func unit(_ weights: [Float], _ spans: [SequenceSpan]) -> Double {
             preference ? Double(spans.count / 2) : Double(weights.reduce(0, +))
         }
@@ -119,10 +125,10 @@ final class Trainer {
             for (k, v) in result.metrics { metrics[k, default: 0] += v * share }
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
-        let norm = clipGradients(model.gradients, maxNorm: config.train.gradClip > 0 ? Float(config.train.gradClip) : .infinity)
-        let lr = learningRate(step: step - 1, totalSteps: config.train.steps, warmup: config.train.warmup,
-                              peak: config.train.lr, schedule: config.train.schedule,
-                              minRatio: config.train.minLRRatio)
+        let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
+        let lr = learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup,
+                              peak: train.lr, schedule: train.schedule,
+                              minRatio: train.minLRRatio)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
         return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)
     }

@@ -8,40 +8,49 @@ import Foundation
 /// then parameters, m, v as f32. Version 1 files (no store id) are still read; they resume nowhere.
 /// Written to a temporary file (`.<name>.tmp-<pid>`), flushed and renamed, so a crash leaves the
 /// previous checkpoint; `removeLeftovers` deletes the temporary files a kill mid-write leaves.
-enum Checkpoint {
-    static let magic: [UInt8] = Array("ASCK".utf8)
-    static let version: UInt32 = 2
-    static let fileName = "checkpoint.bin"
+public enum Checkpoint {
+    public static let magic: [UInt8] = Array("ASCK".utf8)
+    public static let version: UInt32 = 2
+    public static let fileName = "checkpoint.bin"
     static let tempMarker = ".tmp-"
 
-    struct Header: Equatable {
-        var step: Int
-        var adamT: Int
-        var parameterCount: Int
-        var configSHA256: String
+    public struct Header: Equatable {
+        public var step: Int
+        public var adamT: Int
+        public var parameterCount: Int
+        public var configSHA256: String
         /// The run store the checkpoint was written for ("" in version 1 files).
-        var storeID: String = ""
+        public var storeID: String = ""
         /// Bytes before the tensors (96 in version 1, 128 in version 2).
-        var headerBytes: Int = 128
+        public var headerBytes: Int = 128
+
+        public init(step: Int, adamT: Int, parameterCount: Int, configSHA256: String, storeID: String = "", headerBytes: Int = 128) {
+            self.step = step
+            self.adamT = adamT
+            self.parameterCount = parameterCount
+            self.configSHA256 = configSHA256
+            self.storeID = storeID
+            self.headerBytes = headerBytes
+        }
     }
 
     static func headerSize(version: UInt32) -> Int { version == 1 ? 96 : 128 }
 
     /// Deletes `.*.tmp-<pid>` files in `directory` (left by a process killed while writing). Only the
     /// process holding the run's lease writes there, so every such file is dead.
-    static func removeLeftovers(in directory: URL) {
+    public static func removeLeftovers(in directory: URL) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
         for name in names where name.hasPrefix(".") && name.contains(tempMarker) {
             unlink(directory.appendingPathComponent(name).path)
         }
     }
 
-    static func write(to url: URL, header: Header, tensors: [UnsafeBufferPointer<Float>]) throws {
+    public static func write(to url: URL, header: Header, tensors: [UnsafeBufferPointer<Float>]) throws {
         let dir = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(tempMarker)\(getpid())")
         guard let f = fopen(tmp.path, "wb") else {
-            throw RunError.io(path: tmp.path, reason: String(cString: strerror(errno)))
+            throw CheckpointError(path: tmp.path, reason: String(cString: strerror(errno)))
         }
         var ok = true
         func put(_ bytes: UnsafeRawBufferPointer) {
@@ -63,22 +72,22 @@ enum Checkpoint {
         fclose(f)
         guard ok else {
             unlink(tmp.path)
-            throw RunError.io(path: url.path, reason: "cannot write checkpoint: \(String(cString: strerror(err)))")
+            throw CheckpointError(path: url.path, reason: "cannot write checkpoint: \(String(cString: strerror(err)))")
         }
         guard rename(tmp.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(tmp.path)
-            throw RunError.io(path: url.path, reason: "cannot rename checkpoint: \(reason)")
+            throw CheckpointError(path: url.path, reason: "cannot rename checkpoint: \(reason)")
         }
     }
 
-    static func readHeader(_ url: URL) throws -> Header? {
+    public static func readHeader(_ url: URL) throws -> Header? {
         guard let f = fopen(url.path, "rb") else { return nil }
         defer { fclose(f) }
         var head = [UInt8](repeating: 0, count: headerSize(version: version))
         let got = fread(&head, 1, head.count, f)
         guard got >= headerSize(version: 1), Array(head[0..<4]) == magic else {
-            throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (bad magic or truncated header)")
+            throw CheckpointError(path: url.path, reason: "not an AlignScope checkpoint (bad magic or truncated header)")
         }
         let fields = head.withUnsafeBytes { raw in
             var r = ByteReader(raw)
@@ -87,10 +96,10 @@ enum Checkpoint {
         }
         let fileVersion = fields.0
         guard fileVersion == 1 || fileVersion == version else {
-            throw RunError.io(path: url.path, reason: "checkpoint version \(fileVersion), expected 1 or \(version)")
+            throw CheckpointError(path: url.path, reason: "checkpoint version \(fileVersion), expected 1 or \(version)")
         }
         guard got >= headerSize(version: fileVersion) else {
-            throw RunError.io(path: url.path, reason: "not an AlignScope checkpoint (truncated header)")
+            throw CheckpointError(path: url.path, reason: "not an AlignScope checkpoint (truncated header)")
         }
         let sha = String(decoding: head[32..<96].prefix { $0 != 0 }, as: UTF8.self)
         let store = fileVersion == 1 ? "" : String(decoding: head[96..<128].prefix { $0 != 0 }, as: UTF8.self)
@@ -99,21 +108,28 @@ enum Checkpoint {
     }
 
     /// Reads the tensors after the header into the given buffers (each `parameterCount` floats).
-    static func read(_ url: URL, into tensors: [UnsafeMutableBufferPointer<Float>]) throws -> Header {
+    public static func read(_ url: URL, into tensors: [UnsafeMutableBufferPointer<Float>]) throws -> Header {
         guard let header = try readHeader(url) else {
-            throw RunError.io(path: url.path, reason: "no checkpoint")
+            throw CheckpointError(path: url.path, reason: "no checkpoint")
         }
-        guard let f = fopen(url.path, "rb") else { throw RunError.io(path: url.path, reason: String(cString: strerror(errno))) }
+        guard let f = fopen(url.path, "rb") else { throw CheckpointError(path: url.path, reason: String(cString: strerror(errno))) }
         defer { fclose(f) }
         fseek(f, header.headerBytes, SEEK_SET)
         for t in tensors {
             guard t.count == header.parameterCount else {
-                throw RunError.io(path: url.path, reason: "checkpoint holds \(header.parameterCount) parameters, the model has \(t.count)")
+                throw CheckpointError(path: url.path, reason: "checkpoint holds \(header.parameterCount) parameters, the model has \(t.count)")
             }
             guard fread(t.baseAddress, MemoryLayout<Float>.size, t.count, f) == t.count else {
-                throw RunError.io(path: url.path, reason: "checkpoint is truncated")
+                throw CheckpointError(path: url.path, reason: "checkpoint is truncated")
             }
         }
         return header
     }
+}
+
+/// A checkpoint file that cannot be written or read: its path and why.
+public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
 }
