@@ -8,25 +8,21 @@ struct CommandFailure: Error, CustomStringConvertible {
     let description: String
 }
 
+/// Helpers the verbs share.
 enum Commands {
-    static func dispatch(_ verb: String, _ args: ParsedArguments) throws -> Int32 {
-        switch verb {
-        case "plan": return try plan(args)
-        case "run": return try run(args)
-        case "status": return try status(args)
-        case "score": return try score(args)
-        case "generate": return try generate(args)
-        case "export": return try export(args)
-        case "report": return try report(args)
-        case "probes": return try probes(args)
-        case "bench": return try bench(args)
-        default: throw UsageError(message: "alignscope \(verb): not available in this build")
+    /// A run store is a file: in-memory, empty and URI paths are refused, since a run recorded there would
+    /// be lost when the process ends.
+    static func checkStorePath(_ path: String) throws {
+        if path.isEmpty || path == ":memory:" || path.hasPrefix("file:") {
+            throw UsageError(message: "--db: expected the path of a database file, found \"\(path)\" (an in-memory or URI store would lose every run when the process ends)")
         }
     }
+}
 
-    static func plan(_ args: ParsedArguments) throws -> Int32 {
-        let experiment = try Experiment.load(path: args.positional[0])
-        if args.has("--json") {
+extension PlanVerb {
+    func run() throws -> Int32 {
+        let experiment = try Experiment.load(path: spec)
+        if json {
             for run in experiment.runs {
                 print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON)}")
             }

@@ -10,26 +10,27 @@ import Tokenizer
 extension Commands {
     static let defaultModelPath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-    static func loadPretrained(_ args: ParsedArguments, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
-        guard let path = args.string("--model") else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath))") }
+    static func loadPretrained(_ model: String?, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
+        guard let path = model else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath))") }
         guard FileManager.default.fileExists(atPath: path) else { throw UsageError(message: "\(path): no such model file") }
         let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
         return (loaded.model, loaded.tokenizer)
     }
 
-    static func template(_ args: ParsedArguments) throws -> ChatTemplate? {
-        guard let name = args.string("--template") else { return nil }
+    /// `--template NAME`, or nil.
+    static func chatTemplate(_ name: String?) throws -> ChatTemplate? {
+        guard let name else { return nil }
         guard let t = ChatTemplate(rawValue: name) else { throw UsageError(message: "--template: expected chatml or hh, found \"\(name)\"") }
         return t
     }
 
-    static func score(_ args: ParsedArguments) throws -> Int32 {
+}
+
+extension ScoreVerb {
+    func run() throws -> Int32 {
         var pairs: [(prompt: String, response: String)] = []
         let jsonLines: Bool
-        if let input = args.string("--input") {
-            if args.string("--prompt") != nil || args.string("--response") != nil {
-                throw UsageError(message: "score: give either --input or --prompt/--response, not both")
-            }
+        if let input {
             let text = try TextFile.readText(input)
             for (number, line) in TextFile.lines(text) where !line.allSatisfy(\.isWhitespace) {
                 let value: JSONValue
@@ -46,14 +47,11 @@ extension Commands {
             if pairs.isEmpty { throw UsageError(message: "\(input): no lines to score") }
             jsonLines = true
         } else {
-            guard let p = args.string("--prompt"), let r = args.string("--response") else {
-                throw UsageError(message: "score: give --prompt and --response, or --input FILE.jsonl")
-            }
-            pairs = [(p, r)]
-            jsonLines = args.has("--json")
+            pairs = [(prompt!, response!)]
+            jsonLines = json
         }
-        let tmpl = try template(args)
-        let loaded = try loadPretrained(args, capacity: 64)
+        let tmpl = try Commands.chatTemplate(template)
+        let loaded = try Commands.loadPretrained(model, capacity: 64)
         var encoded: [(prompt: [Int32], response: [Int32])] = []
         for (p, r) in pairs {
             let ptext = tmpl.map { $0.prompt([ChatMessage(role: "user", content: p)]) } ?? p
@@ -66,21 +64,21 @@ extension Commands {
         let scored = BatchSession.scorePairs(model: loaded.model, encoded)
         // NaN is not JSON and no score: refuse before printing anything (an infinite -logprob is a score).
         if let bad = scored.firstIndex(where: { $0.contains { $0.isNaN } }) {
-            throw CommandFailure(description: "\(args.string("--model")!): the model gives a NaN log-probability for \(jsonLines && args.string("--input") != nil ? "line \(bad + 1) of \(args.string("--input")!)" : "this pair") (its weights hold NaN or infinite values)")
+            throw CommandFailure(description: "\(model!): the model gives a NaN log-probability for \(input.map { "line \(bad + 1) of \($0)" } ?? "this pair") (its weights hold NaN or infinite values)")
         }
         for (pair, lps) in zip(encoded, scored) {
             let total = lps.reduce(0.0) { $0 + Double($1) }
             let n = pair.response.count
             if jsonLines {
                 var o: [String: JSONValue] = ["logprob": .number(total), "n_tokens": .number(Double(n)), "mean_logprob": .number(n > 0 ? total / Double(n) : 0)]
-                if args.has("--tokens") {
+                if tokens {
                     o["token_ids"] = .array(pair.response.map { .number(Double($0)) })
                     o["token_logprobs"] = .array(lps.map { .number(Double($0)) })
                 }
                 print(JSONValue.object(o).canonical)
             } else {
                 print(String(format: "logprob %.4f over %d tokens (mean %.4f)", total, n, n > 0 ? total / Double(n) : 0))
-                if args.has("--tokens") {
+                if tokens {
                     for (id, lp) in zip(pair.response, lps) {
                         print(String(format: "  %6d %10.4f  %@", id, lp, loaded.tokenizer.decode([id]).debugDescription))
                     }
@@ -90,16 +88,13 @@ extension Commands {
         return 0
     }
 
-    static func generate(_ args: ParsedArguments) throws -> Int32 {
-        guard let prompt = args.string("--prompt") else { throw UsageError(message: "--prompt: missing") }
-        let maxTokens = try args.int("--max-tokens", default: 128, min: 1, max: 1 << 20)
-        let temperature = try args.double("--temperature", default: 0)
-        let topP = try args.double("--top-p", default: 1)
-        let seed = try args.int("--seed", default: 0, min: 0)
-        guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
-        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
-        let tmpl = try template(args)
-        let loaded = try loadPretrained(args, capacity: 64)
+}
+
+extension GenerateVerb {
+    func run() throws -> Int32 {
+        let prompt = self.prompt!
+        let tmpl = try Commands.chatTemplate(template)
+        let loaded = try Commands.loadPretrained(model, capacity: 64)
         let text = tmpl.map { $0.prompt([ChatMessage(role: "user", content: prompt)]) } ?? prompt
         let ids = loaded.tokenizer.encode(text)
         guard !ids.isEmpty else { throw UsageError(message: "--prompt: empty") }
@@ -130,17 +125,17 @@ extension Commands {
     }
 }
 
-extension Commands {
-    static func probes(_ args: ParsedArguments) throws -> Int32 {
-        let action = args.positional[0], input = args.positional[1]
+extension ProbesVerb {
+    func run() throws -> Int32 {
+        let input = file
         guard FileManager.default.fileExists(atPath: input) else { throw UsageError(message: "\(input): no such file") }
-        var model = args.string("--model")
-        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+        var model = self.model
+        if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         switch action {
         case "build":
-            guard let out = args.string("--out") else { throw UsageError(message: "probes build: --out FILE is required") }
-            let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? args.string("--model") : model
-            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: try args.int("--seed", default: 1, min: 0))
+            let out = self.out!
+            let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? self.model : model
+            let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: seed)
             print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
             return 0
         case "audit":
@@ -153,14 +148,11 @@ extension Commands {
     }
 }
 
-extension Commands {
-    static func bench(_ args: ParsedArguments) throws -> Int32 {
-        var model = args.string("--model")
-        if model == nil, FileManager.default.fileExists(atPath: defaultModelPath) { model = defaultModelPath }
+extension BenchVerb {
+    func run() throws -> Int32 {
+        var model = self.model
+        if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
-        let repeats = try args.int("--repeats", default: 3)
-        guard repeats >= 1 else { throw UsageError(message: "--repeats: expected an integer >= 1, found \(repeats)") }
-        let json = args.has("--json")
         let report = try runBenchmarks(modelPath: model, repeats: repeats) { message in
             if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         }

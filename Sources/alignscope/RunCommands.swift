@@ -4,67 +4,37 @@ import Probes
 import Foundation
 import RunStore
 
-extension Commands {
-    /// `--db`, or results/runs.sqlite. A run store is a file: in-memory and empty paths are refused,
-    /// since a run recorded there would be lost when the process ends.
-    static func defaultDB(_ args: ParsedArguments) throws -> String {
-        let path = args.string("--db") ?? "results/runs.sqlite"
-        if path.isEmpty || path == ":memory:" || path.hasPrefix("file::memory:") || path.hasPrefix("file:") {
-            throw UsageError(message: "--db: expected the path of a database file, found \"\(path)\" (an in-memory or URI store would lose every run when the process ends)")
-        }
-        return path
-    }
-
-    /// The checkpoint folder: `--checkpoints`, or the database's folder. It must be a folder (or be
-    /// creatable as one) that this user can write, checked before anything runs.
-    static func checkpointRoot(_ args: ParsedArguments, dbPath: String) throws -> URL {
-        let root = args.string("--checkpoints").map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: dbPath).deletingLastPathComponent()
-        var existing = root.standardizedFileURL
-        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" { existing.deleteLastPathComponent() }
-        var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory)
-        let option = args.string("--checkpoints") != nil ? "--checkpoints" : "checkpoint folder (beside --db)"
-        guard isDirectory.boolValue else {
-            throw UsageError(message: "\(option): \(existing.path) is not a directory (checkpoints go to \(root.path))")
-        }
-        guard access(existing.path, W_OK) == 0 else {
-            throw UsageError(message: "\(option): \(existing.path) is not writable (checkpoints go to \(root.path))")
-        }
-        return root
-    }
-
-    static func run(_ args: ParsedArguments) throws -> Int32 {
-        if let parent = ProcessInfo.processInfo.environment[workerParentVariable].flatMap({ Int32($0) }) {
+extension RunVerb {
+    func run() throws -> Int32 {
+        if let parent = ProcessInfo.processInfo.environment[Self.workerParentVariable].flatMap({ Int32($0) }) {
             // A `--jobs` worker stops (after its step) when its parent dies, and not later than that.
             ChildProcess.dieWithParent(signal: SIGTERM, expectedParent: parent)
         }
-        let specPath = args.positional[0]
-        let experiment = try Experiment.load(path: specPath)
-        let dbPath = try defaultDB(args)
-        let jobs = try args.int("--jobs", default: 1, min: 1, max: 256)
-        if let only = args.string("--only"), !experiment.runs.contains(where: { $0.name == only }) {
-            throw UsageError(message: "--only: no run named \"\(only)\" in \(specPath) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
+        let experiment = try Experiment.load(path: spec)
+        let dbPath = db
+        if let only, !experiment.runs.contains(where: { $0.name == only }) {
+            throw UsageError(message: "--only: no run named \"\(only)\" in \(spec) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
         }
-        let root = try checkpointRoot(args, dbPath: dbPath)
+        let root = try checkpointRoot()
         // Everything the runs read is checked before the store is opened: bad input creates no file.
         try RunExecutor.validateInputs(of: experiment)
         let store = try RunStore(path: dbPath)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
         if jobs > 1 {
-            try executor.checkResumableInputs(only: args.string("--only"))
+            try executor.checkResumableInputs(only: only)
             try executor.recordPlan()
-            return try runWorkers(jobs: jobs, args: args, dbPath: dbPath)
+            return try runWorkers()
         }
         signal(SIGINT) { _ in StopRequest.isSet = true }
         signal(SIGTERM) { _ in StopRequest.isSet = true }
-        let display = ProgressDisplay(quiet: args.has("--quiet"))
+        let display = ProgressDisplay(quiet: quiet)
         executor.progress = { event in
             display.show(event)
             return StopRequest.isSet ? .stop : .more
         }
-        let summary = try executor.runAll(only: args.string("--only"), inputsValidated: true)
+        let summary = try executor.runAll(only: only, inputsValidated: true)
         display.finish()
-        if !args.has("--quiet") {
+        if !quiet {
             var parts = ["\(summary.finished.count) finished"]
             if !summary.skipped.isEmpty { parts.append("\(summary.skipped.count) skipped") }
             if !summary.interrupted.isEmpty { parts.append("\(summary.interrupted.count) interrupted") }
@@ -88,16 +58,16 @@ extension Commands {
     /// share the store and claim runs from it, so no run is trained twice. SIGINT/SIGTERM to this
     /// process is passed on to the workers, which stop after their step; a worker dies with its
     /// parent. Exit code: the largest of the workers' (a worker ended by a signal counts as 1).
-    static func runWorkers(jobs: Int, args: ParsedArguments, dbPath: String) throws -> Int32 {
+    func runWorkers() throws -> Int32 {
         signal(SIGINT) { _ in StopRequest.isSet = true }
         signal(SIGTERM) { _ in StopRequest.isSet = true }
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        var argv = ["run", args.positional[0], "--db", dbPath, "--jobs", "1"]
-        if let c = args.string("--checkpoints") { argv += ["--checkpoints", c] }
-        if let only = args.string("--only") { argv += ["--only", only] }
-        if args.has("--quiet") { argv.append("--quiet") }
+        // The worker is this verb with one job: every option reaches it.
+        var worker = self
+        worker.jobs = 1
+        let argv = [Self.name] + worker.arguments
         let environment = ProcessInfo.processInfo.environment.merging(
-            ["ALIGNSCOPE_PLAIN_PROGRESS": "1", workerParentVariable: String(getpid())]) { $1 }
+            ["ALIGNSCOPE_PLAIN_PROGRESS": "1", Self.workerParentVariable: String(getpid())]) { $1 }
         var workers: [pid_t] = []
         for _ in 0..<jobs {
             guard let pid = ChildProcess.spawn(exe, arguments: argv, environment: environment, newGroup: false) else {
@@ -131,14 +101,34 @@ extension Commands {
         return code
     }
 
-    static func status(_ args: ParsedArguments) throws -> Int32 {
-        let dbPath = try defaultDB(args)
+    /// The checkpoint folder: `--checkpoints`, or the database's folder. It must be a folder (or be
+    /// creatable as one) that this user can write, checked before anything runs.
+    func checkpointRoot() throws -> URL {
+        let root = checkpoints.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
+        var existing = root.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" { existing.deleteLastPathComponent() }
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory)
+        let option = checkpoints != nil ? "--checkpoints" : "checkpoint folder (beside --db)"
+        guard isDirectory.boolValue else {
+            throw UsageError(message: "\(option): \(existing.path) is not a directory (checkpoints go to \(root.path))")
+        }
+        guard access(existing.path, W_OK) == 0 else {
+            throw UsageError(message: "\(option): \(existing.path) is not writable (checkpoints go to \(root.path))")
+        }
+        return root
+    }
+}
+
+extension StatusVerb {
+    func run() throws -> Int32 {
+        let dbPath = db
         guard FileManager.default.fileExists(atPath: dbPath) else {
             throw UsageError(message: "\(dbPath): no such run store (run `alignscope run SPEC --db \(dbPath)` first)")
         }
         let store = try RunStore(path: dbPath, readOnly: true)
-        let rows = try store.statusRows(experiment: args.string("--experiment"))
-        if args.has("--json") {
+        let rows = try store.statusRows(experiment: experiment)
+        if json {
             for r in rows {
                 var o: [String: JSONValue] = [
                     "id": .number(Double(r.runID)), "experiment": .string(r.experiment), "name": .string(r.name),

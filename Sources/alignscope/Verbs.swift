@@ -1,127 +1,12 @@
-/// The verbs of the command line, their options and help text. The contract (DESIGN.md): names
-/// may gain options, never lose them.
+import Foundation
+
+// The verbs of the command line: one struct each, its stored properties its typed options, declared once in
+// its `options` table (flag, placeholder, help, property). The contract (DESIGN.md): names may gain options,
+// never lose them.
+
 enum Verbs {
-    static let run = Verb(
-        name: "run", synopsis: "SPEC [--db PATH] [--jobs N] [--only RUN]",
-        summary: "Plan the runs of an experiment spec, then train and evaluate every run that is not finished.",
-        details: """
-        Runs are recorded in the SQLite store (created if missing). A finished run is skipped; an
-        interrupted or failed one resumes from its last checkpoint, after deleting rows recorded past it.
-        A run held by another live process is left alone. Checkpoints go to results/<experiment>/<run>/
-        (beside the database). Exit code 0 when every run finished, 1 when a run failed, 2 on bad input.
-        """,
-        positionals: ["SPEC"],
-        options: [
-            OptionSpec(name: "--db", value: "PATH", help: "run store (default results/runs.sqlite)"),
-            OptionSpec(name: "--jobs", value: "N", help: "runs at once, each in its own process (default 1)"),
-            OptionSpec(name: "--only", value: "RUN", help: "run only the run with this name (see `plan`)"),
-            OptionSpec(name: "--checkpoints", value: "DIR", help: "checkpoint folder (default: results/ beside the database)"),
-            OptionSpec(name: "--quiet", value: nil, help: "no progress output"),
-        ])
-
-    static let plan = Verb(
-        name: "plan", synopsis: "SPEC [--json]",
-        summary: "Validate a spec and show the runs it expands into, without running anything.",
-        details: "", positionals: ["SPEC"],
-        options: [OptionSpec(name: "--json", value: nil, help: "one JSON object per run: name, sha256, config")])
-
-    static let status = Verb(
-        name: "status", synopsis: "[--db PATH] [--json]",
-        summary: "List the runs in a store with their status, step, last loss, start and finish times.",
-        details: "", positionals: [],
-        options: [
-            OptionSpec(name: "--db", value: "PATH", help: "run store (default results/runs.sqlite)"),
-            OptionSpec(name: "--experiment", value: "NAME", help: "only this experiment"),
-            OptionSpec(name: "--json", value: nil, help: "one JSON object per run"),
-        ])
-
-    static let report = Verb(
-        name: "report", synopsis: "[--db PATH] [--experiment NAME] [--out DIR]",
-        summary: "Render CSV files, SVG figures and an index (HTML and Markdown) from the run store.",
-        details: "", positionals: [],
-        options: [
-            OptionSpec(name: "--db", value: "PATH", help: "run store (default results/runs.sqlite)"),
-            OptionSpec(name: "--experiment", value: "NAME", help: "experiment to report (default: the only or latest one)"),
-            OptionSpec(name: "--out", value: "DIR", help: "output folder (default results/report)"),
-        ])
-
-    static let score = Verb(
-        name: "score", synopsis: "--model GGUF (--prompt TEXT --response TEXT | --input FILE.jsonl) [--json] [--tokens]",
-        summary: "Log-probability of responses given prompts: sum over response tokens, count and mean.",
-        details: """
-        Prompt and response are tokenized separately (no BOS) and concatenated; the score is the sum of
-        log p(response token | everything before it). Texts are used as given: apply a chat template
-        yourself, or pass --template chatml|hh to wrap a plain user prompt and response.
-        With --input, every line is scored in one batched pass over a shared KV cache (a prompt that
-        several lines repeat is run once) and the output has one JSON line per input line, in order.
-        """,
-        positionals: [],
-        options: [
-            OptionSpec(name: "--model", value: "GGUF", help: "model file"),
-            OptionSpec(name: "--prompt", value: "TEXT", help: "prompt text"),
-            OptionSpec(name: "--response", value: "TEXT", help: "response text"),
-            OptionSpec(name: "--input", value: "FILE", help: "JSONL with {\"prompt\", \"response\"} per line"),
-            OptionSpec(name: "--template", value: "NAME", help: "wrap prompt/response in a chat template: chatml or hh"),
-            OptionSpec(name: "--json", value: nil, help: "JSON output (always JSON lines with --input)"),
-            OptionSpec(name: "--tokens", value: nil, help: "also output token ids and per-token log-probabilities"),
-        ])
-
-    static let generate = Verb(
-        name: "generate", synopsis: "--model GGUF --prompt TEXT [--max-tokens N] [--temperature X] [--top-p P] [--seed S]",
-        summary: "Generate a continuation with a KV cache, streaming text as it is produced; stops at EOS.",
-        details: "Temperature 0 (the default) is greedy decoding.",
-        positionals: [],
-        options: [
-            OptionSpec(name: "--model", value: "GGUF", help: "model file"),
-            OptionSpec(name: "--prompt", value: "TEXT", help: "prompt text"),
-            OptionSpec(name: "--template", value: "NAME", help: "wrap the prompt as a user turn: chatml or hh"),
-            OptionSpec(name: "--max-tokens", value: "N", help: "at most N new tokens (default 128)"),
-            OptionSpec(name: "--temperature", value: "X", help: "sampling temperature, 0 = greedy (default 0)"),
-            OptionSpec(name: "--top-p", value: "P", help: "nucleus sampling mass (default 1)"),
-            OptionSpec(name: "--seed", value: "S", help: "sampling seed (default 0)"),
-        ])
-
-    static let probes = Verb(
-        name: "probes", synopsis: "build SPEC_OR_FILE --out FILE | audit FILE",
-        summary: "Materialise a probe set's derived and generated categories, or audit a probe file.",
-        details: """
-        build: reads a spec (its data.probes section) or a probe JSONL file and writes one JSON line per
-        probe with every category's text and origin.
-        audit: per-category token-length statistics and word overlap with the chosen and rejected
-        responses; flags empty responses, duplicates, a random response equal to its own chosen one and
-        a paraphrase that copies its source. Exit code 1 when anything is flagged.
-        """,
-        positionals: ["build|audit", "FILE"],
-        options: [
-            OptionSpec(name: "--out", value: "FILE", help: "output JSONL (build)"),
-            OptionSpec(name: "--model", value: "GGUF", help: "tokenizer for token statistics and random tokens (default: the spec's model, else the default model)"),
-            OptionSpec(name: "--seed", value: "S", help: "seed for derived categories when reading a plain file (default 1)"),
-        ])
-
-    static let export = Verb(
-        name: "export", synopsis: "--db PATH --run ID [--step S] --out FILE.gguf",
-        summary: "Write a run's fine-tuned weights as a GGUF file for llama.cpp.",
-        details: "", positionals: [],
-        options: [
-            OptionSpec(name: "--db", value: "PATH", help: "run store"),
-            OptionSpec(name: "--run", value: "ID", help: "run id or name"),
-            OptionSpec(name: "--step", value: "S", help: "checkpoint step (default: the latest)"),
-            OptionSpec(name: "--out", value: "FILE", help: "output GGUF"),
-            OptionSpec(name: "--f16", value: nil, help: "store tensors as F16 instead of F32"),
-            OptionSpec(name: "--checkpoints", value: "DIR", help: "checkpoint folder used by run (default: beside the database)"),
-        ])
-
-    static let bench = Verb(
-        name: "bench", synopsis: "[--model GGUF] [--json]",
-        summary: "Measure sgemm FLOP/s, a training step, scoring and generation throughput (use a release build).",
-        details: "", positionals: [],
-        options: [
-            OptionSpec(name: "--model", value: "GGUF", help: "model file (default models/SmolLM2-135M-Instruct.Q4_1.gguf)"),
-            OptionSpec(name: "--json", value: nil, help: "JSON output"),
-            OptionSpec(name: "--repeats", value: "N", help: "measurements per figure; the median is reported (default 3)"),
-        ])
-
-    static let all = [run, plan, status, report, score, generate, probes, export, bench]
+    static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, ReportVerb.self, ScoreVerb.self,
+                                       GenerateVerb.self, ProbesVerb.self, ExportVerb.self, BenchVerb.self] }
 
     static let overview: String = {
         var out = """
@@ -137,4 +22,262 @@ enum Verbs {
         }
         return out
     }()
+}
+
+struct RunVerb: Verb {
+    static let name = "run"
+    static let synopsis = "SPEC [--db PATH] [--jobs N] [--only RUN]"
+    static let summary = "Plan the runs of an experiment spec, then train and evaluate every run that is not finished."
+    static let details = """
+        Runs are recorded in the SQLite store (created if missing). A finished run is skipped; an
+        interrupted or failed one resumes from its last checkpoint, after deleting rows recorded past it.
+        A run held by another live process is left alone. Checkpoints go to results/<experiment>/<run>/
+        (beside the database). Exit code 0 when every run finished, 1 when a run failed, 2 on bad input.
+        """
+
+    var spec = ""
+    var db = "results/runs.sqlite"
+    var jobs = 1
+    var only: String?
+    var checkpoints: String?
+    var quiet = false
+
+    static var options: [VerbOption<RunVerb>] {
+        [
+            .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
+            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .option("--jobs", "N", \.jobs, help: "runs at once, each in its own process (default 1)"),
+            .option("--only", "RUN", \.only, help: "run only the run with this name (see `plan`)"),
+            .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder (default: results/ beside the database)"),
+            .flag("--quiet", \.quiet, help: "no progress output"),
+        ]
+    }
+
+    func validate() throws {
+        try Commands.checkStorePath(db)
+        guard (1...256).contains(jobs) else { throw UsageError(message: "--jobs: expected an integer in [1, 256], found \(jobs)") }
+    }
+}
+
+struct PlanVerb: Verb {
+    static let name = "plan"
+    static let synopsis = "SPEC [--json]"
+    static let summary = "Validate a spec and show the runs it expands into, without running anything."
+
+    var spec = ""
+    var json = false
+
+    static var options: [VerbOption<PlanVerb>] {
+        [
+            .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
+            .flag("--json", \.json, help: "one JSON object per run: name, sha256, config"),
+        ]
+    }
+}
+
+struct StatusVerb: Verb {
+    static let name = "status"
+    static let synopsis = "[--db PATH] [--json]"
+    static let summary = "List the runs in a store with their status, step, last loss, start and finish times."
+
+    var db = "results/runs.sqlite"
+    var experiment: String?
+    var json = false
+
+    static var options: [VerbOption<StatusVerb>] {
+        [
+            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .option("--experiment", "NAME", \.experiment, help: "only this experiment"),
+            .flag("--json", \.json, help: "one JSON object per run"),
+        ]
+    }
+
+    func validate() throws { try Commands.checkStorePath(db) }
+}
+
+struct ReportVerb: Verb {
+    static let name = "report"
+    static let synopsis = "[--db PATH] [--experiment NAME] [--out DIR]"
+    static let summary = "Render CSV files, SVG figures and an index (HTML and Markdown) from the run store."
+
+    var db = "results/runs.sqlite"
+    var experiment: String?
+    var out = "results/report"
+
+    static var options: [VerbOption<ReportVerb>] {
+        [
+            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .option("--experiment", "NAME", \.experiment, help: "experiment to report (default: the only or latest one)"),
+            .option("--out", "DIR", \.out, help: "output folder (default results/report)"),
+        ]
+    }
+
+    func validate() throws { try Commands.checkStorePath(db) }
+}
+
+struct ScoreVerb: Verb {
+    static let name = "score"
+    static let synopsis = "--model GGUF (--prompt TEXT --response TEXT | --input FILE.jsonl) [--json] [--tokens]"
+    static let summary = "Log-probability of responses given prompts: sum over response tokens, count and mean."
+    static let details = """
+        Prompt and response are tokenized separately (no BOS) and concatenated; the score is the sum of
+        log p(response token | everything before it). Texts are used as given: apply a chat template
+        yourself, or pass --template chatml|hh to wrap a plain user prompt and response.
+        With --input, every line is scored in one batched pass over a shared KV cache (a prompt that
+        several lines repeat is run once) and the output has one JSON line per input line, in order.
+        """
+
+    var model: String?
+    var prompt: String?
+    var response: String?
+    var input: String?
+    var template: String?
+    var json = false
+    var tokens = false
+
+    static var options: [VerbOption<ScoreVerb>] {
+        [
+            .option("--model", "GGUF", \.model, help: "model file"),
+            .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
+            .option("--response", "TEXT", \.response, help: "response text"),
+            .option("--input", "FILE", \.input, help: "JSONL with {\"prompt\", \"response\"} per line"),
+            .option("--template", "NAME", \.template, help: "wrap prompt/response in a chat template: chatml or hh"),
+            .flag("--json", \.json, help: "JSON output (always JSON lines with --input)"),
+            .flag("--tokens", \.tokens, help: "also output token ids and per-token log-probabilities"),
+        ]
+    }
+
+    func validate() throws {
+        if input != nil, prompt != nil || response != nil {
+            throw UsageError(message: "score: give either --input or --prompt/--response, not both")
+        }
+        if input == nil, prompt == nil || response == nil {
+            throw UsageError(message: "score: give --prompt and --response, or --input FILE.jsonl")
+        }
+        _ = try Commands.chatTemplate(template)
+    }
+}
+
+struct GenerateVerb: Verb {
+    static let name = "generate"
+    static let synopsis = "--model GGUF --prompt TEXT [--max-tokens N] [--temperature X] [--top-p P] [--seed S]"
+    static let summary = "Generate a continuation with a KV cache, streaming text as it is produced; stops at EOS."
+    static let details = "Temperature 0 (the default) is greedy decoding."
+
+    var model: String?
+    var prompt: String?
+    var template: String?
+    var maxTokens = 128
+    var temperature = 0.0
+    var topP = 1.0
+    var seed = 0
+
+    static var options: [VerbOption<GenerateVerb>] {
+        [
+            .option("--model", "GGUF", \.model, help: "model file"),
+            .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
+            .option("--template", "NAME", \.template, help: "wrap the prompt as a user turn: chatml or hh"),
+            .option("--max-tokens", "N", \.maxTokens, help: "at most N new tokens (default 128)"),
+            .option("--temperature", "X", \.temperature, help: "sampling temperature, 0 = greedy (default 0)"),
+            .option("--top-p", "P", \.topP, help: "nucleus sampling mass (default 1)"),
+            .option("--seed", "S", \.seed, help: "sampling seed (default 0)"),
+        ]
+    }
+
+    func validate() throws {
+        guard prompt != nil else { throw UsageError(message: "--prompt: missing") }
+        guard (1...(1 << 20)).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, \(1 << 20)], found \"\(maxTokens)\"") }
+        guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
+        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
+        guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
+        _ = try Commands.chatTemplate(template)
+    }
+}
+
+struct ProbesVerb: Verb {
+    static let name = "probes"
+    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE"
+    static let summary = "Materialise a probe set's derived and generated categories, or audit a probe file."
+    static let details = """
+        build: reads a spec (its data.probes section) or a probe JSONL file and writes one JSON line per
+        probe with every category's text and origin.
+        audit: per-category token-length statistics and word overlap with the chosen and rejected
+        responses; flags empty responses, duplicates, a random response equal to its own chosen one and
+        a paraphrase that copies its source. Exit code 1 when anything is flagged.
+        """
+
+    var action = ""
+    var file = ""
+    var out: String?
+    var model: String?
+    var seed = 1
+
+    static var options: [VerbOption<ProbesVerb>] {
+        [
+            .positional("build|audit", \.action, help: "build: write every category's texts; audit: statistics and flags"),
+            .positional("FILE", \.file, help: "a spec (build) or a probe JSONL file"),
+            .option("--out", "FILE", \.out, help: "output JSONL (build)"),
+            .option("--model", "GGUF", \.model, help: "tokenizer for token statistics and random tokens (default: the spec's model, else the default model)"),
+            .option("--seed", "S", \.seed, help: "seed for derived categories when reading a plain file (default 1)"),
+        ]
+    }
+
+    func validate() throws {
+        guard action == "build" || action == "audit" else { throw UsageError(message: "probes: expected build or audit, found \"\(action)\"") }
+        if action == "build", out == nil { throw UsageError(message: "probes build: --out FILE is required") }
+        guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
+    }
+}
+
+struct ExportVerb: Verb {
+    static let name = "export"
+    static let synopsis = "--db PATH --run ID [--step S] --out FILE.gguf"
+    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp."
+
+    var db: String?
+    var runName: String?
+    var step: Int?
+    var out: String?
+    var f16 = false
+    var checkpoints: String?
+
+    static var options: [VerbOption<ExportVerb>] {
+        [
+            .option("--db", "PATH", \.db, help: "run store"),
+            .option("--run", "ID", \.runName, help: "run id or name"),
+            .option("--step", "S", \.step, help: "checkpoint step (default: the latest)"),
+            .option("--out", "FILE", \.out, help: "output GGUF"),
+            .flag("--f16", \.f16, help: "store tensors as F16 instead of F32"),
+            .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder used by run (default: beside the database)"),
+        ]
+    }
+
+    func validate() throws {
+        guard let db else { throw UsageError(message: "--db: missing (the run store)") }
+        try Commands.checkStorePath(db)
+        guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
+        guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file to write)") }
+    }
+}
+
+struct BenchVerb: Verb {
+    static let name = "bench"
+    static let synopsis = "[--model GGUF] [--json]"
+    static let summary = "Measure sgemm FLOP/s, a training step, scoring and generation throughput (use a release build)."
+
+    var model: String?
+    var json = false
+    var repeats = 3
+
+    static var options: [VerbOption<BenchVerb>] {
+        [
+            .option("--model", "GGUF", \.model, help: "model file (default models/SmolLM2-135M-Instruct.Q4_1.gguf)"),
+            .flag("--json", \.json, help: "JSON output"),
+            .option("--repeats", "N", \.repeats, help: "measurements per figure; the median is reported (default 3)"),
+        ]
+    }
+
+    func validate() throws {
+        guard repeats >= 1 else { throw UsageError(message: "--repeats: expected an integer >= 1, found \(repeats)") }
+    }
 }

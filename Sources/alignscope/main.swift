@@ -15,7 +15,7 @@ guard let verbName = arguments.first, verbName != "--help", verbName != "-h", ve
     exit(arguments.isEmpty ? 2 : 0)
 }
 guard let verb = Verbs.all.first(where: { $0.name == verbName }) else {
-    fail("unknown verb \"\(verbName)\" (verbs: \(Verbs.all.map(\.name).joined(separator: ", ")); see alignscope --help)", code: 2)
+    fail("unknown verb \"\(verbName)\" (verbs: \(Verbs.all.map { $0.name }.joined(separator: ", ")); see alignscope --help)", code: 2)
 }
 let rest = Array(arguments.dropFirst())
 if rest.contains("--help") || rest.contains("-h") {
@@ -24,9 +24,8 @@ if rest.contains("--help") || rest.contains("-h") {
 }
 
 do {
-    let parsed = try verb.parse(rest)
-    let code = try Commands.dispatch(verb.name, parsed)
-    exit(code)
+    // Parsing fills the verb's struct and validates it.
+    exit(try verb.parse(rest).run())
 } catch let error as CommandFailure {
     fail(error.description, code: 1)
 } catch {

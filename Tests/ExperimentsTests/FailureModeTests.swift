@@ -261,7 +261,8 @@ extension ReliabilityTests {
         // A worker killed by a signal: the parent's exit code is 1 (not the signal's number).
         let db3 = path("jobs3.sqlite")
         let short = try longSpec(name: "jobs3", steps: 400, seeds: [1, 2])
-        (p, out, err) = try launch(["run", short, "--db", db3, "--jobs", "2", "--quiet"])
+        // Every option of `run` reaches the workers (they are given the parent's verb back as argv).
+        (p, out, err) = try launch(["run", short, "--db", db3, "--jobs", "2", "--quiet", "--checkpoints", path("ck-jobs3")])
         XCTAssertTrue(waitFor(60) { runningRuns(db3) == 2 }, "both runs did not start")
         let workers = Self.processes(mentioning: db3).filter { $0 != p.processIdentifier }
         XCTAssertEqual(workers.count, 2)
@@ -269,6 +270,8 @@ extension ReliabilityTests {
         XCTAssertTrue(waitFor(120) { !p.isRunning })
         p.waitUntilExit()
         XCTAssertEqual(outcome(p, out, err).status, 1)
+        let checkpoints = try FileManager.default.subpathsOfDirectory(atPath: path("ck-jobs3")).filter { $0.hasSuffix("checkpoint.bin") }
+        XCTAssertFalse(checkpoints.isEmpty, "the workers did not write their checkpoints under --checkpoints")
     }
 
     // MARK: - 7. Read-only and foreign stores

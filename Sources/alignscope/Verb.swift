@@ -1,0 +1,168 @@
+/// A small command-line parser: AlignScope takes no package dependencies, so no ArgumentParser, but the
+/// same shape. Each verb is a struct whose stored properties are its typed options; its `options` table
+/// declares, once per option, the flag, the placeholder, the help and the property it fills. One parser
+/// fills any verb from argv, `validate()` checks values against each other, and `arguments` turns a verb
+/// back into argv (for `run --jobs` workers, so that every option reaches them).
+protocol Verb {
+    static var name: String { get }
+    static var synopsis: String { get }
+    static var summary: String { get }
+    static var details: String { get }
+    static var options: [VerbOption<Self>] { get }
+    init()
+    /// Checks the parsed values (ranges, combinations); throws `UsageError`.
+    func validate() throws
+    /// Does the work; returns the exit code.
+    func run() throws -> Int32
+}
+
+extension Verb {
+    static var details: String { "" }
+    func validate() throws {}
+}
+
+/// A bad command line (exit code 2).
+struct UsageError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// One option of verb `V`: a positional argument, an option with a value, or a flag, bound to a property.
+struct VerbOption<V> {
+    enum Kind { case positional, value(placeholder: String), flag }
+    let name: String
+    let kind: Kind
+    let help: String
+    /// Parses `text` into the property.
+    let set: (inout V, String) throws -> Void
+    /// The property as argv text, or nil when it has its default (or is absent).
+    let get: (V) -> String?
+
+    static func positional(_ name: String, _ key: WritableKeyPath<V, String>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .positional, help: help, set: { $0[keyPath: key] = $1 }, get: { $0[keyPath: key] })
+    }
+
+    static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, String?>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help,
+                   set: { $0[keyPath: key] = $1 }, get: { $0[keyPath: key] })
+    }
+
+    static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, String>, help: String) -> VerbOption where V: Verb {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { $0[keyPath: key] = $1 },
+                   get: { $0[keyPath: key] == V()[keyPath: key] ? nil : $0[keyPath: key] })
+    }
+
+    static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, Int>, help: String) -> VerbOption where V: Verb {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+            guard let n = Int(text) else { throw UsageError(message: "\(name): expected an integer, found \"\(text)\"") }
+            verb[keyPath: key] = n
+        }, get: { $0[keyPath: key] == V()[keyPath: key] ? nil : String($0[keyPath: key]) })
+    }
+
+    static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, Int?>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+            guard let n = Int(text) else { throw UsageError(message: "\(name): expected an integer, found \"\(text)\"") }
+            verb[keyPath: key] = n
+        }, get: { $0[keyPath: key].map(String.init) })
+    }
+
+    static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, Double>, help: String) -> VerbOption where V: Verb {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+            guard let x = Double(text), x.isFinite else { throw UsageError(message: "\(name): expected a number, found \"\(text)\"") }
+            verb[keyPath: key] = x
+        }, get: { $0[keyPath: key] == V()[keyPath: key] ? nil : "\($0[keyPath: key])" })
+    }
+
+    static func flag(_ name: String, _ key: WritableKeyPath<V, Bool>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .flag, help: help, set: { verb, _ in verb[keyPath: key] = true },
+                   get: { $0[keyPath: key] ? "" : nil })
+    }
+}
+
+extension Verb {
+    /// Fills a verb from argv (after the verb's name). Unknown options, missing values, flags given a value,
+    /// missing or extra positional arguments are `UsageError`s naming the option.
+    static func parse(_ args: [String]) throws -> Self {
+        var verb = Self()
+        let positionals = options.filter { if case .positional = $0.kind { return true }; return false }
+        var nextPositional = 0
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a.hasPrefix("--") {
+                var name = a
+                var inline: String?
+                if let eq = a.firstIndex(of: "=") {
+                    name = String(a[..<eq])
+                    inline = String(a[a.index(after: eq)...])
+                }
+                guard let option = options.first(where: { $0.name == name }) else {
+                    throw UsageError(message: "alignscope \(Self.name): unknown option \(name) (see alignscope \(Self.name) --help)")
+                }
+                switch option.kind {
+                case .flag:
+                    if inline != nil {
+                        throw UsageError(message: "alignscope \(Self.name): \(name) is a flag and takes no value (found \"\(a)\"; write \(name) alone, or leave it out)")
+                    }
+                    try option.set(&verb, "")
+                case .value(let placeholder):
+                    if let inline {
+                        try option.set(&verb, inline)
+                    } else {
+                        guard i + 1 < args.count else {
+                            throw UsageError(message: "alignscope \(Self.name): \(name) needs a value (\(placeholder))")
+                        }
+                        try option.set(&verb, args[i + 1])
+                        i += 1
+                    }
+                case .positional:
+                    throw UsageError(message: "alignscope \(Self.name): unknown option \(name)")
+                }
+            } else {
+                guard nextPositional < positionals.count else {
+                    throw UsageError(message: "alignscope \(Self.name): unexpected argument \"\(a)\"")
+                }
+                try positionals[nextPositional].set(&verb, a)
+                nextPositional += 1
+            }
+            i += 1
+        }
+        if nextPositional < positionals.count {
+            throw UsageError(message: "alignscope \(Self.name): missing \(positionals[nextPositional].name) (usage: alignscope \(Self.name) \(synopsis))")
+        }
+        try verb.validate()
+        return verb
+    }
+
+    /// The verb as argv (after its name): positionals, then every option that differs from its default.
+    var arguments: [String] {
+        var positional: [String] = [], named: [String] = []
+        for option in Self.options {
+            guard let text = option.get(self) else { continue }
+            switch option.kind {
+            case .positional: positional.append(text)
+            case .value: named += [option.name, text]
+            case .flag: named.append(option.name)
+            }
+        }
+        return positional + named
+    }
+
+    static var help: String {
+        var out = "usage: alignscope \(name) \(synopsis)\n\n\(summary)\n"
+        if !details.isEmpty { out += "\n\(details)\n" }
+        let named = options.filter { if case .positional = $0.kind { return false }; return true }
+        let positional = options.filter { if case .positional = $0.kind { return true }; return false }
+        if !positional.isEmpty {
+            out += "\narguments:\n"
+            for o in positional { out += "  " + o.name.padding(toLength: max(24, o.name.count + 2), withPad: " ", startingAt: 0) + o.help + "\n" }
+        }
+        out += "\noptions:\n"
+        for o in named + [VerbOption(name: "--help", kind: .flag, help: "show this help", set: { _, _ in }, get: { _ in nil })] {
+            var left = o.name
+            if case .value(let placeholder) = o.kind { left += " \(placeholder)" }
+            out += "  " + left.padding(toLength: max(24, left.count + 2), withPad: " ", startingAt: 0) + o.help + "\n"
+        }
+        return out
+    }
+}
