@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "Training", dependencies: ["Base", "Model", "Kernels"]),
         .target(name: "Probes", dependencies: ["Base", "Model", "Tokenizer"]),
-        .target(name: "RunStore", dependencies: ["CSQLite"]),
+        .target(name: "RunStore", dependencies: ["Base", "CSQLite"]),
         .target(name: "Experiments", dependencies: ["Base", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF"]),
@@ -37,9 +37,9 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["Base", "GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Base", "Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Base", "Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "RunStoreTests", dependencies: ["RunStore"]),
+        .testTarget(name: "RunStoreTests", dependencies: ["Base", "RunStore"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "Probes", "Training", "Tokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ReportsTests", dependencies: ["Reports", "RunStore"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Base", "Reports", "RunStore"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks"]),
     ]
 )

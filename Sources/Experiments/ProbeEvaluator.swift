@@ -44,7 +44,7 @@ final class ProbeEvaluator {
             SHA256.hex(Array((sourceText + config.json.value(at: ["data"])!.canonical + "seed=\(config.seed)").utf8)).prefix(12)
         let entries = set.probes.map { probe in
             ProbeEntry(idx: probe.idx, prompt: Self.promptText(probe.prompt), split: probe.split.rawValue,
-                       responses: probe.responses.map { ResponseEntry(category: $0.category, text: $0.text, origin: $0.origin) })
+                       responses: probe.responses)
         }
         let ids = try store.recordProbeSet(name: probeSetName, probes: entries)
         let probeIDs = try store.probeIDs(probeSet: probeSetName)

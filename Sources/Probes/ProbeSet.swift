@@ -8,20 +8,6 @@ public enum ProbeSplit: String, Sendable, Codable, Equatable, Hashable {
     case train, heldout
 }
 
-/// One response of one probe, with where its text came from (`responses.origin` in the run store):
-/// `data`, `derived:<kind>:seed=S`, `generated:command=...`, `generated:model=...`.
-public struct ProbeResponse: Sendable, Equatable {
-    public var category: String
-    public var text: String
-    public var origin: String
-
-    public init(category: String, text: String, origin: String) {
-        self.category = category
-        self.text = text
-        self.origin = origin
-    }
-}
-
 /// One probe prompt and its responses, one per static category, in the probe set's category order.
 public struct Probe: Sendable, Equatable {
     /// Position in the probe file (0-based).

@@ -1,3 +1,4 @@
+import Base
 /// Lifecycle of a run, as stored in `runs.status`.
 public enum RunStatus: String, Sendable, Codable, CaseIterable {
     /// Recorded by `run`/`plan`, never started.
@@ -50,27 +51,13 @@ public struct ProbeEntry: Sendable, Equatable {
     public var prompt: String
     /// `train` or `heldout`.
     public var split: String
-    public var responses: [ResponseEntry]
+    public var responses: [ProbeResponse]
 
-    public init(idx: Int, prompt: String, split: String, responses: [ResponseEntry]) {
+    public init(idx: Int, prompt: String, split: String, responses: [ProbeResponse]) {
         self.idx = idx
         self.prompt = prompt
         self.split = split
         self.responses = responses
-    }
-}
-
-/// One response to record under a probe.
-public struct ResponseEntry: Sendable, Equatable {
-    public var category: String
-    public var text: String
-    /// `data`, `derived:<how>` or `generated:<how>`.
-    public var origin: String
-
-    public init(category: String, text: String, origin: String) {
-        self.category = category
-        self.text = text
-        self.origin = origin
     }
 }
 

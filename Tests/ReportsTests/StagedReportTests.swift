@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import RunStore
 import XCTest
@@ -20,7 +21,7 @@ final class StagedReportTests: XCTestCase {
         let experiment = try store.recordExperiment(name: "st", spec: "{}", specSHA256: "st")
         let entries = (0..<2).map { p in
             ProbeEntry(idx: p, prompt: "prompt \(p)", split: "train",
-                       responses: [ResponseEntry(category: "chosen", text: "chosen \(p)", origin: "data")])
+                       responses: [ProbeResponse(category: "chosen", text: "chosen \(p)", origin: "data")])
         }
         let ids = try store.recordProbeSet(name: "probes", probes: entries)
         let probeIDs = try store.probeIDs(probeSet: "probes")

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import RunStore
 import XCTest
@@ -162,7 +163,7 @@ enum SmallStore {
         let entries = probes.map { probe in
             ProbeEntry(
                 idx: probe.idx, prompt: "prompt \(probe.idx), with \"quotes\"", split: probe.split,
-                responses: probe.categories.map { ResponseEntry(category: $0, text: "\($0) \(probe.idx)", origin: "data") })
+                responses: probe.categories.map { ProbeResponse(category: $0, text: "\($0) \(probe.idx)", origin: "data") })
         }
         let ids = try store.recordProbeSet(name: "probes", probes: entries)
         let greedyProbe = try store.probeIDs(probeSet: "probes")[0]!

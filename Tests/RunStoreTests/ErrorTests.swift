@@ -1,3 +1,4 @@
+import Base
 import CSQLite
 import Foundation
 import XCTest
@@ -86,7 +87,7 @@ final class ErrorTests: XCTestCase {
 
         let probes = (0..<20).map {
             ProbeEntry(idx: $0, prompt: String(repeating: "p", count: 2000), split: "train",
-                       responses: [ResponseEntry(category: "chosen", text: String(repeating: "r", count: 2000), origin: "data")])
+                       responses: [ProbeResponse(category: "chosen", text: String(repeating: "r", count: 2000), origin: "data")])
         }
         XCTAssertEqual(assertStoreError(try store.recordProbeSet(name: "big", probes: probes))?.sqliteCode, SQLITE_FULL)
         XCTAssertEqual(try store.query("SELECT count(*) FROM probes"), [[0]])

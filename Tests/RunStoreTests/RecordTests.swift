@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import XCTest
 
@@ -72,13 +73,13 @@ final class RecordTests: XCTestCase {
             ProbeEntry(
                 idx: 0, prompt: "[{\"role\":\"user\",\"content\":\"hi\"}]", split: "train",
                 responses: [
-                    ResponseEntry(category: "chosen", text: "Hello!", origin: "data"),
-                    ResponseEntry(category: "rejected", text: "Go away.", origin: "data"),
-                    ResponseEntry(category: "random", text: "Paris.", origin: "derived:other_prompt"),
+                    ProbeResponse(category: "chosen", text: "Hello!", origin: "data"),
+                    ProbeResponse(category: "rejected", text: "Go away.", origin: "data"),
+                    ProbeResponse(category: "random", text: "Paris.", origin: "derived:other_prompt"),
                 ]),
             ProbeEntry(
                 idx: 1, prompt: "capital?", split: "heldout",
-                responses: [ResponseEntry(category: "chosen", text: "Paris.", origin: "data")]),
+                responses: [ProbeResponse(category: "chosen", text: "Paris.", origin: "data")]),
         ]
         let ids = try store.recordProbeSet(name: "helpful", probes: probes)
         XCTAssertEqual(ids.count, 4)
@@ -100,7 +101,7 @@ final class RecordTests: XCTestCase {
         // The same set name with another prompt at an existing idx is a conflict; nothing is written.
         var changed = probes
         changed[1].prompt = "capital of France?"
-        changed[0].responses.append(ResponseEntry(category: "variant", text: "Hey", origin: "data"))
+        changed[0].responses.append(ProbeResponse(category: "variant", text: "Hey", origin: "data"))
         let error = assertStoreError(try store.recordProbeSet(name: "helpful", probes: changed))
         guard case .conflict(_, let detail)? = error else { return XCTFail("expected conflict, got \(String(describing: error))") }
         XCTAssertTrue(detail.contains("probe set 'helpful': probe 1 is already recorded with a different prompt"), detail)

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import XCTest
 
@@ -65,6 +66,6 @@ func seedProbes(
         probes: (0..<probes).map { i in
             ProbeEntry(
                 idx: i, prompt: "prompt \(i)", split: i >= probes - heldout ? "heldout" : "train",
-                responses: categories.map { ResponseEntry(category: $0, text: "\($0) \(i)", origin: "data") })
+                responses: categories.map { ProbeResponse(category: $0, text: "\($0) \(i)", origin: "data") })
         })
 }
