@@ -18,9 +18,11 @@ final class GenerationCache {
         }
         let value: JSONValue
         do {
-            value = try JSONValue.parse(Substring(String(decoding: data, as: UTF8.self)))
-        } catch {
+            value = try JSONValue.parse(Substring(try TextFile.decode(data, source: path)))
+        } catch let error as JSONParseError {
             throw .cache(file: path, reason: error.message)
+        } catch {
+            throw .cache(file: path, reason: "\(error)")
         }
         guard case let .object(top) = value, top["version"] == .number(1), case let .object(stored)? = top["entries"] else {
             throw .cache(file: path, reason: "expected {\"version\":1,\"entries\":{...}}")
