@@ -79,10 +79,10 @@ enum ModelLoader {
 /// computed: prompt and response tokenized separately (no BOS), ids concatenated. A prompt longer
 /// than fits is cut from the left (as is usual for HH); a response that cannot fit is an error.
 enum PairEncoder {
-    static func encode(prompt: [ChatMessage], response: String, tokenizer: any TextTokenizer, template: ChatTemplate,
+    static func encode(prompt: PromptSource, response: String, tokenizer: any TextTokenizer, template: ChatTemplate,
                        maxLength: Int, file: String, line: Int) throws -> EncodedPair {
-        let responseIDs = tokenizer.encode(template.response(response))
-        var promptIDs = tokenizer.encode(template.prompt(prompt))
+        let responseIDs = tokenizer.encode(template.response(response, after: prompt))
+        var promptIDs = tokenizer.encode(try promptText(prompt, template: template, file: file, line: line))
         guard !responseIDs.isEmpty else {
             throw RunError.data(file: file, line: line, reason: "empty response")
         }
@@ -98,6 +98,14 @@ enum PairEncoder {
         return EncodedPair(prompt: promptIDs, response: responseIDs, promptCut: cut)
     }
 
+    /// The scored text of a prompt under `template`; `raw` needs the prompt's own text.
+    static func promptText(_ prompt: PromptSource, template: ChatTemplate, file: String, line: Int) throws -> String {
+        guard let text = template.prompt(prompt) else {
+            throw RunError.data(file: file, line: line, reason: "template \"raw\" scores the prompt as the file writes it, but this line gives it as a list of messages; use template \"chatml\" or \"hh\", or write the prompt as text")
+        }
+        return text
+    }
+
     /// A Chain of Hindsight training sequence as token pieces (`HindsightTemplate.pieces`, each piece
     /// encoded alone so that loss boundaries fall on token boundaries). The prompt is cut from the left
     /// to fit `maxLength`, as for SFT pairs; the feedback phrases and both answers must fit with at least
@@ -107,7 +115,8 @@ enum PairEncoder {
         guard let rejected = ex.rejected else {
             throw RunError.data(file: file, line: line, reason: "no rejected response (Chain of Hindsight needs pairs)")
         }
-        var pieces = template.pieces(prompt: chat.prompt(ex.prompt), chosen: ex.chosen, rejected: rejected)
+        var pieces = template.pieces(prompt: try promptText(ex.promptSource, template: chat, file: file, line: line),
+                                     chosen: ex.chosen, rejected: rejected)
             .map { (ids: tokenizer.encode($0.text), trained: $0.trained) }
         let rest = pieces.dropFirst().reduce(0) { $0 + $1.ids.count }
         guard rest < maxLength else {

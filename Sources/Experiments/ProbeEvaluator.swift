@@ -21,6 +21,8 @@ final class ProbeEvaluator {
         var probeID: Int64
         var prompt: [Int32]
         var responses: [EncodedResponse]
+        /// How a response is joined to this prompt (`ChatTemplate.response(_:after:)`).
+        var source: PromptSource
     }
 
     let probeSet: ProbeSet
@@ -58,7 +60,7 @@ final class ProbeEvaluator {
             var responses: [EncodedResponse] = []
             var longest = 0
             for r in probe.responses {
-                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text) : r.text)
+                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text, after: probe.promptSource) : r.text)
                 guard rids.count < maxLength else {
                     throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }
@@ -66,14 +68,14 @@ final class ProbeEvaluator {
                 responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!, ids: rids))
             }
             longest = max(longest, set.dynamicCategories.map(\.maxTokens).max() ?? 0)
-            let context = template.prompt(probe.prompt)
+            let context = try PairEncoder.promptText(probe.promptSource, template: template, file: path, line: probe.idx + 1)
             var prompt = loaded.tokenizer.encode(hindsight?.evaluationPrefix(prompt: context) ?? context)
             let room = maxLength - longest
             if prompt.count > room {
                 prompt.removeFirst(prompt.count - room)
                 cut += 1
             }
-            out.append(EncodedProbe(probeID: probeIDs[probe.idx]!, prompt: prompt, responses: responses))
+            out.append(EncodedProbe(probeID: probeIDs[probe.idx]!, prompt: prompt, responses: responses, source: probe.promptSource))
         }
         encoded = out
         promptsCut = cut
@@ -122,7 +124,7 @@ final class ProbeEvaluator {
                 let text = tokenizer.decode(ids)
                 let responseID = try store.addResponse(probeID: encoded[i].probeID, category: dynamic.category, text: text,
                                                        origin: dynamic.origin + ":step=\(step)")
-                extra[i].append(EncodedResponse(responseID: responseID, ids: tokenizer.encode(template.response(text))))
+                extra[i].append(EncodedResponse(responseID: responseID, ids: tokenizer.encode(template.response(text, after: encoded[i].source))))
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }

@@ -161,7 +161,7 @@ final class RunExecution {
                 guard let text = target == .chosen ? ex.chosen : ex.rejected else {
                     throw RunError.data(file: path, line: ex.line, reason: "no rejected response (objective.target is rejected)")
                 }
-                return try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: loaded.tokenizer, template: template,
+                return try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: loaded.tokenizer, template: template,
                                               maxLength: maxLength, file: path, line: ex.line)
             })
         case .coh(let hindsight):
@@ -173,8 +173,8 @@ final class RunExecution {
             var pairs: [PreferencePair] = []
             for ex in examples {
                 guard let rejected = ex.rejected else { throw RunError.data(file: path, line: ex.line, reason: "no rejected response (\(config.objective.kind) needs pairs)") }
-                let c = try PairEncoder.encode(prompt: ex.prompt, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
-                let r = try PairEncoder.encode(prompt: ex.prompt, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
+                let c = try PairEncoder.encode(prompt: ex.promptSource, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
+                let r = try PairEncoder.encode(prompt: ex.promptSource, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
                 let prompt = c.prompt.count <= r.prompt.count ? c.prompt : r.prompt
                 pairs.append(PreferencePair(prompt: prompt, chosen: c.response, rejected: r.response))
             }

@@ -58,14 +58,14 @@ extension RunExecutor {
                 guard let text = target == .chosen ? ex.chosen : ex.rejected else {
                     throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (objective.target is \"rejected\")")
                 }
-                _ = try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: tokenizer, template: template,
+                _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
                                            maxLength: maxLength, file: trainPath, line: ex.line)
             default:
                 guard let rejected = ex.rejected else {
                     throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (\(objective.kind) trains on chosen/rejected pairs)")
                 }
                 for text in [ex.chosen, rejected] {
-                    _ = try PairEncoder.encode(prompt: ex.prompt, response: text, tokenizer: tokenizer, template: template,
+                    _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
                                                maxLength: maxLength, file: trainPath, line: ex.line)
                 }
             }
@@ -89,7 +89,8 @@ extension RunExecutor {
                     throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories)")
                 }
                 guard case .field = source else { continue }
-                let ids = tokenizer.encode(template.response(text))
+                _ = try PairEncoder.promptText(ex.promptSource, template: template, file: probesPath, line: ex.line)
+                let ids = tokenizer.encode(template.response(text, after: ex.promptSource))
                 guard ids.count < maxLength else {
                     throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }

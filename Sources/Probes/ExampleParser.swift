@@ -18,6 +18,12 @@ struct ParsedLine: Equatable {
 
     var line: Int
     var prompt: Prompt
+    /// The prompt as the file wrote it when it wrote text, and what joins it to a response in the
+    /// author's concatenation (`PromptSource.text`, `.separator`).
+    var promptText: String?
+    var separator = ""
+    /// The field the prompt was read from (for errors about the transcript).
+    var promptField = "chosen"
     /// Text response fields (including `chosen`, `rejected`), already cut out of transcripts or message lists.
     var fields: [String: String]
     /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
@@ -33,6 +39,8 @@ let reservedKeys: Set<String> = ["prompt", "messages", "origins", "split", "idx"
 
 /// The separator at which an HH transcript is cut into prompt and response.
 let hhAssistantMarker = "\n\nAssistant:"
+/// How every HH transcript starts.
+let humanMarker = "\n\nHuman:"
 
 /// Parses JSONL text (one object per line, blank lines skipped) into `ParsedLine`s; `file` names the
 /// source in errors. The format is detected per line:
@@ -69,8 +77,11 @@ private struct LineReader {
         var result = ParsedLine(line: line, prompt: .messages([]), fields: [:], otherFields: [:],
                                 origins: try readOrigins(), split: try readSplit())
         var responseKeys = Set(object.keys).subtracting(reservedKeys)
-        if let prompt = object["prompt"] {
+        if case let .string(text) = object["prompt"], text.hasPrefix(humanMarker) {
+            try readExplicitHH(text, keys: responseKeys, into: &result)
+        } else if let prompt = object["prompt"] {
             let messages = try promptMessages(prompt)
+            if case let .string(text) = prompt { result.promptText = text }
             result.prompt = .messages(messages)
             // With an explicit prompt, `messages` (if any) is just another message-list response.
             if object["messages"] != nil { responseKeys.insert("messages") }
@@ -91,20 +102,7 @@ private struct LineReader {
         } else if let chosen = object["chosen"] {
             switch chosen {
             case let .string(transcript):
-                let (prompt, response) = try splitTranscript(transcript, field: "chosen")
-                result.prompt = .hhTranscript(prompt)
-                result.fields["chosen"] = response
-                for key in responseKeys.sorted() where key != "chosen" {
-                    guard case let .string(text) = object[key]!, text.hasPrefix("\n\nHuman:") else {
-                        try readResponse(key, promptMessages: nil, reference: "chosen", into: &result)
-                        continue
-                    }
-                    let (otherPrompt, otherResponse) = try splitTranscript(text, field: key)
-                    if otherPrompt != prompt {
-                        throw .promptMismatch(file: file, line: line, field: key, reference: "chosen")
-                    }
-                    result.fields[key] = otherResponse
-                }
+                try readImplicitHH(transcript, keys: responseKeys, into: &result)
             case .array:
                 let (prompt, response) = try splitChat(chosen, field: "chosen")
                 result.prompt = .messages(prompt)
@@ -157,6 +155,7 @@ private struct LineReader {
     private func promptMessages(_ value: JSONValue) throws(ProbesError) -> [ParsedLine.Message] {
         switch value {
         case let .string(text):
+            try checkPlainPrompt(text)
             return [ParsedLine.Message(role: "user", content: text)]
         case .array:
             let messages = try messageList(value, field: "prompt")
@@ -217,16 +216,108 @@ private struct LineReader {
         return messages
     }
 
-    /// Cuts an HH transcript at its last "\n\nAssistant:": (prompt part, response without the one
-    /// space that follows the marker).
-    private func splitTranscript(_ text: String, field: String) throws(ProbesError) -> (String, String) {
-        guard text.hasPrefix("\n\nHuman:"), let marker = text.range(of: hhAssistantMarker, options: .backwards) else {
-            throw .invalidMessages(file: file, line: line, field: field,
-                                   reason: "the line has no \"prompt\" or \"messages\" field, so \"\(field)\" must be a whole HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")
+    /// Explicit-prompt HH (as TRL, the DPO reference code and the learning-dynamics probe sets write it):
+    /// `prompt` is a transcript ending with "\n\nAssistant:" and each response starts with the one space
+    /// that follows the marker; or (a published variant) the prompt stops before the final marker and
+    /// each response starts with "\n\nAssistant: ". The prompt's turns become messages; a response loses
+    /// exactly that prefix, so that under `hh` the scored text is the author's `prompt + response`.
+    private func readExplicitHH(_ text: String, keys: Set<String>, into result: inout ParsedLine) throws(ProbesError) {
+        let body: String, separator: String
+        if text.hasSuffix(hhAssistantMarker) {
+            body = String(text.dropLast(hhAssistantMarker.count))
+            separator = " "
+        } else {
+            body = text
+            separator = hhAssistantMarker + " "
+            guard case let .string(chosen)? = object["chosen"], chosen.hasPrefix(separator) else {
+                throw .invalidMessages(file: file, line: line, field: "prompt", reason:
+                    "an HH transcript prompt must end with \"\\n\\nAssistant:\" (or each response must start with \"\\n\\nAssistant: \")")
+            }
         }
-        var response = text[marker.upperBound...]
-        if response.hasPrefix(" ") { response = response.dropFirst() }
-        return (String(text[..<marker.lowerBound]), String(response))
+        result.prompt = .hhTranscript(body)
+        result.promptField = "prompt"
+        result.promptText = text
+        result.separator = separator
+        for key in keys.sorted() where key != "prompt" {
+            try readHHResponse(key, separator: separator, into: &result)
+        }
+    }
+
+    /// Implicit-prompt HH: `chosen` (and `rejected`) are whole transcripts. The prompt is their longest
+    /// common prefix cut after its last "\n\nAssistant:" (as TRL's prompt extraction does), so that a
+    /// response holding "\n\nHuman:" (the model speaking for the human) stays one response; with
+    /// `chosen` alone, the prompt ends at its last "\n\nAssistant:". Other transcript fields must
+    /// start with the same prompt.
+    private func readImplicitHH(_ chosen: String, keys: Set<String>, into result: inout ParsedLine) throws(ProbesError) {
+        guard chosen.hasPrefix(humanMarker) else {
+            throw .invalidMessages(file: file, line: line, field: "chosen",
+                                   reason: "the line has no \"prompt\" or \"messages\" field, so \"chosen\" must be a whole HH transcript \"\\n\\nHuman: ...\\n\\nAssistant: ...\"")
+        }
+        var shared = Array(chosen.utf8)
+        if case let .string(rejected)? = object["rejected"], rejected.hasPrefix(humanMarker) {
+            let r = Array(rejected.utf8)
+            var n = 0
+            while n < min(shared.count, r.count), shared[n] == r[n] { n += 1 }
+            shared = Array(shared[..<n])
+        }
+        let marker = Array(hhAssistantMarker.utf8)
+        var end = shared.count - marker.count
+        while end >= 0, !shared[end..<(end + marker.count)].elementsEqual(marker) { end -= 1 }
+        if end <= 0, case let .string(rejected)? = object["rejected"], rejected.hasPrefix(humanMarker) {
+            throw .promptMismatch(file: file, line: line, field: "rejected", reference: "chosen")
+        }
+        guard end > 0 else {
+            throw .invalidMessages(file: file, line: line, field: "chosen",
+                                   reason: "expected a transcript with an \"\\n\\nAssistant:\" turn after its prompt (shared by \"chosen\" and \"rejected\")")
+        }
+        let promptText = String(decoding: shared[..<(end + marker.count)], as: UTF8.self)
+        result.prompt = .hhTranscript(String(decoding: shared[..<end], as: UTF8.self))
+        result.promptText = promptText
+        result.separator = " "
+        for key in keys.sorted() {
+            guard case let .string(text) = object[key]!, text.hasPrefix(humanMarker) else {
+                try readResponse(key, promptMessages: nil, reference: "chosen", into: &result)
+                continue
+            }
+            guard text.hasPrefix(promptText) else {
+                throw .promptMismatch(file: file, line: line, field: key, reference: "chosen")
+            }
+            let rest = String(text.dropFirst(promptText.count))
+            guard rest.hasPrefix(" ") else {
+                throw .invalidMessages(file: file, line: line, field: key, reason: "expected one space after the prompt's final \"\\n\\nAssistant:\"")
+            }
+            result.fields[key] = String(rest.dropFirst())
+        }
+    }
+
+    /// A response of an explicit-prompt HH line: a string that starts with `separator` loses it. Other
+    /// strings (metadata fields) are kept aside, an error only if a category maps them; `chosen` must fit.
+    private func readHHResponse(_ key: String, separator: String, into result: inout ParsedLine) throws(ProbesError) {
+        guard case let .string(text) = object[key]! else {
+            result.otherFields[key] = object[key]!.typeName
+            return
+        }
+        if text.hasPrefix(separator) {
+            result.fields[key] = String(text.dropFirst(separator.count))
+        } else if key == "chosen" || key == "rejected" {
+            let expected = separator == " " ? #"the one space that follows the prompt's final "\n\nAssistant:""# : #""\n\nAssistant: ""#
+            throw .invalidMessages(file: file, line: line, field: key, reason: "expected the response to start with \(expected) (explicit-prompt HH)")
+        } else {
+            result.otherFields[key] = separator == " " ? "a string without the leading space of an HH response" : #"a string without the leading "\n\nAssistant: " of an HH response"#
+        }
+    }
+
+    /// A plain-text prompt must not hold a template's markers it cannot be read as: ChatML markers, or
+    /// HH markers in text that is not a transcript starting with "\n\nHuman:".
+    private func checkPlainPrompt(_ text: String) throws(ProbesError) {
+        for marker in ["<|im_start|>", "<|im_end|>"] where text.contains(marker) {
+            throw .invalidMessages(file: file, line: line, field: "prompt", reason:
+                "holds the ChatML marker \(marker) in a plain prompt; give the turns as a list of messages [{\"role\", \"content\"}]")
+        }
+        for marker in [humanMarker, hhAssistantMarker] where text.contains(marker) {
+            throw .invalidMessages(file: file, line: line, field: "prompt", reason:
+                "holds the HH marker \(marker.debugDescription) but does not start with \"\\n\\nHuman:\"; expected an HH transcript \"\\n\\nHuman: ...\\n\\nAssistant:\" or plain text")
+        }
     }
 
     private func readOrigins() throws(ProbesError) -> [String: String] {

@@ -7,6 +7,10 @@ import Tokenizer
 public struct PreferenceExample: Sendable, Equatable {
     /// The conversation up to the response; ends with a user turn.
     public var prompt: [ChatMessage]
+    /// The prompt's text as the file wrote it, if it did, and what joins it to a response (the `raw`
+    /// template scores `promptText + separator + response`).
+    public var promptText: String?
+    public var separator = ""
     public var chosen: String
     public var rejected: String?
     /// Every text response field of the line, `chosen` and `rejected` included, by field name.
@@ -73,18 +77,21 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
         case let .messages(messages):
             prompt = messages.map { ChatMessage(role: $0.role, content: $0.content) }
         case let .hhTranscript(text):
+            let field = parsed.promptField
             do {
                 prompt = try HHTranscript.parse(text)
             } catch {
-                throw .invalidMessages(file: file, line: parsed.line, field: "chosen", reason: "\(error)")
+                throw .invalidMessages(file: file, line: parsed.line, field: field, reason: "\(error)")
             }
             guard prompt.last?.role == "user" else {
-                throw .invalidMessages(file: file, line: parsed.line, field: "chosen",
+                throw .invalidMessages(file: file, line: parsed.line, field: field,
                                        reason: "expected the transcript's prompt to end with a Human turn")
             }
         }
         var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"]!,
                                         rejected: parsed.fields["rejected"], fields: parsed.fields)
+        example.promptText = parsed.promptText
+        example.separator = parsed.separator
         example.origins = parsed.origins
         example.split = parsed.split.flatMap(ProbeSplit.init(rawValue:))
         example.file = file
@@ -92,4 +99,9 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
         example.otherFields = parsed.otherFields
         return example
     }
+}
+
+extension PreferenceExample {
+    /// The prompt as the templates read it.
+    public var promptSource: PromptSource { PromptSource(messages: prompt, text: promptText, separator: separator) }
 }

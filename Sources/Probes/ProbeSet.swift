@@ -15,13 +15,22 @@ public struct Probe: Sendable, Equatable {
     public var prompt: [ChatMessage]
     public var split: ProbeSplit
     public var responses: [ProbeResponse]
+    /// The prompt's text as the file wrote it, and what joins it to a response (`PromptSource`).
+    public var promptText: String?
+    public var separator: String
 
-    public init(idx: Int, prompt: [ChatMessage], split: ProbeSplit, responses: [ProbeResponse]) {
+    public init(idx: Int, prompt: [ChatMessage], split: ProbeSplit, responses: [ProbeResponse],
+                promptText: String? = nil, separator: String = "") {
         self.idx = idx
         self.prompt = prompt
         self.split = split
         self.responses = responses
+        self.promptText = promptText
+        self.separator = separator
     }
+
+    /// The prompt as the templates read it.
+    public var promptSource: PromptSource { PromptSource(messages: prompt, text: promptText, separator: separator) }
 
     /// The response of `category`, if the probe has it.
     public func response(_ category: String) -> ProbeResponse? {
@@ -144,7 +153,8 @@ public struct ProbeSet: Sendable, Equatable {
         let probes = examples.enumerated().map { idx, ex in
             Probe(idx: idx, prompt: ex.prompt,
                   split: trainKeys.contains(promptKey(ex.prompt)) ? .train : .heldout,
-                  responses: staticNames.map { ProbeResponse(category: $0, text: columns[$0]![idx].text, origin: columns[$0]![idx].origin) })
+                  responses: staticNames.map { ProbeResponse(category: $0, text: columns[$0]![idx].text, origin: columns[$0]![idx].origin) },
+                  promptText: ex.promptText, separator: ex.separator)
         }
         return ProbeSet(probes: probes, categories: staticNames, dynamicCategories: dynamic)
     }
@@ -158,19 +168,23 @@ public struct ProbeSet: Sendable, Equatable {
             Probe(idx: idx, prompt: ex.prompt, split: ex.split ?? .heldout,
                   responses: names.compactMap { name in
                       ex.fields[name].map { ProbeResponse(category: name, text: $0, origin: ex.origins[name] ?? "data") }
-                  })
+                  }, promptText: ex.promptText, separator: ex.separator)
         }
         return ProbeSet(probes: probes, categories: names)
     }
 
     /// Writes the materialised probe set, one line per probe:
     /// `{"idx":0,"split":"train","prompt":[{"role":"user","content":"..."}],"chosen":"...",...,"origins":{"chosen":"data",...}}`
-    /// (categories in `categories` order). `loadExamples` and `ProbeSet.load` read it back.
+    /// (categories in `categories` order). A prompt the source file wrote as text is written as that text,
+    /// and its responses with their separator (the leading space of an HH response), in the source's form.
+    /// `loadExamples` and `ProbeSet.load` read it back as it was.
     public func writeJSONL(path: String) throws(ProbesError) {
         var out = ""
         for probe in probes {
-            out += "{\"idx\":\(probe.idx),\"split\":\"\(probe.split.rawValue)\",\"prompt\":\(messagesJSON(probe.prompt))"
-            for r in probe.responses { out += ",\(jsonQuoted(r.category)):\(jsonQuoted(r.text))" }
+            let prompt = probe.promptText.map(jsonQuoted) ?? messagesJSON(probe.prompt)
+            let separator = probe.promptText == nil ? "" : probe.separator
+            out += "{\"idx\":\(probe.idx),\"split\":\"\(probe.split.rawValue)\",\"prompt\":\(prompt)"
+            for r in probe.responses { out += ",\(jsonQuoted(r.category)):\(jsonQuoted(separator + r.text))" }
             out += ",\"origins\":{" + probe.responses.map { "\(jsonQuoted($0.category)):\(jsonQuoted($0.origin))" }
                 .joined(separator: ",") + "}}\n"
         }

@@ -17,6 +17,10 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
     case chatml
     /// The raw Anthropic HH transcript form "\n\nHuman: ...\n\nAssistant: ...".
     case hh
+    /// Prompt and response exactly as the data file gives them, concatenated: no markers, no space
+    /// added or removed (what the DPO reference code and the learning-dynamics code score). Uses the
+    /// prompt's own text (`PromptSource.text`); a prompt given only as messages has none.
+    case raw
 
     /// SmolLM2's default system message, used when a conversation does not start with one.
     public static let defaultSystemMessage = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -35,18 +39,55 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
             return out + "<|im_start|>assistant\n"
         case .hh:
             return HHTranscript.render(messages) + HHTranscript.assistantMarker
+        case .raw:
+            return messages.map(\.content).joined()
         }
     }
 
-    /// ChatML: "{text}<|im_end|>". HH: " {text}".
+    /// ChatML: "{text}<|im_end|>". HH: " {text}". Raw: "{text}".
     public func response(_ text: String) -> String {
         switch self {
         case .chatml: text + "<|im_end|>"
         case .hh: " " + text
+        case .raw: text
         }
+    }
+
+    /// The scored prompt text of a prompt read from a data file. ChatML and HH render its messages; raw
+    /// uses the text the file gave (nil when the file gave the prompt only as a list of messages that is
+    /// more than one user turn).
+    public func prompt(_ source: PromptSource) -> String? {
+        switch self {
+        case .chatml, .hh: return prompt(source.messages)
+        case .raw:
+            if let text = source.text { return text }
+            if source.messages.count == 1, source.messages[0].role == "user" { return source.messages[0].content }
+            return nil
+        }
+    }
+
+    /// The scored text of a response to `source`: raw joins it with the file's own separator (the one
+    /// space an HH transcript puts after "\n\nAssistant:", say), the others as `response(_:)`.
+    public func response(_ text: String, after source: PromptSource) -> String {
+        self == .raw ? source.separator + text : response(text)
     }
 
     private static func chatmlTurn(_ m: ChatMessage) -> String {
         "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n"
+    }
+}
+
+/// A prompt as a data file gives it: its turns, and, when the file wrote the prompt as text, that text
+/// and the text that joins it to a response in the author's concatenation (`"\n\nHuman: Hi\n\nAssistant:"`
+/// and `" "` for an HH transcript; the string and `""` for a plain prompt).
+public struct PromptSource: Sendable, Equatable, Hashable {
+    public var messages: [ChatMessage]
+    public var text: String?
+    public var separator: String
+
+    public init(messages: [ChatMessage], text: String? = nil, separator: String = "") {
+        self.messages = messages
+        self.text = text
+        self.separator = separator
     }
 }

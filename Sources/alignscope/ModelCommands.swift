@@ -20,7 +20,7 @@ extension Commands {
     /// `--template NAME`, or nil.
     static func chatTemplate(_ name: String?) throws -> ChatTemplate? {
         guard let name else { return nil }
-        guard let t = ChatTemplate(rawValue: name) else { throw UsageError(message: "--template: expected chatml or hh, found \"\(name)\"") }
+        guard let t = ChatTemplate(rawValue: name) else { throw UsageError(message: "--template: expected chatml, hh or raw, found \"\(name)\"") }
         return t
     }
 

@@ -375,6 +375,13 @@ final class ReliabilityTests: XCTestCase {
             BadCase(name: "a JSONL line without a prompt", spec: spec(train: "noprompt.jsonl"),
                     files: ["noprompt.jsonl": Data(#"{"chosen": "Hi", "rejected": "No"}"#.utf8 + [0x0A])], needles: ["noprompt.jsonl:1", "\"prompt\""]),
         ]
+        // Issue 17: a prompt given only as messages cannot be scored by template "raw"; ChatML markers in a plain prompt.
+        let chat = #"{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Why?"}], "chosen": "Because.", "rejected": "No."}"#
+        cases.append(BadCase(name: "template raw, a prompt given as messages", spec: spec(train: "chat.jsonl", probes: "chat.jsonl", replacing: [(#"template: "hh""#, #"template: "raw""#)]),
+                             files: ["chat.jsonl": Data((line + "\n" + chat + "\n").utf8)], needles: ["chat.jsonl:2", "raw"]))
+        cases.append(BadCase(name: "ChatML markers in a plain prompt", spec: spec(train: "marked.jsonl"),
+                             files: ["marked.jsonl": Data((line + "\n" + #"{"prompt": "<|im_start|>user\nHi", "chosen": "Yo", "rejected": "No"}"# + "\n").utf8)],
+                             needles: ["marked.jsonl:2", "prompt", "<|im_start|>"]))
         if let model = ProcessInfo.processInfo.environment["ALIGNSCOPE_MODEL"] {
             cases.append(BadCase(name: "a batch beyond the machine's memory",
                                  spec: spec(replacing: [(#"model: { preset: "tiny", seed: 0 }"#, "model: { gguf: \"\(model)\" }"),

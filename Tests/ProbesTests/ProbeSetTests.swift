@@ -130,7 +130,8 @@ final class ProbeSetTests: XCTestCase {
         try set.writeJSONL(path: out)
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 3)
-        XCTAssertTrue(lines[0].hasPrefix(#"{"idx":0,"split":"heldout","prompt":[{"role":"user","content":"How do I boil an egg?"}],"chosen":"#),
+        // A prompt the source wrote as text is written as text (so that template "raw" reads it back as it was).
+        XCTAssertTrue(lines[0].hasPrefix(#"{"idx":0,"split":"heldout","prompt":"How do I boil an egg?","chosen":"#),
                       String(lines[0]))
         let loaded = try ProbeSet.load(path: out)
         XCTAssertEqual(loaded, set)
