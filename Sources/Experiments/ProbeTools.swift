@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import GGUF
 import Probes
@@ -44,4 +45,74 @@ public enum ProbeTools {
         let tok: any TextTokenizer = try modelPath.map { try GGUFFile(path: $0).tokenizer() } ?? ByteTokenizer()
         return try Probes.audit(path: path, tokenizer: tok)
     }
+}
+
+extension ProbeTools {
+    /// `alignscope probes show`: exactly what is scored for the lines of a data file under `template`: the
+    /// form each line was read as, the prompt and every response as the template renders them (JSON-quoted,
+    /// so every space and newline is visible), and with a model the tokens on both sides of the boundary.
+    /// - Parameter line: the file line to show (1-based), or nil for every line.
+    public static func show(path: String, line: Int?, template: ChatTemplate, modelPath: String?, json: Bool) throws -> String {
+        let examples = try loadExamples(path: path)
+        let chosen = try line.map { n in
+            guard let ex = examples.first(where: { $0.line == n }) else {
+                throw RunError.data(file: path, line: n, reason: "no data on this line (data lines: \(examples.map(\.line).prefix(20).map(String.init).joined(separator: ", "))\(examples.count > 20 ? ", ..." : ""))")
+            }
+            return [ex]
+        } ?? examples
+        let tokenizer: (any TextTokenizer)? = try modelPath.map { try GGUFFile(path: $0).tokenizer() }
+        var out = ""
+        for ex in chosen {
+            let source = ex.promptSource
+            let prompt = template.prompt(source)
+            let fields = ex.fields.keys.sorted { a, b in
+                let (ia, ib) = (StandardCategories.order.firstIndex(of: a) ?? .max, StandardCategories.order.firstIndex(of: b) ?? .max)
+                return ia != ib ? ia < ib : a < b
+            }
+            func boundary(_ response: String) -> JSONValue? {
+                guard let tokenizer, let prompt else { return nil }
+                let p = tokenizer.encode(prompt), r = tokenizer.encode(response)
+                func pieces(_ ids: ArraySlice<Int32>) -> JSONValue {
+                    .array(ids.map { .array([.number(Double($0)), .string(tokenizer.decode([$0]))]) })
+                }
+                return .object(["prompt_tail": pieces(p.suffix(3)), "response_head": pieces(r.prefix(3)),
+                                "prompt_tokens": .number(Double(p.count)), "response_tokens": .number(Double(r.count))])
+            }
+            var responses: [String: JSONValue] = [:], tokens: [String: JSONValue] = [:]
+            for field in fields {
+                let response = template.response(ex.fields[field]!, after: source)
+                responses[field] = .string(response)
+                tokens[field] = boundary(response)
+            }
+            if json {
+                var o: [String: JSONValue] = ["line": .number(Double(ex.line)), "form": .string(ex.form.rawValue),
+                                              "template": .string(template.rawValue), "prompt": prompt.map(JSONValue.string) ?? .null,
+                                              "responses": .object(responses)]
+                if tokenizer != nil { o["tokens"] = .object(tokens) }
+                out += JSONValue.object(o).canonical + "\n"
+                continue
+            }
+            out += "line \(ex.line) (\(ex.form.rawValue)), template \(template.rawValue)\n"
+            let width = max(6, fields.map(\.count).max() ?? 0)
+            func row(_ name: String, _ text: String) { out += "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + text + "\n" }
+            row("prompt", prompt.map(jsonQuoted) ?? "(template raw cannot score this prompt: the file gives it only as a list of messages)")
+            for field in fields {
+                row(field, jsonQuoted(responses[field]!.stringValue!))
+                if case .object(let t)? = tokens[field], case .array(let tail)? = t["prompt_tail"], case .array(let head)? = t["response_head"] {
+                    func show(_ items: [JSONValue]) -> String {
+                        items.map { item -> String in
+                            guard case .array(let pair) = item, case .number(let id) = pair[0], case .string(let piece) = pair[1] else { return "?" }
+                            return "\(Int(id)):\(jsonQuoted(piece))"
+                        }.joined(separator: " ")
+                    }
+                    row("", "tokens ... \(show(tail)) | \(show(head)) ...")
+                }
+            }
+        }
+        return out
+    }
+}
+
+private extension JSONValue {
+    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
 }

@@ -39,8 +39,10 @@ public struct AuditReport: Sendable, Equatable {
     public var trainCount: Int
     public var categories: [CategoryStats]
     public var flags: [Flag]
+    /// How many lines were read as each form (`DataForm`), when the report comes from a file.
+    public var forms: [DataForm: Int] = [:]
 
-    /// The report as text: a summary line, one row per category, then the flags (or "flags: none").
+    /// The report as text: a summary line, the forms read, one row per category, then the flags (or "flags: none").
     public var rendered: String {
         func f(_ x: Double?) -> String { x.map { String(format: "%.2f", $0) } ?? "-" }
         let width = max(8, categories.map(\.category.count).max() ?? 0)
@@ -49,6 +51,9 @@ public struct AuditReport: Sendable, Equatable {
             return left ? s + fill : fill + s
         }
         var lines = ["probes: \(probeCount) (\(trainCount) train, \(probeCount - trainCount) heldout)"]
+        if !forms.isEmpty {
+            lines.append("read as: " + DataForm.allCases.compactMap { f in forms[f].map { "\(f.rawValue) \($0)" } }.joined(separator: ", "))
+        }
         lines.append(pad("category", width, left: true) + "  " + ["min", "median", "mean", "max"].map { pad($0, 7) }.joined()
                      + pad("jaccard chosen", 16) + pad("jaccard rejected", 18))
         for c in categories {
@@ -91,7 +96,9 @@ public func audit(_ probeSet: ProbeSet, tokenizer: any TextTokenizer) -> AuditRe
 
 /// Loads a probe file (`ProbeSet.load`) and audits it.
 public func audit(path: String, tokenizer: any TextTokenizer) throws(ProbesError) -> AuditReport {
-    audit(try ProbeSet.load(path: path), tokenizer: tokenizer)
+    var report = audit(try ProbeSet.load(path: path), tokenizer: tokenizer)
+    for ex in try loadExamples(path: path) { report.forms[ex.form, default: 0] += 1 }
+    return report
 }
 
 /// A copy of another probe's response made on purpose: `random` categories and `other_prompt` derivations.

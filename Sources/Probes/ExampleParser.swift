@@ -24,6 +24,8 @@ struct ParsedLine: Equatable {
     var separator = ""
     /// The field the prompt was read from (for errors about the transcript).
     var promptField = "chosen"
+    /// Which form the line was read as (`DataForm`), for `probes show` and `probes audit`.
+    var form = DataForm.plainPrompt
     /// Text response fields (including `chosen`, `rejected`), already cut out of transcripts or message lists.
     var fields: [String: String]
     /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
@@ -32,6 +34,17 @@ struct ParsedLine: Equatable {
     var origins: [String: String]
     /// `split` ("train"/"heldout"), as written by `ProbeSet.writeJSONL`.
     var split: String?
+}
+
+/// The forms a data line is read as (README "Data formats").
+public enum DataForm: String, Sendable, CaseIterable {
+    case plainPrompt = "plain prompt"
+    case promptMessages = "prompt as messages"
+    case chat = "chat messages"
+    case explicitHH = "explicit-prompt HH"
+    case explicitHHMarkerInResponses = "explicit-prompt HH, marker in the responses"
+    case implicitHH = "implicit-prompt HH transcripts"
+    case implicitMessages = "implicit-prompt message lists"
 }
 
 /// Keys that describe the line rather than hold a response.
@@ -81,7 +94,7 @@ private struct LineReader {
             try readExplicitHH(text, keys: responseKeys, into: &result)
         } else if let prompt = object["prompt"] {
             let messages = try promptMessages(prompt)
-            if case let .string(text) = prompt { result.promptText = text }
+            if case let .string(text) = prompt { result.promptText = text } else { result.form = .promptMessages }
             result.prompt = .messages(messages)
             // With an explicit prompt, `messages` (if any) is just another message-list response.
             if object["messages"] != nil { responseKeys.insert("messages") }
@@ -94,6 +107,7 @@ private struct LineReader {
                                        reason: "given twice, by \"messages\" and by \"chosen\"")
             }
             let (prompt, response) = try splitChat(chat, field: "messages")
+            result.form = .chat
             result.prompt = .messages(prompt)
             result.fields["chosen"] = response
             for key in responseKeys.sorted() {
@@ -105,6 +119,7 @@ private struct LineReader {
                 try readImplicitHH(transcript, keys: responseKeys, into: &result)
             case .array:
                 let (prompt, response) = try splitChat(chosen, field: "chosen")
+                result.form = .implicitMessages
                 result.prompt = .messages(prompt)
                 result.fields["chosen"] = response
                 for key in responseKeys.sorted() where key != "chosen" {
@@ -135,6 +150,9 @@ private struct LineReader {
         switch value {
         case let .string(text):
             result.fields[key] = text
+        case let .array(items) where promptMessages != nil && items.count == 1 && isAssistantMessage(items[0]):
+            // TRL's conversational form: the prompt as messages, each response one assistant message.
+            result.fields[key] = try messageList(value, field: key)[0].content
         case let .array(items) where !items.isEmpty && items.allSatisfy(looksLikeMessage):
             let (prompt, response) = try splitChat(value, field: key)
             if let promptMessages, prompt != promptMessages {
@@ -144,6 +162,11 @@ private struct LineReader {
         default:
             result.otherFields[key] = value.typeName
         }
+    }
+
+    private func isAssistantMessage(_ value: JSONValue) -> Bool {
+        guard case let .object(fields) = value, case .string("assistant")? = fields["role"] else { return false }
+        return true
     }
 
     private func looksLikeMessage(_ value: JSONValue) -> Bool {
@@ -235,6 +258,7 @@ private struct LineReader {
             }
         }
         result.prompt = .hhTranscript(body)
+        result.form = separator == " " ? .explicitHH : .explicitHHMarkerInResponses
         result.promptField = "prompt"
         result.promptText = text
         result.separator = separator
@@ -272,6 +296,7 @@ private struct LineReader {
         }
         let promptText = String(decoding: shared[..<(end + marker.count)], as: UTF8.self)
         result.prompt = .hhTranscript(String(decoding: shared[..<end], as: UTF8.self))
+        result.form = .implicitHH
         result.promptText = promptText
         result.separator = " "
         for key in keys.sorted() {

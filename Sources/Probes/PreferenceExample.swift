@@ -11,6 +11,8 @@ public struct PreferenceExample: Sendable, Equatable {
     /// template scores `promptText + separator + response`).
     public var promptText: String?
     public var separator = ""
+    /// The form the line was read as.
+    public var form = DataForm.plainPrompt
     public var chosen: String
     public var rejected: String?
     /// Every text response field of the line, `chosen` and `rejected` included, by field name.
@@ -91,6 +93,7 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
         var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"]!,
                                         rejected: parsed.fields["rejected"], fields: parsed.fields)
         example.promptText = parsed.promptText
+        example.form = parsed.form
         example.separator = parsed.separator
         example.origins = parsed.origins
         example.split = parsed.split.flatMap(ProbeSplit.init(rawValue:))

@@ -138,6 +138,10 @@ extension ProbesVerb {
             let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: seed)
             print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
             return 0
+        case "show":
+            print(try ProbeTools.show(path: input, line: line, template: Commands.chatTemplate(template)!, modelPath: self.model, json: json),
+                  terminator: "")
+            return 0
         case "audit":
             let report = try ProbeTools.audit(path: input, modelPath: model)
             print(report.rendered, terminator: report.rendered.hasSuffix("\n") ? "" : "\n")

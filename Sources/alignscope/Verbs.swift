@@ -196,14 +196,19 @@ struct GenerateVerb: Verb {
 
 struct ProbesVerb: Verb {
     static let name = "probes"
-    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE"
-    static let summary = "Materialise a probe set's derived and generated categories, or audit a probe file."
+    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE | show FILE [--line N] [--template T] [--model GGUF] [--json]"
+    static let summary = "Materialise a probe set's derived and generated categories, audit a probe file, or show what is scored."
     static let details = """
         build: reads a spec (its data.probes section) or a probe JSONL file and writes one JSON line per
         probe with every category's text and origin.
-        audit: per-category token-length statistics and word overlap with the chosen and rejected
-        responses; flags empty responses, duplicates, a random response equal to its own chosen one and
-        a paraphrase that copies its source. Exit code 1 when anything is flagged.
+        audit: the forms the lines were read as, per-category token-length statistics and word overlap
+        with the chosen and rejected responses; flags empty responses, duplicates, a random response
+        equal to its own chosen one and a paraphrase that copies its source. Exit code 1 when anything
+        is flagged.
+        show: for each line (or --line N), the form it was read as and exactly what is scored under the
+        template: the prompt and every response, JSON-quoted so every space and newline is visible; with
+        --model, the token ids and pieces on both sides of the prompt/response boundary. Check a file's
+        format here before a long run.
         """
 
     var action = ""
@@ -211,11 +216,17 @@ struct ProbesVerb: Verb {
     var out: String?
     var model: String?
     var seed = 1
+    var line: Int?
+    var template = "chatml"
+    var json = false
 
     static var options: [VerbOption<ProbesVerb>] {
         [
-            .positional("build|audit", \.action, help: "build: write every category's texts; audit: statistics and flags"),
+            .positional("build|audit|show", \.action, help: "build: write every category's texts; audit: forms, statistics and flags; show: what is scored"),
             .positional("FILE", \.file, help: "a spec (build) or a probe JSONL file"),
+            .option("--line", "N", \.line, help: "show: only this line of the file (1-based)"),
+            .option("--template", "T", \.template, help: "show: chatml, hh or raw (default chatml)"),
+            .flag("--json", \.json, help: "show: one JSON object per line"),
             .option("--out", "FILE", \.out, help: "output JSONL (build)"),
             .option("--model", "GGUF", \.model, help: "tokenizer for token statistics and random tokens (default: the spec's model, else the default model)"),
             .option("--seed", "S", \.seed, help: "seed for derived categories when reading a plain file (default 1)"),
@@ -223,7 +234,8 @@ struct ProbesVerb: Verb {
     }
 
     func validate() throws {
-        guard action == "build" || action == "audit" else { throw UsageError(message: "probes: expected build or audit, found \"\(action)\"") }
+        guard ["build", "audit", "show"].contains(action) else { throw UsageError(message: "probes: expected build, audit or show, found \"\(action)\"") }
+        _ = try Commands.chatTemplate(template)
         if action == "build", out == nil { throw UsageError(message: "probes build: --out FILE is required") }
         guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
     }

@@ -388,6 +388,26 @@ extension ReliabilityTests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("typo.sqlite")))
     }
 
+    /// Issue 17: `probes show` prints the form and exactly what is scored, whitespace visible.
+    func testProbesShowPrintsExactlyWhatIsScored() throws {
+        let line = #"{"prompt": "\n\nHuman: Hi\n\nAssistant:", "chosen": " Hello there.", "rejected": " Go."}"#
+        try write(line + "\n", to: "hh.jsonl")
+        let shown = try run(["probes", "show", "hh.jsonl", "--template", "hh"])
+        XCTAssertEqual(shown.status, 0, shown.stderr)
+        XCTAssertEqual(shown.stdout, #"""
+            line 1 (explicit-prompt HH), template hh
+              prompt    "\n\nHuman: Hi\n\nAssistant:"
+              chosen    " Hello there."
+              rejected  " Go."
+
+            """#)
+        let json = try run(["probes", "show", "hh.jsonl", "--template", "raw", "--json", "--line", "1"])
+        XCTAssertEqual(json.stdout, #"{"form":"explicit-prompt HH","line":1,"prompt":"\n\nHuman: Hi\n\nAssistant:","responses":{"chosen":" Hello there.","rejected":" Go."},"template":"raw"}"# + "\n")
+        let missing = try run(["probes", "show", "hh.jsonl", "--line", "3"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("hh.jsonl:3: no data on this line"), missing.stderr)
+    }
+
     /// A bad spec run against a store that already holds the experiment changes nothing in it, not
     /// even the experiment's stored spec.
     func testABadSpecLeavesAnExistingStoreAsItWas() throws {

@@ -70,6 +70,27 @@ final class DataFormTests: XCTestCase {
         }
     }
 
+    /// TRL's conversational form (assistant-only responses), UltraFeedback-style full message lists after a
+    /// string prompt, and implicit-prompt message lists all read as the same example.
+    func testConversationalFormsReadAsOneExample() throws {
+        let examples = try loadExamples(path: fixturePath("format-trl-conversational.jsonl"))
+        XCTAssertEqual(examples.count, 3)
+        for ex in examples {
+            XCTAssertEqual(ex.prompt, [user("What colour is a ripe banana?")])
+            XCTAssertEqual(ex.chosen, "Yellow, with a few brown spots.")
+            XCTAssertEqual(ex.rejected, "Blue.")
+            XCTAssertEqual(ChatTemplate.chatml.prompt(ex.promptSource), ChatTemplate.chatml.prompt(examples[0].promptSource))
+        }
+    }
+
+    func testAuditSaysWhichFormEachFileWasReadAs() throws {
+        XCTAssertEqual(try audit(path: fixturePath("format-hh-explicit.jsonl"), tokenizer: ByteTokenizer()).forms, [.explicitHH: 2])
+        XCTAssertEqual(try audit(path: fixturePath("format-trl-conversational.jsonl"), tokenizer: ByteTokenizer()).forms,
+                       [.promptMessages: 1, .plainPrompt: 1, .implicitMessages: 1])
+        let report = try audit(path: fixturePath("format-hh-implicit-human-in-response.jsonl"), tokenizer: ByteTokenizer())
+        XCTAssertTrue(report.rendered.contains("read as: implicit-prompt HH transcripts 1"), report.rendered)
+    }
+
     func testRawTemplateScoresPlainPromptsAsGiven() throws {
         let ex = try loadExamples(path: fixturePath("format-prompt.jsonl"))[0]
         XCTAssertEqual(ChatTemplate.raw.prompt(ex.promptSource), "How do I boil an egg?")
