@@ -112,11 +112,11 @@ enum PairEncoder {
     /// one prompt token.
     static func hindsight(_ ex: PreferenceExample, template: HindsightTemplate, chat: ChatTemplate, tokenizer: any TextTokenizer,
                           maxLength: Int, file: String, line: Int) throws -> [(ids: [Int32], trained: Bool)] {
-        guard let rejected = ex.rejected else {
-            throw RunError.data(file: file, line: line, reason: "no rejected response (Chain of Hindsight needs pairs)")
+        guard let chosen = ex.chosen, let rejected = ex.rejected else {
+            throw RunError.data(file: file, line: line, reason: "no chosen/rejected pair (Chain of Hindsight needs pairs)")
         }
         var pieces = template.pieces(prompt: try promptText(ex.promptSource, template: chat, file: file, line: line),
-                                     chosen: ex.chosen, rejected: rejected)
+                                     chosen: chosen, rejected: rejected)
             .map { (ids: tokenizer.encode($0.text), trained: $0.trained) }
         let rest = pieces.dropFirst().reduce(0) { $0 + $1.ids.count }
         guard rest < maxLength else {

@@ -172,8 +172,8 @@ final class RunExecution {
         case .dpo, .ipo, .hinge:
             var pairs: [PreferencePair] = []
             for ex in examples {
-                guard let rejected = ex.rejected else { throw RunError.data(file: path, line: ex.line, reason: "no rejected response (\(config.objective.kind) needs pairs)") }
-                let c = try PairEncoder.encode(prompt: ex.promptSource, response: ex.chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
+                guard let chosen = ex.chosen, let rejected = ex.rejected else { throw RunError.data(file: path, line: ex.line, reason: "no chosen/rejected pair (\(config.objective.kind) needs pairs)") }
+                let c = try PairEncoder.encode(prompt: ex.promptSource, response: chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
                 let r = try PairEncoder.encode(prompt: ex.promptSource, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
                 let prompt = c.prompt.count <= r.prompt.count ? c.prompt : r.prompt
                 pairs.append(PreferencePair(prompt: prompt, chosen: c.response, rejected: r.response))

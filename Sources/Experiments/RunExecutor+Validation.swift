@@ -56,15 +56,15 @@ extension RunExecutor {
                                               chat: template, tokenizer: tokenizer, maxLength: maxLength, file: trainPath, line: ex.line)
             case .sft(_, let target):
                 guard let text = target == .chosen ? ex.chosen : ex.rejected else {
-                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (objective.target is \"rejected\")")
+                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"\(target.rawValue)\" response (objective.target is \"\(target.rawValue)\")")
                 }
                 _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
                                            maxLength: maxLength, file: trainPath, line: ex.line)
             default:
-                guard let rejected = ex.rejected else {
-                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"rejected\" response (\(objective.kind) trains on chosen/rejected pairs)")
+                guard let chosen = ex.chosen, let rejected = ex.rejected else {
+                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
                 }
-                for text in [ex.chosen, rejected] {
+                for text in [chosen, rejected] {
                     _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
                                                maxLength: maxLength, file: trainPath, line: ex.line)
                 }

@@ -26,6 +26,9 @@ struct ParsedLine: Equatable {
     var promptField = "chosen"
     /// Which form the line was read as (`DataForm`), for `probes show` and `probes audit`.
     var form = DataForm.plainPrompt
+    /// `label` of an unpaired line (desirable or not), `rating`/`score` of a rated one.
+    var label: Bool?
+    var rating: Double?
     /// Text response fields (including `chosen`, `rejected`), already cut out of transcripts or message lists.
     var fields: [String: String]
     /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
@@ -45,6 +48,10 @@ public enum DataForm: String, Sendable, CaseIterable {
     case explicitHHMarkerInResponses = "explicit-prompt HH, marker in the responses"
     case implicitHH = "implicit-prompt HH transcripts"
     case implicitMessages = "implicit-prompt message lists"
+    /// `{prompt, completion, label: true|false}`: thumbs-up/down feedback, no pair.
+    case unpaired = "unpaired (completion, label)"
+    /// `{prompt, response|completion, rating|score: number}`.
+    case rated = "rated (response, rating)"
 }
 
 /// Keys that describe the line rather than hold a response.
@@ -90,6 +97,8 @@ private struct LineReader {
         var result = ParsedLine(line: line, prompt: .messages([]), fields: [:], otherFields: [:],
                                 origins: try readOrigins(), split: try readSplit())
         var responseKeys = Set(object.keys).subtracting(reservedKeys)
+        let feedback = try readFeedback(into: &result)
+        responseKeys.subtract(feedback)
         if case let .string(text) = object["prompt"], text.hasPrefix(humanMarker) {
             try readExplicitHH(text, keys: responseKeys, into: &result)
         } else if let prompt = object["prompt"] {
@@ -131,6 +140,15 @@ private struct LineReader {
             }
         } else {
             throw .unknownFormat(file: file, line: line)
+        }
+        if result.label != nil || result.rating != nil {
+            result.form = result.label != nil ? .unpaired : .rated
+            let key = object["completion"] != nil ? "completion" : "response"
+            guard result.fields[key] != nil else {
+                throw .wrongType(file: file, line: line, field: key, expected: "a string or a list of messages",
+                                 found: result.otherFields[key] ?? "nothing")
+            }
+            return result
         }
         guard result.fields["chosen"] != nil else {
             if let found = result.otherFields["chosen"] {
@@ -252,7 +270,7 @@ private struct LineReader {
         } else {
             body = text
             separator = hhAssistantMarker + " "
-            guard case let .string(chosen)? = object["chosen"], chosen.hasPrefix(separator) else {
+            guard case let .string(first)? = object["chosen"] ?? object["completion"] ?? object["response"], first.hasPrefix(separator) else {
                 throw .invalidMessages(file: file, line: line, field: "prompt", reason:
                     "an HH transcript prompt must end with \"\\n\\nAssistant:\" (or each response must start with \"\\n\\nAssistant: \")")
             }
@@ -324,7 +342,7 @@ private struct LineReader {
         }
         if text.hasPrefix(separator) {
             result.fields[key] = String(text.dropFirst(separator.count))
-        } else if key == "chosen" || key == "rejected" {
+        } else if ["chosen", "rejected", "completion", "response"].contains(key) {
             let expected = separator == " " ? #"the one space that follows the prompt's final "\n\nAssistant:""# : #""\n\nAssistant: ""#
             throw .invalidMessages(file: file, line: line, field: key, reason: "expected the response to start with \(expected) (explicit-prompt HH)")
         } else {
@@ -343,6 +361,32 @@ private struct LineReader {
             throw .invalidMessages(file: file, line: line, field: "prompt", reason:
                 "holds the HH marker \(marker.debugDescription) but does not start with \"\\n\\nHuman:\"; expected an HH transcript \"\\n\\nHuman: ...\\n\\nAssistant:\" or plain text")
         }
+    }
+
+    /// Unpaired and rated lines (no `chosen`, a `completion` or `response`, and a `label` or a `rating` /
+    /// `score`): reads the feedback and returns its keys (they are no responses). Other lines: nothing.
+    private func readFeedback(into result: inout ParsedLine) throws(ProbesError) -> Set<String> {
+        guard object["chosen"] == nil, object["messages"] == nil, object["completion"] != nil || object["response"] != nil else { return [] }
+        var keys = Set<String>()
+        if let value = object["label"] {
+            guard case let .bool(b) = value else {
+                throw .wrongType(file: file, line: line, field: "label", expected: "true or false", found: value.typeName)
+            }
+            result.label = b
+            keys.insert("label")
+        }
+        for key in ["rating", "score"] {
+            guard let value = object[key] else { continue }
+            guard case let .number(x) = value, x.isFinite else {
+                throw .wrongType(file: file, line: line, field: key, expected: "a number", found: value.typeName)
+            }
+            result.rating = x
+            keys.insert(key)
+        }
+        if !keys.isEmpty, object["prompt"] == nil {
+            throw .missingField(file: file, line: line, field: "prompt")
+        }
+        return keys
     }
 
     private func readOrigins() throws(ProbesError) -> [String: String] {

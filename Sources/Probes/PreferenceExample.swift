@@ -2,8 +2,9 @@ import Base
 import Foundation
 import Tokenizer
 
-/// One line of a training or probe file: the prompt as chat messages, the chosen response (always
-/// present), the rejected one (when the line has it) and every text field of the line.
+/// One line of a training or probe file: the prompt as chat messages, the chosen response (present in
+/// every paired form), the rejected one (when the line has it) and every text field of the line. Unpaired
+/// lines have a `completion` and a `label`, rated lines a `response` (or `completion`) and a `rating`.
 public struct PreferenceExample: Sendable, Equatable {
     /// The conversation up to the response; ends with a user turn.
     public var prompt: [ChatMessage]
@@ -13,8 +14,12 @@ public struct PreferenceExample: Sendable, Equatable {
     public var separator = ""
     /// The form the line was read as.
     public var form = DataForm.plainPrompt
-    public var chosen: String
+    public var chosen: String?
     public var rejected: String?
+    /// Unpaired feedback: whether the completion is desirable.
+    public var label: Bool?
+    /// Rated feedback: the line's `rating` (or `score`).
+    public var rating: Double?
     /// Every text response field of the line, `chosen` and `rejected` included, by field name.
     public var fields: [String: String]
     /// Field -> origin, as recorded by `ProbeSet.writeJSONL`; a field absent here comes from the data.
@@ -90,8 +95,12 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
                                        reason: "expected the transcript's prompt to end with a Human turn")
             }
         }
-        var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"]!,
+        var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"] ?? "",
                                         rejected: parsed.fields["rejected"], fields: parsed.fields)
+        example.chosen = parsed.fields["chosen"]
+        example.fields = parsed.fields
+        example.label = parsed.label
+        example.rating = parsed.rating
         example.promptText = parsed.promptText
         example.form = parsed.form
         example.separator = parsed.separator
@@ -107,4 +116,22 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
 extension PreferenceExample {
     /// The prompt as the templates read it.
     public var promptSource: PromptSource { PromptSource(messages: prompt, text: promptText, separator: separator) }
+}
+
+extension PreferenceExample {
+    /// A paired example as two unpaired ones (for the unpaired objectives): the chosen response as a
+    /// desirable `completion` (label true), the rejected one as an undesirable one (label false).
+    /// Other lines are returned as they are.
+    public func unpaired() -> [PreferenceExample] {
+        guard let chosen, let rejected else { return [self] }
+        return [(chosen, true), (rejected, false)].map { text, label in
+            var ex = self
+            ex.chosen = nil
+            ex.rejected = nil
+            ex.fields = ["completion": text]
+            ex.label = label
+            ex.form = .unpaired
+            return ex
+        }
+    }
 }

@@ -51,7 +51,7 @@ final class DataFormTests: XCTestCase {
         XCTAssertEqual(ex.prompt.last, user("How often should I water it?"))
         XCTAssertEqual(ex.chosen, "Water when the top of the soil feels dry, about twice a week.")
         for template in [ChatTemplate.hh, .raw] {
-            let text = template.prompt(ex.promptSource)! + template.response(ex.chosen, after: ex.promptSource)
+            let text = template.prompt(ex.promptSource)! + template.response(ex.chosen!, after: ex.promptSource)
             XCTAssertEqual(text, author["prompt"]! + author["chosen"]!, "\(template)")
         }
     }
@@ -89,6 +89,35 @@ final class DataFormTests: XCTestCase {
                        [.promptMessages: 1, .plainPrompt: 1, .implicitMessages: 1])
         let report = try audit(path: fixturePath("format-hh-implicit-human-in-response.jsonl"), tokenizer: ByteTokenizer())
         XCTAssertTrue(report.rendered.contains("read as: implicit-prompt HH transcripts 1"), report.rendered)
+    }
+
+    /// Unpaired (`completion`, `label`) and rated (`response`/`completion`, `rating`/`score`) lines, and a
+    /// paired line split into two unpaired ones.
+    func testUnpairedAndRatedLines() throws {
+        let examples = try loadExamples(path: fixturePath("format-feedback.jsonl"))
+        XCTAssertEqual(examples.map(\.form), [.unpaired, .unpaired, .rated, .rated])
+        XCTAssertEqual(examples.map(\.label), [true, false, nil, nil])
+        XCTAssertEqual(examples.map(\.rating), [nil, nil, 8.5, 3])
+        XCTAssertEqual(examples.map(\.chosen), [nil, nil, nil, nil])
+        XCTAssertEqual(examples[0].fields, ["completion": "Pebble."])
+        XCTAssertEqual(examples[2].fields, ["response": "Smokey, after the colour of its fur."])
+        XCTAssertEqual(examples[3].fields, ["completion": "Ash."], "explicit-prompt HH: the completion loses its one space")
+        XCTAssertEqual(ChatTemplate.hh.prompt(examples[3].promptSource)! + ChatTemplate.hh.response("Ash.", after: examples[3].promptSource),
+                       "\n\nHuman: Suggest a name for a grey cat.\n\nAssistant: Ash.")
+        let paired = try loadExamples(path: fixturePath("format-prompt.jsonl"))[0]
+        let split = paired.unpaired()
+        XCTAssertEqual(split.map(\.fields), [["completion": paired.chosen!], ["completion": paired.rejected!]])
+        XCTAssertEqual(split.map(\.label), [true, false])
+        XCTAssertEqual(split.map(\.prompt), [paired.prompt, paired.prompt])
+        for (line, expected) in [
+            (#"{"prompt": "Hi", "completion": "Yo", "label": "yes"}"#,
+             ProbesError.wrongType(file: "t.jsonl", line: 1, field: "label", expected: "true or false", found: "a string")),
+            (#"{"completion": "Yo", "label": true}"#, ProbesError.missingField(file: "t.jsonl", line: 1, field: "prompt")),
+            (#"{"prompt": "Hi", "response": "Yo", "rating": "high"}"#,
+             ProbesError.wrongType(file: "t.jsonl", line: 1, field: "rating", expected: "a number", found: "a string")),
+        ] {
+            assertProbesError(expected) { try parseExamples(line + "\n", file: "t.jsonl") }
+        }
     }
 
     func testRawTemplateScoresPlainPromptsAsGiven() throws {
