@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF"]),
         .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        // A generator command for the tests of the external-command interface (no Python in tests).
+        .executableTarget(name: "alignscope-test-generator", dependencies: ["Base"]),
         .testTarget(name: "KernelsTests", dependencies: ["Base", "Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Base", "Model", "Kernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Base", "Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),

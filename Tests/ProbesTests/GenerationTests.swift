@@ -6,12 +6,17 @@ import Model
 import Tokenizer
 
 final class GenerationTests: XCTestCase {
-    private var script: String { fixturePath("uppercase_generator.py") }
+    /// The test generator (Sources/alignscope-test-generator), built beside the test bundle.
+    private var generator: String {
+        let name = "alignscope-test-generator"
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let candidates = [Bundle(for: GenerationTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent(name),
+                          Bundle.main.bundleURL.appendingPathComponent(name), root.appendingPathComponent(".build/release/\(name)")]
+        return (candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]).path
+    }
 
-    private func requirePython() throws {
-        let found = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
-            .contains { FileManager.default.isExecutableFile(atPath: "\($0)/python3") }
-        try XCTSkipUnless(found, "python3 is needed for the external generator fixture")
+    private func requireGenerator() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: generator), "\(generator) not built (swift build --build-tests builds it)")
     }
 
     private func runs(_ counter: String) -> Int {
@@ -25,12 +30,12 @@ final class GenerationTests: XCTestCase {
     }
 
     func testExternalCommandIsRunOnceThenCachedWithItsOrigin() throws {
-        try requirePython()
+        try requireGenerator()
         let dir = try temporaryDirectory(self)
         let counter = dir.appendingPathComponent("runs.txt").path
         let cachePath = dir.appendingPathComponent("cache/generated.json").path
         let examples = syntheticExamples(4)
-        let spec = GeneratorSpec(backend: .command(["python3", script, counter]), template: "Paraphrase: {text}",
+        let spec = GeneratorSpec(backend: .command([generator, counter]), template: "Paraphrase: {text}",
                                  field: "rejected", seed: 7)
         let categories: [String: CategorySource] = ["chosen": .field("chosen"), "paraphrased_rejected": .generate(spec)]
         func build(_ categories: [String: CategorySource]) throws -> ProbeSet {
@@ -39,7 +44,7 @@ final class GenerationTests: XCTestCase {
         }
         let first = try build(categories)
         XCTAssertEqual(runs(counter), 1)
-        let origin = "generated:command=python3:template=\(SHA256.hex("Paraphrase: {text}").prefix(8)):seed=7"
+        let origin = "generated:command=\(generator):template=\(SHA256.hex("Paraphrase: {text}").prefix(8)):seed=7"
         for p in first.probes {
             XCTAssertEqual(p.response("paraphrased_rejected"),
                            ProbeResponse(category: "paraphrased_rejected", text: "PARAPHRASE: ANSWER \(p.idx) BAD #7", origin: origin))
@@ -60,37 +65,37 @@ final class GenerationTests: XCTestCase {
     }
 
     func testGeneratorWithoutFieldSeesThePrompt() throws {
-        try requirePython()
+        try requireGenerator()
         let dir = try temporaryDirectory(self)
         let counter = dir.appendingPathComponent("runs.txt").path
-        let spec = GeneratorSpec(backend: .command(["python3", script, counter]), template: "{text}", seed: 1)
+        let spec = GeneratorSpec(backend: .command([generator, counter]), template: "{text}", seed: 1)
         let set = try ProbeSet.build(examples: syntheticExamples(2), categories: ["variant": .generate(spec)], seed: 0,
                                      trainPrompts: [], tokenizer: WordTokenizer())
         XCTAssertEqual(set.probes.map { $0.responses[0].text }, ["QUESTION 0? #1", "QUESTION 1? #1"])
     }
 
     func testCommandFailuresNameTheCommandAndLine() throws {
-        try requirePython()
+        try requireGenerator()
         let dir = try temporaryDirectory(self)
         let counter = dir.appendingPathComponent("runs.txt").path
         let requests = (0..<3).map { GenerationRequest(id: $0, prompt: [user("q\($0)")], text: "t\($0)", template: "{text}", seed: 0) }
-        let name = "python3 \(script) \(counter)"
+        let name = "\(generator) \(counter)"
         assertProbesError(.commandFailed(command: name + " --fail", reason: "exit status 3: model not available")) {
-            try ExternalCommandGenerator(argv: ["python3", script, counter, "--fail"]).generate(requests)
+            try ExternalCommandGenerator(argv: [generator, counter, "--fail"]).generate(requests)
         }
-        XCTAssertThrowsError(try ExternalCommandGenerator(argv: ["python3", script, counter, "--garbage"]).generate(requests)) {
+        XCTAssertThrowsError(try ExternalCommandGenerator(argv: [generator, counter, "--garbage"]).generate(requests)) {
             guard case let .commandOutput(command, line, reason)? = $0 as? ProbesError else { return XCTFail("\($0)") }
             XCTAssertEqual(command, name + " --garbage")
             XCTAssertEqual(line, 3)
             XCTAssertTrue(reason.hasPrefix("invalid JSON"), reason)
         }
         assertProbesError(.commandFailed(command: name + " --drop-last", reason: "no answer for id 2 (2 of 3 answered)")) {
-            try ExternalCommandGenerator(argv: ["python3", script, counter, "--drop-last"]).generate(requests)
+            try ExternalCommandGenerator(argv: [generator, counter, "--drop-last"]).generate(requests)
         }
         assertProbesError(.commandFailed(command: "no-such-generator-xyz", reason: "no-such-generator-xyz not found in PATH")) {
             try ExternalCommandGenerator(argv: ["no-such-generator-xyz"]).generate(requests)
         }
-        XCTAssertEqual(try ExternalCommandGenerator(argv: ["python3", script, counter]).generate(requests),
+        XCTAssertEqual(try ExternalCommandGenerator(argv: [generator, counter]).generate(requests),
                        ["T0 #0", "T1 #0", "T2 #0"])
     }
 
