@@ -27,10 +27,10 @@ let package = Package(
         .target(name: "Training", dependencies: ["Base", "Model", "Kernels"]),
         .target(name: "Probes", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "RunStore", dependencies: ["Base", "CSQLite"]),
-        .target(name: "Experiments", dependencies: ["Base", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF"]),
-        .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Probes", "RunStore"]),
         // A generator command for the tests of the external-command interface (no Python in tests).
         .executableTarget(name: "alignscope-test-generator", dependencies: ["Base"]),
         .testTarget(name: "KernelsTests", dependencies: ["Base", "Kernels"]),
@@ -50,7 +50,7 @@ let package = Package(
 // and `make test` never see them. Build: ALIGNSCOPE_FUZZ=1 swift build -Xswiftc -sanitize=fuzzer --product FuzzGGUF
 if Context.environment["ALIGNSCOPE_FUZZ"] != nil {
     package.targets += [
-        .target(name: "FuzzDriver", dependencies: ["Base"]),
+        .target(name: "FuzzDriver"),
         .executableTarget(name: "FuzzGGUF", dependencies: ["GGUF", "FuzzDriver"]),
         .executableTarget(name: "FuzzSpec", dependencies: ["Experiments", "FuzzDriver"]),
         .executableTarget(name: "FuzzJSONL", dependencies: ["Probes", "FuzzDriver"]),
