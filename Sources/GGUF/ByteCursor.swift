@@ -16,12 +16,6 @@ struct ByteCursor {
     var offset: Int { reader.offset }
     var remaining: Int { reader.remaining }
 
-    func require(_ n: Int, _ what: @autoclosure () -> String) throws {
-        if n > remaining {
-            throw GGUFError.truncated(file: file, offset: offset, needed: n, available: remaining, what: what())
-        }
-    }
-
     mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: @autoclosure () -> String) throws -> T {
         guard let v = reader.read(T.self) else {
             throw GGUFError.truncated(file: file, offset: offset, needed: MemoryLayout<T>.size, available: remaining, what: what())

@@ -31,11 +31,11 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
             self = .field(name)
             return
         }
-        let container = try decoder.container(keyedBy: AnyKey.self)
+        let container = try decoder.container(keyedBy: SpecKey.self)
         let keys = Set(container.allKeys.map(\.stringValue))
         if keys.contains("derive") {
             try rejectUnknownKeys(container, allowed: ["derive", "field"])
-            let kind = try container.decode(String.self, forKey: AnyKey("derive"))
+            let kind = try container.decode(String.self, forKey: SpecKey("derive"))
             let field = try decodeNonEmpty(container, "field")
             switch kind {
             case "other_prompt": self = .derive(.otherPrompt(field: field))
@@ -43,19 +43,19 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
             case "random_tokens": self = .derive(.randomTokens(field: field))
             default:
                 throw DecodingError.dataCorrupted(.init(
-                    codingPath: container.codingPath + [AnyKey("derive")],
+                    codingPath: container.codingPath + [SpecKey("derive")],
                     debugDescription: "unknown derivation \"\(kind)\"; expected \"other_prompt\", \"shuffled_words\" or \"random_tokens\""))
             }
         } else if keys.contains("generate") {
             try rejectUnknownKeys(container, allowed: ["generate"])
-            self = .generate(try container.decode(GeneratorSpec.self, forKey: AnyKey("generate")))
+            self = .generate(try container.decode(GeneratorSpec.self, forKey: SpecKey("generate")))
         } else if keys.contains("greedy") {
             try rejectUnknownKeys(container, allowed: ["greedy"])
-            let options = try container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("greedy"))
+            let options = try container.nestedContainer(keyedBy: SpecKey.self, forKey: SpecKey("greedy"))
             try rejectUnknownKeys(options, allowed: ["max_tokens"])
-            let maxTokens = try options.decode(Int.self, forKey: AnyKey("max_tokens"))
+            let maxTokens = try options.decode(Int.self, forKey: SpecKey("max_tokens"))
             guard maxTokens > 0 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: options.codingPath + [AnyKey("max_tokens")],
+                throw DecodingError.dataCorrupted(.init(codingPath: options.codingPath + [SpecKey("max_tokens")],
                                                         debugDescription: "expected a positive token count, found \(maxTokens)"))
             }
             self = .greedy(maxTokens: maxTokens)
@@ -77,16 +77,16 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
             var single = encoder.singleValueContainer()
             try single.encode(name)
         case let .derive(derivation):
-            var container = encoder.container(keyedBy: AnyKey.self)
-            try container.encode(derivation.kind, forKey: AnyKey("derive"))
-            try container.encode(derivation.field, forKey: AnyKey("field"))
+            var container = encoder.container(keyedBy: SpecKey.self)
+            try container.encode(derivation.kind, forKey: SpecKey("derive"))
+            try container.encode(derivation.field, forKey: SpecKey("field"))
         case let .generate(spec):
-            var container = encoder.container(keyedBy: AnyKey.self)
-            try container.encode(spec, forKey: AnyKey("generate"))
+            var container = encoder.container(keyedBy: SpecKey.self)
+            try container.encode(spec, forKey: SpecKey("generate"))
         case let .greedy(maxTokens):
-            var container = encoder.container(keyedBy: AnyKey.self)
-            var options = container.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("greedy"))
-            try options.encode(maxTokens, forKey: AnyKey("max_tokens"))
+            var container = encoder.container(keyedBy: SpecKey.self)
+            var options = container.nestedContainer(keyedBy: SpecKey.self, forKey: SpecKey("greedy"))
+            try options.encode(maxTokens, forKey: SpecKey("max_tokens"))
         }
     }
 
@@ -171,13 +171,13 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
                                                   "max_tokens", "chat_template"]
 
     public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: AnyKey.self)
+        let c = try decoder.container(keyedBy: SpecKey.self)
         let keys = Set(c.allKeys.map(\.stringValue))
         if keys.contains("command") {
             try rejectUnknownKeys(c, allowed: GeneratorSpec.commandKeys)
-            let argv = try c.decode([String].self, forKey: AnyKey("command"))
+            let argv = try c.decode([String].self, forKey: SpecKey("command"))
             guard let first = argv.first, !first.isEmpty else {
-                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyKey("command")],
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [SpecKey("command")],
                                                         debugDescription: "expected a non-empty argv list"))
             }
             backend = .command(argv)
@@ -188,20 +188,20 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
                                                     debugDescription: "expected \"command\" (argv list) or \"model\" (GGUF path)"))
         }
-        template = try c.decode(String.self, forKey: AnyKey("template"))
+        template = try c.decode(String.self, forKey: SpecKey("template"))
         field = keys.contains("field") ? try decodeNonEmpty(c, "field") : nil
-        if let s = try? c.decodeIfPresent(Double.self, forKey: AnyKey("seed")), s < 0 || s != s.rounded() || s > 1.8e19 {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyKey("seed")],
+        if let s = try? c.decodeIfPresent(Double.self, forKey: SpecKey("seed")), s < 0 || s != s.rounded() || s > 1.8e19 {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [SpecKey("seed")],
                                                     debugDescription: "expected an integer seed >= 0, found \(JSONValue.format(s))"))
         }
-        seed = try c.decodeIfPresent(UInt64.self, forKey: AnyKey("seed")) ?? 0
-        timeout = try c.decodeIfPresent(Double.self, forKey: AnyKey("timeout")) ?? GeneratorSpec.defaultTimeout
-        temperature = try c.decodeIfPresent(Float.self, forKey: AnyKey("temperature")) ?? 0.7
-        topP = try c.decodeIfPresent(Float.self, forKey: AnyKey("top_p")) ?? 0.9
-        maxTokens = try c.decodeIfPresent(Int.self, forKey: AnyKey("max_tokens")) ?? 128
-        chatTemplate = try c.decodeIfPresent(String.self, forKey: AnyKey("chat_template")) ?? "chatml"
+        seed = try c.decodeIfPresent(UInt64.self, forKey: SpecKey("seed")) ?? 0
+        timeout = try c.decodeIfPresent(Double.self, forKey: SpecKey("timeout")) ?? GeneratorSpec.defaultTimeout
+        temperature = try c.decodeIfPresent(Float.self, forKey: SpecKey("temperature")) ?? 0.7
+        topP = try c.decodeIfPresent(Float.self, forKey: SpecKey("top_p")) ?? 0.9
+        maxTokens = try c.decodeIfPresent(Int.self, forKey: SpecKey("max_tokens")) ?? 128
+        chatTemplate = try c.decodeIfPresent(String.self, forKey: SpecKey("chat_template")) ?? "chatml"
         func invalid(_ key: String, _ message: String) -> DecodingError {
-            .dataCorrupted(.init(codingPath: c.codingPath + [AnyKey(key)], debugDescription: message))
+            .dataCorrupted(.init(codingPath: c.codingPath + [SpecKey(key)], debugDescription: message))
         }
         guard temperature >= 0, temperature.isFinite else { throw invalid("temperature", "expected a temperature >= 0") }
         guard topP > 0, topP <= 1 else { throw invalid("top_p", "expected 0 < top_p <= 1") }
@@ -213,34 +213,25 @@ public struct GeneratorSpec: Codable, Sendable, Equatable, Hashable {
     }
 
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: AnyKey.self)
+        var c = encoder.container(keyedBy: SpecKey.self)
         switch backend {
         case let .command(argv):
-            try c.encode(argv, forKey: AnyKey("command"))
-            if timeout != GeneratorSpec.defaultTimeout { try c.encode(timeout, forKey: AnyKey("timeout")) }
+            try c.encode(argv, forKey: SpecKey("command"))
+            if timeout != GeneratorSpec.defaultTimeout { try c.encode(timeout, forKey: SpecKey("timeout")) }
         case let .model(path):
-            try c.encode(path, forKey: AnyKey("model"))
-            try c.encode(temperature, forKey: AnyKey("temperature"))
-            try c.encode(topP, forKey: AnyKey("top_p"))
-            try c.encode(maxTokens, forKey: AnyKey("max_tokens"))
-            try c.encode(chatTemplate, forKey: AnyKey("chat_template"))
+            try c.encode(path, forKey: SpecKey("model"))
+            try c.encode(temperature, forKey: SpecKey("temperature"))
+            try c.encode(topP, forKey: SpecKey("top_p"))
+            try c.encode(maxTokens, forKey: SpecKey("max_tokens"))
+            try c.encode(chatTemplate, forKey: SpecKey("chat_template"))
         }
-        try c.encode(template, forKey: AnyKey("template"))
-        try c.encodeIfPresent(field, forKey: AnyKey("field"))
-        try c.encode(seed, forKey: AnyKey("seed"))
+        try c.encode(template, forKey: SpecKey("template"))
+        try c.encodeIfPresent(field, forKey: SpecKey("field"))
+        try c.encode(seed, forKey: SpecKey("seed"))
     }
 }
 
-/// A coding key for any string, so unknown keys can be listed and named.
-struct AnyKey: CodingKey, Hashable {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-private func rejectUnknownKeys(_ container: KeyedDecodingContainer<AnyKey>, allowed: Set<String>) throws {
+private func rejectUnknownKeys(_ container: KeyedDecodingContainer<SpecKey>, allowed: Set<String>) throws {
     for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !allowed.contains(key.stringValue) {
         throw DecodingError.dataCorrupted(.init(
             codingPath: container.codingPath + [key],
@@ -248,10 +239,10 @@ private func rejectUnknownKeys(_ container: KeyedDecodingContainer<AnyKey>, allo
     }
 }
 
-private func decodeNonEmpty(_ container: KeyedDecodingContainer<AnyKey>, _ key: String) throws -> String {
-    let value = try container.decode(String.self, forKey: AnyKey(key))
+private func decodeNonEmpty(_ container: KeyedDecodingContainer<SpecKey>, _ key: String) throws -> String {
+    let value = try container.decode(String.self, forKey: SpecKey(key))
     guard !value.isEmpty else {
-        throw DecodingError.dataCorrupted(.init(codingPath: container.codingPath + [AnyKey(key)],
+        throw DecodingError.dataCorrupted(.init(codingPath: container.codingPath + [SpecKey(key)],
                                                 debugDescription: "expected a non-empty string"))
     }
     return value

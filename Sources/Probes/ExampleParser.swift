@@ -1,4 +1,5 @@
 import Base
+import Tokenizer
 import Foundation
 
 /// The format-level reading of one JSON line, before the prompt becomes `ChatMessage`s: which prompt
@@ -22,13 +23,14 @@ struct ParsedLine: Equatable {
     /// author's concatenation (`PromptSource.text`, `.separator`).
     var promptText: String?
     var separator = ""
-    /// The field the prompt was read from (for errors about the transcript).
-    var promptField = "chosen"
     /// Which form the line was read as (`DataForm`), for `probes show` and `probes audit`.
     var form = DataForm.plainPrompt
     /// `label` of an unpaired line (desirable or not), `rating`/`score` of a rated one.
     var label: Bool?
     var rating: Double?
+
+    /// The field the prompt was read from (for errors about the transcript).
+    var promptField: String { form == .explicitHH || form == .explicitHHMarkerInResponses ? "prompt" : "chosen" }
     /// Text response fields (including `chosen`, `rejected`), already cut out of transcripts or message lists.
     var fields: [String: String]
     /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
@@ -57,10 +59,9 @@ public enum DataForm: String, Sendable, CaseIterable {
 /// Keys that describe the line rather than hold a response.
 let reservedKeys: Set<String> = ["prompt", "messages", "origins", "split", "idx"]
 
-/// The separator at which an HH transcript is cut into prompt and response.
-let hhAssistantMarker = "\n\nAssistant:"
-/// How every HH transcript starts.
-let humanMarker = "\n\nHuman:"
+/// The marker that starts every HH transcript, and the one before each assistant turn.
+private let humanMarker = HHTranscript.humanMarker
+private let hhAssistantMarker = HHTranscript.assistantMarker
 
 /// Parses JSONL text (one object per line, blank lines skipped) into `ParsedLine`s; `file` names the
 /// source in errors. The format is detected per line:
@@ -277,7 +278,6 @@ private struct LineReader {
         }
         result.prompt = .hhTranscript(body)
         result.form = separator == " " ? .explicitHH : .explicitHHMarkerInResponses
-        result.promptField = "prompt"
         result.promptText = text
         result.separator = separator
         for key in keys.sorted() where key != "prompt" {

@@ -5,8 +5,8 @@
 /// `parse(render(m)) == m` for user/assistant messages whose contents hold no marker. HH has only
 /// two speakers: `render` writes every role other than "assistant" (system included) as Human.
 public enum HHTranscript {
-    static let humanMarker = "\n\nHuman:"
-    static let assistantMarker = "\n\nAssistant:"
+    public static let humanMarker = "\n\nHuman:"
+    public static let assistantMarker = "\n\nAssistant:"
 
     /// The messages of a transcript (roles "user" and "assistant"). Throws
     /// `TokenizerError.malformedTranscript` when the text does not start with a marker or a marker
