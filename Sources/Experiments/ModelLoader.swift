@@ -98,6 +98,53 @@ enum PairEncoder {
         return EncodedPair(prompt: promptIDs, response: responseIDs, promptCut: cut)
     }
 
+    /// A run's training examples: the lines of `data.train.path`, the first `data.train.limit` of them when set.
+    static func trainingExamples(of config: RunConfig, experiment: Experiment) throws -> (path: String, examples: [PreferenceExample]) {
+        let path = experiment.resolve(config.data.train.path)
+        var examples = try loadExamples(path: path)
+        guard !examples.isEmpty else { throw RunError.data(file: path, line: nil, reason: "no examples (the file is empty)") }
+        if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
+        return (path, examples)
+    }
+
+    /// What an objective trains on, tokenised: SFT sequences of the target response, Chain of Hindsight
+    /// sequences, or chosen/rejected pairs. The one place that decides what each objective needs from a
+    /// line; validation runs it (and drops the result), so that a run meets no bad line after it started.
+    enum Encoded {
+        case sequences([EncodedPair])
+        case hindsight([[(ids: [Int32], trained: Bool)]])
+        case pairs([PreferencePair])
+    }
+
+    static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
+                         template: ChatTemplate, maxLength: Int, file: String) throws -> Encoded {
+        switch objective {
+        case .sft(_, let target):
+            return .sequences(try examples.map { ex in
+                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
+                    throw RunError.data(file: file, line: ex.line, reason: "no \"\(target.rawValue)\" response (objective.target is \"\(target.rawValue)\")")
+                }
+                return try encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
+                                  maxLength: maxLength, file: file, line: ex.line)
+            })
+        case .coh(let hindsight):
+            return .hindsight(try examples.map { ex in
+                try Self.hindsight(ex, template: hindsight, chat: template, tokenizer: tokenizer, maxLength: maxLength, file: file, line: ex.line)
+            })
+        case .dpo, .ipo, .hinge:
+            return .pairs(try examples.map { ex in
+                guard let chosen = ex.chosen, let rejected = ex.rejected else {
+                    throw RunError.data(file: file, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
+                }
+                let c = try encode(prompt: ex.promptSource, response: chosen, tokenizer: tokenizer, template: template,
+                                   maxLength: maxLength, file: file, line: ex.line)
+                let r = try encode(prompt: ex.promptSource, response: rejected, tokenizer: tokenizer, template: template,
+                                   maxLength: maxLength, file: file, line: ex.line)
+                return PreferencePair(prompt: c.prompt.count <= r.prompt.count ? c.prompt : r.prompt, chosen: c.response, rejected: r.response)
+            })
+        }
+    }
+
     /// The scored text of a prompt under `template`; `raw` needs the prompt's own text.
     static func promptText(_ prompt: PromptSource, template: ChatTemplate, file: String, line: Int) throws -> String {
         guard let text = template.prompt(prompt) else {

@@ -37,10 +37,7 @@ final class RunExecution {
             modelIdentity = try loadInitialWeights(initFrom, into: loaded.model)
         }
         report(.loading(run: run.name, what: "data"))
-        let trainPath = executor.experiment.resolve(config.data.train.path)
-        var examples = try loadExamples(path: trainPath)
-        if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
-        guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no training examples") }
+        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, experiment: executor.experiment)
         let data = try trainingData(examples, loaded: loaded, template: template, path: trainPath, modelIdentity: modelIdentity)
         let probes = try ProbeEvaluator(
             config: config, experiment: executor.experiment, store: store, loaded: loaded,
@@ -154,30 +151,14 @@ final class RunExecution {
     /// and cached beside the checkpoints.
     func trainingData(_ examples: [PreferenceExample], loaded: LoadedModel, template: ChatTemplate, path: String,
                       modelIdentity: String) throws -> TrainingData {
-        let maxLength = config.train.maxLength
-        switch config.objective {
-        case .sft(_, let target):
-            return .sequences(try examples.map { ex in
-                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
-                    throw RunError.data(file: path, line: ex.line, reason: "no rejected response (objective.target is rejected)")
-                }
-                return try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: loaded.tokenizer, template: template,
-                                              maxLength: maxLength, file: path, line: ex.line)
-            })
-        case .coh(let hindsight):
-            return .hindsight(try examples.map { ex in
-                try PairEncoder.hindsight(ex, template: hindsight, chat: template, tokenizer: loaded.tokenizer, maxLength: maxLength,
-                                          file: path, line: ex.line)
-            })
-        case .dpo, .ipo, .hinge:
-            var pairs: [PreferencePair] = []
-            for ex in examples {
-                guard let chosen = ex.chosen, let rejected = ex.rejected else { throw RunError.data(file: path, line: ex.line, reason: "no chosen/rejected pair (\(config.objective.kind) needs pairs)") }
-                let c = try PairEncoder.encode(prompt: ex.promptSource, response: chosen, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
-                let r = try PairEncoder.encode(prompt: ex.promptSource, response: rejected, tokenizer: loaded.tokenizer, template: template, maxLength: maxLength, file: path, line: ex.line)
-                let prompt = c.prompt.count <= r.prompt.count ? c.prompt : r.prompt
-                pairs.append(PreferencePair(prompt: prompt, chosen: c.response, rejected: r.response))
-            }
+        let encoded = try PairEncoder.training(examples, objective: config.objective, tokenizer: loaded.tokenizer, template: template,
+                                               maxLength: config.train.maxLength, file: path)
+        switch encoded {
+        case .sequences(let sequences):
+            return .sequences(sequences)
+        case .hindsight(let sequences):
+            return .hindsight(sequences)
+        case .pairs(let pairs):
             var digest = SHA256()
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
             let dataIdentity = SHA256.hexString(digest.finalize())

@@ -44,32 +44,9 @@ extension RunExecutor {
                 found: "\(config.train.batchSize) x \(maxLength)")
         }
         let template = config.template
-        let trainPath = experiment.resolve(config.data.train.path)
-        var examples = try loadExamples(path: trainPath)
-        guard !examples.isEmpty else { throw RunError.data(file: trainPath, line: nil, reason: "no examples (the file is empty)") }
-        if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
-        let objective = config.objective
-        for ex in examples {
-            switch objective {
-            case .coh(let hindsight):
-                _ = try PairEncoder.hindsight(ex, template: hindsight,
-                                              chat: template, tokenizer: tokenizer, maxLength: maxLength, file: trainPath, line: ex.line)
-            case .sft(_, let target):
-                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
-                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"\(target.rawValue)\" response (objective.target is \"\(target.rawValue)\")")
-                }
-                _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
-                                           maxLength: maxLength, file: trainPath, line: ex.line)
-            default:
-                guard let chosen = ex.chosen, let rejected = ex.rejected else {
-                    throw RunError.data(file: trainPath, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
-                }
-                for text in [chosen, rejected] {
-                    _ = try PairEncoder.encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
-                                               maxLength: maxLength, file: trainPath, line: ex.line)
-                }
-            }
-        }
+        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, experiment: experiment)
+        _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
+                                     maxLength: maxLength, file: trainPath)
         let probesPath = experiment.resolve(config.data.probes.path)
         let probes = try loadExamples(path: probesPath)
         guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
