@@ -5,6 +5,12 @@ import Foundation
 /// its step, and a generator command that is running is stopped with it. Written from a signal handler.
 public enum StopRequest {
     nonisolated(unsafe) public static var isSet = false
+
+    /// Makes SIGINT and SIGTERM set `isSet` (instead of ending the process).
+    public static func installHandlers() {
+        signal(SIGINT) { _ in StopRequest.isSet = true }
+        signal(SIGTERM) { _ in StopRequest.isSet = true }
+    }
 }
 
 /// Child processes that die with their parent (`alignscope_spawn`: even a SIGKILLed AlignScope leaves

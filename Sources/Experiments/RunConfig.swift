@@ -240,6 +240,10 @@ public struct RunConfig: Codable, Sendable, Equatable {
         return out
     }
 
+    /// Most tokens one micro-batch packs: `batch_size` examples of up to `max_length` tokens, two
+    /// sequences per example for pair objectives. Sizes the model's activations (and the memory check).
+    public var batchTokens: Int { objective.sequencesPerExample * train.batchSize * train.maxLength }
+
     /// Steps at which the probe set is scored: 0 (when `at_start`), every `eval.every`, and the last.
     public var evalSteps: [Int] {
         var steps: [Int] = eval.atStart ? [0] : []

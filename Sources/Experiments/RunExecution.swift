@@ -26,10 +26,9 @@ final class RunExecution {
         let started = Date()
         let report = executor.report
         report(.loading(run: run.name, what: "model"))
-        let pairFactor = config.objective.sequencesPerExample
-        let loaded = try ModelLoader.load(config.model, experiment: executor.experiment,
-                                          capacity: pairFactor * config.train.batchSize * config.train.maxLength,
-                                          maxSequenceLength: pairFactor * config.train.maxLength, threads: config.threads)
+        let loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
+                                          maxSequenceLength: config.objective.sequencesPerExample * config.train.maxLength,
+                                          threads: config.threads)
         let template = config.template
         var modelIdentity = "\(config.model)"
         if let initFrom = config.initFrom {

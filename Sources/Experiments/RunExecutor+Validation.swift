@@ -35,8 +35,7 @@ extension RunExecutor {
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
-        let pairFactor = config.objective.sequencesPerExample
-        let need = ModelLoader.trainingBytes(modelConfig, tokens: pairFactor * config.train.batchSize * maxLength)
+        let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
                 file: spec, path: "train.batch_size",

@@ -99,13 +99,13 @@ extension RunExecutor {
         }
     }
 
-    /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
-    /// each in the store first so that concurrent processes never train the same run twice.
     /// Sends an event to the progress callback and remembers a stop.
     func report(_ event: RunProgress) {
         if progress(event) == .stop { stopRequested = true }
     }
 
+    /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
+    /// each in the store first so that concurrent processes never train the same run twice.
     public func runAll(only: String? = nil, inputsValidated: Bool = false) throws -> Summary {
         if !inputsValidated { try validateInputs() }
         try checkResumableInputs(only: only)
@@ -132,7 +132,12 @@ extension RunExecutor {
                 continue
             }
             do {
-                let done = try RunExecution(executor: self, run: run, runID: id).execute()
+                let done: Bool
+                do {
+                    done = try RunExecution(executor: self, run: run, runID: id).execute()
+                } catch ProbesError.interrupted {
+                    done = false  // a generator command stopped with the run
+                }
                 if done {
                     try store.finish(runID: id)
                     summary.finished.append(run.name)
@@ -140,9 +145,6 @@ extension RunExecutor {
                     try store.markInterrupted(runID: id, reason: "stopped")
                     summary.interrupted.append((run.name, try store.run(id: id)?.lastStep ?? 0))
                 }
-            } catch ProbesError.interrupted {
-                try store.markInterrupted(runID: id, reason: "stopped")
-                summary.interrupted.append((run.name, try store.run(id: id)?.lastStep ?? 0))
             } catch {
                 let message = "\(error)"
                 try? store.fail(runID: id, error: message)

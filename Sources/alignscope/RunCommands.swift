@@ -25,8 +25,7 @@ extension RunVerb {
             try executor.recordPlan()
             return try runWorkers()
         }
-        signal(SIGINT) { _ in StopRequest.isSet = true }
-        signal(SIGTERM) { _ in StopRequest.isSet = true }
+        StopRequest.installHandlers()
         let display = ProgressDisplay(quiet: quiet)
         executor.progress = { event in
             display.show(event)
@@ -59,8 +58,7 @@ extension RunVerb {
     /// process is passed on to the workers, which stop after their step; a worker dies with its
     /// parent. Exit code: the largest of the workers' (a worker ended by a signal counts as 1).
     func runWorkers() throws -> Int32 {
-        signal(SIGINT) { _ in StopRequest.isSet = true }
-        signal(SIGTERM) { _ in StopRequest.isSet = true }
+        StopRequest.installHandlers()
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         // The worker is this verb with one job: every option reaches it.
         var worker = self
