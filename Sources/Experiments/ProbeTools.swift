@@ -48,6 +48,35 @@ public enum ProbeTools {
 }
 
 extension ProbeTools {
+    /// The tokens on both sides of the prompt/response boundary (three each), for `probes show`.
+    struct Boundary {
+        var promptTail: [(id: Int32, piece: String)]
+        var responseHead: [(id: Int32, piece: String)]
+        var promptTokens: Int
+        var responseTokens: Int
+
+        init(prompt: String, response: String, tokenizer: any TextTokenizer) {
+            let p = tokenizer.encode(prompt), r = tokenizer.encode(response)
+            promptTail = p.suffix(3).map { ($0, tokenizer.decode([$0])) }
+            responseHead = r.prefix(3).map { ($0, tokenizer.decode([$0])) }
+            promptTokens = p.count
+            responseTokens = r.count
+        }
+
+        var json: JSONValue {
+            func pieces(_ items: [(id: Int32, piece: String)]) -> JSONValue {
+                .array(items.map { .array([.number(Double($0.id)), .string($0.piece)]) })
+            }
+            return .object(["prompt_tail": pieces(promptTail), "response_head": pieces(responseHead),
+                            "prompt_tokens": .number(Double(promptTokens)), "response_tokens": .number(Double(responseTokens))])
+        }
+
+        var text: String {
+            func pieces(_ items: [(id: Int32, piece: String)]) -> String { items.map { "\($0.id):\(jsonQuoted($0.piece))" }.joined(separator: " ") }
+            return "tokens ... \(pieces(promptTail)) | \(pieces(responseHead)) ..."
+        }
+    }
+
     /// `alignscope probes show`: exactly what is scored for the lines of a data file under `template`: the
     /// form each line was read as, the prompt and every response as the template renders them (JSON-quoted,
     /// so every space and newline is visible), and with a model the tokens on both sides of the boundary.
@@ -69,26 +98,17 @@ extension ProbeTools {
                 let (ia, ib) = (StandardCategories.order.firstIndex(of: a) ?? .max, StandardCategories.order.firstIndex(of: b) ?? .max)
                 return ia != ib ? ia < ib : a < b
             }
-            func boundary(_ response: String) -> JSONValue? {
-                guard let tokenizer, let prompt else { return nil }
-                let p = tokenizer.encode(prompt), r = tokenizer.encode(response)
-                func pieces(_ ids: ArraySlice<Int32>) -> JSONValue {
-                    .array(ids.map { .array([.number(Double($0)), .string(tokenizer.decode([$0]))]) })
-                }
-                return .object(["prompt_tail": pieces(p.suffix(3)), "response_head": pieces(r.prefix(3)),
-                                "prompt_tokens": .number(Double(p.count)), "response_tokens": .number(Double(r.count))])
-            }
-            var responses: [String: JSONValue] = [:], tokens: [String: JSONValue] = [:]
-            for field in fields {
-                let response = template.response(ex.fields[field]!, after: source)
-                responses[field] = .string(response)
-                tokens[field] = boundary(response)
+            let responses = fields.map { template.response(ex.fields[$0]!, after: source) }
+            let boundaries = responses.map { response in
+                tokenizer.flatMap { t in prompt.map { Boundary(prompt: $0, response: response, tokenizer: t) } }
             }
             if json {
                 var o: [String: JSONValue] = ["line": .number(Double(ex.line)), "form": .string(ex.form.rawValue),
                                               "template": .string(template.rawValue), "prompt": prompt.map(JSONValue.string) ?? .null,
-                                              "responses": .object(responses)]
-                if tokenizer != nil { o["tokens"] = .object(tokens) }
+                                              "responses": .object(Dictionary(uniqueKeysWithValues: zip(fields, responses.map(JSONValue.string))))]
+                if tokenizer != nil {
+                    o["tokens"] = .object(Dictionary(uniqueKeysWithValues: zip(fields, boundaries).compactMap { f, b in b.map { (f, $0.json) } }))
+                }
                 out += JSONValue.object(o).canonical + "\n"
                 continue
             }
@@ -96,23 +116,11 @@ extension ProbeTools {
             let width = max(6, fields.map(\.count).max() ?? 0)
             func row(_ name: String, _ text: String) { out += "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + text + "\n" }
             row("prompt", prompt.map(jsonQuoted) ?? "(template raw cannot score this prompt: the file gives it only as a list of messages)")
-            for field in fields {
-                row(field, jsonQuoted(responses[field]!.stringValue!))
-                if case .object(let t)? = tokens[field], case .array(let tail)? = t["prompt_tail"], case .array(let head)? = t["response_head"] {
-                    func show(_ items: [JSONValue]) -> String {
-                        items.map { item -> String in
-                            guard case .array(let pair) = item, case .number(let id) = pair[0], case .string(let piece) = pair[1] else { return "?" }
-                            return "\(Int(id)):\(jsonQuoted(piece))"
-                        }.joined(separator: " ")
-                    }
-                    row("", "tokens ... \(show(tail)) | \(show(head)) ...")
-                }
+            for (field, (response, boundary)) in zip(fields, zip(responses, boundaries)) {
+                row(field, jsonQuoted(response))
+                if let boundary { row("", boundary.text) }
             }
         }
         return out
     }
-}
-
-private extension JSONValue {
-    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
 }

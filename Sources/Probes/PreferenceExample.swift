@@ -48,6 +48,24 @@ public struct PreferenceExample: Sendable, Equatable {
         otherFields = [:]
     }
 
+    /// A line as the loader read it.
+    init(prompt: [ChatMessage], parsed: ParsedLine, file: String) {
+        self.prompt = prompt
+        promptText = parsed.promptText
+        separator = parsed.separator
+        form = parsed.form
+        chosen = parsed.fields["chosen"]
+        rejected = parsed.fields["rejected"]
+        label = parsed.label
+        rating = parsed.rating
+        fields = parsed.fields
+        origins = parsed.origins
+        split = parsed.split.flatMap(ProbeSplit.init(rawValue:))
+        self.file = file
+        line = parsed.line
+        otherFields = parsed.otherFields
+    }
+
     /// The text of `field`, or an error naming the file, the line and what is wrong with the field.
     public func text(of field: String) throws(ProbesError) -> String {
         if let text = fields[field] { return text }
@@ -95,21 +113,7 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
                                        reason: "expected the transcript's prompt to end with a Human turn")
             }
         }
-        var example = PreferenceExample(prompt: prompt, chosen: parsed.fields["chosen"] ?? "",
-                                        rejected: parsed.fields["rejected"], fields: parsed.fields)
-        example.chosen = parsed.fields["chosen"]
-        example.fields = parsed.fields
-        example.label = parsed.label
-        example.rating = parsed.rating
-        example.promptText = parsed.promptText
-        example.form = parsed.form
-        example.separator = parsed.separator
-        example.origins = parsed.origins
-        example.split = parsed.split.flatMap(ProbeSplit.init(rawValue:))
-        example.file = file
-        example.line = parsed.line
-        example.otherFields = parsed.otherFields
-        return example
+        return PreferenceExample(prompt: prompt, parsed: parsed, file: file)
     }
 }
 
