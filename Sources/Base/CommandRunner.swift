@@ -45,10 +45,12 @@ public func runCommand(_ argv: [String], input: String, timeout: Double) throws(
         throw .failed(command: name, reason: "cannot run it (\(String(cString: strerror(errno))))")
     }
     let deadline = Date().addingTimeInterval(timeout)
-    var ending: ChildProcess.Ending?
-    while ending == nil {
-        ending = ChildProcess.poll(pid)
-        if ending != nil { break }
+    let ending: ChildProcess.Ending
+    while true {
+        if let end = ChildProcess.poll(pid) {
+            ending = end
+            break
+        }
         if StopRequest.isSet {
             ChildProcess.terminate(pid, group: true)
             throw .interrupted(command: name)
@@ -60,7 +62,7 @@ public func runCommand(_ argv: [String], input: String, timeout: Double) throws(
         usleep(5_000)
     }
     let errText = String(decoding: readAll(fds[2]), as: UTF8.self)
-    switch ending! {
+    switch ending {
     case .signaled(let sig):
         throw .failed(command: name, reason: "killed by signal \(sig)\(lastLine(errText))")
     case .exited(let code) where code != 0:

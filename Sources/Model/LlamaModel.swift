@@ -92,6 +92,41 @@ public final class LlamaModel {
         return table
     }
 
+    /// The activation tables `init` carves for n tokens, (name, floats) per slot: the stored activations,
+    /// and the shared region's slots (dead while the head's logits live; see `headLogits`).
+    static func activationTables(_ config: LlamaConfig, tokens n: Int) -> (stored: [(String, Int)], shared: [(String, Int)]) {
+        let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim, nl = config.nLayers
+        var stored: [(String, Int)] = []
+        for l in 0...nl { stored.append(("resid.\(l)", n * c)) }
+        for l in 0..<nl {
+            stored += [
+                ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
+                ("blk.\(l).att", n * c),
+                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * 2 * f),
+            ]
+        }
+        stored += [
+            ("final_rstd", n), ("compact", n * c), ("lse", n), ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
+            ("d_compact", n * c),
+        ]
+        let shared: [(String, Int)] = [
+            ("norm_out", n * c), ("hidden", n * f), ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
+            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f),
+        ]
+        return (stored, shared)
+    }
+
+    /// Each slot is rounded up to 16 floats (64 bytes).
+    static func slotFloats(_ count: Int) -> Int { (count + 15) / 16 * 16 }
+
+    /// Floats of the activations `init` allocates for `tokens` tokens (without the logits a training forward
+    /// may keep for backward): an estimate for memory checks before a model is built.
+    public static func activationFloats(_ config: LlamaConfig, tokens n: Int) -> Double {
+        let (stored, shared) = activationTables(config, tokens: n)
+        let sharedFloats = max(shared.reduce(0) { $0 + slotFloats($1.1) }, n * min(config.vocabSize, headChunk))
+        return Double(stored.reduce(0) { $0 + slotFloats($1.1) } + sharedFloats)
+    }
+
     /// - Parameters:
     ///   - maxTokens: capacity of one packed batch.
     ///   - maxSequenceLength: longest sequence in a batch (default min(maxTokens, contextLength)); sizes the
@@ -99,16 +134,6 @@ public final class LlamaModel {
     ///   - keptLogitsBytes: memory a training forward may use to keep the output head's logits for backward
     ///     (targeted rows x vocabulary floats); batches with more targets recompute them in backward instead
     ///     (one more head product). Pages are only touched when used.
-    /// Floats of the activation tables `init` sizes for `tokens` tokens (stored activations and the
-    /// shared backward region, without the kept logits): an estimate for memory checks before a model is built.
-    public static func activationFloats(_ config: LlamaConfig, tokens n: Int) -> Double {
-        let c = Double(config.dim), f = Double(config.ffnDim), kv = Double(config.nKVHeads * config.headDim)
-        let nl = Double(config.nLayers), t = Double(n)
-        let stored = t * c * (nl + 1) + nl * t * (2 + (c + 2 * kv) + 2 * c + 2 * f) + t * (5 + 2 * c)
-        let shared = t * (5 * c + (c + 2 * kv) + 4 * f)
-        return stored + max(shared, t * Double(min(config.vocabSize, headChunk)))
-    }
-
     public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil,
                 keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes) {
         config.validate()
@@ -117,7 +142,7 @@ public final class LlamaModel {
         self.maxTokens = maxTokens
         let maxSeq = min(maxSequenceLength ?? min(maxTokens, config.contextLength), maxTokens)
         self.maxSequenceLength = maxSeq
-        let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
+        let v = config.vocabSize
         let nl = config.nLayers, n = maxTokens
 
         let table = Self.parameterTable(for: config)
@@ -160,36 +185,20 @@ public final class LlamaModel {
         (p, pBlocks) = carve(parameters)
         (g, gBlocks) = carve(gradients)
 
-        // Activation table: (name, floats); each slot is rounded up to 16 floats (64 bytes).
-        var actTable: [(String, Int)] = []
-        for l in 0...nl { actTable.append(("resid.\(l)", n * c)) }
-        for l in 0..<nl {
-            actTable += [
-                ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
-                ("blk.\(l).att", n * c),
-                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * 2 * f),
-            ]
-        }
-        actTable += [
-            ("final_rstd", n), ("compact", n * c), ("lse", n), ("compact_lp", n), ("compact_dlp", n), ("logprobs", n),
-            ("d_compact", n * c),
-        ]
+        // Activation table (`activationTables`), then the shared region: disjoint slots for the buffers that
+        // are dead while the head's logits live, and at least one chunk of logits or, within keptLogitsBytes,
+        // all of them for n rows.
+        let (actTable, sharedTable) = Self.activationTables(config, tokens: n)
         var actOffsets: [String: Int] = [:]
         var actTotal = 0
         for (name, count) in actTable {
             actOffsets[name] = actTotal
-            actTotal += (count + 15) / 16 * 16
+            actTotal += Self.slotFloats(count)
         }
-        // The shared region (see `headLogits`): disjoint slots for the buffers that are dead while the head's
-        // logits live, and at least one chunk of logits or, within keptLogitsBytes, all of them for n rows.
-        let sharedTable: [(String, Int)] = [
-            ("norm_out", n * c), ("hidden", n * f), ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
-            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f),
-        ]
         let sharedStart = actTotal
         for (name, count) in sharedTable {
             actOffsets[name] = actTotal
-            actTotal += (count + 15) / 16 * 16
+            actTotal += Self.slotFloats(count)
         }
         let perRowKept = outputHeadScratchCount(m: 1, v: v, chunk: Self.headChunk, kept: true)
         let keptRows = min(n, max(0, keptLogitsBytes) / MemoryLayout<Float>.stride / perRowKept)

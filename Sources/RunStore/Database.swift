@@ -83,7 +83,7 @@ public final class Database: @unchecked Sendable {
         if !readOnly && sqlite3_db_readonly(db, "main") == 1 {
             throw StoreError.readOnly(path: path, detail: "the file is not writable by this user")
         }
-        try configure(inMemory: inMemory, wal: journalModeWAL)
+        try configure(wal: journalModeWAL)
     }
 
     deinit {
@@ -91,9 +91,9 @@ public final class Database: @unchecked Sendable {
         sqlite3_close_v2(handle)
     }
 
-    private func configure(inMemory: Bool, wal: Bool) throws {
+    private func configure(wal: Bool) throws {
         try execute("PRAGMA foreign_keys = ON")
-        if wal && !inMemory { try enableWAL() }
+        if wal { try enableWAL() }
         var probe: OpaquePointer?
         if sqlite3_prepare_v2(handle, "SELECT sqrt(4.0)", -1, &probe, nil) != SQLITE_OK {
             let rc = Self.registerSqrt(on: handle, name: "sqrt")
