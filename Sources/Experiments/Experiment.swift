@@ -130,8 +130,8 @@ public struct Experiment: Sendable {
                                                 found: "\(step)")
                     }
                 }
-                // The run's folder name (RunExecutor.checkpointURL) must be one valid path component.
-                let leaf = name.hasPrefix(config.experiment + "/") ? String(name.dropFirst(config.experiment.count + 1)) : "run"
+                // The run's folder name must be one valid path component.
+                let leaf = RunExecutor.runFolder(experiment: config.experiment, runName: name)
                 if leaf.utf8.count > 200 {
                     throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
                                             found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")

@@ -176,9 +176,15 @@ extension RunExecutor {
     /// results/<experiment>/<swept values>/checkpoint.bin ("run" when nothing is swept); also used
     /// by `export`, which knows the run only from the store.
     static func checkpointURL(root: URL, experiment: String, runName: String) -> URL {
+        root.appendingPathComponent(experiment).appendingPathComponent(runFolder(experiment: experiment, runName: runName))
+            .appendingPathComponent(Checkpoint.fileName)
+    }
+
+    /// The folder of a run under its experiment's: the run name after the experiment's ("/" as "_"),
+    /// or "run" when nothing is swept.
+    static func runFolder(experiment: String, runName: String) -> String {
         let prefix = experiment + "/"
         let leaf = runName.hasPrefix(prefix) ? String(runName.dropFirst(prefix.count)) : "run"
-        return root.appendingPathComponent(experiment).appendingPathComponent(leaf.replacingOccurrences(of: "/", with: "_"))
-            .appendingPathComponent(Checkpoint.fileName)
+        return leaf.replacingOccurrences(of: "/", with: "_")
     }
 }

@@ -8,23 +8,11 @@ import XCTest
 /// another process. They extend `ReliabilityTests` for its helpers and fixtures.
 extension ReliabilityTests {
     /// A tiny-preset spec long enough to be stopped part-way: `steps` steps, checkpoints every 5.
-    func longSpec(name: String, steps: Int = 3000, seeds: [Int] = [1], train: String = "tiny-train.jsonl") throws -> String {
+    func longSpec(name: String, steps: Int = 3000, seeds: [Int] = [1]) throws -> String {
         let file = "\(name).json5"
-        try write("""
-            {
-              name: "\(name)",
-              model: { preset: "tiny", seed: 0 },
-              template: "hh",
-              data: {
-                train: { path: "\(train)" },
-                probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected" } },
-              },
-              train: { steps: \(steps), batch_size: 2, lr: 1e-4, warmup: 1, max_length: 160 },
-              eval: { every: 1000 },
-              checkpoint: { every: 5 },
-              \(seeds.count > 1 ? "sweep: { seed: \(seeds) }," : "seed: \(seeds[0]),")
-            }
-            """, to: file)
+        try write(Self.spec(extra: "checkpoint: { every: 5 }, " + (seeds.count > 1 ? "sweep: { seed: \(seeds) }," : "seed: \(seeds[0]),"),
+                            replacing: [(#"name: "bad""#, "name: \"\(name)\""), ("steps: 2,", "steps: \(steps),"),
+                                        ("lr: 1e-3", "lr: 1e-4"), ("eval: { every: 2 }", "eval: { every: 1000 }")]), to: file)
         return file
     }
 
@@ -148,22 +136,10 @@ extension ReliabilityTests {
 
     func generatorSpec(timeout: Double) throws -> (spec: String, pidFile: String) {
         let pidFile = path("generator.pid")
-        try write("""
-            {
-              name: "gen",
-              model: { preset: "tiny", seed: 0 },
-              template: "hh",
-              data: {
-                train: { path: "tiny-train.jsonl" },
-                probes: { path: "tiny-probes.jsonl", categories: {
-                  chosen: "chosen",
-                  variant: { generate: { command: ["/bin/sh", "-c", "echo $$ > \(pidFile); exec sleep 600"], template: "{text}", field: "chosen", timeout: \(timeout) } },
-                } },
-              },
-              train: { steps: 2, batch_size: 2, lr: 1e-3, warmup: 1, max_length: 160 },
-              eval: { every: 2 },
-            }
-            """, to: "gen.json5")
+        let generator = #"variant: { generate: { command: ["/bin/sh", "-c", "echo $$ > \#(pidFile); exec sleep 600"], template: "{text}", field: "chosen", timeout: \#(timeout) } }"#
+        try write(Self.spec(replacing: [(#"name: "bad""#, #"name: "gen""#),
+                                        (#"categories: { chosen: "chosen", rejected: "rejected" }"#, #"categories: { chosen: "chosen", "# + generator + " }")]),
+                  to: "gen.json5")
         return ("gen.json5", pidFile)
     }
 
