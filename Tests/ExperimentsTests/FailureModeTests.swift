@@ -16,6 +16,16 @@ extension ReliabilityTests {
         return file
     }
 
+    /// SIGINT to a launched process; it must end within `seconds` (else the test fails and it is killed).
+    func interrupt(_ p: Process, _ out: URL, _ err: URL, within seconds: TimeInterval, _ message: String,
+                   file: StaticString = #filePath, line: UInt = #line) -> Outcome {
+        kill(p.processIdentifier, SIGINT)
+        XCTAssertTrue(waitFor(seconds) { !p.isRunning }, message, file: file, line: line)
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        return outcome(p, out, err)
+    }
+
     func waitFor(_ timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -168,11 +178,7 @@ extension ReliabilityTests {
         var (p, out, err) = try launch(["run", spec, "--db", path("t2.sqlite")], environment: env)
         XCTAssertTrue(waitFor(30) { generatorPID(pidFile) != nil }, "the generator did not start")
         let second = generatorPID(pidFile)!
-        kill(p.processIdentifier, SIGINT)
-        XCTAssertTrue(waitFor(10) { !p.isRunning }, "run did not stop on SIGINT while its generator ran")
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        let interrupted = outcome(p, out, err)
+        let interrupted = interrupt(p, out, err, within: 10, "run did not stop on SIGINT while its generator ran")
         XCTAssertEqual(interrupted.status, 1, interrupted.stderr)
         XCTAssertTrue(interrupted.stderr.contains("interrupted"), interrupted.stderr)
         XCTAssertTrue(waitFor(5) { !Self.isAlive(second) }, "the generator outlived the interrupted run")
@@ -215,11 +221,7 @@ extension ReliabilityTests {
         let db = path("jobs.sqlite")
         var (p, out, err) = try launch(["run", spec, "--db", db, "--jobs", "2"])
         XCTAssertTrue(waitFor(60) { runningRuns(db) == 2 }, "both runs did not start")
-        kill(p.processIdentifier, SIGINT)
-        XCTAssertTrue(waitFor(20) { !p.isRunning }, "the parent did not stop on SIGINT")
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        let stopped = outcome(p, out, err)
+        let stopped = interrupt(p, out, err, within: 20, "the parent did not stop on SIGINT")
         XCTAssertEqual(stopped.status, 1, stopped.stderr)
         XCTAssertTrue(stopped.stderr.contains("run the same command again to resume"), stopped.stderr)
         XCTAssertEqual(Self.processes(mentioning: db), [])
