@@ -10,6 +10,9 @@ struct CommandFailure: Error, CustomStringConvertible {
 
 /// Helpers the verbs share.
 enum Commands {
+    /// The run store a verb uses when `--db` is not given.
+    static let defaultStore = "results/runs.sqlite"
+
     /// A run store is a file: in-memory, empty and URI paths are refused, since a run recorded there would
     /// be lost when the process ends.
     static func checkStorePath(_ path: String) throws {

@@ -73,6 +73,11 @@ struct VerbOption<V> {
         }, get: { $0[keyPath: key] == V()[keyPath: key] ? nil : "\($0[keyPath: key])" })
     }
 
+    /// `--db PATH`, the run store, defaulting to `Commands.defaultStore`.
+    static func store(_ key: WritableKeyPath<V, String>) -> VerbOption where V: Verb {
+        option("--db", "PATH", key, help: "run store (default \(Commands.defaultStore))")
+    }
+
     static func flag(_ name: String, _ key: WritableKeyPath<V, Bool>, help: String) -> VerbOption {
         VerbOption(name: name, kind: .flag, help: help, set: { verb, _ in verb[keyPath: key] = true },
                    get: { $0[keyPath: key] ? "" : nil })

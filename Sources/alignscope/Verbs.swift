@@ -36,7 +36,7 @@ struct RunVerb: Verb {
         """
 
     var spec = ""
-    var db = "results/runs.sqlite"
+    var db = Commands.defaultStore
     var jobs = 1
     var only: String?
     var checkpoints: String?
@@ -45,7 +45,7 @@ struct RunVerb: Verb {
     static var options: [VerbOption<RunVerb>] {
         [
             .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
-            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .store(\.db),
             .option("--jobs", "N", \.jobs, help: "runs at once, each in its own process (default 1)"),
             .option("--only", "RUN", \.only, help: "run only the run with this name (see `plan`)"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder (default: results/ beside the database)"),
@@ -80,13 +80,13 @@ struct StatusVerb: Verb {
     static let synopsis = "[--db PATH] [--json]"
     static let summary = "List the runs in a store with their status, step, last loss, start and finish times."
 
-    var db = "results/runs.sqlite"
+    var db = Commands.defaultStore
     var experiment: String?
     var json = false
 
     static var options: [VerbOption<StatusVerb>] {
         [
-            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .store(\.db),
             .option("--experiment", "NAME", \.experiment, help: "only this experiment"),
             .flag("--json", \.json, help: "one JSON object per run"),
         ]
@@ -100,13 +100,13 @@ struct ReportVerb: Verb {
     static let synopsis = "[--db PATH] [--experiment NAME] [--out DIR]"
     static let summary = "Render CSV files, SVG figures and an index (HTML and Markdown) from the run store."
 
-    var db = "results/runs.sqlite"
+    var db = Commands.defaultStore
     var experiment: String?
     var out = "results/report"
 
     static var options: [VerbOption<ReportVerb>] {
         [
-            .option("--db", "PATH", \.db, help: "run store (default results/runs.sqlite)"),
+            .store(\.db),
             .option("--experiment", "NAME", \.experiment, help: "experiment to report (default: the only or latest one)"),
             .option("--out", "DIR", \.out, help: "output folder (default results/report)"),
         ]
