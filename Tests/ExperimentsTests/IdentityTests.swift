@@ -1,6 +1,6 @@
 import Base
 import Foundation
-import RunStore
+@testable import RunStore
 import XCTest
 @testable import Experiments
 
@@ -13,7 +13,7 @@ final class IdentityTests: XCTestCase {
     override func setUpWithError() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-identity-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for name in ["tiny-sweep.json5", "tiny-stages.json5", "tiny-train.jsonl", "tiny-probes.jsonl", "legacy-59e209a.sqlite"] {
+        for name in ["tiny-sweep.json5", "tiny-stages.json5", "tiny-train.jsonl", "tiny-probes.jsonl", "legacy-59e209a.sql"] {
             try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
                                              to: dir.appendingPathComponent(name))
         }
@@ -27,11 +27,15 @@ final class IdentityTests: XCTestCase {
         try ["tiny-sweep.json5", "tiny-stages.json5"].map { try Experiment.load(path: dir.appendingPathComponent($0).path) }
     }
 
-    /// legacy-59e209a.sqlite: `alignscope run` of both specs by the executable of commit 59e209a (schema
-    /// version 1, the hand-written config encoder). Opening it migrates it to version 2; every planned run is
-    /// found by its identity, finished, and nothing is trained again.
+    /// legacy-59e209a.sql: `sqlite3 .dump` of the store that `alignscope run` of both specs wrote with the
+    /// executable of commit 59e209a (schema version 1, the hand-written config encoder), kept as text so
+    /// that no database is committed. Rebuilt into a file, then opened: opening migrates it to version 2;
+    /// every planned run is found by its identity, finished, and nothing is trained again.
     func testAStoreWrittenBeforeTheRedesignKeepsItsFinishedRuns() throws {
-        let store = try RunStore(path: dir.appendingPathComponent("legacy-59e209a.sqlite").path)
+        let path = dir.appendingPathComponent("legacy-59e209a.sqlite").path
+        try Database(path: path, journalModeWAL: false)
+            .executeScript(String(contentsOf: dir.appendingPathComponent("legacy-59e209a.sql"), encoding: .utf8))
+        let store = try RunStore(path: path)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
         let before = try store.query("SELECT count(*) FROM runs")
         for experiment in try experiments() {
