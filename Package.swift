@@ -33,6 +33,7 @@ let package = Package(
         .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Probes", "RunStore"]),
         // A generator command for the tests of the external-command interface (no Python in tests).
         .executableTarget(name: "alignscope-test-generator", dependencies: ["Base"]),
+        .testTarget(name: "BaseTests", dependencies: ["Base"]),
         .testTarget(name: "KernelsTests", dependencies: ["Base", "Kernels"]),
         .testTarget(name: "ModelTests", dependencies: ["Base", "Model", "Kernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Base", "Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),

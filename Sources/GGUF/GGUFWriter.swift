@@ -84,28 +84,12 @@ public struct GGUFWriter {
         return sink.bytes
     }
 
-    /// Writes the file atomically: into a temporary file next to `path`, then renamed over it.
+    /// Writes the file atomically (`AtomicFile`: a temporary beside `path`, flushed, renamed over it).
     public func write(to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw GGUFError.writeFailed(file: path, reason: "cannot create \(tmp): " + FileBytes.errnoText()) }
-        var sink = FileSink(fd: fd, file: path)
         do {
-            try write(into: &sink, file: path)
-            try sink.flush()
-            guard fsync(fd) == 0 else { throw GGUFError.writeFailed(file: path, reason: "fsync: " + FileBytes.errnoText()) }
-            guard close(fd) == 0 else {
-                throw GGUFError.writeFailed(file: path, reason: "close: " + FileBytes.errnoText())
-            }
-        } catch {
-            close(fd)
-            unlink(tmp)
-            throw error
-        }
-        guard rename(tmp, path) == 0 else {
-            let reason = FileBytes.errnoText()
-            unlink(tmp)
-            throw GGUFError.writeFailed(file: path, reason: "rename: " + reason)
+            try AtomicFile.write(to: path) { out in try write(into: &out, file: path) }
+        } catch let e as AtomicFile.WriteError {
+            throw GGUFError.writeFailed(file: path, reason: e.reason)
         }
     }
 
@@ -219,12 +203,6 @@ private struct HeaderBuffer {
     }
 }
 
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#else
-private let systemWrite = Darwin.write
-#endif
-
 protocol ByteSink {
     mutating func write(_ bytes: UnsafeRawBufferPointer) throws
 }
@@ -234,42 +212,5 @@ private struct ArraySink: ByteSink {
     mutating func write(_ b: UnsafeRawBufferPointer) throws { bytes += b }
 }
 
-/// Buffers writes to a file descriptor in 1 MiB pieces.
-private struct FileSink: ByteSink {
-    let fd: Int32
-    let file: String
-    var buffer: [UInt8] = []
-    static let capacity = 1 << 20
-
-    init(fd: Int32, file: String) {
-        self.fd = fd
-        self.file = file
-        buffer.reserveCapacity(Self.capacity)
-    }
-
-    mutating func write(_ b: UnsafeRawBufferPointer) throws {
-        if buffer.count + b.count > Self.capacity { try flush() }
-        if b.count >= Self.capacity {
-            try writeAll(b)
-        } else {
-            buffer += b
-        }
-    }
-
-    mutating func flush() throws {
-        try buffer.withUnsafeBytes { try writeAll($0) }
-        buffer.removeAll(keepingCapacity: true)
-    }
-
-    private func writeAll(_ b: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < b.count {
-            let n = systemWrite(fd, b.baseAddress! + done, b.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw GGUFError.writeFailed(file: file, reason: FileBytes.errnoText())
-            }
-            done += n
-        }
-    }
-}
+/// The file output buffers and writes to the temporary file.
+extension AtomicFile.Output: ByteSink {}

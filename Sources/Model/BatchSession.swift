@@ -321,7 +321,7 @@ public final class BatchSession {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<cfg.nLayers {
                     model.blockForward(l, out: x, x: x, n: b, positions: pos, cos: cosb.baseAddress!, sin: sinb.baseAddress!,
-                                       buffers: buffers) { qkv, att in
+                                       buffers: buffers, residual: .inProduct) { qkv, att in
                         // The KV cache: this pass's keys and values are stored at their slots, and each segment's
                         // rows attend to its prefix and its own earlier slots.
                         for i in 0..<b {

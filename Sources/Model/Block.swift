@@ -21,6 +21,15 @@ struct BlockBuffers {
     var hidden: UnsafeMutablePointer<Float>
 }
 
+/// How a block adds a product to the residual stream. The two orders give the same sums up to the last
+/// bits of a float; each caller keeps the order it has always used, so its numbers do not move.
+enum ResidualSum {
+    /// `out = product; out += stream`, the order training has used (backward reads `residMid` as stored).
+    case afterProduct
+    /// `out = stream; out += product` inside the sgemm (`beta = 1`), the order inference has used.
+    case inProduct
+}
+
 extension LlamaModel {
     /// Block `l` of the transformer, the one implementation used by training (`forward`), scoring and
     /// generation (`BatchSession`):
@@ -31,10 +40,10 @@ extension LlamaModel {
     ///
     /// Only the attention core differs between the callers (packed causal sequences in training, a KV
     /// cache in inference): `attention(qkv, att)` must fill `att` (n, dim) from `qkv`. `out` may be `x`
-    /// (in place). x, out: (n, dim).
+    /// (in place). x, out: (n, dim). `residual` chooses the summation order of the two residual adds.
     func blockForward(_ l: Int, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int,
                       positions: UnsafePointer<Int32>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                      buffers b: BlockBuffers,
+                      buffers b: BlockBuffers, residual: ResidualSum,
                       attention: (_ qkv: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>) -> Void) {
         let w = pBlocks[l], cfg = config
         let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads
@@ -45,13 +54,27 @@ extension LlamaModel {
         ropeForward(b.qkv, positions: positions, n: n, heads: nh, headDim: hd, cos: cos, sin: sin, rowStride: w3)
         ropeForward(b.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd, cos: cos, sin: sin, rowStride: w3)
         attention(b.qkv, b.att)
-        matmul(b.residMid, b.att, w.wo, m: n, n: c, k: c, transB: true)
-        residualForward(b.residMid, b.residMid, x, n: n * c)
+        addProduct(b.residMid, stream: x, b.att, w.wo, m: n, n: c, k: c, residual)
         rmsnormForward(b.norm, b.ffnRstd, b.residMid, w.ffnNorm, n: n, c: c, eps: cfg.normEps)
         // gate | up in one sgemm against the adjacent (2 ffn, dim) weights.
         matmul(b.gateUp, b.norm, w.wGate, m: n, n: 2 * f, k: c, transB: true)
         swigluFusedForward(b.hidden, b.gateUp, n: n, f: f)
-        matmul(out, b.hidden, w.wDown, m: n, n: c, k: f, transB: true)
-        residualForward(out, out, b.residMid, n: n * c)
+        addProduct(out, stream: b.residMid, b.hidden, w.wDown, m: n, n: c, k: f, residual)
+    }
+
+    /// out = stream + a w^T, (m, n) from a (m, k) and w (n, k), summed in the order `residual` names.
+    /// `out` may be `stream` only for `.inProduct`.
+    private func addProduct(_ out: UnsafeMutablePointer<Float>, stream: UnsafePointer<Float>,
+                            _ a: UnsafePointer<Float>, _ w: UnsafePointer<Float>, m: Int, n: Int, k: Int,
+                            _ residual: ResidualSum) {
+        switch residual {
+        case .afterProduct:
+            precondition(UnsafePointer(out) != stream, "blockForward: .afterProduct cannot add in place")
+            matmul(out, a, w, m: m, n: n, k: k, transB: true)
+            residualForward(out, out, stream, n: m * n)
+        case .inProduct:
+            if UnsafePointer(out) != stream { out.update(from: stream, count: m * n) }
+            matmul(out, a, w, m: m, n: n, k: k, transB: true, beta: 1)
+        }
     }
 }

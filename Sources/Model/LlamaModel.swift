@@ -305,7 +305,7 @@ public final class LlamaModel {
                     let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
                                                residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
                     blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers) { qkv, att in
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers, residual: .afterProduct) { qkv, att in
                         // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
                         attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
                                          sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,

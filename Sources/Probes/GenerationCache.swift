@@ -63,11 +63,9 @@ final class GenerationCache {
         let body = entries.keys.sorted().map { jsonQuoted($0) + ":" + jsonQuoted(entries[$0]!) }.joined(separator: ",\n")
         let text = "{\"version\":1,\"entries\":{\n" + body + "\n}}\n"
         do {
-            let url = URL(fileURLWithPath: path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Data(text.utf8).write(to: url, options: .atomic)
+            try AtomicFile.write(text, to: path, createFolders: true)
         } catch {
-            throw .cache(file: path, reason: "cannot write it (\(error.localizedDescription))")
+            throw .cache(file: path, reason: "cannot write it (\(error.reason))")
         }
         dirty = false
     }

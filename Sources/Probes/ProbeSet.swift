@@ -189,9 +189,9 @@ public struct ProbeSet: Sendable, Equatable {
                 .joined(separator: ",") + "}}\n"
         }
         do {
-            try Data(out.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try AtomicFile.write(out, to: path)
         } catch {
-            throw .unwritable(file: path, reason: error.localizedDescription)
+            throw .unwritable(file: path, reason: error.reason)
         }
     }
 }

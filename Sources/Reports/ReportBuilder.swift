@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import RunStore
 
@@ -74,9 +75,9 @@ public struct ReportBuilder {
         for file in files {
             let path = outDir + "/" + file.path
             do {
-                try Data(file.contents.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                try AtomicFile.write(file.contents, to: path)
             } catch {
-                throw ReportError.cannotWrite(path: path, reason: Self.reason(error))
+                throw ReportError.cannotWrite(path: path, reason: error.reason)
             }
         }
         return files.map(\.path)

@@ -6,13 +6,12 @@ import Foundation
 /// Layout (little-endian): "ASCK", u32 version, i64 step, i64 adam t, i64 parameter count,
 /// 64 bytes config sha256 (hex), then (version 2) 32 bytes store id (hex, `RunStore.storeID`),
 /// then parameters, m, v as f32. Version 1 files (no store id) are still read; they resume nowhere.
-/// Written to a temporary file (`.<name>.tmp-<pid>`), flushed and renamed, so a crash leaves the
+/// Written through `AtomicFile` (a temporary beside it, flushed and renamed), so a crash leaves the
 /// previous checkpoint; `removeLeftovers` deletes the temporary files a kill mid-write leaves.
 public enum Checkpoint {
     public static let magic: [UInt8] = Array("ASCK".utf8)
     public static let version: UInt32 = 2
     public static let fileName = "checkpoint.bin"
-    static let tempMarker = ".tmp-"
 
     public struct Header: Equatable {
         public var step: Int
@@ -36,48 +35,29 @@ public enum Checkpoint {
 
     static func headerSize(version: UInt32) -> Int { version == 1 ? 96 : 128 }
 
-    /// Deletes `.*.tmp-<pid>` files in `directory` (left by a process killed while writing). Only the
+    /// Deletes the temporaries a process killed while writing left in `directory` (`AtomicFile`). Only the
     /// process holding the run's lease writes there, so every such file is dead.
     public static func removeLeftovers(in directory: URL) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
-        for name in names where name.hasPrefix(".") && name.contains(tempMarker) {
-            unlink(directory.appendingPathComponent(name).path)
-        }
+        AtomicFile.removeLeftovers(in: directory.path)
     }
 
     public static func write(to url: URL, header: Header, tensors: [UnsafeBufferPointer<Float>]) throws {
-        let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent)\(tempMarker)\(getpid())")
-        guard let f = fopen(tmp.path, "wb") else {
-            throw CheckpointError(path: tmp.path, reason: String(cString: strerror(errno)))
-        }
-        var ok = true
-        func put(_ bytes: UnsafeRawBufferPointer) {
-            if ok, bytes.count > 0, fwrite(bytes.baseAddress, 1, bytes.count, f) != bytes.count { ok = false }
-        }
         var head = ByteWriter()
         head.append(contentsOf: magic)
         head.append(version)
         for v in [Int64(header.step), Int64(header.adamT), Int64(header.parameterCount)] { head.append(v) }
         head.appendFixed(header.configSHA256, width: 64)
         head.appendFixed(header.storeID, width: 32)
-        head.bytes.withUnsafeBytes { put($0) }
-        for t in tensors {
-            precondition(t.count == header.parameterCount)
-            put(UnsafeRawBufferPointer(t))
-        }
-        if fflush(f) != 0 || fsync(fileno(f)) != 0 { ok = false }
-        let err = errno
-        fclose(f)
-        guard ok else {
-            unlink(tmp.path)
-            throw CheckpointError(path: url.path, reason: "cannot write checkpoint: \(String(cString: strerror(err)))")
-        }
-        guard rename(tmp.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp.path)
-            throw CheckpointError(path: url.path, reason: "cannot rename checkpoint: \(reason)")
+        do {
+            try AtomicFile.write(to: url.path, createFolders: true) { out in
+                try out.write(head.bytes)
+                for t in tensors {
+                    precondition(t.count == header.parameterCount)
+                    try out.write(UnsafeRawBufferPointer(t))
+                }
+            }
+        } catch let e as AtomicFile.WriteError {
+            throw CheckpointError(path: url.path, reason: "cannot write checkpoint: \(e.reason)")
         }
     }
 

@@ -95,10 +95,9 @@ public struct ReferenceLogprobCache: Sendable {
         out.append(UInt64(values.count))
         for v in values { out.append(v.bitPattern) }
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try Data(out.bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
+            try AtomicFile.write(out.bytes, to: file, createFolders: true)
         } catch {
-            throw ReferenceCacheError.unwritable(path: file, reason: "\(error.localizedDescription)")
+            throw ReferenceCacheError.unwritable(path: file, reason: error.reason)
         }
     }
 
