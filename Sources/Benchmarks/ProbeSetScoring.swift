@@ -34,12 +34,18 @@ enum ProbeSetWorkload {
     static let generatedTokens = 24
 }
 
-func measureProbeSet(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> ProbeSetBench {
-    let w = ProbeSetWorkload.self, vocab = model.config.vocabSize
-    let items: [(prompt: [Int32], responses: [[Int32]])] = (0..<w.probes).map { p in
+/// The probe-set workload's token ids.
+func probeSetItems(vocab: Int) -> [(prompt: [Int32], responses: [[Int32]])] {
+    let w = ProbeSetWorkload.self
+    return (0..<w.probes).map { p in
         (prompt: Workload.tokens(w.promptTokens, salt: 100 + UInt64(p), vocab: vocab),
          responses: w.responseTokens.enumerated().map { Workload.tokens($0.element, salt: 1000 + UInt64(10 * p + $0.offset), vocab: vocab) })
     }
+}
+
+func measureProbeSet(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> ProbeSetBench {
+    let w = ProbeSetWorkload.self
+    let items = probeSetItems(vocab: model.config.vocabSize)
     let longest = w.promptTokens + max(w.responseTokens.max()!, w.generatedTokens)
     let session = InferenceSession(model: model, capacity: longest)
     let batch = BatchSession(model: model, slots: 4096, context: longest + 1)

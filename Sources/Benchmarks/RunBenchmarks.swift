@@ -62,8 +62,12 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
         nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount)
 
     let sgemm = measureSgemm(shape: shape, tokens: n, repeats: repeats, progress: progress)
-    let reference = sgemm.filter { $0.label.hasPrefix("square") }.map(\.gflops).max() ?? 0
-    let training = measureTraining(model, shape: shape, reference: reference, repeats: repeats, progress: progress)
+    let squares = sgemm.filter { $0.label.hasPrefix("square") }
+    let reference = squares.map(\.gflops).max() ?? 0
+    let referenceBF16 = Products.bf16Supported ? squares.compactMap(\.bf16Gflops).max() : nil
+    let engines = EngineSetting.available
+    let trainings = measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
+    let engineScoring = measureEngineScoring(model, engines: engines, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
     let generation = measureGeneration(model, repeats: repeats, progress: progress)
     let probeSet = measureProbeSet(model, repeats: repeats, progress: progress)
@@ -71,8 +75,37 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
     return BenchReport(
         machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
                        threads: Threads.count, loadBefore: loadBefore, loadAfter: loadAverage(), repeats: repeats),
-        sgemm: sgemm, referenceGflops: reference, model: shape, training: training, scoring: scoring,
+        productISA: Products.isaName, sgemm: sgemm, referenceGflops: reference, referenceBF16Gflops: referenceBF16,
+        model: shape, training: trainings[0],
+        engines: zip(engines, zip(trainings, engineScoring)).map {
+            .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
+        },
+        scoring: scoring,
         generation: generation, probeSet: probeSet, peakResidentBytes: peakResidentBytes())
+}
+
+// MARK: Engines
+
+/// One way of running the large products: library and input type.
+struct EngineSetting {
+    let label: String
+    let backend: Products.Backend
+    let precision: Precision
+
+    /// The default first (the baseline of every ratio), then OpenBLAS, then bf16 where the CPU has it.
+    static var available: [EngineSetting] {
+        [.init(label: "oneDNN fp32", backend: .onednn, precision: .fp32),
+         .init(label: "OpenBLAS fp32", backend: .openblas, precision: .fp32)]
+            + (Products.bf16Supported ? [.init(label: "oneDNN bf16", backend: .onednn, precision: .bf16)] : [])
+    }
+
+    /// Runs `body` with this engine, then restores the previous one.
+    func with<T>(_ body: () -> T) -> T {
+        let saved = Products.backend
+        Products.backend = backend
+        defer { Products.backend = saved }
+        return body()
+    }
 }
 
 // MARK: sgemm
@@ -111,24 +144,35 @@ func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
         }
         cc.initialize(repeating: 0)
         let flops = 2 * Double(mm) * Double(nn) * Double(kk)
-        let call = {
-            matmul(cc.baseAddress!, a.baseAddress!, b.baseAddress!, m: mm, n: nn, k: kk, transA: ta, transB: tb)
+        let engines = EngineSetting.available
+        let calls = engines.map { e in
+            {
+                e.with {
+                    matmul(cc.baseAddress!, a.baseAddress!, b.baseAddress!, m: mm, n: nn, k: kk, transA: ta, transB: tb,
+                           precision: e.precision)
+                }
+            }
         }
-        call()
-        // Each measurement repeats the call for at least 0.1 s so small shapes are timed reliably.
-        var rates: [Double] = []
+        for call in calls { call() }  // warm-up (and oneDNN's primitive creation)
+        // Each measurement repeats the call for at least 0.1 s so small shapes are timed reliably; the
+        // engines alternate within each repeat.
+        var rates = [[Double]](repeating: [], count: engines.count)
         for _ in 0..<repeats {
-            var calls = 0
-            let start = now()
-            repeat {
-                call()
-                calls += 1
-            } while now() - start < 0.1
-            rates.append(flops * Double(calls) / (now() - start) / 1e9)
+            for (i, call) in calls.enumerated() {
+                var count = 0
+                let start = now()
+                repeat {
+                    call()
+                    count += 1
+                } while now() - start < 0.1
+                rates[i].append(flops * Double(count) / (now() - start) / 1e9)
+            }
         }
-        let g = median(rates)
-        progress("sgemm \(label) \(mm)x\(nn)x\(kk): \(String(format: "%.1f", g)) GFLOP/s")
-        out.append(.init(label: label, m: mm, n: nn, k: kk, transA: ta, transB: tb, gflops: g))
+        let g = rates.map(median)
+        let bf16 = engines.firstIndex { $0.precision == .bf16 }.map { g[$0] }
+        progress("products \(label) \(mm)x\(nn)x\(kk): oneDNN \(String(format: "%.1f", g[0])), OpenBLAS \(String(format: "%.1f", g[1]))"
+                 + (bf16.map { ", bf16 \(String(format: "%.1f", $0))" } ?? "") + " GFLOP/s")
+        out.append(.init(label: label, m: mm, n: nn, k: kk, transA: ta, transB: tb, gflops: g[0], openblasGflops: g[1], bf16Gflops: bf16))
     }
     return out
 }
@@ -146,8 +190,10 @@ func trainingBatch(vocab: Int) -> TokenBatch {
     return TokenBatch(tokens: tokens, targets: targets, sequenceStarts: (0..<s).map { $0 * t })
 }
 
-func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, repeats: Int,
-                             progress: (String) -> Void) -> BenchReport.Training {
+/// The training step with each engine, the engines alternating within each round; the first round is a
+/// warm-up. Returns one figure per engine, in `engines` order.
+func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
+                     repeats: Int, progress: (String) -> Void) -> [BenchReport.Training] {
     let batch = trainingBatch(vocab: model.config.vocabSize)
     let targets = batch.targets.filter { $0 >= 0 }.count
     // Mean negative log-likelihood over the targeted positions.
@@ -156,36 +202,71 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
     let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 1e-5))
     let flops = FlopCount.trainingStep(
         shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
-    // Before each step, 0.2 s of 1024^3 sgemm: the machine is shared, so MFU is the median of per-step ratios
-    // taken under the same load, not a ratio of two medians taken minutes apart.
+    // Before each step, 0.2 s of 1024^3 fp32 products with the default engine: the machine is shared, so
+    // MFU is the median of per-step ratios taken under the same load, not a ratio of two medians taken
+    // minutes apart.
     let probe = SgemmProbe(size: 1024)
-    var times: [(Double, Double, Double)] = []
-    var ratios: [Double] = [], probes: [Double] = []
+    var times = [[(Double, Double, Double)]](repeating: [], count: engines.count)
+    var ratios = [[Double]](repeating: [], count: engines.count), probes = ratios
+    let savedPrecision = model.precision
+    defer { model.precision = savedPrecision }
     for r in 0...repeats {
-        let sgemmNow = probe.gflops(seconds: 0.2)
-        let t0 = now()
-        model.zeroGradients()
-        _ = model.forward(batch, training: true)
-        let t1 = now()
-        dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-        let t2 = now()
-        optimizer.step(params: model.parameters, grads: model.gradients, lr: 1e-5)
-        let t3 = now()
-        if r > 0 {  // the first step is a warm-up (page faults, OpenBLAS start-up)
-            times.append((t1 - t0, t2 - t1, t3 - t2))
-            probes.append(sgemmNow)
-            ratios.append(flops / (t3 - t0) / 1e9 / sgemmNow)
-            progress("train step \(r)/\(repeats): \(String(format: "%.3f", t3 - t0)) s")
+        for (i, engine) in engines.enumerated() {
+            let sgemmNow = probe.gflops(seconds: 0.2)
+            model.precision = engine.precision
+            let (t0, t1, t2, t3) = engine.with {
+                let t0 = now()
+                model.zeroGradients()
+                _ = model.forward(batch, training: true)
+                let t1 = now()
+                dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+                let t2 = now()
+                optimizer.step(params: model.parameters, grads: model.gradients, lr: 1e-5)
+                return (t0, t1, t2, now())
+            }
+            if r > 0 {  // the first round is a warm-up (page faults, primitive creation)
+                times[i].append((t1 - t0, t2 - t1, t3 - t2))
+                probes[i].append(sgemmNow)
+                ratios[i].append(flops / (t3 - t0) / 1e9 / sgemmNow)
+                progress("train step \(r)/\(repeats) \(engine.label): \(String(format: "%.3f", t3 - t0)) s")
+            }
         }
     }
-    let step = median(times.map { $0.0 + $0.1 + $0.2 })
-    let achieved = flops / step / 1e9
-    return .init(
-        sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
-        stepSeconds: step, forwardSeconds: median(times.map(\.0)), backwardSeconds: median(times.map(\.1)),
-        optimizerSeconds: median(times.map(\.2)), tokensPerSecond: Double(batch.count) / step,
-        flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes), mfu: median(ratios),
-        mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+    return engines.indices.map { i in
+        let step = median(times[i].map { $0.0 + $0.1 + $0.2 })
+        let achieved = flops / step / 1e9
+        return .init(
+            sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
+            stepSeconds: step, forwardSeconds: median(times[i].map(\.0)), backwardSeconds: median(times[i].map(\.1)),
+            optimizerSeconds: median(times[i].map(\.2)), tokensPerSecond: Double(batch.count) / step,
+            flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes[i]), mfu: median(ratios[i]),
+            mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+    }
+}
+
+/// The probe set's batched scoring with each engine (alternating), and how far each engine's
+/// log-probabilities land from the first's.
+func measureEngineScoring(_ model: LlamaModel, engines: [EngineSetting], repeats: Int,
+                          progress: (String) -> Void) -> [(seconds: Double, maxDifference: Double)] {
+    let items = probeSetItems(vocab: model.config.vocabSize)
+    let w = ProbeSetWorkload.self
+    let batch = BatchSession(model: model, slots: 4096, context: w.promptTokens + w.responseTokens.max()! + 1)
+    var results = [[Float]](repeating: [], count: engines.count)
+    var times = [[Double]](repeating: [], count: engines.count)
+    for r in 0...repeats {
+        for (i, engine) in engines.enumerated() {
+            batch.precision = engine.precision
+            let start = now()
+            let scored = engine.with { batch.scoreResponses(items) }
+            let t = now() - start
+            if r == 0 { results[i] = scored.flatMap { $0.map { $0.reduce(0, +) } } } else { times[i].append(t) }
+        }
+    }
+    return engines.indices.map { i in
+        let diff = zip(results[i], results[0]).map { Double(abs($0 - $1)) }.max() ?? 0
+        progress("probe set batched \(engines[i].label): \(String(format: "%.3f", median(times[i]))) s, max |Δ log p| \(String(format: "%.2g", diff))")
+        return (median(times[i]), diff)
+    }
 }
 
 /// A square sgemm kept ready for short FLOP/s measurements.

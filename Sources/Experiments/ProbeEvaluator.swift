@@ -82,6 +82,7 @@ final class ProbeEvaluator {
         let need = out.map { $0.prompt.count + $0.responses.reduce(0) { $0 + max(0, $1.ids.count - 1) } }.max() ?? 0
         batch = BatchSession(model: loaded.model, slots: max(Self.cacheSlots, need + (maxLength + 64) * set.dynamicCategories.count),
                              context: 2 * maxLength + 1)
+        batch.precision = config.eval.precision
         tokenizer = loaded.tokenizer
         self.template = template
         self.store = store

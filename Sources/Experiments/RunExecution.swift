@@ -29,6 +29,7 @@ final class RunExecution {
         let loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.objective.sequencesPerExample * config.train.maxLength,
                                           threads: config.threads)
+        loaded.model.precision = config.train.precision  // training's products (the reference pass's too)
         let template = config.template
         var modelIdentity = "\(config.model)"
         if let initFrom = config.initFrom {
@@ -164,7 +165,9 @@ final class RunExecution {
             let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
                 .appendingPathComponent("reference-cache").path)
             executor.report(.loading(run: run.name, what: "reference log-probabilities"))
-            let reference = try cache.values(model: modelIdentity, data: dataIdentity) {
+            // bf16 reference values are cached apart from fp32 ones (fp32 keys are as before the key existed).
+            let products = config.train.precision == .fp32 ? "" : "|products:\(config.train.precision.rawValue)"
+            let reference = try cache.values(model: modelIdentity + products, data: dataIdentity) {
                 referenceLogprobs(model: loaded.model, pairs: pairs, batchSize: config.train.batchSize)
             }
             return .preference(pairs, reference: reference)

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Model
 import Probes
 import Tokenizer
@@ -28,6 +29,13 @@ extension RunExecutor {
 
     private static func validate(_ config: RunConfig, experiment: Experiment) throws {
         let spec = experiment.specPath
+        for (path, precision) in [("train.precision", config.train.precision), ("eval.precision", config.eval.precision)]
+        where precision == .bf16 && !Products.bf16Supported {
+            throw SpecError.invalid(
+                file: spec, path: path,
+                expected: "\"fp32\" on this CPU (bf16 products need AVX512-BF16 or AMX; oneDNN runs this one at \(Products.isaName), where bf16 would only be emulated, slowly)",
+                found: "\"bf16\"")
+        }
         // The model file is checked as loading would check it, without dequantising it (that costs
         // about 1.3 s for SmolLM2, and each run loads the model again anyway).
         let (modelConfig, tokenizer) = try ModelLoader.validate(config.model, experiment: experiment)

@@ -66,7 +66,7 @@ private func attentionBlockProbs(
     r0: Int, r1: Int, group: Int, headDim hd: Int, scale: Float
 ) {
     let rows = r1 - r0
-    matmul(p, qs, k, m: group * rows, n: r1, k: hd, transB: true, lda: hd, ldb: ldk, ldc: r1, alpha: scale)
+    matmulInThread(p, qs, k, m: group * rows, n: r1, k: hd, transB: true, lda: hd, ldb: ldk, ldc: r1, alpha: scale)
     for j in 0..<group {
         for i in r0..<r1 {
             let row = p + (j * rows + i - r0) * r1, valid = i + 1
@@ -143,7 +143,7 @@ public func attentionForward(
                 if let pr {
                     copyStoredProbs(pb, pr.p + s.base, toStored: true, len: len, r0: r0, r1: r1, firstHead: h0, group: group)
                 }
-                matmul(os, pb, vg, m: group * rows, n: hd, k: r1, lda: r1, ldb: vw, ldc: hd)
+                matmulInThread(os, pb, vg, m: group * rows, n: hd, k: r1, lda: r1, ldb: vw, ldc: hd)
                 for j in 0..<group {
                     for i in 0..<rows {
                         (o.p + (s.start + r0 + i) * ow + (h0 + j) * hd).update(from: os + (j * rows + i) * hd, count: hd)
@@ -195,7 +195,7 @@ public func attentionBackward(
                     attentionBlockProbs(pb, qs, kg, ldk: kw, r0: r0, r1: r1, group: group, headDim: hd, scale: scale)
                 }
                 // dP = dO V^T on the block's rows, keys 0..<r1
-                matmul(ds, dos, vg, m: m, n: r1, k: hd, transB: true, lda: hd, ldb: vw, ldc: r1)
+                matmulInThread(ds, dos, vg, m: m, n: r1, k: hd, transB: true, lda: hd, ldb: vw, ldc: r1)
                 // dS = P * (dP - rowsum(P * dP)), in place; zero beyond the diagonal
                 for j in 0..<group {
                     for i in r0..<r1 {
@@ -206,15 +206,15 @@ public func attentionBackward(
                     }
                 }
                 // S = scale * Q K^T, so dQ += scale dS K and dK += scale dS^T Q; dV += P^T dO
-                matmul(dqs, ds, kg, m: m, n: hd, k: r1, lda: r1, ldb: kw, ldc: hd, alpha: scale)
+                matmulInThread(dqs, ds, kg, m: m, n: hd, k: r1, lda: r1, ldb: kw, ldc: hd, alpha: scale)
                 for j in 0..<group {
                     for i in 0..<rows {
                         let dst = dqp.p + (s.start + r0 + i) * qw + (h0 + j) * hd, src = dqs + (j * rows + i) * hd
                         for t in 0..<hd { dst[t] += src[t] }
                     }
                 }
-                matmul(dkg, ds, qs, m: r1, n: hd, k: m, transA: true, lda: r1, ldb: hd, ldc: kw, alpha: scale, beta: 1)
-                matmul(dvg, pb, dos, m: r1, n: hd, k: m, transA: true, lda: r1, ldb: hd, ldc: vw, beta: 1)
+                matmulInThread(dkg, ds, qs, m: r1, n: hd, k: m, transA: true, lda: r1, ldb: hd, ldc: kw, alpha: scale, beta: 1)
+                matmulInThread(dvg, pb, dos, m: r1, n: hd, k: m, transA: true, lda: r1, ldb: hd, ldc: vw, beta: 1)
                 r0 = r1
             }
         }

@@ -1,9 +1,14 @@
 import Base
 import CBLAS
 
-/// `C = alpha * op(A) * op(B) + beta * C`, row-major, through `cblas_sgemm` (`cblas_sgemv` when m == 1).
-/// OpenBLAS runs single-threaded; large products are split across `Threads.count` threads here (see
-/// `Threads`), so the kernels' own parallel loops and the products share one pool of threads.
+/// `C = alpha * op(A) * op(B) + beta * C`, row-major.
+///
+/// Products of at least `Products.largeSize` multiply-adds and more than one row, and every bf16 product,
+/// run on oneDNN's matmul primitive on `Threads.count` threads (`Products`); bf16 inputs are rounded
+/// copies, accumulation and C stay float32. The other float32 products run on OpenBLAS: `cblas_sgemv`
+/// for one row, one single-threaded `cblas_sgemm` in the calling thread otherwise. With `Products.backend == .openblas` large products are split into `Threads.count` blocks
+/// of C, one single-threaded sgemm per block (the engine before oneDNN, kept as the benchmark baseline).
+/// beta must be 0 or 1 for oneDNN; other values go to OpenBLAS.
 ///
 /// Shapes: op(A) is (m, k), op(B) is (k, n), C is (m, n).
 /// - `transA == false`: A is stored (m, k) with row stride `lda` (default k);
@@ -17,7 +22,8 @@ import CBLAS
 public func matmul(
     _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
     m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-    lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0
+    lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0,
+    precision: Precision = .fp32
 ) {
     if m == 0 || n == 0 { return }
     let lda = lda ?? (transA ? m : k)
@@ -28,6 +34,12 @@ public func matmul(
         for i in 0..<m {
             for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
         }
+        return
+    }
+    let large = m * n * k >= Products.largeSize
+    if Products.backend == .onednn && (large && m > 1 || precision == .bf16)
+        && OneDNN.shared.run(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                             ldc: ldc, alpha: alpha, beta: beta, precision: precision) {
         return
     }
     _ = Threads.blasConfigured
@@ -41,12 +53,12 @@ public func matmul(
         openblas_set_num_threads(1)
         return
     }
-    // Products of at least 2^21 multiply-adds are split into row blocks of C (m >= n) or column blocks, one
+    // OpenBLAS: large products are split into row blocks of C (m >= n) or column blocks, one
     // single-threaded sgemm per block on its own thread: each element of C is still one call's dot product
     // over the whole k.
     let rows = m >= n, extent = rows ? m : n
     let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
-    parallelFor(extent, grain: m * n * k < 1 << 21 ? extent : 1) { part in
+    parallelFor(extent, grain: large ? 1 : extent) { part in
         var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
         if rows {
             a += transA ? part.lowerBound : part.lowerBound * lda
@@ -61,6 +73,26 @@ public func matmul(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+}
+
+/// `matmul` in float32 as one single-threaded OpenBLAS call in the calling thread, for products computed
+/// inside a parallel loop (attention's per-head blocks), where starting more threads would oversubscribe.
+public func matmulInThread(
+    _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+    lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0
+) {
+    if m == 0 || n == 0 { return }
+    if k == 0 || m == 1 {
+        matmul(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
+               alpha: alpha, beta: beta)
+        return
+    }
+    _ = Threads.blasConfigured
+    cblas_sgemm(
+        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda ?? (transA ? m : k)), b, Int32(ldb ?? (transB ? k : n)),
+        beta, c, Int32(ldc ?? n))
 }
 
 /// c (1, n) = alpha * a (1, k) op(B) + beta * c, as one sgemv over B. a's elements are `incA` apart.

@@ -23,7 +23,7 @@ public func outputHeadScratchCount(m: Int, v: Int, chunk: Int, kept: Bool) -> In
 public func outputHeadForward(
     _ lp: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>,
-    m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false
+    m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false, precision: Precision = .fp32
 ) {
     precondition(chunk > 0, "outputHeadForward: chunk must be positive")
     if m == 0 { return }
@@ -37,7 +37,7 @@ public func outputHeadForward(
     while j0 < v {
         let cols = min(chunk, v - j0), first = j0
         let logits = kept ? scratch + (j0 / chunk) * block : scratch, z = SendablePointer(logits)
-        matmul(logits, x, w + j0 * c, m: m, n: cols, k: c, transB: true)
+        matmul(logits, x, w + j0 * c, m: m, n: cols, k: c, transB: true, precision: precision)
         parallelFor(m, grain: max(1, 8192 / cols)) { rows in
             for r in rows {
                 let row = z.p + r * cols
@@ -65,7 +65,8 @@ public func outputHeadForward(
 public func outputHeadBackward(
     _ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
     _ dlp: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ lse: UnsafePointer<Float>,
-    _ targets: UnsafePointer<Int32>, m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false
+    _ targets: UnsafePointer<Int32>, m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false,
+    precision: Precision = .fp32
 ) {
     precondition(chunk > 0, "outputHeadBackward: chunk must be positive")
     if m == 0 { return }
@@ -75,7 +76,7 @@ public func outputHeadBackward(
     while j0 < v {
         let cols = min(chunk, v - j0), first = j0
         let logits = kept ? scratch + (j0 / chunk) * block : scratch, z = SendablePointer(logits)
-        if !kept { matmul(logits, x, w + j0 * c, m: m, n: cols, k: c, transB: true) }
+        if !kept { matmul(logits, x, w + j0 * c, m: m, n: cols, k: c, transB: true, precision: precision) }
         parallelFor(m, grain: max(1, 8192 / cols)) { rows in
             for r in rows {
                 let row = z.p + r * cols, g = d.p[r], e = s.p[r]
@@ -89,8 +90,8 @@ public func outputHeadBackward(
             }
         }
         // dx += dZ W[chunk]; dW[chunk] += dZ^T x
-        matmul(dx, logits, w + j0 * c, m: m, n: c, k: cols, beta: 1)
-        matmul(dw + j0 * c, logits, x, m: cols, n: c, k: m, transA: true, beta: 1)
+        matmul(dx, logits, w + j0 * c, m: m, n: c, k: cols, beta: 1, precision: precision)
+        matmul(dw + j0 * c, logits, x, m: cols, n: c, k: m, transA: true, beta: 1, precision: precision)
         j0 += cols
     }
 }

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Kernels
 
@@ -42,6 +43,9 @@ public final class BatchSession {
     public let rows: Int
     /// Most keys one token may attend to (prefix + its own sequence).
     public let context: Int
+    /// The input type of the weight products and the output head (the spec's `eval.precision`); the
+    /// model's own `precision` is training's and is not used here.
+    public var precision: Precision = .fp32
 
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
@@ -176,7 +180,7 @@ public final class BatchSession {
                 precondition(slot >= 0 && slot < slots, "BatchSession: slot \(slot) outside the cache")
                 (norm + i * c).update(from: hidden + slot * c, count: c)
             }
-            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true)
+            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true, precision: precision)
             body(first, m)
             first += m
         }
@@ -321,7 +325,7 @@ public final class BatchSession {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<cfg.nLayers {
                     model.blockForward(l, out: x, x: x, n: b, positions: pos, cos: cosb.baseAddress!, sin: sinb.baseAddress!,
-                                       buffers: buffers, residual: .inProduct) { qkv, att in
+                                       buffers: buffers, residual: .inProduct, precision: precision) { qkv, att in
                         // The KV cache: this pass's keys and values are stored at their slots, and each segment's
                         // rows attend to its prefix and its own earlier slots.
                         for i in 0..<b {

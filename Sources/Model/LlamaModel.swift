@@ -10,6 +10,10 @@ public final class LlamaModel {
     public let config: LlamaConfig
     /// Capacity of one packed batch, in tokens.
     public let maxTokens: Int
+    /// The input type of the weight products in `forward` and `backward` (the spec's `precision`): bf16
+    /// rounds the products' inputs; weights, gradients, activations, norms, softmax and the loss stay
+    /// float32. Needs `Products.bf16Supported`. Scoring through `BatchSession` has its own setting.
+    public var precision: Precision = .fp32
     /// Longest sequence a batch may hold (sizes the RoPE table).
     public let maxSequenceLength: Int
     /// Vocabulary columns per chunk of the output head: its logits are computed chunk by chunk.
@@ -305,7 +309,7 @@ public final class LlamaModel {
                     let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
                                                residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
                     blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers, residual: .afterProduct) { qkv, att in
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers, residual: .afterProduct, precision: precision) { qkv, att in
                         // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
                         attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
                                          sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
@@ -322,7 +326,7 @@ public final class LlamaModel {
         // take their place (see headLogits).
         logitsKept = training && outputHeadScratchCount(m: m, v: v, chunk: Self.headChunk, kept: true) <= headLogitsCapacity
         outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
-                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept)
+                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
         logprobs.update(repeating: 0, count: n)
         for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
 
@@ -346,7 +350,7 @@ public final class LlamaModel {
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         dCompact.update(repeating: 0, count: m * c)
         outputHeadBackward(dCompact, g.output, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
-                           m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept)
+                           m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
         // The logits are dead from here: their memory is the backward's buffers.
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
@@ -360,17 +364,17 @@ public final class LlamaModel {
                 for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
                     let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
                     // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
-                    matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c)
+                    matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c, precision: precision)
                     swigluFusedForward(hidden, a.gateUp, n: n, f: f)  // recomputed, as in forward
-                    matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1)
+                    matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision)
                     swigluFusedBackward(dGateUp, dHidden, a.gateUp, n: n, f: f)
-                    matmul(dNorm, dGateUp, w.wGate, m: n, n: c, k: 2 * f)
+                    matmul(dNorm, dGateUp, w.wGate, m: n, n: c, k: 2 * f, precision: precision)
                     rmsnormForward(normOut, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
-                    matmul(gw.wGate, dGateUp, normOut, m: 2 * f, n: c, k: n, transA: true, beta: 1)
+                    matmul(gw.wGate, dGateUp, normOut, m: 2 * f, n: c, k: n, transA: true, beta: 1, precision: precision)
                     rmsnormBackward(dResid, gw.ffnNorm, dNorm, a.residMid, w.ffnNorm, a.ffnRstd, n: n, c: c)
                     // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h), h = norm(resid[l]).
-                    matmul(dAtt, dResid, w.wo, m: n, n: c, k: c)
-                    matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1)
+                    matmul(dAtt, dResid, w.wo, m: n, n: c, k: c, precision: precision)
+                    matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
                     dQKV.update(repeating: 0, count: n * w3)
                     attentionBackward(dQKV, dQKV + c, dQKV + c + kv, dAtt, nil,
                                       a.qkv, a.qkv + c, a.qkv + c + kv, sequenceStarts: starts, n: n,
@@ -379,9 +383,9 @@ public final class LlamaModel {
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
-                    matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3)
+                    matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
                     rmsnormForward(normOut, a.attnRstd, resid[l], w.attnNorm, n: n, c: c, eps: config.normEps)
-                    matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1)
+                    matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision)
                     rmsnormBackward(dResid, gw.attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n, c: c)
                 }
             }

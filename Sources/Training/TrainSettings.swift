@@ -15,10 +15,13 @@ public struct TrainSettings: Codable, Sendable, Equatable {
     public var gradAccum: Int
     public var beta1: Double
     public var beta2: Double
+    /// The input type of the training step's weight products (`LlamaModel.precision`); "bf16" needs a
+    /// CPU with native bf16 (`Products.bf16Supported`), checked before a run starts.
+    public var precision: Precision
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, batchSize = "batch_size", lr, warmup, schedule, minLRRatio = "min_lr_ratio", maxLength = "max_length"
-        case weightDecay = "weight_decay", gradClip = "grad_clip", gradAccum = "grad_accum", beta1, beta2
+        case weightDecay = "weight_decay", gradClip = "grad_clip", gradAccum = "grad_accum", beta1, beta2, precision
     }
 
     public init(from decoder: any Decoder) throws {
@@ -35,6 +38,7 @@ public struct TrainSettings: Codable, Sendable, Equatable {
         gradAccum = try f.int("grad_accum", default: 1, min: 1, max: 1024)
         beta1 = try f.double("beta1", default: 0.9, min: 0, max: 1, exclusiveMax: true)
         beta2 = try f.double("beta2", default: 0.999, min: 0, max: 1, exclusiveMax: true)
+        precision = try f.choice("precision", default: .fp32)
         if warmup > steps { throw f.invalid("warmup", "an integer <= train.steps (\(steps))") }
     }
 }

@@ -1,5 +1,8 @@
 import Experiments
 import Foundation
+import Kernels
+
+Products.preparePassiveOpenMP()
 
 // The executable is thin: it parses arguments and calls the modules. Errors become one line on
 // stderr: exit code 2 for bad input, 1 for a failed run.

@@ -54,19 +54,30 @@ final class IdentityTests: XCTestCase {
     }
 
     /// The identity rule: a key listed with its default in `defaultedSinceV1` is left out while it has that
-    /// default. A newer build that adds `train.precision: "fp32"` gives every run the identity it has today,
-    /// and a run that sets another value gets a new one.
+    /// default. `train.precision` and `eval.precision` (issue 18) are the first such keys: the resolved
+    /// config has them, the identity is what it was before they existed (the tree without them), a run
+    /// that sets bf16 gets a new identity, and a further defaulted key in a newer build changes nothing.
     func testAddingADefaultedKeyKeepsEveryIdentity() throws {
+        XCTAssertEqual(RunConfig.defaultedSinceV1, ["train.precision": .string("fp32"), "eval.precision": .string("fp32")])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
-                XCTAssertEqual(RunConfig.identityTree(tree, defaulted: [:]).canonical, run.configJSON)
-                tree.set(.string("fp32"), at: ["train", "precision"])
-                let newer = RunConfig.identityTree(tree, defaulted: ["train.precision": .string("fp32")]).canonical
-                XCTAssertEqual(newer, run.configJSON, run.name)
-                XCTAssertEqual(SHA256.hex(Array(newer.utf8)), run.configSHA256)
-                tree.set(.string("bf16"), at: ["train", "precision"])
-                XCTAssertNotEqual(RunConfig.identityTree(tree, defaulted: ["train.precision": .string("fp32")]).canonical, run.configJSON)
+                XCTAssertEqual(tree.value(at: ["train", "precision"]), .string("fp32"))
+                XCTAssertEqual(tree.value(at: ["eval", "precision"]), .string("fp32"))
+                var before = tree  // what a build without the keys encoded
+                before.remove(at: ["train", "precision"])
+                before.remove(at: ["eval", "precision"])
+                XCTAssertEqual(before.canonical, run.configJSON, run.name)
+                XCTAssertEqual(SHA256.hex(Array(before.canonical.utf8)), run.configSHA256)
+                var defaulted = RunConfig.defaultedSinceV1
+                defaulted["train.future"] = .number(1)
+                tree.set(.number(1), at: ["train", "future"])
+                XCTAssertEqual(RunConfig.identityTree(tree, defaulted: defaulted).canonical, run.configJSON, run.name)
+                for path in [["train", "precision"], ["eval", "precision"]] {
+                    var other = tree
+                    other.set(.string("bf16"), at: path)
+                    XCTAssertNotEqual(RunConfig.identityTree(other, defaulted: defaulted).canonical, run.configJSON)
+                }
             }
         }
     }

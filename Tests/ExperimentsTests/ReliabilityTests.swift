@@ -265,6 +265,8 @@ final class ReliabilityTests: XCTestCase {
         var extraArgs: [String] = []
         /// The spec file's bytes when they are not text (invalid UTF-8).
         var specBytes: Data? = nil
+        /// More environment for the process.
+        var environment: [String: String] = [:]
     }
 
     static func spec(train: String = "tiny-train.jsonl", probes: String = "tiny-probes.jsonl", extra: String = "",
@@ -388,6 +390,13 @@ final class ReliabilityTests: XCTestCase {
                                                         ("batch_size: 2", "batch_size: 4096"), ("max_length: 160", "max_length: 8192")]),
                                  needles: ["spec.json5", "train.batch_size", "memory"]))
         }
+        // oneDNN capped at AVX2 (its own switch, as on a Zen 3 host): bf16 would be emulated, so it is refused.
+        for key in ["train", "eval"] {
+            cases.append(BadCase(name: "\(key).precision bf16 on a CPU without bf16",
+                                 spec: spec(replacing: [("max_length: 160 }", key == "train" ? #"max_length: 160, precision: "bf16" }"# : "max_length: 160 }"),
+                                                        ("eval: { every: 2 }", key == "eval" ? #"eval: { every: 2, precision: "bf16" }"# : "eval: { every: 2 }")]),
+                                 needles: ["spec.json5", "\(key).precision", "avx2", "bf16"], environment: ["ONEDNN_MAX_CPU_ISA": "AVX2"]))
+        }
         var patched = TinyGGUF.bytes(blockCount: UInt32(Int32.max))
         cases.append(BadCase(name: "gguf: block_count 2^31-1", spec: ggufSpec("model.gguf"), files: ["model.gguf": patched], needles: ["model.gguf", "block_count"]))
         patched = Data()
@@ -416,7 +425,8 @@ final class ReliabilityTests: XCTestCase {
                 }
             }
             let extra = c.extraArgs.map { $0.replacingOccurrences(of: "CASEDIR", with: caseDir.path) }
-            let out = try run(["run", caseDir.appendingPathComponent("spec.json5").path, "--db", db, "--quiet"] + extra)
+            let out = try run(["run", caseDir.appendingPathComponent("spec.json5").path, "--db", db, "--quiet"] + extra,
+                              environment: c.environment)
             XCTAssertEqual(out.status, 2, "\(c.name): exit \(out.status), stderr: \(out.stderr)")
             let lines = out.stderr.split(separator: "\n", omittingEmptySubsequences: true)
             XCTAssertEqual(lines.count, 1, "\(c.name): stderr should be one line: \(out.stderr)")
@@ -426,6 +436,25 @@ final class ReliabilityTests: XCTestCase {
             // Everything is checked before the store is opened: a bad run on a new path creates no file.
             XCTAssertFalse(!db.isEmpty && fm.fileExists(atPath: db), "\(c.name): the store \(db) was created")
             XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent(":memory:").path), "\(c.name): a file named :memory: was created")
+        }
+    }
+
+    /// On an AVX2-only host (oneDNN capped at AVX2 through its own switch) a run trains and evaluates in
+    /// fp32 and records what the full machine records, up to the products' summation order.
+    func testAnAVX2OnlyHostRunsInFP32() throws {
+        let spec = dir.appendingPathComponent("spec.json5")
+        try Self.spec(extra: "seed: 3,").write(to: spec, atomically: false, encoding: .utf8)
+        let full = try run(["run", spec.path, "--db", path("full.sqlite"), "--quiet"])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        let capped = try run(["run", spec.path, "--db", path("avx2.sqlite"), "--quiet"], environment: ["ONEDNN_MAX_CPU_ISA": "AVX2"])
+        XCTAssertEqual(capped.status, 0, capped.stderr)
+        let a = try snapshot(path("full.sqlite")), b = try snapshot(path("avx2.sqlite"))
+        XCTAssertEqual(a["runs"], b["runs"])
+        XCTAssertEqual(a["logprobs"]?.count, b["logprobs"]?.count)
+        XCTAssertGreaterThan(a["logprobs"]?.count ?? 0, 0)
+        for (x, y) in zip(a["logprobs"]!, b["logprobs"]!) {
+            XCTAssertEqual(x[0..<6], y[0..<6])
+            XCTAssertEqual(x[6].double ?? .nan, y[6].double ?? .nan, accuracy: 1e-3, "\(x)")
         }
     }
 

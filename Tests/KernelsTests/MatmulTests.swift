@@ -87,6 +87,104 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// Large products go to oneDNN (primitives are created for each new shape, one per thread's block) and
+    /// match the naive product for every transpose combination, strides, alpha and beta 0 or 1; the
+    /// OpenBLAS baseline does too.
+    func testLargeProductsMatchNaiveOnBothBackends() {
+        var rng = TestRNG(4)
+        let saved = Products.backend, savedThreads = Threads.count
+        defer { Products.backend = saved; Threads.count = savedThreads }
+        let m = 131, n = 129, k = 127  // 2.15M multiply-adds >= Products.largeSize
+        XCTAssertGreaterThanOrEqual(m * n * k, Products.largeSize)
+        for threads in [1, 2, 3] {
+            Threads.count = threads
+            for backend in Products.Backend.allCases {
+                Products.backend = backend
+                for transA in [false, true] {
+                    for transB in [false, true] {
+                        for (alpha, beta) in [(Float(1), Float(0)), (Float(0.5), Float(1))] {
+                            let lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 3
+                            let a = rng.array((transA ? k : m) * lda), b = rng.array((transB ? n : k) * ldb)
+                            var c0 = rng.array(m * ldc)
+                            if beta == 0 { c0[5] = .nan }  // beta 0 ignores C
+                            var expected = c0, c = c0
+                            matmulReference(&expected, a, b, m: m, n: n, k: k, transA: transA, transB: transB,
+                                            lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta)
+                            let before = Products.primitivesCreated
+                            matmul(&c, a, b, m: m, n: n, k: k, transA: transA, transB: transB,
+                                   lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta)
+                            if backend == .onednn {
+                                XCTAssertGreaterThan(Products.primitivesCreated, before, "a new shape creates primitives")
+                            } else {
+                                XCTAssertEqual(Products.primitivesCreated, before, "OpenBLAS creates none")
+                            }
+                            var worst: Float = 0
+                            for i in 0..<m {
+                                for j in 0..<n { worst = max(worst, abs(c[i * ldc + j] - expected[i * ldc + j])) }
+                                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j].bitPattern, c0[i * ldc + j].bitPattern, "padding untouched") }
+                            }
+                            XCTAssertLessThan(worst, 1e-4, "\(backend) threads \(threads) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)")
+                        }
+                    }
+                }
+            }
+        }
+        // The same shape again reuses its primitive.
+        Products.backend = .onednn
+        let a = rng.array(m * k), b = rng.array(k * n)
+        var c = [Float](repeating: 0, count: m * n)
+        matmul(&c, a, b, m: m, n: n, k: k)
+        let created = Products.primitivesCreated
+        matmul(&c, a, b, m: m, n: n, k: k)
+        XCTAssertEqual(Products.primitivesCreated, created)
+    }
+
+    /// bf16 products: exactly the naive product of the bf16-rounded inputs, up to float32 accumulation.
+    func testBF16ProductsAreTheProductOfRoundedInputs() throws {
+        try XCTSkipUnless(Products.bf16Supported, "no native bf16 on this CPU (\(Products.isaName))")
+        var rng = TestRNG(5)
+        let m = 140, n = 130, k = 120
+        for transA in [false, true] {
+            for transB in [false, true] {
+                for beta in [Float(0), 1] {
+                    let lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n
+                    let a = rng.array((transA ? k : m) * lda), b = rng.array((transB ? n : k) * ldb)
+                    let c0 = rng.array(m * ldc)
+                    var c = c0, exact = c0, rounded = c0
+                    matmul(&c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                           beta: beta, precision: .bf16)
+                    matmulReference(&exact, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, beta: beta)
+                    matmulReference(&rounded, a.map(bf16Naive), b.map(bf16Naive), m: m, n: n, k: k,
+                                    transA: transA, transB: transB, lda: lda, ldb: ldb, beta: beta)
+                    var worstRounded: Float = 0, worstExact: Float = 0
+                    for i in 0..<(m * n) {
+                        worstRounded = max(worstRounded, abs(c[i] - rounded[i]))
+                        worstExact = max(worstExact, abs(c[i] - exact[i]))
+                    }
+                    XCTAssertLessThan(worstRounded, 1e-4, "transA \(transA) transB \(transB) beta \(beta)")
+                    // and it is not the float32 product: the inputs really were rounded
+                    XCTAssertGreaterThan(worstExact, 1e-3)
+                }
+            }
+        }
+    }
+
+    /// Rounding to bf16 against a naive rule in Double: the nearer of the two neighbouring bf16 values,
+    /// ties to the even one; infinities kept, NaN stays NaN.
+    func testRoundToBF16MatchesNaiveRounding() {
+        var rng = TestRNG(6)
+        var values = rng.array(5000).map { $0 * 1000 }
+        values += [0, -0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
+                   Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001)]
+        var out = [UInt16](repeating: 0, count: values.count)
+        roundToBF16(&out, values, count: values.count)
+        for (v, r) in zip(values, out) {
+            let got = floatFromBF16(r), want = bf16Naive(v)
+            if v.isNaN { XCTAssertTrue(got.isNaN); continue }
+            XCTAssertEqual(got.bitPattern, want.bitPattern, "\(v)")
+        }
+    }
+
     func testReferenceMatmulByHand() {
         // [[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]]
         var c = [Float](repeating: 0, count: 4)
@@ -95,4 +193,17 @@ final class MatmulTests: XCTestCase {
         matmul(&c, [1, 2, 3, 4], [5, 6, 7, 8], m: 2, n: 2, k: 2, transA: true)  // A^T B
         XCTAssertEqual(c, [26, 30, 38, 44])
     }
+}
+
+/// bf16 rounding the slow way: the two bf16 neighbours of v, compared in Double (IEEE rounding: past the
+/// largest finite value, the upper neighbour is infinity, at the distance 2^128 would be).
+func bf16Naive(_ v: Float) -> Float {
+    if v.isNaN || v.isInfinite { return v }
+    let low = Float(bitPattern: v.bitPattern & 0xFFFF_0000)
+    let high = Float(bitPattern: (v.bitPattern & 0xFFFF_0000) &+ 0x1_0000)
+    let highValue = high.isInfinite ? (high < 0 ? -1 : 1) * 0x1p128 : Double(high)
+    let dl = abs(Double(v) - Double(low)), dh = abs(highValue - Double(v))
+    if dl < dh { return low }
+    if dh < dl { return high }
+    return (low.bitPattern >> 16) & 1 == 0 ? low : high
 }

@@ -1,0 +1,234 @@
+import Base
+import CDNNL
+import Foundation
+
+/// The library behind the large matrix products, and what this CPU can do with it.
+///
+/// Products of at least `Products.largeSize` multiply-adds (the model's weight products, the output head)
+/// and every bf16 product go through oneDNN's matmul primitive: it picks its kernels at run time for the
+/// CPU it finds (AVX2 on Zen 3, AVX-512 on Zen 4 and 5, AVX512-BF16 for bf16 inputs), so one binary runs
+/// the best kernel on each host. Smaller float32 products (attention's per-head blocks, run inside our own
+/// parallel loops) and single-row ones (decoding) stay on OpenBLAS in the calling thread, where they were
+/// as fast or faster; docs/PERFORMANCE.md has the measurements.
+public enum Products {
+    public enum Backend: String, Sendable, CaseIterable {
+        case onednn, openblas
+    }
+
+    /// Which library runs the large products. `alignscope bench` switches it to measure the OpenBLAS
+    /// baseline in the same run; everything else leaves it at `.onednn`. Set it only between products.
+    /// With `.openblas` every product is float32 (bf16 requests included).
+    nonisolated(unsafe) public static var backend: Backend = .onednn
+
+    /// Products below this many multiply-adds run on OpenBLAS in the calling thread.
+    public static let largeSize = 1 << 21
+
+    /// Whether oneDNN runs bf16 products natively here (AVX512-BF16 or AMX); without it oneDNN would
+    /// emulate them slowly, so `precision: "bf16"` is refused instead.
+    public static var bf16Supported: Bool { (isa.rawValue & dnnl_cpu_isa_avx512_core_bf16.rawValue) == dnnl_cpu_isa_avx512_core_bf16.rawValue }
+
+    /// oneDNN's name for the instruction set it uses on this CPU.
+    public static var isaName: String {
+        switch isa {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        default: return "isa 0x" + String(isa.rawValue, radix: 16)
+        }
+    }
+
+    static var isa: dnnl_cpu_isa_t { dnnl_get_effective_cpu_isa() }
+
+    /// The oneDNN implementation that runs a product of this shape (e.g. "brg:avx512_core"), for notes.
+    public static func implementation(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+                                      precision: Precision = .fp32) -> String {
+        OneDNN.shared.withLock { d in
+            let key = OneDNN.Key(m: m, n: n, k: k, transA: transA, transB: transB,
+                                 lda: transA ? m : k, ldb: transB ? k : n, ldc: n, bf16: precision == .bf16,
+                                 accumulate: false, alpha: 1)
+            guard let p = d.primitive(key) else { return "none" }  // (the cache has room: one primitive)
+            return String(cString: alignscope_primitive_impl(p))
+        }
+    }
+
+    /// Makes oneDNN's OpenMP workers sleep between products instead of spinning (libgomp's default spins
+    /// for a while after each parallel region, and the spinning workers took the cores from our own
+    /// kernels' threads: 10% of a training step, docs/PERFORMANCE.md). libgomp reads OMP_WAIT_POLICY once,
+    /// when it is loaded, before `main`; so when the variable is unset this sets it to "passive" and
+    /// executes the program again, once, with the same arguments (same pid, descriptors, signal mask). A
+    /// value the user set is kept. If the re-execution fails the program goes on as it is.
+    public static func preparePassiveOpenMP() {
+        guard getenv("OMP_WAIT_POLICY") == nil else { return }
+        setenv("OMP_WAIT_POLICY", "passive", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+    }
+
+    /// Primitives created so far (each shape, transpose, type and accumulate flag is created once).
+    public static var primitivesCreated: Int { OneDNN.shared.withLock { $0.created } }
+}
+
+/// oneDNN's engine, stream and scratchpad, the primitive cache and the bf16 staging buffers, behind one
+/// lock: the large products run one at a time, each on all `Threads.count` threads.
+final class OneDNN: @unchecked Sendable {
+    static let shared = OneDNN()
+
+    struct Key: Hashable {
+        var m, n, k: Int
+        var transA, transB: Bool
+        var lda, ldb, ldc: Int
+        var bf16, accumulate: Bool
+        var alpha: Float
+        /// OpenMP threads the primitive is planned for (`Threads.count` when it was made).
+        var threads = max(1, Threads.count)
+    }
+
+    private let lock = NSLock()
+    private var engine: dnnl_engine_t?
+    private var cache: [Key: dnnl_primitive_t] = [:]
+    private(set) var created = 0
+    /// bf16 copies of A and B (grown as needed, never shrunk).
+    private var stageA = Staging(), stageB = Staging()
+    /// At most this many primitives are kept; oneDNN keeps its own cache of compiled kernels behind them,
+    /// so recreating an evicted one is cheap.
+    static let capacity = 256
+
+    private init() {
+        var e: dnnl_engine_t?
+        guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e else { return }
+        engine = e
+    }
+
+    func withLock<T>(_ body: (OneDNN) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(self)
+    }
+
+    /// The primitive for `key`, created on first use; nil when oneDNN refuses the shape. Call `makeRoom`
+    /// before taking primitives for one product: eviction destroys primitives.
+    func primitive(_ key: Key) -> dnnl_primitive_t? {
+        if let p = cache[key] { return p }
+        guard let engine else { return nil }
+        // A primitive is planned for the calling thread's OpenMP thread count, which it will run with.
+        omp_set_num_threads(Int32(key.threads))
+        var status = dnnl_success
+        guard let p = alignscope_matmul_create(
+            engine, Int64(key.m), Int64(key.n), Int64(key.k), key.transA ? 1 : 0, key.transB ? 1 : 0,
+            Int64(key.lda), Int64(key.ldb), Int64(key.ldc), key.bf16 ? 1 : 0, key.accumulate ? 1 : 0,
+            key.alpha, &status)
+        else { return nil }
+        cache[key] = p
+        created += 1
+        return p
+    }
+
+    /// Empties the cache when `count` more primitives might not fit.
+    private func makeRoom(_ count: Int) {
+        guard cache.count + count > Self.capacity else { return }
+        for (_, old) in cache { dnnl_primitive_destroy(old) }
+        cache.removeAll(keepingCapacity: true)
+    }
+
+    /// C = alpha op(A) op(B) (+ C when beta == 1), as `matmul` defines it. Returns false (nothing done)
+    /// when oneDNN cannot run it, so the caller falls back to OpenBLAS.
+    ///
+    /// Threads: oneDNN runs the product on `Threads.count` OpenMP threads of its own, started from the
+    /// calling thread. Its workers sleep between products instead of spinning against our kernels'
+    /// threads when OMP_WAIT_POLICY is passive, which `Products.preparePassiveOpenMP` arranges (spinning
+    /// cost 10% of a training step). Running single-threaded primitives on our own threads instead, as
+    /// the OpenBLAS path splits its products, measured as fast but corrupted the heap now and then
+    /// (Debian's oneDNN 2.6, OpenMP build, two primitives executing at once from non-OpenMP threads).
+    func run(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+             m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
+             alpha: Float, beta: Float, precision: Precision) -> Bool {
+        guard beta == 0 || beta == 1 else { return false }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let engine, let stream = try? stream(engine) else { return false }
+        let bf16 = precision == .bf16
+        // bf16 inputs are staged densely in their stored layout: A as (m, k) or (k, m), B as (k, n) or (n, k).
+        let key = Key(m: m, n: n, k: k, transA: transA, transB: transB,
+                      lda: bf16 ? (transA ? m : k) : lda, ldb: bf16 ? (transB ? k : n) : ldb, ldc: ldc,
+                      bf16: bf16, accumulate: beta == 1, alpha: alpha)
+        makeRoom(1)
+        guard let p = primitive(key) else { return false }
+        var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
+        if bf16 {
+            ap = UnsafeRawPointer(stageA.bf16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda))
+            bp = UnsafeRawPointer(stageB.bf16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb))
+        }
+        scratch.reserve(alignscope_scratchpad_size(p))
+        omp_set_num_threads(Int32(key.threads))
+        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c, scratch.pointer)
+        precondition(status == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(status.rawValue)")
+        return true
+    }
+
+    private var streamHandle: dnnl_stream_t?
+    private var scratch = Scratch()
+
+    private func stream(_ engine: dnnl_engine_t) throws -> dnnl_stream_t {
+        if let streamHandle { return streamHandle }
+        var s: dnnl_stream_t?
+        guard dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, let s else {
+            throw CancellationError()
+        }
+        streamHandle = s
+        return s
+    }
+
+    /// The primitives' scratchpad (ours, not oneDNN's global one), grown as needed.
+    struct Scratch {
+        private(set) var pointer: UnsafeMutableRawPointer?
+        private var capacity = 0
+
+        mutating func reserve(_ bytes: Int) {
+            guard bytes > capacity else { return }
+            pointer?.deallocate()
+            pointer = .allocate(byteCount: bytes, alignment: 64)
+            capacity = bytes
+        }
+    }
+}
+
+/// A growable buffer of bf16 values.
+struct Staging {
+    private var buffer: UnsafeMutablePointer<UInt16>?
+    private var capacity = 0
+
+    /// `src` (rows, cols) with row stride `ld`, rounded to bf16 into this buffer, dense.
+    mutating func bf16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeMutablePointer<UInt16> {
+        let count = rows * cols
+        if count > capacity {
+            buffer?.deallocate()
+            buffer = .allocate(capacity: count)
+            capacity = count
+        }
+        let dst = buffer!
+        let d = SendablePointer(dst), s = SendablePointer(src)
+        parallelFor(rows, grain: max(1, 65536 / max(cols, 1))) { part in
+            for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
+        }
+        return dst
+    }
+}
+
+/// bf16 values of `src`: float32's top 16 bits, rounded to nearest, ties to even (NaN stays NaN).
+@inlinable
+public func roundToBF16(_ dst: UnsafeMutablePointer<UInt16>, _ src: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let u = src[i].bitPattern
+        if (u & 0x7FFF_FFFF) > 0x7F80_0000 {
+            dst[i] = UInt16(truncatingIfNeeded: u >> 16) | 0x40  // quiet NaN
+        } else {
+            dst[i] = UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
+        }
+    }
+}
+
+/// The float32 value of bf16 bits.
+@inlinable
+public func floatFromBF16(_ b: UInt16) -> Float { Float(bitPattern: UInt32(b) << 16) }
