@@ -98,6 +98,7 @@ def measure(model, repeats, log, warmup=3):
     # Training step.
     if os.environ.get("BENCH_SKIP_TRAIN"):  # for checking the script quickly
         out["train"] = {"step_s": 1, "forward_s": 1, "backward_s": 1, "optimizer_s": 1, "tokens_per_s": 1}
+        out["train_bf16"] = {"step_s": 1, "forward_s": 1, "backward_s": 1, "optimizer_s": 1}
         return measure_inference(model, repeats, log, out)
     model.train()
     reset_peak_rss()
@@ -123,6 +124,26 @@ def measure(model, repeats, log, warmup=3):
                     "backward_s": statistics.median([p[1] for p in parts]),
                     "optimizer_s": statistics.median([p[2] for p in parts]),
                     "tokens_per_s": SEQS * SEQ_LEN / step, "peak_rss_bytes": peak_rss()}
+    # The same step under bf16 autocast (CPU): matrix products in bf16, fp32 weights and optimizer,
+    # backward outside the autocast region as PyTorch recommends. AlignScope's `precision: "bf16"` peer.
+    parts = []
+    for r in range(repeats + warmup):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(input_ids=ids, labels=ids).loss
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if r >= warmup:
+            parts.append((t1 - t0, t2 - t1, t3 - t2))
+            log(f"torch bf16 autocast train step {r + 1 - warmup}/{repeats}: {t3 - t0:.3f} s")
+    step = statistics.median([a + b + c for a, b, c in parts])
+    out["train_bf16"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
+                         "backward_s": statistics.median([p[1] for p in parts]),
+                         "optimizer_s": statistics.median([p[2] for p in parts])}
     del opt
     model.zero_grad(set_to_none=True)
     return measure_inference(model, repeats, log, out)
@@ -184,9 +205,16 @@ def measure_inference(model, repeats, log, out):
     return out
 
 
+def engine(sw, label):
+    """The Swift report's figures for one engine ("oneDNN fp32", "OpenBLAS fp32", "oneDNN bf16"), or None."""
+    return next((e for e in sw.get("engines", []) if e["label"] == label), None)
+
+
 def ratios(sw, pt):
     """Swift / PyTorch time ratios (< 1: Swift is faster) and the Swift figures they come from."""
-    return {
+    bf16 = engine(sw, "oneDNN bf16")
+    openblas = engine(sw, "OpenBLAS fp32")
+    out = {
         "train_step": sw["training"]["stepSeconds"] / pt["train"]["step_s"],
         "train_forward": sw["training"]["forwardSeconds"] / pt["train"]["forward_s"],
         "train_backward": sw["training"]["backwardSeconds"] / pt["train"]["backward_s"],
@@ -198,6 +226,12 @@ def ratios(sw, pt):
         "mfu_swift": sw["training"]["mfu"],
         "mfu_torch": sw["training"]["flopsPerStep"] / pt["train"]["step_s"] / 1e9 / sw["training"]["sgemmGflopsDuringSteps"],
     }
+    if openblas:
+        out["train_step_openblas"] = openblas["training"]["stepSeconds"] / pt["train"]["step_s"]
+    if bf16 and "train_bf16" in pt:
+        out["train_step_bf16_vs_torch_bf16"] = bf16["training"]["stepSeconds"] / pt["train_bf16"]["step_s"]
+        out["train_step_bf16_vs_own_fp32"] = bf16["training"]["stepSeconds"] / sw["training"]["stepSeconds"]
+    return out
 
 
 def summary(rounds, args):
@@ -212,6 +246,10 @@ def summary(rounds, args):
         ("  forward", lambda p: p["train"]["forward_s"], lambda s: s["training"]["forwardSeconds"], "s"),
         ("  backward", lambda p: p["train"]["backward_s"], lambda s: s["training"]["backwardSeconds"], "s"),
         ("  AdamW", lambda p: p["train"]["optimizer_s"], lambda s: s["training"]["optimizerSeconds"], "s"),
+        ("train step, OpenBLAS engine vs PyTorch fp32", lambda p: p["train"]["step_s"],
+         lambda s: engine(s, "OpenBLAS fp32")["training"]["stepSeconds"] if engine(s, "OpenBLAS fp32") else float("nan"), "s"),
+        ("train step bf16 (PyTorch: autocast)", lambda p: p.get("train_bf16", {}).get("step_s", float("nan")),
+         lambda s: engine(s, "oneDNN bf16")["training"]["stepSeconds"] if engine(s, "oneDNN bf16") else float("nan"), "s"),
         ("scoring, shared prompt cache", lambda p: p["scoring"]["shared_s"], lambda s: s["scoring"]["sharedSeconds"], "s"),
         ("scoring, each pair separately", lambda p: p["scoring"]["separate_s"], lambda s: s["scoring"]["separateSeconds"], "s"),
         ("scoring, one batch / packed", lambda p: p["scoring"]["batched_s"], lambda s: s["scoring"]["packedSeconds"], "s"),

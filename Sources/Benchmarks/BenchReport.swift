@@ -29,6 +29,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var openblasGflops: Double
         /// oneDNN with bf16 inputs (float32 accumulation and output); nil without native bf16.
         public var bf16Gflops: Double?
+        /// The default engine's first call minus a typical call: creating the oneDNN primitive (and its
+        /// JIT kernels) for this shape, paid once per shape and kept out of the step by the cache.
+        public var creationSeconds: Double
     }
 
     /// A training step and the probe set's batched scoring with one engine, measured in rounds that
@@ -140,6 +143,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var probeSet: ProbeSetBench
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
+    /// Peak resident memory over the training steps (all engines), in bytes: the peak mark is reset
+    /// before them (VmHWM; 0 where that cannot be done).
+    public var trainingPeakResidentBytes: Int
 }
 
 extension BenchReport: CustomStringConvertible {
@@ -154,7 +160,8 @@ extension BenchReport: CustomStringConvertible {
             let shape = "\(s.m)x\(s.n)x\(s.k)\(s.transA ? " Aᵀ" : "")\(s.transB ? " Bᵀ" : "")"
             let bf16 = s.bf16Gflops.map { f($0) } ?? "-"
             lines.append("  \(s.label.padding(toLength: 22, withPad: " ", startingAt: 0)) \(shape.padding(toLength: 22, withPad: " ", startingAt: 0)) "
-                         + "\(f(s.gflops).leftPadded(11))  \(f(s.openblasGflops).leftPadded(13))  \(bf16.leftPadded(11))")
+                         + "\(f(s.gflops).leftPadded(11))  \(f(s.openblasGflops).leftPadded(13))  \(bf16.leftPadded(11))"
+                         + "   (primitive creation \(f(1000 * s.creationSeconds, 2)) ms)")
         }
         lines.append("  reference (best square)                       \(f(referenceGflops).leftPadded(11))  \("".leftPadded(13))  \((referenceBF16Gflops.map { f($0) } ?? "-").leftPadded(11))")
         lines.append("model: \(model.name): \(model.nLayers) layers, dim \(model.dim), ffn \(model.ffnDim), "
@@ -184,7 +191,8 @@ extension BenchReport: CustomStringConvertible {
                      + "batched across probes \(f(p.batchedSeconds, 3)) s (x\(f(p.batchedSpeedup, 2)))")
         lines.append("  greedy \(p.generatedTokens) tokens after each prompt: one prompt at a time \(f(p.greedyOneAtATimeSeconds, 3)) s, "
                      + "lock step \(f(p.greedyLockStepSeconds, 3)) s (x\(f(p.greedyOneAtATimeSeconds / p.greedyLockStepSeconds, 2)))")
-        lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB")
+        lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
+                     + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")
         return lines.joined(separator: "\n")
     }
 }

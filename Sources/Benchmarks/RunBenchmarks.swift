@@ -66,7 +66,10 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
     let reference = squares.map(\.gflops).max() ?? 0
     let referenceBF16 = Products.bf16Supported ? squares.compactMap(\.bf16Gflops).max() : nil
     let engines = EngineSetting.available
+    Products.releaseBuffers()  // the product shapes' scratchpads are not the training step's
+    resetPeakResident()
     let trainings = measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
+    let trainingPeak = peakResidentBytes()
     let engineScoring = measureEngineScoring(model, engines: engines, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
     let generation = measureGeneration(model, repeats: repeats, progress: progress)
@@ -81,7 +84,8 @@ public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
         },
         scoring: scoring,
-        generation: generation, probeSet: probeSet, peakResidentBytes: peakResidentBytes())
+        generation: generation, probeSet: probeSet, peakResidentBytes: peakResidentBytes(),
+        trainingPeakResidentBytes: trainingPeak)
 }
 
 // MARK: Engines
@@ -153,7 +157,11 @@ func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
                 }
             }
         }
-        for call in calls { call() }  // warm-up (and oneDNN's primitive creation)
+        // Warm-up; the default engine's first call creates its primitive, timed here.
+        let first = now()
+        calls[0]()
+        let firstCall = now() - first
+        for call in calls.dropFirst() { call() }
         // Each measurement repeats the call for at least 0.1 s so small shapes are timed reliably; the
         // engines alternate within each repeat.
         var rates = [[Double]](repeating: [], count: engines.count)
@@ -172,7 +180,8 @@ func measureSgemm(shape: BenchReport.ModelShape, tokens n: Int, repeats: Int,
         let bf16 = engines.firstIndex { $0.precision == .bf16 }.map { g[$0] }
         progress("products \(label) \(mm)x\(nn)x\(kk): oneDNN \(String(format: "%.1f", g[0])), OpenBLAS \(String(format: "%.1f", g[1]))"
                  + (bf16.map { ", bf16 \(String(format: "%.1f", $0))" } ?? "") + " GFLOP/s")
-        out.append(.init(label: label, m: mm, n: nn, k: kk, transA: ta, transB: tb, gflops: g[0], openblasGflops: g[1], bf16Gflops: bf16))
+        out.append(.init(label: label, m: mm, n: nn, k: kk, transA: ta, transB: tb, gflops: g[0], openblasGflops: g[1], bf16Gflops: bf16,
+                         creationSeconds: max(0, firstCall - flops / (g[0] * 1e9))))
     }
     return out
 }
@@ -394,6 +403,16 @@ func cpuName() -> String {
 /// /proc/self/status: `getrusage`'s ru_maxrss carries the parent's peak across fork + exec, so a bench
 /// started from a large process (the side-by-side script after PyTorch ran in it) would report the
 /// parent's peak instead of its own.
+/// Resets the kernel's peak-RSS mark (Linux 4.0 and later), so that `peakResidentBytes` covers what follows.
+func resetPeakResident() {
+    #if os(Linux)
+    if let f = fopen("/proc/self/clear_refs", "w") {
+        fputs("5", f)
+        fclose(f)
+    }
+    #endif
+}
+
 func peakResidentBytes() -> Int {
     #if os(Linux)
     if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

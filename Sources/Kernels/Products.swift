@@ -66,6 +66,12 @@ public enum Products {
         execv("/proc/self/exe", CommandLine.unsafeArgv)
     }
 
+    /// Frees the primitives, the scratchpad and the bf16 staging buffers (they are made again as needed):
+    /// for a benchmark that measures memory after measuring products of other shapes.
+    public static func releaseBuffers() {
+        OneDNN.shared.withLock { $0.release() }
+    }
+
     /// Primitives created so far (each shape, transpose, type and accumulate flag is created once).
     public static var primitivesCreated: Int { OneDNN.shared.withLock { $0.created } }
 }
@@ -125,6 +131,13 @@ final class OneDNN: @unchecked Sendable {
         return p
     }
 
+    func release() {
+        makeRoom(Self.capacity + 1)
+        scratch = Scratch()
+        stageA = Staging()
+        stageB = Staging()
+    }
+
     /// Empties the cache when `count` more primitives might not fit.
     private func makeRoom(_ count: Int) {
         guard cache.count + count > Self.capacity else { return }
@@ -181,11 +194,13 @@ final class OneDNN: @unchecked Sendable {
     }
 
     /// The primitives' scratchpad (ours, not oneDNN's global one), grown as needed.
-    struct Scratch {
+    final class Scratch {
         private(set) var pointer: UnsafeMutableRawPointer?
         private var capacity = 0
 
-        mutating func reserve(_ bytes: Int) {
+        deinit { pointer?.deallocate() }
+
+        func reserve(_ bytes: Int) {
             guard bytes > capacity else { return }
             pointer?.deallocate()
             pointer = .allocate(byteCount: bytes, alignment: 64)
@@ -195,12 +210,14 @@ final class OneDNN: @unchecked Sendable {
 }
 
 /// A growable buffer of bf16 values.
-struct Staging {
+final class Staging {
     private var buffer: UnsafeMutablePointer<UInt16>?
     private var capacity = 0
 
+    deinit { buffer?.deallocate() }
+
     /// `src` (rows, cols) with row stride `ld`, rounded to bf16 into this buffer, dense.
-    mutating func bf16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeMutablePointer<UInt16> {
+    func bf16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeMutablePointer<UInt16> {
         let count = rows * cols
         if count > capacity {
             buffer?.deallocate()
