@@ -28,6 +28,7 @@ measurements, and prints Swift/PyTorch ratios; the summary gives medians over th
 once, before the first round.
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -88,6 +89,30 @@ def load(path, threads, attn):
     return model
 
 
+def train_steps(model, ids, opt, repeats, warmup, log, label, context):
+    """`warmup` unmeasured then `repeats` measured AdamW steps, the forward inside `context()`; medians."""
+    parts = []
+    for r in range(repeats + warmup):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        with context():
+            loss = model(input_ids=ids, labels=ids).loss  # shifts internally: 255 targets per sequence, mean
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if r >= warmup:
+            parts.append((t1 - t0, t2 - t1, t3 - t2))
+            log(f"{label} {r + 1 - warmup}/{repeats}: {t3 - t0:.3f} s")
+        else:
+            log(f"{label} (warm-up) {r + 1}/{warmup}: {t3 - t0:.3f} s")
+    return {"step_s": statistics.median([a + b + c for a, b, c in parts]),
+            "forward_s": statistics.median([p[0] for p in parts]),
+            "backward_s": statistics.median([p[1] for p in parts]),
+            "optimizer_s": statistics.median([p[2] for p in parts])}
+
+
 def measure(model, repeats, log, warmup=3):
     import torch
 
@@ -104,46 +129,13 @@ def measure(model, repeats, log, warmup=3):
     reset_peak_rss()
     ids = torch.tensor(tokens(SEQS * SEQ_LEN, 1, vocab)).view(SEQS, SEQ_LEN)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    parts = []
-    for r in range(repeats + warmup):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss = model(input_ids=ids, labels=ids).loss  # shifts internally: 255 targets per sequence, mean
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        if r >= warmup:
-            parts.append((t1 - t0, t2 - t1, t3 - t2))
-            log(f"torch train step {r + 1 - warmup}/{repeats}: {t3 - t0:.3f} s")
-        else:
-            log(f"torch train warm-up step {r + 1}/{warmup}: {t3 - t0:.3f} s")
-    step = statistics.median([a + b + c for a, b, c in parts])
-    out["train"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
-                    "backward_s": statistics.median([p[1] for p in parts]),
-                    "optimizer_s": statistics.median([p[2] for p in parts]),
-                    "tokens_per_s": SEQS * SEQ_LEN / step, "peak_rss_bytes": peak_rss()}
+    out["train"] = train_steps(model, ids, opt, repeats, warmup, log, "torch train step", contextlib.nullcontext)
+    out["train"]["tokens_per_s"] = SEQS * SEQ_LEN / out["train"]["step_s"]
+    out["train"]["peak_rss_bytes"] = peak_rss()
     # The same step under bf16 autocast (CPU): matrix products in bf16, fp32 weights and optimizer,
     # backward outside the autocast region as PyTorch recommends. AlignScope's `precision: "bf16"` peer.
-    parts = []
-    for r in range(repeats + warmup):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model(input_ids=ids, labels=ids).loss
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        if r >= warmup:
-            parts.append((t1 - t0, t2 - t1, t3 - t2))
-            log(f"torch bf16 autocast train step {r + 1 - warmup}/{repeats}: {t3 - t0:.3f} s")
-    step = statistics.median([a + b + c for a, b, c in parts])
-    out["train_bf16"] = {"step_s": step, "forward_s": statistics.median([p[0] for p in parts]),
-                         "backward_s": statistics.median([p[1] for p in parts]),
-                         "optimizer_s": statistics.median([p[2] for p in parts])}
+    out["train_bf16"] = train_steps(model, ids, opt, repeats, warmup, log, "torch bf16 autocast train step",
+                                    lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     del opt
     model.zero_grad(set_to_none=True)
     return measure_inference(model, repeats, log, out)
