@@ -37,20 +37,21 @@ public enum AtomicFile {
         }
 
         public mutating func write(_ bytes: [UInt8]) throws(WriteError) {
-            var failure: WriteError?
-            bytes.withUnsafeBytes { raw in
-                do throws(WriteError) { try write(raw) } catch { failure = error }
-            }
-            if let failure { throw failure }
+            try Self.withBytes(of: bytes) { (raw) throws(WriteError) in try write(raw) }
         }
 
         mutating func flush() throws(WriteError) {
+            try Self.withBytes(of: buffer) { (raw) throws(WriteError) in try writeAll(raw) }
+            buffer.removeAll(keepingCapacity: true)
+        }
+
+        /// `withUnsafeBytes` keeping `body`'s error type (the standard one only rethrows `any Error`).
+        private static func withBytes(of bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(WriteError) -> Void) throws(WriteError) {
             var failure: WriteError?
-            buffer.withUnsafeBytes { raw in
-                do throws(WriteError) { try writeAll(raw) } catch { failure = error }
+            bytes.withUnsafeBytes { raw in
+                do throws(WriteError) { try body(raw) } catch { failure = error }
             }
             if let failure { throw failure }
-            buffer.removeAll(keepingCapacity: true)
         }
 
         private func writeAll(_ b: UnsafeRawBufferPointer) throws(WriteError) {
@@ -83,16 +84,15 @@ public enum AtomicFile {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw WriteError(path: path, reason: "cannot create \(tmp): " + errnoText()) }
         var out = Output(fd: fd, path: path)
+        var isOpen = true
         do {
             try body(&out)
             try out.flush()
             guard fsync(fd) == 0 else { throw WriteError(path: path, reason: "fsync: " + errnoText()) }
-            guard close(fd) == 0 else {
-                unlink(tmp)
-                throw WriteError(path: path, reason: "close: " + errnoText())
-            }
+            isOpen = false  // closed once, whatever close says
+            guard close(fd) == 0 else { throw WriteError(path: path, reason: "close: " + errnoText()) }
         } catch {
-            close(fd)
+            if isOpen { close(fd) }
             unlink(tmp)
             throw error
         }

@@ -6,9 +6,10 @@ import CBLAS
 /// Products of at least `Products.largeSize` multiply-adds and more than one row, and every bf16 product,
 /// run on oneDNN's matmul primitive on `Threads.count` threads (`Products`); bf16 inputs are rounded
 /// copies, accumulation and C stay float32. The other float32 products run on OpenBLAS: `cblas_sgemv`
-/// for one row, one single-threaded `cblas_sgemm` in the calling thread otherwise. With `Products.backend == .openblas` large products are split into `Threads.count` blocks
-/// of C, one single-threaded sgemm per block (the engine before oneDNN, kept as the benchmark baseline).
-/// beta must be 0 or 1 for oneDNN; other values go to OpenBLAS.
+/// for one row, one single-threaded `cblas_sgemm` in the calling thread otherwise. With
+/// `Products.backend == .openblas` large products are split into `Threads.count` blocks of C, one
+/// single-threaded sgemm per block (the engine before oneDNN, kept as the benchmark baseline). beta must
+/// be 0 or 1 for oneDNN; other values go to OpenBLAS.
 ///
 /// Shapes: op(A) is (m, k), op(B) is (k, n), C is (m, n).
 /// - `transA == false`: A is stored (m, k) with row stride `lda` (default k);
@@ -53,26 +54,8 @@ public func matmul(
         openblas_set_num_threads(1)
         return
     }
-    // OpenBLAS: large products are split into row blocks of C (m >= n) or column blocks, one
-    // single-threaded sgemm per block on its own thread: each element of C is still one call's dot product
-    // over the whole k.
-    let rows = m >= n, extent = rows ? m : n
-    let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
-    parallelFor(extent, grain: large ? 1 : extent) { part in
-        var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
-        if rows {
-            a += transA ? part.lowerBound : part.lowerBound * lda
-            c += part.lowerBound * ldc
-            m = part.count
-        } else {
-            b += transB ? part.lowerBound * ldb : part.lowerBound
-            c += part.lowerBound
-            n = part.count
-        }
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
+    sgemm(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
+          alpha: alpha, beta: beta, split: large)
 }
 
 /// `matmul` in float32 as one single-threaded OpenBLAS call in the calling thread, for products computed
@@ -89,10 +72,35 @@ public func matmulInThread(
         return
     }
     _ = Threads.blasConfigured
-    cblas_sgemm(
-        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda ?? (transA ? m : k)), b, Int32(ldb ?? (transB ? k : n)),
-        beta, c, Int32(ldc ?? n))
+    sgemm(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda ?? (transA ? m : k),
+          ldb: ldb ?? (transB ? k : n), ldc: ldc ?? n, alpha: alpha, beta: beta, split: false)
+}
+
+/// OpenBLAS's sgemm, single-threaded. With `split`, the product is split into `Threads.count` row blocks
+/// of C (m >= n) or column blocks, one sgemm per block on its own thread: each element of C is still one
+/// call's dot product over the whole k. Without, one call in the calling thread.
+private func sgemm(
+    _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+    m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
+    alpha: Float, beta: Float, split: Bool
+) {
+    let rows = m >= n, extent = rows ? m : n
+    let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
+    parallelFor(extent, grain: split ? 1 : extent) { part in
+        var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
+        if rows {
+            a += transA ? part.lowerBound : part.lowerBound * lda
+            c += part.lowerBound * ldc
+            m = part.count
+        } else {
+            b += transB ? part.lowerBound * ldb : part.lowerBound
+            c += part.lowerBound
+            n = part.count
+        }
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
 }
 
 /// c (1, n) = alpha * a (1, k) op(B) + beta * c, as one sgemv over B. a's elements are `incA` apart.

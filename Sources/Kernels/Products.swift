@@ -42,18 +42,6 @@ public enum Products {
 
     static var isa: dnnl_cpu_isa_t { dnnl_get_effective_cpu_isa() }
 
-    /// The oneDNN implementation that runs a product of this shape (e.g. "brg:avx512_core"), for notes.
-    public static func implementation(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
-                                      precision: Precision = .fp32) -> String {
-        OneDNN.shared.withLock { d in
-            let key = OneDNN.Key(m: m, n: n, k: k, transA: transA, transB: transB,
-                                 lda: transA ? m : k, ldb: transB ? k : n, ldc: n, bf16: precision == .bf16,
-                                 accumulate: false, alpha: 1)
-            guard let p = d.primitive(key) else { return "none" }  // (the cache has room: one primitive)
-            return String(cString: alignscope_primitive_impl(p))
-        }
-    }
-
     /// Makes oneDNN's OpenMP workers sleep between products instead of spinning (libgomp's default spins
     /// for a while after each parallel region, and the spinning workers took the cores from our own
     /// kernels' threads: 10% of a training step, docs/PERFORMANCE.md). libgomp reads OMP_WAIT_POLICY once,
@@ -92,19 +80,26 @@ final class OneDNN: @unchecked Sendable {
     }
 
     private let lock = NSLock()
-    private var engine: dnnl_engine_t?
+    /// nil when oneDNN could not start (every product then falls back to OpenBLAS).
+    private let engine: dnnl_engine_t?, stream: dnnl_stream_t?
     private var cache: [Key: dnnl_primitive_t] = [:]
     private(set) var created = 0
-    /// bf16 copies of A and B (grown as needed, never shrunk).
-    private var stageA = Staging(), stageB = Staging()
+    /// The primitives' scratchpad (ours, not oneDNN's global one) and the bf16 copies of A and B.
+    private var scratch = GrowableBuffer(), stageA = GrowableBuffer(), stageB = GrowableBuffer()
     /// At most this many primitives are kept; oneDNN keeps its own cache of compiled kernels behind them,
     /// so recreating an evicted one is cheap.
     static let capacity = 256
 
     private init() {
-        var e: dnnl_engine_t?
-        guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e else { return }
-        engine = e
+        var e: dnnl_engine_t?, s: dnnl_stream_t?
+        if dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e,
+           dnnl_stream_create(&s, e, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, let s {
+            engine = e
+            stream = s
+        } else {
+            engine = nil
+            stream = nil
+        }
     }
 
     func withLock<T>(_ body: (OneDNN) -> T) -> T {
@@ -113,13 +108,11 @@ final class OneDNN: @unchecked Sendable {
         return body(self)
     }
 
-    /// The primitive for `key`, created on first use; nil when oneDNN refuses the shape. Call `makeRoom`
-    /// before taking primitives for one product: eviction destroys primitives.
-    func primitive(_ key: Key) -> dnnl_primitive_t? {
+    /// The primitive for `key`, created on first use (planned for the calling thread's OpenMP thread
+    /// count, which `run` sets to `key.threads`); nil when oneDNN refuses the shape.
+    private func primitive(_ key: Key, engine: dnnl_engine_t) -> dnnl_primitive_t? {
         if let p = cache[key] { return p }
-        guard let engine else { return nil }
-        // A primitive is planned for the calling thread's OpenMP thread count, which it will run with.
-        omp_set_num_threads(Int32(key.threads))
+        if cache.count >= Self.capacity { destroyPrimitives() }
         var status = dnnl_success
         guard let p = alignscope_matmul_create(
             engine, Int64(key.m), Int64(key.n), Int64(key.k), key.transA ? 1 : 0, key.transB ? 1 : 0,
@@ -132,15 +125,13 @@ final class OneDNN: @unchecked Sendable {
     }
 
     func release() {
-        makeRoom(Self.capacity + 1)
-        scratch = Scratch()
-        stageA = Staging()
-        stageB = Staging()
+        destroyPrimitives()
+        scratch = GrowableBuffer()
+        stageA = GrowableBuffer()
+        stageB = GrowableBuffer()
     }
 
-    /// Empties the cache when `count` more primitives might not fit.
-    private func makeRoom(_ count: Int) {
-        guard cache.count + count > Self.capacity else { return }
+    private func destroyPrimitives() {
         for (_, old) in cache { dnnl_primitive_destroy(old) }
         cache.removeAll(keepingCapacity: true)
     }
@@ -160,77 +151,53 @@ final class OneDNN: @unchecked Sendable {
         guard beta == 0 || beta == 1 else { return false }
         lock.lock()
         defer { lock.unlock() }
-        guard let engine, let stream = try? stream(engine) else { return false }
+        guard let engine, let stream else { return false }
         let bf16 = precision == .bf16
         // bf16 inputs are staged densely in their stored layout: A as (m, k) or (k, m), B as (k, n) or (n, k).
         let key = Key(m: m, n: n, k: k, transA: transA, transB: transB,
                       lda: bf16 ? (transA ? m : k) : lda, ldb: bf16 ? (transB ? k : n) : ldb, ldc: ldc,
                       bf16: bf16, accumulate: beta == 1, alpha: alpha)
-        makeRoom(1)
-        guard let p = primitive(key) else { return false }
+        omp_set_num_threads(Int32(key.threads))
+        guard let p = primitive(key, engine: engine) else { return false }
         var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
         if bf16 {
-            ap = UnsafeRawPointer(stageA.bf16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda))
-            bp = UnsafeRawPointer(stageB.bf16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb))
+            ap = UnsafeRawPointer(stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA))
+            bp = UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
         }
-        scratch.reserve(alignscope_scratchpad_size(p))
-        omp_set_num_threads(Int32(key.threads))
-        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c, scratch.pointer)
+        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c,
+                                               scratch.reserve(alignscope_scratchpad_size(p)))
         precondition(status == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(status.rawValue)")
         return true
     }
+}
 
-    private var streamHandle: dnnl_stream_t?
-    private var scratch = Scratch()
+/// A buffer grown as needed (64-byte aligned, never shrunk).
+final class GrowableBuffer {
+    private var pointer: UnsafeMutableRawPointer?
+    private var capacity = 0
 
-    private func stream(_ engine: dnnl_engine_t) throws -> dnnl_stream_t {
-        if let streamHandle { return streamHandle }
-        var s: dnnl_stream_t?
-        guard dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, let s else {
-            throw CancellationError()
-        }
-        streamHandle = s
-        return s
-    }
+    deinit { pointer?.deallocate() }
 
-    /// The primitives' scratchpad (ours, not oneDNN's global one), grown as needed.
-    final class Scratch {
-        private(set) var pointer: UnsafeMutableRawPointer?
-        private var capacity = 0
-
-        deinit { pointer?.deallocate() }
-
-        func reserve(_ bytes: Int) {
-            guard bytes > capacity else { return }
+    /// At least `bytes` bytes (the old contents are not kept).
+    func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > capacity || pointer == nil {
             pointer?.deallocate()
-            pointer = .allocate(byteCount: bytes, alignment: 64)
+            pointer = .allocate(byteCount: max(bytes, 1), alignment: 64)
             capacity = bytes
         }
+        return pointer!
     }
 }
 
-/// A growable buffer of bf16 values.
-final class Staging {
-    private var buffer: UnsafeMutablePointer<UInt16>?
-    private var capacity = 0
-
-    deinit { buffer?.deallocate() }
-
-    /// `src` (rows, cols) with row stride `ld`, rounded to bf16 into this buffer, dense.
-    func bf16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int) -> UnsafeMutablePointer<UInt16> {
-        let count = rows * cols
-        if count > capacity {
-            buffer?.deallocate()
-            buffer = .allocate(capacity: count)
-            capacity = count
-        }
-        let dst = buffer!
-        let d = SendablePointer(dst), s = SendablePointer(src)
-        parallelFor(rows, grain: max(1, 65536 / max(cols, 1))) { part in
-            for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
-        }
-        return dst
+/// `src` (rows, cols) with row stride `ld`, rounded to bf16 densely into `buffer`.
+private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int,
+                       into buffer: GrowableBuffer) -> UnsafeMutablePointer<UInt16> {
+    let dst = buffer.reserve(rows * cols * MemoryLayout<UInt16>.stride).assumingMemoryBound(to: UInt16.self)
+    let d = SendablePointer(dst), s = SendablePointer(src)
+    parallelFor(rows, grain: max(1, 65536 / max(cols, 1))) { part in
+        for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
     }
+    return dst
 }
 
 /// bf16 values of `src`: float32's top 16 bits, rounded to nearest, ties to even (NaN stays NaN).

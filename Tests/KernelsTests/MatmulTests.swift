@@ -75,19 +75,15 @@ final class MatmulTests: XCTestCase {
                         var c = c0
                         matmul(&c, a, b, m: m, n: n, k: k, transA: transA, transB: transB,
                                lda: lda, ldb: ldb, ldc: ldc, alpha: 0.5, beta: 0.25)
-                        var worst: Float = 0
-                        for i in 0..<m {
-                            for j in 0..<n { worst = max(worst, abs(c[i * ldc + j] - expected[i * ldc + j])) }
-                            for j in n..<ldc { XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "padding untouched") }
-                        }
-                        XCTAssertLessThan(worst, 1e-4, "\(m)x\(n)x\(k) transA \(transA) transB \(transB) threads \(threads)")
+                        XCTAssertLessThan(worstError(c, expected, untouched: c0, m: m, n: n, ldc: ldc), 1e-4,
+                                          "\(m)x\(n)x\(k) transA \(transA) transB \(transB) threads \(threads)")
                     }
                 }
             }
         }
     }
 
-    /// Large products go to oneDNN (primitives are created for each new shape, one per thread's block) and
+    /// Large products go to oneDNN (a primitive is created for each new shape and thread count) and
     /// match the naive product for every transpose combination, strides, alpha and beta 0 or 1; the
     /// OpenBLAS baseline does too.
     func testLargeProductsMatchNaiveOnBothBackends() {
@@ -118,12 +114,8 @@ final class MatmulTests: XCTestCase {
                             } else {
                                 XCTAssertEqual(Products.primitivesCreated, before, "OpenBLAS creates none")
                             }
-                            var worst: Float = 0
-                            for i in 0..<m {
-                                for j in 0..<n { worst = max(worst, abs(c[i * ldc + j] - expected[i * ldc + j])) }
-                                for j in n..<ldc { XCTAssertEqual(c[i * ldc + j].bitPattern, c0[i * ldc + j].bitPattern, "padding untouched") }
-                            }
-                            XCTAssertLessThan(worst, 1e-4, "\(backend) threads \(threads) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)")
+                            XCTAssertLessThan(worstError(c, expected, untouched: c0, m: m, n: n, ldc: ldc), 1e-4,
+                                              "\(backend) threads \(threads) transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)")
                         }
                     }
                 }
@@ -156,12 +148,9 @@ final class MatmulTests: XCTestCase {
                     matmulReference(&exact, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, beta: beta)
                     matmulReference(&rounded, a.map(bf16Naive), b.map(bf16Naive), m: m, n: n, k: k,
                                     transA: transA, transB: transB, lda: lda, ldb: ldb, beta: beta)
-                    var worstRounded: Float = 0, worstExact: Float = 0
-                    for i in 0..<(m * n) {
-                        worstRounded = max(worstRounded, abs(c[i] - rounded[i]))
-                        worstExact = max(worstExact, abs(c[i] - exact[i]))
-                    }
-                    XCTAssertLessThan(worstRounded, 1e-4, "transA \(transA) transB \(transB) beta \(beta)")
+                    XCTAssertLessThan(worstError(c, rounded, untouched: c0, m: m, n: n, ldc: ldc), 1e-4,
+                                      "transA \(transA) transB \(transB) beta \(beta)")
+                    let worstExact = worstError(c, exact, untouched: c0, m: m, n: n, ldc: ldc)
                     // and it is not the float32 product: the inputs really were rounded
                     XCTAssertGreaterThan(worstExact, 1e-3)
                 }
@@ -193,6 +182,23 @@ final class MatmulTests: XCTestCase {
         matmul(&c, [1, 2, 3, 4], [5, 6, 7, 8], m: 2, n: 2, k: 2, transA: true)  // A^T B
         XCTAssertEqual(c, [26, 30, 38, 44])
     }
+}
+
+/// The largest |c - expected| over the (m, n) block (row stride ldc) of a product; the padding past
+/// column n must keep c0's bits (a product writes only its block). NaN in the block counts as infinite.
+func worstError(_ c: [Float], _ expected: [Float], untouched c0: [Float], m: Int, n: Int, ldc: Int,
+                file: StaticString = #filePath, line: UInt = #line) -> Float {
+    var worst: Float = 0
+    for i in 0..<m {
+        for j in 0..<n {
+            let e = abs(c[i * ldc + j] - expected[i * ldc + j])
+            worst = max(worst, e.isNaN ? .infinity : e)
+        }
+        for j in n..<ldc {
+            XCTAssertEqual(c[i * ldc + j].bitPattern, c0[i * ldc + j].bitPattern, "padding untouched", file: file, line: line)
+        }
+    }
+    return worst
 }
 
 /// bf16 rounding the slow way: the two bf16 neighbours of v, compared in Double (IEEE rounding: past the
