@@ -1,5 +1,6 @@
 import Base
 import Foundation
+import Kernels
 import Model
 import Probes
 import RunStore
@@ -9,11 +10,15 @@ import Training
 /// Scores every response of a run's probe set at an evaluation step. Probes are laid out in one
 /// `BatchSession` cache, as many at a time as fit: each prompt runs once and all of its responses attend
 /// to its keys, and the prompts and responses of several probes run through the network together.
-/// Dynamic categories (`greedy`) are decoded anew at each evaluation, all probes in lock step, recorded
-/// as responses, then scored with the others.
+/// Dynamic categories are made anew at each evaluation and recorded as responses: `greedy` decoded, all
+/// probes in lock step, before the scoring pass; `argmax` read from the scoring pass (the most likely token
+/// at every position of its source category's response), then scored in a second, smaller pass.
+/// Every scored response gets its measures (`Base.Measure`), from the same pass as its log-probability;
+/// with `eval.tokens`, its per-token log-probabilities too.
 final class ProbeEvaluator {
     struct EncodedResponse {
         var responseID: Int64
+        var category: String
         var ids: [Int32]
     }
 
@@ -65,7 +70,8 @@ final class ProbeEvaluator {
                     throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }
                 longest = max(longest, rids.count)
-                responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!, ids: rids))
+                responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!,
+                                                 category: r.category, ids: rids))
             }
             longest = max(longest, set.dynamicCategories.map(\.maxTokens).max() ?? 0)
             let context = try PairEncoder.promptText(probe.promptSource, template: template, file: path, line: probe.idx + 1)
@@ -87,7 +93,13 @@ final class ProbeEvaluator {
         self.template = template
         self.store = store
         stopTokens = loaded.stopTokens
+        recordTokens = config.eval.tokens
+        self.maxLength = config.train.maxLength
     }
+
+    /// `eval.tokens`: also record every response token (`token_logprobs`).
+    let recordTokens: Bool
+    let maxLength: Int
 
     /// The probe set of a run: data fields, derived and generated categories (generated texts are
     /// cached beside the probe file), split by whether each prompt is in the training data.
@@ -116,29 +128,72 @@ final class ProbeEvaluator {
     /// pass through the cache.
     static let cacheSlots = 4096
 
-    /// Scores every response given its prompt with the model's current weights.
+    /// Scores every response given its prompt with the model's current weights: log-probability, measures
+    /// and (with `eval.tokens`) tokens of each.
     func score(step: Int) throws -> [LogprobRow] {
         var extra = [[EncodedResponse]](repeating: [], count: encoded.count)
+        var facts: [Int64: [String: Double]] = [:]
         for dynamic in probeSet.dynamicCategories {
-            let decoded = batch.greedy(prompts: encoded.map(\.prompt), maxTokens: dynamic.maxTokens, stop: stopTokens)
+            guard case let .greedy(maxTokens) = dynamic.kind else { continue }
+            let decoded = batch.greedy(prompts: encoded.map(\.prompt), maxTokens: maxTokens, stop: stopTokens)
             for (i, ids) in decoded.enumerated() {
                 let text = tokenizer.decode(ids)
                 let responseID = try store.addResponse(probeID: encoded[i].probeID, category: dynamic.category, text: text,
                                                        origin: dynamic.origin + ":step=\(step)")
-                extra[i].append(EncodedResponse(responseID: responseID, ids: tokenizer.encode(template.response(text, after: encoded[i].source))))
+                extra[i].append(EncodedResponse(responseID: responseID, category: dynamic.category,
+                                                ids: tokenizer.encode(template.response(text, after: encoded[i].source))))
+                // `greedy` stops before a stop token or after max_tokens tokens, so fewer means it ended its turn
+                facts[responseID] = [Measure.endedTurn.rawValue: ids.count < maxTokens ? 1 : 0,
+                                     Measure.generatedTokens.rawValue: Double(ids.count)]
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
-        let scored = batch.scoreResponses(encoded.indices.map { (prompt: encoded[$0].prompt, responses: all[$0].map(\.ids)) })
+        let scored = batch.scoreDistributions(encoded.indices.map { (prompt: encoded[$0].prompt, responses: all[$0].map(\.ids)) })
         var rows: [LogprobRow] = []
         rows.reserveCapacity(responsesPerEvaluation)
         for (p, responses) in all.enumerated() {
             for (r, response) in responses.enumerated() {
-                rows.append(LogprobRow(responseID: response.responseID, logprob: scored[p][r].reduce(0.0) { $0 + Double($1) },
-                                       nTokens: response.ids.count))
+                rows.append(row(response, scored[p][r], facts: facts[response.responseID] ?? [:]))
+            }
+        }
+        // argmax categories: the most likely token at each position of the source response, up to the first
+        // stop token (the template's end of turn is added back when the text is scored, as for greedy).
+        let argmaxCategories = probeSet.dynamicCategories.filter { if case .argmax = $0.kind { return true } else { return false } }
+        if !argmaxCategories.isEmpty {
+            var made = [[EncodedResponse]](repeating: [], count: encoded.count)
+            for (p, probe) in encoded.enumerated() {
+                for dynamic in argmaxCategories {
+                    guard case let .argmax(source, _) = dynamic.kind,
+                          let r = all[p].firstIndex(where: { $0.category == source }) else { continue }
+                    let ids = Array(scored[p][r].map(\.argmax).prefix { !stopTokens.contains($0) })
+                    let text = tokenizer.decode(ids)
+                    let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text,
+                                                           origin: dynamic.origin + ":step=\(step)")
+                    // re-encoding may split the text differently; it stays within the window the prompt left
+                    let encodedText = tokenizer.encode(template.response(text, after: probe.source))
+                    made[p].append(EncodedResponse(responseID: responseID, category: dynamic.category,
+                                                   ids: Array(encodedText.prefix(maxLength))))
+                }
+            }
+            let rescored = batch.scoreDistributions(encoded.indices.map { (prompt: encoded[$0].prompt, responses: made[$0].map(\.ids)) })
+            for (p, responses) in made.enumerated() {
+                for (r, response) in responses.enumerated() { rows.append(row(response, rescored[p][r], facts: [:])) }
             }
         }
         return rows
+    }
+
+    /// The stored row of one scored response: the summed log-probability (in Double, token by token, as
+    /// always), its measures (none for an empty response, which has no positions), decoding facts, tokens.
+    private func row(_ response: EncodedResponse, _ positions: [TokenDistribution], facts: [String: Double]) -> LogprobRow {
+        var measures = facts
+        if !positions.isEmpty {
+            for (measure, value) in measureValues(positions) { measures[measure.rawValue] = value }
+        }
+        let tokens = recordTokens
+            ? zip(response.ids, positions).map { TokenRow(token: $0, logprob: Double($1.logprob), argmax: $1.argmax) } : []
+        return LogprobRow(responseID: response.responseID, logprob: positions.reduce(0.0) { $0 + Double($1.logprob) },
+                          nTokens: response.ids.count, measures: measures, tokens: tokens)
     }
 
     /// A prompt as stored in `probes.prompt`: the text of a single user turn, or the messages as JSON.

@@ -110,16 +110,19 @@ public struct RunConfig: Codable, Sendable, Equatable {
         public var atStart: Bool
         /// The input type of the scoring pass's weight products (`BatchSession.precision`).
         public var precision: Precision
+        /// Also record every response token's log-probability and argmax (`token_logprobs`).
+        public var tokens: Bool
 
-        enum CodingKeys: String, CodingKey { case every, atStart = "at_start", precision }
+        enum CodingKeys: String, CodingKey { case every, atStart = "at_start", precision, tokens }
 
         public static let defaults = try! JSONDecoder().decode(EvalSettings.self, from: Data("{}".utf8))
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["every", "at_start", "precision"])
+            let f = try SpecFields(decoder, allowed: ["every", "at_start", "precision", "tokens"])
             every = try f.int("every", default: 10, min: 1)
             atStart = try f.bool("at_start", default: true)
             precision = try f.choice("precision", default: .fp32)
+            tokens = try f.bool("tokens", default: false)
         }
     }
 
@@ -228,6 +231,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     static var defaultedSinceV1: [String: JSONValue] { [
         "train.precision": .string(Precision.fp32.rawValue),
         "eval.precision": .string(Precision.fp32.rawValue),
+        "eval.tokens": .bool(false),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.
@@ -317,7 +321,7 @@ extension RunConfig {
         case is [String].Type: return "a list of strings"
         case is Int.Type, is UInt64.Type: return "an integer"
         case is Double.Type, is Float.Type: return "a number"
-        default: return "a field name, or an object with derive, generate or greedy"
+        default: return "a field name, or an object with derive, generate, greedy or argmax"
         }
     }
 }

@@ -191,7 +191,38 @@ public final class BatchSession {
     /// prompt once, followed by its responses but their last token, which is only predicted) and run
     /// through the network together. Overwrites the cache.
     public func scoreResponses(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> [[[Float]]] {
-        var result: [[[Float]]] = items.map { $0.responses.map { _ in [] } }
+        layOut(items, read: logprobs(at:))
+    }
+
+    /// `scoreResponses` with the whole next-token distribution's shape at every response token
+    /// (`TokenDistribution`: its logprob is the same number `scoreResponses` gives, bit for bit).
+    public func scoreDistributions(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> [[[TokenDistribution]]] {
+        layOut(items, read: distributions(at:))
+    }
+
+    /// The `TokenDistribution` of each (slot, token): the distribution read from the final hidden state at
+    /// `slot`, which must have been written.
+    public func distributions(at positions: [(slot: Int, token: Int32)]) -> [TokenDistribution] {
+        let v = model.config.vocabSize
+        var result: [TokenDistribution] = []
+        result.reserveCapacity(positions.count)
+        var targets = [Int32](repeating: 0, count: headRows)
+        let block = UnsafeMutablePointer<TokenDistribution>.allocate(capacity: headRows)
+        defer { block.deallocate() }
+        headBlocks(positions.map(\.slot)) { first, m in
+            for i in 0..<m { targets[i] = positions[first + i].token }
+            tokenDistributions(block, logits, targets, m: m, v: v)
+            result.append(contentsOf: UnsafeBufferPointer(start: block, count: m))
+            block.deinitialize(count: m)
+        }
+        return result
+    }
+
+    /// Lays the items out in the cache as `scoreResponses` describes, runs them, and reads every response
+    /// token's position with `read` (one value per (slot, token), in order).
+    private func layOut<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
+                           read: ([(slot: Int, token: Int32)]) -> [T]) -> [[[T]]] {
+        var result: [[[T]]] = items.map { $0.responses.map { _ in [] } }
         var first = 0
         while first < items.count {
             var segments: [Segment] = []
@@ -216,11 +247,11 @@ public final class BatchSession {
                 p += 1
             }
             append(segments)
-            let lps = logprobs(at: queries)
+            let values = read(queries)
             var q = 0
             for k in first..<p {
                 for (r, response) in items[k].responses.enumerated() {
-                    result[k][r] = Array(lps[q..<q + response.count])
+                    result[k][r] = Array(values[q..<q + response.count])
                     q += response.count
                 }
             }

@@ -10,6 +10,7 @@ import Base
 ///                                     field: "rejected", temperature: 0.7, top_p: 0.9, max_tokens: 128, seed: 1 } },
 /// variant: { generate: { command: ["python3", "gen.py"], template: "...", seed: 1 } },
 /// greedy: { greedy: { max_tokens: 48 } },                        // decoded anew at each evaluation
+/// argmax: { argmax: { field: "chosen" } },                       // teacher-forced argmax of chosen, per evaluation
 /// ```
 /// Unknown keys are decoding errors whose coding path names the key.
 public enum CategorySource: Codable, Sendable, Equatable, Hashable {
@@ -21,6 +22,10 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
     case generate(GeneratorSpec)
     /// The model's own greedy decode of the prompt, up to `maxTokens` tokens, redone at every evaluation.
     case greedy(maxTokens: Int)
+    /// The teacher-forced argmax sequence of the category that reads `field`: at each response position
+    /// of that category's response, the model's most likely token given the prompt and the response's
+    /// own earlier tokens; redone at every evaluation.
+    case argmax(field: String)
 
     public init(from decoder: any Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let name = try? single.decode(String.self) {
@@ -59,15 +64,20 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
                                                         debugDescription: "expected a positive token count, found \(maxTokens)"))
             }
             self = .greedy(maxTokens: maxTokens)
+        } else if keys.contains("argmax") {
+            try rejectUnknownKeys(container, allowed: ["argmax"])
+            let options = try container.nestedContainer(keyedBy: SpecKey.self, forKey: SpecKey("argmax"))
+            try rejectUnknownKeys(options, allowed: ["field"])
+            self = .argmax(field: try decodeNonEmpty(options, "field"))
         } else {
             if let key = container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }).first {
                 throw DecodingError.dataCorrupted(.init(
                     codingPath: container.codingPath + [key],
-                    debugDescription: "unknown key \"\(key.stringValue)\"; expected \"derive\", \"generate\" or \"greedy\""))
+                    debugDescription: "unknown key \"\(key.stringValue)\"; expected \"derive\", \"generate\", \"greedy\" or \"argmax\""))
             }
             throw DecodingError.dataCorrupted(.init(
                 codingPath: decoder.codingPath,
-                debugDescription: "expected a field name or an object with \"derive\", \"generate\" or \"greedy\""))
+                debugDescription: "expected a field name or an object with \"derive\", \"generate\", \"greedy\" or \"argmax\""))
         }
     }
 
@@ -87,6 +97,10 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
             var container = encoder.container(keyedBy: SpecKey.self)
             var options = container.nestedContainer(keyedBy: SpecKey.self, forKey: SpecKey("greedy"))
             try options.encode(maxTokens, forKey: SpecKey("max_tokens"))
+        case let .argmax(field):
+            var container = encoder.container(keyedBy: SpecKey.self)
+            var options = container.nestedContainer(keyedBy: SpecKey.self, forKey: SpecKey("argmax"))
+            try options.encode(field, forKey: SpecKey("field"))
         }
     }
 
@@ -97,6 +111,7 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
         case let .derive(derivation): return derivation.field
         case let .generate(spec): return spec.field
         case .greedy: return nil
+        case let .argmax(field): return field
         }
     }
 }

@@ -38,16 +38,40 @@ public struct Probe: Sendable, Equatable {
     }
 }
 
-/// A category whose text is the model's own greedy decode, redone at every evaluation (see `greedyResponse`).
+/// A category whose text the model makes anew at every evaluation: its greedy decode of the prompt (see
+/// `greedyResponse`), or the teacher-forced argmax sequence of a static category's response.
 public struct DynamicCategory: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Greedy decoding of up to `maxTokens` tokens.
+        case greedy(maxTokens: Int)
+        /// The argmax at every position of the response of the static category `of`, which reads `field`.
+        case argmax(of: String, field: String)
+    }
+
     public var category: String
-    public var maxTokens: Int
-    /// "greedy:max_tokens=N".
-    public var origin: String { "greedy:max_tokens=\(maxTokens)" }
+    public var kind: Kind
+
+    /// Most tokens a greedy decode adds (0 for argmax sequences, which are as long as their source).
+    public var maxTokens: Int {
+        if case let .greedy(n) = kind { return n }
+        return 0
+    }
+
+    /// "greedy:max_tokens=N" or "argmax:FIELD" (the evaluator appends ":step=S").
+    public var origin: String {
+        switch kind {
+        case let .greedy(n): return "greedy:max_tokens=\(n)"
+        case let .argmax(_, field): return "argmax:\(field)"
+        }
+    }
+
+    public init(category: String, kind: Kind) {
+        self.category = category
+        self.kind = kind
+    }
 
     public init(category: String, maxTokens: Int) {
-        self.category = category
-        self.maxTokens = maxTokens
+        self.init(category: category, kind: .greedy(maxTokens: maxTokens))
     }
 }
 
@@ -125,11 +149,19 @@ public struct ProbeSet: Sendable, Equatable {
             if reservedKeys.contains(name) {
                 throw ProbesError.category(name: name, reason: "reserved name (\(reservedKeys.sorted().joined(separator: ", ")) are keys of probe files)")
             }
-            if case let .greedy(maxTokens) = categories[name]! {
-                dynamic.append(DynamicCategory(category: name, maxTokens: maxTokens))
-            } else {
-                staticNames.append(name)
+            switch categories[name]! {
+            case let .greedy(maxTokens): dynamic.append(DynamicCategory(category: name, maxTokens: maxTokens))
+            case .argmax: break
+            default: staticNames.append(name)
             }
+        }
+        // An argmax category follows the static category that reads its field (as a plain field).
+        for name in ordered(categories.keys) {
+            guard case let .argmax(field) = categories[name]! else { continue }
+            guard let source = staticNames.first(where: { categories[$0]! == .field(field) }) else {
+                throw ProbesError.category(name: name, reason: "argmax.field \"\(field)\": no category reads that field; add one (e.g. \(field): \"\(field)\")")
+            }
+            dynamic.append(DynamicCategory(category: name, kind: .argmax(of: source, field: field)))
         }
         var columns: [String: [(text: String, origin: String)]] = [:]
         var cache: GenerationCache?
@@ -146,8 +178,8 @@ public struct ProbeSet: Sendable, Equatable {
                 if cache == nil { cache = try GenerationCache(path: generation.cachePath) }
                 columns[name] = try generate(spec, category: name, examples: examples, cache: cache!, options: generation,
                                              models: &models)
-            case .greedy:
-                preconditionFailure("greedy categories are dynamic")
+            case .greedy, .argmax:
+                preconditionFailure("greedy and argmax categories are dynamic")
             }
         }
         let probes = examples.enumerated().map { idx, ex in

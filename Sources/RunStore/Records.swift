@@ -80,11 +80,31 @@ public struct LogprobRow: Sendable, Equatable {
     /// Sum of the response tokens' natural-log probabilities given the prompt.
     public var logprob: Double
     public var nTokens: Int
+    /// Rows of `measures`: measure name (`Base.Measure`) -> value.
+    public var measures: [String: Double]
+    /// Rows of `token_logprobs`, one per response token in order (empty unless `eval.tokens`).
+    public var tokens: [TokenRow]
 
-    public init(responseID: Int64, logprob: Double, nTokens: Int) {
+    public init(responseID: Int64, logprob: Double, nTokens: Int, measures: [String: Double] = [:], tokens: [TokenRow] = []) {
         self.responseID = responseID
         self.logprob = logprob
         self.nTokens = nTokens
+        self.measures = measures
+        self.tokens = tokens
+    }
+}
+
+/// One response token at one evaluation (`token_logprobs`): the token, its log-probability given the
+/// prompt and the earlier response tokens, and the most likely token at that position.
+public struct TokenRow: Sendable, Equatable {
+    public var token: Int32
+    public var logprob: Double
+    public var argmax: Int32
+
+    public init(token: Int32, logprob: Double, argmax: Int32) {
+        self.token = token
+        self.logprob = logprob
+        self.argmax = argmax
     }
 }
 

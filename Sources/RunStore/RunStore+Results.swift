@@ -1,20 +1,43 @@
 /// Numbers produced by training and evaluation, and their removal on resume.
 extension RunStore {
-    /// Writes one evaluation step: every scored response, in ONE transaction (all or nothing).
-    /// Rows already present for (run, step, response) are replaced.
-    /// - Throws: `StoreError.invalidValue` for a NaN log-probability (nothing is written), or the
-    ///   SQLite error of the failing row (e.g. an unknown response id; nothing is written).
+    /// Writes one evaluation step: every scored response with its measures and (when given) its tokens,
+    /// in ONE transaction (all or nothing). Rows already present for (run, step, response) are replaced.
+    /// - Throws: `StoreError.invalidValue` for a NaN log-probability, measure or token log-probability
+    ///   (nothing is written), or the SQLite error of the failing row (e.g. an unknown response id;
+    ///   nothing is written).
     public func writeEvaluation(runID: Int64, step: Int, rows: [LogprobRow]) throws {
-        if let bad = rows.first(where: { $0.logprob.isNaN }) {
-            throw StoreError.invalidValue(
-                path: path, detail: "run \(runID) step \(step): log-probability of response \(bad.responseID) is NaN")
+        for row in rows {
+            let what = "run \(runID) step \(step) response \(row.responseID)"
+            if row.logprob.isNaN { throw StoreError.invalidValue(path: path, detail: "\(what): log-probability is NaN") }
+            if let bad = row.measures.first(where: { $0.value.isNaN }) {
+                throw StoreError.invalidValue(path: path, detail: "\(what): measure \(bad.key) is NaN")
+            }
+            if let bad = row.tokens.firstIndex(where: { $0.logprob.isNaN }) {
+                throw StoreError.invalidValue(path: path, detail: "\(what): token \(bad)'s log-probability is NaN")
+            }
+        }
+        let measured = rows.contains { !$0.measures.isEmpty || !$0.tokens.isEmpty }
+        if measured, try storedSchemaVersion() < 3 {
+            throw StoreError.conflict(path: path, detail: "schema version \(try storedSchemaVersion()) has no measures table; open the store read-write to migrate it")
         }
         try database.transaction {
+            let run = SQLiteValue.integer(runID), s = SQLiteValue.integer(Int64(step))
             for row in rows {
+                let response = SQLiteValue.integer(row.responseID)
                 try database.execute(
                     "INSERT OR REPLACE INTO logprobs (run_id, step, response_id, logprob, n_tokens) VALUES (?, ?, ?, ?, ?)",
-                    [.integer(runID), .integer(Int64(step)), .integer(row.responseID), .real(row.logprob),
-                     .integer(Int64(row.nTokens))])
+                    [run, s, response, .real(row.logprob), .integer(Int64(row.nTokens))])
+                for name in row.measures.keys.sorted() {
+                    try database.execute(
+                        "INSERT OR REPLACE INTO measures (run_id, step, response_id, name, value) VALUES (?, ?, ?, ?, ?)",
+                        [run, s, response, .text(name), .real(row.measures[name]!)])
+                }
+                for (position, token) in row.tokens.enumerated() {
+                    try database.execute(
+                        "INSERT OR REPLACE INTO token_logprobs (run_id, step, response_id, position, token, logprob, argmax) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [run, s, response, .integer(Int64(position)), .integer(Int64(token.token)), .real(token.logprob),
+                         .integer(Int64(token.argmax))])
+                }
             }
         }
     }
@@ -33,8 +56,8 @@ extension RunStore {
         }
     }
 
-    /// Removes everything a run recorded after `step` (log-probabilities and training metrics with
-    /// a larger step) and lowers `last_step` to `step` if it was past it, in one transaction.
+    /// Removes everything a run recorded after `step` (log-probabilities, measures, token rows and
+    /// training metrics with a larger step) and lowers `last_step` to `step` if it was past it, in one transaction.
     /// Resume calls this with the checkpoint's step so nothing is counted twice.
     /// - Returns: the number of removed rows of each table.
     @discardableResult
@@ -45,6 +68,10 @@ extension RunStore {
                 "DELETE FROM logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
             let metrics = try database.execute(
                 "DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            if try storedSchemaVersion() >= 3 {
+                try database.execute("DELETE FROM measures WHERE run_id = ? AND step > ?", [.integer(runID), s])
+                try database.execute("DELETE FROM token_logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            }
             try database.execute(
                 "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
             return (logprobs, metrics)

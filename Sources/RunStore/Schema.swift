@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2]
+    static let migrations: [String] = [migration1, migration2, migration3]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -147,5 +147,103 @@ extension Schema {
             sha256 TEXT NOT NULL,
             PRIMARY KEY (run_id, input)
         ) WITHOUT ROWID;
+        """
+}
+
+extension Schema {
+    /// Version 3 (issue 19): the probe measures and per-token log-probabilities.
+    ///
+    /// - `measures(run_id, step, response_id, name, value)`: one row per measure of a scored response
+    ///   (names and formulas: `Base.Measure`, analysis/README.md), beside its `logprobs` row. A long table
+    ///   rather than columns, so that a measure added later (a reward model's `reward`) is rows, not a
+    ///   migration. Stores from version 2 get `mean_token_logprob` filled in from `logprobs`
+    ///   (logprob / n_tokens, the same definition); their other measures stay absent.
+    /// - `token_logprobs(run_id, step, response_id, position, token, logprob, argmax)`: with
+    ///   `eval.tokens`, every response token's log-probability given the prompt and the earlier tokens,
+    ///   and the most likely token at that position. Position 0 is the first token after the prompt;
+    ///   the last position (n_tokens - 1) is the end-of-turn token when the template ends turns with one.
+    /// - `measure_curves`: mean and standard error of `logprob` and of every measure per run, step,
+    ///   category, split and measure. `token_deltas`: each token's change since the run's first
+    ///   evaluation (NULL where that evaluation did not score the same response).
+    static let migration3 = """
+        CREATE TABLE measures (
+            run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step        INTEGER NOT NULL,
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            name        TEXT NOT NULL,
+            value       REAL,
+            PRIMARY KEY (run_id, step, response_id, name)
+        ) WITHOUT ROWID;
+
+        INSERT INTO measures (run_id, step, response_id, name, value)
+        SELECT run_id, step, response_id, 'mean_token_logprob', logprob / n_tokens
+        FROM logprobs WHERE n_tokens > 0;
+
+        CREATE TABLE token_logprobs (
+            run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step        INTEGER NOT NULL,
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            position    INTEGER NOT NULL,
+            token       INTEGER NOT NULL,
+            logprob     REAL NOT NULL,
+            argmax      INTEGER NOT NULL,
+            PRIMARY KEY (run_id, step, response_id, position)
+        ) WITHOUT ROWID;
+
+        CREATE VIEW measure_curves AS
+        SELECT l.run_id AS run_id,
+               l.step AS step,
+               r.category AS category,
+               p.split AS split,
+               'logprob' AS measure,
+               avg(l.logprob) AS mean,
+               CASE WHEN count(*) > 1 THEN
+                   sqrt(max(0.0, (sum(l.logprob * l.logprob) - sum(l.logprob) * sum(l.logprob) / count(*))
+                                 / (count(*) - 1)) / count(*))
+               END AS sem,
+               count(*) AS n
+        FROM logprobs AS l
+        JOIN responses AS r ON r.id = l.response_id
+        JOIN probes AS p ON p.id = r.probe_id
+        GROUP BY l.run_id, l.step, r.category, p.split
+        UNION ALL
+        SELECT m.run_id AS run_id,
+               m.step AS step,
+               r.category AS category,
+               p.split AS split,
+               m.name AS measure,
+               avg(m.value) AS mean,
+               CASE WHEN count(m.value) > 1 THEN
+                   sqrt(max(0.0, (sum(m.value * m.value) - sum(m.value) * sum(m.value) / count(m.value))
+                                 / (count(m.value) - 1)) / count(m.value))
+               END AS sem,
+               count(m.value) AS n
+        FROM measures AS m
+        JOIN responses AS r ON r.id = m.response_id
+        JOIN probes AS p ON p.id = r.probe_id
+        GROUP BY m.run_id, m.step, r.category, p.split, m.name;
+
+        CREATE VIEW token_deltas AS
+        SELECT t.run_id AS run_id,
+               t.step AS step,
+               t.response_id AS response_id,
+               r.probe_id AS probe_id,
+               r.category AS category,
+               p.split AS split,
+               t.position AS position,
+               l.n_tokens AS n_tokens,
+               t.token AS token,
+               t.logprob AS logprob,
+               f.logprob AS first_logprob,
+               t.logprob - f.logprob AS delta
+        FROM token_logprobs AS t
+        JOIN responses AS r ON r.id = t.response_id
+        JOIN probes AS p ON p.id = r.probe_id
+        JOIN logprobs AS l ON l.run_id = t.run_id AND l.step = t.step AND l.response_id = t.response_id
+        LEFT JOIN token_logprobs AS f
+               ON f.run_id = t.run_id
+              AND f.step = (SELECT min(step) FROM logprobs AS e WHERE e.run_id = t.run_id)
+              AND f.response_id = t.response_id
+              AND f.position = t.position;
         """
 }

@@ -58,15 +58,18 @@ final class IdentityTests: XCTestCase {
     /// config has them, the identity is what it was before they existed (the tree without them), a run
     /// that sets bf16 gets a new identity, and a further defaulted key in a newer build changes nothing.
     func testAddingADefaultedKeyKeepsEveryIdentity() throws {
-        XCTAssertEqual(RunConfig.defaultedSinceV1, ["train.precision": .string("fp32"), "eval.precision": .string("fp32")])
+        XCTAssertEqual(RunConfig.defaultedSinceV1, ["train.precision": .string("fp32"), "eval.precision": .string("fp32"),
+                                                    "eval.tokens": .bool(false)])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
                 XCTAssertEqual(tree.value(at: ["train", "precision"]), .string("fp32"))
                 XCTAssertEqual(tree.value(at: ["eval", "precision"]), .string("fp32"))
+                XCTAssertEqual(tree.value(at: ["eval", "tokens"]), .bool(false))
                 var before = tree  // what a build without the keys encoded
                 before.remove(at: ["train", "precision"])
                 before.remove(at: ["eval", "precision"])
+                before.remove(at: ["eval", "tokens"])
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)
                 XCTAssertEqual(SHA256.hex(Array(before.canonical.utf8)), run.configSHA256)
                 var defaulted = RunConfig.defaultedSinceV1
@@ -78,6 +81,9 @@ final class IdentityTests: XCTestCase {
                     other.set(.string("bf16"), at: path)
                     XCTAssertNotEqual(RunConfig.identityTree(other, defaulted: defaulted).canonical, run.configJSON)
                 }
+                var tokens = tree
+                tokens.set(.bool(true), at: ["eval", "tokens"])
+                XCTAssertNotEqual(RunConfig.identityTree(tokens, defaulted: defaulted).canonical, run.configJSON)
             }
         }
     }

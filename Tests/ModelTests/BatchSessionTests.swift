@@ -14,6 +14,33 @@ final class BatchSessionTests: XCTestCase {
         return (0..<n).map { _ in Int32(rng.next() % 256) }
     }
 
+    /// The measures' scoring pass gives the very log-probabilities of the plain one (bit for bit: the
+    /// recorded `logprob` does not move because measures are computed beside it), and its argmax at each
+    /// position is the token `argmax(at:)` picks there.
+    func testDistributionScoringKeepsTheLogprobsAndFindsTheArgmax() {
+        let m = model()
+        let items: [(prompt: [Int32], responses: [[Int32]])] = [
+            (tokens(9, seed: 1), [tokens(5, seed: 4), tokens(1, seed: 5), tokens(17, seed: 6), []]),
+            (tokens(23, seed: 2), [tokens(3, seed: 7)]),
+            (tokens(40, seed: 10), [tokens(20, seed: 11), tokens(20, seed: 12)]),
+        ]
+        let batch = BatchSession(model: m, slots: 90, rows: 16, context: 64)
+        let plain = batch.scoreResponses(items)
+        let shaped = batch.scoreDistributions(items)
+        for p in items.indices {
+            for r in items[p].responses.indices {
+                XCTAssertEqual(shaped[p][r].map(\.logprob.bitPattern), plain[p][r].map(\.bitPattern), "probe \(p) response \(r)")
+            }
+        }
+        // argmax: lay one probe out again and ask the head directly at each response position
+        let (prompt, responses) = items[2]
+        let response = responses[0]
+        batch.append([BatchSession.Segment(start: 0, tokens: prompt + response.dropLast())])
+        let direct = batch.argmax(at: (0..<response.count).map { prompt.count - 1 + $0 })
+        XCTAssertEqual(shaped[2][0].map(\.argmax), direct)
+        XCTAssertEqual(shaped[2][0].map(\.targetIsMax), zip(direct, response).map { $0 == $1 })
+    }
+
     /// Several prompts and their responses, laid out in a cache small enough to need three fillings and
     /// run in passes of 16 rows (so segments are split across passes and responses share a pass with
     /// their prompt), give the log-probabilities `InferenceSession.score` gives for each pair.

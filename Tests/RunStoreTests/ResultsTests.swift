@@ -30,7 +30,7 @@ final class ResultsTests: XCTestCase {
         guard case .invalidValue(_, let detail)? = assertStoreError(try store.writeEvaluation(runID: runs[0], step: 10, rows: nan)) else {
             return XCTFail("expected invalidValue")
         }
-        XCTAssertEqual(detail, "run \(runs[0]) step 10: log-probability of response \(responseIDs[4]) is NaN")
+        XCTAssertEqual(detail, "run \(runs[0]) step 10 response \(responseIDs[4]): log-probability is NaN")
         XCTAssertEqual(try store.query("SELECT count(*) FROM logprobs WHERE step = 10"), [[0]])
 
         // Writing a step again replaces its rows.

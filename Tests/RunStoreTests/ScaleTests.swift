@@ -54,4 +54,49 @@ final class ScaleTests: XCTestCase {
         XCTAssertEqual(deltaRows.count, 1000)
         XCTAssertFalse(deltaRows.contains { $0[8] == .null }, "every response has a step-0 value")
     }
+
+    /// Issue 19's size bound: a 64-probe, 9-category, 3-evaluation run with per-token rows stays under
+    /// 50 MB. Every response here is 255 tokens (the longest `train.max_length: 256` allows; real probe
+    /// responses are 20-70), every row has all ten measures, written through `writeEvaluation`.
+    /// The per-run views read through the primary keys.
+    func testAPerTokenRunOfSixtyFourProbesStaysUnderFiftyMegabytes() throws {
+        let store = try temporaryStore(self)
+        let (_, runs) = try seedRuns(store, count: 1)
+        let categories = ["chosen", "rejected", "paraphrased_rejected", "variant", "random", "non_response", "a", "b", "c"]
+        let ids = try seedProbes(store, probes: 64, heldout: 16, categories: categories).values.sorted()
+        let names = ["mean_token_logprob", "argmax_logprob", "argmax_match", "except_argmax", "entropy", "energy", "p_e",
+                     "peakiness", "ended_turn", "generated_tokens"]
+        for step in [0, 5, 10] {
+            var rows: [LogprobRow] = []
+            for id in ids {
+                var measures: [String: Double] = [:]
+                for (k, name) in names.enumerated() { measures[name] = -Double(k) / 7 - Double(id) }
+                var tokens: [TokenRow] = []
+                for position in 0..<255 {
+                    let token = Int32((position * 7919 + Int(id)) % 49152), argmax = Int32((position * 104729) % 49152)
+                    tokens.append(TokenRow(token: token, logprob: -Double(position % 13) / 3.1 - Double(step), argmax: argmax))
+                }
+                rows.append(LogprobRow(responseID: id, logprob: -Double(id % 97) - Double(step), nTokens: 255,
+                                       measures: measures, tokens: tokens))
+            }
+            try store.writeEvaluation(runID: runs[0], step: step, rows: rows)
+        }
+        XCTAssertEqual(try store.query("SELECT count(*) FROM token_logprobs"), [[.integer(Int64(64 * 9 * 3 * 255))]])
+        _ = try store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        let bytes = try FileManager.default.attributesOfItem(atPath: store.path)[.size] as! Int
+        let wal = (try? FileManager.default.attributesOfItem(atPath: store.path + "-wal")[.size] as? Int) ?? 0
+        print("per-token store of 64 probes x 9 categories x 3 evaluations x 255 tokens: \(bytes + wal) bytes")
+        XCTAssertLessThan(bytes + wal, 50_000_000)
+
+        func plan(_ sql: String) throws -> [String] {
+            try store.query("EXPLAIN QUERY PLAN " + sql, [.integer(runs[0])]).map { $0[3].string ?? "" }
+        }
+        let deltas = try plan("SELECT * FROM token_deltas WHERE run_id = ? AND step = 10")
+        XCTAssertTrue(deltas.contains { $0.hasPrefix("SEARCH t USING PRIMARY KEY (run_id=? AND step=?)") }, "\(deltas)")
+        XCTAssertTrue(deltas.contains { $0.hasPrefix("SEARCH f USING PRIMARY KEY (run_id=? AND step=? AND response_id=? AND position=?)") }, "\(deltas)")
+        let curves = try plan("SELECT * FROM measure_curves WHERE run_id = ?")
+        XCTAssertFalse(curves.contains { $0.hasPrefix("SCAN measures") || $0.hasPrefix("SCAN logprobs") }, "\(curves)")
+        XCTAssertEqual(try store.query("SELECT count(*) FROM token_deltas WHERE run_id = ? AND step = 10 AND delta != -10", [.integer(runs[0])]),
+                       [[0]])
+    }
 }

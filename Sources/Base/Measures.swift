@@ -1,0 +1,54 @@
+/// The numbers recorded per (run, step, response) beside the summed log-probability (`logprobs.logprob`),
+/// in the store's `measures` table under these names. For a response y = (y_1..y_L) scored after its
+/// prompt x, with p_l = p(. | x, y_<l) the model's next-token distribution at response position l
+/// (teacher forcing: the response's own tokens are the context, never the model's choices). Formulas,
+/// and why each is recorded, in analysis/README.md. The computation is `measureValues` (module Kernels),
+/// from the `TokenDistribution` of every position.
+public enum Measure: String, CaseIterable, Sendable {
+    /// (1/L) sum_l log p_l(y_l).
+    case meanTokenLogprob = "mean_token_logprob"
+    /// sum_l log max_v p_l(v): the teacher-forced argmax sequence's log-probability (the learning-dynamics
+    /// paper's "argmax").
+    case argmaxLogprob = "argmax_logprob"
+    /// (1/L) #{l : y_l = argmax_v p_l(v)}.
+    case argmaxMatch = "argmax_match"
+    /// sum_l log(1 - max_v p_l(v)): the mass left outside the argmax.
+    case exceptArgmax = "except_argmax"
+    /// (1/L) sum_l H(p_l), in nats.
+    case entropy
+    /// (1/L) sum_l (1 - p_l(y_l)).
+    case energy
+    /// (1/L) sum_l ||p_l - onehot(y_l)||_2.
+    case pE = "p_e"
+    /// (1/L) sum_l ||p_l||_2.
+    case peakiness
+    /// Greedy responses only: 1 when the decode stopped at an end-of-turn (stop) token, 0 when it ran
+    /// out of `max_tokens`.
+    case endedTurn = "ended_turn"
+    /// Greedy responses only: tokens decoded (the stop token not counted).
+    case generatedTokens = "generated_tokens"
+
+    /// The measures computed from the next-token distributions of every scored response.
+    public static let distributional: [Measure] = [
+        .meanTokenLogprob, .argmaxLogprob, .argmaxMatch, .exceptArgmax, .entropy, .energy, .pE, .peakiness,
+    ]
+
+    /// Measures a report shows, in order: `logprob` (the stored column, not a measure row) first.
+    public static let reportOrder = ["logprob"] + allCases.map(\.rawValue)
+
+    /// Short axis label for figures.
+    public var label: String {
+        switch self {
+        case .meanTokenLogprob: return "mean token log-probability"
+        case .argmaxLogprob: return "log-probability of the argmax sequence"
+        case .argmaxMatch: return "share of tokens that are the argmax"
+        case .exceptArgmax: return "log mass outside the argmax (summed)"
+        case .entropy: return "mean entropy (nats)"
+        case .energy: return "mean 1 - p(token)"
+        case .pE: return "mean ||p - onehot||"
+        case .peakiness: return "mean ||p||"
+        case .endedTurn: return "share ended with end of turn"
+        case .generatedTokens: return "tokens decoded"
+        }
+    }
+}
