@@ -54,6 +54,9 @@ public struct ReportBuilder {
             ReportFile(path: "index.html", contents: indexHTML(figures: figures)),
             ReportFile(path: "index.md", contents: indexMarkdown(figures: figures)),
         ]
+        if data.measures.curves.values.contains(where: { !$0.isEmpty }) {
+            files.append(ReportFile(path: "measures.csv", contents: measuresCSV()))
+        }
         files += figures.map { ReportFile(path: "figures/" + $0.file, contents: $0.svg) }
         return files.sorted { $0.path < $1.path }
     }

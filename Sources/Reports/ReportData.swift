@@ -23,6 +23,8 @@ struct ReportData {
     var changes: [Int64: RunChanges]
     /// Training metrics, by run id, ordered by name and step.
     var trainMetrics: [Int64: [MetricRow]]
+    /// Measures, per-token changes and greedy answers (schema version 3 on).
+    var measures = MeasureData()
 
     struct CurveRow: Equatable {
         var step: Int
@@ -123,7 +125,8 @@ struct ReportData {
             storePath: store.path, experiment: experiment, runs: runs, params: params,
             sweptKeys: sweptKeys(params: params, runs: runs),
             categories: ordered(categorySet, by: categoryOrder), splits: ordered(splitSet, by: splitOrder),
-            curves: curves, changes: changes, trainMetrics: metrics)
+            curves: curves, changes: changes, trainMetrics: metrics,
+            measures: try MeasureData.load(store: store, runs: runs, params: params))
     }
 
     /// Keys whose values (a missing key counts as a value) are not the same for every run.

@@ -3,7 +3,7 @@ import RunStore
 /// One figure of a report: its file name under `figures/`, a caption, and the SVG.
 struct ReportFigure {
     enum Kind: String {
-        case change, logprob, train, probeChanges = "probe-changes", seeds
+        case change, logprob, train, probeChanges = "probe-changes", seeds, measure, squeeze, positions
     }
     var kind: Kind
     var file: String
@@ -57,6 +57,9 @@ extension ReportBuilder {
             figures.append(changeFigure(run))
             figures.append(logprobFigure(run))
             figures.append(probeChangesFigure(run))
+            if let squeeze = squeezeFigure(run) { figures.append(squeeze) }
+            if let positions = positionFigure(run) { figures.append(positions) }
+            figures += measureFigures(run)
         }
         for run in data.runs where !(data.trainMetrics[run.id] ?? []).isEmpty {
             figures.append(trainFigure(run))

@@ -31,7 +31,9 @@ extension ReportBuilder {
             "Per-run bands: mean ± 1.96 × standard error over probes (normal approximation). Across-seed bands: mean over runs ± t(0.975, n − 1) × sd / √n, where each run contributes its mean change.",
             "`deltas.csv` and the table below: start and end are the mean log-probabilities at the first and last step of the responses scored at both, change = end − start, frac_rose = share of those responses whose log-probability rose.",
             "CSV files are RFC 4180 with LF line ends, UTF-8; empty fields are missing values.",
-        ]
+        ] + (data.measures.curves.values.contains { !$0.isEmpty } ? [
+            "Measures (`measures.csv`, one figure per measure and run): computed per response from the model's next-token distribution at each response position, with the response's own tokens as context (teacher forcing); `argmax_logprob` and `except_argmax` are sums over positions, the others means. Formulas: analysis/README.md. Bands as for log-probabilities.",
+        ] : [])
     }
 
     var runsTable: Table {
@@ -68,19 +70,36 @@ extension ReportBuilder {
         return Table(header: header, rows: rows, numeric: Set([0] + (first..<header.count)))
     }
 
-    /// Figures grouped into the index's sections: (heading, intro, figures).
-    func sections(_ figures: [ReportFigure]) -> [(String, String, [ReportFigure])] {
-        var sections: [(String, String, [ReportFigure])] = [
-            ("Across seeds", "The main figure, averaged over the runs that differ only in their seed: how each category's log-probability moved during training.",
-             figures.filter { $0.kind == .seeds }),
-            ("Change in log-probability", "The main figure, per run: how each category's log-probability moved during training.",
-             figures.filter { $0.kind == .change }),
+    /// A section of the index: heading, intro, figures, then captioned tables.
+    struct Section {
+        var heading: String
+        var intro: String
+        var figures: [ReportFigure]
+        var tables: [(caption: String, table: Table)] = []
+    }
+
+    /// Figures and tables grouped into the index's sections.
+    func sections(_ figures: [ReportFigure]) -> [Section] {
+        var sections = [
+            Section(heading: "Across seeds", intro: "The main figure, averaged over the runs that differ only in their seed: how each category's log-probability moved during training.",
+                    figures: figures.filter { $0.kind == .seeds }),
+            Section(heading: "Change in log-probability", intro: "The main figure, per run: how each category's log-probability moved during training.",
+                    figures: figures.filter { $0.kind == .change }),
         ]
         for run in data.runs {
             let own = figures.filter { $0.runID == run.id && $0.kind != .change }
-            if !own.isEmpty { sections.append(("Run \(run.id): \(run.name)", data.settingDescription(run), own)) }
+            var tables: [(caption: String, table: Table)] = []
+            if let table = greedyTable(run) {
+                tables.append(("What the model says: greedy answers per evaluation (ended turn: the decode stopped at the end-of-turn token; new user turn: the answer goes on as the user, \(MeasureData.userTurnMarkers.map { "`\(Self.shortened($0, 40))`" }.joined(separator: " or ")); mean tokens decoded).", table))
+            }
+            if let table = greedyAnswersTable(run) {
+                tables.append(("Greedy answers of the first probes at the first and last evaluation (⏎: ended its turn).", table))
+            }
+            if !own.isEmpty || !tables.isEmpty {
+                sections.append(Section(heading: "Run \(run.id): \(run.name)", intro: data.settingDescription(run), figures: own, tables: tables))
+            }
         }
-        return sections.filter { !$0.2.isEmpty }
+        return sections.filter { !$0.figures.isEmpty || !$0.tables.isEmpty }
     }
 
     // MARK: HTML
@@ -121,16 +140,17 @@ extension ReportBuilder {
         if sections.isEmpty { html += "<p>No evaluations recorded yet: there is nothing to plot.</p>\n" }
         var deltasWritten = false
         for section in sections {
-            if !deltasWritten && section.0 != "Change in log-probability" && section.0 != "Across seeds" {
+            if !deltasWritten && section.heading != "Change in log-probability" && section.heading != "Across seeds" {
                 html += deltasSectionHTML
                 deltasWritten = true
             }
-            html += "<h2>\(Self.html(section.0))</h2>\n"
-            if !section.1.isEmpty { html += "<p>\(Self.html(section.1))</p>\n" }
-            for figure in section.2 {
+            html += "<h2>\(Self.html(section.heading))</h2>\n"
+            if !section.intro.isEmpty { html += "<p>\(Self.html(section.intro))</p>\n" }
+            for figure in section.figures {
                 html += "<figure>\n<img src=\"figures/\(Self.html(figure.file))\" alt=\"\(Self.html(figure.caption))\"/>\n"
-                    + "<figcaption>\(Self.html(figure.caption))</figcaption>\n</figure>\n"
+                    + "<figcaption>\(Self.inlineHTML(figure.caption))</figcaption>\n</figure>\n"
             }
+            for (caption, table) in section.tables { html += "<p>\(Self.inlineHTML(caption))</p>\n" + Self.html(table) }
         }
         if !deltasWritten { html += deltasSectionHTML }
         html += "<h2>Notes</h2>\n<ul>\n" + notes.map { "<li>\(Self.inlineHTML($0))</li>\n" }.joined() + "</ul>\n"
@@ -178,15 +198,16 @@ extension ReportBuilder {
         if sections.isEmpty { md += "No evaluations recorded yet: there is nothing to plot.\n\n" }
         var deltasWritten = false
         for section in sections {
-            if !deltasWritten && section.0 != "Change in log-probability" && section.0 != "Across seeds" {
+            if !deltasWritten && section.heading != "Change in log-probability" && section.heading != "Across seeds" {
                 md += deltasSectionMarkdown
                 deltasWritten = true
             }
-            md += "## \(Self.markdown(section.0))\n\n"
-            if !section.1.isEmpty { md += Self.markdown(section.1) + "\n\n" }
-            for figure in section.2 {
+            md += "## \(Self.markdown(section.heading))\n\n"
+            if !section.intro.isEmpty { md += Self.markdown(section.intro) + "\n\n" }
+            for figure in section.figures {
                 md += "![\(Self.markdown(figure.caption))](figures/\(figure.file))\n\n*\(Self.markdown(figure.caption))*\n\n"
             }
+            for (caption, table) in section.tables { md += Self.markdown(caption) + "\n\n" + Self.markdown(table) + "\n" }
         }
         if !deltasWritten { md += deltasSectionMarkdown }
         md += "## Notes\n\n" + notes.map { "- \($0)\n" }.joined() + "\n"
