@@ -191,6 +191,9 @@ extension BenchReport: CustomStringConvertible {
                      + "batched across probes \(f(p.batchedSeconds, 3)) s (x\(f(p.batchedSpeedup, 2)))")
         lines.append("  greedy \(p.generatedTokens) tokens after each prompt: one prompt at a time \(f(p.greedyOneAtATimeSeconds, 3)) s, "
                      + "lock step \(f(p.greedyLockStepSeconds, 3)) s (x\(f(p.greedyOneAtATimeSeconds / p.greedyLockStepSeconds, 2)))")
+        lines.append("  recorded into a store: log-probabilities only \(f(p.recordLogprobsSeconds, 3)) s, with the measures "
+                     + "\(f(p.recordMeasuresSeconds, 3)) s (x\(f(p.recordMeasuresSeconds / p.recordLogprobsSeconds, 3))), with measures and "
+                     + "per-token rows \(f(p.recordTokensSeconds, 3)) s (x\(f(p.recordTokensSeconds / p.recordLogprobsSeconds, 3)))")
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
                      + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")
         return lines.joined(separator: "\n")

@@ -55,11 +55,13 @@ final class BenchmarksTests: XCTestCase {
         XCTAssertEqual(report.generation.generatedTokens, 64)
         XCTAssertGreaterThan(report.generation.tokensPerSecond, 0)
         XCTAssertGreaterThan(report.peakResidentBytes, 1 << 20)
+        let p = report.probeSet
+        for seconds in [p.recordLogprobsSeconds, p.recordMeasuresSeconds, p.recordTokensSeconds] { XCTAssertGreaterThan(seconds, 0) }
 
         let json = try JSONEncoder().encode(report)
         XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
         let text = report.description
-        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "peak resident memory"] {
+        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "peak resident memory", "with the measures"] {
             XCTAssertTrue(text.contains(needle), "text report lacks \(needle):\n\(text)")
         }
     }

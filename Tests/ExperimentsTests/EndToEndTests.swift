@@ -63,6 +63,14 @@ final class EndToEndTests: XCTestCase {
     func testReadmeQueriesRun() throws {
         let ex = try executor()
         XCTAssertEqual(try ex.runAll().finished.count, 4)
+        // and one run with per-token rows, for the query over token_deltas
+        let spec = try String(contentsOf: dir.appendingPathComponent("tiny-sweep.json5"), encoding: .utf8)
+            .replacingOccurrences(of: "name: \"tiny-sweep\"", with: "name: \"tiny-tokens\"")
+            .replacingOccurrences(of: "eval: { every: 2 }", with: "eval: { every: 2, tokens: true }")
+            .replacingOccurrences(of: "sweep: { \"train.lr\": [1e-3, 3e-3], seed: [1, 2] },", with: "")
+        XCTAssert(spec.contains("tokens: true"))
+        try spec.write(to: dir.appendingPathComponent("tiny-tokens.json5"), atomically: false, encoding: .utf8)
+        XCTAssertEqual(try executor("tiny-tokens.json5").runAll().finished.count, 1)
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("README.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
