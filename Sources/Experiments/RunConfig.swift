@@ -194,6 +194,11 @@ public struct RunConfig: Codable, Sendable, Equatable {
                                         expected: "a token count < train.max_length (\(train.maxLength)), so the prompt keeps a token",
                                         found: "\(maxTokens)")
             }
+            if case .argmax(let field) = source, !data.probes.sources.values.contains(.field(field)) {
+                throw SpecIssue.invalid(path: "data.probes.categories.\(id).argmax.field",
+                                        expected: "a field that another category reads as it is (add e.g. \(field): \"\(field)\")",
+                                        found: "\"\(field)\", which no category reads")
+            }
         }
         eval = try f.object("eval") ?? EvalSettings.defaults
         checkpointEvery = try f.object("checkpoint", as: CheckpointSettings.self)?.every ?? eval.every
