@@ -103,4 +103,22 @@ final class ReportMeasuresTests: XCTestCase {
         let index = try XCTUnwrap(builder.files().first { $0.path == "index.md" }?.contents)
         XCTAssert(index.contains("| greedy | 10 | 4 | 1.00 | 0.00 | 2.0 |"), index)
     }
+
+    /// analysis/argmax_vs_rest.sql on the same numbers.
+    func testTheArgmaxAgainstTheRestQuery() throws {
+        let sql = try String(contentsOfFile: packageRoot + "/analysis/argmax_vs_rest.sql", encoding: .utf8)
+        XCTAssertTrue(sql.hasPrefix("-- What it answers:"))
+        let rows = try store.rows(sql, named: ["experiment": .null])
+        XCTAssertEqual(try store.rows(sql, named: ["experiment": "m"]), rows)
+        XCTAssertEqual(try store.rows(sql, named: ["experiment": "missing"]), [])
+        XCTAssertEqual(rows.count, 4)  // chosen and rejected, train and held-out (greedy has no argmax measures here)
+        for row in rows {
+            let up = row["category"] == "chosen" ? 1.0 : -1.0
+            XCTAssertEqual(row["argmax_start"]?.double, -4)
+            XCTAssertEqual(row["argmax_end"]?.double, -4 + 2 * up)
+            XCTAssertEqual(row["rest_end"]?.double, -3 - 2 * up)
+            XCTAssertEqual(row["argmax_change"]?.double, 2 * up)
+            XCTAssertEqual(row["rest_change"]?.double, -2 * up)
+        }
+    }
 }

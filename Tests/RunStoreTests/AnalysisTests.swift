@@ -17,7 +17,7 @@ final class AnalysisTests: XCTestCase {
     }
 
     /// 4 runs: lr in {1e-5, 3e-5} x seed in {1, 2}; evaluations at 0, 10, 20 (run 3 stopped after 10);
-    /// 3 probes (idx 2 held out) with chosen and rejected.
+    /// 3 probes (idx 2 held out) with chosen and rejected, 4 tokens each (per-token rows recorded).
     private func makeStore() throws -> (RunStore, [Int64]) {
         let store = try temporaryStore(self)
         let experiment = try store.recordExperiment(name: "sft-what", spec: "{}", specSHA256: "s")
@@ -35,8 +35,10 @@ final class AnalysisTests: XCTestCase {
                 for idx in 0..<3 {
                     for (c, category) in Self.categories.enumerated() {
                         let key = ResponseKey(probeIdx: idx, category: category, text: "\(category) \(idx)")
+                        let lp = Self.logprob(r: r, step: step, idx: idx, c: c)
                         rows.append(LogprobRow(
-                            responseID: ids[key]!, logprob: Self.logprob(r: r, step: step, idx: idx, c: c), nTokens: 4))
+                            responseID: ids[key]!, logprob: lp, nTokens: 4,
+                            tokens: (0..<4).map { TokenRow(token: Int32($0), logprob: lp / 4, argmax: 0) }))
                     }
                 }
                 try store.writeEvaluation(runID: run, step: step, rows: rows)
@@ -55,7 +57,7 @@ final class AnalysisTests: XCTestCase {
     func testEveryQueryFileIsCovered() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.analysis).filter { $0.hasSuffix(".sql") }.sorted()
         // by_learning_rate, final_change, rejected_above_chosen, train_vs_heldout: tested in ReportsTests/AnalysisSQLTests.swift
-        XCTAssertEqual(files, ["by_learning_rate.sql", "chosen_minus_rejected.sql", "curves.sql", "final_change.sql", "final_deltas.sql",
+        XCTAssertEqual(files, ["argmax_vs_rest.sql", "by_learning_rate.sql", "chosen_minus_rejected.sql", "curves.sql", "final_change.sql", "final_deltas.sql",
                                "rejected_above_chosen.sql", "status.sql", "sweep.sql", "train_vs_heldout.sql"])
     }
 
@@ -127,7 +129,7 @@ final class AnalysisTests: XCTestCase {
         let statements = blocks.flatMap { $0.components(separatedBy: ";\n") }
             .map { $0.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n") }
             .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
-        XCTAssertEqual(statements.count, 3)
+        XCTAssertEqual(statements.count, 4)
         for statement in statements {
             XCTAssertFalse(try store.query(statement).isEmpty, statement)
         }
