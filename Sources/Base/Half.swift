@@ -1,9 +1,9 @@
 /// IEEE 754 half and bfloat16 conversions done on bit patterns (Swift's `Float16` is not available
 /// on every platform this package targets).
-enum Half {
+public enum Half {
     /// binary16 bits -> Float (exact).
     @inline(__always)
-    static func toFloat(_ h: UInt16) -> Float {
+    public static func toFloat(_ h: UInt16) -> Float {
         let sign = UInt32(h & 0x8000) << 16
         let exp = UInt32(h >> 10) & 0x1f
         let mant = UInt32(h & 0x3ff)
@@ -19,7 +19,7 @@ enum Half {
     }
 
     /// Float -> binary16 bits, rounding to nearest, ties to even; overflow gives infinity.
-    static func fromFloat(_ f: Float) -> UInt16 {
+    public static func fromFloat(_ f: Float) -> UInt16 {
         let x = f.bitPattern
         let sign = UInt16((x >> 16) & 0x8000)
         let exp = Int((x >> 23) & 0xff)
@@ -49,7 +49,7 @@ enum Half {
 
     /// bfloat16 bits -> Float (exact: bf16 is the top half of a Float).
     @inline(__always)
-    static func bf16ToFloat(_ b: UInt16) -> Float {
+    public static func bf16ToFloat(_ b: UInt16) -> Float {
         Float(bitPattern: UInt32(b) << 16)
     }
 }

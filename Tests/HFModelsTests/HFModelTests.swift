@@ -1,0 +1,157 @@
+import Base
+import Foundation
+@testable import HFModels
+import Model
+import Tokenizer
+import XCTest
+
+/// Hugging Face directories made by scripts/make-hf-fixtures.py with transformers (random weights, our own
+/// small BPE tokenizers): our reading of config, safetensors and tokenizer.json against transformers'
+/// token ids and logits (reference.json).
+final class HFModelTests: XCTestCase {
+    struct Reference: Decodable {
+        struct Text: Decodable {
+            var text: String
+            var ids: [Int32]
+            var logits: [[Double]]?
+        }
+        struct Model: Decodable {
+            var tokenizer_style: String
+            var dtype: String
+            var tied: Bool
+            var strings: [Text]
+            var prompts: [Text]
+        }
+        var models: [String: Model]
+    }
+
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.path
+
+    func reference() throws -> Reference {
+        try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: Self.fixtures + "/reference.json")))
+    }
+
+    func testTokenizerJSONGivesTransformersIDs() throws {
+        let ref = try reference()
+        XCTAssertEqual(Set(ref.models.keys), ["llama-tiny", "llama-tiny-bf16-sharded"])
+        for (name, model) in ref.models {
+            let dir = try HFModelDirectory(path: Self.fixtures + "/" + name)
+            XCTAssertEqual(dir.tokenizer.vocabSize, dir.config.vocabSize)
+            XCTAssertEqual(dir.tokenizer.decode([dir.tokenizer.eos]), "<|im_end|>", name)
+            for s in model.strings + model.prompts {
+                XCTAssertEqual(dir.tokenizer.encode(s.text), s.ids, "\(name) (\(model.tokenizer_style)): \(s.text.debugDescription)")
+                XCTAssertEqual(dir.tokenizer.decode(s.ids), s.text, name)
+            }
+        }
+    }
+
+    /// Our forward pass on the directory's weights against transformers' float32 logits: log-softmax at
+    /// every position within 1e-4 (F32 one file, tied head; BF16 in three shards, untied head, another rope_theta).
+    func testForwardMatchesTransformers() throws {
+        let ref = try reference()
+        for (name, model) in ref.models.sorted(by: { $0.key < $1.key }) {
+            let dir = try HFModelDirectory(path: Self.fixtures + "/" + name)
+            XCTAssertEqual(dir.config.tiedEmbedding, model.tied, name)
+            let llama = try dir.load(maxTokens: 64)
+            var worst = 0.0
+            for prompt in model.prompts {
+                let logits = try XCTUnwrap(prompt.logits)
+                let session = BatchSession(model: llama, slots: 64, context: 64)
+                session.append([BatchSession.Segment(start: 0, tokens: prompt.ids)])
+                for (position, row) in logits.enumerated() {
+                    let m = row.max()!
+                    let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+                    let ours = session.logSoftmax(at: position)
+                    XCTAssertEqual(ours.count, row.count)
+                    for v in row.indices {
+                        let d = abs(Double(ours[v]) - (row[v] - lse))
+                        if !(d <= worst) { worst = d }  // NaN propagates as a failure
+                    }
+                }
+            }
+            XCTAssertLessThan(worst, 1e-4, "\(name): worst |log p - transformers|")
+            XCTAssertGreaterThan(model.prompts.count, 0)
+        }
+    }
+
+    /// The rotary row permutation: transformers' half-split order becomes adjacent pairs, head by head.
+    func testRotaryPermutationMovesRowsPairwise() {
+        // 2 heads of size 4, 1 column: their rows h*4 + [0,1,2,3] are (x0, x1, y0, y1) pairs split in halves.
+        var w: [Float] = [0, 1, 2, 3, 10, 11, 12, 13]
+        w.withUnsafeMutableBufferPointer { HFModelDirectory.permuteRotaryRows($0, heads: 2, headDim: 4, columns: 1) }
+        XCTAssertEqual(w, [0, 2, 1, 3, 10, 12, 11, 13])
+    }
+
+    // MARK: bad directories: one line naming the file and what was expected
+
+    func copyFixture(_ name: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: Self.fixtures + "/" + name, toPath: dir)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    func assertRefused(_ dir: String, _ needles: [String], file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try HFModelDirectory(path: dir)
+            XCTFail("accepted", file: file, line: line)
+        } catch {
+            let text = error.description
+            XCTAssertFalse(text.contains("\n"), text, file: file, line: line)
+            for needle in needles { XCTAssertTrue(text.contains(needle), "\(text) lacks \(needle)", file: file, line: line) }
+        }
+    }
+
+    func edit(_ path: String, _ body: (inout String) -> Void) throws {
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        body(&text)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    func testBadDirectoriesAreRefusedWithTheFileNamed() throws {
+        var dir = try copyFixture("llama-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"llama\"", with: "\"mamba\"") }
+        assertRefused(dir, ["config.json", "model_type", "mamba", "supported: llama"])
+
+        dir = try copyFixture("llama-tiny")
+        try FileManager.default.removeItem(atPath: dir + "/tokenizer.json")
+        assertRefused(dir, ["tokenizer.json", "missing"])
+
+        dir = try copyFixture("llama-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"num_hidden_layers\": 2", with: "\"num_hidden_layers\": 3") }
+        assertRefused(dir, ["model.layers.2", "missing"])
+
+        dir = try copyFixture("llama-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"intermediate_size\": 128", with: "\"intermediate_size\": 96") }
+        assertRefused(dir, ["model.safetensors", "mlp.gate_proj.weight", "shape [128, 64], expected [96, 64]"])
+
+        dir = try copyFixture("llama-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"rope_type\": \"default\"", with: "\"rope_type\": \"yarn\"") }
+        assertRefused(dir, ["config.json", "rope_parameters.rope_type", "yarn"])
+
+        dir = try copyFixture("llama-tiny")
+        try edit(dir + "/tokenizer.json") { $0 = $0.replacingOccurrences(of: "\"use_regex\": true", with: "\"use_regex\": false") }
+        assertRefused(dir, ["tokenizer.json", "pre_tokenizer"])
+
+        dir = try copyFixture("llama-tiny-bf16-sharded")
+        try FileManager.default.removeItem(atPath: dir + "/model-00002-of-00003.safetensors")
+        assertRefused(dir, ["model-00002-of-00003.safetensors"])
+
+        // a truncated weights file: its header runs past the end
+        dir = try copyFixture("llama-tiny")
+        let weights = try Data(contentsOf: URL(fileURLWithPath: dir + "/model.safetensors"))
+        try weights.prefix(100).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        assertRefused(dir, ["model.safetensors", "header length"])
+
+        // a tensor stored as I32
+        dir = try copyFixture("llama-tiny")
+        var bytes = [UInt8](weights)
+        let headerLength = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        var header = String(decoding: bytes[8..<8 + headerLength], as: UTF8.self)
+        let range = try XCTUnwrap(header.range(of: "\"F32\""))
+        header.replaceSubrange(range, with: "\"I32\"")
+        bytes.replaceSubrange(8..<8 + headerLength, with: Array(header.utf8))
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        assertRefused(dir, ["model.safetensors", "dtype I32 is not supported"])
+    }
+}

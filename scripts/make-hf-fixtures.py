@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Hugging Face model directories and reference numbers for the HF loader's tests (developer tooling;
+never run by tests or the product).
+
+Builds, with `tokenizers` and `transformers`:
+- two small byte-level BPE tokenizers trained on the texts of our own data
+  (experiments/data/helpful-train.jsonl): `gpt2` style (ByteLevel pre-tokenizer with the GPT-2 regex)
+  and `smollm` style (digits split one by one, then ByteLevel), each with the special tokens
+  <|endoftext|>, <|im_start|>, <|im_end|>;
+- random-weight LlamaForCausalLM models (2 layers, hidden 64, 4 heads, 2 KV heads, head 16, FFN 128):
+    llama-tiny/               F32, one model.safetensors, tied embeddings, gpt2-style tokenizer
+    llama-tiny-bf16-sharded/  BF16, two shards + model.safetensors.index.json, untied output head,
+                              rope_theta 50000, smollm-style tokenizer
+and writes Tests/HFModelsTests/Fixtures/reference.json: for every directory, the token ids
+transformers' tokenizer gives for a set of strings, and the float32 logits at every position of a few
+prompts of the directory loaded back with `from_pretrained(dtype=float32)` (bf16 weights upcast, as
+AlignScope reads them).
+
+Usage: /work/refvenv/bin/python scripts/make-hf-fixtures.py
+"""
+import importlib.metadata
+import json
+import pathlib
+import shutil
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "Tests/HFModelsTests/Fixtures"
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+STRINGS = [
+    "Hello world",
+    " leading space and  two spaces",
+    "Numbers 12345 and 3.14, dates 2024-01-31.",
+    "It's we're they'll I'd you've",
+    "Tabs\tand\nnew lines\r\n\n  indented",
+    "Ünïcödé: café, naïve, 日本語, emoji 🙂!",
+    "<|im_start|>user\nHow do I boil an egg?<|im_end|>\n<|im_start|>assistant\n",
+    "symbols: #$%&*()[]{}<>/\\|~`^",
+    "",
+    "a",
+]
+PROMPTS = [
+    "<|im_start|>user\nHow do I water a cactus?<|im_end|>\n<|im_start|>assistant\nWater it",
+    "Why is the sky blue? Because 42",
+]
+
+
+def corpus():
+    for line in (ROOT / "experiments/data/helpful-train.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        for key in ("prompt", "chosen", "rejected"):
+            value = row.get(key)
+            if isinstance(value, str):
+                yield value
+
+
+def train_tokenizer(style: str) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    if style == "gpt2":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token=None, pad_token="<|endoftext|>")
+
+
+def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: float, shard: str | None, seed: int) -> dict:
+    tokenizer = train_tokenizer(style)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=tied,
+        rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # larger than the default init, so that logits differ visibly between tokens
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.25)
+    model = model.to(dtype)
+    path = OUT / name
+    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(path, max_shard_size=shard) if shard else model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    # The reference reads the directory back in float32, as a user would: `.float()` on the bf16 model would
+    # keep its rotary frequencies rounded to bf16 (a buffer cast with the weights), which no loader does.
+    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    out = {"tokenizer_style": style, "dtype": str(dtype).removeprefix("torch."), "tied": tied, "files": sorted(p.name for p in path.iterdir()),
+           "strings": [], "prompts": []}
+    for s in STRINGS:
+        out["strings"].append({"text": s, "ids": tokenizer(s, add_special_tokens=False)["input_ids"]})
+    for s in PROMPTS:
+        ids = tokenizer(s, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0].float()
+        out["prompts"].append({"text": s, "ids": ids, "logits": [[round(v, 6) for v in row] for row in logits.tolist()]})
+    return out
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    reference = {
+        "versions": {p: importlib.metadata.version(p) for p in ("torch", "transformers", "tokenizers", "safetensors")},
+        "models": {
+            "llama-tiny": build("llama-tiny", "gpt2", torch.float32, True, 10000.0, None, 1),
+            "llama-tiny-bf16-sharded": build("llama-tiny-bf16-sharded", "smollm", torch.bfloat16, False, 50000.0, "100KB", 2),
+        },
+    }
+    (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name, model in reference["models"].items():
+        print(name, model["files"])
+
+
+if __name__ == "__main__":
+    main()
