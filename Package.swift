@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["Base", "Model", "Kernels"]),
         .target(name: "Probes", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "RunStore", dependencies: ["Base", "CSQLite"]),
-        .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "Tokenizer", "Training", "Probes", "RunStore"]),
+        .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "HFModels", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
         .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF", "RunStore"]),
         .executableTarget(name: "alignscope", dependencies: ["Base", "Kernels", "Experiments", "Reports", "Benchmarks", "GGUF", "Model", "Tokenizer", "Probes", "RunStore"]),

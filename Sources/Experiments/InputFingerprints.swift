@@ -13,9 +13,15 @@ enum InputFingerprints {
     /// input name ("model", "train", "probes") -> path and sha256, for the files of `config`.
     static func of(_ config: RunConfig, experiment: Experiment) throws -> [String: RunInput] {
         var out: [String: RunInput] = [:]
-        if case .gguf(let path) = config.model {
+        switch config.model {
+        case .gguf(let path):
             let resolved = experiment.resolve(path)
             out["model"] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
+        case .hf(let path):
+            let resolved = experiment.resolve(path)
+            out["model"] = RunInput(path: resolved, sha256: try sha256(ofDirectory: resolved))
+        case .preset:
+            break
         }
         for (name, path) in [("train", config.data.train.path), ("probes", config.data.probes.path)] {
             let resolved = experiment.resolve(path)
@@ -31,6 +37,21 @@ enum InputFingerprints {
             return (name, current[name]?.path ?? recorded[name]!.path)
         }
         return nil
+    }
+
+    /// A model directory's hash: sha256 of the lines "name sha256" of its regular files (JSON and
+    /// safetensors; sorted by name), so that any changed, added or removed file changes it.
+    static func sha256(ofDirectory path: String) throws -> String {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+                .filter { $0.hasSuffix(".json") || $0.hasSuffix(".safetensors") }.sorted()
+        } catch {
+            throw RunError.io(path: path, reason: "cannot list the directory")
+        }
+        var lines = ""
+        for name in names { lines += "\(name) \(try sha256(ofFile: path + "/" + name))\n" }
+        return SHA256.hex(Array(lines.utf8))
     }
 
     /// sha256 of a file's content; cached within the process by (device, inode, size, mtime).

@@ -1,6 +1,7 @@
 import Base
 import Foundation
 import GGUF
+import HFModels
 import Kernels
 import Model
 import Probes
@@ -24,6 +25,9 @@ enum ModelLoader {
             let resolved = try existing(path, experiment: experiment)
             let checked = try PretrainedModel.validate(path: resolved)
             return (checked.config, checked.tokenizer)
+        case .hf(let path):
+            let dir = try HFModelDirectory(path: try existingDirectory(path, experiment: experiment))
+            return (dir.config, dir.tokenizer)
         case .preset(let name, _):
             return (presetConfig(name), ByteTokenizer())
         }
@@ -37,6 +41,16 @@ enum ModelLoader {
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw RunError.model(path: resolved, reason: "not a regular file (a GGUF model file was expected)")
+        }
+        return resolved
+    }
+
+    private static func existingDirectory(_ path: String, experiment: Experiment) throws -> String {
+        let resolved = experiment.resolve(path)
+        var st = stat()
+        guard stat(resolved, &st) == 0 else { throw RunError.model(path: resolved, reason: "no such directory") }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw RunError.model(path: resolved, reason: "not a directory (a Hugging Face model directory with config.json, *.safetensors and tokenizer.json was expected)")
         }
         return resolved
     }
@@ -65,6 +79,10 @@ enum ModelLoader {
             let resolved = try existing(path, experiment: experiment)
             let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
             return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
+        case .hf(let path):
+            let dir = try HFModelDirectory(path: try existingDirectory(path, experiment: experiment))
+            let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength)
+            return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: [dir.tokenizer.eos])
         case .preset(let name, let seed):
             let config = presetConfig(name)
             let model = LlamaModel(config: config, maxTokens: capacity, maxSequenceLength: maxSequenceLength)

@@ -1,15 +1,18 @@
 import Base
 import Foundation
 import GGUF
+import HFModels
 import Probes
 import Tokenizer
 
 /// `alignscope probes build|audit`: materialise a probe set, or audit a probe file.
 public enum ProbeTools {
-    /// The tokenizer of a spec's model (only the GGUF metadata is read) or the byte tokenizer of a preset.
+    /// The tokenizer of a spec's model (only the GGUF metadata, or the directory's JSON files and weight headers,
+    /// are read) or the byte tokenizer of a preset.
     static func tokenizer(for source: RunConfig.ModelSource, experiment: Experiment) throws -> any TextTokenizer {
         switch source {
         case .gguf(let path): return try GGUFFile(path: experiment.resolve(path)).tokenizer()
+        case .hf(let path): return try HFModelDirectory(path: experiment.resolve(path)).tokenizer
         case .preset: return ByteTokenizer()
         }
     }

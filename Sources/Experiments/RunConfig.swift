@@ -17,21 +17,28 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public enum ModelSource: Codable, Sendable, Equatable {
         /// A GGUF file, path as written in the spec (relative to the spec file).
         case gguf(path: String)
+        /// A Hugging Face model directory (config.json, *.safetensors, tokenizer.json), path as written.
+        case hf(path: String)
         /// A built-in randomly initialised config ("tiny"), for tests and examples.
         case preset(name: String, seed: Int)
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["gguf", "preset", "seed"])
+            let f = try SpecFields(decoder, allowed: ["gguf", "hf", "preset", "seed"])
+            let given = ["gguf", "hf", "preset"].filter(f.has)
+            if given.count > 1 { throw f.invalid(given[1], "one of gguf, hf or preset, not several") }
+            if f.has("seed") && !f.has("preset") { throw f.invalid("seed", "no seed with a \(given.first ?? "file") model (seed is for presets)") }
             if f.has("gguf") {
-                if f.has("preset") { throw f.invalid("preset", "either gguf or preset, not both") }
-                if f.has("seed") { throw f.invalid("seed", "no seed with a gguf model (seed is for presets)") }
                 let path = try f.string("gguf")
                 if path.isEmpty { throw f.invalid("gguf", "a path to a .gguf file") }
                 self = .gguf(path: path)
+            } else if f.has("hf") {
+                let path = try f.string("hf")
+                if path.isEmpty { throw f.invalid("hf", "a path to a Hugging Face model directory") }
+                self = .hf(path: path)
             } else if f.has("preset") {
                 self = .preset(name: try f.string("preset", oneOf: ModelPresets.names), seed: try f.int("seed", default: 0, min: 0))
             } else {
-                throw SpecIssue.missing(path: f.sub("gguf"), expected: "a GGUF path, or model.preset (one of \(ModelPresets.names.joined(separator: ", ")))")
+                throw SpecIssue.missing(path: f.sub("gguf"), expected: "a GGUF path, model.hf (a Hugging Face model directory), or model.preset (one of \(ModelPresets.names.joined(separator: ", ")))")
             }
         }
 
@@ -39,6 +46,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
             var c = encoder.container(keyedBy: SpecKey.self)
             switch self {
             case .gguf(let path): try c.encode(path, "gguf")
+            case .hf(let path): try c.encode(path, "hf")
             case .preset(let name, let seed):
                 try c.encode(name, "preset")
                 try c.encode(seed, "seed")

@@ -133,7 +133,7 @@ final class SpecTests: XCTestCase {
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { preset: \"huge\" },"),
              "spec.json5: model.preset: expected one of \"tiny\", \"tiny-2l\", found \"huge\""),
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { },"),
-             "spec.json5: model.gguf: missing; expected a GGUF path, or model.preset (one of tiny, tiny-2l)"),
+             "spec.json5: model.gguf: missing; expected a GGUF path, model.hf (a Hugging Face model directory), or model.preset (one of tiny, tiny-2l)"),
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: ""), "spec.json5: model: missing; expected an object with keys gguf, preset, seed"),
             (spec(replacing: "name: \"t\",", with: "name: \"a b\","), "spec.json5: name: expected a name of 1-128 bytes without '/', spaces or control characters, not starting with '.' (it names the results folder), found \"a b\""),
             (spec(replacing: "train: { path: \"train.jsonl\" },", with: "train: { path: 3 },"), "spec.json5: data.train.path: expected a string, found 3"),

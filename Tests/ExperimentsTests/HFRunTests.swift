@@ -1,0 +1,50 @@
+import Base
+import Foundation
+@testable import RunStore
+import XCTest
+@testable import Experiments
+
+/// A run whose model is a Hugging Face directory (the llama fixture made by scripts/make-hf-fixtures.py
+/// with transformers), trained and evaluated for real.
+final class HFRunTests: XCTestCase {
+    func testARunTrainsAHuggingFaceDirectory() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-hf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("HFModelsTests/Fixtures/llama-tiny").path
+        for name in ["tiny-train.jsonl", "tiny-probes.jsonl"] {
+            try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
+                                             to: dir.appendingPathComponent(name))
+        }
+        let spec = """
+            {
+              name: "hf-tiny",
+              model: { hf: "\(fixture)" },
+              template: "chatml",
+              data: {
+                train: { path: "tiny-train.jsonl" },
+                probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected" } },
+              },
+              train: { steps: 4, batch_size: 2, lr: 3e-3, max_length: 160 },
+              eval: { every: 4 },
+            }
+            """
+        try spec.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
+        XCTAssertEqual(summary.finished.count, 1, "failed: \(summary.failed)")
+        let run = try XCTUnwrap(store.run(name: experiment.runs[0].name))
+        // the directory's files are fingerprinted as the run's model input
+        let inputs = try store.runInputs(runID: run.id)
+        XCTAssertEqual(inputs["model"]?.path, fixture)
+        XCTAssertEqual(inputs["model"]?.sha256, try InputFingerprints.sha256(ofDirectory: fixture))
+        // SFT on chosen raised the chosen responses of the training prompts
+        let rows = try store.query("""
+            SELECT step, mean_logprob FROM category_curves WHERE run_id = ? AND category = 'chosen' AND split = 'train' ORDER BY step
+            """, [.integer(run.id)])
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertGreaterThan(rows[1][1].double!, rows[0][1].double!)
+    }
+}
