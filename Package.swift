@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Base", "Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Base", "Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RunStoreTests", dependencies: ["Base", "RunStore"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "Probes", "Training", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "HFModels", "Probes", "Training", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Base", "Reports", "RunStore"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks"]),
     ]

@@ -2,17 +2,24 @@ import Base
 import Probes
 import Foundation
 import GGUF
+import HFModels
 import Model
 import RunStore
 import Training
 
-/// Writes a run's checkpointed weights as a GGUF file that llama.cpp can load.
+/// Writes a run's checkpointed weights as a GGUF file that llama.cpp can load, or as a Hugging Face
+/// directory that transformers loads.
 public enum RunExport {
+    public enum Format: String, Sendable, CaseIterable {
+        case gguf, hf
+    }
+
     /// - Parameters:
     ///   - run: a run id or name in the store.
     ///   - step: the checkpoint step wanted; only the latest checkpoint is kept, so any other step is an error.
     ///   - checkpointRoot: the folder `run` wrote checkpoints under (default: beside the database).
-    public static func export(store: RunStore, run: String, step: Int?, checkpointRoot: URL, out: String, f16: Bool) throws -> Int {
+    public static func export(store: RunStore, run: String, step: Int?, checkpointRoot: URL, out: String, f16: Bool,
+                              format: Format = .gguf) throws -> Int {
         guard let record = try (Int64(run).flatMap { try store.run(id: $0) }) ?? store.run(name: run) else {
             throw RunError.unknownRun(run)
         }
@@ -34,18 +41,34 @@ public enum RunExport {
             throw RunError.io(path: url.path, reason: "the checkpoint is at step \(header.step); only the latest checkpoint is kept (asked for step \(step))")
         }
         guard case .object(let modelSpec)? = configJSON.value(at: ["model"]) else { throw RunError.unknownRun(run) }
-        guard case .string(let gguf)? = modelSpec["gguf"] else {
-            throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; export needs a GGUF-based run (its tokenizer is copied)")
-        }
         // The spec path is relative to the spec file, which the store does not know; try it as given and from the CWD's experiments/.
-        let candidates = [gguf, "experiments/" + gguf, (gguf as NSString).lastPathComponent, "models/" + (gguf as NSString).lastPathComponent]
-        guard let source = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-            throw RunError.model(path: gguf, reason: "base model not found (looked in \(candidates.joined(separator: ", ")))")
+        func locate(_ path: String) throws -> String {
+            let candidates = [path, "experiments/" + path, (path as NSString).lastPathComponent, "models/" + (path as NSString).lastPathComponent]
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                throw RunError.model(path: path, reason: "base model not found (looked in \(candidates.joined(separator: ", ")))")
+            }
+            return found
         }
-        let file = try GGUFFile(path: source)
+        if case .string(let dir)? = modelSpec["hf"] {
+            guard format == .hf else {
+                throw RunError.model(path: dir, reason: "run \(record.name) starts from a Hugging Face directory; export it with --format hf")
+            }
+            let source = try HFModelDirectory(path: try locate(dir))
+            let model = LlamaModel(config: source.config, maxTokens: 1)
+            _ = try Checkpoint.read(url, into: [model.parameters])
+            try HFExport.write(model: model, files: .from(directory: source.path), to: out)
+            return header.step
+        }
+        guard case .string(let gguf)? = modelSpec["gguf"] else {
+            throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; export needs a run from a GGUF file or a Hugging Face directory (its tokenizer is copied)")
+        }
+        let file = try GGUFFile(path: try locate(gguf))
         let model = LlamaModel(config: try file.llamaConfig(), maxTokens: 1)
         _ = try Checkpoint.read(url, into: [model.parameters])
-        try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)
+        switch format {
+        case .gguf: try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)
+        case .hf: try HFExport.write(model: model, files: GGUFToHF.files(from: file), to: out)
+        }
         return header.step
     }
 }

@@ -162,13 +162,14 @@ public struct HFModelDirectory {
         }
     }
 
-    /// Half-split RoPE row order (transformers) -> adjacent-pair order (ours), in place.
-    static func permuteRotaryRows(_ w: UnsafeMutableBufferPointer<Float>, heads: Int, headDim d: Int, columns c: Int) {
+    /// Half-split RoPE row order (transformers) -> adjacent-pair order (ours), in place; `inverse` the way back.
+    static func permuteRotaryRows(_ w: UnsafeMutableBufferPointer<Float>, heads: Int, headDim d: Int, columns c: Int, inverse: Bool = false) {
         let copy = Array(w)
         for h in 0..<heads {
             for j in 0..<d / 2 {
                 for s in 0..<2 {
-                    let to = (h * d + 2 * j + s) * c, from = (h * d + s * (d / 2) + j) * c
+                    let ours = (h * d + 2 * j + s) * c, theirs = (h * d + s * (d / 2) + j) * c
+                    let (to, from) = inverse ? (theirs, ours) : (ours, theirs)
                     for k in 0..<c { w[to + k] = copy[from + k] }
                 }
             }

@@ -9,7 +9,8 @@ extension ExportVerb {
         guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
         let store = try RunStore(path: db, readOnly: true)
         let root = checkpoints.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
-        let written = try RunExport.export(store: store, run: name, step: step, checkpointRoot: root, out: out, f16: f16)
+        let written = try RunExport.export(store: store, run: name, step: step, checkpointRoot: root, out: out, f16: f16,
+                                                 format: RunExport.Format(rawValue: format)!)
         print("wrote \(out) (run \(name), step \(written))")
         return 0
     }

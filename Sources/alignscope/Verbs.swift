@@ -1,4 +1,5 @@
 import Foundation
+import Experiments
 
 // The verbs of the command line: one struct each, its stored properties its typed options, declared once in
 // its `options` table (flag, placeholder, help, property). The contract (DESIGN.md): names may gain options,
@@ -243,8 +244,8 @@ struct ProbesVerb: Verb {
 
 struct ExportVerb: Verb {
     static let name = "export"
-    static let synopsis = "--db PATH --run ID [--step S] --out FILE.gguf"
-    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp."
+    static let synopsis = "--db PATH --run ID [--step S] [--format gguf|hf] --out FILE.gguf|DIR"
+    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp, or a Hugging Face directory for transformers."
 
     var db: String?
     var runName: String?
@@ -252,14 +253,16 @@ struct ExportVerb: Verb {
     var out: String?
     var f16 = false
     var checkpoints: String?
+    var format = "gguf"
 
     static var options: [VerbOption<ExportVerb>] {
         [
             .option("--db", "PATH", \.db, help: "run store"),
             .option("--run", "ID", \.runName, help: "run id or name"),
             .option("--step", "S", \.step, help: "checkpoint step (default: the latest)"),
-            .option("--out", "FILE", \.out, help: "output GGUF"),
-            .flag("--f16", \.f16, help: "store tensors as F16 instead of F32"),
+            .option("--out", "FILE", \.out, help: "output GGUF file, or with --format hf a new directory"),
+            .option("--format", "F", \.format, help: "gguf (default) or hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files)"),
+            .flag("--f16", \.f16, help: "GGUF: store tensors as F16 instead of F32"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder used by run (default: beside the database)"),
         ]
     }
@@ -268,7 +271,9 @@ struct ExportVerb: Verb {
         guard let db else { throw UsageError(message: "--db: missing (the run store)") }
         try Commands.checkStorePath(db)
         guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
-        guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file to write)") }
+        guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file or directory to write)") }
+        guard RunExport.Format(rawValue: format) != nil else { throw UsageError(message: "--format: expected gguf or hf, found \(format)") }
+        if f16 && format == "hf" { throw UsageError(message: "--f16: only for --format gguf (the hf export is F32)") }
     }
 }
 

@@ -154,4 +154,32 @@ final class HFModelTests: XCTestCase {
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
         assertRefused(dir, ["model.safetensors", "dtype I32 is not supported"])
     }
+
+    /// Export -> load (ours): the same parameters bit for bit (the Q/K permutation undone and redone), the
+    /// original config with dtype float32 and the tokenizer files copied; an existing --out is never replaced.
+    func testExportRoundTripsBitForBit() throws {
+        let source = try HFModelDirectory(path: Self.fixtures + "/llama-tiny-bf16-sharded")
+        let model = try source.load(maxTokens: 16)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("hf-export-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try HFExport.write(model: model, files: .from(directory: source.path), to: out)
+        let back = try HFModelDirectory(path: out)
+        XCTAssertEqual(back.config, source.config)
+        let reloaded = try back.load(maxTokens: 16)
+        for (name, _) in model.parameterTable {
+            XCTAssertEqual(Array(reloaded.parameter(name)).map(\.bitPattern), Array(model.parameter(name)).map(\.bitPattern), name)
+        }
+        XCTAssertEqual(try String(contentsOfFile: out + "/tokenizer.json", encoding: .utf8),
+                       try String(contentsOfFile: source.path + "/tokenizer.json", encoding: .utf8))
+        let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("\"dtype\":\"float32\""), config)
+        XCTAssertEqual(back.shards.values.map(\.path).reduce(into: Set<String>()) { $0.insert($1) }, [out + "/model.safetensors"])
+        XCTAssertEqual(Set(back.shards.values.flatMap { $0.tensors.values.map(\.dtype) }), ["F32"])
+        // no temporary directory is left beside it, and a second export to the same place is refused
+        let parent = (out as NSString).deletingLastPathComponent
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: parent).contains { $0.hasPrefix("." + (out as NSString).lastPathComponent) })
+        XCTAssertThrowsError(try HFExport.write(model: model, files: .from(directory: source.path), to: out)) { error in
+            XCTAssertTrue("\(error)".contains("exists"), "\(error)")
+        }
+    }
 }

@@ -1,0 +1,112 @@
+import Base
+import Foundation
+import Model
+
+/// Writing a model as a Hugging Face directory that `transformers.AutoModelForCausalLM.from_pretrained`
+/// loads: `model.safetensors` (F32, transformers' tensor names, Q/K rows back in half-split RoPE order),
+/// `config.json`, `generation_config.json` and the tokenizer files. The directory is built beside `out`
+/// under a temporary name and renamed into place when complete, so a crash leaves no half directory.
+public enum HFExport {
+    /// The tokenizer and config files of the export.
+    public enum Files {
+        /// Copied from the Hugging Face directory the run started from (its `config.json` with `dtype`
+        /// set to float32, its `generation_config.json` and tokenizer files as they are).
+        case from(directory: String)
+        /// Written from these texts (a GGUF-based run: the tokenizer rebuilt from the GGUF's metadata).
+        case generated(tokenizerJSON: String, tokenizerConfigJSON: String, eos: Int32, bos: Int32?)
+    }
+
+    static let copiedFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
+
+    public static func write(model: LlamaModel, files: Files, to out: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: out) {
+            throw HFError.file(path: out, reason: "exists; give a new --out directory (an export never overwrites one)")
+        }
+        let parent = (out as NSString).deletingLastPathComponent
+        let temp = (parent.isEmpty ? "." : parent) + "/." + (out as NSString).lastPathComponent + AtomicFile.tempMarker + UUID().uuidString
+        do {
+            try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        } catch {
+            throw HFError.file(path: temp, reason: "cannot create the directory")
+        }
+        do {
+            try writeSafetensors(model, to: temp + "/model.safetensors")
+            switch files {
+            case let .from(directory):
+                for name in copiedFiles where fm.fileExists(atPath: directory + "/" + name) {
+                    try AtomicFile.write([UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))), to: temp + "/" + name)
+                }
+                var config = try JSONFile(path: directory + "/config.json").root
+                config.removeValue(forKey: "torch_dtype")
+                config["dtype"] = .string("float32")
+                try AtomicFile.write(JSONValue.object(config).canonical + "\n", to: temp + "/config.json")
+            case let .generated(tokenizerJSON, tokenizerConfigJSON, eos, bos):
+                try AtomicFile.write(tokenizerJSON, to: temp + "/tokenizer.json")
+                try AtomicFile.write(tokenizerConfigJSON, to: temp + "/tokenizer_config.json")
+                try AtomicFile.write(configJSON(model.config, eos: eos, bos: bos), to: temp + "/config.json")
+                var generation: [String: JSONValue] = ["eos_token_id": .number(Double(eos))]
+                if let bos { generation["bos_token_id"] = .number(Double(bos)) }
+                try AtomicFile.write(JSONValue.object(generation).canonical + "\n", to: temp + "/generation_config.json")
+            }
+            try fm.moveItem(atPath: temp, toPath: out)
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            throw error
+        }
+    }
+
+    /// `config.json` of a llama model (transformers' key names).
+    static func configJSON(_ c: LlamaConfig, eos: Int32, bos: Int32?) -> String {
+        let object: [String: JSONValue] = [
+            "architectures": .array([.string("LlamaForCausalLM")]), "model_type": .string("llama"),
+            "hidden_size": .number(Double(c.dim)), "intermediate_size": .number(Double(c.ffnDim)),
+            "num_hidden_layers": .number(Double(c.nLayers)), "num_attention_heads": .number(Double(c.nHeads)),
+            "num_key_value_heads": .number(Double(c.nKVHeads)), "head_dim": .number(Double(c.headDim)),
+            "hidden_act": .string("silu"), "rms_norm_eps": .number(Double(c.normEps)),
+            "rope_theta": .number(Double(c.ropeBase)), "max_position_embeddings": .number(Double(c.contextLength)),
+            "vocab_size": .number(Double(c.vocabSize)), "tie_word_embeddings": .bool(c.tiedEmbedding),
+            "attention_bias": .bool(false), "mlp_bias": .bool(false), "dtype": .string("float32"),
+            "eos_token_id": .number(Double(eos)), "bos_token_id": bos.map { .number(Double($0)) } ?? .null,
+        ]
+        return JSONValue.object(object).canonical + "\n"
+    }
+
+    /// model.safetensors: every parameter as F32 under transformers' name, in name order, the header padded
+    /// with spaces to a multiple of 8 bytes.
+    static func writeSafetensors(_ model: LlamaModel, to path: String) throws {
+        let c = model.config
+        var entries: [(theirs: String, ours: String, shape: [Int])] = model.parameterTable.map {
+            (HFModelDirectory.tensorName($0.name), $0.name, $0.shape)
+        }
+        entries.sort { $0.theirs < $1.theirs }
+        var header: [String: JSONValue] = ["__metadata__": .object(["format": .string("pt")])]
+        var offset = 0
+        for e in entries {
+            let bytes = 4 * e.shape.reduce(1, *)
+            header[e.theirs] = .object([
+                "dtype": .string("F32"), "shape": .array(e.shape.map { .number(Double($0)) }),
+                "data_offsets": .array([.number(Double(offset)), .number(Double(offset + bytes))]),
+            ])
+            offset += bytes
+        }
+        var text = Array(JSONValue.object(header).canonical.utf8)
+        while text.count % 8 != 0 { text.append(0x20) }
+        try AtomicFile.write(to: path) { out in
+            var length = UInt64(text.count).littleEndian
+            try withUnsafeBytes(of: &length) { try out.write($0) }
+            try out.write(text)
+            for e in entries {
+                var values = Array(model.parameter(e.ours))
+                if e.ours.hasSuffix("attn_q.weight") || e.ours.hasSuffix("attn_k.weight") {
+                    let heads = e.ours.hasSuffix("attn_q.weight") ? c.nHeads : c.nKVHeads
+                    values.withUnsafeMutableBufferPointer { HFModelDirectory.permuteRotaryRows($0, heads: heads, headDim: c.headDim, columns: c.dim, inverse: true) }
+                }
+                #if _endian(big)
+                values = values.map { Float(bitPattern: $0.bitPattern.littleEndian) }
+                #endif
+                try values.withUnsafeBytes { try out.write($0) }
+            }
+        }
+    }
+}
