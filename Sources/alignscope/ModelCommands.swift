@@ -4,6 +4,7 @@ import Experiments
 import Probes
 import Foundation
 import GGUF
+import HFModels
 import Model
 import Tokenizer
 
@@ -11,8 +12,13 @@ extension Commands {
     static let defaultModelPath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
     static func loadPretrained(_ model: String?, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
-        guard let path = model else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath))") }
-        guard FileManager.default.fileExists(atPath: path) else { throw UsageError(message: "\(path): no such model file") }
+        guard let path = model else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath), or a Hugging Face model directory)") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UsageError(message: "\(path): no such model file") }
+        if isDirectory.boolValue {
+            let dir = try HFModelDirectory(path: path)
+            return (try dir.load(maxTokens: capacity), dir.tokenizer)
+        }
         let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
         return (loaded.model, loaded.tokenizer)
     }

@@ -138,7 +138,7 @@ struct ScoreVerb: Verb {
 
     static var options: [VerbOption<ScoreVerb>] {
         [
-            .option("--model", "GGUF", \.model, help: "model file"),
+            .option("--model", "GGUF", \.model, help: "model file, or a Hugging Face model directory"),
             .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
             .option("--response", "TEXT", \.response, help: "response text"),
             .option("--input", "FILE", \.input, help: "JSONL with {\"prompt\", \"response\"} per line"),
@@ -175,7 +175,7 @@ struct GenerateVerb: Verb {
 
     static var options: [VerbOption<GenerateVerb>] {
         [
-            .option("--model", "GGUF", \.model, help: "model file"),
+            .option("--model", "GGUF", \.model, help: "model file, or a Hugging Face model directory"),
             .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
             .option("--template", "NAME", \.template, help: "wrap the prompt as a user turn: chatml or hh"),
             .option("--max-tokens", "N", \.maxTokens, help: "at most N new tokens (default 128)"),
