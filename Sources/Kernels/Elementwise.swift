@@ -155,3 +155,22 @@ public func logSumExp(_ row: UnsafePointer<Float>, count v: Int) -> Float {
     let mx = rowMax(row, v)
     return mx + logf(rowExpSum(UnsafeMutablePointer(mutating: row), v, shift: mx, write: false))
 }
+
+/// x: (n, width) += bias (width) on every row (a linear layer's bias, forward).
+public func rowBiasAdd(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, n: Int, width: Int) {
+    let o = SendablePointer(x), b = SendablePointer(UnsafeMutablePointer(mutating: bias))
+    parallelFor(n, grain: max(1, 8192 / max(width, 1))) { rows in
+        for r in rows {
+            let row = o.p + r * width
+            for j in 0..<width { row[j] += b.p[j] }
+        }
+    }
+}
+
+/// gradient (width) += the column sums of dy (n, width), rows added in order (the bias's backward).
+public func columnSumsAdd(_ gradient: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, n: Int, width: Int) {
+    for r in 0..<n {
+        let row = dy + r * width
+        for j in 0..<width { gradient[j] += row[j] }
+    }
+}

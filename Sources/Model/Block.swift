@@ -34,7 +34,8 @@ extension LlamaModel {
     /// Block `l` of the transformer, the one implementation used by training (`forward`), scoring and
     /// generation (`BatchSession`):
     ///
-    ///     h = RMSNorm(x); q|k|v = h [Wq|Wk|Wv]^T; RoPE(q, k at `positions`); a = attention(q, k, v)
+    ///     h = RMSNorm(x); q|k|v = h [Wq|Wk|Wv]^T (+ [bq|bk|bv] with `qkvBias`); RoPE(q, k at `positions`);
+    ///     a = attention(q, k, v)
     ///     residMid = x + a Wo^T
     ///     out = residMid + W_down (silu(g) * u),  g|u = RMSNorm(residMid) [W_gate|W_up]^T
     ///
@@ -52,6 +53,7 @@ extension LlamaModel {
         rmsnormForward(b.norm, b.attnRstd, x, w.attnNorm, n: n, c: c, eps: cfg.normEps)
         // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
         matmul(b.qkv, b.norm, w.wq, m: n, n: w3, k: c, transB: true, precision: precision)
+        if let bias = w.bqkv { rowBiasAdd(b.qkv, bias, n: n, width: w3) }
         ropeForward(b.qkv, positions: positions, n: n, heads: nh, headDim: hd, cos: cos, sin: sin, rowStride: w3)
         ropeForward(b.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd, cos: cos, sin: sin, rowStride: w3)
         attention(b.qkv, b.att)

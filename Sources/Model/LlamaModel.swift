@@ -39,6 +39,8 @@ public final class LlamaModel {
 
     struct Block {
         var attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown: UnsafeMutablePointer<Float>
+        /// q | k | v biases, adjacent (dim + 2 kvDim floats), when `config.qkvBias`.
+        var bqkv: UnsafeMutablePointer<Float>?
     }
     struct Global {
         var embedding, outputNorm, output: UnsafeMutablePointer<Float>
@@ -86,6 +88,11 @@ public final class LlamaModel {
             table += [
                 ("blk.\(i).attn_norm.weight", [c]), ("blk.\(i).attn_q.weight", [c, c]),
                 ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c]),
+            ]
+            if config.qkvBias {
+                table += [("blk.\(i).attn_q.bias", [c]), ("blk.\(i).attn_k.bias", [kv]), ("blk.\(i).attn_v.bias", [kv])]
+            }
+            table += [
                 ("blk.\(i).attn_output.weight", [c, c]), ("blk.\(i).ffn_norm.weight", [c]),
                 ("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]),
                 ("blk.\(i).ffn_down.weight", [c, f]),
@@ -166,6 +173,10 @@ public final class LlamaModel {
             let up = index["blk.\(i).ffn_up.weight"]!
             precondition(k.offset == q.offset + q.count && v.offset == k.offset + k.count
                          && up.offset == gt.offset + gt.count, "LlamaModel: fused projections need adjacent weights")
+            if config.qkvBias {
+                let bq = index["blk.\(i).attn_q.bias"]!, bk = index["blk.\(i).attn_k.bias"]!, bv = index["blk.\(i).attn_v.bias"]!
+                precondition(bk.offset == bq.offset + bq.count && bv.offset == bk.offset + bk.count, "LlamaModel: q|k|v biases must be adjacent")
+            }
         }
         parameters = .allocate(capacity: total)
         parameters.initialize(repeating: 0)
@@ -180,7 +191,7 @@ public final class LlamaModel {
                       wk: t("blk.\(i).attn_k.weight"), wv: t("blk.\(i).attn_v.weight"),
                       wo: t("blk.\(i).attn_output.weight"), ffnNorm: t("blk.\(i).ffn_norm.weight"),
                       wGate: t("blk.\(i).ffn_gate.weight"), wUp: t("blk.\(i).ffn_up.weight"),
-                      wDown: t("blk.\(i).ffn_down.weight"))
+                      wDown: t("blk.\(i).ffn_down.weight"), bqkv: config.qkvBias ? t("blk.\(i).attn_q.bias") : nil)
             }
             let emb = t("token_embd.weight")
             return (Global(embedding: emb, outputNorm: t("output_norm.weight"),
@@ -263,7 +274,9 @@ public final class LlamaModel {
         var rng = SplitMix64(seed: seed)
         for (name, shape) in parameterTable {
             let t = parameter(name)
-            if shape.count == 1 {
+            if name.hasSuffix(".bias") {
+                t.update(repeating: 0)
+            } else if shape.count == 1 {
                 t.update(repeating: 1)
             } else {
                 for i in 0..<t.count { t[i] = Float(rng.normal()) * std }
@@ -383,6 +396,7 @@ public final class LlamaModel {
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                    if let gb = gw.bqkv { columnSumsAdd(gb, dQKV, n: n, width: w3) }
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
                     rmsnormForward(normOut, a.attnRstd, resid[l], w.attnNorm, n: n, c: c, eps: config.normEps)
                     matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision)

@@ -56,9 +56,17 @@ final class ModelGradientTests: XCTestCase {
     /// fp32 forward: with h = 1e-2 and a loss near 5, rounding contributes ~1e-4 to the numeric derivative,
     /// so entries must agree within 1e-3 + 3% (a missing or wrong term is off by far more).
     func testWholeModelGradientMatchesFiniteDifferences() {
-        for tied in [true, false] {
-            let model = LlamaModel(config: .tiny(dim: 32, ffnDim: 48, tiedEmbedding: tied), maxTokens: 32)
+        for (tied, bias) in [(true, false), (false, false), (false, true)] {
+            let model = LlamaModel(config: .tiny(dim: 32, ffnDim: 48, tiedEmbedding: tied, qkvBias: bias), maxTokens: 32)
             model.initializeRandom(seed: 7, std: 0.2)
+            if bias {  // Qwen2's Q/K/V biases: random, so that they matter to the loss
+                var rng = SplitMix64(seed: 3)
+                for (name, _) in model.parameterTable where name.hasSuffix(".bias") {
+                    let b = model.parameter(name)
+                    for i in 0..<b.count { b[i] = Float(rng.normal()) * 0.3 }
+                }
+                XCTAssertEqual(model.parameterTable.filter { $0.name.hasSuffix(".bias") }.count, 3 * model.config.nLayers)
+            }
             let batch = sampleBatch()
             model.zeroGradients()
             let (_, dlp) = batchLoss(model, batch, training: true)
@@ -82,7 +90,8 @@ final class ModelGradientTests: XCTestCase {
                     p[i] = keep
                     let numeric = (up - down) / Double(2 * h)
                     XCTAssertEqual(Double(g[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric),
-                                   "tied \(tied) \(name)[\(i)]")
+                                   "tied \(tied) bias \(bias) \(name)[\(i)]")
+                    XCTAssertTrue(g[i].isFinite && numeric.isFinite, "\(name)[\(i)]")
                     nonzero = nonzero || abs(numeric) > 1e-3
                     checked += 1
                 }
