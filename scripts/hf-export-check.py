@@ -3,8 +3,8 @@
 
 1. Trains SmolLM2-135M-Instruct (the GGUF) for 2 SFT steps with AlignScope, exports the run as a
    Hugging Face directory and as a GGUF.
-2. Trains the tiny llama fixture (a Hugging Face directory, Tests/HFModelsTests/Fixtures/llama-tiny)
-   for 2 steps and exports it as a Hugging Face directory.
+2. Trains the tiny llama and qwen2 fixtures (Hugging Face directories, Tests/HFModelsTests/Fixtures)
+   for 2 steps each and exports them as Hugging Face directories.
 3. Loads each exported directory with transformers' AutoModelForCausalLM / AutoTokenizer and scores a
    few (prompt, response) pairs under the ChatML template, token by token, beside AlignScope's
    `score --tokens` of the same directory (and, for SmolLM2, of the exported GGUF).
@@ -105,6 +105,9 @@ def main() -> None:
         # the fixture's 400-token vocabulary makes our helpful data too long for its 256 positions: the tests' tiny data
         run_and_export(work, "tiny-hf", f'{{ hf: "{fixture}" }}', "hf", work / "tiny-hf-out", data="Tests/ExperimentsTests/Fixtures/tiny")
         report["tiny_hf_run_exported_hf"] = check(work / "tiny-hf-out", None)
+        qwen = ROOT / "Tests/HFModelsTests/Fixtures/qwen2-tiny"
+        run_and_export(work, "qwen2-hf", f'{{ hf: "{qwen}" }}', "hf", work / "qwen2-hf-out", data="Tests/ExperimentsTests/Fixtures/tiny")
+        report["tiny_qwen2_hf_run_exported_hf"] = check(work / "qwen2-hf-out", None)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

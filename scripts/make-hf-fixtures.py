@@ -11,6 +11,7 @@ Builds, with `tokenizers` and `transformers`:
     llama-tiny/               F32, one model.safetensors, tied embeddings, gpt2-style tokenizer
     llama-tiny-bf16-sharded/  BF16, two shards + model.safetensors.index.json, untied output head,
                               rope_theta 50000, smollm-style tokenizer
+    qwen2-tiny/               Qwen2ForCausalLM (biases on Q, K, V), F32, untied, rope_theta 1e6, gpt2-style tokenizer
 and writes Tests/HFModelsTests/Fixtures/reference.json: for every directory, the token ids
 transformers' tokenizer gives for a set of strings, and the float32 logits at every position of a few
 prompts of the directory loaded back with `from_pretrained(dtype=float32)` (bf16 weights upcast, as
@@ -25,7 +26,7 @@ import shutil
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests/HFModelsTests/Fixtures"
@@ -73,19 +74,23 @@ def train_tokenizer(style: str) -> PreTrainedTokenizerFast:
                                    unk_token=None, pad_token="<|endoftext|>")
 
 
-def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: float, shard: str | None, seed: int) -> dict:
+def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: float, shard: str | None, seed: int,
+          architecture: str = "llama") -> dict:
     tokenizer = train_tokenizer(style)
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config_class, model_class = (LlamaConfig, LlamaForCausalLM) if architecture == "llama" else (Qwen2Config, Qwen2ForCausalLM)
+    config = config_class(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, head_dim=16, max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=tied,
         rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     with torch.no_grad():  # larger than the default init, so that logits differ visibly between tokens
-        for p in model.parameters():
+        for name_, p in model.named_parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 0.25)
+            elif name_.endswith(".bias"):
+                p.normal_(0.0, 0.5)
     model = model.to(dtype)
     path = OUT / name
     shutil.rmtree(path, ignore_errors=True)
@@ -93,7 +98,7 @@ def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: flo
     tokenizer.save_pretrained(path)
     # The reference reads the directory back in float32, as a user would: `.float()` on the bf16 model would
     # keep its rotary frequencies rounded to bf16 (a buffer cast with the weights), which no loader does.
-    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = model_class.from_pretrained(path, dtype=torch.float32).eval()
     out = {"tokenizer_style": style, "dtype": str(dtype).removeprefix("torch."), "tied": tied, "files": sorted(p.name for p in path.iterdir()),
            "strings": [], "prompts": []}
     for s in STRINGS:
@@ -113,6 +118,7 @@ def main() -> None:
         "models": {
             "llama-tiny": build("llama-tiny", "gpt2", torch.float32, True, 10000.0, None, 1),
             "llama-tiny-bf16-sharded": build("llama-tiny-bf16-sharded", "smollm", torch.bfloat16, False, 50000.0, "100KB", 2),
+            "qwen2-tiny": build("qwen2-tiny", "gpt2", torch.float32, False, 1000000.0, None, 3, architecture="qwen2"),
         },
     }
     (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -56,17 +56,18 @@ public enum HFExport {
         }
     }
 
-    /// `config.json` of a llama model (transformers' key names).
+    /// `config.json` of a llama or (with Q/K/V biases) qwen2 model (transformers' key names).
     static func configJSON(_ c: LlamaConfig, eos: Int32, bos: Int32?) -> String {
         let object: [String: JSONValue] = [
-            "architectures": .array([.string("LlamaForCausalLM")]), "model_type": .string("llama"),
+            "architectures": .array([.string(c.qkvBias ? "Qwen2ForCausalLM" : "LlamaForCausalLM")]),
+            "model_type": .string(c.qkvBias ? "qwen2" : "llama"),
             "hidden_size": .number(Double(c.dim)), "intermediate_size": .number(Double(c.ffnDim)),
             "num_hidden_layers": .number(Double(c.nLayers)), "num_attention_heads": .number(Double(c.nHeads)),
             "num_key_value_heads": .number(Double(c.nKVHeads)), "head_dim": .number(Double(c.headDim)),
             "hidden_act": .string("silu"), "rms_norm_eps": .number(Double(c.normEps)),
             "rope_theta": .number(Double(c.ropeBase)), "max_position_embeddings": .number(Double(c.contextLength)),
             "vocab_size": .number(Double(c.vocabSize)), "tie_word_embeddings": .bool(c.tiedEmbedding),
-            "attention_bias": .bool(false), "mlp_bias": .bool(false), "dtype": .string("float32"),
+            "mlp_bias": .bool(false), "dtype": .string("float32"),
             "eos_token_id": .number(Double(eos)), "bos_token_id": bos.map { .number(Double($0)) } ?? .null,
         ]
         return JSONValue.object(object).canonical + "\n"
@@ -98,9 +99,10 @@ public enum HFExport {
             try out.write(text)
             for e in entries {
                 var values = Array(model.parameter(e.ours))
-                if e.ours.hasSuffix("attn_q.weight") || e.ours.hasSuffix("attn_k.weight") {
-                    let heads = e.ours.hasSuffix("attn_q.weight") ? c.nHeads : c.nKVHeads
-                    values.withUnsafeMutableBufferPointer { HFModelDirectory.permuteRotaryRows($0, heads: heads, headDim: c.headDim, columns: c.dim, inverse: true) }
+                if let rotary = HFModelDirectory.rotaryRows(e.ours, c) {
+                    values.withUnsafeMutableBufferPointer {
+                        HFModelDirectory.permuteRotaryRows($0, heads: rotary.heads, headDim: c.headDim, columns: rotary.columns, inverse: true)
+                    }
                 }
                 #if _endian(big)
                 values = values.map { Float(bitPattern: $0.bitPattern.littleEndian) }

@@ -7,10 +7,11 @@ import Tokenizer
 /// shards listed by `model.safetensors.index.json`), `tokenizer.json` and, for the end-of-turn token,
 /// `generation_config.json` / `tokenizer_config.json`.
 ///
-/// Architectures: `llama` (`LlamaForCausalLM`). Transformers' Llama applies RoPE to the two halves of each
+/// Architectures: `llama` (`LlamaForCausalLM`) and `qwen2` (`Qwen2ForCausalLM`: the llama block with biases on
+/// the Q, K and V projections; sliding-window attention refused). Transformers applies RoPE to the two halves of each
 /// head (`rotate_half`), our model (like llama.cpp) to adjacent pairs, so the rows of `q_proj` and `k_proj`
-/// are permuted on the way in: our row h*d + 2j + s is their row h*d + s*d/2 + j (d the head size, s in
-/// {0, 1}); the product q.k is unchanged.
+/// (and the entries of their biases) are permuted on the way in: our row h*d + 2j + s is their row
+/// h*d + s*d/2 + j (d the head size, s in {0, 1}); the product q.k is unchanged.
 public struct HFModelDirectory {
     public let path: String
     public let config: LlamaConfig
@@ -18,7 +19,9 @@ public struct HFModelDirectory {
     /// Which file holds each tensor.
     let shards: [String: SafetensorsFile]
 
-    public static let supportedArchitectures = ["llama"]
+    public static let supportedArchitectures = ["llama", "qwen2"]
+    /// `config.json`'s `model_type`.
+    public let architecture: String
 
     /// Reads and checks everything but the weights' values: config, tokenizer, and every tensor's name,
     /// shape and type. A bad or missing file throws `HFError` naming it.
@@ -28,8 +31,10 @@ public struct HFModelDirectory {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HFError.file(path: path, reason: "expected a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")
         }
-        let config = try Self.readConfig(JSONFile(path: path + "/config.json"))
+        let configFile = try JSONFile(path: path + "/config.json")
+        let config = try Self.readConfig(configFile)
         self.config = config
+        architecture = try configFile.string("model_type")
         tokenizer = try HFTokenizer.read(directory: path, vocabSize: config.vocabSize)
         shards = try Self.openWeights(path)
         try checkWeights()
@@ -57,7 +62,13 @@ public struct HFModelDirectory {
             throw HFError.entry(path: f.path, key: "hidden_act", reason: "\"\(try f.string("hidden_act"))\" is not supported (silu)")
         }
         for key in ["attention_bias", "mlp_bias"] where try f.bool(key, default: false) {
-            throw HFError.entry(path: f.path, key: key, reason: "biases are not supported for llama")
+            throw HFError.entry(path: f.path, key: key, reason: "biases are not supported for \(type)")
+        }
+        if try f.bool("use_sliding_window", default: false) {
+            throw HFError.entry(path: f.path, key: "use_sliding_window", reason: "sliding-window attention is not supported")
+        }
+        if f.has("layer_types"), case let .array(kinds) = try f.value("layer_types"), let other = kinds.first(where: { $0 != .string("full_attention") }) {
+            throw HFError.entry(path: f.path, key: "layer_types", reason: "\(other.canonical) is not supported (full_attention only)")
         }
         // rope_theta: top level (transformers 4) or in rope_parameters (transformers 5); only unscaled RoPE.
         var ropeBase = 10000.0
@@ -75,7 +86,8 @@ public struct HFModelDirectory {
             vocabSize: try f.int("vocab_size"), dim: dim, nLayers: try f.int("num_hidden_layers"), nHeads: heads, nKVHeads: kvHeads,
             ffnDim: try f.int("intermediate_size"), ropeBase: Float(ropeBase), normEps: Float(eps),
             tiedEmbedding: try f.bool("tie_word_embeddings", default: true),
-            contextLength: f.has("max_position_embeddings") ? try f.int("max_position_embeddings") : 2048)
+            contextLength: f.has("max_position_embeddings") ? try f.int("max_position_embeddings") : 2048,
+            qkvBias: type == "qwen2")
     }
 
     // MARK: weights
@@ -113,14 +125,14 @@ public struct HFModelDirectory {
         if ours == "token_embd.weight" { return "model.embed_tokens.weight" }
         if ours == "output_norm.weight" { return "model.norm.weight" }
         if ours == "output.weight" { return "lm_head.weight" }
-        let parts = ours.split(separator: ".")  // blk.i.name.weight
-        let i = parts[1], name = String(parts[2])
+        let parts = ours.split(separator: ".")  // blk.i.name.weight|bias
+        let i = parts[1], name = String(parts[2]), kind = parts[3]
         let theirs = [
             "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
             "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
             "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
         ][name]!
-        return "model.layers.\(i).\(theirs).weight"
+        return "model.layers.\(i).\(theirs).\(kind)"
     }
 
     func checkWeights() throws(HFError) {
@@ -128,7 +140,7 @@ public struct HFModelDirectory {
         var expected = Set(table.map { Self.tensorName($0.name) })
         if config.tiedEmbedding { expected.insert("lm_head.weight") }  // may be saved beside a tied embedding; not read
         for name in shards.keys.sorted() where !expected.contains(name) && !name.hasSuffix("rotary_emb.inv_freq") {
-            throw HFError.entry(path: shards[name]!.path, key: name, reason: "unexpected tensor for a \(config.nLayers)-layer llama")
+            throw HFError.entry(path: shards[name]!.path, key: name, reason: "unexpected tensor for a \(config.nLayers)-layer \(architecture)")
         }
         for (ours, shape) in table {
             let name = Self.tensorName(ours)
@@ -154,12 +166,17 @@ public struct HFModelDirectory {
         for (ours, _) in model.parameterTable {
             let name = Self.tensorName(ours), out = model.parameter(ours)
             try shards[name]!.read(name, into: out)
-            if ours.hasSuffix("attn_q.weight") {
-                Self.permuteRotaryRows(out, heads: config.nHeads, headDim: config.headDim, columns: config.dim)
-            } else if ours.hasSuffix("attn_k.weight") {
-                Self.permuteRotaryRows(out, heads: config.nKVHeads, headDim: config.headDim, columns: config.dim)
+            if let rotary = Self.rotaryRows(ours, config) {
+                Self.permuteRotaryRows(out, heads: rotary.heads, headDim: config.headDim, columns: rotary.columns)
             }
         }
+    }
+
+    /// For the tensors whose rows feed RoPE (Q and K weights and biases): heads and columns per row.
+    static func rotaryRows(_ ours: String, _ c: LlamaConfig) -> (heads: Int, columns: Int)? {
+        let parts = ours.split(separator: ".")
+        guard parts.count == 4, parts[2] == "attn_q" || parts[2] == "attn_k" else { return nil }
+        return (parts[2] == "attn_q" ? c.nHeads : c.nKVHeads, parts[3] == "bias" ? 1 : c.dim)
     }
 
     /// Half-split RoPE row order (transformers) -> adjacent-pair order (ours), in place; `inverse` the way back.

@@ -33,7 +33,7 @@ final class HFModelTests: XCTestCase {
 
     func testTokenizerJSONGivesTransformersIDs() throws {
         let ref = try reference()
-        XCTAssertEqual(Set(ref.models.keys), ["llama-tiny", "llama-tiny-bf16-sharded"])
+        XCTAssertEqual(Set(ref.models.keys), ["llama-tiny", "llama-tiny-bf16-sharded", "qwen2-tiny"])
         for (name, model) in ref.models {
             let dir = try HFModelDirectory(path: Self.fixtures + "/" + name)
             XCTAssertEqual(dir.tokenizer.vocabSize, dir.config.vocabSize)
@@ -133,6 +133,14 @@ final class HFModelTests: XCTestCase {
         try edit(dir + "/tokenizer.json") { $0 = $0.replacingOccurrences(of: "\"use_regex\": true", with: "\"use_regex\": false") }
         assertRefused(dir, ["tokenizer.json", "pre_tokenizer"])
 
+        dir = try copyFixture("qwen2-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"use_sliding_window\": false", with: "\"use_sliding_window\": true") }
+        assertRefused(dir, ["config.json", "use_sliding_window"])
+
+        dir = try copyFixture("qwen2-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"model_type\": \"qwen2\"", with: "\"model_type\": \"llama\"") }
+        assertRefused(dir, ["model.safetensors", "_proj.bias", "unexpected tensor for a 2-layer llama"])
+
         dir = try copyFixture("llama-tiny-bf16-sharded")
         try FileManager.default.removeItem(atPath: dir + "/model-00002-of-00003.safetensors")
         assertRefused(dir, ["model-00002-of-00003.safetensors"])
@@ -158,7 +166,11 @@ final class HFModelTests: XCTestCase {
     /// Export -> load (ours): the same parameters bit for bit (the Q/K permutation undone and redone), the
     /// original config with dtype float32 and the tokenizer files copied; an existing --out is never replaced.
     func testExportRoundTripsBitForBit() throws {
-        let source = try HFModelDirectory(path: Self.fixtures + "/llama-tiny-bf16-sharded")
+        for name in ["llama-tiny-bf16-sharded", "qwen2-tiny"] { try exportRoundTrip(name) }
+    }
+
+    func exportRoundTrip(_ fixture: String) throws {
+        let source = try HFModelDirectory(path: Self.fixtures + "/" + fixture)
         let model = try source.load(maxTokens: 16)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("hf-export-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out) }
