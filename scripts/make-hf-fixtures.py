@@ -11,7 +11,8 @@ Builds, with `tokenizers` and `transformers`:
     llama-tiny/               F32, one model.safetensors, tied embeddings, gpt2-style tokenizer
     llama-tiny-bf16-sharded/  BF16, two shards + model.safetensors.index.json, untied output head,
                               rope_theta 50000, smollm-style tokenizer
-    qwen2-tiny/               Qwen2ForCausalLM (biases on Q, K, V), F32, untied, rope_theta 1e6, gpt2-style tokenizer
+    qwen2-tiny/               Qwen2ForCausalLM (biases on Q, K, V), F32, untied, rope_theta 1e6, qwen2-style tokenizer
+                              (NFC normalizer, Split with Qwen2's pattern, ByteLevel without regex)
 and writes Tests/HFModelsTests/Fixtures/reference.json: for every directory, the token ids
 transformers' tokenizer gives for a set of strings, and the float32 logits at every position of a few
 prompts of the directory loaded back with `from_pretrained(dtype=float32)` (bf16 weights upcast, as
@@ -25,12 +26,14 @@ import pathlib
 import shutil
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests/HFModelsTests/Fixtures"
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# The pre-tokenizer pattern of Qwen2's tokenizers (a fact of the format, written out here).
+QWEN2_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 STRINGS = [
     "Hello world",
@@ -43,6 +46,12 @@ STRINGS = [
     "symbols: #$%&*()[]{}<>/\\|~`^",
     "",
     "a",
+    "IT'S WE'RE 'S 'Re 'LL 'd",
+    "!hello ?World \thello ,x",
+    "x\n\n  y and a  \n b\r\n\r\nc",
+    "123 4567 and 3.14!!\n\nNext",
+    "cafe\u0301 and e\u0301te\u0301 (decomposed accents)",
+    "   trailing spaces   ",
 ]
 PROMPTS = [
     "<|im_start|>user\nHow do I water a cactus?<|im_end|>\n<|im_start|>assistant\nWater it",
@@ -63,6 +72,11 @@ def train_tokenizer(style: str) -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.BPE())
     if style == "gpt2":
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    elif style == "qwen2":
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     else:
         tok.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
@@ -118,7 +132,7 @@ def main() -> None:
         "models": {
             "llama-tiny": build("llama-tiny", "gpt2", torch.float32, True, 10000.0, None, 1),
             "llama-tiny-bf16-sharded": build("llama-tiny-bf16-sharded", "smollm", torch.bfloat16, False, 50000.0, "100KB", 2),
-            "qwen2-tiny": build("qwen2-tiny", "gpt2", torch.float32, False, 1000000.0, None, 3, architecture="qwen2"),
+            "qwen2-tiny": build("qwen2-tiny", "qwen2", torch.float32, False, 1000000.0, None, 3, architecture="qwen2"),
         },
     }
     (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

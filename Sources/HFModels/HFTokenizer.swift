@@ -21,7 +21,13 @@ enum HFTokenizer {
         for key in ["byte_fallback", "ignore_merges"] {
             if case .bool(true)? = model[key] { throw HFError.entry(path: f.path, key: "model.\(key)", reason: "true is not supported") }
         }
-        if f.has("normalizer") { throw HFError.entry(path: f.path, key: "normalizer", reason: "\(try f.value("normalizer").canonical.prefix(80)) is not supported (null)") }
+        var nfc = false
+        if f.has("normalizer") {
+            guard try f.value("normalizer") == .object(["type": .string("NFC")]) else {
+                throw HFError.entry(path: f.path, key: "normalizer", reason: "\(try f.value("normalizer").canonical.prefix(80)) is not supported (null or NFC)")
+            }
+            nfc = true
+        }
         let pre = try preTokenizer(f)
 
         guard case let .object(vocab)? = model["vocab"], !vocab.isEmpty else {
@@ -74,15 +80,18 @@ enum HFTokenizer {
         }
         let eos = try endOfTurn(dir, tokens: tokens)
         do {
-            return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: nil, eos: eos)
+            return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: nil, eos: eos, normalizesNFC: nfc)
         } catch {
             throw HFError.file(path: f.path, reason: "\(error)")
         }
     }
 
+    /// Qwen2's pre-tokenizer pattern (the `Split` regex of its tokenizer.json).
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
     /// The pre-tokenizer's name in `PreTokenizer` terms.
     static func preTokenizer(_ f: JSONFile) throws(HFError) -> String {
-        let supported = "supported: ByteLevel with the GPT-2 regex, or Sequence[Digits(individual_digits: true), ByteLevel]"
+        let supported = "supported: ByteLevel with the GPT-2 regex; Sequence[Digits(individual_digits: true), ByteLevel]; Sequence[Split(Qwen2's pattern, Isolated), ByteLevel without regex]"
         func byteLevel(_ v: JSONValue) -> Bool {
             guard case let .object(o) = v, o["type"] == .string("ByteLevel") else { return false }
             return o["add_prefix_space"] != .bool(true) && o["use_regex"] != .bool(false)
@@ -93,6 +102,12 @@ enum HFTokenizer {
            case let .object(digits) = parts[0], digits["type"] == .string("Digits"), digits["individual_digits"] == .bool(true),
            byteLevel(parts[1]) {
             return "smollm"
+        }
+        if case let .object(o) = v, o["type"] == .string("Sequence"), case let .array(parts)? = o["pretokenizers"], parts.count == 2,
+           case let .object(split) = parts[0], split["type"] == .string("Split"), split["pattern"] == .object(["Regex": .string(qwen2Pattern)]),
+           split["behavior"] == .string("Isolated"), split["invert"] != .bool(true),
+           case let .object(byte) = parts[1], byte["type"] == .string("ByteLevel"), byte["use_regex"] == .bool(false), byte["add_prefix_space"] != .bool(true) {
+            return "qwen2"
         }
         throw HFError.entry(path: f.path, key: "pre_tokenizer", reason: "\(v.canonical.prefix(120)) is not supported (\(supported))")
     }

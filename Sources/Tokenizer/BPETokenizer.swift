@@ -19,6 +19,9 @@ public struct BPETokenizer: TextTokenizer {
     public let bos: Int32?
     public let eos: Int32
     let preTokenizer: PreTokenizer
+    /// Unicode NFC applied to the text between control tokens before pre-tokenising (tokenizer.json's
+    /// `normalizer: NFC`, as Qwen2's); control tokens are matched in the text as given.
+    let normalizesNFC: Bool
     /// The bytes each id decodes to.
     private let tokenBytes: [[UInt8]]
     /// The id of each single byte.
@@ -38,7 +41,9 @@ public struct BPETokenizer: TextTokenizer {
     /// all normal) and the pre-tokenizer name `tokenizer.ggml.pre`.
     ///
     /// Tokens of type control (3) or user-defined (4) are matched as whole tokens in text.
-    public init(tokens: [String], merges: [String], tokenTypes: [Int32], pre: String, bos: Int32?, eos: Int32) throws {
+    public init(tokens: [String], merges: [String], tokenTypes: [Int32], pre: String, bos: Int32?, eos: Int32,
+                normalizesNFC: Bool = false) throws {
+        self.normalizesNFC = normalizesNFC
         guard !tokens.isEmpty else { throw TokenizerError.emptyVocabulary }
         guard tokenTypes.isEmpty || tokenTypes.count == tokens.count else {
             throw TokenizerError.tokenTypeCount(tokens: tokens.count, types: tokenTypes.count)
@@ -120,12 +125,21 @@ public struct BPETokenizer: TextTokenizer {
         utf8.withUnsafeBufferPointer { buf in
             var start = 0
             var words: [Range<Int>] = []
+            func ordinary(_ range: Range<Int>) {
+                // ASCII is its own NFC: only text with other bytes is normalised.
+                if normalizesNFC, buf[range].contains(where: { $0 >= 0x80 }) {
+                    let normal = Array(String(decoding: buf[range], as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
+                    normal.withUnsafeBufferPointer { encodeOrdinary($0, 0..<$0.count, words: &words, into: &ids) }
+                } else {
+                    encodeOrdinary(buf, range, words: &words, into: &ids)
+                }
+            }
             specials.forEachMatch(in: buf) { range, id in
-                encodeOrdinary(buf, start..<range.lowerBound, words: &words, into: &ids)
+                ordinary(start..<range.lowerBound)
                 ids.append(id)
                 start = range.upperBound
             }
-            encodeOrdinary(buf, start..<buf.count, words: &words, into: &ids)
+            ordinary(start..<buf.count)
         }
         return ids
     }

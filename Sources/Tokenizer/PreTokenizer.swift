@@ -9,6 +9,11 @@
 /// off on its own, then the GPT-2 pattern runs on each stretch between digits, so the lookahead
 /// `(?!\S)` sees the end of the stretch as the end of the text.
 ///
+/// `qwen2` (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`; Qwen2's tokenizer.json is a `Split` with this
+/// pattern, then `ByteLevel` without its own regex):
+///
+///     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+///
 /// `default` is read as the GPT-2 pattern (what a byte-level `tokenizer.json` without a custom
 /// pre-tokenizer does); note that llama.cpp's own fallback for `default` adds punctuation and
 /// 3-digit splits. The pattern is matched by hand over Unicode scalars: `\p{L}` is general category
@@ -17,12 +22,14 @@
 enum PreTokenizer: String, Sendable, CaseIterable {
     case smollm
     case gpt2
+    case qwen2
 
     /// The pre-tokenizer named by `tokenizer.ggml.pre`; unknown names throw naming the value.
     init(name: String) throws {
         switch name {
         case "smollm": self = .smollm
         case "gpt2", "default": self = .gpt2
+        case "qwen2": self = .qwen2
         default: throw TokenizerError.unknownPreTokenizer(name: name)
         }
     }
@@ -43,6 +50,8 @@ enum PreTokenizer: String, Sendable, CaseIterable {
                 start = i + 1
             }
             if start < n { scalars.gpt2(start, n, into: &words) }
+        case .qwen2:
+            scalars.qwen2(0, n, into: &words)
         }
     }
 
@@ -141,9 +150,12 @@ private struct ScalarTable {
         offsets[i + 1] - offsets[i] == 1 ? text[offsets[i]] : 0
     }
 
-    /// Length of the contraction ('s 't 're 've 'm 'll 'd) starting at scalar i, or 0.
-    func contraction(at i: Int, end: Int) -> Int {
+    /// Length of the contraction ('s 't 're 've 'm 'll 'd; with `caseless` also 'S 'RE ...) starting at
+    /// scalar i, or 0.
+    func contraction(at i: Int, end: Int, caseless: Bool = false) -> Int {
         guard classes[i] == .apostrophe, i + 1 < end else { return 0 }
+        func lower(_ b: UInt8) -> UInt8 { caseless && (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) ? b + 32 : b }
+        func ascii(_ k: Int) -> UInt8 { lower(self.ascii(k)) }
         switch ascii(i + 1) {
         case UInt8(ascii: "s"), UInt8(ascii: "t"), UInt8(ascii: "m"), UInt8(ascii: "d"):
             return 2
@@ -154,6 +166,54 @@ private struct ScalarTable {
         default:
             return 0
         }
+    }
+
+    /// Whether scalar i is CR or LF.
+    private func isNewline(_ i: Int) -> Bool {
+        let b = ascii(i)
+        return b == 0x0A || b == 0x0D
+    }
+
+    /// The Qwen2 pattern over scalars lo..<hi; at each position the first alternative that matches wins.
+    func qwen2(_ lo: Int, _ hi: Int, into words: inout [Range<Int>]) {
+        var i = lo
+        while i < hi {
+            var end = i + contraction(at: i, end: hi, caseless: true)
+            if end == i {
+                end = qwen2Match(i, hi)
+            }
+            words.append(bytes(i, end))
+            i = end
+        }
+    }
+
+    /// The end of the Qwen2 alternative (after the contractions) that matches at scalar i (always one does).
+    private func qwen2Match(_ i: Int, _ hi: Int) -> Int {
+        let c = classes[i]
+        // [^\r\n\p{L}\p{N}]?\p{L}+
+        var j = i
+        if c != .letter && c != .number && !isNewline(i) && i + 1 < hi && classes[i + 1] == .letter { j = i + 1 }
+        if classes[j] == .letter {
+            var end = j + 1
+            while end < hi && classes[end] == .letter { end += 1 }
+            return end
+        }
+        // \p{N}
+        if c == .number { return i + 1 }
+        // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+        j = (c == .space && i + 1 < hi && classes[i + 1].isSymbol) ? i + 1 : i
+        if classes[j].isSymbol {
+            var end = j + 1
+            while end < hi && classes[end].isSymbol { end += 1 }
+            while end < hi && isNewline(end) { end += 1 }
+            return end
+        }
+        // whitespace: \s*[\r\n]+ (up to the run's last CR/LF), else \s+(?!\S), else \s+
+        var run = i
+        while run < hi && classes[run].isSpace { run += 1 }
+        if let last = (i..<run).last(where: isNewline) { return last + 1 }
+        if run < hi && run - i > 1 { return run - 1 }
+        return run
     }
 
     /// The GPT-2 pattern over scalars lo..<hi; at each position the first alternative that matches wins.

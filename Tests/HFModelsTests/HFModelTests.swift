@@ -40,7 +40,8 @@ final class HFModelTests: XCTestCase {
             XCTAssertEqual(dir.tokenizer.decode([dir.tokenizer.eos]), "<|im_end|>", name)
             for s in model.strings + model.prompts {
                 XCTAssertEqual(dir.tokenizer.encode(s.text), s.ids, "\(name) (\(model.tokenizer_style)): \(s.text.debugDescription)")
-                XCTAssertEqual(dir.tokenizer.decode(s.ids), s.text, name)
+                // qwen2's tokenizer normalises to NFC (decomposed accents come back composed)
+                XCTAssertEqual(dir.tokenizer.decode(s.ids), name == "qwen2-tiny" ? s.text.precomposedStringWithCanonicalMapping : s.text, name)
             }
         }
     }
