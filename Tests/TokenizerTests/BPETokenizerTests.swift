@@ -112,8 +112,8 @@ final class BPETokenizerTests: XCTestCase {
                 XCTAssertFalse("\(e)".contains("\n"), "one-line description", file: file, line: line)
             }
         }
-        expect(.unknownPreTokenizer(name: "qwen2")) {
-            try BPETokenizer(tokens: bytes, merges: [], tokenTypes: [], pre: "qwen2", bos: nil, eos: 0)
+        expect(.unknownPreTokenizer(name: "llama-bpe")) {
+            try BPETokenizer(tokens: bytes, merges: [], tokenTypes: [], pre: "llama-bpe", bos: nil, eos: 0)
         }
         expect(.emptyVocabulary) {
             try BPETokenizer(tokens: [], merges: [], tokenTypes: [], pre: "gpt2", bos: nil, eos: 0)
