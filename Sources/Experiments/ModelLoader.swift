@@ -62,9 +62,9 @@ enum ModelLoader {
     /// Bytes a training run of `config` needs at most: weights, gradients and AdamW moments, and the
     /// activations of `tokens` tokens (`LlamaModel.activationFloats`). Pages are touched only when used,
     /// so this is an upper bound, compared against the machine's memory before anything is allocated.
-    static func trainingBytes(_ config: LlamaConfig, tokens: Int) -> Double {
+    static func trainingBytes(_ config: LlamaConfig, tokens: Int, checkpointed: Bool = false) -> Double {
         let parameters = Double(LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) })
-        return 4 * (4 * parameters + LlamaModel.activationFloats(config, tokens: tokens))
+        return 4 * (4 * parameters + LlamaModel.activationFloats(config, tokens: tokens, checkpointed: checkpointed))
     }
 
     /// The machine's physical memory in bytes.
@@ -72,20 +72,23 @@ enum ModelLoader {
         Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int) throws -> LoadedModel {
+    static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int,
+                     checkpointActivations: Bool = false) throws -> LoadedModel {
         Threads.count = threads
         switch source {
         case .gguf(let path):
             let resolved = try existing(path, experiment: experiment)
-            let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
+            let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength,
+                                                  checkpointActivations: checkpointActivations)
             return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
         case .hf(let path):
             let dir = try HFModelDirectory(path: try existingDirectory(path, experiment: experiment))
-            let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength)
+            let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength, checkpointActivations: checkpointActivations)
             return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: [dir.tokenizer.eos])
         case .preset(let name, let seed):
             let config = presetConfig(name)
-            let model = LlamaModel(config: config, maxTokens: capacity, maxSequenceLength: maxSequenceLength)
+            let model = LlamaModel(config: config, maxTokens: capacity, maxSequenceLength: maxSequenceLength,
+                                   checkpointActivations: checkpointActivations)
             model.initializeRandom(seed: UInt64(seed))
             let tokenizer = ByteTokenizer()
             return LoadedModel(model: model, tokenizer: tokenizer, stopTokens: [tokenizer.eos])

@@ -245,6 +245,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "train.precision": .string(Precision.fp32.rawValue),
         "eval.precision": .string(Precision.fp32.rawValue),
         "eval.tokens": .bool(false),
+        "train.checkpoint_activations": .bool(false),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

@@ -28,7 +28,7 @@ final class RunExecution {
         report(.loading(run: run.name, what: "model"))
         let loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.objective.sequencesPerExample * config.train.maxLength,
-                                          threads: config.threads)
+                                          threads: config.threads, checkpointActivations: config.train.checkpointActivations)
         loaded.model.precision = config.train.precision  // training's products (the reference pass's too)
         let template = config.template
         var modelIdentity = "\(config.model)"

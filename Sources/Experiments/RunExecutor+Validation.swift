@@ -43,7 +43,7 @@ extension RunExecutor {
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
-        let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens)
+        let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens, checkpointed: config.train.checkpointActivations)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
                 file: spec, path: "train.batch_size",

@@ -6,10 +6,12 @@ public enum PretrainedModel {
     /// Opens the GGUF at `path`, builds the configuration and the tokenizer from its metadata, and
     /// dequantises every tensor into a new `LlamaModel` whose batches hold up to `maxTokens` tokens
     /// (sequences of at most `maxSequenceLength`, default `min(maxTokens, context length)`).
-    public static func load(path: String, maxTokens: Int, maxSequenceLength: Int? = nil) throws -> (model: LlamaModel, tokenizer: BPETokenizer, config: LlamaConfig) {
+    public static func load(path: String, maxTokens: Int, maxSequenceLength: Int? = nil,
+                            checkpointActivations: Bool = false) throws -> (model: LlamaModel, tokenizer: BPETokenizer, config: LlamaConfig) {
         let (file, config, tokenizer) = try open(path)  // before the big allocation: a bad file fails fast
         try file.checkWeights(for: config)
-        let model = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength)
+        let model = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength,
+                               checkpointActivations: checkpointActivations)
         try file.loadWeights(into: model)
         return (model, tokenizer, config)
     }

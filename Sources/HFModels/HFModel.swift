@@ -155,8 +155,9 @@ public struct HFModelDirectory {
     }
 
     /// A model holding the directory's weights, for batches of up to `maxTokens` tokens.
-    public func load(maxTokens: Int, maxSequenceLength: Int? = nil) throws(HFError) -> LlamaModel {
-        let model = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength)
+    public func load(maxTokens: Int, maxSequenceLength: Int? = nil, checkpointActivations: Bool = false) throws(HFError) -> LlamaModel {
+        let model = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength,
+                               checkpointActivations: checkpointActivations)
         try loadWeights(into: model)
         return model
     }

@@ -59,6 +59,8 @@ public final class LlamaModel {
     private let activations: UnsafeMutableBufferPointer<Float>
     private let indices: UnsafeMutableBufferPointer<Int32>
     private let layers: [LayerActs]
+    /// Whether block activations are recomputed in backward (see `init`).
+    public let checkpointActivations: Bool
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
     /// normOut: (n, dim), the output of whichever RMSNorm ran last; hidden: (n, ffn), likewise for SwiGLU.
@@ -105,11 +107,11 @@ public final class LlamaModel {
 
     /// The activation tables `init` carves for n tokens, (name, floats) per slot: the stored activations,
     /// and the shared region's slots (dead while the head's logits live; see `headLogits`).
-    static func activationTables(_ config: LlamaConfig, tokens n: Int) -> (stored: [(String, Int)], shared: [(String, Int)]) {
+    static func activationTables(_ config: LlamaConfig, tokens n: Int, checkpointed: Bool = false) -> (stored: [(String, Int)], shared: [(String, Int)]) {
         let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim, nl = config.nLayers
         var stored: [(String, Int)] = []
         for l in 0...nl { stored.append(("resid.\(l)", n * c)) }
-        for l in 0..<nl {
+        for l in 0..<(checkpointed ? 1 : nl) {  // checkpointed: one block's activations, reused by every block
             stored += [
                 ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
                 ("blk.\(l).att", n * c),
@@ -132,8 +134,8 @@ public final class LlamaModel {
 
     /// Floats of the activations `init` allocates for `tokens` tokens (without the logits a training forward
     /// may keep for backward): an estimate for memory checks before a model is built.
-    public static func activationFloats(_ config: LlamaConfig, tokens n: Int) -> Double {
-        let (stored, shared) = activationTables(config, tokens: n)
+    public static func activationFloats(_ config: LlamaConfig, tokens n: Int, checkpointed: Bool = false) -> Double {
+        let (stored, shared) = activationTables(config, tokens: n, checkpointed: checkpointed)
         let sharedFloats = max(shared.reduce(0) { $0 + slotFloats($1.1) }, n * min(config.vocabSize, headChunk))
         return Double(stored.reduce(0) { $0 + slotFloats($1.1) } + sharedFloats)
     }
@@ -145,9 +147,14 @@ public final class LlamaModel {
     ///   - keptLogitsBytes: memory a training forward may use to keep the output head's logits for backward
     ///     (targeted rows x vocabulary floats); batches with more targets recompute them in backward instead
     ///     (one more head product). Pages are only touched when used.
+    /// - checkpointActivations: keep only each block's input between forward and backward, and recompute the
+    ///   block's activations (one block's worth of memory, shared by all blocks) in backward just before they
+    ///   are needed: one more block forward per block and step, for about (nLayers - 1) x the per-block
+    ///   activations less memory. Gradients are bit for bit those without it.
     public init(config: LlamaConfig, maxTokens: Int, maxSequenceLength: Int? = nil,
-                keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes) {
+                keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes, checkpointActivations: Bool = false) {
         config.validate()
+        self.checkpointActivations = checkpointActivations
         precondition(maxTokens > 0, "LlamaModel: maxTokens must be positive")
         self.config = config
         self.maxTokens = maxTokens
@@ -203,7 +210,7 @@ public final class LlamaModel {
         // Activation table (`activationTables`), then the shared region: disjoint slots for the buffers that
         // are dead while the head's logits live, and at least one chunk of logits or, within keptLogitsBytes,
         // all of them for n rows.
-        let (actTable, sharedTable) = Self.activationTables(config, tokens: n)
+        let (actTable, sharedTable) = Self.activationTables(config, tokens: n, checkpointed: checkpointActivations)
         var actOffsets: [String: Int] = [:]
         var actTotal = 0
         for (name, count) in actTable {
@@ -225,8 +232,9 @@ public final class LlamaModel {
         let a = activations.baseAddress!
         func s(_ name: String) -> UnsafeMutablePointer<Float> { a + actOffsets[name]! }
         resid = (0...nl).map { s("resid.\($0)") }
-        layers = (0..<nl).map { l in
-            LayerActs(attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"), att: s("blk.\(l).att"),
+        layers = (0..<nl).map { layer in
+            let l = checkpointActivations ? 0 : layer
+            return LayerActs(attnRstd: s("blk.\(l).attn_rstd"), qkv: s("blk.\(l).qkv"), att: s("blk.\(l).att"),
                       residMid: s("blk.\(l).resid_mid"), ffnRstd: s("blk.\(l).ffn_rstd"),
                       gateUp: s("blk.\(l).gate_up"))
         }
@@ -318,16 +326,7 @@ public final class LlamaModel {
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<config.nLayers {
-                    let a = layers[l]
-                    let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
-                                               residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
-                    blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, buffers: buffers, residual: .afterProduct, precision: precision) { qkv, att in
-                        // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
-                        attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
-                                         sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
-                                         ldq: w3, ldk: w3, ldv: w3)
-                    }
+                    trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
                 }
             }
         }
@@ -348,6 +347,22 @@ public final class LlamaModel {
         lastTargeted = m
         readyForBackward = training
         return UnsafeBufferPointer(start: logprobs, count: n)
+    }
+
+    /// Block l of the training forward over the packed batch: resid[l] -> resid[l + 1], its activations into
+    /// `layers[l]`. Backward calls it again for block l when activations are checkpointed.
+    private func trainingBlockForward(_ l: Int, n: Int, starts: [Int], cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let c = config.dim, hd = config.headDim, nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
+        let a = layers[l]
+        let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
+                                   residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
+        blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
+                     cos: cos, sin: sin, buffers: buffers, residual: .afterProduct, precision: precision) { qkv, att in
+            // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
+            attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
+                             sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
+                             ldq: w3, ldk: w3, ldv: w3)
+        }
     }
 
     /// Backward of the last `forward(_:training: true)`: dLogprobs[t] is dLoss/dlogprob_t for every position
@@ -376,6 +391,12 @@ public final class LlamaModel {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
                     let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
+                    if checkpointActivations && l < config.nLayers - 1 {
+                        // The shared activations hold block l + 1's; recompute block l's (resid[l + 1] is
+                        // rewritten with the same values: the forward is deterministic). After the forward they
+                        // hold the last block's, which needs no recomputing.
+                        trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    }
                     // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c, precision: precision)
                     swigluFusedForward(hidden, a.gateUp, n: n, f: f)  // recomputed, as in forward

@@ -18,10 +18,14 @@ public struct TrainSettings: Codable, Sendable, Equatable {
     /// The input type of the training step's weight products (`LlamaModel.precision`); "bf16" needs a
     /// CPU with native bf16 (`Products.bf16Supported`), checked before a run starts.
     public var precision: Precision
+    /// Recompute each block's activations in backward instead of keeping them (`LlamaModel.checkpointActivations`):
+    /// less memory for larger models, one more block forward per block and step.
+    public var checkpointActivations: Bool
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, batchSize = "batch_size", lr, warmup, schedule, minLRRatio = "min_lr_ratio", maxLength = "max_length"
         case weightDecay = "weight_decay", gradClip = "grad_clip", gradAccum = "grad_accum", beta1, beta2, precision
+        case checkpointActivations = "checkpoint_activations"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -39,6 +43,7 @@ public struct TrainSettings: Codable, Sendable, Equatable {
         beta1 = try f.double("beta1", default: 0.9, min: 0, max: 1, exclusiveMax: true)
         beta2 = try f.double("beta2", default: 0.999, min: 0, max: 1, exclusiveMax: true)
         precision = try f.choice("precision", default: .fp32)
+        checkpointActivations = try f.bool("checkpoint_activations", default: false)
         if warmup > steps { throw f.invalid("warmup", "an integer <= train.steps (\(steps))") }
     }
 }

@@ -59,7 +59,7 @@ final class IdentityTests: XCTestCase {
     /// that sets bf16 gets a new identity, and a further defaulted key in a newer build changes nothing.
     func testAddingADefaultedKeyKeepsEveryIdentity() throws {
         XCTAssertEqual(RunConfig.defaultedSinceV1, ["train.precision": .string("fp32"), "eval.precision": .string("fp32"),
-                                                    "eval.tokens": .bool(false)])
+                                                    "eval.tokens": .bool(false), "train.checkpoint_activations": .bool(false)])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
@@ -70,6 +70,7 @@ final class IdentityTests: XCTestCase {
                 before.remove(at: ["train", "precision"])
                 before.remove(at: ["eval", "precision"])
                 before.remove(at: ["eval", "tokens"])
+                before.remove(at: ["train", "checkpoint_activations"])
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)
                 XCTAssertEqual(SHA256.hex(Array(before.canonical.utf8)), run.configSHA256)
                 var defaulted = RunConfig.defaultedSinceV1

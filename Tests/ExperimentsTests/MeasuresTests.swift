@@ -23,7 +23,7 @@ final class MeasuresTests: XCTestCase {
         try? FileManager.default.removeItem(at: dir)
     }
 
-    func spec(tokens: Bool) -> String {
+    func spec(tokens: Bool, checkpointed: Bool = false) -> String {
         """
         {
           name: "tiny-measures",
@@ -40,17 +40,17 @@ final class MeasuresTests: XCTestCase {
               },
             },
           },
-          train: { steps: 4, batch_size: 2, lr: 3e-3, max_length: 160 },
+          train: { steps: 4, batch_size: 2, lr: 3e-3, max_length: 160, checkpoint_activations: \(checkpointed) },
           eval: { every: 2, tokens: \(tokens) },
         }
         """
     }
 
-    func run(tokens: Bool) throws -> RunStore {
+    func run(tokens: Bool, checkpointed: Bool = false) throws -> RunStore {
         let path = dir.appendingPathComponent("tiny-measures.json5")
-        try spec(tokens: tokens).write(to: path, atomically: false, encoding: .utf8)
+        try spec(tokens: tokens, checkpointed: checkpointed).write(to: path, atomically: false, encoding: .utf8)
         let experiment = try Experiment.load(path: path.path)
-        let store = try RunStore(path: dir.appendingPathComponent("runs-\(tokens).sqlite").path)
+        let store = try RunStore(path: dir.appendingPathComponent("runs-\(tokens)-\(checkpointed).sqlite").path)
         let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
         XCTAssertEqual(summary.finished.count, 1, "failed: \(summary.failed)")
         return store
@@ -143,6 +143,17 @@ final class MeasuresTests: XCTestCase {
         XCTAssertEqual(try with.query(sql), try without.query(sql))
         XCTAssertEqual(try int(without, "SELECT count(*) FROM token_logprobs"), 0)
         XCTAssertGreaterThan(try int(with, "SELECT count(*) FROM token_logprobs"), 0)
+    }
+
+    /// `train.checkpoint_activations`: a run records the same numbers, bit for bit (training recomputes each
+    /// block's activations in backward; the gradients are identical).
+    func testCheckpointedActivationsRecordTheSameRun() throws {
+        let plain = try run(tokens: false), checkpointed = try run(tokens: false, checkpointed: true)
+        let logprobs = "SELECT l.step, r.category, p.idx, l.logprob FROM logprobs l JOIN responses r ON r.id = l.response_id JOIN probes p ON p.id = r.probe_id ORDER BY 1, 2, 3"
+        XCTAssertEqual(try plain.query(logprobs), try checkpointed.query(logprobs))
+        let metrics = "SELECT step, name, value FROM train_metrics WHERE name IN ('loss', 'grad_norm') ORDER BY 1, 2"
+        XCTAssertEqual(try plain.query(metrics), try checkpointed.query(metrics))
+        XCTAssertEqual(try plain.query(metrics).count, 8)
     }
 
     /// A version-1 store (written by commit 59e209a) opens and migrates: its log-probabilities are untouched,

@@ -101,6 +101,32 @@ final class ModelGradientTests: XCTestCase {
         }
     }
 
+    /// `checkpointActivations`: the same log-probabilities and gradients, bit for bit, from one block's
+    /// activations recomputed in backward; and the activation memory shrinks by (layers - 1) blocks' worth.
+    func testCheckpointedActivationsGiveTheSameGradients() {
+        for bias in [false, true] {
+            let cfg = LlamaConfig.tiny(dim: 32, nLayers: 3, ffnDim: 48, qkvBias: bias)
+            var results: [(lp: [Float], g: [Float])] = []
+            for checkpointed in [false, true] {
+                let model = LlamaModel(config: cfg, maxTokens: 32, checkpointActivations: checkpointed)
+                model.initializeRandom(seed: 11, std: 0.2)
+                if bias { for (name, _) in model.parameterTable where name.hasSuffix(".bias") { model.parameter(name).update(repeating: 0.1) } }
+                let batch = sampleBatch()
+                model.zeroGradients()
+                let (_, dlp) = batchLoss(model, batch, training: true)
+                let lp = Array(model.forward(batch, training: true))
+                model.backward(dlp)
+                results.append((lp, Array(model.gradients)))
+            }
+            XCTAssertEqual(results[0].lp.map(\.bitPattern), results[1].lp.map(\.bitPattern), "bias \(bias)")
+            XCTAssertEqual(results[0].g.map(\.bitPattern), results[1].g.map(\.bitPattern), "bias \(bias)")
+            XCTAssertTrue(results[1].g.contains { $0 != 0 } && results[1].g.allSatisfy(\.isFinite))
+            let full = LlamaModel.activationFloats(cfg, tokens: 1024), saved = LlamaModel.activationFloats(cfg, tokens: 1024, checkpointed: true)
+            let perBlock = Double(1024 * (2 + (32 + 2 * 16) + 32 + 32 + 2 * 48))
+            XCTAssertEqual(full - saved, 2 * perBlock, accuracy: 2 * 6 * 16, "two of three blocks' activations saved")
+        }
+    }
+
     /// A position with weight 0 contributes nothing: changing its target leaves every gradient bit-identical,
     /// and removing its target (-1) changes gradients only by rounding.
     func testMaskedTokenDoesNotChangeGradients() {
