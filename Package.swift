@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "RunStore", dependencies: ["Base", "CSQLite"]),
         .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "HFModels", "Tokenizer", "Training", "Probes", "RunStore"]),
         .target(name: "Reports", dependencies: ["Base", "RunStore"]),
-        .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF", "RunStore"]),
+        .target(name: "Benchmarks", dependencies: ["Base", "Model", "Kernels", "Training", "GGUF", "HFModels", "RunStore"]),
         .executableTarget(name: "alignscope", dependencies: ["Base", "Kernels", "Experiments", "Reports", "Benchmarks", "GGUF", "HFModels", "Model", "Tokenizer", "Probes", "RunStore"]),
         // A generator command for the tests of the external-command interface (no Python in tests).
         .executableTarget(name: "alignscope-test-generator", dependencies: ["Base"]),

@@ -1,6 +1,7 @@
 import Base
 import Foundation
 import GGUF
+import HFModels
 import Kernels
 import Model
 import Training
@@ -38,27 +39,45 @@ enum Workload {
 /// and batched; greedy one prompt at a time and in lock step), and the process's peak resident memory.
 ///
 /// - Parameters:
-///   - modelPath: a GGUF file; nil benchmarks the "tiny" preset with random weights.
+///   - modelPath: a GGUF file, or a Hugging Face directory (with only a config.json: its shapes with random
+///     weights); nil benchmarks the "tiny" preset with random weights.
+///   - checkpointActivations: train with `LlamaModel.checkpointActivations` (compare two runs of the bench).
 ///   - repeats: measurements per figure (after one warm-up); medians are reported.
 ///   - progress: receives one line per finished measurement.
 /// Uses `Threads.count` threads (default 2). Use a release build: debug figures mean nothing.
-public func runBenchmarks(modelPath: String?, repeats: Int, progress: (String) -> Void) throws -> BenchReport {
+public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivations: Bool = false,
+                          progress: (String) -> Void) throws -> BenchReport {
     guard repeats >= 1 else { throw BenchError.invalidRepeats(repeats) }
     let loadBefore = loadAverage()
 
     let model: LlamaModel, name: String
     let n = Workload.trainSequences * Workload.trainLength
-    if let modelPath {
-        model = try PretrainedModel.load(path: modelPath, maxTokens: n, maxSequenceLength: Workload.trainLength).model
+    var isDirectory: ObjCBool = false
+    if let modelPath, FileManager.default.fileExists(atPath: modelPath, isDirectory: &isDirectory), isDirectory.boolValue {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelPath)) ?? []
+        if names.contains(where: { $0.hasSuffix(".safetensors") }) {
+            model = try HFModelDirectory(path: modelPath).load(maxTokens: n, maxSequenceLength: Workload.trainLength,
+                                                               checkpointActivations: checkpointActivations)
+            name = (modelPath as NSString).lastPathComponent
+        } else {
+            model = LlamaModel(config: try HFModelDirectory.config(directory: modelPath), maxTokens: n,
+                               maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
+            model.initializeRandom(seed: 0)
+            name = (modelPath as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
+        }
+    } else if let modelPath {
+        model = try PretrainedModel.load(path: modelPath, maxTokens: n, maxSequenceLength: Workload.trainLength,
+                                         checkpointActivations: checkpointActivations).model
         name = (modelPath as NSString).lastPathComponent
     } else {
-        model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength)
+        model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
         model.initializeRandom(seed: 0)
         name = "tiny preset (random weights)"
     }
+    let label = checkpointActivations ? name + ", checkpointed activations" : name
     let cfg = model.config
     let shape = BenchReport.ModelShape(
-        name: name, vocabSize: cfg.vocabSize, dim: cfg.dim, nLayers: cfg.nLayers, nHeads: cfg.nHeads,
+        name: label, vocabSize: cfg.vocabSize, dim: cfg.dim, nLayers: cfg.nLayers, nHeads: cfg.nHeads,
         nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount)
 
     let sgemm = measureSgemm(shape: shape, tokens: n, repeats: repeats, progress: progress)

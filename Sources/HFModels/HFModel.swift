@@ -42,6 +42,12 @@ public struct HFModelDirectory {
 
     // MARK: config.json
 
+    /// The model configuration of `directory/config.json` alone (what `bench` needs to build a model of a
+    /// checkpoint's shapes with random weights).
+    public static func config(directory: String) throws(HFError) -> LlamaConfig {
+        try readConfig(JSONFile(path: directory + "/config.json"))
+    }
+
     static func readConfig(_ f: JSONFile) throws(HFError) -> LlamaConfig {
         let type = f.has("model_type") ? try f.string("model_type") : "(none)"
         guard supportedArchitectures.contains(type) else {

@@ -163,7 +163,7 @@ extension BenchVerb {
         var model = self.model
         if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
-        let report = try runBenchmarks(modelPath: model, repeats: repeats) { message in
+        let report = try runBenchmarks(modelPath: model, repeats: repeats, checkpointActivations: checkpointActivations) { message in
             if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         }
         if json {

@@ -279,16 +279,18 @@ struct ExportVerb: Verb {
 
 struct BenchVerb: Verb {
     static let name = "bench"
-    static let synopsis = "[--model GGUF] [--json]"
+    static let synopsis = "[--model GGUF|DIR] [--json] [--checkpoint-activations]"
     static let summary = "Measure sgemm FLOP/s, a training step, scoring and generation throughput (use a release build)."
 
     var model: String?
     var json = false
     var repeats = 3
+    var checkpointActivations = false
 
     static var options: [VerbOption<BenchVerb>] {
         [
-            .option("--model", "GGUF", \.model, help: "model file (default models/SmolLM2-135M-Instruct.Q4_1.gguf)"),
+            .option("--model", "GGUF", \.model, help: "model file (default models/SmolLM2-135M-Instruct.Q4_1.gguf), or a Hugging Face directory; a directory with only config.json is benchmarked at its shapes with random weights"),
+            .flag("--checkpoint-activations", \.checkpointActivations, help: "train with activation checkpointing (compare with a run without)"),
             .flag("--json", \.json, help: "JSON output"),
             .option("--repeats", "N", \.repeats, help: "measurements per figure; the median is reported (default 3)"),
         ]
