@@ -94,26 +94,42 @@ extension ReportBuilder {
             svg: figure.svg(), runID: run.id)
     }
 
-    /// Mean log-probability of each category against step (the `category_curves` view).
-    func logprobFigure(_ run: RunRecord) -> ReportFigure {
-        let rows = data.curves[run.id] ?? []
+    /// One point of a per-category curve: the mean over probes at a step, with its standard error.
+    struct CurvePoint {
+        var step: Int
+        var category: String
+        var split: String
+        var mean: Double?
+        var sem: Double?
+    }
+
+    /// Train and held-out panels of per-category mean curves with ±1.96 sem bands.
+    func curvePanels(_ rows: [CurvePoint], yLabel: String) -> [LinePanel] {
         let steps = Array(Set(rows.map(\.step))).sorted()
-        let panels = panelSplits.map { split in
+        return panelSplits.map { split in
             LinePanel(
-                title: splitTitle(split), xLabel: "step", yLabel: "mean log-probability (nats)",
+                title: splitTitle(split), xLabel: "step", yLabel: yLabel,
                 series: data.categories.compactMap { category -> LineSeries? in
-                    var byStep: [Int: ReportData.CurveRow] = [:]
+                    var byStep: [Int: CurvePoint] = [:]
                     for row in rows where row.category == category && row.split == split { byStep[row.step] = row }
                     guard !byStep.isEmpty else { return nil }
                     let points = steps.map { byStep[$0] }
                     func bound(_ sign: Double) -> [Double?] {
-                        points.map { p in p.flatMap { p in p.meanLogprob.flatMap { m in p.sem.map { m + sign * 1.96 * $0 } } } }
+                        points.map { p in p.flatMap { p in p.mean.flatMap { m in p.sem.map { m + sign * 1.96 * $0 } } } }
                     }
                     return LineSeries(
-                        label: category, x: steps.map(Double.init), y: points.map { $0?.meanLogprob },
+                        label: category, x: steps.map(Double.init), y: points.map { $0?.mean },
                         band: (bound(-1), bound(1)), style: data.style(ofCategory: category))
                 })
         }
+    }
+
+    /// Mean log-probability of each category against step (the `category_curves` view).
+    func logprobFigure(_ run: RunRecord) -> ReportFigure {
+        let rows = (data.curves[run.id] ?? []).map {
+            CurvePoint(step: $0.step, category: $0.category, split: $0.split, mean: $0.meanLogprob, sem: $0.sem)
+        }
+        let panels = curvePanels(rows, yLabel: "mean log-probability (nats)")
         let figure = LineFigure(title: "\(runTitle(run)): mean log-probability", panels: panels, sharedY: true, legendNote: Self.bandNote)
         return ReportFigure(
             kind: .logprob, file: "run-\(run.id)-logprob.svg",

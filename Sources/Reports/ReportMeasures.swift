@@ -125,23 +125,10 @@ extension ReportBuilder {
     func measureFigures(_ run: RunRecord) -> [ReportFigure] {
         let rows = data.measures.curves[run.id] ?? []
         return measureNames(run).map { name in
-            let mine = rows.filter { $0.measure == name }
-            let steps = Array(Set(mine.map(\.step))).sorted()
-            let panels = panelSplits.map { split in
-                LinePanel(
-                    title: splitTitle(split), xLabel: "step", yLabel: Self.label(ofMeasure: name),
-                    series: data.categories.compactMap { category -> LineSeries? in
-                        var byStep: [Int: MeasureData.MeasureRow] = [:]
-                        for row in mine where row.category == category && row.split == split { byStep[row.step] = row }
-                        guard !byStep.isEmpty else { return nil }
-                        let points = steps.map { byStep[$0] }
-                        func bound(_ sign: Double) -> [Double?] {
-                            points.map { p in p.flatMap { p in p.mean.flatMap { m in p.sem.map { m + sign * 1.96 * $0 } } } }
-                        }
-                        return LineSeries(label: category, x: steps.map(Double.init), y: points.map { $0?.mean },
-                                          band: (bound(-1), bound(1)), style: data.style(ofCategory: category))
-                    })
+            let mine = rows.filter { $0.measure == name }.map {
+                CurvePoint(step: $0.step, category: $0.category, split: $0.split, mean: $0.mean, sem: $0.sem)
             }
+            let panels = curvePanels(mine, yLabel: Self.label(ofMeasure: name))
             let figure = LineFigure(title: "\(runTitle(run)): \(name)", panels: panels, sharedY: true, legendNote: Self.bandNote)
             return ReportFigure(
                 kind: .measure, file: "run-\(run.id)-measure-\(name).svg",

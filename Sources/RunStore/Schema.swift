@@ -162,8 +162,8 @@ extension Schema {
     ///   `eval.tokens`, every response token's log-probability given the prompt and the earlier tokens,
     ///   and the most likely token at that position. Position 0 is the first token after the prompt;
     ///   the last position (n_tokens - 1) is the end-of-turn token when the template ends turns with one.
-    /// - `measure_curves`: mean and standard error of `logprob` and of every measure per run, step,
-    ///   category, split and measure. `token_deltas`: each token's change since the run's first
+    /// - `measure_curves`: mean and standard error of `logprob` (from `category_curves`) and of every
+    ///   measure per run, step, category, split and measure. `token_deltas`: each token's change since the run's first
     ///   evaluation (NULL where that evaluation did not score the same response).
     static let migration3 = """
         CREATE TABLE measures (
@@ -191,21 +191,8 @@ extension Schema {
         ) WITHOUT ROWID;
 
         CREATE VIEW measure_curves AS
-        SELECT l.run_id AS run_id,
-               l.step AS step,
-               r.category AS category,
-               p.split AS split,
-               'logprob' AS measure,
-               avg(l.logprob) AS mean,
-               CASE WHEN count(*) > 1 THEN
-                   sqrt(max(0.0, (sum(l.logprob * l.logprob) - sum(l.logprob) * sum(l.logprob) / count(*))
-                                 / (count(*) - 1)) / count(*))
-               END AS sem,
-               count(*) AS n
-        FROM logprobs AS l
-        JOIN responses AS r ON r.id = l.response_id
-        JOIN probes AS p ON p.id = r.probe_id
-        GROUP BY l.run_id, l.step, r.category, p.split
+        SELECT run_id, step, category, split, 'logprob' AS measure, mean_logprob AS mean, sem, n
+        FROM category_curves
         UNION ALL
         SELECT m.run_id AS run_id,
                m.step AS step,
