@@ -11,15 +11,28 @@ struct JSONFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HFError.file(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "missing")
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw HFError.file(path: path, reason: "not UTF-8 text") }
+        let bytes = [UInt8](data)
+        do {
+            root = try bytes.withUnsafeBytes { try Self.object($0, path: path, what: "") }
+        } catch let error as HFError {
+            throw error
+        } catch {
+            throw HFError.file(path: path, reason: "\(error)")
+        }
+    }
+
+    /// The JSON object in `bytes` (UTF-8); errors name `path` and, when given, `what` part of the file it is.
+    static func object(_ bytes: UnsafeRawBufferPointer, path: String, what: String) throws(HFError) -> [String: JSONValue] {
+        let prefix = what.isEmpty ? "" : what + " "
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw HFError.file(path: path, reason: prefix + "is not UTF-8 text") }
         let value: JSONValue
         do {
             value = try JSONValue.parse(Substring(text))
         } catch {
-            throw HFError.file(path: path, reason: "not valid JSON (\(error.message))")
+            throw HFError.file(path: path, reason: prefix + "is not valid JSON (\(error.message))")
         }
-        guard case let .object(object) = value else { throw HFError.file(path: path, reason: "expected a JSON object, found \(value.typeName)") }
-        root = object
+        guard case let .object(object) = value else { throw HFError.file(path: path, reason: prefix + "is not a JSON object (\(value.typeName))") }
+        return object
     }
 
     func has(_ key: String) -> Bool {

@@ -38,14 +38,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let dataStart = 8 + Int(headerLength)
         let headerBytes = UnsafeRawBufferPointer(start: base + 8, count: Int(headerLength))
-        guard let text = String(validating: headerBytes, as: UTF8.self) else { throw HFError.file(path: path, reason: "header is not UTF-8") }
-        let header: JSONValue
-        do {
-            header = try JSONValue.parse(Substring(text))
-        } catch {
-            throw HFError.file(path: path, reason: "header is not valid JSON (\(error.message))")
-        }
-        guard case let .object(entries) = header else { throw HFError.file(path: path, reason: "header is not a JSON object") }
+        let entries = try JSONFile.object(headerBytes, path: path, what: "header")
         var tensors: [String: Tensor] = [:]
         for (name, entry) in entries where name != "__metadata__" {
             guard case let .object(fields) = entry, case let .string(dtype)? = fields["dtype"], case let .array(dims)? = fields["shape"],
