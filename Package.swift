@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Base", "Model", "Kernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Base", "Tokenizer", "GGUF", "Model"], resources: [.copy("Fixtures")]),
         .testTarget(name: "GGUFTests", dependencies: ["Base", "GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "HFModelsTests", dependencies: ["Base", "HFModels", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HFModelsTests", dependencies: ["Base", "HFModels", "GGUF", "Model", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainingTests", dependencies: ["Base", "Training", "Model", "Kernels"]),
         .testTarget(name: "ProbesTests", dependencies: ["Base", "Probes", "Model", "Tokenizer", "Training"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RunStoreTests", dependencies: ["Base", "RunStore"]),

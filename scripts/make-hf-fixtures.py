@@ -13,7 +13,8 @@ Builds, with `tokenizers` and `transformers`:
                               rope_theta 50000, smollm-style tokenizer
     qwen2-tiny/               Qwen2ForCausalLM (biases on Q, K, V), F32, untied, rope_theta 1e6, qwen2-style tokenizer
                               (NFC normalizer, Split with Qwen2's pattern, ByteLevel without regex)
-and writes Tests/HFModelsTests/Fixtures/reference.json: for every directory, the token ids
+and qwen2-tiny.gguf, the qwen2 model as llama.cpp's converter lays a qwen2 GGUF out (`qwen2.*` keys, Q/K
+left in half-split order, tokenizer pre "qwen2"), and writes Tests/HFModelsTests/Fixtures/reference.json: for every directory, the token ids
 transformers' tokenizer gives for a set of strings, and the float32 logits at every position of a few
 prompts of the directory loaded back with `from_pretrained(dtype=float32)` (bf16 weights upcast, as
 AlignScope reads them).
@@ -25,7 +26,10 @@ import json
 import pathlib
 import shutil
 
+import gguf
+import numpy as np
 import torch
+from safetensors.numpy import load_file
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -125,6 +129,52 @@ def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: flo
     return out
 
 
+def write_qwen2_gguf(hf: pathlib.Path, out: pathlib.Path) -> None:
+    """The qwen2 fixture as llama.cpp's converter lays a qwen2 GGUF out: `qwen2.*` keys, GGUF tensor names,
+    Q/K rows left in transformers' (half-split) order, GPT-2-style tokenizer metadata with pre "qwen2"."""
+    config = json.loads((hf / "config.json").read_text())
+    tok = json.loads((hf / "tokenizer.json").read_text())
+    w = gguf.GGUFWriter(str(out), "qwen2")
+    w.add_context_length(config["max_position_embeddings"])
+    w.add_embedding_length(config["hidden_size"])
+    w.add_block_count(config["num_hidden_layers"])
+    w.add_feed_forward_length(config["intermediate_size"])
+    w.add_head_count(config["num_attention_heads"])
+    w.add_head_count_kv(config["num_key_value_heads"])
+    w.add_rope_freq_base(config["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    w.add_file_type(0)
+    vocab = {i: t for t, i in tok["model"]["vocab"].items()}
+    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
+    for t in tok["added_tokens"]:
+        vocab[t["id"]] = t["content"]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list([vocab[i] for i in range(config["vocab_size"])])
+    w.add_token_types([3 if i in special else 1 for i in range(config["vocab_size"])])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    w.add_eos_token_id(config["eos_token_id"])
+    names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+             "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    tensors = load_file(str(hf / "model.safetensors"))
+    for name in sorted(tensors):
+        if name == "model.embed_tokens.weight":
+            gname = "token_embd.weight"
+        elif name == "model.norm.weight":
+            gname = "output_norm.weight"
+        elif name == "lm_head.weight":
+            gname = "output.weight"
+        else:
+            parts = name.split(".")  # model.layers.i.<module...>.weight|bias
+            gname = f"blk.{parts[2]}.{names['.'.join(parts[3:-1])]}.{parts[-1]}"
+        w.add_tensor(gname, np.ascontiguousarray(tensors[name].astype(np.float32)))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     reference = {
@@ -135,6 +185,7 @@ def main() -> None:
             "qwen2-tiny": build("qwen2-tiny", "qwen2", torch.float32, False, 1000000.0, None, 3, architecture="qwen2"),
         },
     }
+    write_qwen2_gguf(OUT / "qwen2-tiny", OUT / "qwen2-tiny.gguf")
     (OUT / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for name, model in reference["models"].items():
         print(name, model["files"])

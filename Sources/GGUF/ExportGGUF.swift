@@ -7,6 +7,9 @@ import Model
 /// The file is written atomically (temporary file, then rename).
 public func exportGGUF(model: LlamaModel, tokenizerFrom source: GGUFFile?, path: String, type: GGUFFloatType) throws {
     let c = model.config
+    guard !c.qkvBias else {
+        throw GGUFError.invalidWrite(file: path, reason: "GGUF export of a qwen2 model (Q/K/V biases) is not supported yet; export it with --format hf")
+    }
     var w = GGUFWriter()
     w.set(GGUFKeys.architecture, .string("llama"))
     w.set(GGUFKeys.name, .string((source?.metadata[GGUFKeys.name]?.string).map { $0 + " (AlignScope)" } ?? "AlignScope"))

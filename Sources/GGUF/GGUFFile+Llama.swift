@@ -7,31 +7,31 @@ extension GGUFFile {
     /// `llama.attention.head_count_kv` means one KV head per head, as in llama.cpp.
     public func llamaConfig() throws -> LlamaConfig {
         let architecture = try string(GGUFKeys.architecture)
-        guard architecture == "llama" else { throw GGUFError.unsupportedArchitecture(file: path, architecture: architecture) }
+        guard Self.supportedArchitectures.contains(architecture) else { throw GGUFError.unsupportedArchitecture(file: path, architecture: architecture) }
         typealias K = GGUFKeys.Llama
-        let dim = try positive(K.embeddingLength)
-        let nLayers = try positive(K.blockCount)
-        let ffnDim = try positive(K.feedForwardLength)
-        let nHeads = try positive(K.headCount)
-        let nKVHeads = metadata[K.headCountKV] == nil ? nHeads : try positive(K.headCountKV)
-        let contextLength = try positive(K.contextLength)
-        let normEps = try double(K.rmsNormEpsilon)
-        let ropeBase = metadata[K.ropeFreqBase] == nil ? 10000 : try double(K.ropeFreqBase)
+        let dim = try positive(archKey(K.embeddingLength))
+        let nLayers = try positive(archKey(K.blockCount))
+        let ffnDim = try positive(archKey(K.feedForwardLength))
+        let nHeads = try positive(archKey(K.headCount))
+        let nKVHeads = metadata[archKey(K.headCountKV)] == nil ? nHeads : try positive(archKey(K.headCountKV))
+        let contextLength = try positive(archKey(K.contextLength))
+        let normEps = try double(archKey(K.rmsNormEpsilon))
+        let ropeBase = metadata[archKey(K.ropeFreqBase)] == nil ? 10000 : try double(archKey(K.ropeFreqBase))
 
         guard dim % nHeads == 0, (dim / nHeads) % 2 == 0 else {
-            throw GGUFError.invalidMetadata(file: path, key: K.headCount, reason: "\(nHeads) heads do not split width \(dim) into even head sizes")
+            throw GGUFError.invalidMetadata(file: path, key: archKey(K.headCount), reason: "\(nHeads) heads do not split width \(dim) into even head sizes")
         }
         guard nHeads % nKVHeads == 0 else {
-            throw GGUFError.invalidMetadata(file: path, key: K.headCountKV, reason: "\(nKVHeads) KV heads do not divide \(nHeads) heads")
+            throw GGUFError.invalidMetadata(file: path, key: archKey(K.headCountKV), reason: "\(nKVHeads) KV heads do not divide \(nHeads) heads")
         }
-        if metadata[K.ropeDimensionCount] != nil {
-            let ropeDims = try int(K.ropeDimensionCount)
+        if metadata[archKey(K.ropeDimensionCount)] != nil {
+            let ropeDims = try int(archKey(K.ropeDimensionCount))
             guard ropeDims == dim / nHeads else {
-                throw GGUFError.invalidMetadata(file: path, key: K.ropeDimensionCount, reason: "\(ropeDims), expected the head size \(dim / nHeads) (partial RoPE is not supported)")
+                throw GGUFError.invalidMetadata(file: path, key: archKey(K.ropeDimensionCount), reason: "\(ropeDims), expected the head size \(dim / nHeads) (partial RoPE is not supported)")
             }
         }
         guard normEps > 0, ropeBase > 0 else {
-            throw GGUFError.invalidMetadata(file: path, key: normEps > 0 ? K.ropeFreqBase : K.rmsNormEpsilon, reason: "must be positive")
+            throw GGUFError.invalidMetadata(file: path, key: normEps > 0 ? archKey(K.ropeFreqBase) : archKey(K.rmsNormEpsilon), reason: "must be positive")
         }
 
         let vocabSize: Int
@@ -40,22 +40,34 @@ extension GGUFFile {
                 throw GGUFError.invalidMetadata(file: path, key: GGUFKeys.Tokenizer.tokens, reason: "expected a non-empty array")
             }
             vocabSize = items.count
-            if metadata[K.vocabSize] != nil, try int(K.vocabSize) != vocabSize {
-                throw GGUFError.invalidMetadata(file: path, key: K.vocabSize, reason: "\(try int(K.vocabSize)), but \(GGUFKeys.Tokenizer.tokens) has \(vocabSize) tokens")
+            if metadata[archKey(K.vocabSize)] != nil, try int(archKey(K.vocabSize)) != vocabSize {
+                throw GGUFError.invalidMetadata(file: path, key: archKey(K.vocabSize), reason: "\(try int(archKey(K.vocabSize))), but \(GGUFKeys.Tokenizer.tokens) has \(vocabSize) tokens")
             }
         } else {
-            vocabSize = try positive(K.vocabSize)
+            vocabSize = try positive(archKey(K.vocabSize))
         }
 
         return LlamaConfig(
             vocabSize: vocabSize, dim: dim, nLayers: nLayers, nHeads: nHeads, nKVHeads: nKVHeads, ffnDim: ffnDim,
             ropeBase: Float(ropeBase), normEps: Float(normEps), tiedEmbedding: tensorInfo("output.weight") == nil,
-            contextLength: contextLength)
+            contextLength: contextLength, qkvBias: architecture == "qwen2")
+    }
+
+    /// Architectures read: `llama`, and `qwen2` (the llama block with Q/K/V biases; llama.cpp applies RoPE to
+    /// it in the half-split ("NEOX") order and stores Q/K as transformers does, so they are permuted on load).
+    public static let supportedArchitectures = ["llama", "qwen2"]
+
+    /// A `llama.*` key under the file's own architecture prefix (`qwen2.*` for a qwen2 file).
+    func archKey(_ key: String) -> String {
+        let architecture = (try? string(GGUFKeys.architecture)) ?? "llama"
+        return architecture + key.dropFirst("llama".count)
     }
 
     /// Dequantises every tensor of the file into `model`'s parameters. Tensors are copied as stored:
     /// GGML dimensions [in, out] are the model's row-major [out, in], and Q/K rows are already in the
-    /// adjacent-pair RoPE order. Everything is checked before anything is written, so on error the
+    /// adjacent-pair RoPE order for `llama`; a `qwen2` file stores them in half-split order (llama.cpp's
+    /// converter does not permute them for that architecture), so they are permuted after loading.
+    /// Everything is checked before anything is written, so on error the
     /// model is left untouched: a tensor the model lacks, a missing tensor, a shape that disagrees
     /// (`shapeMismatch` naming the tensor, expected and found shape), a type that cannot be dequantised,
     /// or hyper-parameters that differ from the model's configuration.
@@ -64,6 +76,7 @@ extension GGUFFile {
         for (name, _) in model.parameterTable {
             try dequantize(name, into: model.parameter(name))
         }
+        if try string(GGUFKeys.architecture) == "qwen2" { RotaryLayout.toAdjacentPairs(model) }
     }
 
     /// Every check `loadWeights` makes before it writes anything, for a model of configuration `c`, without
@@ -72,10 +85,10 @@ extension GGUFFile {
         let fileConfig = try llamaConfig()
         typealias K = GGUFKeys.Llama
         let checks: [(String, String, String)] = [
-            (K.headCount, "\(c.nHeads)", "\(fileConfig.nHeads)"),
-            (K.headCountKV, "\(c.nKVHeads)", "\(fileConfig.nKVHeads)"),
-            (K.ropeFreqBase, "\(c.ropeBase)", "\(fileConfig.ropeBase)"),
-            (K.rmsNormEpsilon, "\(c.normEps)", "\(fileConfig.normEps)"),
+            (archKey(K.headCount), "\(c.nHeads)", "\(fileConfig.nHeads)"),
+            (archKey(K.headCountKV), "\(c.nKVHeads)", "\(fileConfig.nKVHeads)"),
+            (archKey(K.ropeFreqBase), "\(c.ropeBase)", "\(fileConfig.ropeBase)"),
+            (archKey(K.rmsNormEpsilon), "\(c.normEps)", "\(fileConfig.normEps)"),
         ]
         for (key, mine, theirs) in checks where mine != theirs {
             throw GGUFError.invalidMetadata(file: path, key: key, reason: "file has \(theirs), the model has \(mine)")
@@ -84,7 +97,7 @@ extension GGUFFile {
         // before the parameter table is sized by it (2^31 blocks took > 8 GB). Fewer missing tensors
         // are named one by one below.
         guard c.nLayers <= tensors.count else {
-            throw GGUFError.invalidMetadata(file: path, key: K.blockCount, reason: "\(c.nLayers) blocks, but the file holds only \(tensors.count) tensors (9 per block)")
+            throw GGUFError.invalidMetadata(file: path, key: archKey(K.blockCount), reason: "\(c.nLayers) blocks, but the file holds only \(tensors.count) tensors (9 per block)")
         }
 
         let table = LlamaModel.parameterTable(for: c)

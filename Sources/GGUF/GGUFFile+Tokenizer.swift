@@ -17,7 +17,9 @@ extension GGUFFile {
         let bos = metadata[K.bosTokenID] == nil ? nil : try tokenID(K.bosTokenID, vocabulary: tokens.count)
         let eos = try tokenID(K.eosTokenID, vocabulary: tokens.count)
         do {
-            return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: bos, eos: eos)
+            // Qwen2's own tokenizer normalises text to NFC (its tokenizer.json); a qwen2 GGUF gets the same.
+            return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: bos, eos: eos,
+                                    normalizesNFC: pre == "qwen2")
         } catch let error as TokenizerError {
             throw GGUFError.invalidTokenizer(file: path, error: error)
         }

@@ -99,9 +99,9 @@ public enum HFExport {
             try out.write(text)
             for e in entries {
                 var values = Array(model.parameter(e.ours))
-                if let rotary = HFModelDirectory.rotaryRows(e.ours, c) {
+                if let rotary = RotaryLayout.rows(of: e.ours, c) {
                     values.withUnsafeMutableBufferPointer {
-                        HFModelDirectory.permuteRotaryRows($0, heads: rotary.heads, headDim: c.headDim, columns: rotary.columns, inverse: true)
+                        RotaryLayout.permute($0, heads: rotary.heads, headDim: c.headDim, columns: rotary.columns, inverse: true)
                     }
                 }
                 #if _endian(big)

@@ -171,32 +171,10 @@ public struct HFModelDirectory {
     /// Copies every tensor into `model` (of this directory's configuration), permuting Q and K rows.
     public func loadWeights(into model: LlamaModel) throws(HFError) {
         for (ours, _) in model.parameterTable {
-            let name = Self.tensorName(ours), out = model.parameter(ours)
-            try shards[name]!.read(name, into: out)
-            if let rotary = Self.rotaryRows(ours, config) {
-                Self.permuteRotaryRows(out, heads: rotary.heads, headDim: config.headDim, columns: rotary.columns)
-            }
+            let name = Self.tensorName(ours)
+            try shards[name]!.read(name, into: model.parameter(ours))
         }
+        RotaryLayout.toAdjacentPairs(model)
     }
 
-    /// For the tensors whose rows feed RoPE (Q and K weights and biases): heads and columns per row.
-    static func rotaryRows(_ ours: String, _ c: LlamaConfig) -> (heads: Int, columns: Int)? {
-        let parts = ours.split(separator: ".")
-        guard parts.count == 4, parts[2] == "attn_q" || parts[2] == "attn_k" else { return nil }
-        return (parts[2] == "attn_q" ? c.nHeads : c.nKVHeads, parts[3] == "bias" ? 1 : c.dim)
-    }
-
-    /// Half-split RoPE row order (transformers) -> adjacent-pair order (ours), in place; `inverse` the way back.
-    static func permuteRotaryRows(_ w: UnsafeMutableBufferPointer<Float>, heads: Int, headDim d: Int, columns c: Int, inverse: Bool = false) {
-        let copy = Array(w)
-        for h in 0..<heads {
-            for j in 0..<d / 2 {
-                for s in 0..<2 {
-                    let ours = (h * d + 2 * j + s) * c, theirs = (h * d + s * (d / 2) + j) * c
-                    let (to, from) = inverse ? (theirs, ours) : (ours, theirs)
-                    for k in 0..<c { w[to + k] = copy[from + k] }
-                }
-            }
-        }
-    }
 }

@@ -1,5 +1,6 @@
 import Base
 import Foundation
+import GGUF
 @testable import HFModels
 import Model
 import Tokenizer
@@ -75,11 +76,29 @@ final class HFModelTests: XCTestCase {
         }
     }
 
+    /// A qwen2 GGUF laid out as llama.cpp's converter writes one (Q/K in half-split order, pre-tokenizer qwen2):
+    /// the same ids (with NFC) and log-probabilities as transformers, and the same weights as the directory.
+    func testAQwen2GGUFReadsAsTheDirectory() throws {
+        let ref = try XCTUnwrap(try reference().models["qwen2-tiny"])
+        let gguf = try PretrainedModel.load(path: Self.fixtures + "/qwen2-tiny.gguf", maxTokens: 64)
+        XCTAssertTrue(gguf.config.qkvBias)
+        for s in ref.strings + ref.prompts { XCTAssertEqual(gguf.tokenizer.encode(s.text), s.ids, s.text.debugDescription) }
+        let dir = try HFModelDirectory(path: Self.fixtures + "/qwen2-tiny")
+        XCTAssertEqual(gguf.config, dir.config)
+        let model = try dir.load(maxTokens: 64)
+        for (name, _) in model.parameterTable {
+            XCTAssertEqual(Array(gguf.model.parameter(name)).map(\.bitPattern), Array(model.parameter(name)).map(\.bitPattern), name)
+        }
+        XCTAssertThrowsError(try exportGGUF(model: gguf.model, tokenizerFrom: nil, path: "/tmp/unused.gguf", type: .f32)) { error in
+            XCTAssertTrue("\(error)".contains("--format hf"), "\(error)")
+        }
+    }
+
     /// The rotary row permutation: transformers' half-split order becomes adjacent pairs, head by head.
     func testRotaryPermutationMovesRowsPairwise() {
         // 2 heads of size 4, 1 column: their rows h*4 + [0,1,2,3] are (x0, x1, y0, y1) pairs split in halves.
         var w: [Float] = [0, 1, 2, 3, 10, 11, 12, 13]
-        w.withUnsafeMutableBufferPointer { HFModelDirectory.permuteRotaryRows($0, heads: 2, headDim: 4, columns: 1) }
+        w.withUnsafeMutableBufferPointer { RotaryLayout.permute($0, heads: 2, headDim: 4, columns: 1) }
         XCTAssertEqual(w, [0, 2, 1, 3, 10, 12, 11, 13])
     }
 
