@@ -33,9 +33,6 @@ public enum Measure: String, CaseIterable, Sendable {
         .meanTokenLogprob, .argmaxLogprob, .argmaxMatch, .exceptArgmax, .entropy, .energy, .pE, .peakiness,
     ]
 
-    /// Measures a report shows, in order: `logprob` (the stored column, not a measure row) first.
-    public static let reportOrder = ["logprob"] + allCases.map(\.rawValue)
-
     /// Short axis label for figures.
     public var label: String {
         switch self {

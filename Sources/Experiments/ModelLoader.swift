@@ -22,35 +22,29 @@ enum ModelLoader {
     static func validate(_ source: RunConfig.ModelSource, experiment: Experiment) throws -> (config: LlamaConfig, tokenizer: any TextTokenizer) {
         switch source {
         case .gguf(let path):
-            let resolved = try existing(path, experiment: experiment)
+            let resolved = try existing(path, experiment: experiment, directory: false)
             let checked = try PretrainedModel.validate(path: resolved)
             return (checked.config, checked.tokenizer)
         case .hf(let path):
-            let dir = try HFModelDirectory(path: try existingDirectory(path, experiment: experiment))
+            let dir = try HFModelDirectory(path: try existing(path, experiment: experiment, directory: true))
             return (dir.config, dir.tokenizer)
         case .preset(let name, _):
             return (presetConfig(name), ByteTokenizer())
         }
     }
 
-    private static func existing(_ path: String, experiment: Experiment) throws -> String {
+    /// The resolved path of a GGUF file (`directory` false) or a Hugging Face directory, which must exist
+    /// and be of that kind.
+    private static func existing(_ path: String, experiment: Experiment, directory: Bool) throws -> String {
         let resolved = experiment.resolve(path)
         var st = stat()
         guard stat(resolved, &st) == 0 else {
-            throw RunError.model(path: resolved, reason: "no such file (run `make models` for the default model)")
+            throw RunError.model(path: resolved, reason: directory ? "no such directory" : "no such file (run `make models` for the default model)")
         }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw RunError.model(path: resolved, reason: "not a regular file (a GGUF model file was expected)")
-        }
-        return resolved
-    }
-
-    private static func existingDirectory(_ path: String, experiment: Experiment) throws -> String {
-        let resolved = experiment.resolve(path)
-        var st = stat()
-        guard stat(resolved, &st) == 0 else { throw RunError.model(path: resolved, reason: "no such directory") }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw RunError.model(path: resolved, reason: "not a directory (a Hugging Face model directory with config.json, *.safetensors and tokenizer.json was expected)")
+        guard (st.st_mode & S_IFMT) == (directory ? S_IFDIR : S_IFREG) else {
+            throw RunError.model(path: resolved, reason: directory
+                ? "not a directory (a Hugging Face model directory with config.json, *.safetensors and tokenizer.json was expected)"
+                : "not a regular file (a GGUF model file was expected)")
         }
         return resolved
     }
@@ -77,12 +71,12 @@ enum ModelLoader {
         Threads.count = threads
         switch source {
         case .gguf(let path):
-            let resolved = try existing(path, experiment: experiment)
+            let resolved = try existing(path, experiment: experiment, directory: false)
             let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength,
                                                   checkpointActivations: checkpointActivations)
             return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
         case .hf(let path):
-            let dir = try HFModelDirectory(path: try existingDirectory(path, experiment: experiment))
+            let dir = try HFModelDirectory(path: try existing(path, experiment: experiment, directory: true))
             let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength, checkpointActivations: checkpointActivations)
             return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: [dir.tokenizer.eos])
         case .preset(let name, let seed):

@@ -137,14 +137,11 @@ final class ProbeEvaluator {
             guard case let .greedy(maxTokens) = dynamic.kind else { continue }
             let decoded = batch.greedy(prompts: encoded.map(\.prompt), maxTokens: maxTokens, stop: stopTokens)
             for (i, ids) in decoded.enumerated() {
-                let text = tokenizer.decode(ids)
-                let responseID = try store.addResponse(probeID: encoded[i].probeID, category: dynamic.category, text: text,
-                                                       origin: dynamic.origin + ":step=\(step)")
-                extra[i].append(EncodedResponse(responseID: responseID, category: dynamic.category,
-                                                ids: tokenizer.encode(template.response(text, after: encoded[i].source))))
+                let response = try record(dynamic, ids, probe: encoded[i], step: step)
+                extra[i].append(response)
                 // `greedy` stops before a stop token or after max_tokens tokens, so fewer means it ended its turn
-                facts[responseID] = [Measure.endedTurn.rawValue: ids.count < maxTokens ? 1 : 0,
-                                     Measure.generatedTokens.rawValue: Double(ids.count)]
+                facts[response.responseID] = [Measure.endedTurn.rawValue: ids.count < maxTokens ? 1 : 0,
+                                              Measure.generatedTokens.rawValue: Double(ids.count)]
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
@@ -166,13 +163,10 @@ final class ProbeEvaluator {
                     guard case let .argmax(source, _) = dynamic.kind,
                           let r = all[p].firstIndex(where: { $0.category == source }) else { continue }
                     let ids = Array(scored[p][r].map(\.argmax).prefix { !stopTokens.contains($0) })
-                    let text = tokenizer.decode(ids)
-                    let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text,
-                                                           origin: dynamic.origin + ":step=\(step)")
+                    var response = try record(dynamic, ids, probe: probe, step: step)
                     // re-encoding may split the text differently; it stays within the window the prompt left
-                    let encodedText = tokenizer.encode(template.response(text, after: probe.source))
-                    made[p].append(EncodedResponse(responseID: responseID, category: dynamic.category,
-                                                   ids: Array(encodedText.prefix(maxLength))))
+                    response.ids = Array(response.ids.prefix(maxLength))
+                    made[p].append(response)
                 }
             }
             let rescored = batch.scoreDistributions(encoded.indices.map { (prompt: encoded[$0].prompt, responses: made[$0].map(\.ids)) })
@@ -181,6 +175,16 @@ final class ProbeEvaluator {
             }
         }
         return rows
+    }
+
+    /// A dynamic category's tokens for `probe` at `step`, decoded, recorded as a response (origin
+    /// "<category origin>:step=S") and encoded back as the template scores a response.
+    private func record(_ dynamic: DynamicCategory, _ ids: [Int32], probe: EncodedProbe, step: Int) throws -> EncodedResponse {
+        let text = tokenizer.decode(ids)
+        let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text,
+                                               origin: dynamic.origin + ":step=\(step)")
+        return EncodedResponse(responseID: responseID, category: dynamic.category,
+                               ids: tokenizer.encode(template.response(text, after: probe.source)))
     }
 
     /// The stored row of one scored response: the summed log-probability (in Double, token by token, as

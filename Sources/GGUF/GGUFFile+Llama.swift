@@ -97,7 +97,7 @@ extension GGUFFile {
         // before the parameter table is sized by it (2^31 blocks took > 8 GB). Fewer missing tensors
         // are named one by one below.
         guard c.nLayers <= tensors.count else {
-            throw GGUFError.invalidMetadata(file: path, key: archKey(K.blockCount), reason: "\(c.nLayers) blocks, but the file holds only \(tensors.count) tensors (9 per block)")
+            throw GGUFError.invalidMetadata(file: path, key: archKey(K.blockCount), reason: "\(c.nLayers) blocks, but the file holds only \(tensors.count) tensors (at least 9 per block)")
         }
 
         let table = LlamaModel.parameterTable(for: c)

@@ -11,18 +11,11 @@ struct JSONFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw HFError.file(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot be read" : "missing")
         }
-        let bytes = [UInt8](data)
-        do {
-            root = try bytes.withUnsafeBytes { try Self.object($0, path: path, what: "") }
-        } catch let error as HFError {
-            throw error
-        } catch {
-            throw HFError.file(path: path, reason: "\(error)")
-        }
+        root = try Self.object(data, path: path, what: "")
     }
 
     /// The JSON object in `bytes` (UTF-8); errors name `path` and, when given, `what` part of the file it is.
-    static func object(_ bytes: UnsafeRawBufferPointer, path: String, what: String) throws(HFError) -> [String: JSONValue] {
+    static func object(_ bytes: some Collection<UInt8>, path: String, what: String) throws(HFError) -> [String: JSONValue] {
         let prefix = what.isEmpty ? "" : what + " "
         guard let text = String(validating: bytes, as: UTF8.self) else { throw HFError.file(path: path, reason: prefix + "is not UTF-8 text") }
         let value: JSONValue

@@ -137,8 +137,8 @@ public func measureValues(_ tokens: [TokenDistribution]) -> [(measure: Measure, 
         energy += t.oneMinusTarget
         pE += t.distanceToTarget
         peak += t.norm
+        if t.targetIsMax { matches += 1 }
     }
-    for t in tokens where t.targetIsMax { matches += 1 }
     return [
         (.meanTokenLogprob, logprob / n), (.argmaxLogprob, logMax), (.argmaxMatch, matches / n),
         (.exceptArgmax, exceptMax), (.entropy, entropy / n), (.energy, energy / n), (.pE, pE / n), (.peakiness, peak / n),

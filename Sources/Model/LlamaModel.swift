@@ -302,8 +302,7 @@ public final class LlamaModel {
         batch.validate(vocabSize: config.vocabSize)
         let n = batch.count
         precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
-        let c = config.dim, v = config.vocabSize, hd = config.headDim
-        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
+        let c = config.dim, v = config.vocabSize
         let starts = batch.sequenceStarts
         var m = 0
         for s in 0..<starts.count {

@@ -54,7 +54,7 @@ public struct ReportBuilder {
             ReportFile(path: "index.html", contents: indexHTML(figures: figures)),
             ReportFile(path: "index.md", contents: indexMarkdown(figures: figures)),
         ]
-        if data.measures.curves.values.contains(where: { !$0.isEmpty }) {
+        if data.measures.hasCurves {
             files.append(ReportFile(path: "measures.csv", contents: measuresCSV()))
         }
         files += figures.map { ReportFile(path: "figures/" + $0.file, contents: $0.svg) }

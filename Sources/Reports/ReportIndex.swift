@@ -31,7 +31,7 @@ extension ReportBuilder {
             "Per-run bands: mean ± 1.96 × standard error over probes (normal approximation). Across-seed bands: mean over runs ± t(0.975, n − 1) × sd / √n, where each run contributes its mean change.",
             "`deltas.csv` and the table below: start and end are the mean log-probabilities at the first and last step of the responses scored at both, change = end − start, frac_rose = share of those responses whose log-probability rose.",
             "CSV files are RFC 4180 with LF line ends, UTF-8; empty fields are missing values.",
-        ] + (data.measures.curves.values.contains { !$0.isEmpty } ? [
+        ] + (data.measures.hasCurves ? [
             "Measures (`measures.csv`, one figure per measure and run): computed per response from the model's next-token distribution at each response position, with the response's own tokens as context (teacher forcing); `argmax_logprob` and `except_argmax` are sums over positions, the others means. Formulas: analysis/README.md. Bands as for log-probabilities.",
         ] : [])
     }

@@ -14,6 +14,9 @@ struct MeasureData: Equatable {
     /// Greedy answers by run id (runs without a greedy category are absent).
     var greedy: [Int64: [GreedyAnswer]] = [:]
 
+    /// Whether any run has measure curves (then the report has measures.csv and its note).
+    var hasCurves: Bool { curves.values.contains { !$0.isEmpty } }
+
     struct MeasureRow: Equatable {
         var measure: String
         var step: Int
@@ -224,23 +227,21 @@ extension ReportBuilder {
     func greedyTable(_ run: RunRecord) -> Table? {
         guard let answers = data.measures.greedy[run.id] else { return nil }
         var rows: [[String]] = []
-        let keys = Array(Set(answers.map { "\($0.category)\u{0}\($0.step)" }))
-        let groups = keys.map { key -> (String, Int) in
-            let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            return (String(parts[0]), Int(parts[1])!)
-        }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
-        for (category, step) in groups {
-            let mine = answers.filter { $0.category == category && $0.step == step }
-            let n = Double(mine.count)
-            let ended = mine.compactMap(\.endedTurn)
-            let tokens = mine.compactMap(\.tokens)
-            let user = mine.filter { a in MeasureData.userTurnMarkers.contains { a.text.contains($0) } }.count
-            rows.append([
-                category, String(step), String(mine.count),
-                ended.isEmpty ? "" : NumberFormat.fixed(Double(ended.filter { $0 }.count) / Double(ended.count), decimals: 2, trim: false),
-                NumberFormat.fixed(Double(user) / n, decimals: 2, trim: false),
-                tokens.isEmpty ? "" : NumberFormat.fixed(Double(tokens.reduce(0, +)) / Double(tokens.count), decimals: 1, trim: false),
-            ])
+        for category in Set(answers.map(\.category)).sorted() {
+            let ofCategory = answers.filter { $0.category == category }
+            for step in Set(ofCategory.map(\.step)).sorted() {
+                let mine = ofCategory.filter { $0.step == step }
+                let n = Double(mine.count)
+                let ended = mine.compactMap(\.endedTurn)
+                let tokens = mine.compactMap(\.tokens)
+                let user = mine.filter { a in MeasureData.userTurnMarkers.contains { a.text.contains($0) } }.count
+                rows.append([
+                    category, String(step), String(mine.count),
+                    ended.isEmpty ? "" : NumberFormat.fixed(Double(ended.filter { $0 }.count) / Double(ended.count), decimals: 2, trim: false),
+                    NumberFormat.fixed(Double(user) / n, decimals: 2, trim: false),
+                    tokens.isEmpty ? "" : NumberFormat.fixed(Double(tokens.reduce(0, +)) / Double(tokens.count), decimals: 1, trim: false),
+                ])
+            }
         }
         return Table(header: ["category", "step", "answers", "ended turn", "new user turn", "mean tokens"], rows: rows, numeric: [1, 2, 3, 4, 5])
     }

@@ -68,10 +68,8 @@ extension RunStore {
                 "DELETE FROM logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
             let metrics = try database.execute(
                 "DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
-            if try storedSchemaVersion() >= 3 {
-                try database.execute("DELETE FROM measures WHERE run_id = ? AND step > ?", [.integer(runID), s])
-                try database.execute("DELETE FROM token_logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
-            }
+            try database.execute("DELETE FROM measures WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            try database.execute("DELETE FROM token_logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute(
                 "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
             return (logprobs, metrics)
