@@ -3,8 +3,9 @@
 
 1. Trains SmolLM2-135M-Instruct (the GGUF) for 2 SFT steps with AlignScope, exports the run as a
    Hugging Face directory and as a GGUF.
-2. Trains the tiny llama and qwen2 fixtures (Hugging Face directories, Tests/HFModelsTests/Fixtures)
-   for 2 steps each and exports them as Hugging Face directories.
+2. Trains the tiny llama, qwen2 and GPT-NeoX fixtures (Hugging Face directories, Tests/HFModelsTests/Fixtures;
+   GPT-NeoX also from its gptneox GGUF) for 2 steps each and exports them as Hugging Face directories
+   (GPT-NeoX with the hh template: Pythia has no chat template).
 3. Loads each exported directory with transformers' AutoModelForCausalLM / AutoTokenizer and scores a
    few (prompt, response) pairs under the ChatML template, token by token, beside AlignScope's
    `score --tokens` of the same directory (and, for SmolLM2, of the exported GGUF).
@@ -38,12 +39,17 @@ def chatml(prompt, response):
     return p, response + "<|im_end|>"
 
 
-def run_and_export(work: pathlib.Path, name: str, model_line: str, fmt: str, out: pathlib.Path, data: str = "experiments/data/helpful"):
+def hh(prompt, response):
+    return f"\n\nHuman: {prompt}\n\nAssistant:", " " + response
+
+
+def run_and_export(work: pathlib.Path, name: str, model_line: str, fmt: str, out: pathlib.Path, data: str = "experiments/data/helpful",
+                   template: str = "chatml"):
     spec = work / f"{name}.json5"
     spec.write_text(f"""{{
   name: "{name}",
   model: {model_line},
-  template: "chatml",
+  template: "{template}",
   data: {{ train: {{ path: "{ROOT}/{data}-train.jsonl" }},
           probes: {{ path: "{ROOT}/{data}-probes.jsonl", categories: {{ chosen: "chosen" }} }} }},
   train: {{ steps: 2, batch_size: 2, lr: 1e-4, max_length: 128 }},
@@ -71,14 +77,14 @@ def theirs(tok, model, prompt: str, response: str):
     return r, [lp[len(p) - 1 + i, t].item() for i, t in enumerate(r)]
 
 
-def check(directory: pathlib.Path, extra_gguf: pathlib.Path | None):
+def check(directory: pathlib.Path, extra_gguf: pathlib.Path | None, wrap=chatml):
     tok = AutoTokenizer.from_pretrained(directory)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
     result = {"ids_equal": True, "max_abs_token_logprob_diff": 0.0, "tokens": 0}
     if extra_gguf:
         result["max_abs_diff_vs_our_gguf_export"] = 0.0
     for prompt, response in PAIRS:
-        p, r = chatml(prompt, response)
+        p, r = wrap(prompt, response)
         ids_ours, lp_ours = ours(directory, p, r)
         ids_theirs, lp_theirs = theirs(tok, model, p, r)
         result["ids_equal"] &= ids_ours == ids_theirs
@@ -108,6 +114,15 @@ def main() -> None:
         qwen = ROOT / "Tests/HFModelsTests/Fixtures/qwen2-tiny"
         run_and_export(work, "qwen2-hf", f'{{ hf: "{qwen}" }}', "hf", work / "qwen2-hf-out", data="Tests/ExperimentsTests/Fixtures/tiny")
         report["tiny_qwen2_hf_run_exported_hf"] = check(work / "qwen2-hf-out", None)
+        # GPT-NeoX (Pythia's block) has no chat template: the run and the check use the hh format
+        neox = ROOT / "Tests/HFModelsTests/Fixtures/gpt-neox-tiny"
+        run_and_export(work, "neox-hf", f'{{ hf: "{neox}" }}', "hf", work / "neox-hf-out", data="Tests/ExperimentsTests/Fixtures/tiny",
+                       template="hh")
+        report["tiny_gpt_neox_hf_run_exported_hf"] = check(work / "neox-hf-out", None, wrap=hh)
+        neox_gguf = ROOT / "Tests/HFModelsTests/Fixtures/gpt-neox-tiny.gguf"
+        run_and_export(work, "neox-gguf", f'{{ gguf: "{neox_gguf}" }}', "hf", work / "neox-gguf-out",
+                       data="Tests/ExperimentsTests/Fixtures/tiny", template="hh")
+        report["tiny_gpt_neox_gguf_run_exported_hf"] = check(work / "neox-gguf-out", None, wrap=hh)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -52,10 +52,14 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int
         public var tiedEmbedding: Bool
         public var parameterCount: Int
+        /// Feed-forward matrices per layer: 3 for SwiGLU (gate, up, down), 2 for GELU (up, down; GPT-NeoX).
+        /// Absent in reports written before GPT-NeoX: 3.
+        public var ffnMatrices: Int?
         public var headDim: Int { dim / nHeads }
 
         public init(name: String, vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int,
-                    tiedEmbedding: Bool, parameterCount: Int) {
+                    tiedEmbedding: Bool, parameterCount: Int, ffnMatrices: Int = 3) {
+            self.ffnMatrices = ffnMatrices
             self.name = name
             self.vocabSize = vocabSize
             self.dim = dim
@@ -68,11 +72,11 @@ public struct BenchReport: Codable, Sendable, Equatable {
         }
 
         /// Weights of the matrices inside the blocks (what multiplies every token): per layer
-        /// Q and O (dim x dim), K and V (kvDim x dim), gate, up and down (ffn x dim). Norm weights and the
-        /// embedding are left out; the output head is counted separately (`FlopCount`).
+        /// Q and O (dim x dim), K and V (kvDim x dim), gate (SwiGLU only), up and down (ffn x dim). Norm
+        /// weights, biases and the embedding are left out; the output head is counted separately (`FlopCount`).
         public var nonEmbeddingMatrixParameters: Int {
             let kv = nKVHeads * headDim
-            return nLayers * (2 * dim * dim + 2 * dim * kv + 3 * dim * ffnDim)
+            return nLayers * (2 * dim * dim + 2 * dim * kv + (ffnMatrices ?? 3) * dim * ffnDim)
         }
     }
 

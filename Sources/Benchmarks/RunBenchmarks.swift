@@ -78,7 +78,8 @@ public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivation
     let cfg = model.config
     let shape = BenchReport.ModelShape(
         name: label, vocabSize: cfg.vocabSize, dim: cfg.dim, nLayers: cfg.nLayers, nHeads: cfg.nHeads,
-        nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount)
+        nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount,
+        ffnMatrices: cfg.block == .llama ? 3 : 2)
 
     let sgemm = measureSgemm(shape: shape, tokens: n, repeats: repeats, progress: progress)
     let squares = sgemm.filter { $0.label.hasPrefix("square") }

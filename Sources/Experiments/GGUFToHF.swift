@@ -23,7 +23,7 @@ public enum GGUFToHF {
                                             "use_regex": .bool(true)])
         let preTokenizer: JSONValue
         switch pre {
-        case "gpt2", "default": preTokenizer = byteLevel
+        case "gpt2", "gpt-2", "olmo", "default": preTokenizer = byteLevel
         case "smollm":
             preTokenizer = .object(["type": .string("Sequence"), "pretokenizers": .array([
                 .object(["type": .string("Digits"), "individual_digits": .bool(true)]), byteLevel])])

@@ -51,6 +51,18 @@ extension RunExecutor {
                 found: "\(config.train.batchSize) x \(maxLength)")
         }
         let template = config.template
+        var presetModel = false
+        if case .preset = config.model { presetModel = true }
+        if template == .chatml && !presetModel {
+            // ChatML's markers must be tokens of the vocabulary, or every prompt is scored with them spelt out
+            // as text (a model without a chat template, such as Pythia's).
+            for marker in ["<|im_start|>", "<|im_end|>"] where tokenizer.encode(marker).count != 1 {
+                throw SpecError.invalid(
+                    file: spec, path: "template",
+                    expected: "\"hh\" or \"raw\" for this model: its vocabulary has no \(marker) token (no ChatML chat template, as with Pythia)",
+                    found: "\"chatml\"")
+            }
+        }
         let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, experiment: experiment)
         _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
                                      maxLength: maxLength, file: trainPath)

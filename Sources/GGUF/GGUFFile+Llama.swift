@@ -15,7 +15,8 @@ extension GGUFFile {
         let nHeads = try positive(archKey(K.headCount))
         let nKVHeads = metadata[archKey(K.headCountKV)] == nil ? nHeads : try positive(archKey(K.headCountKV))
         let contextLength = try positive(archKey(K.contextLength))
-        let normEps = try double(archKey(K.rmsNormEpsilon))
+        let neox = architecture == "gptneox"
+        let normEps = try double(archKey(neox ? K.layerNormEpsilon : K.rmsNormEpsilon))
         let ropeBase = metadata[archKey(K.ropeFreqBase)] == nil ? 10000 : try double(archKey(K.ropeFreqBase))
 
         guard dim % nHeads == 0, (dim / nHeads) % 2 == 0 else {
@@ -24,14 +25,26 @@ extension GGUFFile {
         guard nHeads % nKVHeads == 0 else {
             throw GGUFError.invalidMetadata(file: path, key: archKey(K.headCountKV), reason: "\(nKVHeads) KV heads do not divide \(nHeads) heads")
         }
+        var rotaryDims = dim / nHeads
         if metadata[archKey(K.ropeDimensionCount)] != nil {
-            let ropeDims = try int(archKey(K.ropeDimensionCount))
-            guard ropeDims == dim / nHeads else {
-                throw GGUFError.invalidMetadata(file: path, key: archKey(K.ropeDimensionCount), reason: "\(ropeDims), expected the head size \(dim / nHeads) (partial RoPE is not supported)")
+            rotaryDims = try int(archKey(K.ropeDimensionCount))
+            let partialAllowed = neox && rotaryDims >= 2 && rotaryDims < dim / nHeads && rotaryDims % 2 == 0
+            guard rotaryDims == dim / nHeads || partialAllowed else {
+                throw GGUFError.invalidMetadata(file: path, key: archKey(K.ropeDimensionCount), reason: "\(rotaryDims), expected the head size \(dim / nHeads)" + (neox ? " or an even number below it" : " (partial RoPE is gptneox's only)"))
             }
         }
+        guard !neox || nKVHeads == nHeads else {
+            throw GGUFError.invalidMetadata(file: path, key: archKey(K.headCountKV), reason: "\(nKVHeads), gptneox has one KV head per head (\(nHeads))")
+        }
         guard normEps > 0, ropeBase > 0 else {
-            throw GGUFError.invalidMetadata(file: path, key: normEps > 0 ? archKey(K.ropeFreqBase) : archKey(K.rmsNormEpsilon), reason: "must be positive")
+            throw GGUFError.invalidMetadata(file: path, key: normEps > 0 ? archKey(K.ropeFreqBase) : archKey(neox ? K.layerNormEpsilon : K.rmsNormEpsilon), reason: "must be positive")
+        }
+        var parallel = true
+        if neox, let value = metadata[archKey(K.parallelResidual)] {
+            guard case let .bool(b) = value else {
+                throw GGUFError.invalidMetadata(file: path, key: archKey(K.parallelResidual), reason: "expected a boolean")
+            }
+            parallel = b
         }
 
         let vocabSize: Int
@@ -50,12 +63,21 @@ extension GGUFFile {
         return LlamaConfig(
             vocabSize: vocabSize, dim: dim, nLayers: nLayers, nHeads: nHeads, nKVHeads: nKVHeads, ffnDim: ffnDim,
             ropeBase: Float(ropeBase), normEps: Float(normEps), tiedEmbedding: tensorInfo("output.weight") == nil,
-            contextLength: contextLength, qkvBias: architecture == "qwen2")
+            contextLength: contextLength, qkvBias: architecture != "llama", block: neox ? .gptNeoX : .llama,
+            parallelResidual: neox && parallel, rotaryDims: rotaryDims)
     }
 
-    /// Architectures read: `llama`, and `qwen2` (the llama block with Q/K/V biases; llama.cpp applies RoPE to
-    /// it in the half-split ("NEOX") order and stores Q/K as transformers does, so they are permuted on load).
-    public static let supportedArchitectures = ["llama", "qwen2"]
+    /// Architectures read: `llama`, `qwen2` (the llama block with Q/K/V biases) and `gptneox` (Pythia:
+    /// `LlamaConfig.BlockStyle.gptNeoX`, `attn_qkv` with rows q | k | v as llama.cpp's converter regroups them,
+    /// `gptneox.rope.dimension_count` rotary entries per head, `gptneox.use_parallel_residual` (default true),
+    /// `gptneox.attention.layer_norm_epsilon`). llama.cpp applies RoPE to qwen2 and gptneox in the half-split
+    /// ("NEOX") order and stores Q/K as transformers does, so their rows are permuted on load.
+    public static let supportedArchitectures = ["llama", "qwen2", "gptneox"]
+
+    /// The GGUF architecture of a model configuration: `gptneox`, `qwen2` (llama blocks with Q/K/V biases) or `llama`.
+    public static func architecture(of c: LlamaConfig) -> String {
+        c.block == .gptNeoX ? "gptneox" : c.qkvBias ? "qwen2" : "llama"
+    }
 
     /// A `llama.*` key under the file's own architecture prefix (`qwen2.*` for a qwen2 file).
     func archKey(_ key: String) -> String {
@@ -76,7 +98,7 @@ extension GGUFFile {
         for (name, _) in model.parameterTable {
             try dequantize(name, into: model.parameter(name))
         }
-        if try string(GGUFKeys.architecture) == "qwen2" { RotaryLayout.toAdjacentPairs(model) }
+        if try string(GGUFKeys.architecture) != "llama" { RotaryLayout.toAdjacentPairs(model) }
     }
 
     /// Every check `loadWeights` makes before it writes anything, for a model of configuration `c`, without
@@ -88,7 +110,10 @@ extension GGUFFile {
             (archKey(K.headCount), "\(c.nHeads)", "\(fileConfig.nHeads)"),
             (archKey(K.headCountKV), "\(c.nKVHeads)", "\(fileConfig.nKVHeads)"),
             (archKey(K.ropeFreqBase), "\(c.ropeBase)", "\(fileConfig.ropeBase)"),
-            (archKey(K.rmsNormEpsilon), "\(c.normEps)", "\(fileConfig.normEps)"),
+            (archKey(c.block == .gptNeoX ? K.layerNormEpsilon : K.rmsNormEpsilon), "\(c.normEps)", "\(fileConfig.normEps)"),
+            (archKey(K.ropeDimensionCount), "\(c.rotaryDims)", "\(fileConfig.rotaryDims)"),
+            (GGUFKeys.architecture, "\(c.block)", "\(fileConfig.block)"),
+            (archKey(K.parallelResidual), "\(c.parallelResidual)", "\(fileConfig.parallelResidual)"),
         ]
         for (key, mine, theirs) in checks where mine != theirs {
             throw GGUFError.invalidMetadata(file: path, key: key, reason: "file has \(theirs), the model has \(mine)")

@@ -17,6 +17,10 @@ public enum GGUFKeys {
         public static let ropeFreqBase = "llama.rope.freq_base"
         public static let ropeDimensionCount = "llama.rope.dimension_count"
         public static let rmsNormEpsilon = "llama.attention.layer_norm_rms_epsilon"
+        /// LayerNorm's epsilon (`gptneox`).
+        public static let layerNormEpsilon = "llama.attention.layer_norm_epsilon"
+        /// Attention and feed-forward in parallel (`gptneox`).
+        public static let parallelResidual = "llama.use_parallel_residual"
         public static let vocabSize = "llama.vocab_size"
     }
 

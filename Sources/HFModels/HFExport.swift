@@ -3,7 +3,8 @@ import Foundation
 import Model
 
 /// Writing a model as a Hugging Face directory that `transformers.AutoModelForCausalLM.from_pretrained`
-/// loads: `model.safetensors` (F32, transformers' tensor names, Q/K rows back in half-split RoPE order),
+/// loads: `model.safetensors` (F32, transformers' tensor names and layouts: Q/K rows back in half-split RoPE order,
+/// GPT-NeoX's Q|K|V per head),
 /// `config.json`, `generation_config.json` and the tokenizer files. The directory is built beside `out`
 /// under a temporary name and renamed into place when complete, so a crash leaves no half directory.
 public enum HFExport {
@@ -56,29 +57,21 @@ public enum HFExport {
         }
     }
 
-    /// `config.json` of a llama or (with Q/K/V biases) qwen2 model (transformers' key names).
+    /// `config.json` of a model of configuration `c` (transformers' key names for its architecture).
     static func configJSON(_ c: LlamaConfig, eos: Int32, bos: Int32?) -> String {
-        let object: [String: JSONValue] = [
-            "architectures": .array([.string(c.qkvBias ? "Qwen2ForCausalLM" : "LlamaForCausalLM")]),
-            "model_type": .string(c.qkvBias ? "qwen2" : "llama"),
-            "hidden_size": .number(Double(c.dim)), "intermediate_size": .number(Double(c.ffnDim)),
-            "num_hidden_layers": .number(Double(c.nLayers)), "num_attention_heads": .number(Double(c.nHeads)),
-            "num_key_value_heads": .number(Double(c.nKVHeads)), "head_dim": .number(Double(c.headDim)),
-            "hidden_act": .string("silu"), "rms_norm_eps": .number(Double(c.normEps)),
-            "rope_theta": .number(Double(c.ropeBase)), "max_position_embeddings": .number(Double(c.contextLength)),
-            "vocab_size": .number(Double(c.vocabSize)), "tie_word_embeddings": .bool(c.tiedEmbedding),
-            "mlp_bias": .bool(false), "dtype": .string("float32"),
-            "eos_token_id": .number(Double(eos)), "bos_token_id": bos.map { .number(Double($0)) } ?? .null,
-        ]
+        var object = HFArchitectures.of(c).configJSON(c, eos: eos, bos: bos)
+        object["dtype"] = .string("float32")
+        object["eos_token_id"] = .number(Double(eos))
+        object["bos_token_id"] = bos.map { .number(Double($0)) } ?? .null
         return JSONValue.object(object).canonical + "\n"
     }
 
     /// model.safetensors: every parameter as F32 under transformers' name, in name order, the header padded
     /// with spaces to a multiple of 8 bytes.
     static func writeSafetensors(_ model: LlamaModel, to path: String) throws {
-        let c = model.config
+        let c = model.config, architecture = HFArchitectures.of(c)
         var entries: [(theirs: String, ours: String, shape: [Int])] = model.parameterTable.map {
-            (HFModelDirectory.tensorName($0.name), $0.name, $0.shape)
+            (architecture.tensorName($0.name), $0.name, $0.shape)
         }
         entries.sort { $0.theirs < $1.theirs }
         var header: [String: JSONValue] = ["__metadata__": .object(["format": .string("pt")])]
@@ -99,11 +92,7 @@ public enum HFExport {
             try out.write(text)
             for e in entries {
                 var values = Array(model.parameter(e.ours))
-                if let rotary = RotaryLayout.rows(of: e.ours, c) {
-                    values.withUnsafeMutableBufferPointer {
-                        RotaryLayout.permute($0, heads: rotary.heads, headDim: c.headDim, columns: rotary.columns, inverse: true)
-                    }
-                }
+                values.withUnsafeMutableBufferPointer { architecture.convert($0, parameter: e.ours, c, inverse: true) }
                 #if _endian(big)
                 values = values.map { Float(bitPattern: $0.bitPattern.littleEndian) }
                 #endif

@@ -75,6 +75,71 @@ public func rmsnormBackward(
     }
 }
 
+// MARK: LayerNorm
+
+/// inp, out: (n, c); weight, bias: (c); rstd: (n) stored for backward (the mean is recomputed there).
+/// out = (inp - mean) * rstd * weight + bias with rstd = 1 / sqrt(mean((inp - mean)^2) + eps), as GPT-NeoX's
+/// LayerNorm (biased variance).
+public func layernormForward(
+    _ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+    _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, n: Int, c: Int, eps: Float
+) {
+    let o = SendablePointer(out), r = SendablePointer(rstd), x = SendablePointer(inp)
+    let w = SendablePointer(weight), b = SendablePointer(bias)
+    parallelFor(n, grain: max(1, 4096 / max(c, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * c, orow = o.p + t * c
+            let mean = rowMean(xr, c)
+            var ss: Float = 0
+            for i in 0..<c { let d = xr[i] - mean; ss += d * d }
+            let rs = 1 / (ss / Float(c) + eps).squareRoot()
+            r.p[t] = rs
+            for i in 0..<c { orow[i] = (xr[i] - mean) * rs * w.p[i] + b.p[i] }
+        }
+    }
+}
+
+/// The mean of a row, summed in order (forward and backward must agree bit for bit).
+@inline(__always) private func rowMean(_ x: UnsafePointer<Float>, _ c: Int) -> Float {
+    var s: Float = 0
+    for i in 0..<c { s += x[i] }
+    return s / Float(c)
+}
+
+/// Backward of `layernormForward`: dinp += J^T dout, dweight += sum over rows of dout * xhat, dbias += sum of
+/// dout, with xhat = (inp - mean) * rstd: dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * weight.
+public func layernormBackward(
+    _ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>,
+    _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    _ rstd: UnsafePointer<Float>, n: Int, c: Int
+) {
+    let dx = SendablePointer(dinp), dw = SendablePointer(dweight), db = SendablePointer(dbias), g = SendablePointer(dout)
+    let x = SendablePointer(inp), w = SendablePointer(weight), r = SendablePointer(rstd)
+    parallelFor(n, grain: max(1, 4096 / max(c, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * c, gr = g.p + t * c, dxr = dx.p + t * c
+            let rs = r.p[t], mean = rowMean(xr, c)
+            var sumG: Float = 0, sumGX: Float = 0
+            for i in 0..<c {
+                let gi = gr[i] * w.p[i]
+                sumG += gi
+                sumGX += gi * (xr[i] - mean) * rs
+            }
+            let mg = sumG / Float(c), mgx = sumGX / Float(c)
+            for i in 0..<c { dxr[i] += rs * (gr[i] * w.p[i] - mg - (xr[i] - mean) * rs * mgx) }
+        }
+    }
+    parallelFor(c, grain: n * c >= 1 << 16 ? 16 : c) { cols in
+        for t in 0..<n {
+            let xr = x.p + t * c, gr = g.p + t * c, rs = r.p[t], mean = rowMean(xr, c)
+            for i in cols {
+                dw.p[i] += gr[i] * (xr[i] - mean) * rs
+                db.p[i] += gr[i]
+            }
+        }
+    }
+}
+
 // MARK: SwiGLU
 
 /// gateUp: (n, 2f), each row the gate (columns 0..<f) then the up projection (f..<2f), as one sgemm against
@@ -106,6 +171,35 @@ public func swigluFusedBackward(
                 let s = 1 / (1 + expApprox(-x))
                 dg[i] = dr[i] * u[i] * s * (1 + x * (1 - s))
                 du[i] = dr[i] * x * s
+            }
+        }
+    }
+}
+
+// MARK: GELU
+
+/// out: (n, f) = gelu(u), the exact GELU u * Phi(u) = u/2 (1 + erf(u / sqrt 2)) (transformers' "gelu").
+public func geluForward(_ out: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, n: Int, f: Int) {
+    let o = SendablePointer(out), x = SendablePointer(u)
+    parallelFor(n, grain: max(1, (1 << 14) / max(f, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * f, orow = o.p + t * f
+            for i in 0..<f { orow[i] = 0.5 * xr[i] * (1 + erff(xr[i] * Float(0.5).squareRoot())) }
+        }
+    }
+}
+
+/// Backward of `geluForward`. WRITES du: (n, f) = dout * (Phi(u) + u phi(u)), phi the standard normal density.
+public func geluBackward(_ du: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ u: UnsafePointer<Float>, n: Int, f: Int) {
+    let d = SendablePointer(du), g = SendablePointer(dout), x = SendablePointer(u)
+    let invSqrt2 = Float(0.5).squareRoot(), invSqrt2Pi = Float(1 / (2 * Double.pi).squareRoot())
+    parallelFor(n, grain: max(1, (1 << 14) / max(f, 1))) { rows in
+        for t in rows {
+            let xr = x.p + t * f, gr = g.p + t * f, dr = d.p + t * f
+            for i in 0..<f {
+                let v = xr[i]
+                let cdf = 0.5 * (1 + erff(v * invSqrt2)), pdf = invSqrt2Pi * expf(-0.5 * v * v)
+                dr[i] = gr[i] * (cdf + v * pdf)
             }
         }
     }

@@ -18,29 +18,29 @@ public func ropeTable(positions: Int, headDim: Int, base: Float) -> (cos: [Float
 }
 
 /// x: (n, heads * headDim) with row stride `rowStride` (default heads * headDim), rotated in place.
-/// Adjacent pairs (2i, 2i+1) of every head of row t are rotated by the angle of position positions[t]
-/// (tables from `ropeTable`).
+/// Adjacent pairs (2i, 2i+1), 2i < rotaryDims (default headDim), of every head of row t are rotated by the
+/// angle of position positions[t] (tables from `ropeTable` for `rotaryDims`); the rest of each head is left.
 public func ropeForward(
     _ x: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
-    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil, rotaryDims: Int? = nil
 ) {
-    rope(x, positions, n, heads, headDim, cos, sin, sign: 1, rowStride ?? heads * headDim)
+    rope(x, positions, n, heads, headDim, rotaryDims ?? headDim, cos, sin, sign: 1, rowStride ?? heads * headDim)
 }
 
 /// dx: (n, heads * headDim) with row stride `rowStride`, in place: the transpose (inverse) rotation of
 /// `ropeForward`.
 public func ropeBackward(
     _ dx: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>, n: Int, heads: Int, headDim: Int,
-    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil
+    cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, rowStride: Int? = nil, rotaryDims: Int? = nil
 ) {
-    rope(dx, positions, n, heads, headDim, cos, sin, sign: -1, rowStride ?? heads * headDim)
+    rope(dx, positions, n, heads, headDim, rotaryDims ?? headDim, cos, sin, sign: -1, rowStride ?? heads * headDim)
 }
 
 private func rope(
-    _ x: UnsafeMutablePointer<Float>, _ positions: UnsafePointer<Int32>, _ n: Int, _ heads: Int, _ headDim: Int,
+    _ x: UnsafeMutablePointer<Float>, _ positions: UnsafePointer<Int32>, _ n: Int, _ heads: Int, _ headDim: Int, _ rotaryDims: Int,
     _ cos: UnsafePointer<Float>, _ sin: UnsafePointer<Float>, sign: Float, _ ld: Int
 ) {
-    let half = headDim / 2, width = heads * headDim
+    let half = rotaryDims / 2, width = heads * headDim
     let xp = SendablePointer(x), pp = SendablePointer(positions), cp = SendablePointer(cos), sp = SendablePointer(sin)
     parallelFor(n, grain: max(1, 8192 / max(width, 1))) { rows in
         for t in rows {

@@ -73,7 +73,7 @@ public final class BatchSession {
         let sizes = [
             2 * cfg.nLayers * slots * kv, slots * c,          // caches, hidden
             r * c, r * c, r * (c + 2 * kv), r * c,              // x, norm, q|k|v, att
-            r * 2 * f, r * f, r * context,                      // gateUp, ffn, scores
+            r * cfg.ffnInputWidth, r * f, r * context,          // gateUp, ffn, scores
             context * kv, context * kv, min(64, rows) * v, r,        // kGather, vGather, logits, rstd
             r * c,                                              // mid (the residual between attention and MLP)
         ]
@@ -92,7 +92,7 @@ public final class BatchSession {
         gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]; mid = p[13]
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
-        (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.headDim, base: cfg.ropeBase)
+        (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.rotaryDims, base: cfg.ropeBase)
     }
 
     deinit {
@@ -335,7 +335,7 @@ public final class BatchSession {
     private func forward(_ pass: [Segment], count b: Int) {
         let cfg = model.config
         let c = cfg.dim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads, kv = nkv * hd
-        let group = nh / nkv, eps = cfg.normEps, w3 = c + 2 * kv
+        let group = nh / nkv, w3 = c + 2 * kv
         // Row layout: token ids, rope positions, and the cache slot of every row.
         var slotOf = [Int](repeating: 0, count: b)
         var row = 0
@@ -390,7 +390,7 @@ public final class BatchSession {
                 }
             }
         }
-        rmsnormForward(norm, rstd, x, model.p.outputNorm, n: b, c: c, eps: eps)
+        model.normForward(norm, rstd, x, model.p.outputNorm, model.p.outputNormBias, n: b)
         for i in 0..<b { (hidden + slotOf[i] * c).update(from: norm + i * c, count: c) }
     }
 }

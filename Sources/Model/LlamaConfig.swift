@@ -1,5 +1,15 @@
-/// Sizes and constants of a Llama-family transformer (SmolLM2 is one).
+/// Sizes and constants of a decoder-only transformer: the Llama family (SmolLM2, Qwen2 with `qkvBias`) and
+/// GPT-NeoX (Pythia, `block: .gptNeoX`).
 public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
+    /// The two block designs over the one block implementation (`LlamaModel.blockForward`).
+    public enum BlockStyle: String, Codable, Sendable, Hashable {
+        /// RMSNorm (weight only), SwiGLU feed-forward (`ffn_gate`, `ffn_up`), no biases but Q/K/V's with
+        /// `qkvBias`, separate `attn_q/attn_k/attn_v` tensors.
+        case llama
+        /// GPT-NeoX: LayerNorm with weight and bias, GELU (exact, erf) feed-forward on `ffn_up`, biases on every
+        /// linear layer, Q|K|V as one `attn_qkv` tensor (rows q then k then v, llama.cpp's layout).
+        case gptNeoX
+    }
     public var vocabSize: Int
     public var dim: Int
     public var nLayers: Int
@@ -13,13 +23,22 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
     public var contextLength: Int
     /// Biases on the Q, K and V projections (`attn_q.bias`, `attn_k.bias`, `attn_v.bias`): Qwen2.
     public var qkvBias: Bool
+    public var block: BlockStyle
+    /// The feed-forward reads the block's input, not the stream after attention:
+    /// out = x + attn(norm1(x)) + mlp(norm2(x)) (GPT-NeoX's `use_parallel_residual`).
+    public var parallelResidual: Bool
+    /// RoPE rotates the first `rotaryDims` entries of each Q/K head and leaves the rest (GPT-NeoX's
+    /// `rotary_pct` x head size); the head size for full RoPE.
+    public var rotaryDims: Int
 
     public var headDim: Int { dim / nHeads }
+    /// Columns of the feed-forward's input product: gate | up (SwiGLU) or up alone (GELU).
+    public var ffnInputWidth: Int { block == .llama ? 2 * ffnDim : ffnDim }
 
     public init(
         vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int,
         ropeBase: Float = 10000, normEps: Float = 1e-5, tiedEmbedding: Bool = true, contextLength: Int = 2048,
-        qkvBias: Bool = false
+        qkvBias: Bool = false, block: BlockStyle = .llama, parallelResidual: Bool = false, rotaryDims: Int? = nil
     ) {
         self.vocabSize = vocabSize
         self.dim = dim
@@ -31,7 +50,10 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
         self.normEps = normEps
         self.tiedEmbedding = tiedEmbedding
         self.contextLength = contextLength
-        self.qkvBias = qkvBias
+        self.qkvBias = qkvBias || block == .gptNeoX
+        self.block = block
+        self.parallelResidual = parallelResidual
+        self.rotaryDims = rotaryDims ?? dim / max(nHeads, 1)
     }
 
     /// Preset "tiny": 2 layers, width 64, 4 heads sharing 2 KV heads, feed-forward 128, byte vocabulary
@@ -45,11 +67,25 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
             ropeBase: 10000, normEps: 1e-5, tiedEmbedding: tiedEmbedding, contextLength: contextLength, qkvBias: qkvBias)
     }
 
+    /// Preset-sized GPT-NeoX for tests: width 64, 4 heads, feed-forward 128, byte vocabulary; RoPE on a quarter
+    /// of each head (Pythia's `rotary_pct`) unless `rotaryDims` says otherwise.
+    public static func tinyNeoX(
+        vocabSize: Int = 259, dim: Int = 64, nLayers: Int = 2, nHeads: Int = 4, ffnDim: Int = 128,
+        contextLength: Int = 512, parallelResidual: Bool = true, rotaryDims: Int? = nil
+    ) -> LlamaConfig {
+        LlamaConfig(
+            vocabSize: vocabSize, dim: dim, nLayers: nLayers, nHeads: nHeads, nKVHeads: nHeads, ffnDim: ffnDim,
+            ropeBase: 10000, normEps: 1e-5, tiedEmbedding: false, contextLength: contextLength, qkvBias: true,
+            block: .gptNeoX, parallelResidual: parallelResidual, rotaryDims: rotaryDims ?? dim / nHeads / 4)
+    }
+
     /// Checks that the sizes fit together (programmer error otherwise).
     func validate() {
         precondition(vocabSize > 0 && dim > 0 && nLayers > 0 && ffnDim > 0, "LlamaConfig: sizes must be positive")
         precondition(nHeads > 0 && dim % nHeads == 0, "LlamaConfig: dim must be a multiple of nHeads")
         precondition(nKVHeads > 0 && nHeads % nKVHeads == 0, "LlamaConfig: nKVHeads must divide nHeads")
         precondition(headDim % 2 == 0, "LlamaConfig: head size must be even for RoPE")
+        precondition(rotaryDims > 0 && rotaryDims <= headDim && rotaryDims % 2 == 0, "LlamaConfig: rotaryDims must be even, in 2...headDim")
+        precondition(block == .llama || (qkvBias && nKVHeads == nHeads), "LlamaConfig: GPT-NeoX has Q/K/V biases and one KV head per head")
     }
 }

@@ -28,6 +28,10 @@ public final class LlamaModel {
     /// "blk.{i}.attn_v.weight" [nKV*headDim, dim], "blk.{i}.attn_output.weight" [dim, dim],
     /// "blk.{i}.ffn_norm.weight" [dim], "blk.{i}.ffn_gate.weight" [ffn, dim], "blk.{i}.ffn_up.weight" [ffn, dim],
     /// "blk.{i}.ffn_down.weight" [dim, ffn]; "output_norm.weight" [dim]; "output.weight" [vocab, dim] unless tied.
+    /// With `qkvBias`, "blk.{i}.attn_q.bias" [dim], "attn_k.bias", "attn_v.bias" [nKV*headDim] after attn_v.
+    /// GPT-NeoX blocks (llama.cpp's `gptneox` names): "attn_norm.bias", "attn_qkv.weight" [dim + 2 kvDim, dim]
+    /// (rows q | k | v) and "attn_qkv.bias" in place of attn_q/k/v, "attn_output.bias", "ffn_norm.bias",
+    /// "ffn_up.weight"/".bias", "ffn_down.weight"/".bias" (no ffn_gate), and "output_norm.bias".
     public let parameterTable: [(name: String, shape: [Int])]
     private let parameterIndex: [String: (offset: Int, count: Int)]
 
@@ -38,12 +42,17 @@ public final class LlamaModel {
     public var parameterCount: Int { parameters.count }
 
     struct Block {
-        var attnNorm, wq, wk, wv, wo, ffnNorm, wGate, wUp, wDown: UnsafeMutablePointer<Float>
+        /// wq: the (dim + 2 kvDim, dim) matrix of the adjacent Q, K, V weights; wIn: the feed-forward's input
+        /// product, (2 ffn, dim) gate | up for SwiGLU or (ffn, dim) up for GELU.
+        var attnNorm, wq, wo, ffnNorm, wIn, wDown: UnsafeMutablePointer<Float>
         /// q | k | v biases, adjacent (dim + 2 kvDim floats), when `config.qkvBias`.
         var bqkv: UnsafeMutablePointer<Float>?
+        /// GPT-NeoX: the LayerNorms' biases and the other linear layers' biases.
+        var attnNormBias, ffnNormBias, bo, bIn, bDown: UnsafeMutablePointer<Float>?
     }
     struct Global {
         var embedding, outputNorm, output: UnsafeMutablePointer<Float>
+        var outputNormBias: UnsafeMutablePointer<Float>?
     }
     let pBlocks: [Block], gBlocks: [Block]
     let p: Global, g: Global
@@ -86,21 +95,30 @@ public final class LlamaModel {
     public static func parameterTable(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
         let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
         var table: [(name: String, shape: [Int])] = [("token_embd.weight", [v, c])]
+        let neox = config.block == .gptNeoX
         for i in 0..<config.nLayers {
-            table += [
-                ("blk.\(i).attn_norm.weight", [c]), ("blk.\(i).attn_q.weight", [c, c]),
-                ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c]),
-            ]
-            if config.qkvBias {
-                table += [("blk.\(i).attn_q.bias", [c]), ("blk.\(i).attn_k.bias", [kv]), ("blk.\(i).attn_v.bias", [kv])]
+            table.append(("blk.\(i).attn_norm.weight", [c]))
+            if neox {
+                table += [("blk.\(i).attn_norm.bias", [c]), ("blk.\(i).attn_qkv.weight", [c + 2 * kv, c]),
+                          ("blk.\(i).attn_qkv.bias", [c + 2 * kv])]
+            } else {
+                table += [("blk.\(i).attn_q.weight", [c, c]), ("blk.\(i).attn_k.weight", [kv, c]), ("blk.\(i).attn_v.weight", [kv, c])]
+                if config.qkvBias {
+                    table += [("blk.\(i).attn_q.bias", [c]), ("blk.\(i).attn_k.bias", [kv]), ("blk.\(i).attn_v.bias", [kv])]
+                }
             }
-            table += [
-                ("blk.\(i).attn_output.weight", [c, c]), ("blk.\(i).ffn_norm.weight", [c]),
-                ("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]),
-                ("blk.\(i).ffn_down.weight", [c, f]),
-            ]
+            table.append(("blk.\(i).attn_output.weight", [c, c]))
+            if neox { table.append(("blk.\(i).attn_output.bias", [c])) }
+            table.append(("blk.\(i).ffn_norm.weight", [c]))
+            if neox {
+                table += [("blk.\(i).ffn_norm.bias", [c]), ("blk.\(i).ffn_up.weight", [f, c]), ("blk.\(i).ffn_up.bias", [f]),
+                          ("blk.\(i).ffn_down.weight", [c, f]), ("blk.\(i).ffn_down.bias", [c])]
+            } else {
+                table += [("blk.\(i).ffn_gate.weight", [f, c]), ("blk.\(i).ffn_up.weight", [f, c]), ("blk.\(i).ffn_down.weight", [c, f])]
+            }
         }
         table.append(("output_norm.weight", [c]))
+        if neox { table.append(("output_norm.bias", [c])) }
         if !config.tiedEmbedding { table.append(("output.weight", [v, c])) }
         return table
     }
@@ -109,13 +127,14 @@ public final class LlamaModel {
     /// and the shared region's slots (dead while the head's logits live; see `headLogits`).
     static func activationTables(_ config: LlamaConfig, tokens n: Int, checkpointed: Bool = false) -> (stored: [(String, Int)], shared: [(String, Int)]) {
         let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim, nl = config.nLayers
+        let fin = config.ffnInputWidth
         var stored: [(String, Int)] = []
         for l in 0...nl { stored.append(("resid.\(l)", n * c)) }
         for l in 0..<(checkpointed ? 1 : nl) {  // checkpointed: one block's activations, reused by every block
             stored += [
                 ("blk.\(l).attn_rstd", n), ("blk.\(l).qkv", n * (c + 2 * kv)),
                 ("blk.\(l).att", n * c),
-                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * 2 * f),
+                ("blk.\(l).resid_mid", n * c), ("blk.\(l).ffn_rstd", n), ("blk.\(l).gate_up", n * fin),
             ]
         }
         stored += [
@@ -124,7 +143,7 @@ public final class LlamaModel {
         ]
         let shared: [(String, Int)] = [
             ("norm_out", n * c), ("hidden", n * f), ("d_resid", n * c), ("d_norm", n * c), ("d_qkv", n * (c + 2 * kv)),
-            ("d_att", n * c), ("d_gate_up", n * 2 * f), ("d_hidden", n * f),
+            ("d_att", n * c), ("d_gate_up", n * fin), ("d_hidden", n * f),
         ]
         return (stored, shared)
     }
@@ -174,7 +193,7 @@ public final class LlamaModel {
         }
         parameterIndex = index
         // The forward runs Q, K, V as one sgemm and gate, up as another: their weights must be adjacent.
-        for i in 0..<nl {
+        for i in 0..<nl where config.block == .llama {
             let q = index["blk.\(i).attn_q.weight"]!, k = index["blk.\(i).attn_k.weight"]!
             let v = index["blk.\(i).attn_v.weight"]!, gt = index["blk.\(i).ffn_gate.weight"]!
             let up = index["blk.\(i).ffn_up.weight"]!
@@ -193,16 +212,21 @@ public final class LlamaModel {
         func carve(_ base: UnsafeMutableBufferPointer<Float>) -> (Global, [Block]) {
             let b = base.baseAddress!
             func t(_ name: String) -> UnsafeMutablePointer<Float> { b + index[name]!.offset }
+            func o(_ name: String) -> UnsafeMutablePointer<Float>? { index[name].map { b + $0.offset } }
+            let neox = config.block == .gptNeoX
             let blocks = (0..<nl).map { i in
-                Block(attnNorm: t("blk.\(i).attn_norm.weight"), wq: t("blk.\(i).attn_q.weight"),
-                      wk: t("blk.\(i).attn_k.weight"), wv: t("blk.\(i).attn_v.weight"),
+                Block(attnNorm: t("blk.\(i).attn_norm.weight"), wq: t(neox ? "blk.\(i).attn_qkv.weight" : "blk.\(i).attn_q.weight"),
                       wo: t("blk.\(i).attn_output.weight"), ffnNorm: t("blk.\(i).ffn_norm.weight"),
-                      wGate: t("blk.\(i).ffn_gate.weight"), wUp: t("blk.\(i).ffn_up.weight"),
-                      wDown: t("blk.\(i).ffn_down.weight"), bqkv: config.qkvBias ? t("blk.\(i).attn_q.bias") : nil)
+                      wIn: t(neox ? "blk.\(i).ffn_up.weight" : "blk.\(i).ffn_gate.weight"),
+                      wDown: t("blk.\(i).ffn_down.weight"),
+                      bqkv: o(neox ? "blk.\(i).attn_qkv.bias" : "blk.\(i).attn_q.bias"),
+                      attnNormBias: o("blk.\(i).attn_norm.bias"), ffnNormBias: o("blk.\(i).ffn_norm.bias"),
+                      bo: o("blk.\(i).attn_output.bias"), bIn: neox ? o("blk.\(i).ffn_up.bias") : nil,
+                      bDown: o("blk.\(i).ffn_down.bias"))
             }
             let emb = t("token_embd.weight")
             return (Global(embedding: emb, outputNorm: t("output_norm.weight"),
-                           output: config.tiedEmbedding ? emb : t("output.weight")), blocks)
+                           output: config.tiedEmbedding ? emb : t("output.weight"), outputNormBias: o("output_norm.bias")), blocks)
         }
         (p, pBlocks) = carve(parameters)
         (g, gBlocks) = carve(gradients)
@@ -251,7 +275,7 @@ public final class LlamaModel {
         let ib = indices.baseAddress!
         tokenBuf = ib; positions = ib + n; compactRows = ib + 2 * n; compactTargets = ib + 3 * n
 
-        (ropeCos, ropeSin) = ropeTable(positions: maxSeq, headDim: config.headDim, base: config.ropeBase)
+        (ropeCos, ropeSin) = ropeTable(positions: maxSeq, headDim: config.rotaryDims, base: config.ropeBase)
     }
 
     deinit {
@@ -329,7 +353,7 @@ public final class LlamaModel {
                 }
             }
         }
-        rmsnormForward(normOut, finalRstd, resid[config.nLayers], p.outputNorm, n: n, c: c, eps: config.normEps)
+        normForward(normOut, finalRstd, resid[config.nLayers], p.outputNorm, p.outputNormBias, n: n)
         for r in 0..<m {
             (compact + r * c).update(from: normOut + Int(compactRows[r]) * c, count: c)
         }
@@ -371,7 +395,7 @@ public final class LlamaModel {
         precondition(readyForBackward, "LlamaModel.backward: needs a forward(training: true) first")
         readyForBackward = false
         let n = lastCount, m = lastTargeted, starts = lastStarts
-        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim
+        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim, fin = config.ffnInputWidth
         let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
 
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
@@ -384,7 +408,7 @@ public final class LlamaModel {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
         }
         dResid.update(repeating: 0, count: n * c)
-        rmsnormBackward(dResid, g.outputNorm, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n, c: c)
+        normBackward(dResid, g.outputNorm, g.outputNormBias, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n)
 
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
@@ -396,31 +420,43 @@ public final class LlamaModel {
                         // hold the last block's, which needs no recomputing.
                         trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
                     }
-                    // Feed-forward: resid[l+1] = residMid + W_down swiglu(W_gate h, W_up h), h = norm(residMid).
+                    // Feed-forward: resid[l+1] = residMid + W_down act(W_in h (+ b_in)) (+ b_down), h = norm2(y), y the
+                    // feed-forward's input: residMid, or resid[l] with a parallel residual.
+                    let ffnInput = config.parallelResidual ? UnsafePointer(resid[l]) : UnsafePointer(a.residMid)
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c, precision: precision)
-                    swigluFusedForward(hidden, a.gateUp, n: n, f: f)  // recomputed, as in forward
+                    if let gb = gw.bDown { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    activationForward(hidden, a.gateUp, n: n)  // recomputed, as in forward
                     matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision)
-                    swigluFusedBackward(dGateUp, dHidden, a.gateUp, n: n, f: f)
-                    matmul(dNorm, dGateUp, w.wGate, m: n, n: c, k: 2 * f, precision: precision)
-                    rmsnormForward(normOut, a.ffnRstd, a.residMid, w.ffnNorm, n: n, c: c, eps: config.normEps)
-                    matmul(gw.wGate, dGateUp, normOut, m: 2 * f, n: c, k: n, transA: true, beta: 1, precision: precision)
-                    rmsnormBackward(dResid, gw.ffnNorm, dNorm, a.residMid, w.ffnNorm, a.ffnRstd, n: n, c: c)
-                    // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h), h = norm(resid[l]).
+                    activationBackward(dGateUp, dHidden, a.gateUp, n: n)
+                    if let gb = gw.bIn { columnSumsAdd(gb, dGateUp, n: n, width: fin) }
+                    matmul(dNorm, dGateUp, w.wIn, m: n, n: c, k: fin, precision: precision)
+                    normForward(normOut, a.ffnRstd, ffnInput, w.ffnNorm, w.ffnNormBias, n: n)
+                    matmul(gw.wIn, dGateUp, normOut, m: fin, n: c, k: n, transA: true, beta: 1, precision: precision)
+                    // With a parallel residual the attention's output gradient is the block's (dResid before the
+                    // feed-forward norm's term is added); otherwise it is residMid's (after).
+                    if !config.parallelResidual {
+                        normBackward(dResid, gw.ffnNorm, gw.ffnNormBias, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                    }
+                    // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h) (+ b_o), h = norm1(resid[l]).
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c, precision: precision)
                     matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
+                    if let gb = gw.bo { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    if config.parallelResidual {
+                        normBackward(dResid, gw.ffnNorm, gw.ffnNormBias, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                    }
                     dQKV.update(repeating: 0, count: n * w3)
                     attentionBackward(dQKV, dQKV + c, dQKV + c + kv, dAtt, nil,
                                       a.qkv, a.qkv + c, a.qkv + c + kv, sequenceStarts: starts, n: n,
                                       heads: nh, kvHeads: nkv, headDim: hd, ldq: w3, ldk: w3, ldv: w3)
                     ropeBackward(dQKV, positions: positions, n: n, heads: nh, headDim: hd,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
-                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3)
+                                 cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
                     if let gb = gw.bqkv { columnSumsAdd(gb, dQKV, n: n, width: w3) }
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
-                    rmsnormForward(normOut, a.attnRstd, resid[l], w.attnNorm, n: n, c: c, eps: config.normEps)
+                    normForward(normOut, a.attnRstd, resid[l], w.attnNorm, w.attnNormBias, n: n)
                     matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision)
-                    rmsnormBackward(dResid, gw.attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n, c: c)
+                    normBackward(dResid, gw.attnNorm, gw.attnNormBias, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n)
                 }
             }
         }

@@ -14,6 +14,7 @@
 ///
 ///     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 ///
+/// `gpt-2` (llama.cpp's name for it) and `olmo` (the GPT-NeoX tokenizer's, Pythia's) are the GPT-2 pattern too.
 /// `default` is read as the GPT-2 pattern (what a byte-level `tokenizer.json` without a custom
 /// pre-tokenizer does); note that llama.cpp's own fallback for `default` adds punctuation and
 /// 3-digit splits. The pattern is matched by hand over Unicode scalars: `\p{L}` is general category
@@ -28,7 +29,7 @@ enum PreTokenizer: String, Sendable, CaseIterable {
     init(name: String) throws {
         switch name {
         case "smollm": self = .smollm
-        case "gpt2", "default": self = .gpt2
+        case "gpt2", "gpt-2", "olmo", "default": self = .gpt2
         case "qwen2": self = .qwen2
         default: throw TokenizerError.unknownPreTokenizer(name: name)
         }

@@ -38,3 +38,27 @@ final class GGUFToHFTests: XCTestCase {
         XCTAssertFalse(a[0].isEmpty)
     }
 }
+
+/// A gptneox GGUF (Tests/HFModelsTests/Fixtures/gpt-neox-tiny.gguf, llama.cpp's layout) exported as a Hugging
+/// Face directory and read back: the GPT-NeoX config keys, the per-head Q|K|V and half-split RoPE rows written
+/// as transformers keeps them, and the same weights and ids on the way back in.
+final class GPTNeoXGGUFToHFTests: XCTestCase {
+    func testAGPTNeoXGGUFExportsAsADirectoryOfTheSameModel() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("HFModelsTests/Fixtures/gpt-neox-tiny.gguf").path
+        let gguf = try PretrainedModel.load(path: path, maxTokens: 64)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("neox-hf-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try HFExport.write(model: gguf.model, files: GGUFToHF.files(from: GGUFFile(path: path)), to: out)
+        let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("\"model_type\":\"gpt_neox\"") && config.contains("\"rotary_pct\":0.25"), config)
+        let hf = try HFModelDirectory(path: out)
+        XCTAssertEqual(hf.config, gguf.config)
+        let model = try hf.load(maxTokens: 64)
+        for (name, _) in model.parameterTable {
+            XCTAssertEqual(Array(model.parameter(name)).map(\.bitPattern), Array(gguf.model.parameter(name)).map(\.bitPattern), name)
+        }
+        let text = "It's 12345 and café, <|endoftext|> then more"
+        XCTAssertEqual(hf.tokenizer.encode(text), gguf.tokenizer.encode(text))
+    }
+}

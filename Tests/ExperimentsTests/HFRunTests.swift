@@ -4,15 +4,34 @@ import Foundation
 import XCTest
 @testable import Experiments
 
-/// A run whose model is a Hugging Face directory (the llama fixture made by scripts/make-hf-fixtures.py
-/// with transformers), trained and evaluated for real.
+/// A run whose model is a Hugging Face directory (the llama and GPT-NeoX fixtures made by
+/// scripts/make-hf-fixtures.py with transformers), trained and evaluated for real.
 final class HFRunTests: XCTestCase {
     func testARunTrainsAHuggingFaceDirectory() throws {
+        try trainAndCheck(fixtureName: "llama-tiny", template: "chatml")
+    }
+
+    /// Pythia's block, trained for real with the hh template (it has no chat template).
+    func testARunTrainsAGPTNeoXDirectory() throws {
+        try trainAndCheck(fixtureName: "gpt-neox-tiny", template: "hh")
+    }
+
+    /// The default ChatML template on a vocabulary without its markers is refused before anything runs,
+    /// naming the key and the templates that fit.
+    func testChatMLOnAModelWithoutItsTokensIsRefused() throws {
+        XCTAssertThrowsError(try trainAndCheck(fixtureName: "gpt-neox-tiny", template: "chatml")) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("template") && text.contains("\"hh\"") && text.contains("<|im_start|>"), text)
+            XCTAssertFalse(text.contains("\n"), text)
+        }
+    }
+
+    private func trainAndCheck(fixtureName: String, template: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-hf-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("HFModelsTests/Fixtures/llama-tiny").path
+            .appendingPathComponent("HFModelsTests/Fixtures/\(fixtureName)").path
         for name in ["tiny-train.jsonl", "tiny-probes.jsonl"] {
             try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
                                              to: dir.appendingPathComponent(name))
@@ -21,7 +40,7 @@ final class HFRunTests: XCTestCase {
             {
               name: "hf-tiny",
               model: { hf: "\(fixture)" },
-              template: "chatml",
+              template: "\(template)",
               data: {
                 train: { path: "tiny-train.jsonl" },
                 probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected" } },
@@ -33,6 +52,7 @@ final class HFRunTests: XCTestCase {
         try spec.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
         let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
         let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        try RunExecutor.validateInputs(of: experiment)
         let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
         XCTAssertEqual(summary.finished.count, 1, "failed: \(summary.failed)")
         let run = try XCTUnwrap(store.run(name: experiment.runs[0].name))

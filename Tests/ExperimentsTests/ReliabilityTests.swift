@@ -662,7 +662,7 @@ enum TinyGGUF {
         }
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
-        w.setLlamaHyperparameters(config)
+        w.setHyperparameters(config)
         w.set("tokenizer.ggml.model", .string("gpt2"))
         w.set("tokenizer.ggml.pre", .string("gpt2"))
         w.set("tokenizer.ggml.tokens", .array(tokens.map { .string($0) }))

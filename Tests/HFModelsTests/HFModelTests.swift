@@ -1,6 +1,6 @@
 import Base
 import Foundation
-import GGUF
+@testable import GGUF
 @testable import HFModels
 import Model
 import Tokenizer
@@ -34,11 +34,11 @@ final class HFModelTests: XCTestCase {
 
     func testTokenizerJSONGivesTransformersIDs() throws {
         let ref = try reference()
-        XCTAssertEqual(Set(ref.models.keys), ["llama-tiny", "llama-tiny-bf16-sharded", "qwen2-tiny"])
+        XCTAssertEqual(Set(ref.models.keys), ["llama-tiny", "llama-tiny-bf16-sharded", "qwen2-tiny", "gpt-neox-tiny", "gpt-neox-tiny-sequential"])
         for (name, model) in ref.models {
             let dir = try HFModelDirectory(path: Self.fixtures + "/" + name)
             XCTAssertEqual(dir.tokenizer.vocabSize, dir.config.vocabSize)
-            XCTAssertEqual(dir.tokenizer.decode([dir.tokenizer.eos]), "<|im_end|>", name)
+            XCTAssertEqual(dir.tokenizer.decode([dir.tokenizer.eos]), name.hasPrefix("gpt-neox") ? "<|endoftext|>" : "<|im_end|>", name)
             for s in model.strings + model.prompts {
                 XCTAssertEqual(dir.tokenizer.encode(s.text), s.ids, "\(name) (\(model.tokenizer_style)): \(s.text.debugDescription)")
                 // qwen2's tokenizer normalises to NFC (decomposed accents come back composed)
@@ -48,7 +48,8 @@ final class HFModelTests: XCTestCase {
     }
 
     /// Our forward pass on the directory's weights against transformers' float32 logits: log-softmax at
-    /// every position within 1e-4 (F32 one file, tied head; BF16 in three shards, untied head, another rope_theta).
+    /// every position within 1e-4 (F32 one file, tied head; BF16 in three shards, untied head, another rope_theta;
+    /// qwen2's biases; GPT-NeoX parallel with RoPE on a quarter of each head, and sequential in F16 with half).
     func testForwardMatchesTransformers() throws {
         let ref = try reference()
         for (name, model) in ref.models.sorted(by: { $0.key < $1.key }) {
@@ -89,9 +90,71 @@ final class HFModelTests: XCTestCase {
         for (name, _) in model.parameterTable {
             XCTAssertEqual(Array(gguf.model.parameter(name)).map(\.bitPattern), Array(model.parameter(name)).map(\.bitPattern), name)
         }
-        XCTAssertThrowsError(try exportGGUF(model: gguf.model, tokenizerFrom: nil, path: "/tmp/unused.gguf", type: .f32)) { error in
-            XCTAssertTrue("\(error)".contains("--format hf"), "\(error)")
+        try assertGGUFExportReproduces(Self.fixtures + "/qwen2-tiny.gguf")
+    }
+
+    /// The GPT-NeoX directories read as the block they describe.
+    func testGPTNeoXConfigs() throws {
+        let parallel = try HFModelDirectory(path: Self.fixtures + "/gpt-neox-tiny").config
+        XCTAssertEqual(parallel.block, .gptNeoX)
+        XCTAssertTrue(parallel.parallelResidual && parallel.qkvBias && !parallel.tiedEmbedding)
+        XCTAssertEqual(parallel.rotaryDims, 4)
+        XCTAssertEqual(parallel.nKVHeads, 4)
+        let sequential = try HFModelDirectory(path: Self.fixtures + "/gpt-neox-tiny-sequential").config
+        XCTAssertFalse(sequential.parallelResidual)
+        XCTAssertEqual(sequential.rotaryDims, 8)
+        XCTAssertEqual(sequential.ropeBase, 20000)
+    }
+
+    /// A gptneox GGUF laid out as llama.cpp's converter writes one (Q|K|V regrouped, Q/K half-split, partial
+    /// RoPE in `gptneox.rope.dimension_count`): the same configuration, ids and weights as its directory.
+    func testAGPTNeoXGGUFReadsAsTheDirectory() throws {
+        let ref = try XCTUnwrap(try reference().models["gpt-neox-tiny"])
+        let gguf = try PretrainedModel.load(path: Self.fixtures + "/gpt-neox-tiny.gguf", maxTokens: 64)
+        for s in ref.strings + ref.prompts { XCTAssertEqual(gguf.tokenizer.encode(s.text), s.ids, s.text.debugDescription) }
+        let dir = try HFModelDirectory(path: Self.fixtures + "/gpt-neox-tiny")
+        XCTAssertEqual(gguf.config, dir.config)
+        let model = try dir.load(maxTokens: 64)
+        for (name, _) in model.parameterTable {
+            XCTAssertEqual(Array(gguf.model.parameter(name)).map(\.bitPattern), Array(model.parameter(name)).map(\.bitPattern), name)
         }
+        try assertGGUFExportReproduces(Self.fixtures + "/gpt-neox-tiny.gguf")
+    }
+
+    /// Our GGUF export of a model read from a GGUF in llama.cpp's layout writes that layout back: the same
+    /// architecture and hyper-parameter keys, and every tensor equal to the original file's, bit for bit
+    /// (Q/K rows back in half-split order, Q|K|V as llama.cpp's converter groups it).
+    func assertGGUFExportReproduces(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let original = try GGUFFile(path: path)
+        let loaded = try PretrainedModel.load(path: path, maxTokens: 16)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID().uuidString).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try exportGGUF(model: loaded.model, tokenizerFrom: original, path: out, type: .f32)
+        let exported = try GGUFFile(path: out)
+        let architecture = try original.string(GGUFKeys.architecture)
+        XCTAssertEqual(try exported.string(GGUFKeys.architecture), architecture, file: file, line: line)
+        for key in original.metadataKeys where key.hasPrefix(architecture + ".") {
+            XCTAssertEqual(exported.metadata[key].map { "\($0)" }, "\(original.metadata[key]!)", key, file: file, line: line)
+        }
+        XCTAssertEqual(try exported.llamaConfig(), loaded.config, file: file, line: line)
+        for (name, shape) in loaded.model.parameterTable {
+            let count = shape.reduce(1, *)
+            var a = [Float](repeating: 0, count: count), b = [Float](repeating: 1, count: count)
+            try a.withUnsafeMutableBufferPointer { try original.dequantize(name, into: $0) }
+            try b.withUnsafeMutableBufferPointer { try exported.dequantize(name, into: $0) }
+            XCTAssertEqual(a.map(\.bitPattern), b.map(\.bitPattern), name, file: file, line: line)
+        }
+    }
+
+    /// GPT-NeoX's fused Q|K|V: rows per head (q_h, k_h, v_h) regroup into all q, all k, all v and back.
+    func testQKVRegrouping() {
+        // 2 heads of size 2, 1 column: their rows q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1.
+        let theirs: [Float] = [0, 1, 10, 11, 20, 21, 2, 3, 12, 13, 22, 23]
+        var w = theirs
+        w.withUnsafeMutableBufferPointer { GPTNeoXArchitecture.regroupQKV($0, heads: 2, headDim: 2, columns: 1, toPerHead: false) }
+        XCTAssertEqual(w, [0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23])
+        w.withUnsafeMutableBufferPointer { GPTNeoXArchitecture.regroupQKV($0, heads: 2, headDim: 2, columns: 1, toPerHead: true) }
+        XCTAssertEqual(w, theirs)
     }
 
     /// The rotary row permutation: transformers' half-split order becomes adjacent pairs, head by head.
@@ -100,6 +163,12 @@ final class HFModelTests: XCTestCase {
         var w: [Float] = [0, 1, 2, 3, 10, 11, 12, 13]
         w.withUnsafeMutableBufferPointer { RotaryLayout.permute($0, heads: 2, headDim: 4, columns: 1) }
         XCTAssertEqual(w, [0, 2, 1, 3, 10, 12, 11, 13])
+        // Partial RoPE (GPT-NeoX): only the first 4 of each head's 6 rows are rotary; the rest stay.
+        var p: [Float] = [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15]
+        p.withUnsafeMutableBufferPointer { RotaryLayout.permute($0, heads: 2, headDim: 6, rotaryDims: 4, columns: 1) }
+        XCTAssertEqual(p, [0, 2, 1, 3, 4, 5, 10, 12, 11, 13, 14, 15])
+        p.withUnsafeMutableBufferPointer { RotaryLayout.permute($0, heads: 2, headDim: 6, rotaryDims: 4, columns: 1, inverse: true) }
+        XCTAssertEqual(p, [0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15])
     }
 
     // MARK: bad directories: one line naming the file and what was expected
@@ -161,6 +230,18 @@ final class HFModelTests: XCTestCase {
         try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"model_type\": \"qwen2\"", with: "\"model_type\": \"llama\"") }
         assertRefused(dir, ["model.safetensors", "_proj.bias", "unexpected tensor for a 2-layer llama"])
 
+        dir = try copyFixture("gpt-neox-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"hidden_act\": \"gelu\"", with: "\"hidden_act\": \"gelu_fast\"") }
+        assertRefused(dir, ["config.json", "hidden_act", "gelu_fast"])
+
+        dir = try copyFixture("gpt-neox-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"partial_rotary_factor\": 0.25", with: "\"partial_rotary_factor\": 0.1") }
+        assertRefused(dir, ["config.json", "rotary_pct", "1 rotary dimensions"])
+
+        dir = try copyFixture("gpt-neox-tiny")
+        try edit(dir + "/config.json") { $0 = $0.replacingOccurrences(of: "\"attention_bias\": true", with: "\"attention_bias\": false") }
+        assertRefused(dir, ["config.json", "attention_bias"])
+
         dir = try copyFixture("llama-tiny-bf16-sharded")
         try FileManager.default.removeItem(atPath: dir + "/model-00002-of-00003.safetensors")
         assertRefused(dir, ["model-00002-of-00003.safetensors"])
@@ -186,7 +267,7 @@ final class HFModelTests: XCTestCase {
     /// Export -> load (ours): the same parameters bit for bit (the Q/K permutation undone and redone), the
     /// original config with dtype float32 and the tokenizer files copied; an existing --out is never replaced.
     func testExportRoundTripsBitForBit() throws {
-        for name in ["llama-tiny-bf16-sharded", "qwen2-tiny"] { try exportRoundTrip(name) }
+        for name in ["llama-tiny-bf16-sharded", "qwen2-tiny", "gpt-neox-tiny", "gpt-neox-tiny-sequential"] { try exportRoundTrip(name) }
     }
 
     func exportRoundTrip(_ fixture: String) throws {

@@ -76,7 +76,25 @@ final class BatchSessionTests: XCTestCase {
     /// `LlamaModel.forward` over each prompt + response) gives, for pairs that repeat a prompt (shared in
     /// the cache), an empty response, and more pairs than one filling of the cache holds.
     func testScorePairsMatchesTheTrainingForwardInOrder() {
-        let m = model()
+        checkScorePairs(model())
+    }
+
+    /// The same for GPT-NeoX blocks (parallel and sequential residuals, partial RoPE, every bias and LayerNorm
+    /// parameter random): the KV-cache path and the training forward run the one block implementation.
+    func testGPTNeoXScoringMatchesTheTrainingForward() {
+        for parallel in [true, false] {
+            let m = LlamaModel(config: .tinyNeoX(parallelResidual: parallel), maxTokens: 256)
+            m.initializeRandom(seed: 8, std: 0.1)
+            var rng = SplitMix64(seed: 9)
+            for (name, shape) in m.parameterTable where shape.count == 1 {
+                let t = m.parameter(name)
+                for i in 0..<t.count { t[i] = (name.hasSuffix(".bias") ? 0 : 1) + Float(rng.normal()) * 0.2 }
+            }
+            checkScorePairs(m)
+        }
+    }
+
+    private func checkScorePairs(_ m: LlamaModel, file: StaticString = #filePath, line: UInt = #line) {
         let p1 = tokens(12, seed: 31), p2 = tokens(5, seed: 32)
         var pairs: [(prompt: [Int32], response: [Int32])] = [
             (p1, tokens(7, seed: 33)), (p2, tokens(3, seed: 34)), (p1, tokens(9, seed: 35)), (p2, []), (p1, tokens(1, seed: 36)),
@@ -91,12 +109,12 @@ final class BatchSessionTests: XCTestCase {
             let lp = m.forward(TokenBatch.scoring([(pair.prompt, pair.response)]), training: false)
             let expected = (0..<pair.response.count).map { lp[pair.prompt.count - 1 + $0] }
             for i in expected.indices {
-                XCTAssertEqual(got[k][i], expected[i], accuracy: 1e-4, "pair \(k) token \(i)")
+                XCTAssertEqual(got[k][i], expected[i], accuracy: 1e-4, "pair \(k) token \(i)", file: file, line: line)
             }
         }
         // The prompt matters: the same response after another prompt scores differently.
         let other = BatchSession.scorePairs(model: m, [(p2, pairs[0].response)])
-        XCTAssertNotEqual(other[0][0], got[0][0], accuracy: 1e-3)
+        XCTAssertNotEqual(other[0][0], got[0][0], accuracy: 1e-3, file: file, line: line)
     }
 
     /// Greedy decoding of several prompts in lock step (in two fillings of the cache) gives the tokens

@@ -52,20 +52,30 @@ final class ModelGradientTests: XCTestCase {
     }
 
     /// The analytic gradient of the whole model against central finite differences on sampled entries of
-    /// every parameter tensor (the largest-gradient entry plus random ones), tied and untied heads.
+    /// every parameter tensor (the largest-gradient entry plus random ones), tied and untied heads, Qwen2's
+    /// Q/K/V biases, and GPT-NeoX blocks (LayerNorm with bias, GELU, biases everywhere, partial RoPE) with
+    /// parallel and sequential residuals.
     /// fp32 forward: with h = 1e-2 and a loss near 5, rounding contributes ~1e-4 to the numeric derivative,
     /// so entries must agree within 1e-3 + 3% (a missing or wrong term is off by far more).
     func testWholeModelGradientMatchesFiniteDifferences() {
-        for (tied, bias) in [(true, false), (false, false), (false, true)] {
-            let model = LlamaModel(config: .tiny(dim: 32, ffnDim: 48, tiedEmbedding: tied, qkvBias: bias), maxTokens: 32)
+        let configs: [(String, LlamaConfig)] = [
+            ("tied", .tiny(dim: 32, ffnDim: 48)), ("untied", .tiny(dim: 32, ffnDim: 48, tiedEmbedding: false)),
+            ("qkv bias", .tiny(dim: 32, ffnDim: 48, tiedEmbedding: false, qkvBias: true)),
+            ("neox parallel", .tinyNeoX(dim: 32, ffnDim: 48, rotaryDims: 4)),
+            ("neox sequential", .tinyNeoX(dim: 32, ffnDim: 48, parallelResidual: false, rotaryDims: 6)),
+        ]
+        for (label, cfg) in configs {
+            let bias = cfg.qkvBias
+            let model = LlamaModel(config: cfg, maxTokens: 32)
             model.initializeRandom(seed: 7, std: 0.2)
-            if bias {  // Qwen2's Q/K/V biases: random, so that they matter to the loss
+            if bias {  // biases and LayerNorm weights random, so that they matter to the loss (and a transposed use shows)
                 var rng = SplitMix64(seed: 3)
-                for (name, _) in model.parameterTable where name.hasSuffix(".bias") {
+                for (name, shape) in model.parameterTable where name.hasSuffix(".bias") || (cfg.block == .gptNeoX && shape.count == 1) {
                     let b = model.parameter(name)
-                    for i in 0..<b.count { b[i] = Float(rng.normal()) * 0.3 }
+                    for i in 0..<b.count { b[i] = (name.hasSuffix(".bias") ? 0 : 1) + Float(rng.normal()) * 0.3 }
                 }
-                XCTAssertEqual(model.parameterTable.filter { $0.name.hasSuffix(".bias") }.count, 3 * model.config.nLayers)
+                let biases = model.parameterTable.filter { $0.name.hasSuffix(".bias") }.count
+                XCTAssertEqual(biases, cfg.block == .gptNeoX ? 6 * cfg.nLayers + 1 : 3 * cfg.nLayers)
             }
             let batch = sampleBatch()
             model.zeroGradients()
@@ -90,7 +100,7 @@ final class ModelGradientTests: XCTestCase {
                     p[i] = keep
                     let numeric = (up - down) / Double(2 * h)
                     XCTAssertEqual(Double(g[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric),
-                                   "tied \(tied) bias \(bias) \(name)[\(i)]")
+                                   "\(label): \(name)[\(i)]")
                     XCTAssertTrue(g[i].isFinite && numeric.isFinite, "\(name)[\(i)]")
                     nonzero = nonzero || abs(numeric) > 1e-3
                     checked += 1
@@ -104,8 +114,9 @@ final class ModelGradientTests: XCTestCase {
     /// `checkpointActivations`: the same log-probabilities and gradients, bit for bit, from one block's
     /// activations recomputed in backward; and the activation memory shrinks by (layers - 1) blocks' worth.
     func testCheckpointedActivationsGiveTheSameGradients() {
-        for bias in [false, true] {
-            let cfg = LlamaConfig.tiny(dim: 32, nLayers: 3, ffnDim: 48, qkvBias: bias)
+        for cfg in [LlamaConfig.tiny(dim: 32, nLayers: 3, ffnDim: 48), .tiny(dim: 32, nLayers: 3, ffnDim: 48, qkvBias: true),
+                    .tinyNeoX(dim: 32, nLayers: 3, ffnDim: 48)] {
+            let bias = cfg.qkvBias
             var results: [(lp: [Float], g: [Float])] = []
             for checkpointed in [false, true] {
                 let model = LlamaModel(config: cfg, maxTokens: 32, checkpointActivations: checkpointed)
@@ -122,7 +133,7 @@ final class ModelGradientTests: XCTestCase {
             XCTAssertEqual(results[0].g.map(\.bitPattern), results[1].g.map(\.bitPattern), "bias \(bias)")
             XCTAssertTrue(results[1].g.contains { $0 != 0 } && results[1].g.allSatisfy(\.isFinite))
             let full = LlamaModel.activationFloats(cfg, tokens: 1024), saved = LlamaModel.activationFloats(cfg, tokens: 1024, checkpointed: true)
-            let perBlock = Double(1024 * (2 + (32 + 2 * 16) + 32 + 32 + 2 * 48))
+            let perBlock = Double(1024 * (2 + (32 + 2 * cfg.nKVHeads * cfg.headDim) + 32 + 32 + cfg.ffnInputWidth))
             XCTAssertEqual(full - saved, 2 * perBlock, accuracy: 2 * 6 * 16, "two of three blocks' activations saved")
         }
     }
