@@ -27,6 +27,9 @@ public enum Measure: String, CaseIterable, Sendable {
     case endedTurn = "ended_turn"
     /// Greedy responses only: tokens decoded (the stop token not counted).
     case generatedTokens = "generated_tokens"
+    /// Reward models only: r(x, y) = w_r . h, h the final norm's output at the response's last token (the
+    /// end of turn), the score the Bradley-Terry objective trains.
+    case reward
 
     /// The measures computed from the next-token distributions of every scored response.
     public static let distributional: [Measure] = [
@@ -46,6 +49,7 @@ public enum Measure: String, CaseIterable, Sendable {
         case .peakiness: return "mean ||p||"
         case .endedTurn: return "share ended with end of turn"
         case .generatedTokens: return "tokens decoded"
+        case .reward: return "reward (reward model)"
         }
     }
 }

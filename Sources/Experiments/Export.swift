@@ -8,7 +8,8 @@ import RunStore
 import Training
 
 /// Writes a run's checkpointed weights as a GGUF file that llama.cpp can load, or as a Hugging Face
-/// directory that transformers loads.
+/// directory that transformers loads. A reward model's GGUF has its head as the extra tensor
+/// `reward_head.weight` (AlignScope reads it back as a reward model; llama.cpp refuses the extra tensor).
 public enum RunExport {
     public enum Format: String, Sendable, CaseIterable {
         case gguf, hf
@@ -49,12 +50,19 @@ public enum RunExport {
             }
             return found
         }
+        // A reward model's checkpoint holds its head after the language model's weights.
+        let rewardModel = configJSON.value(at: ["objective", "kind"]) == .string("reward")
+        func withHead(_ c: LlamaConfig) -> LlamaConfig {
+            var c = c
+            c.rewardHead = rewardModel
+            return c
+        }
         if case .string(let dir)? = modelSpec["hf"] {
             guard format == .hf else {
                 throw RunError.model(path: dir, reason: "run \(record.name) starts from a Hugging Face directory; export it with --format hf")
             }
             let source = try HFModelDirectory(path: try locate(dir))
-            let model = LlamaModel(config: source.config, maxTokens: 1)
+            let model = LlamaModel(config: withHead(source.config), maxTokens: 1)
             _ = try Checkpoint.read(url, into: [model.parameters])
             try HFExport.write(model: model, files: .from(directory: source.path), to: out)
             return header.step
@@ -63,7 +71,7 @@ public enum RunExport {
             throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; export needs a run from a GGUF file or a Hugging Face directory (its tokenizer is copied)")
         }
         let file = try GGUFFile(path: try locate(gguf))
-        let model = LlamaModel(config: try file.llamaConfig(), maxTokens: 1)
+        let model = LlamaModel(config: withHead(try file.llamaConfig()), maxTokens: 1)
         _ = try Checkpoint.read(url, into: [model.parameters])
         switch format {
         case .gguf: try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)

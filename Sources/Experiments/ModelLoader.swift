@@ -129,6 +129,8 @@ enum PairEncoder {
         case sequences([EncodedPair])
         case hindsight([[(ids: [Int32], trained: Bool)]])
         case pairs([PreferencePair])
+        /// A reward model's pairs with each pair's margin (0 without `objective.margin`).
+        case rewardPairs([PreferencePair], margins: [Double])
     }
 
     static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
@@ -147,17 +149,32 @@ enum PairEncoder {
                 try Self.hindsight(ex, template: hindsight, chat: template, tokenizer: tokenizer, maxLength: maxLength, file: file, line: ex.line)
             })
         case .dpo, .ipo, .hinge:
-            return .pairs(try examples.map { ex in
-                guard let chosen = ex.chosen, let rejected = ex.rejected else {
-                    throw RunError.data(file: file, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
+            return .pairs(try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) })
+        case .reward(let marginField, _, _):
+            let pairs = try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) }
+            let margins = try examples.map { ex throws -> Double in
+                guard let marginField else { return 0 }
+                do {
+                    return try ex.number(of: marginField)
+                } catch {
+                    throw RunError.data(file: file, line: ex.line, reason: "objective.margin is \"\(marginField)\": \("\(error)".split(separator: ": ", maxSplits: 1).last ?? "")")
                 }
-                let c = try encode(prompt: ex.promptSource, response: chosen, tokenizer: tokenizer, template: template,
-                                   maxLength: maxLength, file: file, line: ex.line)
-                let r = try encode(prompt: ex.promptSource, response: rejected, tokenizer: tokenizer, template: template,
-                                   maxLength: maxLength, file: file, line: ex.line)
-                return PreferencePair(prompt: c.prompt.count <= r.prompt.count ? c.prompt : r.prompt, chosen: c.response, rejected: r.response)
-            })
+            }
+            return .rewardPairs(pairs, margins: margins)
         }
+    }
+
+    /// A line's chosen/rejected pair, tokenised; lines without both are refused naming the objective.
+    static func pair(_ ex: PreferenceExample, objective: Objective, tokenizer: any TextTokenizer, template: ChatTemplate,
+                     maxLength: Int, file: String) throws -> PreferencePair {
+        guard let chosen = ex.chosen, let rejected = ex.rejected else {
+            throw RunError.data(file: file, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
+        }
+        let c = try encode(prompt: ex.promptSource, response: chosen, tokenizer: tokenizer, template: template,
+                           maxLength: maxLength, file: file, line: ex.line)
+        let r = try encode(prompt: ex.promptSource, response: rejected, tokenizer: tokenizer, template: template,
+                           maxLength: maxLength, file: file, line: ex.line)
+        return PreferencePair(prompt: c.prompt.count <= r.prompt.count ? c.prompt : r.prompt, chosen: c.response, rejected: r.response)
     }
 
     /// The scored text of a prompt under `template`; `raw` needs the prompt's own text.

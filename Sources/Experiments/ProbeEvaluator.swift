@@ -85,7 +85,9 @@ final class ProbeEvaluator {
         }
         encoded = out
         promptsCut = cut
-        let need = out.map { $0.prompt.count + $0.responses.reduce(0) { $0 + max(0, $1.ids.count - 1) } }.max() ?? 0
+        // a reward model also runs each response's last token (`scoreDistributionsAndRewards`)
+        let whole = loaded.model.config.rewardHead ? 1 : 0
+        let need = out.map { $0.prompt.count + $0.responses.reduce(0) { $0 + max(0, $1.ids.count - 1 + whole) } }.max() ?? 0
         batch = BatchSession(model: loaded.model, slots: max(Self.cacheSlots, need + (maxLength + 64) * set.dynamicCategories.count),
                              context: 2 * maxLength + 1)
         batch.precision = config.eval.precision
@@ -145,14 +147,17 @@ final class ProbeEvaluator {
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
-        let scored = batch.scoreDistributions(encoded.indices.map { (prompt: encoded[$0].prompt, responses: all[$0].map(\.ids)) })
+        let (scored, rewards) = scoreAll(all.map { $0.map(\.ids) })
         var rows: [LogprobRow] = []
         rows.reserveCapacity(responsesPerEvaluation)
         for (p, responses) in all.enumerated() {
             for (r, response) in responses.enumerated() {
-                rows.append(row(response, scored[p][r], facts: facts[response.responseID] ?? [:]))
+                var known = facts[response.responseID] ?? [:]
+                if let rewards { known[Measure.reward.rawValue] = Double(rewards[p][r]) }
+                rows.append(row(response, scored[p][r], facts: known))
             }
         }
+        if let rewards { rewardAccuracy = Self.pairwiseAccuracy(all.map { $0.map(\.category) }, rewards, splits: probeSet.probes.map(\.split.rawValue)) }
         // argmax categories: the most likely token at each position of the source response, up to the first
         // stop token (the template's end of turn is added back when the text is scored, as for greedy).
         let argmaxCategories = probeSet.dynamicCategories.filter { if case .argmax = $0.kind { return true } else { return false } }
@@ -169,12 +174,39 @@ final class ProbeEvaluator {
                     made[p].append(response)
                 }
             }
-            let rescored = batch.scoreDistributions(encoded.indices.map { (prompt: encoded[$0].prompt, responses: made[$0].map(\.ids)) })
+            let (rescored, rerewards) = scoreAll(made.map { $0.map(\.ids) })
             for (p, responses) in made.enumerated() {
-                for (r, response) in responses.enumerated() { rows.append(row(response, rescored[p][r], facts: [:])) }
+                for (r, response) in responses.enumerated() {
+                    rows.append(row(response, rescored[p][r], facts: rerewards.map { [Measure.reward.rawValue: Double($0[p][r])] } ?? [:]))
+                }
             }
         }
         return rows
+    }
+
+    /// Every probe's responses scored after its prompt: distributions, and for a reward model each response's reward.
+    private func scoreAll(_ responses: [[[Int32]]]) -> (distributions: [[[TokenDistribution]]], rewards: [[Float]]?) {
+        let items = encoded.indices.map { (prompt: encoded[$0].prompt, responses: responses[$0]) }
+        guard batch.model.config.rewardHead else { return (batch.scoreDistributions(items), nil) }
+        let scored = batch.scoreDistributionsAndRewards(items)
+        return (scored.distributions, scored.rewards)
+    }
+
+    /// A reward model's pairwise accuracy at the last evaluation: over probes with both a `chosen` and a
+    /// `rejected` response, the share where r(chosen) > r(rejected), per split (`eval/accuracy/heldout`,
+    /// `eval/accuracy/train`) and over all (`eval/accuracy`). Empty for other models.
+    private(set) var rewardAccuracy: [(name: String, value: Double)] = []
+
+    static func pairwiseAccuracy(_ categories: [[String]], _ rewards: [[Float]], splits: [String]) -> [(name: String, value: Double)] {
+        var right: [String: Double] = [:], count: [String: Double] = [:]
+        for (p, names) in categories.enumerated() {
+            guard let c = names.firstIndex(of: "chosen"), let r = names.firstIndex(of: "rejected") else { continue }
+            for key in ["eval/accuracy", "eval/accuracy/" + splits[p]] {
+                count[key, default: 0] += 1
+                if rewards[p][c] > rewards[p][r] { right[key, default: 0] += 1 }
+            }
+        }
+        return count.keys.sorted().map { ($0, (right[$0] ?? 0) / count[$0]!) }
     }
 
     /// A dynamic category's tokens for `probe` at `step`, decoded, recorded as a response (origin

@@ -26,9 +26,12 @@ final class RunExecution {
         let started = Date()
         let report = executor.report
         report(.loading(run: run.name, what: "model"))
-        let loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
+        var loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.objective.sequencesPerExample * config.train.maxLength,
                                           threads: config.threads, checkpointActivations: config.train.checkpointActivations)
+        if case .reward(_, _, let headSeed) = config.objective, !loaded.model.config.rewardHead {
+            loaded.model = loaded.model.withRewardHead(seed: UInt64(headSeed))
+        }
         loaded.model.precision = config.train.precision  // training's products (the reference pass's too)
         let template = config.template
         var modelIdentity = "\(config.model)"
@@ -86,7 +89,9 @@ final class RunExecution {
                 ("tokens_per_s", Double(result.tokens) / max(seconds, 1e-9)),
                 ("elapsed", Date().timeIntervalSince(started)),
             ]
-            for key in result.metrics.keys.sorted() where key.contains("/") { metrics.append((key, result.metrics[key]!)) }
+            for key in result.metrics.keys.sorted() where key.contains("/") || Objective.rewardMetricNames.contains(key) {
+                metrics.append((key, result.metrics[key]!))
+            }
             try store.writeTrainMetrics(runID: runID, step: step, metrics: metrics)
             report(.step(run: run.name, step: step, totalSteps: config.train.steps, loss: result.loss,
                          tokensPerSecond: Double(result.tokens) / max(seconds, 1e-9),
@@ -158,6 +163,8 @@ final class RunExecution {
             return .sequences(sequences)
         case .hindsight(let sequences):
             return .hindsight(sequences)
+        case .rewardPairs(let pairs, let margins):
+            return .rewardPairs(pairs, margins: margins)
         case .pairs(let pairs):
             var digest = SHA256()
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
@@ -189,7 +196,13 @@ final class RunExecution {
             }
             url = executor.checkpointURL(runName: initFrom.run)
         }
-        let header = try Checkpoint.read(url, into: [model.parameters])
+        // A reward model may start from a language model's weights: they fill all but its head.
+        var target = model.parameters
+        if let peek = try Checkpoint.readHeader(url), peek.parameterCount != model.parameterCount,
+           peek.parameterCount == model.languageModelParameterCount {
+            target = UnsafeMutableBufferPointer(rebasing: model.parameters[0..<model.languageModelParameterCount])
+        }
+        let header = try Checkpoint.read(url, into: [target])
         guard header.configSHA256 == planned.configSHA256 else {
             throw RunError.io(path: url.path, reason: "checkpoint belongs to another config of run \(initFrom.run)")
         }
@@ -203,6 +216,7 @@ final class RunExecution {
         let t0 = Date()
         let rows = try probes.score(step: step)
         try store.writeEvaluation(runID: runID, step: step, rows: rows)
+        if !probes.rewardAccuracy.isEmpty { try store.writeTrainMetrics(runID: runID, step: step, metrics: probes.rewardAccuracy) }
         executor.report(.evaluated(run: run.name, step: step, responses: rows.count, seconds: Date().timeIntervalSince(t0)))
     }
 }

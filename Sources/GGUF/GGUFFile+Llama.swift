@@ -1,7 +1,8 @@
 import Model
 
 extension GGUFFile {
-    /// The model configuration from the `llama.*` metadata. The vocabulary size is the length of
+    /// The model configuration from the `llama.*` metadata (a reward model's when the file holds
+    /// `reward_head.weight`, AlignScope's extra tensor). The vocabulary size is the length of
     /// `tokenizer.ggml.tokens` (else `llama.vocab_size`); the output head is tied when the file has no
     /// `output.weight`. Missing `llama.rope.freq_base` means 10000 and missing
     /// `llama.attention.head_count_kv` means one KV head per head, as in llama.cpp.
@@ -64,7 +65,7 @@ extension GGUFFile {
             vocabSize: vocabSize, dim: dim, nLayers: nLayers, nHeads: nHeads, nKVHeads: nKVHeads, ffnDim: ffnDim,
             ropeBase: Float(ropeBase), normEps: Float(normEps), tiedEmbedding: tensorInfo("output.weight") == nil,
             contextLength: contextLength, qkvBias: architecture != "llama", block: neox ? .gptNeoX : .llama,
-            parallelResidual: neox && parallel, rotaryDims: rotaryDims)
+            parallelResidual: neox && parallel, rotaryDims: rotaryDims, rewardHead: tensorInfo("reward_head.weight") != nil)
     }
 
     /// Architectures read: `llama`, `qwen2` (the llama block with Q/K/V biases) and `gptneox` (Pythia:

@@ -21,6 +21,9 @@ public enum HFExport {
 
     public static func write(model: LlamaModel, files: Files, to out: String) throws {
         let fm = FileManager.default
+        if model.config.rewardHead {
+            throw HFError.file(path: out, reason: "a reward model cannot be written as a Hugging Face directory yet; export it with --format gguf (its head is the extra tensor reward_head.weight)")
+        }
         if fm.fileExists(atPath: out) {
             throw HFError.file(path: out, reason: "exists; give a new --out directory (an export never overwrites one)")
         }

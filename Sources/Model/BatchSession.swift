@@ -218,36 +218,61 @@ public final class BatchSession {
         return result
     }
 
+    /// `scoreDistributions` and, from the same pass, each response's reward (`config.rewardHead`):
+    /// r = w_r . h at the response's last token, h the final norm's output there. For this the responses'
+    /// last tokens run through the network too (one more row per response); the distributions are the
+    /// same numbers up to the rounding of a differently shaped pass.
+    public func scoreDistributionsAndRewards(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> (distributions: [[[TokenDistribution]]], rewards: [[Float]]) {
+        precondition(model.config.rewardHead, "BatchSession.scoreDistributionsAndRewards: the model has no reward head")
+        var rewards: [[Float]] = items.map { $0.responses.map { _ in 0 } }
+        let head = model.p.rewardHead!, c = model.config.dim
+        let distributions = layOut(items, read: distributions(at:), last: { k, r, slot in
+            let h = self.hidden + slot * c
+            var sum: Float = 0
+            for j in 0..<c { sum += head[j] * h[j] }
+            rewards[k][r] = sum
+        })
+        return (distributions, rewards)
+    }
+
     /// Lays the items out in the cache as `scoreResponses` describes, runs them, and reads every response
-    /// token's position with `read` (one value per (slot, token), in order).
+    /// token's position with `read` (one value per (slot, token), in order). With `last`, each response's
+    /// last token runs too and `last(item, response, slot)` is called with the slot that holds it (an empty
+    /// response: the prompt's last slot).
     private func layOut<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
-                           read: ([(slot: Int, token: Int32)]) -> [T]) -> [[[T]]] {
+                           read: ([(slot: Int, token: Int32)]) -> [T],
+                           last: ((Int, Int, Int) -> Void)? = nil) -> [[[T]]] {
         var result: [[[T]]] = items.map { $0.responses.map { _ in [] } }
+        let whole = last != nil ? 1 : 0
         var first = 0
         while first < items.count {
             var segments: [Segment] = []
             var queries: [(slot: Int, token: Int32)] = []
+            var lastSlots: [(item: Int, response: Int, slot: Int)] = []
             var next = 0, p = first
             while p < items.count {
                 let (prompt, responses) = items[p]
                 precondition(!prompt.isEmpty || responses.allSatisfy(\.isEmpty), "BatchSession.scoreResponses: a response needs a prompt")
-                let need = prompt.count + responses.reduce(0) { $0 + max(0, $1.count - 1) }
+                let need = prompt.count + responses.reduce(0) { $0 + max(0, $1.count - 1 + whole) }
                 precondition(need <= slots, "BatchSession.scoreResponses: probe \(p) needs \(need) slots, the cache has \(slots)")
                 if next > 0 && next + need > slots { break }
                 let promptSlots = next..<next + prompt.count
                 if !prompt.isEmpty { segments.append(Segment(start: next, tokens: prompt)) }
                 next += prompt.count
-                for r in responses {
-                    if r.count > 1 { segments.append(Segment(prefix: promptSlots, start: next, tokens: Array(r.dropLast()))) }
+                for (k, r) in responses.enumerated() {
+                    let run = whole == 1 ? r : Array(r.dropLast())
+                    if !run.isEmpty { segments.append(Segment(prefix: promptSlots, start: next, tokens: run)) }
                     for (i, t) in r.enumerated() {
                         queries.append((slot: i == 0 ? promptSlots.upperBound - 1 : next + i - 1, token: t))
                     }
-                    next += max(0, r.count - 1)
+                    lastSlots.append((p, k, r.isEmpty ? promptSlots.upperBound - 1 : next + r.count - 1))
+                    next += max(0, r.count - 1 + whole)
                 }
                 p += 1
             }
             append(segments)
             let values = read(queries)
+            if let last { for s in lastSlots { last(s.item, s.response, s.slot) } }
             var q = 0
             for k in first..<p {
                 for (r, response) in items[k].responses.enumerated() {

@@ -30,6 +30,9 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
     /// RoPE rotates the first `rotaryDims` entries of each Q/K head and leaves the rest (GPT-NeoX's
     /// `rotary_pct` x head size); the head size for full RoPE.
     public var rotaryDims: Int
+    /// A reward model: a scalar head `reward_head.weight` [1, dim] read from the final norm's output at a
+    /// sequence's last token (`LlamaModel.forwardRewards`), beside the language-model head.
+    public var rewardHead: Bool
 
     public var headDim: Int { dim / nHeads }
     /// Columns of the feed-forward's input product: gate | up (SwiGLU) or up alone (GELU).
@@ -38,7 +41,8 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
     public init(
         vocabSize: Int, dim: Int, nLayers: Int, nHeads: Int, nKVHeads: Int, ffnDim: Int,
         ropeBase: Float = 10000, normEps: Float = 1e-5, tiedEmbedding: Bool = true, contextLength: Int = 2048,
-        qkvBias: Bool = false, block: BlockStyle = .llama, parallelResidual: Bool = false, rotaryDims: Int? = nil
+        qkvBias: Bool = false, block: BlockStyle = .llama, parallelResidual: Bool = false, rotaryDims: Int? = nil,
+        rewardHead: Bool = false
     ) {
         self.vocabSize = vocabSize
         self.dim = dim
@@ -54,6 +58,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
         self.block = block
         self.parallelResidual = parallelResidual
         self.rotaryDims = rotaryDims ?? dim / max(nHeads, 1)
+        self.rewardHead = rewardHead
     }
 
     /// Preset "tiny": 2 layers, width 64, 4 heads sharing 2 KV heads, feed-forward 128, byte vocabulary

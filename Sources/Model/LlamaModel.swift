@@ -32,6 +32,7 @@ public final class LlamaModel {
     /// GPT-NeoX blocks (llama.cpp's `gptneox` names): "attn_norm.bias", "attn_qkv.weight" [dim + 2 kvDim, dim]
     /// (rows q | k | v) and "attn_qkv.bias" in place of attn_q/k/v, "attn_output.bias", "ffn_norm.bias",
     /// "ffn_up.weight"/".bias", "ffn_down.weight"/".bias" (no ffn_gate), and "output_norm.bias".
+    /// A reward model (`rewardHead`) ends with "reward_head.weight" [1, dim].
     public let parameterTable: [(name: String, shape: [Int])]
     private let parameterIndex: [String: (offset: Int, count: Int)]
 
@@ -40,6 +41,9 @@ public final class LlamaModel {
     /// All gradients, same layout as `parameters`.
     public let gradients: UnsafeMutableBufferPointer<Float>
     public var parameterCount: Int { parameters.count }
+    /// Parameters before the reward head (all of them without one): the weights a language model of the same
+    /// configuration has, in the same order.
+    public var languageModelParameterCount: Int { parameterCount - (config.rewardHead ? config.dim : 0) }
 
     struct Block {
         /// wq: the (dim + 2 kvDim, dim) matrix of the adjacent Q, K, V weights; wIn: the feed-forward's input
@@ -53,6 +57,8 @@ public final class LlamaModel {
     struct Global {
         var embedding, outputNorm, output: UnsafeMutablePointer<Float>
         var outputNormBias: UnsafeMutablePointer<Float>?
+        /// (dim) the reward head's weights (`config.rewardHead`).
+        var rewardHead: UnsafeMutablePointer<Float>?
     }
     let pBlocks: [Block], gBlocks: [Block]
     let p: Global, g: Global
@@ -70,6 +76,8 @@ public final class LlamaModel {
     private let layers: [LayerActs]
     /// Whether block activations are recomputed in backward (see `init`).
     public let checkpointActivations: Bool
+    /// `init`'s memory allowance for kept logits.
+    let keptLogitsBytes: Int
     /// Residual stream: resid[l] enters block l; resid[nLayers] enters the final norm.
     private let resid: [UnsafeMutablePointer<Float>]
     /// normOut: (n, dim), the output of whichever RMSNorm ran last; hidden: (n, ffn), likewise for SwiGLU.
@@ -89,7 +97,9 @@ public final class LlamaModel {
     private var lastStarts: [Int] = []
     private var lastCount = 0
     private var lastTargeted = 0
-    private var readyForBackward = false
+    /// Which head the last training forward ran, until its backward.
+    private enum Head { case languageModel, reward }
+    private var readyForBackward: Head?
 
     /// The `parameterTable` a model of this configuration has, without allocating one.
     public static func parameterTable(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
@@ -120,6 +130,7 @@ public final class LlamaModel {
         table.append(("output_norm.weight", [c]))
         if neox { table.append(("output_norm.bias", [c])) }
         if !config.tiedEmbedding { table.append(("output.weight", [v, c])) }
+        if config.rewardHead { table.append(("reward_head.weight", [1, c])) }  // last: a model without it is a prefix
         return table
     }
 
@@ -174,6 +185,7 @@ public final class LlamaModel {
                 keptLogitsBytes: Int = LlamaModel.defaultKeptLogitsBytes, checkpointActivations: Bool = false) {
         config.validate()
         self.checkpointActivations = checkpointActivations
+        self.keptLogitsBytes = keptLogitsBytes
         precondition(maxTokens > 0, "LlamaModel: maxTokens must be positive")
         self.config = config
         self.maxTokens = maxTokens
@@ -226,7 +238,8 @@ public final class LlamaModel {
             }
             let emb = t("token_embd.weight")
             return (Global(embedding: emb, outputNorm: t("output_norm.weight"),
-                           output: config.tiedEmbedding ? emb : t("output.weight"), outputNormBias: o("output_norm.bias")), blocks)
+                           output: config.tiedEmbedding ? emb : t("output.weight"), outputNormBias: o("output_norm.bias"),
+                           rewardHead: o("reward_head.weight")), blocks)
         }
         (p, pBlocks) = carve(parameters)
         (g, gBlocks) = carve(gradients)
@@ -285,6 +298,22 @@ public final class LlamaModel {
         indices.deallocate()
     }
 
+    /// A reward model of this model: the same configuration, capacity and weights, plus `reward_head.weight`
+    /// drawn from N(0, 0.02^2) by a `SplitMix64` seeded with `seed` (TRL's initialiser range for its score head).
+    public func withRewardHead(seed: UInt64) -> LlamaModel {
+        precondition(!config.rewardHead, "LlamaModel.withRewardHead: the model has one")
+        var c = config
+        c.rewardHead = true
+        let out = LlamaModel(config: c, maxTokens: maxTokens, maxSequenceLength: maxSequenceLength,
+                             keptLogitsBytes: keptLogitsBytes, checkpointActivations: checkpointActivations)
+        out.precision = precision
+        UnsafeMutableBufferPointer(rebasing: out.parameters[0..<parameterCount]).update(fromContentsOf: parameters)
+        var rng = SplitMix64(seed: seed)
+        let head = out.parameter("reward_head.weight")
+        for i in 0..<head.count { head[i] = Float(rng.normal()) * 0.02 }
+        return out
+    }
+
     /// The parameter tensor `name` (see `parameterTable`). Unknown names are a programmer error.
     public func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float> {
         guard let e = parameterIndex[name] else { preconditionFailure("LlamaModel: no parameter named \(name)") }
@@ -323,12 +352,48 @@ public final class LlamaModel {
     /// positions with target < 0 get 0. Logits are computed only for targeted positions.
     /// The buffer is owned by the model and valid until the next forward.
     public func forward(_ batch: TokenBatch, training: Bool) -> UnsafeBufferPointer<Float> {
+        var rows: [Int32] = []
+        for t in 0..<batch.count where batch.targets[t] >= 0 { rows.append(Int32(t)) }
+        let (n, m) = trunkForward(batch, rows: rows)
+        let c = config.dim, v = config.vocabSize
+        for r in 0..<m { compactTargets[r] = batch.targets[Int(compactRows[r])] }
+        // From here until the head's backward, normOut, hidden and the backward's buffers are dead: the logits
+        // take their place (see headLogits).
+        logitsKept = training && outputHeadScratchCount(m: m, v: v, chunk: Self.headChunk, kept: true) <= headLogitsCapacity
+        outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
+                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
+        logprobs.update(repeating: 0, count: n)
+        for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
+        readyForBackward = training ? .languageModel : nil
+        return UnsafeBufferPointer(start: logprobs, count: n)
+    }
+
+    /// Reward-model forward (`config.rewardHead`): r_i = w_r . h(rows[i]), h the final norm's output at batch
+    /// position rows[i] (for a reward, a sequence's last token), w_r `reward_head.weight`. The language-model
+    /// head is not run. Backward: `backwardRewards`.
+    public func forwardRewards(_ batch: TokenBatch, rows: [Int], training: Bool) -> [Float] {
+        guard let head = p.rewardHead else { preconditionFailure("LlamaModel.forwardRewards: the model has no reward head") }
+        let (_, m) = trunkForward(batch, rows: rows.map(Int32.init))
+        let c = config.dim
+        var rewards = [Float](repeating: 0, count: m)
+        for r in 0..<m {
+            let h = compact + r * c
+            var sum: Float = 0
+            for j in 0..<c { sum += head[j] * h[j] }
+            rewards[r] = sum
+        }
+        readyForBackward = training ? .reward : nil
+        return rewards
+    }
+
+    /// The layers under the heads: embedding, blocks, final norm over the whole batch, then the norm's output
+    /// at batch positions `rows` gathered into `compact` (in that order; `compactRows`). Returns (tokens, rows).
+    private func trunkForward(_ batch: TokenBatch, rows: [Int32]) -> (n: Int, m: Int) {
         batch.validate(vocabSize: config.vocabSize)
         let n = batch.count
         precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
-        let c = config.dim, v = config.vocabSize
+        let c = config.dim
         let starts = batch.sequenceStarts
-        var m = 0
         for s in 0..<starts.count {
             let len = batch.sequenceLength(s)
             precondition(len <= maxSequenceLength,
@@ -337,12 +402,12 @@ public final class LlamaModel {
                 let t = starts[s] + i
                 positions[t] = Int32(i)
                 tokenBuf[t] = batch.tokens[t]
-                if batch.targets[t] >= 0 {
-                    compactRows[m] = Int32(t)
-                    compactTargets[m] = batch.targets[t]
-                    m += 1
-                }
             }
+        }
+        let m = rows.count
+        for (r, t) in rows.enumerated() {
+            precondition(t >= 0 && Int(t) < n, "LlamaModel.forward: row \(t) outside the batch")
+            compactRows[r] = t
         }
 
         embeddingForward(resid[0], tokenBuf, p.embedding, n: n, c: c)
@@ -357,19 +422,10 @@ public final class LlamaModel {
         for r in 0..<m {
             (compact + r * c).update(from: normOut + Int(compactRows[r]) * c, count: c)
         }
-        // From here until the head's backward, normOut, hidden and the backward's buffers are dead: the logits
-        // take their place (see headLogits).
-        logitsKept = training && outputHeadScratchCount(m: m, v: v, chunk: Self.headChunk, kept: true) <= headLogitsCapacity
-        outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
-                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
-        logprobs.update(repeating: 0, count: n)
-        for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
-
         lastStarts = starts
         lastCount = n
         lastTargeted = m
-        readyForBackward = training
-        return UnsafeBufferPointer(start: logprobs, count: n)
+        return (n, m)
     }
 
     /// Block l of the training forward over the packed batch: resid[l] -> resid[l + 1], its activations into
@@ -392,17 +448,40 @@ public final class LlamaModel {
     /// of that batch (entries at untargeted positions are ignored). ADDS into `gradients`.
     /// Call once per forward.
     public func backward(_ dLogprobs: UnsafePointer<Float>) {
-        precondition(readyForBackward, "LlamaModel.backward: needs a forward(training: true) first")
-        readyForBackward = false
-        let n = lastCount, m = lastTargeted, starts = lastStarts
-        let c = config.dim, f = config.ffnDim, v = config.vocabSize, hd = config.headDim, fin = config.ffnInputWidth
-        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
-
+        precondition(readyForBackward == .languageModel, "LlamaModel.backward: needs a forward(training: true) first")
+        readyForBackward = nil
+        let m = lastTargeted, c = config.dim, v = config.vocabSize
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         dCompact.update(repeating: 0, count: m * c)
         outputHeadBackward(dCompact, g.output, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
                            m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
         // The logits are dead from here: their memory is the backward's buffers.
+        trunkBackward()
+    }
+
+    /// Backward of the last `forwardRewards(training: true)`: dRewards[i] is dLoss/dr_i. ADDS into `gradients`
+    /// (the reward head's: sum_i dr_i h_i; the trunk's through dh_i = dr_i w_r). Call once per forward.
+    public func backwardRewards(_ dRewards: [Float]) {
+        precondition(readyForBackward == .reward, "LlamaModel.backwardRewards: needs a forwardRewards(training: true) first")
+        readyForBackward = nil
+        let m = lastTargeted, c = config.dim
+        precondition(dRewards.count == m, "LlamaModel.backwardRewards: \(dRewards.count) gradients for \(m) rewards")
+        let head = p.rewardHead!, gHead = g.rewardHead!
+        for r in 0..<m {
+            let h = compact + r * c, dh = dCompact + r * c, d = dRewards[r]
+            for j in 0..<c {
+                gHead[j] += d * h[j]
+                dh[j] = d * head[j]
+            }
+        }
+        trunkBackward()
+    }
+
+    /// Backward from `dCompact` (dLoss/d of the gathered final-norm outputs, `compactRows`) to the embedding.
+    private func trunkBackward() {
+        let n = lastCount, m = lastTargeted, starts = lastStarts
+        let c = config.dim, f = config.ffnDim, hd = config.headDim, fin = config.ffnInputWidth
+        let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)

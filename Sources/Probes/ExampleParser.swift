@@ -35,6 +35,8 @@ struct ParsedLine: Equatable {
     var fields: [String: String]
     /// Fields that are present but not usable as a response, with their JSON type ("a number", ...).
     var otherFields: [String: String]
+    /// Number fields of the line by name (a pair's `margin`, ...).
+    var numbers: [String: Double] = [:]
     /// `origins`: field name -> origin string, as written by `ProbeSet.writeJSONL`.
     var origins: [String: String]
     /// `split` ("train"/"heldout"), as written by `ProbeSet.writeJSONL`.
@@ -180,6 +182,7 @@ private struct LineReader {
             result.fields[key] = response
         default:
             result.otherFields[key] = value.typeName
+            if case let .number(x) = value { result.numbers[key] = x }
         }
     }
 
@@ -338,6 +341,7 @@ private struct LineReader {
     private func readHHResponse(_ key: String, separator: String, into result: inout ParsedLine) throws(ProbesError) {
         guard case let .string(text) = object[key]! else {
             result.otherFields[key] = object[key]!.typeName
+            if case let .number(x) = object[key]! { result.numbers[key] = x }
             return
         }
         if text.hasPrefix(separator) {

@@ -31,6 +31,8 @@ public struct PreferenceExample: Sendable, Equatable {
     public var line: Int
     /// Fields present in the line but not usable as text (name -> JSON type), to explain a bad mapping.
     var otherFields: [String: String]
+    /// Number fields of the line by name.
+    public var numbers: [String: Double] = [:]
 
     /// An example built in code (file "" and line 0 in error messages).
     public init(prompt: [ChatMessage], chosen: String, rejected: String? = nil, fields: [String: String] = [:]) {
@@ -64,6 +66,16 @@ public struct PreferenceExample: Sendable, Equatable {
         self.file = file
         line = parsed.line
         otherFields = parsed.otherFields
+        numbers = parsed.numbers
+    }
+
+    /// The number in `field`, or an error naming the file, the line and what the field holds instead.
+    public func number(of field: String) throws(ProbesError) -> Double {
+        if let x = numbers[field] { return x }
+        if let found = otherFields[field] ?? fields[field].map({ _ in "a string" }) {
+            throw .wrongType(file: file, line: line, field: field, expected: "a number", found: found)
+        }
+        throw .missingField(file: file, line: line, field: field)
     }
 
     /// The text of `field`, or an error naming the file, the line and what is wrong with the field.

@@ -11,12 +11,14 @@ public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
 /// that run identities hash (each kind with exactly its own keys).
 extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
-    static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful"]
+    static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
+                           "margin", "center_rewards", "head_seed"]
     /// The kinds, in the order errors list them.
-    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh"]
+    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward"]
     static let keysOfKind: [String: [String]] = [
         "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
         "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
+        "reward": ["kind", "margin", "center_rewards", "head_seed"],
     ]
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
@@ -37,7 +39,11 @@ extension Objective: Codable {
         let defaults = HindsightTemplate()
         let helpful = try f.string("helpful", default: defaults.helpful)
         let unhelpful = try f.string("unhelpful", default: defaults.unhelpful)
+        let margin = try f.string("margin", default: "")
+        let centerRewards = try f.double("center_rewards", default: 0, min: 0)
+        let headSeed = try f.int("head_seed", default: 0, min: 0)
         switch kind {
+        case "reward": self = .reward(margin: margin.isEmpty ? nil : margin, centerRewards: centerRewards, headSeed: headSeed)
         case "dpo": self = .dpo(beta: beta, labelSmoothing: labelSmoothing)
         case "ipo": self = .ipo(tau: tau)
         case "hinge": self = .hinge(beta: beta)
@@ -63,6 +69,10 @@ extension Objective: Codable {
         case let .coh(template):
             try c.encode(template.helpful, "helpful")
             try c.encode(template.unhelpful, "unhelpful")
+        case let .reward(margin, centerRewards, headSeed):
+            try c.encode(margin ?? "", "margin")
+            try c.encode(centerRewards, "center_rewards")
+            try c.encode(headSeed, "head_seed")
         }
     }
 
@@ -74,9 +84,10 @@ extension Objective: Codable {
         case .ipo: return "ipo"
         case .hinge: return "hinge"
         case .coh: return "coh"
+        case .reward: return "reward"
         }
     }
 
     /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected), else 1.
-    public var sequencesPerExample: Int { needsReference ? 2 : 1 }
+    public var sequencesPerExample: Int { isPairwise ? 2 : 1 }
 }

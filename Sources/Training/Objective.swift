@@ -32,6 +32,12 @@ public enum Objective: Sendable, Equatable {
     /// (helpful and unhelpful answers both trained on), with the weighted NLL of `sft`; probes are scored
     /// after `HindsightTemplate.evaluationPrefix`.
     case coh(template: HindsightTemplate)
+    /// A reward model (Bradley-Terry, as TRL's RewardTrainer): a scalar head on the final hidden state at each
+    /// sequence's last token (the end of turn) scores chosen (r+) and rejected (r-) responses of each pair;
+    /// loss = mean over pairs of -log sigmoid(r+ - r- - m) + centerRewards * mean((r+ + r-)^2), with m the
+    /// pair's `margin` field (0 without one). `headSeed` seeds the head's N(0, 0.02^2) initial weights.
+    /// Computed by `bradleyTerryLoss`.
+    case reward(margin: String?, centerRewards: Double, headSeed: Int)
 }
 
 
@@ -48,10 +54,20 @@ extension Objective {
     /// `referenceLogprobs`.
     public var needsReference: Bool {
         switch self {
-        case .sft, .coh: return false
+        case .sft, .coh, .reward: return false
         case .dpo, .ipo, .hinge: return true
         }
     }
+
+    /// True for the objectives that train on (chosen, rejected) pairs packed two sequences per example.
+    public var isPairwise: Bool {
+        if case .reward = self { return true }
+        return needsReference
+    }
+
+    /// Metrics recorded under names without a "/" (TRL's reward trainer's names); every other recorded
+    /// objective metric has a "/" in its name.
+    public static let rewardMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward"]
 
     /// Evaluates the objective.
     /// - Parameters:
@@ -70,6 +86,8 @@ extension Objective {
         switch self {
         case .sft, .coh:
             return sftLoss(logprobs: logprobs, weights: weights, dLogprobs: dLogprobs)
+        case .reward:
+            preconditionFailure("Objective.evaluate: a reward model is trained on rewards (bradleyTerryLoss), not log-probabilities")
         case .dpo, .ipo, .hinge:
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")

@@ -22,12 +22,15 @@ public enum TrainingData {
     case preference([PreferencePair], reference: [Double])
     /// Chain of Hindsight: one sequence per pair with both answers, as token pieces (`PairEncoder.hindsight`).
     case hindsight([[(ids: [Int32], trained: Bool)]])
+    /// A reward model's pairs, each with its Bradley-Terry margin.
+    case rewardPairs([PreferencePair], margins: [Double])
 
     public var count: Int {
         switch self {
         case .sequences(let s): return s.count
         case .preference(let p, _): return p.count
         case .hindsight(let h): return h.count
+        case .rewardPairs(let p, _): return p.count
         }
     }
 }
@@ -75,10 +78,14 @@ public final class Trainer {
         return (0..<b).map { order.index(at: first + $0) }
     }
 
-    /// The packed batch of a micro-batch, its weights, spans and the reference sums of its sequences.
+    /// The packed batch of a micro-batch, its weights, spans and the reference sums of its sequences (for a
+    /// reward model: each pair's margin, in `reference`).
     func batch(step: Int, micro: Int) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?) {
         let idx = indices(step: step, micro: micro)
         switch data {
+        case .rewardPairs(let pairs, let margins):
+            let packed = PreferencePair.pack(idx.map { pairs[$0] })
+            return (packed.batch, packed.weights, packed.spans, idx.map { margins[$0] })
         case .sequences(let pairs):
             guard case .sft(let lossOn, _) = objective else { preconditionFailure("sequences are SFT data") }
             let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
@@ -99,9 +106,9 @@ public final class Trainer {
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<train.gradAccum { micro.append(batch(step: step, micro: m)) }
-        let preference = objective.needsReference
+        let pairwise = objective.isPairwise
         func unit(_ weights: [Float], _ spans: [SequenceSpan]) -> Double {
-            preference ? Double(spans.count / 2) : Double(weights.reduce(0, +))
+            pairwise ? Double(spans.count / 2) : Double(weights.reduce(0, +))
         }
         let total = max(1, micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) })
         var loss = 0.0
@@ -111,6 +118,18 @@ public final class Trainer {
         for mb in micro {
             let n = mb.batch.tokens.count
             tokens += n
+            let share = unit(mb.weights, mb.spans) / total
+            if case .reward(_, let center, _) = objective {
+                // r at each sequence's last token (the end of turn): chosen, rejected, chosen, ...
+                let rewards = model.forwardRewards(mb.batch, rows: mb.spans.map { $0.start + $0.count - 1 }, training: true)
+                let pairs = mb.spans.count / 2
+                let (result, dc, dr) = bradleyTerryLoss(chosen: (0..<pairs).map { rewards[2 * $0] }, rejected: (0..<pairs).map { rewards[2 * $0 + 1] },
+                                                        margins: mb.reference!, center: center)
+                loss += result.loss * share
+                combine(&metrics, result.metrics, share: share)
+                model.backwardRewards((0..<2 * pairs).map { Float(share) * ($0 % 2 == 0 ? dc[$0 / 2] : dr[$0 / 2]) })
+                continue
+            }
             targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
             let lp = model.forward(mb.batch, training: true)
             let result = mb.weights.withUnsafeBufferPointer { w in
@@ -119,10 +138,9 @@ public final class Trainer {
                                        dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
                 }
             }
-            let share = unit(mb.weights, mb.spans) / total
             for t in 0..<n { dLogprobs[t] *= Float(share) }
             loss += result.loss * share
-            for (k, v) in result.metrics { metrics[k, default: 0] += v * share }
+            combine(&metrics, result.metrics, share: share)
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
         let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
@@ -131,5 +149,19 @@ public final class Trainer {
                               minRatio: train.minLRRatio)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
         return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)
+    }
+
+    /// Adds a micro-batch's metrics into the step's: weighted by its share, but `min_*` and `max_*` metrics as
+    /// the minimum and maximum over micro-batches.
+    private func combine(_ metrics: inout [String: Double], _ micro: [String: Double], share: Double) {
+        for (k, v) in micro {
+            if k.hasPrefix("min_") {
+                metrics[k] = min(metrics[k] ?? v, v)
+            } else if k.hasPrefix("max_") {
+                metrics[k] = max(metrics[k] ?? v, v)
+            } else {
+                metrics[k, default: 0] += v * share
+            }
+        }
     }
 }

@@ -146,6 +146,25 @@ final class HFModelTests: XCTestCase {
         }
     }
 
+    /// A reward model (a model with `reward_head.weight`) exports to GGUF with its head as the extra tensor and
+    /// loads back as a reward model with the same weights, bit for bit; a Hugging Face export is refused.
+    func testARewardModelExportsToGGUFAndLoadsBack() throws {
+        for fixture in ["qwen2-tiny.gguf", "gpt-neox-tiny.gguf"] {
+            let path = Self.fixtures + "/" + fixture
+            let model = try PretrainedModel.load(path: path, maxTokens: 16).model.withRewardHead(seed: 9)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("rm-\(UUID().uuidString).gguf").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            try exportGGUF(model: model, tokenizerFrom: try GGUFFile(path: path), path: out, type: .f32)
+            let back = try PretrainedModel.load(path: out, maxTokens: 16)
+            XCTAssertTrue(back.config.rewardHead)
+            XCTAssertEqual(back.model.parameterTable.last?.name, "reward_head.weight")
+            XCTAssertEqual(Array(back.model.parameters).map(\.bitPattern), Array(model.parameters).map(\.bitPattern), fixture)
+            XCTAssertThrowsError(try HFExport.write(model: model, files: .from(directory: Self.fixtures + "/qwen2-tiny"), to: out + ".hf")) { error in
+                XCTAssertTrue("\(error)".contains("--format gguf"), "\(error)")
+            }
+        }
+    }
+
     /// GPT-NeoX's fused Q|K|V: rows per head (q_h, k_h, v_h) regroup into all q, all k, all v and back.
     func testQKVRegrouping() {
         // 2 heads of size 2, 1 column: their rows q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1.
