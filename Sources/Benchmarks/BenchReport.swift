@@ -128,6 +128,22 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var tokensPerSecond: Double
     }
 
+    /// Sampling several continuations of several prompts (temperature and top-p), for labelling and online RL:
+    /// all samples in lock step (`BatchSession.sample`) against one sample at a time (the same method, one
+    /// prompt and one sample per call). No stop tokens: every sample is `maxTokens` long.
+    public struct Sampling: Codable, Sendable, Equatable {
+        public var prompts: Int
+        public var samplesPerPrompt: Int
+        public var promptTokens: Int
+        public var maxTokens: Int
+        public var sampledTokens: Int
+        public var batchedSeconds: Double
+        public var oneAtATimeSeconds: Double
+        public var batchedTokensPerSecond: Double
+        public var oneAtATimeTokensPerSecond: Double
+        public var speedup: Double { oneAtATimeSeconds / batchedSeconds }
+    }
+
     public var machine: Machine
     /// oneDNN's instruction set on this CPU (`Products.isaName`).
     public var productISA: String
@@ -143,6 +159,7 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var engines: [Engine]
     public var scoring: Scoring
     public var generation: Generation
+    public var sampling: Sampling
     /// A probe set's evaluation: see `ProbeSetBench`.
     public var probeSet: ProbeSetBench
     /// getrusage ru_maxrss of the whole process, in bytes.
@@ -189,6 +206,10 @@ extension BenchReport: CustomStringConvertible {
                      + "packed forward \(f(s.packedSeconds, 3)) s")
         let g = generation
         lines.append("generation: \(g.generatedTokens) tokens greedy after \(g.promptTokens): \(f(g.seconds, 3)) s, \(f(g.tokensPerSecond)) tokens/s")
+        let m = sampling
+        lines.append("sampling: \(m.prompts) prompts of \(m.promptTokens) tokens x \(m.samplesPerPrompt) samples of \(m.maxTokens) tokens "
+                     + "(\(m.sampledTokens) tokens): one sample at a time \(f(m.oneAtATimeSeconds, 3)) s (\(f(m.oneAtATimeTokensPerSecond)) tokens/s), "
+                     + "lock step \(f(m.batchedSeconds, 3)) s (\(f(m.batchedTokensPerSecond)) tokens/s, x\(f(m.speedup, 2)))")
         let p = probeSet
         lines.append("probe set: \(p.probes) prompts of \(p.promptTokens) tokens x responses of \(p.responseTokens.map(String.init).joined(separator: "/")) tokens: "
                      + "each pair separately \(f(p.separateSeconds, 3)) s, shared cache per probe \(f(p.sharedSeconds, 3)) s (x\(f(p.sharedSpeedup, 2))), "

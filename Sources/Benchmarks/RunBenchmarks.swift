@@ -93,6 +93,7 @@ public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivation
     let engineScoring = measureEngineScoring(model, engines: engines, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
     let generation = measureGeneration(model, repeats: repeats, progress: progress)
+    let sampling = measureSampling(model, repeats: repeats, progress: progress)
     let probeSet = measureProbeSet(model, repeats: repeats, progress: progress)
 
     return BenchReport(
@@ -104,7 +105,7 @@ public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivation
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
         },
         scoring: scoring,
-        generation: generation, probeSet: probeSet, peakResidentBytes: peakResidentBytes(),
+        generation: generation, sampling: sampling, probeSet: probeSet, peakResidentBytes: peakResidentBytes(),
         trainingPeakResidentBytes: trainingPeak)
 }
 
@@ -379,6 +380,34 @@ func measureGeneration(_ model: LlamaModel, repeats: Int, progress: (String) -> 
     progress("generation: \(produced) tokens in \(String(format: "%.3f", time)) s")
     return .init(promptTokens: Workload.promptTokens, generatedTokens: produced, seconds: time,
                  tokensPerSecond: Double(produced) / time)
+}
+
+/// 8 prompts x 4 samples of 32 tokens (temperature 1, top-p 0.9): lock step against one sample at a time.
+func measureSampling(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) -> BenchReport.Sampling {
+    let prompts = (0..<8).map { Workload.tokens(32, salt: 10 + UInt64($0), vocab: model.config.vocabSize) }
+    let n = 4, maxTokens = 32
+    let options = SamplingOptions(maxTokens: maxTokens, temperature: 1, topP: 0.9, seed: 1)
+    let session = BatchSession(model: model, slots: prompts.count * (32 + n * maxTokens), context: 32 + maxTokens)
+    var produced = 0
+    let batched = timeMedian(repeats) {
+        produced = session.sample(prompts: prompts, count: n, options: options).reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+    }
+    var single = 0
+    let oneAtATime = timeMedian(repeats) {
+        single = 0
+        for (i, prompt) in prompts.enumerated() {
+            for j in 0..<n {
+                var o = options
+                o.seed = BatchSession.sampleSeed(options.seed, prompt: i, sample: j)
+                single += session.sample(prompts: [prompt], count: 1, options: o)[0][0].count
+            }
+        }
+    }
+    precondition(single == produced, "measureSampling: \(single) tokens one at a time, \(produced) in lock step")
+    progress("sampling: \(produced) tokens in lock step \(String(format: "%.3f", batched)) s, one at a time \(String(format: "%.3f", oneAtATime)) s")
+    return .init(prompts: prompts.count, samplesPerPrompt: n, promptTokens: 32, maxTokens: maxTokens, sampledTokens: produced,
+                 batchedSeconds: batched, oneAtATimeSeconds: oneAtATime, batchedTokensPerSecond: Double(produced) / batched,
+                 oneAtATimeTokensPerSecond: Double(produced) / oneAtATime)
 }
 
 // MARK: Helpers

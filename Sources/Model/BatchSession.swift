@@ -317,35 +317,82 @@ public final class BatchSession {
     /// (not included), as `generate` with temperature 0 gives. The prompts are decoded in lock step, as
     /// many at a time as fit in the cache: one row per unfinished prompt per pass. Overwrites the cache.
     public func greedy(prompts: [[Int32]], maxTokens: Int, stop: Set<Int32>) -> [[Int32]] {
-        var out = [[Int32]](repeating: [], count: prompts.count)
+        sample(prompts: prompts, count: 1, options: SamplingOptions(maxTokens: maxTokens, temperature: 0, stop: stop)).map { $0[0] }
+    }
+
+    /// The seed of sample `j` of prompt `i` under `seed`: each sample draws from its own generator, so its tokens
+    /// do not depend on which other prompts or samples share its passes.
+    public static func sampleSeed(_ seed: UInt64, prompt i: Int, sample j: Int) -> UInt64 {
+        var mix = SplitMix64(seed: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(j) &* 0xD1B5_4A32_D192_ED03))
+        return mix.next()
+    }
+
+    /// `count` continuations of every prompt, sampled as `generate` samples (temperature, top-p; greedy at
+    /// temperature 0), each up to `options.maxTokens` tokens and ending before the first stop token (not
+    /// included). Sample j of prompt i draws from `SplitMix64(sampleSeed(options.seed, prompt: ids[i], sample: j))`,
+    /// `ids` the prompts' own numbers (default their indices), so that a prompt's samples do not depend on
+    /// which other prompts share the call.
+    /// All samples of as many prompts as fit in the cache are decoded in lock step (one row per unfinished
+    /// sample per pass); a prompt runs once and its samples attend to its keys. Overwrites the cache.
+    /// Result: [prompt][sample] tokens.
+    public func sample(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]? = nil) -> [[[Int32]]] {
+        precondition(n >= 1, "BatchSession.sample: count must be at least 1")
+        precondition(ids == nil || ids!.count == prompts.count, "BatchSession.sample: one id per prompt")
+        let maxTokens = options.maxTokens
+        var out = [[[Int32]]](repeating: [[Int32]](repeating: [], count: n), count: prompts.count)
         if maxTokens <= 0 { return out }
         var first = 0
         while first < prompts.count {
-            var starts: [Int] = [], members: [Int] = []
+            // Layout per prompt: the prompt, then one region of maxTokens slots per sample. A single sample
+            // continues the prompt's own sequence; several read it as their prefix.
+            var promptStart: [Int] = [], members: [Int] = []
             var next = 0, p = first
-            while p < prompts.count, next == 0 || next + prompts[p].count + maxTokens <= slots {
-                precondition(!prompts[p].isEmpty, "BatchSession.greedy: prompt \(p) is empty")
-                precondition(prompts[p].count + maxTokens <= min(slots, context),
-                             "BatchSession.greedy: prompt \(p) and \(maxTokens) new tokens do not fit")
-                starts.append(next)
+            while p < prompts.count, next == 0 || next + prompts[p].count + n * maxTokens <= slots {
+                precondition(!prompts[p].isEmpty, "BatchSession.sample: prompt \(p) is empty")
+                precondition(prompts[p].count + n * maxTokens <= slots && prompts[p].count + maxTokens <= context,
+                             "BatchSession.sample: prompt \(p) and \(n) x \(maxTokens) new tokens do not fit")
+                promptStart.append(next)
                 members.append(p)
-                next += prompts[p].count + maxTokens
+                next += prompts[p].count + n * maxTokens
                 p += 1
             }
-            append(members.indices.map { Segment(start: starts[$0], tokens: prompts[members[$0]]) })
-            var active = Array(members.indices)
+            append(members.indices.map { Segment(start: promptStart[$0], tokens: prompts[members[$0]]) })
+            // (member, sample) pairs still decoding, each with its generator
+            var active: [(m: Int, j: Int)] = members.indices.flatMap { m in (0..<n).map { (m, $0) } }
+            var rngs = [[SplitMix64]](repeating: [], count: members.count)
+            for (m, probe) in members.enumerated() {
+                rngs[m] = (0..<n).map { SplitMix64(seed: Self.sampleSeed(options.seed, prompt: ids?[probe] ?? probe, sample: $0)) }
+            }
+            func promptSlots(_ m: Int) -> Range<Int> { promptStart[m]..<promptStart[m] + prompts[members[m]].count }
+            func regionStart(_ m: Int, _ j: Int) -> Int { promptSlots(m).upperBound + j * maxTokens }
+            /// The slot whose hidden state predicts the next token of sample (m, j).
+            func lastSlot(_ m: Int, _ j: Int) -> Int {
+                let made = out[members[m]][j].count
+                return made == 0 ? promptSlots(m).upperBound - 1 : regionStart(m, j) + made - 1
+            }
             while !active.isEmpty {
-                let chosen = argmax(at: active.map { starts[$0] + prompts[members[$0]].count + out[members[$0]].count - 1 })
+                let slotList = active.map { lastSlot($0.m, $0.j) }
+                var chosen: [Int32]
+                if options.temperature <= 0 {
+                    chosen = argmax(at: slotList)
+                } else {
+                    let rows = logSoftmax(at: slotList)
+                    chosen = active.indices.map { k in Model.sample(rows[k], options: options, rng: &rngs[active[k].m][active[k].j]) }
+                }
                 var segments: [Segment] = []
-                var still: [Int] = []
-                for (k, m) in active.enumerated() {
-                    let probe = members[m]
-                    if stop.contains(chosen[k]) { continue }
-                    out[probe].append(chosen[k])
-                    if out[probe].count < maxTokens {
-                        segments.append(Segment(start: starts[m], history: prompts[probe].count + out[probe].count - 1,
-                                                tokens: [chosen[k]]))
-                        still.append(m)
+                var still: [(m: Int, j: Int)] = []
+                for (k, a) in active.enumerated() {
+                    let probe = members[a.m]
+                    if options.stop.contains(chosen[k]) { continue }
+                    out[probe][a.j].append(chosen[k])
+                    let made = out[probe][a.j].count
+                    if made < maxTokens {
+                        if n == 1 {
+                            segments.append(Segment(start: promptStart[a.m], history: prompts[probe].count + made - 1, tokens: [chosen[k]]))
+                        } else {
+                            segments.append(Segment(prefix: promptSlots(a.m), start: regionStart(a.m, a.j), history: made - 1, tokens: [chosen[k]]))
+                        }
+                        still.append(a)
                     }
                 }
                 if !segments.isEmpty { append(segments) }
@@ -354,6 +401,20 @@ public final class BatchSession {
             first = p
         }
         return out
+    }
+
+    /// The log-softmax over the vocabulary read from the final hidden state at each slot, one row per slot.
+    public func logSoftmax(at slotList: [Int]) -> [[Float]] {
+        let v = model.config.vocabSize
+        var rows: [[Float]] = []
+        rows.reserveCapacity(slotList.count)
+        headBlocks(slotList) { _, m in
+            for i in 0..<m {
+                Kernels.logSoftmax(logits + i * v, logits + i * v, v: v)
+                rows.append(Array(UnsafeBufferPointer(start: logits + i * v, count: v)))
+            }
+        }
+        return rows
     }
 
     /// One pass of at most `rows` tokens.

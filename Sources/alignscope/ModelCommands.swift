@@ -176,3 +176,56 @@ extension BenchVerb {
         return 0
     }
 }
+
+extension LabelVerb {
+    func run() throws -> Int32 {
+        let chat = try Commands.chatTemplate(template)!
+        var examples = try loadExamples(path: data!)
+        if limit > 0 { examples = Array(examples.prefix(limit)) }
+        guard !examples.isEmpty else { throw UsageError(message: "--data: \(data!) has no prompts") }
+        let policyModel = try Commands.loadPretrained(policy, capacity: 64)
+        let scorer: Labeller.Scorer
+        var agreementLine: String?
+        if let rewardModel {
+            let rm = try Commands.loadPretrained(rewardModel, capacity: 64)
+            guard rm.model.config.rewardHead else {
+                throw UsageError(message: "--reward-model: \(rewardModel) has no reward head (export a run of objective kind \"reward\" with --format gguf)")
+            }
+            scorer = .rewardModel(model: rm.model, tokenizer: rm.tokenizer, name: (rewardModel as NSString).lastPathComponent)
+        } else {
+            let j = try Commands.loadPretrained(judge, capacity: 64)
+            let question = try judgeTemplate.map { try TextFile.readText($0) } ?? Judge.defaultTemplate
+            let judged = try Judge(model: j.model, tokenizer: j.tokenizer, template: question, chat: chat)
+            scorer = .judge(judged, name: "judge:" + (judge! as NSString).lastPathComponent)
+            if let agreement {
+                if let a = judged.agreement(try loadExamples(path: agreement)) {
+                    agreementLine = String(format: "judge agreement with the chosen/rejected labels of %@: %.3f over %d pairs", agreement, a.agreement, a.pairs)
+                    print(agreementLine!)
+                } else {
+                    throw UsageError(message: "--agreement: \(agreement) has no line with both chosen and rejected")
+                }
+            }
+        }
+        let settings = Labeller.Settings(samples: samples, temperature: Float(temperature), topP: Float(topP), maxTokens: maxTokens,
+                                         seed: UInt64(seed), template: chat)
+        let labeller = Labeller(policy: policyModel.model, tokenizer: policyModel.tokenizer,
+                                policyName: (policy! as NSString).lastPathComponent, scorer: scorer, settings: settings)
+        StopRequest.installHandlers()
+        let summary = try labeller.label(examples, out: out!) { done, total in
+            FileHandle.standardError.write(Data("label: \(done)/\(total) prompts\n".utf8))
+            return !StopRequest.isSet
+        }
+        var meta: [String: JSONValue] = [
+            "data": .string(data!), "policy": .string(policy!), "scorer": .string(rewardModel ?? ("judge:" + judge!)),
+            "samples": .number(Double(samples)), "temperature": .number(temperature), "top_p": .number(topP),
+            "max_tokens": .number(Double(maxTokens)), "seed": .number(Double(seed)), "template": .string(template),
+            "written_this_call": .number(Double(summary.written)), "already_done": .number(Double(summary.alreadyDone)),
+            "all_equal_lines": .array(summary.tiedLines.map { .number(Double($0)) }),
+        ]
+        if let agreementLine { meta["judge_agreement"] = .string(agreementLine) }
+        try AtomicFile.write(JSONValue.object(meta).canonical + "\n", to: out! + ".meta.json")
+        print("label: wrote \(summary.written) pairs to \(out!)" + (summary.alreadyDone > 0 ? " (\(summary.alreadyDone) prompts were already done)" : "")
+              + (summary.allEqual > 0 ? "; skipped \(summary.allEqual) prompts whose samples all scored the same (lines \(summary.tiedLines.map(String.init).joined(separator: ", ")))" : ""))
+        return 0
+    }
+}

@@ -7,7 +7,7 @@ import Experiments
 
 enum Verbs {
     static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, ReportVerb.self, ScoreVerb.self,
-                                       GenerateVerb.self, ProbesVerb.self, ExportVerb.self, BenchVerb.self] }
+                                       GenerateVerb.self, LabelVerb.self, ProbesVerb.self, ExportVerb.self, BenchVerb.self] }
 
     static let overview: String = {
         var out = """
@@ -191,6 +191,77 @@ struct GenerateVerb: Verb {
         guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
         guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
         guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
+        _ = try Commands.chatTemplate(template)
+    }
+}
+
+struct LabelVerb: Verb {
+    static let name = "label"
+    static let synopsis = "--data FILE --policy MODEL (--reward-model GGUF | --judge MODEL) --out FILE.jsonl [--samples N] [--temperature X] [--top-p P] [--max-tokens N] [--seed S] [--template T] [--limit N] [--judge-template FILE] [--agreement FILE]"
+    static let summary = "Synthetic preference pairs: sample responses from a policy, score them with a reward model or a judge."
+    static let details = """
+        For every prompt of --data (any data format AlignScope reads), --samples responses are sampled from
+        --policy (a GGUF file or Hugging Face directory; a run's weights: alignscope export it first), all
+        samples of 8 prompts in lock step, each seeded by its prompt's line and index. Each sample is scored by
+        --reward-model (a reward model exported by alignscope export --format gguf) or by --judge (a model
+        asked which of two responses is better, both orders, from the log-probabilities of its answer tokens
+        A and B; --judge-template FILE replaces the question, which must hold {prompt}, {a} and {b}). The best
+        sample becomes "chosen", the worst "rejected"; every sample and its score, and the provenance in
+        "origins", are written as one JSON line per prompt, appended and flushed as it goes. Prompts whose
+        samples all score the same are reported and skipped. Running again with the same --out resumes: the
+        prompts already written (or skipped) are not sampled again. With --judge and --agreement FILE, the
+        judge's agreement with that file's chosen/rejected labels is printed. A summary goes to OUT.meta.json.
+        """
+
+    var data: String?
+    var policy: String?
+    var rewardModel: String?
+    var judge: String?
+    var judgeTemplate: String?
+    var agreement: String?
+    var out: String?
+    var samples = 4
+    var temperature = 1.0
+    var topP = 1.0
+    var maxTokens = 128
+    var seed = 0
+    var template = "chatml"
+    var limit = 0
+
+    static var options: [VerbOption<LabelVerb>] {
+        [
+            .option("--data", "FILE", \.data, help: "prompts to label (JSONL, any data format)"),
+            .option("--policy", "MODEL", \.policy, help: "the model that samples (GGUF file or Hugging Face directory)"),
+            .option("--reward-model", "GGUF", \.rewardModel, help: "score samples with this reward model"),
+            .option("--judge", "MODEL", \.judge, help: "score samples with this model as a judge (GGUF or directory)"),
+            .option("--judge-template", "FILE", \.judgeTemplate, help: "the judge's question, with {prompt}, {a} and {b}"),
+            .option("--agreement", "FILE", \.agreement, help: "with --judge: report its agreement with this file's chosen/rejected"),
+            .option("--out", "FILE", \.out, help: "output JSONL (appended to; resumes)"),
+            .option("--samples", "N", \.samples, help: "samples per prompt (default 4)"),
+            .option("--temperature", "X", \.temperature, help: "sampling temperature (default 1)"),
+            .option("--top-p", "P", \.topP, help: "nucleus sampling mass (default 1)"),
+            .option("--max-tokens", "N", \.maxTokens, help: "at most N tokens per sample (default 128)"),
+            .option("--seed", "S", \.seed, help: "sampling seed (default 0)"),
+            .option("--template", "NAME", \.template, help: "chat template of policy, scorer and judge: chatml (default), hh or raw"),
+            .option("--limit", "N", \.limit, help: "only the first N prompts (default all)"),
+        ]
+    }
+
+    func validate() throws {
+        for (flag, value) in [("--data", data), ("--policy", policy), ("--out", out)] where value == nil {
+            throw UsageError(message: "label: \(flag): missing")
+        }
+        guard (rewardModel == nil) != (judge == nil) else {
+            throw UsageError(message: "label: give a scorer: --reward-model GGUF or --judge MODEL (one of them)")
+        }
+        if judge == nil, judgeTemplate != nil || agreement != nil {
+            throw UsageError(message: "label: --judge-template and --agreement go with --judge")
+        }
+        guard samples >= 2 else { throw UsageError(message: "--samples: expected an integer >= 2 (a pair needs two samples), found \(samples)") }
+        guard (1...4096).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, 4096], found \(maxTokens)") }
+        guard temperature > 0 else { throw UsageError(message: "--temperature: expected a number > 0 (samples must differ), found \(temperature)") }
+        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
+        guard seed >= 0, limit >= 0 else { throw UsageError(message: "--seed and --limit: expected integers >= 0") }
         _ = try Commands.chatTemplate(template)
     }
 }

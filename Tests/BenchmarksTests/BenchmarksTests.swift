@@ -55,13 +55,16 @@ final class BenchmarksTests: XCTestCase {
         XCTAssertEqual(report.generation.generatedTokens, 64)
         XCTAssertGreaterThan(report.generation.tokensPerSecond, 0)
         XCTAssertGreaterThan(report.peakResidentBytes, 1 << 20)
+        let m = report.sampling
+        XCTAssertEqual([m.prompts, m.samplesPerPrompt, m.maxTokens, m.sampledTokens], [8, 4, 32, 8 * 4 * 32])
+        XCTAssertEqual(m.batchedTokensPerSecond, Double(m.sampledTokens) / m.batchedSeconds, accuracy: 1e-9 * m.batchedTokensPerSecond)
         let p = report.probeSet
         for seconds in [p.recordLogprobsSeconds, p.recordMeasuresSeconds, p.recordTokensSeconds] { XCTAssertGreaterThan(seconds, 0) }
 
         let json = try JSONEncoder().encode(report)
         XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
         let text = report.description
-        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "peak resident memory", "with the measures"] {
+        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "sampling", "lock step", "peak resident memory", "with the measures"] {
             XCTAssertTrue(text.contains(needle), "text report lacks \(needle):\n\(text)")
         }
     }

@@ -117,6 +117,38 @@ final class BatchSessionTests: XCTestCase {
         XCTAssertNotEqual(other[0][0], got[0][0], accuracy: 1e-3, file: file, line: line)
     }
 
+    /// Several samples of several prompts decoded in lock step (prompts shared as prefixes, in more than one
+    /// filling of the cache) give, sample by sample, the tokens `generate` gives for that prompt alone with the
+    /// sample's seed (`sampleSeed`): temperature and top-p sampling, stop tokens included. Reproducible; another
+    /// seed gives other samples.
+    func testLockStepSamplingMatchesGenerate() {
+        let m = model()
+        let prompts = [tokens(4, seed: 41), tokens(20, seed: 42), tokens(9, seed: 43)]
+        var options = SamplingOptions(maxTokens: 10, temperature: 1.3, topP: 0.9, seed: 77)
+        let session = InferenceSession(model: m, capacity: 64)
+        func alone(_ i: Int, _ j: Int) -> [Int32] {
+            session.reset()
+            var o = options
+            o.seed = BatchSession.sampleSeed(options.seed, prompt: i, sample: j)
+            return generate(session: session, prompt: prompts[i], options: o) { _ in true }
+        }
+        let free = (0..<3).map { i in (0..<4).map { alone(i, $0) } }
+        options.stop = [free[1][2][3]]  // sample 2 of prompt 1 stops before its fourth token
+        let expected = (0..<3).map { i in (0..<4).map { alone(i, $0) } }
+        XCTAssertEqual(expected[1][2].count, free[1][2].firstIndex(of: free[1][2][3])!)
+        let batch = BatchSession(model: m, slots: 100, rows: 32, context: 64)  // two prompts' samples per filling
+        let got = batch.sample(prompts: prompts, count: 4, options: options)
+        XCTAssertEqual(got, expected)
+        XCTAssertEqual(batch.sample(prompts: prompts, count: 4, options: options), got, "reproducible")
+        XCTAssertGreaterThan(Set(got.flatMap { $0 }).count, 8, "samples differ from one another")
+        options.seed = 78
+        XCTAssertNotEqual(batch.sample(prompts: prompts, count: 4, options: options), got)
+        // temperature 0 is greedy, whatever the seed
+        let greedy = batch.sample(prompts: prompts, count: 2, options: SamplingOptions(maxTokens: 6, temperature: 0, seed: 5))
+        let single = batch.greedy(prompts: prompts, maxTokens: 6, stop: [])
+        for i in prompts.indices { XCTAssertEqual(greedy[i], [single[i], single[i]]) }
+    }
+
     /// Greedy decoding of several prompts in lock step (in two fillings of the cache) gives the tokens
     /// `generate` gives for each prompt alone, stop tokens included.
     func testLockStepGreedyMatchesGenerate() {

@@ -1,0 +1,210 @@
+import Base
+import Foundation
+import Model
+import Probes
+import Tokenizer
+
+/// Synthetic preference pairs from a policy's own samples (`alignscope label`): for each prompt of a data
+/// file, `samples` responses sampled from the policy (temperature, top-p, max tokens, seeded per prompt and
+/// sample, all samples of several prompts in lock step), each scored by a reward model or an AI judge; the
+/// best becomes `chosen`, the worst `rejected`. Every sample is kept with its score, and the provenance
+/// (policy, scorer, sampling settings, seed) is the line's `origins`, so the file reads back as training data.
+/// Prompts whose samples all score the same are reported and skipped.
+///
+/// Resumable: lines are appended and flushed to disk one prompt at a time, each carrying its input line
+/// (`label_line`); a run over an existing output skips the prompts it holds (a partial last line, left by a
+/// crash, is cut off first), and samples are seeded by input line, so what is added is what an
+/// uninterrupted run would have written.
+public struct Labeller {
+    public struct Settings: Sendable {
+        public var samples: Int
+        public var temperature: Float
+        public var topP: Float
+        public var maxTokens: Int
+        public var seed: UInt64
+        public var template: ChatTemplate
+        /// Prompts sampled together in lock step.
+        public var promptsPerPass = 8
+
+        public init(samples: Int, temperature: Float, topP: Float, maxTokens: Int, seed: UInt64, template: ChatTemplate) {
+            self.samples = samples
+            self.temperature = temperature
+            self.topP = topP
+            self.maxTokens = maxTokens
+            self.seed = seed
+            self.template = template
+        }
+
+        var origin: String {
+            "temperature=\(temperature),top_p=\(topP),max_tokens=\(maxTokens),samples=\(samples),seed=\(seed)"
+        }
+    }
+
+    /// What scores a sample.
+    public enum Scorer {
+        /// A reward model (a model with `reward_head.weight`): r(x, y) at the response's end of turn.
+        case rewardModel(model: LlamaModel, tokenizer: any TextTokenizer, name: String)
+        /// An AI judge asked which of two responses is better (`Judge`); a sample's score is its mean
+        /// preference margin over the other samples.
+        case judge(Judge, name: String)
+
+        var name: String {
+            switch self {
+            case .rewardModel(_, _, let name), .judge(_, let name): return name
+            }
+        }
+    }
+
+    public struct Summary: Equatable, Sendable {
+        /// Prompts written in this call.
+        public var written = 0
+        /// Prompts skipped because every sample scored the same.
+        public var allEqual = 0
+        /// Prompts already in the output (or skipped before) when the call began.
+        public var alreadyDone = 0
+        /// Input lines skipped as ties, by line number.
+        public var tiedLines: [Int] = []
+    }
+
+    let policy: LlamaModel
+    let policyTokenizer: any TextTokenizer
+    let policyName: String
+    let stop: Set<Int32>
+    let scorer: Scorer
+    let settings: Settings
+
+    public init(policy: LlamaModel, tokenizer: any TextTokenizer, policyName: String, scorer: Scorer, settings: Settings) {
+        self.policy = policy
+        policyTokenizer = tokenizer
+        self.policyName = policyName
+        stop = [tokenizer.eos]
+        self.scorer = scorer
+        self.settings = settings
+    }
+
+    /// Labels every example of `examples` not yet in `out`, appending to it. `progress(done, total)` is called
+    /// after each pass and returns false to stop there (what was written stays, and a later call resumes).
+    public func label(_ examples: [PreferenceExample], out: String, progress: (Int, Int) -> Bool = { _, _ in true }) throws -> Summary {
+        var summary = Summary()
+        let (done, validBytes) = try Self.resumeState(out)
+        let skippedPath = out + ".skipped"
+        let skipped = Set(((try? String(contentsOfFile: skippedPath, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) })
+        let finished = done.union(skipped)
+        summary.alreadyDone = examples.filter { finished.contains($0.line) }.count
+        let todo = examples.filter { !finished.contains($0.line) }
+        let output = try AppendFile(path: out, keepBytes: validBytes)
+        let skippedFile = try AppendFile(path: skippedPath, keepBytes: nil)
+        let prompts = try todo.map { ex -> [Int32] in
+            guard let text = settings.template.prompt(ex.promptSource) else {
+                throw RunError.data(file: ex.file, line: ex.line, reason: "template \"raw\" needs the prompt as text")
+            }
+            return policyTokenizer.encode(text)
+        }
+        let context = (prompts.map(\.count).max() ?? 0) + settings.maxTokens
+        let session = BatchSession(model: policy, slots: max(4096, settings.promptsPerPass * (context + settings.samples * settings.maxTokens)),
+                                   context: context)
+        var first = 0
+        while first < todo.count {
+            let end = min(todo.count, first + settings.promptsPerPass)
+            // seeded by input line, so a resumed run samples what an uninterrupted one would
+            let options = SamplingOptions(maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP,
+                                          seed: settings.seed, stop: stop)
+            let sampled = session.sample(prompts: Array(prompts[first..<end]), count: settings.samples, options: options,
+                                         ids: todo[first..<end].map(\.line))
+            let texts = sampled.map { $0.map { policyTokenizer.decode($0) } }
+            for (offset, k) in (first..<end).enumerated() {
+                let ex = todo[k]
+                let scores = try score(ex, texts[offset])
+                guard let best = scores.indices.max(by: { scores[$0] < scores[$1] }),
+                      let worst = scores.indices.min(by: { scores[$0] < scores[$1] }), scores[best] > scores[worst] else {
+                    summary.allEqual += 1
+                    summary.tiedLines.append(ex.line)
+                    try skippedFile.append("\(ex.line)\n")
+                    continue
+                }
+                try output.append(line(ex, texts[offset], scores, best: best, worst: worst))
+                summary.written += 1
+            }
+            first = end
+            if !progress(summary.alreadyDone + first, examples.count) { break }
+        }
+        return summary
+    }
+
+    /// Scores of one prompt's samples.
+    func score(_ ex: PreferenceExample, _ texts: [String]) throws -> [Double] {
+        switch scorer {
+        case let .rewardModel(model, tokenizer, _):
+            guard let text = settings.template.prompt(ex.promptSource) else { return texts.map { _ in 0 } }
+            let prompt = tokenizer.encode(text)
+            let responses = texts.map { tokenizer.encode(settings.template.response($0, after: ex.promptSource)) }
+            let need = prompt.count + responses.reduce(0) { $0 + $1.count }
+            let session = BatchSession(model: model, slots: max(need, 1), context: prompt.count + (responses.map(\.count).max() ?? 0))
+            return session.scoreDistributionsAndRewards([(prompt, responses)]).rewards[0].map(Double.init)
+        case let .judge(judge, _):
+            return try judge.scores(prompt: ex, responses: texts)
+        }
+    }
+
+    /// The output line: prompt as the input gave it, chosen/rejected, every sample with its score, provenance.
+    func line(_ ex: PreferenceExample, _ texts: [String], _ scores: [Double], best: Int, worst: Int) -> String {
+        let origin = "label:policy=\(policyName);scorer=\(scorer.name);\(settings.origin)"
+        var fields: [String: JSONValue] = [
+            "prompt": ex.promptText.map { .string($0) }
+                ?? .array(ex.prompt.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
+            "chosen": .string(ex.separator + texts[best]), "rejected": .string(ex.separator + texts[worst]),
+            "samples": .array(zip(texts, scores).map { .object(["text": .string($0), "score": .number($1)]) }),
+            "origins": .object(["chosen": .string(origin + ";sample=\(best)"), "rejected": .string(origin + ";sample=\(worst)")]),
+            "label_line": .number(Double(ex.line)),
+        ]
+        return JSONValue.object(fields).canonical + "\n"
+    }
+
+    /// Input lines an existing output holds, and the bytes of its complete lines (a partial last line is cut).
+    static func resumeState(_ out: String) throws -> (lines: Set<Int>, validBytes: Int?) {
+        guard let data = FileManager.default.contents(atPath: out) else { return ([], nil) }
+        let bytes = [UInt8](data)
+        let valid = (bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? 0
+        var done = Set<Int>()
+        for line in String(decoding: bytes[0..<valid], as: UTF8.self).split(separator: "\n") {
+            guard let value = try? JSONValue.parseLine(line), case let .object(o) = value, case let .number(n)? = o["label_line"] else {
+                throw RunError.data(file: out, line: done.count + 1, reason: "not a line written by alignscope label (no label_line); give a new --out")
+            }
+            done.insert(Int(n))
+        }
+        return (done, valid)
+    }
+}
+
+/// A file appended to line by line, each line flushed to disk before the next (`fsync`).
+final class AppendFile {
+    let path: String
+    private let handle: FileHandle
+
+    /// Opens (creating) `path`; with `keepBytes`, the file is first cut to that length.
+    init(path: String, keepBytes: Int?) throws {
+        self.path = path
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw RunError.io(path: path, reason: "cannot create the file") }
+        }
+        guard let h = FileHandle(forUpdatingAtPath: path) else { throw RunError.io(path: path, reason: "cannot open the file for writing") }
+        handle = h
+        do {
+            if let keepBytes { try handle.truncate(atOffset: UInt64(keepBytes)) }
+            try handle.seekToEnd()
+        } catch {
+            throw RunError.io(path: path, reason: "\(error)")
+        }
+    }
+
+    deinit { try? handle.close() }
+
+    func append(_ text: String) throws {
+        do {
+            try handle.write(contentsOf: Data(text.utf8))
+            try handle.synchronize()
+        } catch {
+            throw RunError.io(path: path, reason: "\(error)")
+        }
+    }
+}
