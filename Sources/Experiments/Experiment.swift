@@ -130,6 +130,30 @@ public struct Experiment: Sendable {
                                                 found: "\(step)")
                     }
                 }
+                // A label stage's policy and scorer runs, and a stage training on labelled pairs, name earlier runs.
+                let prefix = stage.name.map { "stage \($0): " } ?? ""
+                let experimentName = config.experiment
+                func earlier(_ run: String, _ path: String, what: String, where ok: (PlannedRun) -> Bool) throws -> String {
+                    let full = runs.contains(where: { $0.name == run }) ? run : "\(experimentName)/\(run)"
+                    guard let found = runs.first(where: { $0.name == full }), ok(found) else {
+                        throw SpecError.invalid(file: file, path: prefix + path,
+                                                expected: "the name of \(what) planned before this one (runs: \(runs.filter(ok).map(\.name).joined(separator: ", ")))",
+                                                found: "\"\(run)\"")
+                    }
+                    return full
+                }
+                if var l = config.label {
+                    if let p = l.policy { l.policy = try earlier(p, "label.policy.run", what: "a training run", where: { $0.config.label == nil }) }
+                    if let r = l.scorerRun {
+                        l.scorerRun = try earlier(r, "label.scorer.run", what: "a reward-model run (objective kind \"reward\")",
+                                                  where: { if case .reward = $0.config.objective, $0.config.label == nil { return true } else { return false } })
+                    }
+                    config.label = l
+                }
+                if let from = config.data.train.from {
+                    let full = try earlier(from, "data.train.from.stage", what: "a label stage's run", where: { $0.config.label != nil })
+                    config.data.train.from = full
+                }
                 // The run's folder name must be one valid path component.
                 let leaf = RunExecutor.runFolder(experiment: config.experiment, runName: name)
                 if leaf.utf8.count > 200 {

@@ -10,8 +10,9 @@ enum InputFingerprints {
     nonisolated(unsafe) private static var cache: [String: (stamp: String, sha256: String)] = [:]
     private static let lock = NSLock()
 
-    /// input name ("model", "train", "probes") -> path and sha256, for the files of `config`.
-    static func of(_ config: RunConfig, experiment: Experiment) throws -> [String: RunInput] {
+    /// input name ("model", "train", "probes") -> path and sha256, for the files of `config`; `trainPath` is
+    /// the resolved training file (`RunExecutor.trainPath`: a label run's pairs for `data.train.from`).
+    static func of(_ config: RunConfig, experiment: Experiment, trainPath: String) throws -> [String: RunInput] {
         var out: [String: RunInput] = [:]
         switch config.model {
         case .gguf(let path):
@@ -23,8 +24,7 @@ enum InputFingerprints {
         case .preset:
             break
         }
-        for (name, path) in [("train", config.data.train.path), ("probes", config.data.probes.path)] {
-            let resolved = experiment.resolve(path)
+        for (name, resolved) in [("train", trainPath), ("probes", experiment.resolve(config.data.probes.path))] {
             out[name] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
         }
         return out

@@ -113,9 +113,9 @@ enum PairEncoder {
         return EncodedPair(prompt: promptIDs, response: responseIDs, promptCut: cut)
     }
 
-    /// A run's training examples: the lines of `data.train.path`, the first `data.train.limit` of them when set.
-    static func trainingExamples(of config: RunConfig, experiment: Experiment) throws -> (path: String, examples: [PreferenceExample]) {
-        let path = experiment.resolve(config.data.train.path)
+    /// A run's training examples: the lines of its training file (`path`, resolved: `RunExecutor.trainPath`),
+    /// the first `data.train.limit` of them when set.
+    static func trainingExamples(of config: RunConfig, path: String) throws -> (path: String, examples: [PreferenceExample]) {
         var examples = try loadExamples(path: path)
         guard !examples.isEmpty else { throw RunError.data(file: path, line: nil, reason: "no examples (the file is empty)") }
         if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }

@@ -54,16 +54,102 @@ public struct RunConfig: Codable, Sendable, Equatable {
         }
     }
 
-    /// `data.train`: the training file and how many of its examples to use.
+    /// `data.train`: the training file and how many of its examples to use; or `from: { stage: NAME }`, the
+    /// pairs an earlier label stage wrote (then `path` is empty).
     public struct TrainData: Codable, Sendable, Equatable {
         public var path: String
         /// > 0 keeps the first `limit` examples.
         public var limit: Int
+        /// The label run whose pairs this run trains on (a stage name until the plan resolves it).
+        public var from: String?
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["path", "limit"])
-            path = try f.string("path")
+            let f = try SpecFields(decoder, allowed: ["path", "limit", "from"])
+            _ = f.value("path")
             limit = try f.int("limit", default: 0, min: 0)
+            if let source = f.value("from") {
+                // `from` replaces `path` (a stage's from merges over the experiment's path)
+                guard case .object(let o) = source, o.count == 1, case .string(let stage)? = o["stage"], !stage.isEmpty else {
+                    throw f.invalid("from", "{ stage: NAME }, an earlier label stage")
+                }
+                from = stage
+                path = ""
+            } else {
+                path = try f.string("path")
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: SpecKey.self)
+            if let from { try c.encode(["stage": from], "from") } else { try c.encode(path, "path") }
+            try c.encode(limit, "limit")
+        }
+    }
+
+    /// A label stage (`label: {...}`): instead of training, the run samples responses to the training
+    /// prompts from `policy` and scores them with `scorer` (`Labeller`), writing preference pairs that a
+    /// later stage trains on (`data.train.from`).
+    public struct LabelStage: Codable, Sendable, Equatable {
+        /// The run whose final weights sample (a stage name until the plan resolves it); nil: the spec's model.
+        public var policy: String?
+        /// A reward-model run (`objective.kind` "reward"), or nil with `judge`.
+        public var scorerRun: String?
+        /// A judge model (GGUF or Hugging Face directory, relative to the spec), or nil with `scorerRun`.
+        public var judge: String?
+        /// The judge's question (a text file with {prompt}, {a}, {b}); nil: `Judge.defaultTemplate`.
+        public var judgeTemplate: String?
+        public var samples: Int
+        public var temperature: Double
+        public var topP: Double
+        public var maxTokens: Int
+        public var seed: Int
+
+        public init(from decoder: any Decoder) throws {
+            let f = try SpecFields(decoder, allowed: ["policy", "scorer", "samples", "temperature", "top_p", "max_tokens", "seed"])
+            if let p = f.value("policy") {
+                guard case .object(let o) = p, o.count == 1, case .string(let run)? = o["run"], !run.isEmpty else {
+                    throw f.invalid("policy", "{ run: NAME }, the run whose weights sample (leave it out for the spec's model)")
+                }
+                policy = run
+            }
+            guard let scorer = f.value("scorer") else {
+                throw SpecIssue.missing(path: f.sub("scorer"), expected: "{ run: NAME } (a reward-model run) or { judge: MODEL, template?: FILE }")
+            }
+            switch scorer {
+            case .object(let o) where o.count == 1 && o["run"] != nil:
+                guard case .string(let run)? = o["run"], !run.isEmpty else { throw f.invalid("scorer", "{ run: NAME }, a reward-model run") }
+                scorerRun = run
+            case .object(let o) where o["judge"] != nil && Set(o.keys).isSubset(of: ["judge", "template"]):
+                guard case .string(let path)? = o["judge"], !path.isEmpty else { throw f.invalid("scorer", "{ judge: MODEL }, a GGUF file or model directory") }
+                judge = path
+                if let t = o["template"] {
+                    guard case .string(let tp) = t, !tp.isEmpty else { throw f.invalid("scorer", "{ judge: MODEL, template: FILE }") }
+                    judgeTemplate = tp
+                }
+            default:
+                throw f.invalid("scorer", "{ run: NAME } (a reward-model run) or { judge: MODEL, template?: FILE }")
+            }
+            samples = try f.int("samples", default: 4, min: 2, max: 64)
+            temperature = try f.double("temperature", default: 1, min: 0, exclusiveMin: true)
+            topP = try f.double("top_p", default: 1, min: 0, max: 1, exclusiveMin: true)
+            maxTokens = try f.int("max_tokens", default: 64, min: 1, max: 4096)
+            seed = try f.int("seed", default: 0, min: 0)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: SpecKey.self)
+            if let policy { try c.encode(["run": policy], "policy") }
+            if let scorerRun { try c.encode(["run": scorerRun], "scorer") }
+            if let judge {
+                var o = ["judge": judge]
+                if let judgeTemplate { o["template"] = judgeTemplate }
+                try c.encode(o, "scorer")
+            }
+            try c.encode(samples, "samples")
+            try c.encode(temperature, "temperature")
+            try c.encode(topP, "top_p")
+            try c.encode(maxTokens, "max_tokens")
+            try c.encode(seed, "seed")
         }
     }
 
@@ -175,6 +261,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var data: DataSettings
     public var objective: Objective
     public var initFrom: InitFrom?
+    /// A label stage's settings (the run labels instead of training).
+    public var label: LabelStage?
     public var train: TrainSettings
     public var eval: EvalSettings
     public var checkpointEvery: Int
@@ -182,7 +270,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var threads: Int
 
     /// Top-level keys of a spec: the config's own, and `description`, `sweep` and `stages` (read by `Experiment`).
-    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "sweep", "stages"]
+    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "label", "sweep", "stages"]
 
     public init(from decoder: any Decoder) throws {
         let f = try SpecFields(decoder, allowed: Self.topKeys)
@@ -195,6 +283,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
         data = try f.object("data", required: ["train", "probes"])!
         objective = try f.object("objective") ?? Objective.defaultSpec
         initFrom = try f.object("init_from")
+        label = try f.object("label")
+        if label != nil, data.train.from != nil { throw f.invalid("label", "a label stage labels data.train.path, not another stage's pairs") }
         train = try f.object("train", required: TrainSettings.CodingKeys.allCases.map(\.rawValue))!
         for (id, source) in data.probes.sources.sorted(by: { $0.key < $1.key }) {
             if case .greedy(let maxTokens) = source, maxTokens >= train.maxLength {
@@ -222,6 +312,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try c.encode(data, "data")
         try c.encode(objective, "objective")
         try c.encodeIfPresent(initFrom, forKey: SpecKey("init_from"))
+        try c.encodeIfPresent(label, forKey: SpecKey("label"))
         try c.encode(train, "train")
         try c.encode(eval, "eval")
         try c.encode(["every": checkpointEvery], "checkpoint")

@@ -23,6 +23,7 @@ final class RunExecution {
 
     /// Returns true when the run reached its last step, false when the progress callback stopped it.
     func execute() throws -> Bool {
+        if let label = config.label { return try executeLabel(label) }
         let started = Date()
         let report = executor.report
         report(.loading(run: run.name, what: "model"))
@@ -40,7 +41,7 @@ final class RunExecution {
             modelIdentity = try loadInitialWeights(initFrom, into: loaded.model)
         }
         report(.loading(run: run.name, what: "data"))
-        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, experiment: executor.experiment)
+        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: executor.trainPath(config))
         let data = try trainingData(examples, loaded: loaded, template: template, path: trainPath, modelIdentity: modelIdentity)
         let probes = try ProbeEvaluator(
             config: config, experiment: executor.experiment, store: store, loaded: loaded,
@@ -50,7 +51,7 @@ final class RunExecution {
         let checkpoint = executor.checkpointURL(runName: run.name)
         Checkpoint.removeLeftovers(in: checkpoint.deletingLastPathComponent())
         let storeID = try store.storeID()
-        let inputs = try InputFingerprints.of(config, experiment: executor.experiment)
+        let inputs = try InputFingerprints.of(config, experiment: executor.experiment, trainPath: executor.trainPath(config))
         var step = 0
         if let header = try Checkpoint.readHeader(checkpoint), header.configSHA256 == run.configSHA256 {
             if let why = try resumeRefusal(header, storeID: storeID, probes: probes) {

@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import Kernels
 import Model
@@ -63,9 +64,26 @@ extension RunExecutor {
                     found: "\"chatml\"")
             }
         }
-        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, experiment: experiment)
-        _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
-                                     maxLength: maxLength, file: trainPath)
+        if let label = config.label {
+            // a label run: its prompts must render, its judge (if any) exist, its question hold the placeholders
+            let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
+            for ex in examples { _ = try PairEncoder.promptText(ex.promptSource, template: template, file: trainPath, line: ex.line) }
+            if let judge = label.judge {
+                let resolved = experiment.resolve(judge)
+                guard FileManager.default.fileExists(atPath: resolved) else { throw RunError.model(path: resolved, reason: "no such judge model") }
+            }
+            if let file = label.judgeTemplate {
+                let question = try TextFile.readText(experiment.resolve(file))
+                for placeholder in ["{prompt}", "{a}", "{b}"] where !question.contains(placeholder) {
+                    throw RunError.data(file: experiment.resolve(file), line: nil, reason: "the judge's question has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
+                }
+            }
+        } else if config.data.train.from == nil {
+            // (pairs from a label stage are checked when the run that trains on them starts)
+            let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
+            _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
+                                         maxLength: maxLength, file: trainPath)
+        }
         let probesPath = experiment.resolve(config.data.probes.path)
         let probes = try loadExamples(path: probesPath)
         guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }

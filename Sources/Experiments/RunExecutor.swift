@@ -22,6 +22,8 @@ public enum RunProgress: Sendable {
     /// A checkpoint was found but cannot be resumed (another store, missing rows): the run starts over.
     case restarting(run: String, reason: String)
     case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, elapsed: Double)
+    /// A label run has labelled `done` of `total` prompts (counting those of an earlier, interrupted call).
+    case labelled(run: String, done: Int, total: Int, elapsed: Double)
     case evaluated(run: String, step: Int, responses: Int, seconds: Double)
     case checkpointed(run: String, step: Int)
     case finished(run: String, seconds: Double)
@@ -93,7 +95,7 @@ extension RunExecutor {
             let url = checkpointURL(runName: run.name)
             guard let header = try? Checkpoint.readHeader(url), header.configSHA256 == run.configSHA256,
                   header.storeID == storeID else { continue }
-            if let change = InputFingerprints.firstChange(recorded: recorded, current: try InputFingerprints.of(run.config, experiment: experiment)) {
+            if let change = InputFingerprints.firstChange(recorded: recorded, current: try InputFingerprints.of(run.config, experiment: experiment, trainPath: trainPath(run.config))) {
                 throw RunError.inputChanged(run: run.name, input: change.input, path: change.path, checkpoint: url.path)
             }
         }
@@ -122,6 +124,13 @@ extension RunExecutor {
             }
             if let parent = run.config.initFrom?.run, try store.run(name: parent)?.status != .finished,
                !(run.config.initFrom?.step.map { snapshotExists(parent, $0) } ?? false) {
+                summary.skipped.append((run.name, "waiting for \(parent)"))
+                report(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
+                continue
+            }
+            // a label run's policy and scorer, and the label run whose pairs a run trains on, must have finished
+            let inputs = [run.config.label?.policy, run.config.label?.scorerRun, run.config.data.train.from].compactMap { $0 }
+            if let parent = try inputs.first(where: { try store.run(name: $0)?.status != .finished }) {
                 summary.skipped.append((run.name, "waiting for \(parent)"))
                 report(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
                 continue
@@ -166,6 +175,21 @@ extension RunExecutor {
 
     func snapshotURL(runName: String, step: Int) -> URL {
         checkpointURL(runName: runName).deletingLastPathComponent().appendingPathComponent("weights-\(step).bin")
+    }
+
+    /// The training file of a run: `data.train.path` resolved against the spec, or the pairs of the label run
+    /// named by `data.train.from`.
+    func trainPath(_ config: RunConfig) -> String {
+        config.data.train.from.map { labelsURL(runName: $0).path } ?? experiment.resolve(config.data.train.path)
+    }
+
+    /// Where a label run writes its pairs (beside where a run keeps its checkpoint).
+    public func labelsURL(runName: String) -> URL {
+        Self.labelsURL(root: checkpointRoot, experiment: experiment.name, runName: runName)
+    }
+
+    static func labelsURL(root: URL, experiment: String, runName: String) -> URL {
+        checkpointURL(root: root, experiment: experiment, runName: runName).deletingLastPathComponent().appendingPathComponent("labels.jsonl")
     }
 
     /// Where a run keeps its checkpoint.
