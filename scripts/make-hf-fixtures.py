@@ -153,6 +153,22 @@ def build(name: str, style: str, dtype: torch.dtype, tied: bool, rope_theta: flo
     return out
 
 
+def add_tokenizer(w, config: dict, tok: dict, pre: str) -> None:
+    """GPT-2-style tokenizer metadata as llama.cpp's converter writes it: special added tokens CONTROL (3),
+    other added tokens USER_DEFINED (4, stored as their raw text), the rest NORMAL (1)."""
+    vocab = {i: t for t, i in tok["model"]["vocab"].items()}
+    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
+    added = {t["id"] for t in tok["added_tokens"]}
+    for t in tok["added_tokens"]:
+        vocab[t["id"]] = t["content"]
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list([vocab[i] for i in range(config["vocab_size"])])
+    w.add_token_types([3 if i in special else 4 if i in added else 1 for i in range(config["vocab_size"])])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    w.add_eos_token_id(config["eos_token_id"])
+
+
 def write_qwen2_gguf(hf: pathlib.Path, out: pathlib.Path) -> None:
     """The qwen2 fixture as llama.cpp's converter lays a qwen2 GGUF out: `qwen2.*` keys, GGUF tensor names,
     Q/K rows left in transformers' (half-split) order, GPT-2-style tokenizer metadata with pre "qwen2"."""
@@ -168,16 +184,7 @@ def write_qwen2_gguf(hf: pathlib.Path, out: pathlib.Path) -> None:
     w.add_rope_freq_base(config["rope_parameters"]["rope_theta"])
     w.add_layer_norm_rms_eps(config["rms_norm_eps"])
     w.add_file_type(0)
-    vocab = {i: t for t, i in tok["model"]["vocab"].items()}
-    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
-    for t in tok["added_tokens"]:
-        vocab[t["id"]] = t["content"]
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list([vocab[i] for i in range(config["vocab_size"])])
-    w.add_token_types([3 if i in special else 1 for i in range(config["vocab_size"])])
-    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
-    w.add_eos_token_id(config["eos_token_id"])
+    add_tokenizer(w, config, tok, "qwen2")
     names = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
              "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
              "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
@@ -218,19 +225,7 @@ def write_gptneox_gguf(hf: pathlib.Path, out: pathlib.Path) -> None:
     w.add_parallel_residual(config["use_parallel_residual"])
     w.add_layer_norm_eps(config["layer_norm_eps"])
     w.add_file_type(0)
-    vocab = {i: t for t, i in tok["model"]["vocab"].items()}
-    special = {t["id"] for t in tok["added_tokens"] if t["special"]}
-    for t in tok["added_tokens"]:
-        vocab[t["id"]] = t["content"]
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt-2")
-    w.add_token_list([vocab[i] for i in range(config["vocab_size"])])
-    # llama.cpp's converter: special added tokens CONTROL (3), other added tokens USER_DEFINED (4, stored as
-    # their raw text), the rest NORMAL (1)
-    added = {t["id"] for t in tok["added_tokens"]}
-    w.add_token_types([3 if i in special else 4 if i in added else 1 for i in range(config["vocab_size"])])
-    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
-    w.add_eos_token_id(config["eos_token_id"])
+    add_tokenizer(w, config, tok, "gpt-2")
     names = {"input_layernorm": "attn_norm", "attention.query_key_value": "attn_qkv", "attention.dense": "attn_output",
              "post_attention_layernorm": "ffn_norm", "mlp.dense_h_to_4h": "ffn_up", "mlp.dense_4h_to_h": "ffn_down"}
     tensors = load_file(str(hf / "model.safetensors"))

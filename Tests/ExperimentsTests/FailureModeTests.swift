@@ -1,3 +1,4 @@
+import Base
 import Foundation
 import RunStore
 import XCTest
@@ -412,5 +413,40 @@ extension Process {
         do { try p.run() } catch { return 127 }
         p.waitUntilExit()
         return p.terminationStatus
+    }
+}
+
+// MARK: - alignscope label killed part-way
+
+extension ReliabilityTests {
+    /// SIGKILL to `alignscope label` after its first pass is on disk: running the same command again completes
+    /// the file, with no prompt twice and the bytes an uninterrupted run writes.
+    func testAKilledLabelCommandResumesWithoutDuplicates() throws {
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("HFModelsTests/Fixtures/qwen2-tiny.gguf").path
+        let prompts = (0..<24).map { #"{"prompt": "Question number \#($0)?", "chosen": "Yes.", "rejected": "No."}"# }
+        try (prompts.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("prompts.jsonl"), atomically: false, encoding: .utf8)
+        func args(_ out: String) -> [String] {
+            ["label", "--data", "prompts.jsonl", "--policy", model, "--judge", model, "--out", out, "--samples", "2", "--max-tokens", "8", "--seed", "3"]
+        }
+        let whole = try run(args("whole.jsonl"))
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let expected = try String(contentsOfFile: path("whole.jsonl"), encoding: .utf8)
+        let (p, _, _) = try launch(args("part.jsonl"))
+        let started = waitFor(60) { ((try? String(contentsOfFile: self.path("part.jsonl"), encoding: .utf8)) ?? "").contains("\n") }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertTrue(started, "no line was written")
+        let partial = try String(contentsOfFile: path("part.jsonl"), encoding: .utf8)
+        let again = try run(args("part.jsonl"))
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let full = try String(contentsOfFile: path("part.jsonl"), encoding: .utf8)
+        XCTAssertEqual(full, expected)
+        XCTAssertLessThan(partial.count, full.count, "the kill came before the end")
+        let lines = full.split(separator: "\n").compactMap { line -> Int? in
+            guard case .object(let o)? = try? JSONValue.parseLine(line), case .number(let n)? = o["label_line"] else { return nil }
+            return Int(n)
+        }
+        XCTAssertEqual(lines.count, Set(lines).count)
     }
 }
