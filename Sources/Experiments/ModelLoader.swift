@@ -131,6 +131,9 @@ enum PairEncoder {
         case pairs([PreferencePair])
         /// A reward model's pairs with each pair's margin (0 without `objective.margin`).
         case rewardPairs([PreferencePair], margins: [Double])
+        /// KTO's unpaired examples and their labels; `splitPairs` paired lines were split into a desirable and
+        /// an undesirable example each (`PreferenceExample.unpaired`).
+        case unpaired([EncodedPair], desirable: [Bool], splitPairs: Int)
     }
 
     static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
@@ -150,6 +153,21 @@ enum PairEncoder {
             })
         case .dpo, .ipo, .hinge:
             return .pairs(try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) })
+        case .kto:
+            var pairs: [EncodedPair] = [], desirable: [Bool] = [], split = 0
+            for ex in examples {
+                let parts = ex.unpaired()
+                if parts.count == 2 { split += 1 }
+                for part in parts {
+                    guard let label = part.label, let text = part.fields["completion"] ?? part.fields["response"] else {
+                        throw RunError.data(file: file, line: ex.line, reason: "kto trains on {prompt, completion, label} lines or chosen/rejected pairs; this line has neither")
+                    }
+                    pairs.append(try encode(prompt: part.promptSource, response: text, tokenizer: tokenizer, template: template,
+                                            maxLength: maxLength, file: file, line: ex.line))
+                    desirable.append(label)
+                }
+            }
+            return .unpaired(pairs, desirable: desirable, splitPairs: split)
         case .reward(let marginField, _, _):
             let pairs = try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) }
             let margins = try examples.map { ex throws -> Double in

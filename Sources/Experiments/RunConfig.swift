@@ -298,6 +298,10 @@ public struct RunConfig: Codable, Sendable, Equatable {
                                         found: "\"\(field)\", which no category reads")
             }
         }
+        if case .kto = objective, train.batchSize < 2 {
+            throw SpecIssue.invalid(path: "train.batch_size", expected: "at least 2 for objective kto (its KL estimate pairs each prompt with another example's completion)",
+                                    found: "\(train.batchSize)")
+        }
         eval = try f.object("eval") ?? EvalSettings.defaults
         checkpointEvery = try f.object("checkpoint", as: CheckpointSettings.self)?.every ?? eval.every
         seed = try f.int("seed", default: 1, min: 0, max: Int(UInt32.max))

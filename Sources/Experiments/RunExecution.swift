@@ -166,6 +166,27 @@ final class RunExecution {
             return .hindsight(sequences)
         case .rewardPairs(let pairs, let margins):
             return .rewardPairs(pairs, margins: margins)
+        case .unpaired(let pairs, let desirable, let split):
+            if split > 0 {
+                executor.report(.loading(run: run.name, what: "data: \(split) chosen/rejected pairs split into a desirable and an undesirable example each"))
+            }
+            if case let .kto(_, wD, wU) = config.objective,
+               let warning = ktoWeightWarning(desirable: desirable.filter { $0 }.count, undesirable: desirable.filter { !$0 }.count,
+                                              desirableWeight: wD, undesirableWeight: wU) {
+                executor.report(.warning(run: run.name, message: warning))
+            }
+            // the reference of every micro-batch of the run (its mismatched pairs depend on the batch), cached
+            var digest = SHA256()
+            for (p, d) in zip(pairs, desirable) { digest.update("\(p.prompt)|\(p.response)|\(d);") }
+            digest.update("seed=\(config.seed);steps=\(config.train.steps);batch=\(config.train.batchSize);accum=\(config.train.gradAccum)")
+            let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
+                .appendingPathComponent("reference-cache").path)
+            executor.report(.loading(run: run.name, what: "reference log-probabilities (KTO: every batch's completions and mismatched pairs)"))
+            let products = config.train.precision == .fp32 ? "" : "|products:\(config.train.precision.rawValue)"
+            let reference = try cache.values(model: modelIdentity + products + "|kto", data: SHA256.hexString(digest.finalize())) {
+                Trainer.ktoReferenceLogprobs(model: loaded.model, pairs: pairs, train: config.train, seed: config.seed)
+            }
+            return .unpaired(pairs, desirable: desirable, reference: reference)
         case .pairs(let pairs):
             var digest = SHA256()
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }

@@ -22,6 +22,8 @@ public enum RunProgress: Sendable {
     /// A checkpoint was found but cannot be resumed (another store, missing rows): the run starts over.
     case restarting(run: String, reason: String)
     case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, elapsed: Double)
+    /// Something the researcher should know that does not stop the run (one line).
+    case warning(run: String, message: String)
     /// A label run has labelled `done` of `total` prompts (counting those of an earlier, interrupted call).
     case labelled(run: String, done: Int, total: Int, elapsed: Double)
     case evaluated(run: String, step: Int, responses: Int, seconds: Double)

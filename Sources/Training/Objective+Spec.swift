@@ -12,13 +12,14 @@ public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
 extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
     static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
-                           "margin", "center_rewards", "head_seed"]
+                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight"]
     /// The kinds, in the order errors list them.
-    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward"]
+    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto"]
     static let keysOfKind: [String: [String]] = [
         "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
         "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
+        "kto": ["kind", "beta", "desirable_weight", "undesirable_weight"],
     ]
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
@@ -42,7 +43,10 @@ extension Objective: Codable {
         let margin = try f.string("margin", default: "")
         let centerRewards = try f.double("center_rewards", default: 0, min: 0)
         let headSeed = try f.int("head_seed", default: 0, min: 0)
+        let desirableWeight = try f.double("desirable_weight", default: 1, min: 0, exclusiveMin: true)
+        let undesirableWeight = try f.double("undesirable_weight", default: 1, min: 0, exclusiveMin: true)
         switch kind {
+        case "kto": self = .kto(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight)
         case "reward": self = .reward(margin: margin.isEmpty ? nil : margin, centerRewards: centerRewards, headSeed: headSeed)
         case "dpo": self = .dpo(beta: beta, labelSmoothing: labelSmoothing)
         case "ipo": self = .ipo(tau: tau)
@@ -69,6 +73,10 @@ extension Objective: Codable {
         case let .coh(template):
             try c.encode(template.helpful, "helpful")
             try c.encode(template.unhelpful, "unhelpful")
+        case let .kto(beta, desirableWeight, undesirableWeight):
+            try c.encode(beta, "beta")
+            try c.encode(desirableWeight, "desirable_weight")
+            try c.encode(undesirableWeight, "undesirable_weight")
         case let .reward(margin, centerRewards, headSeed):
             try c.encode(margin ?? "", "margin")
             try c.encode(centerRewards, "center_rewards")
@@ -85,9 +93,14 @@ extension Objective: Codable {
         case .hinge: return "hinge"
         case .coh: return "coh"
         case .reward: return "reward"
+        case .kto: return "kto"
         }
     }
 
-    /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected), else 1.
-    public var sequencesPerExample: Int { isPairwise ? 2 : 1 }
+    /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected) and KTO (its
+    /// completion, and another example's for the KL estimate), else 1.
+    public var sequencesPerExample: Int {
+        if case .kto = self { return 2 }
+        return isPairwise ? 2 : 1
+    }
 }

@@ -38,6 +38,9 @@ public enum Objective: Sendable, Equatable {
     /// pair's `margin` field (0 without one). `headSeed` seeds the head's N(0, 0.02^2) initial weights.
     /// Computed by `bradleyTerryLoss`.
     case reward(margin: String?, centerRewards: Double, headSeed: Int)
+    /// KTO (`ktoLoss`): unpaired desirable/undesirable completions against the reference model, with the
+    /// batch's KL estimate from mismatched pairs. Needs batches of at least 2 examples.
+    case kto(beta: Double, desirableWeight: Double, undesirableWeight: Double)
 }
 
 
@@ -54,7 +57,7 @@ extension Objective {
     /// `referenceLogprobs`.
     public var needsReference: Bool {
         switch self {
-        case .sft, .coh, .reward: return false
+        case .sft, .coh, .reward, .kto: return false
         case .dpo, .ipo, .hinge: return true
         }
     }
@@ -65,9 +68,9 @@ extension Objective {
         return needsReference
     }
 
-    /// Metrics recorded under names without a "/" (TRL's reward trainer's names); every other recorded
+    /// Metrics recorded under names without a "/" (TRL's reward trainer's names, KTO's `kl`); every other recorded
     /// objective metric has a "/" in its name.
-    public static let rewardMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward"]
+    public static let rewardMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl"]
 
     /// Evaluates the objective.
     /// - Parameters:
@@ -88,6 +91,8 @@ extension Objective {
             return sftLoss(logprobs: logprobs, weights: weights, dLogprobs: dLogprobs)
         case .reward:
             preconditionFailure("Objective.evaluate: a reward model is trained on rewards (bradleyTerryLoss), not log-probabilities")
+        case .kto:
+            preconditionFailure("Objective.evaluate: KTO is evaluated by the Trainer (ktoLoss, with its mismatched pairs)")
         case .dpo, .ipo, .hinge:
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")

@@ -30,7 +30,7 @@ extension Objective {
         case let .hinge(beta):
             let m = 1 - beta * h
             return m > 0 ? (m, -beta) : (0, 0)
-        case .sft, .coh, .reward:
+        case .sft, .coh, .reward, .kto:
             preconditionFailure("Objective.pairLoss: \(self) is not a preference objective")
         }
     }
@@ -40,6 +40,7 @@ extension Objective {
         switch self {
         case let .dpo(beta, _), let .hinge(beta): return beta
         case let .ipo(tau): return tau
+        case .kto(let beta, _, _): return beta
         case .sft, .coh, .reward: return 1
         }
     }
@@ -52,7 +53,7 @@ extension Objective {
             precondition(tau > 0, "Objective.ipo: needs tau > 0")
         case let .hinge(beta):
             precondition(beta > 0, "Objective.hinge: needs beta > 0")
-        case .sft, .coh, .reward:
+        case .sft, .coh, .reward, .kto:
             break
         }
     }

@@ -24,6 +24,10 @@ public enum TrainingData {
     case hindsight([[(ids: [Int32], trained: Bool)]])
     /// A reward model's pairs, each with its Bradley-Terry margin.
     case rewardPairs([PreferencePair], margins: [Double])
+    /// KTO: unpaired (prompt, completion) examples and whether each is desirable; `reference` holds the
+    /// reference model's summed log-probabilities of every micro-batch of the run, in step order
+    /// (`ktoReferenceLogprobs`): its B completions, then its B mismatched pairs.
+    case unpaired([EncodedPair], desirable: [Bool], reference: [Double])
 
     public var count: Int {
         switch self {
@@ -31,6 +35,7 @@ public enum TrainingData {
         case .preference(let p, _): return p.count
         case .hindsight(let h): return h.count
         case .rewardPairs(let p, _): return p.count
+        case .unpaired(let p, _, _): return p.count
         }
     }
 }
@@ -73,9 +78,36 @@ public final class Trainer {
     /// Indices of the examples of micro-batch `micro` of optimizer step `step` (1-based): a pure
     /// function of (seed, step), so resuming needs no data cursor.
     func indices(step: Int, micro: Int) -> [Int] {
+        Self.indices(&order, train, step: step, micro: micro)
+    }
+
+    static func indices(_ order: inout DataOrder, _ train: TrainSettings, step: Int, micro: Int) -> [Int] {
         let b = train.batchSize
         let first = ((step - 1) * train.gradAccum + micro) * b
         return (0..<b).map { order.index(at: first + $0) }
+    }
+
+    /// KTO's sequences of a micro-batch: each example's (prompt, completion), then each prompt with the
+    /// completion of the example `ktoMismatchedIndex` names.
+    static func ktoSequences(_ pairs: [EncodedPair], _ idx: [Int]) -> [(prompt: [Int32], response: [Int32])] {
+        idx.map { (pairs[$0].prompt, pairs[$0].response) }
+            + idx.indices.map { k in (pairs[idx[k]].prompt, pairs[idx[ktoMismatchedIndex(k, count: idx.count)]].response) }
+    }
+
+    /// The reference log-probabilities KTO needs for a whole run (`TrainingData.unpaired`): for every
+    /// micro-batch of every step, in order, the summed log-probabilities under `model` (the reference: the
+    /// starting weights) of its sequences (`ktoSequences`). One forward per micro-batch; gradients untouched.
+    public static func ktoReferenceLogprobs(model: LlamaModel, pairs: [EncodedPair], train: TrainSettings, seed: Int) -> [Double] {
+        var order = DataOrder(count: pairs.count, seed: seed)
+        var out: [Double] = []
+        for step in 1...max(1, train.steps) {
+            for micro in 0..<train.gradAccum {
+                let packed = LossOn.response.pack(ktoSequences(pairs, indices(&order, train, step: step, micro: micro)))
+                let lp = model.forward(packed.batch, training: false)
+                out += packed.weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: packed.spans) }
+            }
+        }
+        return out
     }
 
     /// The packed batch of a micro-batch, its weights, spans and the reference sums of its sequences (for a
@@ -86,6 +118,10 @@ public final class Trainer {
         case .rewardPairs(let pairs, let margins):
             let packed = PreferencePair.pack(idx.map { pairs[$0] })
             return (packed.batch, packed.weights, packed.spans, idx.map { margins[$0] })
+        case .unpaired(let pairs, _, let reference):
+            let packed = LossOn.response.pack(Self.ktoSequences(pairs, idx))
+            let first = ((step - 1) * train.gradAccum + micro) * 2 * idx.count
+            return (packed.batch, packed.weights, packed.spans, Array(reference[first..<first + 2 * idx.count]))
         case .sequences(let pairs):
             guard case .sft(let lossOn, _) = objective else { preconditionFailure("sequences are SFT data") }
             let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
@@ -106,16 +142,17 @@ public final class Trainer {
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<train.gradAccum { micro.append(batch(step: step, micro: m)) }
-        let pairwise = objective.isPairwise
+        let perExample = objective.sequencesPerExample == 2
         func unit(_ weights: [Float], _ spans: [SequenceSpan]) -> Double {
-            pairwise ? Double(spans.count / 2) : Double(weights.reduce(0, +))
+            perExample ? Double(spans.count / 2) : Double(weights.reduce(0, +))
         }
         let total = max(1, micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) })
         var loss = 0.0
         var metrics: [String: Double] = [:]
+        var shares: [String: Double] = [:]  // per metric, the shares of the micro-batches that reported it
         var tokens = 0
         var targets = 0
-        for mb in micro {
+        for (m, mb) in micro.enumerated() {
             let n = mb.batch.tokens.count
             tokens += n
             let share = unit(mb.weights, mb.spans) / total
@@ -126,12 +163,29 @@ public final class Trainer {
                 let (result, dc, dr) = bradleyTerryLoss(chosen: (0..<pairs).map { rewards[2 * $0] }, rejected: (0..<pairs).map { rewards[2 * $0 + 1] },
                                                         margins: mb.reference!, center: center)
                 loss += result.loss * share
-                combine(&metrics, result.metrics, share: share)
+                combine(&metrics, &shares, result.metrics, share: share)
                 model.backwardRewards((0..<2 * pairs).map { Float(share) * ($0 % 2 == 0 ? dc[$0 / 2] : dr[$0 / 2]) })
                 continue
             }
             targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
             let lp = model.forward(mb.batch, training: true)
+            if case let .kto(beta, wD, wU) = objective, case let .unpaired(_, desirable, _) = data {
+                let b = mb.spans.count / 2, ref = mb.reference!
+                let sums = mb.weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: mb.spans) }
+                let idx = indices(step: step, micro: m)
+                let (result, d) = ktoLoss(policy: Array(sums[0..<b]), reference: Array(ref[0..<b]),
+                                          policyMismatched: Array(sums[b...]), referenceMismatched: Array(ref[b...]),
+                                          desirable: idx.map { desirable[$0] }, beta: beta, desirableWeight: wD, undesirableWeight: wU)
+                // each completion's summed log-probability gets its dloss/dlog pi; the mismatched pairs none (z is detached)
+                for t in 0..<n { dLogprobs[t] = 0 }
+                for (k, span) in mb.spans.prefix(b).enumerated() {
+                    for t in span.range where mb.weights[t] != 0 { dLogprobs[t] = Float(d[k] * share) * mb.weights[t] }
+                }
+                loss += result.loss * share
+                combine(&metrics, &shares, result.metrics, share: share)
+                dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+                continue
+            }
             let result = mb.weights.withUnsafeBufferPointer { w in
                 dLogprobs.withUnsafeMutableBufferPointer { d in
                     objective.evaluate(logprobs: lp, weights: w, spans: mb.spans, referenceLogprobs: mb.reference,
@@ -140,7 +194,7 @@ public final class Trainer {
             }
             for t in 0..<n { dLogprobs[t] *= Float(share) }
             loss += result.loss * share
-            combine(&metrics, result.metrics, share: share)
+            combine(&metrics, &shares, result.metrics, share: share)
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
         let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
@@ -148,12 +202,16 @@ public final class Trainer {
                               peak: train.lr, schedule: train.schedule,
                               minRatio: train.minLRRatio)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+        // a metric some micro-batches lacked (KTO's rewards/chosen in a batch without desirable examples) is the
+        // mean over those that had it
+        let all = micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) / total }
+        for (k, w) in shares where w != all && w > 0 { metrics[k]! /= w }
         return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)
     }
 
     /// Adds a micro-batch's metrics into the step's: weighted by its share, but `min_*` and `max_*` metrics as
     /// the minimum and maximum over micro-batches.
-    private func combine(_ metrics: inout [String: Double], _ micro: [String: Double], share: Double) {
+    private func combine(_ metrics: inout [String: Double], _ shares: inout [String: Double], _ micro: [String: Double], share: Double) {
         for (k, v) in micro {
             if k.hasPrefix("min_") {
                 metrics[k] = min(metrics[k] ?? v, v)
@@ -161,6 +219,7 @@ public final class Trainer {
                 metrics[k] = max(metrics[k] ?? v, v)
             } else {
                 metrics[k, default: 0] += v * share
+                shares[k, default: 0] += share
             }
         }
     }

@@ -196,6 +196,8 @@ final class ProgressDisplay: @unchecked Sendable {
             let filled = Int(Double(width) * Double(step) / Double(max(total, 1)))
             let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
             emit(String(format: "%@ [%@] %d/%d loss %.4f %.0f tok/s ETA %@", run, bar, step, total, loss, tps, Self.duration(eta)), updating: tty)
+        case .warning(let run, let message):
+            emit("\(run): warning: \(message)", updating: false)
         case .labelled(let run, let done, let total, let elapsed):
             let width = 20
             let filled = Int(Double(width) * Double(done) / Double(max(total, 1)))
