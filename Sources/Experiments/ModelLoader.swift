@@ -153,9 +153,12 @@ enum PairEncoder {
             })
         case .dpo, .ipo, .hinge:
             return .pairs(try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) })
-        case .kto:
+        case .kto(_, _, _, let threshold):
+            if threshold == nil, let rated = examples.first(where: { $0.rating != nil && $0.chosen == nil }) {
+                throw RunError.data(file: file, line: rated.line, reason: "a rated line; kto needs objective.rating_threshold to tell desirable (rating >= threshold) from undesirable")
+            }
             var pairs: [EncodedPair] = [], desirable: [Bool] = [], split = 0
-            for ex in examples {
+            for ex in threshold.map({ RatedFeedback.unpaired(examples, threshold: $0) }) ?? examples {
                 let parts = ex.unpaired()
                 if parts.count == 2 { split += 1 }
                 for part in parts {
@@ -169,9 +172,11 @@ enum PairEncoder {
             }
             return .unpaired(pairs, desirable: desirable, splitPairs: split)
         case .reward(let marginField, _, _):
+            // rated lines become pairs with their rating difference as margin (`RatedFeedback.pairs`)
+            let examples = RatedFeedback.pairs(examples)
             let pairs = try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) }
             let margins = try examples.map { ex throws -> Double in
-                guard let marginField else { return 0 }
+                guard let marginField else { return ex.form == .rated ? ex.numbers["margin"] ?? 0 : 0 }
                 do {
                     return try ex.number(of: marginField)
                 } catch {

@@ -170,7 +170,7 @@ final class RunExecution {
             if split > 0 {
                 executor.report(.loading(run: run.name, what: "data: \(split) chosen/rejected pairs split into a desirable and an undesirable example each"))
             }
-            if case let .kto(_, wD, wU) = config.objective,
+            if case let .kto(_, wD, wU, _) = config.objective,
                let warning = ktoWeightWarning(desirable: desirable.filter { $0 }.count, undesirable: desirable.filter { !$0 }.count,
                                               desirableWeight: wD, undesirableWeight: wU) {
                 executor.report(.warning(run: run.name, message: warning))

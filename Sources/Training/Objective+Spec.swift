@@ -12,14 +12,14 @@ public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
 extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
     static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
-                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight"]
+                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold"]
     /// The kinds, in the order errors list them.
     public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto"]
     static let keysOfKind: [String: [String]] = [
         "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
         "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
-        "kto": ["kind", "beta", "desirable_weight", "undesirable_weight"],
+        "kto": ["kind", "beta", "desirable_weight", "undesirable_weight", "rating_threshold"],
     ]
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
@@ -46,7 +46,9 @@ extension Objective: Codable {
         let desirableWeight = try f.double("desirable_weight", default: 1, min: 0, exclusiveMin: true)
         let undesirableWeight = try f.double("undesirable_weight", default: 1, min: 0, exclusiveMin: true)
         switch kind {
-        case "kto": self = .kto(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight)
+        case "kto":
+            let threshold: Double? = f.has("rating_threshold") ? try f.double("rating_threshold") : nil
+            self = .kto(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight, ratingThreshold: threshold)
         case "reward": self = .reward(margin: margin.isEmpty ? nil : margin, centerRewards: centerRewards, headSeed: headSeed)
         case "dpo": self = .dpo(beta: beta, labelSmoothing: labelSmoothing)
         case "ipo": self = .ipo(tau: tau)
@@ -73,10 +75,11 @@ extension Objective: Codable {
         case let .coh(template):
             try c.encode(template.helpful, "helpful")
             try c.encode(template.unhelpful, "unhelpful")
-        case let .kto(beta, desirableWeight, undesirableWeight):
+        case let .kto(beta, desirableWeight, undesirableWeight, ratingThreshold):
             try c.encode(beta, "beta")
             try c.encode(desirableWeight, "desirable_weight")
             try c.encode(undesirableWeight, "undesirable_weight")
+            if let ratingThreshold { try c.encode(ratingThreshold, "rating_threshold") }
         case let .reward(margin, centerRewards, headSeed):
             try c.encode(margin ?? "", "margin")
             try c.encode(centerRewards, "center_rewards")

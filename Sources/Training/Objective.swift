@@ -40,7 +40,8 @@ public enum Objective: Sendable, Equatable {
     case reward(margin: String?, centerRewards: Double, headSeed: Int)
     /// KTO (`ktoLoss`): unpaired desirable/undesirable completions against the reference model, with the
     /// batch's KL estimate from mismatched pairs. Needs batches of at least 2 examples.
-    case kto(beta: Double, desirableWeight: Double, undesirableWeight: Double)
+    /// `ratingThreshold`: rated lines are desirable when their rating is at least this (`RatedFeedback.unpaired`).
+    case kto(beta: Double, desirableWeight: Double, undesirableWeight: Double, ratingThreshold: Double? = nil)
 }
 
 

@@ -40,7 +40,7 @@ extension Objective {
         switch self {
         case let .dpo(beta, _), let .hinge(beta): return beta
         case let .ipo(tau): return tau
-        case .kto(let beta, _, _): return beta
+        case .kto(let beta, _, _, _): return beta
         case .sft, .coh, .reward: return 1
         }
     }

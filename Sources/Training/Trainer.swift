@@ -169,7 +169,7 @@ public final class Trainer {
             }
             targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
             let lp = model.forward(mb.batch, training: true)
-            if case let .kto(beta, wD, wU) = objective, case let .unpaired(_, desirable, _) = data {
+            if case let .kto(beta, wD, wU, _) = objective, case let .unpaired(_, desirable, _) = data {
                 let b = mb.spans.count / 2, ref = mb.reference!
                 let sums = mb.weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: mb.spans) }
                 let idx = indices(step: step, micro: m)

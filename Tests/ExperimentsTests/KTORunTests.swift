@@ -1,5 +1,7 @@
 import Foundation
+import Probes
 import RunStore
+import Tokenizer
 import XCTest
 @testable import Experiments
 
@@ -86,6 +88,34 @@ final class KTORunTests: XCTestCase {
         let (_, _, messages) = try run(spec(train: "unpaired.jsonl"))
         XCTAssertFalse(messages.contains { $0.contains("split") })
         XCTAssertTrue(messages.contains { $0.hasPrefix("warning: KTO") && $0.contains("1.500") }, "\(messages)")
+    }
+
+    /// Rated lines: KTO by `rating_threshold` (refused without one), and a reward model on the pairs they
+    /// form, whose margins are the rating differences.
+    func testRatedFeedbackForKTOAndRewardModels() throws {
+        let rated = [
+            #"{"prompt": "Name a colour.", "response": "Blue.", "rating": 9}"#,
+            #"{"prompt": "Name a colour.", "response": "I will not.", "rating": 2}"#,
+            #"{"prompt": "Name a colour.", "response": "Green, I think.", "rating": 6}"#,
+            #"{"prompt": "Greet me.", "response": "Hello!", "rating": 8}"#,
+            #"{"prompt": "Greet me.", "response": "Go away.", "rating": 1}"#,
+        ]
+        try (rated.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("rated.jsonl"), atomically: false, encoding: .utf8)
+        try spec(train: "rated.jsonl").write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+        XCTAssertThrowsError(try RunExecutor.validateInputs(of: try Experiment.load(path: dir.appendingPathComponent("spec.json5").path))) { error in
+            XCTAssertTrue("\(error)".contains("rated.jsonl:1") && "\(error)".contains("rating_threshold"), "\(error)")
+        }
+        let withThreshold = spec(train: "rated.jsonl").replacingOccurrences(of: "undesirable_weight: 1 }", with: "undesirable_weight: 1, rating_threshold: 5 }")
+        let (_, _, messages) = try run(withThreshold)
+        // ratings >= 5 desirable: 3 desirable, 2 undesirable, a weighted ratio of 1.5
+        XCTAssertTrue(messages.contains { $0.hasPrefix("warning: KTO") && $0.contains("1.500") }, "\(messages)")
+        // the reward model's pairs and margins: (Blue > I will not, 7), (Blue > Green, 3), (Green > I will not, 4), (Hello > Go away, 7)
+        let encoded = try PairEncoder.training(try loadExamples(path: dir.appendingPathComponent("rated.jsonl").path),
+                                               objective: .reward(margin: nil, centerRewards: 0, headSeed: 0), tokenizer: ByteTokenizer(),
+                                               template: .chatml, maxLength: 160, file: "rated.jsonl")
+        guard case let .rewardPairs(pairs, margins) = encoded else { return XCTFail("\(encoded)") }
+        XCTAssertEqual(pairs.count, 4)
+        XCTAssertEqual(margins, [7, 3, 4, 7])
     }
 
     func testABatchOfOneIsRefused() throws {
