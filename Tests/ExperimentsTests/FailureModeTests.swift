@@ -422,8 +422,7 @@ extension ReliabilityTests {
     /// SIGKILL to `alignscope label` after its first pass is on disk: running the same command again completes
     /// the file, with no prompt twice and the bytes an uninterrupted run writes.
     func testAKilledLabelCommandResumesWithoutDuplicates() throws {
-        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("HFModelsTests/Fixtures/qwen2-tiny.gguf").path
+        let model = hfFixture("qwen2-tiny.gguf")
         let prompts = (0..<24).map { #"{"prompt": "Question number \#($0)?", "chosen": "Yes.", "rejected": "No."}"# }
         try (prompts.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("prompts.jsonl"), atomically: false, encoding: .utf8)
         func args(_ out: String) -> [String] {

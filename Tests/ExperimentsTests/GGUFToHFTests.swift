@@ -44,8 +44,7 @@ final class GGUFToHFTests: XCTestCase {
 /// as transformers keeps them, and the same weights and ids on the way back in.
 final class GPTNeoXGGUFToHFTests: XCTestCase {
     func testAGPTNeoXGGUFExportsAsADirectoryOfTheSameModel() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("HFModelsTests/Fixtures/gpt-neox-tiny.gguf").path
+        let path = hfFixture("gpt-neox-tiny.gguf")
         let gguf = try PretrainedModel.load(path: path, maxTokens: 64)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("neox-hf-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: out) }

@@ -12,12 +12,7 @@ final class KTORunTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-kto-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for name in ["tiny-train.jsonl", "tiny-probes.jsonl"] {
-            try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
-                                             to: dir.appendingPathComponent(name))
-        }
+        dir = try temporaryFolder("kto", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
         let unpaired = [
             #"{"prompt": "Name a colour.", "completion": "Blue.", "label": true}"#,
             #"{"prompt": "Name a colour.", "completion": "I will not.", "label": false}"#,
@@ -26,10 +21,6 @@ final class KTORunTests: XCTestCase {
             #"{"prompt": "Greet me.", "completion": "Hello!", "label": true}"#,
         ]
         try (unpaired.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("unpaired.jsonl"), atomically: false, encoding: .utf8)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
     }
 
     func spec(train: String, batch: Int = 2) -> String {

@@ -9,20 +9,10 @@ import XCTest
 /// in the same store; the label runs' pairs are files in their run folders.
 final class LabelStageTests: XCTestCase {
     var dir: URL!
-    static let judgeFixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("HFModelsTests/Fixtures/qwen2-tiny.gguf").path
+    static let judgeFixture = hfFixture("qwen2-tiny.gguf")
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-labelstage-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for name in ["tiny-train.jsonl", "tiny-probes.jsonl"] {
-            try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
-                                             to: dir.appendingPathComponent(name))
-        }
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
+        dir = try temporaryFolder("labelstage", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
     }
 
     func spec(stages: String) -> String {

@@ -12,16 +12,10 @@ import XCTest
 /// two-order averaging.
 final class LabellingTests: XCTestCase {
     var dir: URL!
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("HFModelsTests/Fixtures/qwen2-tiny.gguf").path
+    static let fixture = hfFixture("qwen2-tiny.gguf")
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-label-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
+        dir = try temporaryFolder("label")
     }
 
     func examples() throws -> [PreferenceExample] {

@@ -10,18 +10,11 @@ final class RewardRunTests: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-reward-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        dir = try temporaryFolder("reward", copying: ["tiny-probes.jsonl"])
         let train = try String(contentsOf: Bundle.module.url(forResource: "Fixtures/tiny-train.jsonl", withExtension: nil)!, encoding: .utf8)
         // each pair with a margin: its line number / 4
         let lines = train.split(separator: "\n").enumerated().map { i, line in line.dropLast() + ", \"gap\": \(Double(i) / 4)}" }
         try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("pairs.jsonl"), atomically: false, encoding: .utf8)
-        try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/tiny-probes.jsonl", withExtension: nil)!,
-                                         to: dir.appendingPathComponent("tiny-probes.jsonl"))
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
     }
 
     func spec(reward: String = #"{ kind: "reward", margin: "gap", center_rewards: 0.01, head_seed: 3 }"#, data: String = "pairs.jsonl") -> String {
