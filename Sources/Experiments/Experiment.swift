@@ -154,19 +154,31 @@ public struct Experiment: Sendable {
                     let full = try earlier(from, "data.train.from.stage", what: "a label stage's run", where: { $0.config.label != nil })
                     config.data.train.from = full
                 }
-                // The run's folder name must be one valid path component.
-                let leaf = RunExecutor.runFolder(experiment: config.experiment, runName: name)
-                if leaf.utf8.count > 200 {
-                    throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
-                                            found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")
+                // SPIN: one run per iteration (`.../iter=k`), each from the previous one's final weights.
+                var planned = [(name, config)]
+                if case let .spin(iterations, _, _, _, _) = config.objective {
+                    planned = []
+                    for k in 1...iterations {
+                        var c = config
+                        if k > 1 { c.initFrom = .init(run: "\(name)/iter=\(k - 1)", step: nil) }
+                        planned.append(("\(name)/iter=\(k)", c))
+                    }
                 }
-                let json = config.identityJSON
-                let sha = SHA256.hex(Array(json.utf8))
-                if let other = seen[sha] {
-                    throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
+                for (name, config) in planned {
+                    // The run's folder name must be one valid path component.
+                    let leaf = RunExecutor.runFolder(experiment: config.experiment, runName: name)
+                    if leaf.utf8.count > 200 {
+                        throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
+                                                found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")
+                    }
+                    let json = config.identityJSON
+                    let sha = SHA256.hex(Array(json.utf8))
+                    if let other = seen[sha] {
+                        throw SpecError.invalid(file: file, path: "sweep", expected: "distinct runs", found: "\(name) identical to \(other)")
+                    }
+                    seen[sha] = name
+                    runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
                 }
-                seen[sha] = name
-                runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
             }
         }
         let first = runs[0].config

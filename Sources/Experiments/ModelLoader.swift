@@ -139,6 +139,10 @@ enum PairEncoder {
     static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
                          template: ChatTemplate, maxLength: Int, file: String) throws -> Encoded {
         switch objective {
+        case .spin:
+            // the data responses (chosen) are SPIN's chosen side; the rejected side is generated when the run starts
+            return try training(examples, objective: .sft(lossOn: .response, target: .chosen), tokenizer: tokenizer, template: template,
+                                maxLength: maxLength, file: file)
         case .sft(_, let target):
             return .sequences(try examples.map { ex in
                 guard let text = target == .chosen ? ex.chosen : ex.rejected else {

@@ -157,8 +157,11 @@ final class RunExecution {
     /// and cached beside the checkpoints.
     func trainingData(_ examples: [PreferenceExample], loaded: LoadedModel, template: ChatTemplate, path: String,
                       modelIdentity: String) throws -> TrainingData {
-        let encoded = try PairEncoder.training(examples, objective: config.objective, tokenizer: loaded.tokenizer, template: template,
+        var encoded = try PairEncoder.training(examples, objective: config.objective, tokenizer: loaded.tokenizer, template: template,
                                                maxLength: config.train.maxLength, file: path)
+        if case .spin = config.objective, case .sequences(let sequences) = encoded {
+            encoded = .pairs(try spinPairs(examples, sequences, loaded: loaded, template: template))
+        }
         switch encoded {
         case .sequences(let sequences):
             return .sequences(sequences)

@@ -12,14 +12,16 @@ public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
 extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
     static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
-                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold"]
+                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold",
+                           "iterations", "temperature", "top_p", "max_tokens"]
     /// The kinds, in the order errors list them.
-    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto"]
+    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto", "spin"]
     static let keysOfKind: [String: [String]] = [
         "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
         "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
         "kto": ["kind", "beta", "desirable_weight", "undesirable_weight", "rating_threshold"],
+        "spin": ["kind", "iterations", "beta", "temperature", "top_p", "max_tokens"],
     ]
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
@@ -46,6 +48,10 @@ extension Objective: Codable {
         let desirableWeight = try f.double("desirable_weight", default: 1, min: 0, exclusiveMin: true)
         let undesirableWeight = try f.double("undesirable_weight", default: 1, min: 0, exclusiveMin: true)
         switch kind {
+        case "spin":
+            self = .spin(iterations: try f.int("iterations", default: 2, min: 1, max: 16), beta: beta,
+                         temperature: try f.double("temperature", default: 0, min: 0), topP: try f.double("top_p", default: 1, min: 0, max: 1, exclusiveMin: true),
+                         maxTokens: try f.int("max_tokens", default: 64, min: 1, max: 4096))
         case "kto":
             let threshold: Double? = f.has("rating_threshold") ? try f.double("rating_threshold") : nil
             self = .kto(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight, ratingThreshold: threshold)
@@ -80,6 +86,12 @@ extension Objective: Codable {
             try c.encode(desirableWeight, "desirable_weight")
             try c.encode(undesirableWeight, "undesirable_weight")
             if let ratingThreshold { try c.encode(ratingThreshold, "rating_threshold") }
+        case let .spin(iterations, beta, temperature, topP, maxTokens):
+            try c.encode(iterations, "iterations")
+            try c.encode(beta, "beta")
+            try c.encode(temperature, "temperature")
+            try c.encode(topP, "top_p")
+            try c.encode(maxTokens, "max_tokens")
         case let .reward(margin, centerRewards, headSeed):
             try c.encode(margin ?? "", "margin")
             try c.encode(centerRewards, "center_rewards")
@@ -97,6 +109,7 @@ extension Objective: Codable {
         case .coh: return "coh"
         case .reward: return "reward"
         case .kto: return "kto"
+        case .spin: return "spin"
         }
     }
 

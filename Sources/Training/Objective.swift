@@ -42,6 +42,11 @@ public enum Objective: Sendable, Equatable {
     /// batch's KL estimate from mismatched pairs. Needs batches of at least 2 examples.
     /// `ratingThreshold`: rated lines are desirable when their rating is at least this (`RatedFeedback.unpaired`).
     case kto(beta: Double, desirableWeight: Double, undesirableWeight: Double, ratingThreshold: Double? = nil)
+    /// SPIN (Chen et al. 2024): `iterations` runs (`.../iter=k`), each from the previous one's final weights;
+    /// iteration k generates a response to every training prompt with its starting weights (temperature 0:
+    /// greedy), then trains with the DPO loss (beta, no label smoothing) on (data response, generated response)
+    /// against those starting weights as reference.
+    case spin(iterations: Int, beta: Double, temperature: Double, topP: Double, maxTokens: Int)
 }
 
 
@@ -59,7 +64,7 @@ extension Objective {
     public var needsReference: Bool {
         switch self {
         case .sft, .coh, .reward, .kto: return false
-        case .dpo, .ipo, .hinge: return true
+        case .dpo, .ipo, .hinge, .spin: return true
         }
     }
 
@@ -94,7 +99,7 @@ extension Objective {
             preconditionFailure("Objective.evaluate: a reward model is trained on rewards (bradleyTerryLoss), not log-probabilities")
         case .kto:
             preconditionFailure("Objective.evaluate: KTO is evaluated by the Trainer (ktoLoss, with its mismatched pairs)")
-        case .dpo, .ipo, .hinge:
+        case .dpo, .ipo, .hinge, .spin:
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")
             }

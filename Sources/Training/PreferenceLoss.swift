@@ -18,6 +18,8 @@ extension Objective {
     /// Loss of one pair at log-ratio margin h, and dLoss/dh.
     func pairLoss(h: Double) -> (loss: Double, dh: Double) {
         switch self {
+        case let .spin(_, beta, _, _, _):
+            return Objective.dpo(beta: beta, labelSmoothing: 0).pairLoss(h: h)
         case let .dpo(beta, eps):
             let x = beta * h
             // -log sigmoid(x) = softplus(-x); d/dx = -sigmoid(-x).
@@ -38,7 +40,7 @@ extension Objective {
     /// Scale of the implicit rewards in the metrics: beta, or for IPO tau (TRL passes IPO's tau as `beta`).
     var rewardScale: Double {
         switch self {
-        case let .dpo(beta, _), let .hinge(beta): return beta
+        case let .dpo(beta, _), let .hinge(beta), let .spin(_, beta, _, _, _): return beta
         case let .ipo(tau): return tau
         case .kto(let beta, _, _, _): return beta
         case .sft, .coh, .reward: return 1
@@ -51,8 +53,8 @@ extension Objective {
             precondition(beta > 0 && eps >= 0 && eps < 0.5, "Objective.dpo: needs beta > 0 and 0 <= labelSmoothing < 0.5")
         case let .ipo(tau):
             precondition(tau > 0, "Objective.ipo: needs tau > 0")
-        case let .hinge(beta):
-            precondition(beta > 0, "Objective.hinge: needs beta > 0")
+        case let .hinge(beta), let .spin(_, beta, _, _, _):
+            precondition(beta > 0, "Objective: needs beta > 0")
         case .sft, .coh, .reward, .kto:
             break
         }

@@ -121,7 +121,7 @@ final class SpecTests: XCTestCase {
             (spec(with: "train: { steps: 4, warmup: 5 },"), "spec.json5: train.warmup: expected an integer <= train.steps (4), found 5"),
             (spec(with: "train: { steps: 4 }, eval: { every: 0 },"), "spec.json5: eval.every: expected an integer >= 1, found 0"),
             (spec(with: "train: { steps: 4 }, eval: { at_start: 1 },"), "spec.json5: eval.at_start: expected true or false, found 1"),
-            (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\" },"), "spec.json5: objective.kind: expected one of \"sft\", \"dpo\", \"ipo\", \"hinge\", \"coh\", \"reward\", \"kto\", found \"ppo\""),
+            (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\" },"), "spec.json5: objective.kind: expected one of \"sft\", \"dpo\", \"ipo\", \"hinge\", \"coh\", \"reward\", \"kto\", \"spin\", found \"ppo\""),
             (spec(with: "train: { steps: 4 }, template: \"alpaca\","), "spec.json5: template: expected one of \"chatml\", \"hh\", \"raw\", found \"alpaca\""),
             (spec(with: "train: { steps: 4 }, colour: 1,"),
              "spec.json5: colour: unknown key (allowed here: name, description, model, template, data, objective, train, eval, checkpoint, seed, threads, init_from, label, sweep, stages)"),
