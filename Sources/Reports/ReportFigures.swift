@@ -3,7 +3,7 @@ import RunStore
 /// One figure of a report: its file name under `figures/`, a caption, and the SVG.
 struct ReportFigure {
     enum Kind: String {
-        case change, logprob, train, probeChanges = "probe-changes", seeds, measure, squeeze, positions
+        case change, logprob, train, probeChanges = "probe-changes", seeds, measure, squeeze, positions, runs
     }
     var kind: Kind
     var file: String
@@ -65,7 +65,32 @@ extension ReportBuilder {
             figures.append(trainFigure(run))
         }
         figures += seedFigures()
+        if let compared = runsFigure() { figures.append(compared) }
         return figures
+    }
+
+    /// Every run side by side (experiments of several runs, e.g. one per method): a panel per category with
+    /// each run's mean change since its first evaluated step, held-out probes (train when there are none).
+    func runsFigure() -> ReportFigure? {
+        let runs = data.runs.filter { changes[$0.id] != nil }
+        guard runs.count >= 2 else { return nil }
+        let split = panelSplits.contains("heldout") ? "heldout" : panelSplits[0]
+        let panels = data.categories.map { category in
+            LinePanel(
+                title: category, xLabel: "step", yLabel: "change since the run's first step (nats)",
+                series: runs.enumerated().compactMap { index, run -> LineSeries? in
+                    let c = changes[run.id]!
+                    guard let byStep = c.byStep[CategorySplit(category: category, split: split)] else { return nil }
+                    return LineSeries(label: run.name, x: c.steps.map(Double.init), y: c.steps.map { byStep[$0]?.mean },
+                                      style: SeriesStyle.at(index))
+                },
+                referenceY: 0)
+        }
+        let figure = LineFigure(title: "All runs: change in log-probability per category, \(splitTitle(split))", panels: panels, sharedY: true)
+        return ReportFigure(
+            kind: .runs, file: "runs-change.svg",
+            caption: "Every run side by side: the mean change of each category's log-probability since the run's first evaluated step (\(splitTitle(split)); one panel per category, one line per run).",
+            svg: figure.svg(), runID: nil)
     }
 
     /// Mean change of each category's log-probability from the first step, train and held-out.

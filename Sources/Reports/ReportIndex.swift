@@ -81,6 +81,8 @@ extension ReportBuilder {
     /// Figures and tables grouped into the index's sections.
     func sections(_ figures: [ReportFigure]) -> [Section] {
         var sections = [
+            Section(heading: "All runs side by side", intro: "Every run in one figure: how each category's log-probability moved under each run's training.",
+                    figures: figures.filter { $0.kind == .runs }),
             Section(heading: "Across seeds", intro: "The main figure, averaged over the runs that differ only in their seed: how each category's log-probability moved during training.",
                     figures: figures.filter { $0.kind == .seeds }),
             Section(heading: "Change in log-probability", intro: "The main figure, per run: how each category's log-probability moved during training.",

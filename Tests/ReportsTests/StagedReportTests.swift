@@ -68,6 +68,18 @@ final class StagedReportTests: XCTestCase {
         for row in greedyRows { XCTAssertTrue(row.contains("4"), "mean greedy change 4 nats: \(row)") }
     }
 
+    /// Several runs: one figure with all of them, a panel per category and a line per run.
+    func testAllRunsAppearSideBySideInOneFigure() throws {
+        let files = try ReportBuilder(store: store, experiment: "st").files()
+        let svg = try XCTUnwrap(files.first { $0.path == "figures/runs-change.svg" }?.contents)
+        let root = try XCTUnwrap(parseXML(svg, "runs")?.rootElement())
+        let series = elements(root, "g", where: "class", is: "series").compactMap { $0.value(of: "data-series") }
+        // panels chosen and greedy, each with the three runs in the store's order
+        XCTAssertEqual(series, ["st/sft", "st/dpo/beta=0.1", "st/dpo/beta=0.5", "st/sft", "st/dpo/beta=0.1", "st/dpo/beta=0.5"])
+        let index = try XCTUnwrap(files.first { $0.path == "index.md" }?.contents)
+        XCTAssertTrue(index.contains("## All runs side by side") && index.contains("figures/runs-change.svg"), index)
+    }
+
     func testRunChangesPairsANewResponseWithItsProbesFirstResponseOnlyWhenUnambiguous() {
         typealias Row = ReportData.ScoreRow
         let rows = [
