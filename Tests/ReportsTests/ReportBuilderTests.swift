@@ -96,7 +96,7 @@ final class ReportBuilderTests: XCTestCase {
     func testFiguresParseAndShowEveryCategory() throws {
         let files = try ReportBuilder(store: store, experiment: "exp").files()
         var expected = ["curves.csv", "deltas.csv", "index.html", "index.md", "train.csv",
-                        "figures/setting-1-change.svg", "figures/setting-2-change.svg"]
+                        "figures/setting-1-change.svg", "figures/setting-2-change.svg", "figures/runs-change.svg"]
         for id in runIDs {
             expected += ["change", "logprob", "probe-changes", "train"].map { "figures/run-\(id)-\($0).svg" }
         }
@@ -162,8 +162,9 @@ final class ReportBuilderTests: XCTestCase {
         for image in images {
             XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/out/" + image), image)
         }
-        // The change figures come first: across seeds, then per run.
-        XCTAssertEqual(Array(images.prefix(6)), ["figures/setting-1-change.svg", "figures/setting-2-change.svg"] + runIDs.map { "figures/run-\($0)-change.svg" })
+        // The change figures come first: every run side by side, across seeds, then per run.
+        XCTAssertEqual(Array(images.prefix(7)), ["figures/runs-change.svg", "figures/setting-1-change.svg", "figures/setting-2-change.svg"]
+                       + runIDs.map { "figures/run-\($0)-change.svg" })
         let tables = elements(root, "table")
         let runsTable = try XCTUnwrap(tables.first)
         XCTAssertEqual(elements(runsTable, "tr").count, 1 + 4)
