@@ -55,8 +55,8 @@ extension RunExecution {
             return !executor.stopRequested
         }
         if summary.alreadyDone + summary.written + summary.allEqual < examples.count { return false }
-        let pairs = try Labeller.resumeState(out.path).lines.count
-        let skipped = ((try? String(contentsOfFile: out.path + ".skipped", encoding: .utf8)) ?? "").split(separator: "\n").count
+        let state = try Labeller.state(out.path)
+        let (pairs, skipped) = (state.written.count, state.skipped.count)
         metrics += [("label/prompts", Double(examples.count)), ("label/pairs", Double(pairs)), ("label/all_equal", Double(skipped))]
         _ = try store.truncate(runID: runID, afterStep: -1)
         try store.writeTrainMetrics(runID: runID, step: 0, metrics: metrics)

@@ -86,14 +86,12 @@ public struct Labeller {
     /// after each pass and returns false to stop there (what was written stays, and a later call resumes).
     public func label(_ examples: [PreferenceExample], out: String, progress: (Int, Int) -> Bool = { _, _ in true }) throws -> Summary {
         var summary = Summary()
-        let (done, validBytes) = try Self.resumeState(out)
-        let skippedPath = out + ".skipped"
-        let skipped = Set(((try? String(contentsOfFile: skippedPath, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) })
-        let finished = done.union(skipped)
+        let state = try Self.state(out)
+        let finished = state.written.union(state.skipped)
         summary.alreadyDone = examples.filter { finished.contains($0.line) }.count
         let todo = examples.filter { !finished.contains($0.line) }
-        let output = try AppendFile(path: out, keepBytes: validBytes)
-        let skippedFile = try AppendFile(path: skippedPath, keepBytes: nil)
+        let output = try AppendFile(path: out, keepBytes: state.validBytes)
+        let skippedFile = try AppendFile(path: Self.skippedPath(out), keepBytes: nil)
         let prompts = try todo.map { ex -> [Int32] in
             guard let text = settings.template.prompt(ex.promptSource) else {
                 throw RunError.data(file: ex.file, line: ex.line, reason: "template \"raw\" needs the prompt as text")
@@ -103,12 +101,12 @@ public struct Labeller {
         let context = (prompts.map(\.count).max() ?? 0) + settings.maxTokens
         let session = BatchSession(model: policy, slots: max(4096, settings.promptsPerPass * (context + settings.samples * settings.maxTokens)),
                                    context: context)
+        let options = SamplingOptions(maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP,
+                                      seed: settings.seed, stop: stop)
         var first = 0
         while first < todo.count {
             let end = min(todo.count, first + settings.promptsPerPass)
             // seeded by input line, so a resumed run samples what an uninterrupted one would
-            let options = SamplingOptions(maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP,
-                                          seed: settings.seed, stop: stop)
             let sampled = session.sample(prompts: Array(prompts[first..<end]), count: settings.samples, options: options,
                                          ids: todo[first..<end].map(\.line))
             let texts = sampled.map { $0.map { policyTokenizer.decode($0) } }
@@ -149,9 +147,8 @@ public struct Labeller {
     /// The output line: prompt as the input gave it, chosen/rejected, every sample with its score, provenance.
     func line(_ ex: PreferenceExample, _ texts: [String], _ scores: [Double], best: Int, worst: Int) -> String {
         let origin = "label:policy=\(policyName);scorer=\(scorer.name);\(settings.origin)"
-        var fields: [String: JSONValue] = [
-            "prompt": ex.promptText.map { .string($0) }
-                ?? .array(ex.prompt.map { .object(["role": .string($0.role), "content": .string($0.content)]) }),
+        let fields: [String: JSONValue] = [
+            "prompt": ex.promptJSON,
             "chosen": .string(ex.separator + texts[best]), "rejected": .string(ex.separator + texts[worst]),
             "samples": .array(zip(texts, scores).map { .object(["text": .string($0), "score": .number($1)]) }),
             "origins": .object(["chosen": .string(origin + ";sample=\(best)"), "rejected": .string(origin + ";sample=\(worst)")]),
@@ -160,8 +157,19 @@ public struct Labeller {
         return JSONValue.object(fields).canonical + "\n"
     }
 
-    /// Input lines an existing output holds, and the bytes of its complete lines (a partial last line is cut).
-    static func resumeState(_ out: String) throws -> (lines: Set<Int>, validBytes: Int?) {
+    /// Where the input lines skipped as ties are listed, one per line, beside the output `out`.
+    static func skippedPath(_ out: String) -> String { out + ".skipped" }
+
+    /// What an output holds so far: the input lines written to it, those skipped as ties, and the bytes of
+    /// its complete lines (a partial last line, left by a crash, is cut when appending resumes).
+    static func state(_ out: String) throws -> (written: Set<Int>, skipped: Set<Int>, validBytes: Int?) {
+        let skipped = Set(((try? String(contentsOfFile: skippedPath(out), encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) })
+        let (written, valid) = try writtenLines(out)
+        return (written, skipped, valid)
+    }
+
+    /// Input lines an existing output holds, and the bytes of its complete lines.
+    private static func writtenLines(_ out: String) throws -> (lines: Set<Int>, validBytes: Int?) {
         guard let data = FileManager.default.contents(atPath: out) else { return ([], nil) }
         let bytes = [UInt8](data)
         let valid = (bytes.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 }) ?? 0

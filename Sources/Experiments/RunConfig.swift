@@ -65,7 +65,6 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
         public init(from decoder: any Decoder) throws {
             let f = try SpecFields(decoder, allowed: ["path", "limit", "from"])
-            _ = f.value("path")
             limit = try f.int("limit", default: 0, min: 0)
             if let source = f.value("from") {
                 // `from` replaces `path` (a stage's from merges over the experiment's path)

@@ -90,7 +90,7 @@ final class RunExecution {
                 ("tokens_per_s", Double(result.tokens) / max(seconds, 1e-9)),
                 ("elapsed", Date().timeIntervalSince(started)),
             ]
-            for key in result.metrics.keys.sorted() where key.contains("/") || Objective.rewardMetricNames.contains(key) {
+            for key in result.metrics.keys.sorted() where key.contains("/") || Objective.unprefixedMetricNames.contains(key) {
                 metrics.append((key, result.metrics[key]!))
             }
             try store.writeTrainMetrics(runID: runID, step: step, metrics: metrics)

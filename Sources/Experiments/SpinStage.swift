@@ -34,10 +34,8 @@ extension RunExecution {
             texts = generated.map { loaded.tokenizer.decode($0) }
             var out = ""
             for (ex, text) in zip(examples, texts) {
-                let prompt: JSONValue = ex.promptText.map { .string($0) }
-                    ?? .array(ex.prompt.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
                 out += JSONValue.object([
-                    "prompt": prompt, "chosen": .string(ex.separator + ex.chosen!), "rejected": .string(ex.separator + text),
+                    "prompt": ex.promptJSON, "chosen": .string(ex.separator + ex.chosen!), "rejected": .string(ex.separator + text),
                     "origins": .object(["rejected": .string(origin)]),
                 ]).canonical + "\n"
             }

@@ -148,9 +148,7 @@ public final class BatchSession {
 
     /// The log-softmax over the vocabulary read from the final hidden state at `slot`.
     public func logSoftmax(at slot: Int) -> [Float] {
-        let v = model.config.vocabSize
-        headBlocks([slot]) { _, _ in Kernels.logSoftmax(logits, logits, v: v) }
-        return Array(UnsafeBufferPointer(start: logits, count: v))
+        logSoftmax(at: [slot])[0]
     }
 
     /// The most likely next token after each slot (the first one on ties).

@@ -132,6 +132,11 @@ func parseExamples(_ text: String, file: String) throws(ProbesError) -> [Prefere
 extension PreferenceExample {
     /// The prompt as the templates read it.
     public var promptSource: PromptSource { PromptSource(messages: prompt, text: promptText, separator: separator) }
+
+    /// The prompt as a data line writes it back: its text when the line gave one, else its messages.
+    public var promptJSON: JSONValue {
+        promptText.map { .string($0) } ?? .array(prompt.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
+    }
 }
 
 extension PreferenceExample {

@@ -76,7 +76,7 @@ extension Objective {
 
     /// Metrics recorded under names without a "/" (TRL's reward trainer's names, KTO's `kl`); every other recorded
     /// objective metric has a "/" in its name.
-    public static let rewardMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl"]
+    public static let unprefixedMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl"]
 
     /// Evaluates the objective.
     /// - Parameters:
