@@ -150,6 +150,11 @@ public struct Experiment: Sendable {
                     }
                     config.label = l
                 }
+                if case .ppo(var p) = config.objective, case .run(let r) = p.reward {
+                    p.reward = .run(try earlier(r, "objective.reward.run", what: "a reward-model run (objective kind \"reward\")",
+                                                where: { if case .reward = $0.config.objective, $0.config.label == nil { return true } else { return false } }))
+                    config.objective = .ppo(p)
+                }
                 if let from = config.data.train.from {
                     let full = try earlier(from, "data.train.from.stage", what: "a label stage's run", where: { $0.config.label != nil })
                     config.data.train.from = full

@@ -80,7 +80,7 @@ public struct Judge {
     }
 
     /// Each response's mean preference over the others.
-    public func scores(prompt ex: PreferenceExample, responses: [String]) throws -> [Double] {
+    public func scores(prompt ex: PreferenceExample, responses: [String]) -> [Double] {
         let n = responses.count
         guard n > 1 else { return responses.map { _ in 0 } }
         var pairs: [(a: String, b: String)] = [], index: [(Int, Int)] = []

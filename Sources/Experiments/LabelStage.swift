@@ -31,9 +31,7 @@ extension RunExecution {
         } else {
             let path = label.judge!
             report(.loading(run: run.name, what: "judge \(path)"))
-            var isDirectory: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: experiment.resolve(path), isDirectory: &isDirectory)
-            let j = try load(isDirectory.boolValue ? .hf(path: path) : .gguf(path: path))
+            let j = try load(ModelLoader.source(path: path, experiment: experiment))
             let question = try label.judgeTemplate.map { try TextFile.readText(experiment.resolve($0)) } ?? Judge.defaultTemplate
             let judge = try Judge(model: j.model, tokenizer: j.tokenizer, template: question, chat: config.template)
             if let agreement = judge.agreement(try loadExamples(path: experiment.resolve(config.data.probes.path))) {

@@ -112,7 +112,7 @@ public struct Labeller {
             let texts = sampled.map { $0.map { policyTokenizer.decode($0) } }
             for (offset, k) in (first..<end).enumerated() {
                 let ex = todo[k]
-                let scores = try score(ex, texts[offset])
+                let scores = score(ex, texts[offset])
                 guard let best = scores.indices.max(by: { scores[$0] < scores[$1] }),
                       let worst = scores.indices.min(by: { scores[$0] < scores[$1] }), scores[best] > scores[worst] else {
                     summary.allEqual += 1
@@ -130,17 +130,12 @@ public struct Labeller {
     }
 
     /// Scores of one prompt's samples.
-    func score(_ ex: PreferenceExample, _ texts: [String]) throws -> [Double] {
+    func score(_ ex: PreferenceExample, _ texts: [String]) -> [Double] {
         switch scorer {
         case let .rewardModel(model, tokenizer, _):
-            guard let text = settings.template.prompt(ex.promptSource) else { return texts.map { _ in 0 } }
-            let prompt = tokenizer.encode(text)
-            let responses = texts.map { tokenizer.encode(settings.template.response($0, after: ex.promptSource)) }
-            let need = prompt.count + responses.reduce(0) { $0 + $1.count }
-            let session = BatchSession(model: model, slots: max(need, 1), context: prompt.count + (responses.map(\.count).max() ?? 0))
-            return session.scoreDistributionsAndRewards([(prompt, responses)]).rewards[0].map(Double.init)
+            return RewardModelScorer(model: model, tokenizer: tokenizer, template: settings.template).scores([(ex.promptSource, texts)])[0]
         case let .judge(judge, _):
-            return try judge.scores(prompt: ex, responses: texts)
+            return judge.scores(prompt: ex, responses: texts)
         }
     }
 

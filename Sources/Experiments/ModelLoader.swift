@@ -66,6 +66,13 @@ enum ModelLoader {
         Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// The model a path written in the spec names: a Hugging Face model directory, else a GGUF file.
+    static func source(path: String, experiment: Experiment) -> RunConfig.ModelSource {
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: experiment.resolve(path), isDirectory: &isDirectory)
+        return isDirectory.boolValue ? .hf(path: path) : .gguf(path: path)
+    }
+
     static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int,
                      checkpointActivations: Bool = false) throws -> LoadedModel {
         Threads.count = threads
@@ -131,6 +138,8 @@ enum PairEncoder {
         case pairs([PreferencePair])
         /// A reward model's pairs with each pair's margin (0 without `objective.margin`).
         case rewardPairs([PreferencePair], margins: [Double])
+        /// An online objective's prompts, each cut from the left to leave `objective.max_tokens` of `train.max_length`.
+        case prompts([[Int32]])
         /// KTO's unpaired examples and their labels; `splitPairs` paired lines were split into a desirable and
         /// an undesirable example each (`PreferenceExample.unpaired`).
         case unpaired([EncodedPair], desirable: [Bool], splitPairs: Int)
@@ -139,6 +148,14 @@ enum PairEncoder {
     static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
                          template: ChatTemplate, maxLength: Int, file: String) throws -> Encoded {
         switch objective {
+        case .ppo(let p):
+            return .prompts(try examples.map { ex in
+                var ids = tokenizer.encode(try promptText(ex.promptSource, template: template, file: file, line: ex.line))
+                guard !ids.isEmpty else { throw RunError.data(file: file, line: ex.line, reason: "empty prompt (ppo samples a response to each prompt)") }
+                let room = maxLength - p.maxTokens
+                if ids.count > room { ids.removeFirst(ids.count - room) }
+                return ids
+            })
         case .spin:
             // the data responses (chosen) are SPIN's chosen side; the rejected side is generated when the run starts
             return try training(examples, objective: .sft(lossOn: .response, target: .chosen), tokenizer: tokenizer, template: template,

@@ -28,7 +28,7 @@ final class RunExecution {
         let report = executor.report
         report(.loading(run: run.name, what: "model"))
         var loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
-                                          maxSequenceLength: config.objective.sequencesPerExample * config.train.maxLength,
+                                          maxSequenceLength: config.longestSequence,
                                           threads: config.threads, checkpointActivations: config.train.checkpointActivations)
         if case .reward(_, _, let headSeed) = config.objective, !loaded.model.config.rewardHead {
             loaded.model = loaded.model.withRewardHead(seed: UInt64(headSeed))
@@ -48,6 +48,9 @@ final class RunExecution {
             template: template, trainPrompts: examples.map(\.prompt))
 
         let trainer = Trainer(model: loaded.model, train: config.train, objective: config.objective, seed: config.seed, data: data)
+        if case .ppo(let settings) = config.objective {
+            trainer.rollout = try policyRollout(settings, examples: examples, loaded: loaded, template: template)
+        }
         let checkpoint = executor.checkpointURL(runName: run.name)
         Checkpoint.removeLeftovers(in: checkpoint.deletingLastPathComponent())
         let storeID = try store.storeID()
@@ -94,6 +97,7 @@ final class RunExecution {
                 metrics.append((key, result.metrics[key]!))
             }
             try store.writeTrainMetrics(runID: runID, step: step, metrics: metrics)
+            if !result.samples.isEmpty { try store.writeSamples(runID: runID, step: step, sampleRecords(result.samples, examples, loaded.tokenizer)) }
             report(.step(run: run.name, step: step, totalSteps: config.train.steps, loss: result.loss,
                          tokensPerSecond: Double(result.tokens) / max(seconds, 1e-9),
                          elapsed: Date().timeIntervalSince(clock)))
@@ -165,6 +169,8 @@ final class RunExecution {
         switch encoded {
         case .sequences(let sequences):
             return .sequences(sequences)
+        case .prompts(let prompts):
+            return .prompts(prompts)
         case .hindsight(let sequences):
             return .hindsight(sequences)
         case .rewardPairs(let pairs, let margins):

@@ -68,17 +68,11 @@ extension RunExecutor {
             // a label run: its prompts must render, its judge (if any) exist, its question hold the placeholders
             let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
             for ex in examples { _ = try PairEncoder.promptText(ex.promptSource, template: template, file: trainPath, line: ex.line) }
-            if let judge = label.judge {
-                let resolved = experiment.resolve(judge)
-                guard FileManager.default.fileExists(atPath: resolved) else { throw RunError.model(path: resolved, reason: "no such judge model") }
-            }
-            if let file = label.judgeTemplate {
-                let question = try TextFile.readText(experiment.resolve(file))
-                for placeholder in ["{prompt}", "{a}", "{b}"] where !question.contains(placeholder) {
-                    throw RunError.data(file: experiment.resolve(file), line: nil, reason: "the judge's question has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
-                }
-            }
+            if let judge = label.judge { try validateJudge(judge, question: label.judgeTemplate, experiment: experiment, key: "label.scorer.judge") }
         } else if config.data.train.from == nil {
+            if case .ppo(let p) = config.objective, case let .judge(judge, question) = p.reward {
+                try validateJudge(judge, question: question, experiment: experiment, key: "objective.reward.judge")
+            }
             // (pairs from a label stage are checked when the run that trains on them starts)
             let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
             _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
@@ -108,6 +102,18 @@ extension RunExecutor {
                 guard ids.count < maxLength else {
                     throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }
+            }
+        }
+    }
+
+    /// A judge model must exist, and its question (if the spec gives one) hold the placeholders.
+    private static func validateJudge(_ judge: String, question file: String?, experiment: Experiment, key: String) throws {
+        let resolved = experiment.resolve(judge)
+        guard FileManager.default.fileExists(atPath: resolved) else { throw RunError.model(path: resolved, reason: "no such judge model (\(key))") }
+        if let file {
+            let question = try TextFile.readText(experiment.resolve(file))
+            for placeholder in ["{prompt}", "{a}", "{b}"] where !question.contains(placeholder) {
+                throw RunError.data(file: experiment.resolve(file), line: nil, reason: "the judge's question has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
             }
         }
     }

@@ -223,14 +223,25 @@ public final class BatchSession {
     public func scoreDistributionsAndRewards(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> (distributions: [[[TokenDistribution]]], rewards: [[Float]]) {
         precondition(model.config.rewardHead, "BatchSession.scoreDistributionsAndRewards: the model has no reward head")
         var rewards: [[Float]] = items.map { $0.responses.map { _ in 0 } }
-        let head = model.p.rewardHead!, c = model.config.dim
-        let distributions = layOut(items, read: distributions(at:), last: { k, r, slot in
-            let h = self.hidden + slot * c
-            var sum: Float = 0
-            for j in 0..<c { sum += head[j] * h[j] }
-            rewards[k][r] = sum
-        })
+        let distributions = layOut(items, read: distributions(at:), last: { k, r, slot in rewards[k][r] = self.reward(at: slot) })
         return (distributions, rewards)
+    }
+
+    /// Each response's reward (`config.rewardHead`) as `scoreDistributionsAndRewards` reads it, without the
+    /// output head (no distributions are computed).
+    public func scoreRewards(_ items: [(prompt: [Int32], responses: [[Int32]])]) -> [[Float]] {
+        precondition(model.config.rewardHead, "BatchSession.scoreRewards: the model has no reward head")
+        var rewards: [[Float]] = items.map { $0.responses.map { _ in 0 } }
+        _ = layOut(items, read: { [Float](repeating: 0, count: $0.count) }, last: { k, r, slot in rewards[k][r] = self.reward(at: slot) })
+        return rewards
+    }
+
+    /// r = w_r . h with h the final norm's output at `slot`.
+    private func reward(at slot: Int) -> Float {
+        let head = model.p.rewardHead!, c = model.config.dim, h = hidden + slot * c
+        var sum: Float = 0
+        for j in 0..<c { sum += head[j] * h[j] }
+        return sum
     }
 
     /// Lays the items out in the cache as `scoreResponses` describes, runs them, and reads every response
@@ -334,11 +345,48 @@ public final class BatchSession {
     /// sample per pass); a prompt runs once and its samples attend to its keys. Overwrites the cache.
     /// Result: [prompt][sample] tokens.
     public func sample(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]? = nil) -> [[[Int32]]] {
+        sampleLoop(prompts: prompts, count: n, options: options, ids: ids, trace: false).tokens
+    }
+
+    /// A sampled response with what its sampling pass saw at each token.
+    public struct SampledResponse: Sendable, Equatable {
+        /// The response's tokens, ending with the stop token when one was drawn (`ended`).
+        public var tokens: [Int32]
+        /// log p(token | prompt, earlier tokens) under the model's own distribution (temperature 1, no top-p), per token.
+        public var logprobs: [Float]
+        /// The entropy -sum p log p of that distribution at each token, in nats.
+        public var entropies: [Float]
+        /// True when the response ended with a stop token (false: cut at `maxTokens`).
+        public var ended: Bool
+    }
+
+    /// `sample` (the same tokens, bit for bit), with each token's log-probability and the entropy of the distribution
+    /// it was drawn from, read from the sampling pass itself; the stop token that ended a response is kept, with its
+    /// log-probability. What an online policy optimiser needs of its samples (`Trainer.ppoStep`).
+    public func sampleTraced(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]? = nil) -> [[SampledResponse]] {
+        let r = sampleLoop(prompts: prompts, count: n, options: options, ids: ids, trace: true)
+        return r.tokens.indices.map { i in
+            (0..<n).map { j in
+                let trace = r.traces[i][j]
+                return SampledResponse(tokens: r.tokens[i][j] + (trace.stop.map { [$0] } ?? []), logprobs: trace.logprobs,
+                                       entropies: trace.entropies, ended: trace.stop != nil)
+            }
+        }
+    }
+
+    private struct Trace {
+        var logprobs: [Float] = [], entropies: [Float] = []
+        var stop: Int32?
+    }
+
+    private func sampleLoop(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]?,
+                            trace: Bool) -> (tokens: [[[Int32]]], traces: [[Trace]]) {
         precondition(n >= 1, "BatchSession.sample: count must be at least 1")
         precondition(ids == nil || ids!.count == prompts.count, "BatchSession.sample: one id per prompt")
         let maxTokens = options.maxTokens
         var out = [[[Int32]]](repeating: [[Int32]](repeating: [], count: n), count: prompts.count)
-        if maxTokens <= 0 { return out }
+        var traces = [[Trace]](repeating: [Trace](repeating: Trace(), count: n), count: trace ? prompts.count : 0)
+        if maxTokens <= 0 { return (out, traces) }
         var first = 0
         while first < prompts.count {
             // Layout per prompt: the prompt, then one region of maxTokens slots per sample. A single sample
@@ -371,17 +419,28 @@ public final class BatchSession {
             while !active.isEmpty {
                 let slotList = active.map { lastSlot($0.m, $0.j) }
                 var chosen: [Int32]
-                if options.temperature <= 0 {
+                if options.temperature <= 0 && !trace {
                     chosen = argmax(at: slotList)
                 } else {
                     let rows = logSoftmax(at: slotList)
                     chosen = active.indices.map { k in Model.sample(rows[k], options: options, rng: &rngs[active[k].m][active[k].j]) }
+                    if trace {
+                        for (k, a) in active.enumerated() {
+                            traces[members[a.m]][a.j].logprobs.append(rows[k][Int(chosen[k])])
+                            var h = 0.0
+                            for l in rows[k] where l > -Float.infinity { h -= exp(Double(l)) * Double(l) }
+                            traces[members[a.m]][a.j].entropies.append(Float(h))
+                        }
+                    }
                 }
                 var segments: [Segment] = []
                 var still: [(m: Int, j: Int)] = []
                 for (k, a) in active.enumerated() {
                     let probe = members[a.m]
-                    if options.stop.contains(chosen[k]) { continue }
+                    if options.stop.contains(chosen[k]) {
+                        if trace { traces[probe][a.j].stop = chosen[k] }
+                        continue
+                    }
                     out[probe][a.j].append(chosen[k])
                     let made = out[probe][a.j].count
                     if made < maxTokens {
@@ -398,7 +457,7 @@ public final class BatchSession {
             }
             first = p
         }
-        return out
+        return (out, traces)
     }
 
     /// The log-softmax over the vocabulary read from the final hidden state at each slot, one row per slot.

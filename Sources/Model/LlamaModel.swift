@@ -314,6 +314,16 @@ public final class LlamaModel {
         return out
     }
 
+    /// A copy of the model's weights in a model of `maxTokens` tokens of activations (a frozen reference for
+    /// scoring through a `BatchSession`, which keeps its own buffers, needs few).
+    public func copy(maxTokens: Int) -> LlamaModel {
+        let out = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: min(maxSequenceLength, maxTokens),
+                             keptLogitsBytes: keptLogitsBytes)
+        out.precision = precision
+        out.parameters.update(fromContentsOf: parameters)
+        return out
+    }
+
     /// The parameter tensor `name` (see `parameterTable`). Unknown names are a programmer error.
     public func parameter(_ name: String) -> UnsafeMutableBufferPointer<Float> {
         guard let e = parameterIndex[name] else { preconditionFailure("LlamaModel: no parameter named \(name)") }

@@ -143,3 +143,28 @@ public struct RunInput: Sendable, Equatable {
         self.sha256 = sha256
     }
 }
+
+/// One sampled response of an online objective (`samples` table: Schema version 4).
+public struct SampleRecord: Sendable, Equatable {
+    public var dataLine: Int
+    public var sample: Int
+    public var prompt: String
+    public var text: String
+    public var reward: Double
+    public var kl: Double
+    public var advantage: Double
+    public var tokens: Int
+    public var eos: Bool
+
+    public init(dataLine: Int, sample: Int, prompt: String, text: String, reward: Double, kl: Double, advantage: Double, tokens: Int, eos: Bool) {
+        self.dataLine = dataLine
+        self.sample = sample
+        self.prompt = prompt
+        self.text = text
+        self.reward = reward
+        self.kl = kl
+        self.advantage = advantage
+        self.tokens = tokens
+        self.eos = eos
+    }
+}

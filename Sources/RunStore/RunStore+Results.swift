@@ -56,6 +56,30 @@ extension RunStore {
         }
     }
 
+    /// Writes the responses an online objective sampled at `step` (`samples` table, Schema version 4), in one transaction.
+    public func writeSamples(runID: Int64, step: Int, _ rows: [SampleRecord]) throws {
+        try database.transaction {
+            for r in rows {
+                try database.execute(
+                    "INSERT OR REPLACE INTO samples (run_id, step, data_line, sample, prompt, text, reward, kl, advantage, n_tokens, eos) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [.integer(runID), .integer(Int64(step)), .integer(Int64(r.dataLine)), .integer(Int64(r.sample)), .text(r.prompt), .text(r.text),
+                     .real(r.reward), .real(r.kl), .real(r.advantage), .integer(Int64(r.tokens)), .integer(r.eos ? 1 : 0)])
+            }
+        }
+    }
+
+    /// The sampled responses a run recorded, by step, data line and sample (`steps`: only those steps; nil: all).
+    public func samples(runID: Int64, steps: [Int]? = nil) throws -> [(step: Int, record: SampleRecord)] {
+        let filter = steps.map { " AND step IN (" + $0.map(String.init).joined(separator: ",") + ")" } ?? ""
+        return try database.query(
+            "SELECT step, data_line, sample, prompt, text, reward, kl, advantage, n_tokens, eos FROM samples WHERE run_id = ?\(filter) ORDER BY step, data_line, sample",
+            [.integer(runID)]).map { row in
+                (row[0].int!, SampleRecord(dataLine: row[1].int!, sample: row[2].int!, prompt: row[3].string ?? "", text: row[4].string ?? "",
+                                           reward: row[5].double ?? .nan, kl: row[6].double ?? .nan, advantage: row[7].double ?? .nan,
+                                           tokens: row[8].int!, eos: row[9].int == 1))
+            }
+    }
+
     /// Removes everything a run recorded after `step` (log-probabilities, measures, token rows and
     /// training metrics with a larger step) and lowers `last_step` to `step` if it was past it, in one transaction.
     /// Resume calls this with the checkpoint's step so nothing is counted twice.
@@ -70,6 +94,7 @@ extension RunStore {
                 "DELETE FROM train_metrics WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute("DELETE FROM measures WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute("DELETE FROM token_logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            try database.execute("DELETE FROM samples WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute(
                 "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
             return (logprobs, metrics)

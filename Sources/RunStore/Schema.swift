@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2, migration3]
+    static let migrations: [String] = [migration1, migration2, migration3, migration4]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -232,5 +232,33 @@ extension Schema {
               AND f.step = (SELECT min(step) FROM logprobs AS e WHERE e.run_id = t.run_id)
               AND f.response_id = t.response_id
               AND f.position = t.position;
+        """
+}
+
+extension Schema {
+    /// Version 4 (issue 23): every response an online objective (`objective.kind` "ppo") sampled while it trained.
+    ///
+    /// `samples(run_id, step, data_line, sample, prompt, text, reward, kl, advantage, n_tokens, eos)`: at optimizer
+    /// step `step` (1-based: the samples the step trained on), sample `sample` of the training prompt on line
+    /// `data_line` of the training file; `prompt` as the file gives it (its text, or its messages as JSON), `text`
+    /// the response decoded without its end-of-turn token, `reward` the reward source's score (before the missing-EOS
+    /// and KL penalties), `kl` the summed per-token KL estimate to the reference, `advantage` what the update used,
+    /// `n_tokens` the response's tokens (its end-of-turn token included), `eos` 1 when it ended with the end-of-turn
+    /// token, 0 when it was cut at `max_tokens`.
+    static let migration4 = """
+        CREATE TABLE samples (
+            run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step       INTEGER NOT NULL,
+            data_line  INTEGER NOT NULL,
+            sample     INTEGER NOT NULL,
+            prompt     TEXT NOT NULL,
+            text       TEXT NOT NULL,
+            reward     REAL NOT NULL,
+            kl         REAL NOT NULL,
+            advantage  REAL NOT NULL,
+            n_tokens   INTEGER NOT NULL,
+            eos        INTEGER NOT NULL,
+            PRIMARY KEY (run_id, step, data_line, sample)
+        ) WITHOUT ROWID;
         """
 }

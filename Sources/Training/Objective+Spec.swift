@@ -13,15 +13,18 @@ extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
     static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
                            "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold",
-                           "iterations", "temperature", "top_p", "max_tokens"]
+                           "iterations", "temperature", "top_p", "max_tokens", "reward", "samples_per_prompt", "epochs", "mini_batches",
+                           "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty"]
     /// The kinds, in the order errors list them.
-    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto", "spin"]
+    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto", "spin", "ppo"]
     static let keysOfKind: [String: [String]] = [
         "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
         "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
         "kto": ["kind", "beta", "desirable_weight", "undesirable_weight", "rating_threshold"],
         "spin": ["kind", "iterations", "beta", "temperature", "top_p", "max_tokens"],
+        "ppo": ["kind", "reward", "samples_per_prompt", "epochs", "mini_batches", "temperature", "top_p", "max_tokens",
+                "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty"],
     ]
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
@@ -48,6 +51,18 @@ extension Objective: Codable {
         let desirableWeight = try f.double("desirable_weight", default: 1, min: 0, exclusiveMin: true)
         let undesirableWeight = try f.double("undesirable_weight", default: 1, min: 0, exclusiveMin: true)
         switch kind {
+        case "ppo":
+            self = .ppo(PolicyOptimization(
+                reward: try Self.policyReward(f),
+                samplesPerPrompt: try f.int("samples_per_prompt", default: 4, min: 2, max: 64),
+                epochs: try f.int("epochs", default: 1, min: 1, max: 16), miniBatches: try f.int("mini_batches", default: 1, min: 1, max: 1024),
+                temperature: try f.double("temperature", default: 1, min: 0, exclusiveMin: true),
+                topP: try f.double("top_p", default: 1, min: 0, max: 1, exclusiveMin: true),
+                maxTokens: try f.int("max_tokens", default: 32, min: 1, max: 4096),
+                klCoef: try f.double("kl_coef", default: 0.05, min: 0), klEstimator: try f.choice("kl_estimator", default: .k1),
+                advantages: try f.choice("advantages", default: .group), scaleAdvantages: try f.bool("scale_advantages", default: false),
+                clip: try f.double("clip", default: 0.2, min: 0, exclusiveMin: true), lossAveraging: try f.choice("loss_averaging", default: .token),
+                missingEOSPenalty: try f.double("missing_eos_penalty", default: 0, min: 0)))
         case "spin":
             self = .spin(iterations: try f.int("iterations", default: 2, min: 1, max: 16), beta: beta,
                          temperature: try f.double("temperature", default: 0, min: 0), topP: try f.double("top_p", default: 1, min: 0, max: 1, exclusiveMin: true),
@@ -92,11 +107,52 @@ extension Objective: Codable {
             try c.encode(temperature, "temperature")
             try c.encode(topP, "top_p")
             try c.encode(maxTokens, "max_tokens")
+        case let .ppo(p):
+            switch p.reward {
+            case .run(let run): try c.encode(["run": run], "reward")
+            case let .judge(path, template):
+                var o = ["judge": path]
+                if let template { o["template"] = template }
+                try c.encode(o, "reward")
+            case .length: try c.encode(["rule": "length"], "reward")
+            case .contains(let text): try c.encode(["rule": "contains", "text": text], "reward")
+            }
+            try c.encode(p.samplesPerPrompt, "samples_per_prompt")
+            try c.encode(p.epochs, "epochs")
+            try c.encode(p.miniBatches, "mini_batches")
+            try c.encode(p.temperature, "temperature")
+            try c.encode(p.topP, "top_p")
+            try c.encode(p.maxTokens, "max_tokens")
+            try c.encode(p.klCoef, "kl_coef")
+            try c.encode(p.klEstimator.rawValue, "kl_estimator")
+            try c.encode(p.advantages.rawValue, "advantages")
+            try c.encode(p.scaleAdvantages, "scale_advantages")
+            try c.encode(p.clip, "clip")
+            try c.encode(p.lossAveraging.rawValue, "loss_averaging")
+            try c.encode(p.missingEOSPenalty, "missing_eos_penalty")
         case let .reward(margin, centerRewards, headSeed):
             try c.encode(margin ?? "", "margin")
             try c.encode(centerRewards, "center_rewards")
             try c.encode(headSeed, "head_seed")
         }
+    }
+
+    /// `objective.reward` of a ppo objective: `{ run: NAME }`, `{ judge: MODEL, template?: FILE }`, `{ rule: "length" }`
+    /// or `{ rule: "contains", text: TEXT }`.
+    static func policyReward(_ f: SpecFields) throws -> PolicyReward {
+        let expected = "{ run: NAME } (a reward-model run), { judge: MODEL, template?: FILE }, { rule: \"length\" } or { rule: \"contains\", text: TEXT }"
+        guard let value = f.value("reward") else { throw SpecIssue.missing(path: f.sub("reward"), expected: expected) }
+        guard case .object(let o) = value else { throw f.invalid("reward", expected) }
+        func text(_ key: String) -> String? { if case .string(let s)? = o[key], !s.isEmpty { return s } else { return nil } }
+        switch Set(o.keys) {
+        case ["run"]: if let run = text("run") { return .run(run) }
+        case ["judge"], ["judge", "template"]:
+            if let path = text("judge"), o["template"] == nil || text("template") != nil { return .judge(path: path, template: text("template")) }
+        case ["rule"]: if text("rule") == "length" { return .length }
+        case ["rule", "text"]: if text("rule") == "contains", let t = text("text") { return .contains(t) }
+        default: break
+        }
+        throw f.invalid("reward", expected)
     }
 
     /// The spec's name of the objective.
@@ -110,11 +166,13 @@ extension Objective: Codable {
         case .reward: return "reward"
         case .kto: return "kto"
         case .spin: return "spin"
+        case .ppo: return "ppo"
         }
     }
 
     /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected) and KTO (its
-    /// completion, and another example's for the KL estimate), else 1.
+    /// completion, and another example's for the KL estimate), else 1 (ppo's batches are sized by
+    /// `RunConfig.batchTokens`).
     public var sequencesPerExample: Int {
         if case .kto = self { return 2 }
         return isPairwise ? 2 : 1

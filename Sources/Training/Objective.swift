@@ -47,6 +47,12 @@ public enum Objective: Sendable, Equatable {
     /// greedy), then trains with the DPO loss (beta, no label smoothing) on (data response, generated response)
     /// against those starting weights as reference.
     case spin(iterations: Int, beta: Double, temperature: Double, topP: Double, maxTokens: Int)
+    /// Online policy optimisation from a reward (PPO's clipped surrogate with group baselines, GRPO/RLOO; no value
+    /// network): each step samples `samplesPerPrompt` responses to each of `train.batch_size` prompts from the
+    /// current policy, scores them (`PolicyReward`), subtracts `klCoef` times the summed per-token KL estimate to
+    /// the reference (the starting weights), turns the rewards into advantages per prompt (`policyAdvantages`)
+    /// and takes `epochs` passes of `clippedSurrogate` over the samples in `miniBatches` updates. `Trainer.ppoStep`.
+    case ppo(PolicyOptimization)
 }
 
 
@@ -63,7 +69,7 @@ extension Objective {
     /// `referenceLogprobs`.
     public var needsReference: Bool {
         switch self {
-        case .sft, .coh, .reward, .kto: return false
+        case .sft, .coh, .reward, .kto, .ppo: return false
         case .dpo, .ipo, .hinge, .spin: return true
         }
     }
@@ -76,7 +82,8 @@ extension Objective {
 
     /// Metrics recorded under names without a "/" (TRL's reward trainer's names, KTO's `kl`); every other recorded
     /// objective metric has a "/" in its name.
-    public static let unprefixedMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl"]
+    public static let unprefixedMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl",
+                                               "reward", "reward_std", "entropy", "clip_ratio", "step_time"]
 
     /// Evaluates the objective.
     /// - Parameters:
@@ -99,6 +106,8 @@ extension Objective {
             preconditionFailure("Objective.evaluate: a reward model is trained on rewards (bradleyTerryLoss), not log-probabilities")
         case .kto:
             preconditionFailure("Objective.evaluate: KTO is evaluated by the Trainer (ktoLoss, with its mismatched pairs)")
+        case .ppo:
+            preconditionFailure("Objective.evaluate: PPO is evaluated by the Trainer (ppoStep: sampled responses, clippedSurrogate)")
         case .dpo, .ipo, .hinge, .spin:
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")

@@ -32,7 +32,7 @@ extension Objective {
         case let .hinge(beta):
             let m = 1 - beta * h
             return m > 0 ? (m, -beta) : (0, 0)
-        case .sft, .coh, .reward, .kto:
+        case .sft, .coh, .reward, .kto, .ppo:
             preconditionFailure("Objective.pairLoss: \(self) is not a preference objective")
         }
     }
@@ -43,7 +43,7 @@ extension Objective {
         case let .dpo(beta, _), let .hinge(beta), let .spin(_, beta, _, _, _): return beta
         case let .ipo(tau): return tau
         case .kto(let beta, _, _, _): return beta
-        case .sft, .coh, .reward: return 1
+        case .sft, .coh, .reward, .ppo: return 1
         }
     }
 
@@ -55,7 +55,7 @@ extension Objective {
             precondition(tau > 0, "Objective.ipo: needs tau > 0")
         case let .hinge(beta), let .spin(_, beta, _, _, _):
             precondition(beta > 0, "Objective: needs beta > 0")
-        case .sft, .coh, .reward, .kto:
+        case .sft, .coh, .reward, .kto, .ppo:
             break
         }
     }

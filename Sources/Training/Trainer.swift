@@ -28,6 +28,8 @@ public enum TrainingData {
     /// reference model's summed log-probabilities of every micro-batch of the run, in step order
     /// (`ktoReferenceLogprobs`): its B completions, then its B mismatched pairs.
     case unpaired([EncodedPair], desirable: [Bool], reference: [Double])
+    /// An online objective's prompts (`Objective.ppo`); the responses are sampled as it trains.
+    case prompts([[Int32]])
 
     public var count: Int {
         switch self {
@@ -36,6 +38,7 @@ public enum TrainingData {
         case .hindsight(let h): return h.count
         case .rewardPairs(let p, _): return p.count
         case .unpaired(let p, _, _): return p.count
+        case .prompts(let p): return p.count
         }
     }
 }
@@ -49,7 +52,14 @@ public final class Trainer {
     public let optimizer: AdamW
     public let objective: Objective
     private var order: DataOrder
-    private var dLogprobs: [Float]
+    var dLogprobs: [Float]
+    /// The data order's seed; online objectives also derive their samples' seeds from it (`stepSeed`).
+    public let seed: Int
+    /// An online objective's reference, stop tokens and reward (`Objective.ppo`); nil for the others.
+    public var rollout: PolicyRollout?
+    /// Sampling and reference-scoring sessions of an online objective, kept across steps (their caches).
+    var policySession: BatchSession?
+    var referenceSession: BatchSession?
 
     /// - Parameter seed: the data order's seed (`DataOrder`).
     public init(model: LlamaModel, train: TrainSettings, objective: Objective, seed: Int, data: TrainingData) {
@@ -62,6 +72,7 @@ public final class Trainer {
             config: AdamWConfig(lr: train.lr, beta1: train.beta1, beta2: train.beta2,
                                 eps: 1e-8, weightDecay: train.weightDecay))
         self.objective = objective
+        self.seed = seed
         self.dLogprobs = [Float](repeating: 0, count: model.maxTokens)
     }
 
@@ -73,6 +84,8 @@ public final class Trainer {
         public var targetTokens: Int
         /// Objective diagnostics averaged over the step's micro-batches (`rewards/margins`, ...).
         public var metrics: [String: Double]
+        /// An online objective's sampled responses (`Objective.ppo`); empty for the others.
+        public var samples: [PolicySample] = []
     }
 
     /// Indices of the examples of micro-batch `micro` of optimizer step `step` (1-based): a pure
@@ -132,6 +145,8 @@ public final class Trainer {
         case .hindsight(let sequences):
             let packed = TokenBatch.pack(idx.map { sequences[$0] })
             return (packed.batch, packed.weights, packed.spans, nil)
+        case .prompts:
+            preconditionFailure("Trainer.batch: an online objective's batches are sampled (ppoStep)")
         }
     }
 
@@ -139,6 +154,7 @@ public final class Trainer {
     /// micro-batch's loss and gradient are weighted by its share of the step's trained tokens (SFT,
     /// CoH) or pairs (preference objectives).
     public func step(_ step: Int) -> StepResult {
+        if case .ppo(let settings) = objective, case .prompts(let prompts) = data { return ppoStep(step, settings, prompts: prompts) }
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<train.gradAccum { micro.append(batch(step: step, micro: m)) }

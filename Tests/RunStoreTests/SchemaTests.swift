@@ -7,7 +7,7 @@ final class SchemaTests: XCTestCase {
     func testCreatesEveryTableViewAndTheVersion() throws {
         let store = try temporaryStore(self)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
-        XCTAssertEqual(RunStore.schemaVersion, 3)
+        XCTAssertEqual(RunStore.schemaVersion, 4)
         let objects = Set(
             try store.query("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
                 .compactMap { $0[0].string })

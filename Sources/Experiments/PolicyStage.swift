@@ -1,0 +1,79 @@
+import Base
+import Foundation
+import Model
+import Probes
+import RunStore
+import Tokenizer
+import Training
+
+/// A reward model scoring responses given as text, as labelling (`Labeller`) and online training (`objective.reward:
+/// { run }`) both read it: the prompt rendered by the chat template, each response through `template.response`
+/// (so it ends with the end-of-turn the model was trained to score at), r at the response's last token.
+struct RewardModelScorer {
+    let model: LlamaModel
+    let tokenizer: any TextTokenizer
+    let template: ChatTemplate
+
+    /// One score per response of each (prompt, responses) item, in one batched pass (nil prompt text: 0s, which
+    /// validation rules out for runs: `raw` needs the prompt as text).
+    func scores(_ items: [(prompt: PromptSource, responses: [String])]) -> [[Double]] {
+        var encoded: [(prompt: [Int32], responses: [[Int32]])] = []
+        for item in items {
+            let prompt = template.prompt(item.prompt).map { tokenizer.encode($0) } ?? []
+            encoded.append((prompt, prompt.isEmpty ? item.responses.map { _ in [] } : item.responses.map { tokenizer.encode(template.response($0, after: item.prompt)) }))
+        }
+        let need = encoded.map { $0.prompt.count + $0.responses.reduce(0) { $0 + $1.count } }.max() ?? 1
+        let session = BatchSession(model: model, slots: max(need, 1), context: max(1, encoded.map { $0.prompt.count + ($0.responses.map(\.count).max() ?? 0) }.max() ?? 1))
+        let rewards = session.scoreRewards(encoded)
+        return zip(encoded, rewards).map { item, r in item.prompt.isEmpty ? r.map { _ in 0 } : r.map(Double.init) }
+    }
+}
+
+extension RunExecution {
+    /// What a ppo run samples and scores with (`Objective.ppo`, `Trainer.ppoStep`): the reference (a copy of the
+    /// starting weights, taken before a checkpoint is resumed), the end-of-turn tokens, each prompt's data line (its
+    /// samples' seed), and the reward: a reward-model run's final weights, a judge model, or a rule.
+    func policyRollout(_ settings: PolicyOptimization, examples: [PreferenceExample], loaded: LoadedModel,
+                       template: ChatTemplate) throws -> PolicyRollout {
+        let report = executor.report
+        let experiment = executor.experiment
+        let tokenizer = loaded.tokenizer
+        let reward: ([Int], [[[Int32]]]) -> [[Double]]
+        func texts(_ responses: [[[Int32]]]) -> [[String]] { responses.map { $0.map { tokenizer.decode($0) } } }
+        switch settings.reward {
+        case .length:
+            reward = { _, responses in responses.map { $0.map { Double($0.count) } } }
+        case .contains(let text):
+            reward = { _, responses in texts(responses).map { $0.map { $0.contains(text) ? 1 : 0 } } }
+        case .run(let r):
+            report(.loading(run: run.name, what: "reward model \(r)"))
+            let base = try ModelLoader.load(config.model, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
+            let rm = base.model.withRewardHead(seed: 0)
+            _ = try loadInitialWeights(.init(run: r, step: nil), into: rm)
+            let scorer = RewardModelScorer(model: rm, tokenizer: base.tokenizer, template: template)
+            reward = { prompts, responses in
+                scorer.scores(zip(prompts, texts(responses)).map { (examples[$0].promptSource, $1) })
+            }
+        case let .judge(path, questionFile):
+            report(.loading(run: run.name, what: "judge \(path)"))
+            let j = try ModelLoader.load(ModelLoader.source(path: path, experiment: experiment), experiment: experiment,
+                                         capacity: 64, maxSequenceLength: 64, threads: config.threads)
+            let question = try questionFile.map { try TextFile.readText(experiment.resolve($0)) } ?? Judge.defaultTemplate
+            let judge = try Judge(model: j.model, tokenizer: j.tokenizer, template: question, chat: template)
+            reward = { prompts, responses in
+                zip(prompts, texts(responses)).map { judge.scores(prompt: examples[$0], responses: $1) }
+            }
+        }
+        return PolicyRollout(reference: loaded.model.copy(maxTokens: 64), stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
+    }
+
+    /// The store rows of a step's samples.
+    func sampleRecords(_ samples: [PolicySample], _ examples: [PreferenceExample], _ tokenizer: any TextTokenizer) -> [SampleRecord] {
+        samples.map { s in
+            let ex = examples[s.prompt]
+            return SampleRecord(dataLine: ex.line, sample: s.sample, prompt: ex.promptText ?? ex.promptJSON.canonical,
+                                text: tokenizer.decode(s.ended ? Array(s.tokens.dropLast()) : s.tokens),
+                                reward: s.score, kl: s.kl, advantage: s.advantage, tokens: s.tokens.count, eos: s.ended)
+        }
+    }
+}
