@@ -58,10 +58,11 @@ extension Trainer {
         let n = settings.samplesPerPrompt
         let idx = indices(step: step, micro: 0)
         let chosen = idx.map { prompts[$0] }
-        let longest = chosen.map(\.count).max() ?? 1
+        // sessions sized for any step's prompts (the same in a resumed run, so that passes are shaped alike)
+        let longest = prompts.map(\.count).max() ?? 1
+        let need = idx.count * (longest + n * settings.maxTokens)
         // sampling: every sample of the step's prompts in lock step, with the policy's own log-probabilities
-        let need = chosen.reduce(0) { $0 + $1.count + n * settings.maxTokens }
-        if policySession == nil || policySession!.slots < need {
+        if policySession == nil {
             policySession = BatchSession(model: model, slots: max(4096, need), context: longest + settings.maxTokens)
         }
         policySession!.precision = model.precision
@@ -70,7 +71,7 @@ extension Trainer {
         let sampled = policySession!.sampleTraced(prompts: chosen, count: n, options: options, ids: idx.map { rollout.ids[$0] })
         let t1 = Date()
         // scoring: the reference's log-probabilities of every sampled token, and the reward
-        if referenceSession == nil || referenceSession!.slots < need {
+        if referenceSession == nil {
             referenceSession = BatchSession(model: rollout.reference, slots: max(4096, need), context: longest + settings.maxTokens)
         }
         referenceSession!.precision = model.precision
@@ -106,24 +107,15 @@ extension Trainer {
             for first in stride(from: 0, to: order.count, by: size) {
                 let members = Array(order[first..<min(order.count, first + size)])
                 model.zeroGradients()
-                let packed = LossOn.response.pack(members.map { (chosen[$0 / n], flat[$0].tokens) })
-                let lp = model.forward(packed.batch, training: true)
-                // the weighted positions of each span are its response tokens, in order
-                var positions: [Int] = []
-                for span in packed.spans { for t in span.range where packed.weights[t] != 0 { positions.append(t) } }
-                let result = clippedSurrogate(logprobs: positions.map { Double(lp[$0]) }, old: members.flatMap { flat[$0].logprobs.map(Double.init) },
-                                              advantages: members.map { samples[$0].advantage }, sampleTokens: members.map { flat[$0].tokens.count },
-                                              clip: settings.clip, averaging: settings.lossAveraging)
-                for t in 0..<packed.batch.count { dLogprobs[t] = 0 }
-                for (k, t) in positions.enumerated() { dLogprobs[t] = Float(result.dLogprobs[k]) }
-                dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+                let result = Self.surrogate(model: model, members.map { (chosen[$0 / n], flat[$0].tokens, flat[$0].logprobs, samples[$0].advantage) },
+                                            settings, dLogprobs: &dLogprobs)
                 let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
                 optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
                 loss += result.loss
                 norms += Double(norm)
                 clipped += result.clipped
-                updateTokens += positions.count
-                tokens += packed.batch.count
+                updateTokens += result.responseTokens
+                tokens += result.tokens
                 updates += 1
             }
         }
@@ -144,7 +136,31 @@ extension Trainer {
             "time/sampling": t1.timeIntervalSince(t0), "time/scoring": t2.timeIntervalSince(t1), "time/update": t3.timeIntervalSince(t2),
             "step_time": t3.timeIntervalSince(t0),
         ]
-        return StepResult(loss: loss / updates, lr: lr, gradNorm: norms / updates, tokens: tokens, targetTokens: updateTokens,
+        return StepResult(loss: loss / max(1, updates), lr: lr, gradNorm: norms / max(1, updates), tokens: tokens, targetTokens: updateTokens,
                           metrics: metrics, samples: samples)
+    }
+
+    /// One mini-batch of the clipped surrogate through the model: the (prompt, response) sequences packed, the
+    /// policy's log-probabilities of the response tokens (all trained, the stop token included), `clippedSurrogate`
+    /// against the sampling pass's `old` values, and with `backward` its gradient added into `model.gradients`
+    /// (`dLogprobs`: scratch of the model's token capacity). Without `backward` only the loss (a forward pass in
+    /// inference mode: the same numbers).
+    static func surrogate(model: LlamaModel, _ sequences: [(prompt: [Int32], response: [Int32], old: [Float], advantage: Double)],
+                          _ settings: PolicyOptimization, dLogprobs: inout [Float], backward: Bool = true)
+        -> (loss: Double, clipped: Int, responseTokens: Int, tokens: Int) {
+        let packed = LossOn.response.pack(sequences.map { ($0.prompt, $0.response) })
+        let lp = model.forward(packed.batch, training: backward)
+        // the weighted positions of each span are its response tokens, in order
+        var positions: [Int] = []
+        for span in packed.spans { for t in span.range where packed.weights[t] != 0 { positions.append(t) } }
+        let result = clippedSurrogate(logprobs: positions.map { Double(lp[$0]) }, old: sequences.flatMap { $0.old.map(Double.init) },
+                                      advantages: sequences.map(\.advantage), sampleTokens: sequences.map(\.response.count),
+                                      clip: settings.clip, averaging: settings.lossAveraging)
+        if backward {
+            for t in 0..<packed.batch.count { dLogprobs[t] = 0 }
+            for (k, t) in positions.enumerated() { dLogprobs[t] = Float(result.dLogprobs[k]) }
+            dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+        }
+        return (result.loss, result.clipped, positions.count, packed.batch.count)
     }
 }

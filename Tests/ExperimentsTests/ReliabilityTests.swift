@@ -86,7 +86,8 @@ final class ReliabilityTests: XCTestCase {
     func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
 
     /// Every recorded row that must not depend on interruptions, keyed by names (not row ids, which
-    /// differ between stores). Timing metrics (`elapsed`, `tokens_per_s`) are excluded.
+    /// differ between stores). Timing metrics (`elapsed`, `tokens_per_s`, an online step's `step_time` and
+    /// `time/...`) are excluded.
     func snapshot(_ db: String) throws -> [String: [[SQLiteValue]]] {
         let store = try RunStore(path: db, readOnly: true)
         return [
@@ -98,7 +99,11 @@ final class ReliabilityTests: XCTestCase {
                 """),
             "train_metrics": try store.query("""
                 SELECT r.name, m.step, m.name, m.value FROM train_metrics m JOIN runs r ON r.id = m.run_id
-                WHERE m.name NOT IN ('elapsed', 'tokens_per_s') ORDER BY 1, 2, 3
+                WHERE m.name NOT IN ('elapsed', 'tokens_per_s', 'step_time') AND m.name NOT LIKE 'time/%' ORDER BY 1, 2, 3
+                """),
+            "samples": try store.query("""
+                SELECT r.name, s.step, s.data_line, s.sample, s.prompt, s.text, s.reward, s.kl, s.advantage, s.n_tokens, s.eos
+                FROM samples s JOIN runs r ON r.id = s.run_id ORDER BY 1, 2, 3, 4
                 """),
         ]
     }

@@ -149,6 +149,42 @@ final class BatchSessionTests: XCTestCase {
         for i in prompts.indices { XCTAssertEqual(greedy[i], [single[i], single[i]]) }
     }
 
+    /// Traced sampling draws the very tokens of `sample` (stop token kept at the end when drawn) and reads, per
+    /// token, the log-probability the model gives it (as scoring the finished response gives it, to float rounding)
+    /// and the entropy of the whole next-token distribution (against -sum p log p in Double over a scored row).
+    func testTracedSamplingKeepsTheTokensAndReadsLogprobsAndEntropies() {
+        let m = model()
+        let prompts = [tokens(4, seed: 51), tokens(15, seed: 52), tokens(8, seed: 53)]
+        var options = SamplingOptions(maxTokens: 9, temperature: 1.2, topP: 0.95, seed: 13)
+        let batch = BatchSession(model: m, slots: 100, rows: 32, context: 64)
+        let free = batch.sample(prompts: prompts, count: 3, options: options)
+        options.stop = [free[0][1][2], free[2][0][4]]
+        let plain = batch.sample(prompts: prompts, count: 3, options: options)
+        let traced = batch.sampleTraced(prompts: prompts, count: 3, options: options)
+        var ended = 0
+        for i in prompts.indices {
+            for j in 0..<3 {
+                let t = traced[i][j]
+                XCTAssertEqual(t.ended ? Array(t.tokens.dropLast()) : t.tokens, plain[i][j])
+                XCTAssertEqual(t.ended, plain[i][j].count < 9, "\(i) \(j)")
+                if t.ended { ended += 1; XCTAssertTrue(options.stop.contains(t.tokens.last!)) }
+                XCTAssertEqual(t.logprobs.count, t.tokens.count)
+                XCTAssertEqual(t.entropies.count, t.tokens.count)
+                let scored = BatchSession.scorePairs(model: m, [(prompts[i], t.tokens)])[0]
+                for (a, b) in zip(t.logprobs, scored) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+                // the first token's entropy from the prompt's own distribution
+                let one = BatchSession(model: m, slots: 64, context: 64)
+                one.append([BatchSession.Segment(start: 0, tokens: prompts[i])])
+                let row = one.logSoftmax(at: prompts[i].count - 1)
+                let h = -row.reduce(0.0) { $0 + exp(Double($1)) * Double($1) }
+                XCTAssertEqual(Double(t.entropies[0]), h, accuracy: 1e-4)
+                XCTAssertTrue(t.entropies.allSatisfy { $0 > 0 && $0 <= log(Float(m.config.vocabSize)) + 1e-3 })
+            }
+        }
+        XCTAssertGreaterThan(ended, 0, "some samples met a stop token")
+        XCTAssertLessThan(ended, 9, "and some were cut at max tokens")
+    }
+
     /// Greedy decoding of several prompts in lock step (in two fillings of the cache) gives the tokens
     /// `generate` gives for each prompt alone, stop tokens included.
     func testLockStepGreedyMatchesGenerate() {
