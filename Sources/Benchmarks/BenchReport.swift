@@ -144,6 +144,24 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var speedup: Double { oneAtATimeSeconds / batchedSeconds }
     }
 
+    /// One online policy-optimisation step (`objective.kind` "ppo", `measurePolicyStep`), split as the step records it.
+    public struct PolicyStep: Codable, Sendable, Equatable {
+        public var prompts: Int
+        public var samplesPerPrompt: Int
+        public var promptTokens: Int
+        public var maxTokens: Int
+        public var stepSeconds: Double
+        /// Lock-step sampling of every sample, with each token's log-probability and entropy (`sampleTraced`).
+        public var samplingSeconds: Double
+        /// The reference's log-probabilities of every sampled token (one batched pass) and the reward (a rule here).
+        public var scoringSeconds: Double
+        /// Forward, backward and AdamW over the samples (one mini-batch, one epoch).
+        public var updateSeconds: Double
+        /// The same sampling without the trace (`BatchSession.sample`) and with it, measured beside the step.
+        public var untracedSamplingSeconds: Double
+        public var tracedSamplingSeconds: Double
+    }
+
     public var machine: Machine
     /// oneDNN's instruction set on this CPU (`Products.isaName`).
     public var productISA: String
@@ -162,6 +180,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var sampling: Sampling
     /// A probe set's evaluation: see `ProbeSetBench`.
     public var probeSet: ProbeSetBench
+    /// Nil in reports written before issue 23.
+    public var policyStep: PolicyStep?
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
     /// Peak resident memory over the training steps (all engines), in bytes: the peak mark is reset
@@ -219,6 +239,11 @@ extension BenchReport: CustomStringConvertible {
         lines.append("  recorded into a store: log-probabilities only \(f(p.recordLogprobsSeconds, 3)) s, with the measures "
                      + "\(f(p.recordMeasuresSeconds, 3)) s (x\(f(p.recordMeasuresSeconds / p.recordLogprobsSeconds, 3))), with measures and "
                      + "per-token rows \(f(p.recordTokensSeconds, 3)) s (x\(f(p.recordTokensSeconds / p.recordLogprobsSeconds, 3)))")
+        if let q = policyStep {
+            lines.append("ppo step: \(q.prompts) prompts of \(q.promptTokens) tokens x \(q.samplesPerPrompt) samples of up to \(q.maxTokens) tokens: "
+                         + "\(f(q.stepSeconds, 3)) s = sampling \(f(q.samplingSeconds, 3)) + scoring \(f(q.scoringSeconds, 3)) + update \(f(q.updateSeconds, 3)); "
+                         + "sampling without the trace \(f(q.untracedSamplingSeconds, 3)) s, with it \(f(q.tracedSamplingSeconds, 3)) s")
+        }
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
                      + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")
         return lines.joined(separator: "\n")

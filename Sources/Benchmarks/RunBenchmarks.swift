@@ -95,6 +95,7 @@ public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivation
     let generation = measureGeneration(model, repeats: repeats, progress: progress)
     let sampling = measureSampling(model, repeats: repeats, progress: progress)
     let probeSet = measureProbeSet(model, repeats: repeats, progress: progress)
+    let policyStep = try measurePolicyStep(model, repeats: repeats, progress: progress)
 
     return BenchReport(
         machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
@@ -105,7 +106,7 @@ public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivation
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
         },
         scoring: scoring,
-        generation: generation, sampling: sampling, probeSet: probeSet, peakResidentBytes: peakResidentBytes(),
+        generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, peakResidentBytes: peakResidentBytes(),
         trainingPeakResidentBytes: trainingPeak)
 }
 
@@ -408,6 +409,40 @@ func measureSampling(_ model: LlamaModel, repeats: Int, progress: (String) -> Vo
     return .init(prompts: prompts.count, samplesPerPrompt: n, promptTokens: 32, maxTokens: maxTokens, sampledTokens: produced,
                  batchedSeconds: batched, oneAtATimeSeconds: oneAtATime, batchedTokensPerSecond: Double(produced) / batched,
                  oneAtATimeTokensPerSecond: Double(produced) / oneAtATime)
+}
+
+/// One online (ppo) step as `Trainer.ppoStep` takes it: 4 prompts of 32 tokens x 4 samples of up to 32 tokens
+/// (temperature 1, top-p 0.9; the length rule as reward, so no second model is loaded), the reference's scoring,
+/// then one update over the 16 samples. Medians of the step's own split (`time/sampling`, `time/scoring`,
+/// `time/update`). Beside it, the step's sampling pass without its trace (`BatchSession.sample`: what reading
+/// each token's log-probability and entropy from the sampling pass costs). Run last: the updates move the
+/// weights, by a learning rate of 1e-30 (below any weight's last bit).
+func measurePolicyStep(_ model: LlamaModel, repeats: Int, progress: (String) -> Void) throws -> BenchReport.PolicyStep {
+    let prompts = (0..<4).map { Workload.tokens(32, salt: 30 + UInt64($0), vocab: model.config.vocabSize) }
+    let settings = PolicyOptimization(reward: .length, samplesPerPrompt: 4, temperature: 1, topP: 0.9, maxTokens: 32)
+    let train = try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-30, "warmup": 0, "weight_decay": 0}"#.utf8))
+    let trainer = Trainer(model: model, train: train, objective: .ppo(settings), seed: 1, data: .prompts(prompts))
+    trainer.rollout = PolicyRollout(reference: model.copy(maxTokens: 64), stop: [], ids: Array(prompts.indices)) { _, responses in
+        responses.map { $0.map { Double($0.count) } }
+    }
+    var parts: [[String: Double]] = []
+    var step = 0
+    _ = timeMedian(repeats) {
+        step += 1
+        parts.append(trainer.step(step).metrics)
+    }
+    func part(_ name: String) -> Double { median(parts.suffix(repeats).map { $0[name]! }) }
+    let session = BatchSession(model: model, slots: 4096, context: 64)
+    let options = SamplingOptions(maxTokens: 32, temperature: 1, topP: 0.9, seed: 1)
+    let plain = timeMedian(repeats) { _ = session.sample(prompts: prompts, count: 4, options: options) }
+    let traced = timeMedian(repeats) { _ = session.sampleTraced(prompts: prompts, count: 4, options: options) }
+    let result = BenchReport.PolicyStep(prompts: 4, samplesPerPrompt: 4, promptTokens: 32, maxTokens: 32,
+                                        stepSeconds: part("step_time"), samplingSeconds: part("time/sampling"),
+                                        scoringSeconds: part("time/scoring"), updateSeconds: part("time/update"),
+                                        untracedSamplingSeconds: plain, tracedSamplingSeconds: traced)
+    progress("ppo step: \(String(format: "%.3f", result.stepSeconds)) s (sampling \(String(format: "%.3f", result.samplingSeconds)), "
+             + "scoring \(String(format: "%.3f", result.scoringSeconds)), update \(String(format: "%.3f", result.updateSeconds)))")
+    return result
 }
 
 // MARK: Helpers

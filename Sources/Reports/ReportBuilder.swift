@@ -57,6 +57,9 @@ public struct ReportBuilder {
         if data.measures.hasCurves {
             files.append(ReportFile(path: "measures.csv", contents: measuresCSV()))
         }
+        if !data.samples.isEmpty {
+            files.append(ReportFile(path: "samples.csv", contents: samplesCSV()))
+        }
         files += figures.map { ReportFile(path: "figures/" + $0.file, contents: $0.svg) }
         return files.sorted { $0.path < $1.path }
     }

@@ -25,6 +25,8 @@ struct ReportData {
     var trainMetrics: [Int64: [MetricRow]]
     /// Measures, per-token changes and greedy answers (schema version 3 on).
     var measures = MeasureData()
+    /// Sampled responses of online runs, by run id (schema version 4 on; runs without samples are absent).
+    var samples: [Int64: [(step: Int, record: SampleRecord)]] = [:]
 
     struct CurveRow: Equatable {
         var step: Int
@@ -126,7 +128,19 @@ struct ReportData {
             sweptKeys: sweptKeys(params: params, runs: runs),
             categories: ordered(categorySet, by: categoryOrder), splits: ordered(splitSet, by: splitOrder),
             curves: curves, changes: changes, trainMetrics: metrics,
-            measures: try MeasureData.load(store: store, runs: runs, params: params))
+            measures: try MeasureData.load(store: store, runs: runs, params: params),
+            samples: try samples(store: store, runs: runs))
+    }
+
+    /// Every recorded sample of each run (none before schema version 4).
+    static func samples(store: RunStore, runs: [RunRecord]) throws -> [Int64: [(step: Int, record: SampleRecord)]] {
+        guard try store.storedSchemaVersion() >= 4 else { return [:] }
+        var out: [Int64: [(step: Int, record: SampleRecord)]] = [:]
+        for run in runs {
+            let rows = try store.samples(runID: run.id)
+            if !rows.isEmpty { out[run.id] = rows }
+        }
+        return out
     }
 
     /// Keys whose values (a missing key counts as a value) are not the same for every run.

@@ -3,7 +3,7 @@ import RunStore
 /// One figure of a report: its file name under `figures/`, a caption, and the SVG.
 struct ReportFigure {
     enum Kind: String {
-        case change, logprob, train, probeChanges = "probe-changes", seeds, measure, squeeze, positions, runs
+        case change, logprob, train, probeChanges = "probe-changes", seeds, measure, squeeze, positions, runs, online
     }
     var kind: Kind
     var file: String
@@ -63,6 +63,7 @@ extension ReportBuilder {
         }
         for run in data.runs where !(data.trainMetrics[run.id] ?? []).isEmpty {
             figures.append(trainFigure(run))
+            if let online = onlineFigure(run) { figures.append(online) }
         }
         figures += seedFigures()
         if let compared = runsFigure() { figures.append(compared) }

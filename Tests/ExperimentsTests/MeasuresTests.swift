@@ -165,7 +165,7 @@ final class MeasuresTests: XCTestCase {
         let before = try Database(path: path, journalModeWAL: false).query("SELECT * FROM logprobs ORDER BY run_id, step, response_id")
         XCTAssertGreaterThan(before.count, 0)
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.storedSchemaVersion(), 3)
+        XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
         XCTAssertEqual(try store.query("SELECT * FROM logprobs ORDER BY run_id, step, response_id"), before)
         XCTAssertEqual(try int(store, "SELECT count(*) FROM measures WHERE name = 'mean_token_logprob'"), before.count)
         XCTAssertEqual(try int(store, """
