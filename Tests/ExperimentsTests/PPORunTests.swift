@@ -64,6 +64,20 @@ final class PPORunTests: XCTestCase {
             let mean = rows.filter { $0.step == step }.reduce(0) { $0 + $1.record.reward } / 8
             XCTAssertEqual(mean, reward[step - 1], accuracy: 1e-12)
         }
+        // analysis/samples.sql gives the same per-step numbers
+        let sql = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../analysis/samples.sql"), encoding: .utf8)
+        let perStep = try store.query(sql.replacingOccurrences(of: ":experiment", with: "'rl'"))
+        XCTAssertEqual(perStep.count, 60)
+        for row in perStep {
+            let step = row[3].int!
+            XCTAssertEqual(row[4].int, 8)
+            XCTAssertEqual(row[5].double!, reward[step - 1], accuracy: 1e-12)
+            XCTAssertEqual(row[6].double!, try metric(store, "rl", "completions/eos_rate")[step - 1], accuracy: 1e-12)
+            XCTAssertEqual(row[7].double!, try metric(store, "rl", "completions/mean_length")[step - 1], accuracy: 1e-12)
+            XCTAssertEqual(row[8].double!, try metric(store, "rl", "kl")[step - 1], accuracy: 1e-9)
+            if reward[step - 1] > 0 { XCTAssertTrue(row[9].string!.contains("e")) }
+        }
+        XCTAssertEqual(try store.query(sql.replacingOccurrences(of: ":experiment", with: "'other'")).count, 0)
         // the probes were evaluated on schedule, as for every objective
         XCTAssertEqual(Set(try store.evaluationRowCounts(runID: try XCTUnwrap(store.run(name: "rl")).id).keys), [0, 30, 60])
     }
