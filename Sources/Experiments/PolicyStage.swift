@@ -33,8 +33,10 @@ extension RunExecution {
     /// What a ppo run samples and scores with (`Objective.ppo`, `Trainer.ppoStep`): the reference (a copy of the
     /// starting weights, taken before a checkpoint is resumed), the end-of-turn tokens, each prompt's data line (its
     /// samples' seed), and the reward: a reward-model run's final weights, a judge model, or a rule.
+    /// Also sets `probes.greedyReward` for a reward model or a rule (a judge ranks a prompt's samples against
+    /// each other, and a greedy answer has no others).
     func policyRollout(_ settings: PolicyOptimization, examples: [PreferenceExample], loaded: LoadedModel,
-                       template: ChatTemplate) throws -> PolicyRollout {
+                       template: ChatTemplate, probes: ProbeEvaluator) throws -> PolicyRollout {
         let report = executor.report
         let experiment = executor.experiment
         let tokenizer = loaded.tokenizer
@@ -43,8 +45,10 @@ extension RunExecution {
         switch settings.reward {
         case .length:
             reward = { _, responses in responses.map { $0.map { Double($0.count) } } }
+            probes.greedyReward = { _, ids, _ in Double(ids.count) }
         case .contains(let text):
             reward = { _, responses in texts(responses).map { $0.map { $0.contains(text) ? 1 : 0 } } }
+            probes.greedyReward = { _, _, answer in answer.contains(text) ? 1 : 0 }
         case .run(let r):
             report(.loading(run: run.name, what: "reward model \(r)"))
             let base = try ModelLoader.load(config.model, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
@@ -54,6 +58,7 @@ extension RunExecution {
             reward = { prompts, responses in
                 scorer.scores(zip(prompts, texts(responses)).map { (examples[$0].promptSource, $1) })
             }
+            probes.greedyReward = { prompt, _, answer in scorer.scores([(prompt, [answer])])[0][0] }
         case let .judge(path, questionFile):
             report(.loading(run: run.name, what: "judge \(path)"))
             let j = try ModelLoader.load(ModelLoader.source(path: path, experiment: experiment), experiment: experiment,

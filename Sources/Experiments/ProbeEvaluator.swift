@@ -32,6 +32,9 @@ final class ProbeEvaluator {
 
     let probeSet: ProbeSet
     let probeSetName: String
+    /// An online run's reward of one response (its prompt, its tokens without the stop token, its text), recorded
+    /// as the `reward` measure of every `greedy` answer: what the reward source thinks of what the policy says.
+    var greedyReward: ((PromptSource, [Int32], String) -> Double)?
     let encoded: [EncodedProbe]
     let batch: BatchSession
     let tokenizer: any TextTokenizer
@@ -144,6 +147,7 @@ final class ProbeEvaluator {
                 // `greedy` stops before a stop token or after max_tokens tokens, so fewer means it ended its turn
                 facts[response.responseID] = [Measure.endedTurn.rawValue: ids.count < maxTokens ? 1 : 0,
                                               Measure.generatedTokens.rawValue: Double(ids.count)]
+                if let greedyReward { facts[response.responseID]![Measure.reward.rawValue] = greedyReward(encoded[i].source, ids, tokenizer.decode(ids)) }
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }

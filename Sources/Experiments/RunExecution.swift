@@ -49,7 +49,7 @@ final class RunExecution {
 
         let trainer = Trainer(model: loaded.model, train: config.train, objective: config.objective, seed: config.seed, data: data)
         if case .ppo(let settings) = config.objective {
-            trainer.rollout = try policyRollout(settings, examples: examples, loaded: loaded, template: template)
+            trainer.rollout = try policyRollout(settings, examples: examples, loaded: loaded, template: template, probes: probes)
         }
         let checkpoint = executor.checkpointURL(runName: run.name)
         Checkpoint.removeLeftovers(in: checkpoint.deletingLastPathComponent())

@@ -8,11 +8,11 @@ import XCTest
 /// Online policy optimisation (`objective.kind` "ppo") on the tiny preset: a rule reward is learned within a
 /// few dozen steps, every sample is recorded, and the reward can be a reward-model run or a judge.
 final class PPORunTests: XCTestCase {
-    func spec(_ objective: String, steps: Int = 60, stages: String? = nil) -> String {
+    func spec(_ objective: String, steps: Int = 60, stages: String? = nil, categories: String = "{ chosen: \"chosen\", rejected: \"rejected\" }") -> String {
         """
         {
           name: "rl", model: { preset: "tiny", seed: 0 },
-          data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+          data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl", categories: \(categories) } },
           train: { steps: \(steps), batch_size: 2, lr: 3e-3, max_length: 160, warmup: 0 },
           eval: { every: 30 },
           \(stages.map { "stages: \($0)," } ?? "objective: \(objective),")
@@ -95,7 +95,7 @@ final class PPORunTests: XCTestCase {
                 objective: { kind: "ppo", reward: { judge: "\(LabelStageTests.judgeFixture)" }, samples_per_prompt: 3, max_tokens: 4 } },
             ]
             """
-        try spec("", steps: 3, stages: stages).write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+        try spec("", steps: 3, stages: stages, categories: #"{ chosen: "chosen", rejected: "rejected", greedy: { greedy: { max_tokens: 6 } } }"#).write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
         let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
         XCTAssertEqual(experiment.runs[2].config.rewardRun, "rl/rm")
         try RunExecutor.validateInputs(of: experiment)
@@ -128,6 +128,21 @@ final class PPORunTests: XCTestCase {
         let again = RewardModelScorer(model: model, tokenizer: base.tokenizer, template: experiment.runs[2].config.template)
             .scores([(ex.promptSource, [first.text])])[0][0]
         XCTAssertEqual(again, first.reward, accuracy: 1e-4)
+        // every evaluation records the reward model's reward of each greedy answer (the measure `reward`)
+        let greedy = try store.query("""
+            SELECT s.text, m.value, p.idx FROM measures m JOIN responses s ON s.id = m.response_id JOIN probes p ON p.id = s.probe_id
+            WHERE m.run_id = ? AND m.name = 'reward' AND s.category = 'greedy' ORDER BY m.step, p.idx
+            """, [.integer(try XCTUnwrap(store.run(name: "rl/ppo")).id)])
+        XCTAssertEqual(greedy.count, 4 * 2, "4 probes x evaluations at steps 0 and 3")
+        XCTAssertEqual(try store.query("SELECT count(*) FROM measures m JOIN responses s ON s.id = m.response_id WHERE m.name = 'reward' AND s.category != 'greedy' AND m.run_id = ?",
+                                       [.integer(try XCTUnwrap(store.run(name: "rl/ppo")).id)])[0][0].int, 0)
+        let probes = try loadExamples(path: dir.appendingPathComponent("tiny-probes.jsonl").path)
+        for row in greedy {
+            let probe = probes[row[2].int!]
+            let r = RewardModelScorer(model: model, tokenizer: base.tokenizer, template: experiment.runs[2].config.template)
+                .scores([(probe.promptSource, [row[0].string!])])[0][0]
+            XCTAssertEqual(row[1].double!, r, accuracy: 1e-4)
+        }
 
         // a reward run that is not a reward model
         try spec("", stages: #"[{ name: "sft" }, { name: "ppo", objective: { kind: "ppo", reward: { run: "sft" } } }]"#)
