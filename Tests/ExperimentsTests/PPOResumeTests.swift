@@ -28,22 +28,7 @@ extension ReliabilityTests {
 
         let db = path("crash.sqlite")
         let args = ["run", spec, "--db", db, "--checkpoints", path("ck-crash"), "--quiet"]
-        var rng = SplitMix64(seed: 4)
-        var kills = 0, attempts = 0
-        var killedAt: [String] = []
-        while kills < 10 && attempts < 40 {
-            attempts += 1
-            let (p, _, _) = try launch(args, tag: "ppo-kill\(attempts)")
-            let delay = duration * Double.random(in: 0.04...0.12, using: &rng)
-            usleep(UInt32(delay * 1e6))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            p.waitUntilExit()
-            let state = (try? RunStore(path: db).query("SELECT status, last_step FROM runs"))?.first
-            killedAt.append("\(String(format: "%.2f", delay))s:\(state?[0].string ?? "-")@\(state?[1].int.map { String($0) } ?? "-")")
-        }
+        let (kills, killedAt) = try killRepeatedly(args, db: db, delays: (duration * 0.04)...(duration * 0.12), seed: 4, kills: 10, attempts: 40)
         XCTAssertGreaterThanOrEqual(kills, 5, "only \(kills) kills landed: \(killedAt)")
         let last = try run(args)
         XCTAssertEqual(last.status, 0, last.stderr)

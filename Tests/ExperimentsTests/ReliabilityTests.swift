@@ -108,6 +108,30 @@ final class ReliabilityTests: XCTestCase {
         ]
     }
 
+    /// Launches `arguments` again and again, each time SIGKILLing the process after a seeded random delay in
+    /// `delays` unless it ended first, until `kills` kills landed or `attempts` launches were made. Returns the kills
+    /// and, per launch, the delay and the run's status and last step after it.
+    func killRepeatedly(_ arguments: [String], db: String, delays: ClosedRange<Double>, seed: UInt64, kills wanted: Int,
+                        attempts limit: Int) throws -> (kills: Int, killedAt: [String]) {
+        var rng = SplitMix64(seed: seed)
+        var kills = 0, attempts = 0
+        var killedAt: [String] = []
+        while kills < wanted && attempts < limit {
+            attempts += 1
+            let (p, _, _) = try launch(arguments, tag: "kill\(attempts)")
+            let delay = Double.random(in: delays, using: &rng)
+            usleep(UInt32(delay * 1e6))
+            if p.isRunning {
+                kill(p.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            p.waitUntilExit()
+            let step = (try? RunStore(path: db).query("SELECT status, last_step FROM runs"))?.first
+            killedAt.append("\(String(format: "%.2f", delay))s:\(step?[0].string ?? "-")@\(step?[1].int.map { String($0) } ?? "-")")
+        }
+        return (kills, killedAt)
+    }
+
     func integrity(_ db: String) throws -> String {
         try RunStore(path: db, readOnly: true).query("PRAGMA integrity_check")[0][0].string ?? "?"
     }
@@ -147,26 +171,10 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(holder.isRunning, "the run finished too fast for the lease check; make the spec slower")
         kill(holder.processIdentifier, SIGKILL)
         holder.waitUntilExit()
-        var kills = 1
-        var killedAt: [String] = []
-
         // Kill at seeded random delays; each restart resumes from the last checkpoint. The delays are
         // short against the whole run so that kills spread over the training, evaluation and checkpoint phases.
-        var rng = SplitMix64(seed: 9)
-        var attempts = 0
-        while kills < 12 && attempts < 60 {
-            attempts += 1
-            let (p, _, _) = try launch(crashArgs, tag: "kill\(attempts)")
-            let delay = duration * Double.random(in: 0.03...0.2, using: &rng)
-            usleep(UInt32(delay * 1e6))
-            if p.isRunning {
-                kill(p.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            p.waitUntilExit()
-            let step = (try? RunStore(path: db).query("SELECT status, last_step FROM runs"))?.first
-            killedAt.append("\(String(format: "%.2f", delay))s:\(step?[0].string ?? "-")@\(step?[1].int.map { String($0) } ?? "-")")
-        }
+        let (landed, killedAt) = try killRepeatedly(crashArgs, db: db, delays: (duration * 0.03)...(duration * 0.2), seed: 9, kills: 11, attempts: 60)
+        let kills = landed + 1
         XCTAssertGreaterThanOrEqual(kills, 10, "only \(kills) kills landed: \(killedAt)")
         let last = try run(crashArgs)
         XCTAssertEqual(last.status, 0, last.stderr)

@@ -93,24 +93,31 @@ final class KTOTrainingGradientTests: XCTestCase {
         // analytic gradient only where z does not move: here the mismatched pairs sit 5.25 nats below the
         // reference, z = max(0, -5.25) = 0 (ktoLoss's own test covers z > 0 in Double).
         XCTAssertEqual(first.metrics["kl"], 0)
-        let g = Array(model.gradients), p = model.parameters
-        var visible = 0
-        for (k, (name, _)) in model.parameterTable.enumerated() {
-            let offset = model.parameter(name).baseAddress! - p.baseAddress!
-            let grad = Array(g[offset..<offset + model.parameter(name).count])
-            for i in [grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!, (7919 * (k + 1)) % grad.count] {
-                let keep = p[offset + i], h: Float = 1e-2
-                p[offset + i] = keep + h
-                let up = trainer.step(1).loss
-                p[offset + i] = keep - h
-                let down = trainer.step(1).loss
-                p[offset + i] = keep
-                let numeric = (up - down) / Double(2 * h)
-                XCTAssertTrue(grad[i].isFinite && numeric.isFinite, "\(name)[\(i)]")
-                XCTAssertEqual(Double(grad[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric), "\(name)[\(i)]")
-                if abs(numeric) > 1e-3 { visible += 1 }
-            }
-        }
-        XCTAssertGreaterThan(visible, model.parameterTable.count / 2)
+        assertGradientMatchesFiniteDifferences(model) { trainer.step(1).loss }
     }
+}
+
+/// The model's gradients (as they stand) against central finite differences (h = 0.01) of `loss` at two coordinates
+/// of every parameter tensor: its largest gradient and one more; both finite (a NaN fails), within 1e-3 + 3%; and a
+/// visible (> 1e-3) slope in more than half of the tensors, so that the check cannot pass on zeros.
+func assertGradientMatchesFiniteDifferences(_ model: LlamaModel, file: StaticString = #filePath, line: UInt = #line, loss: () -> Double) {
+    let g = Array(model.gradients), p = model.parameters
+    var visible = 0
+    for (k, (name, _)) in model.parameterTable.enumerated() {
+        let offset = model.parameter(name).baseAddress! - p.baseAddress!
+        let grad = Array(g[offset..<offset + model.parameter(name).count])
+        for i in [grad.indices.max { abs(grad[$0]) < abs(grad[$1]) }!, (7919 * (k + 1)) % grad.count] {
+            let keep = p[offset + i], h: Float = 1e-2
+            p[offset + i] = keep + h
+            let up = loss()
+            p[offset + i] = keep - h
+            let down = loss()
+            p[offset + i] = keep
+            let numeric = (up - down) / Double(2 * h)
+            XCTAssertTrue(grad[i].isFinite && numeric.isFinite, "\(name)[\(i)]", file: file, line: line)
+            XCTAssertEqual(Double(grad[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric), "\(name)[\(i)]", file: file, line: line)
+            if abs(numeric) > 1e-3 { visible += 1 }
+        }
+    }
+    XCTAssertGreaterThan(visible, model.parameterTable.count / 2, file: file, line: line)
 }
