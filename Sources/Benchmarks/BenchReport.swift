@@ -160,6 +160,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
         /// The same sampling without the trace (`BatchSession.sample`) and with it, measured beside the step.
         public var untracedSamplingSeconds: Double
         public var tracedSamplingSeconds: Double
+        /// A forward pass over the step's samples (inference mode): what the old log-probabilities would cost if
+        /// they were not read from the sampling pass.
+        public var samplesForwardSeconds: Double
     }
 
     public var machine: Machine
@@ -242,7 +245,8 @@ extension BenchReport: CustomStringConvertible {
         if let q = policyStep {
             lines.append("ppo step: \(q.prompts) prompts of \(q.promptTokens) tokens x \(q.samplesPerPrompt) samples of up to \(q.maxTokens) tokens: "
                          + "\(f(q.stepSeconds, 3)) s = sampling \(f(q.samplingSeconds, 3)) + scoring \(f(q.scoringSeconds, 3)) + update \(f(q.updateSeconds, 3)); "
-                         + "sampling without the trace \(f(q.untracedSamplingSeconds, 3)) s, with it \(f(q.tracedSamplingSeconds, 3)) s")
+                         + "sampling without the trace \(f(q.untracedSamplingSeconds, 3)) s, with it \(f(q.tracedSamplingSeconds, 3)) s; "
+                         + "a forward over the samples (what the trace saves) \(f(q.samplesForwardSeconds, 3)) s")
         }
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
                      + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")

@@ -435,11 +435,15 @@ func measurePolicyStep(_ model: LlamaModel, repeats: Int, progress: (String) -> 
     let session = BatchSession(model: model, slots: 4096, context: 64)
     let options = SamplingOptions(maxTokens: 32, temperature: 1, topP: 0.9, seed: 1)
     let plain = timeMedian(repeats) { _ = session.sample(prompts: prompts, count: 4, options: options) }
-    let traced = timeMedian(repeats) { _ = session.sampleTraced(prompts: prompts, count: 4, options: options) }
+    var sampled: [[BatchSession.SampledResponse]] = []
+    let traced = timeMedian(repeats) { sampled = session.sampleTraced(prompts: prompts, count: 4, options: options) }
+    // what reading the old log-probabilities from the sampling pass saves: a forward over the step's samples
+    let packed = LossOn.response.pack(zip(prompts, sampled).flatMap { prompt, samples in samples.map { (prompt, $0.tokens) } })
+    let forward = timeMedian(repeats) { _ = model.forward(packed.batch, training: false) }
     let result = BenchReport.PolicyStep(prompts: 4, samplesPerPrompt: 4, promptTokens: 32, maxTokens: 32,
                                         stepSeconds: part("step_time"), samplingSeconds: part("time/sampling"),
                                         scoringSeconds: part("time/scoring"), updateSeconds: part("time/update"),
-                                        untracedSamplingSeconds: plain, tracedSamplingSeconds: traced)
+                                        untracedSamplingSeconds: plain, tracedSamplingSeconds: traced, samplesForwardSeconds: forward)
     progress("ppo step: \(String(format: "%.3f", result.stepSeconds)) s (sampling \(String(format: "%.3f", result.samplingSeconds)), "
              + "scoring \(String(format: "%.3f", result.scoringSeconds)), update \(String(format: "%.3f", result.updateSeconds)))")
     return result

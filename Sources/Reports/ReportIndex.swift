@@ -98,7 +98,7 @@ extension ReportBuilder {
                 tables.append(("Greedy answers of the first probes at the first and last evaluation (⏎: ended its turn).", table))
             }
             if let table = samplesTable(run) {
-                tables.append(("Sampled responses (online training): of the first three prompts of the first and last step, the best- and worst-scored sample (⏎: ended its turn; every sample is in `samples.csv`).", table))
+                tables.append(("Sampled responses (online training): of the first three prompts of the first and last step, the best- and worst-scored sample (⏎: ended its turn; every sample is in samples.csv).", table))
             }
             if !own.isEmpty || !tables.isEmpty {
                 sections.append(Section(heading: "Run \(run.id): \(run.name)", intro: data.settingDescription(run), figures: own, tables: tables))

@@ -16,6 +16,22 @@ extension ExportVerb {
     }
 }
 
+extension MergeVerb {
+    func run() throws -> Int32 {
+        for shard in shards where !FileManager.default.fileExists(atPath: shard) {
+            throw UsageError(message: "\(shard): no such run store")
+        }
+        let store = try RunStore(path: db)
+        for shard in shards {
+            let s = try store.merge(shard: shard)
+            let rows = s.rows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+            print("\(shard): " + (s.addedNothing ? "nothing new" : "\(s.experiments) experiments, \(s.runs) new runs, \(s.knownRuns) known runs; rows: "
+                + (rows.isEmpty ? "none" : rows.joined(separator: ", "))))
+        }
+        return 0
+    }
+}
+
 extension ReportVerb {
     func run() throws -> Int32 {
         guard FileManager.default.fileExists(atPath: db) else {

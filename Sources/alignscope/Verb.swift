@@ -29,7 +29,8 @@ struct UsageError: Error, CustomStringConvertible {
 
 /// One option of verb `V`: a positional argument, an option with a value, or a flag, bound to a property.
 struct VerbOption<V> {
-    enum Kind { case positional, value(placeholder: String), flag }
+    /// `rest`: a positional taking every remaining argument (at least one).
+    enum Kind { case positional, rest, value(placeholder: String), flag }
     let name: String
     let kind: Kind
     let help: String
@@ -40,6 +41,19 @@ struct VerbOption<V> {
 
     static func positional(_ name: String, _ key: WritableKeyPath<V, String>, help: String) -> VerbOption {
         VerbOption(name: name, kind: .positional, help: help, set: { $0[keyPath: key] = $1 }, get: { $0[keyPath: key] })
+    }
+
+    var isPositional: Bool {
+        switch kind {
+        case .positional, .rest: return true
+        case .value, .flag: return false
+        }
+    }
+
+    /// The last positional, repeated: `SHARD...`. As argv text (`get`), its values joined by newlines.
+    static func rest(_ name: String, _ key: WritableKeyPath<V, [String]>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .rest, help: help, set: { $0[keyPath: key].append($1) },
+                   get: { $0[keyPath: key].isEmpty ? nil : $0[keyPath: key].joined(separator: "\n") })
     }
 
     static func option(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, String?>, help: String) -> VerbOption {
@@ -89,7 +103,7 @@ extension Verb {
     /// missing or extra positional arguments are `UsageError`s naming the option.
     static func parse(_ args: [String]) throws -> Self {
         var verb = Self()
-        let positionals = options.filter { if case .positional = $0.kind { return true }; return false }
+        let positionals = options.filter(\.isPositional)
         var nextPositional = 0
         var i = 0
         while i < args.count {
@@ -120,9 +134,11 @@ extension Verb {
                         try option.set(&verb, args[i + 1])
                         i += 1
                     }
-                case .positional:
+                case .positional, .rest:
                     throw UsageError(message: "alignscope \(Self.name): unknown option \(name)")
                 }
+            } else if nextPositional == positionals.count, let last = positionals.last, case .rest = last.kind {
+                try last.set(&verb, a)
             } else {
                 guard nextPositional < positionals.count else {
                     throw UsageError(message: "alignscope \(Self.name): unexpected argument \"\(a)\"")
@@ -146,6 +162,7 @@ extension Verb {
             guard let text = option.get(self) else { continue }
             switch option.kind {
             case .positional: positional.append(text)
+            case .rest: positional += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             case .value: named += [option.name, text]
             case .flag: named.append(option.name)
             }
@@ -156,8 +173,8 @@ extension Verb {
     static var help: String {
         var out = "usage: alignscope \(name) \(synopsis)\n\n\(summary)\n"
         if !details.isEmpty { out += "\n\(details)\n" }
-        let named = options.filter { if case .positional = $0.kind { return false }; return true }
-        let positional = options.filter { if case .positional = $0.kind { return true }; return false }
+        let named = options.filter { !$0.isPositional }
+        let positional = options.filter(\.isPositional)
         if !positional.isEmpty {
             out += "\narguments:\n"
             for o in positional { out += "  " + o.name.padding(toLength: max(24, o.name.count + 2), withPad: " ", startingAt: 0) + o.help + "\n" }

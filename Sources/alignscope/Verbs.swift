@@ -6,7 +6,7 @@ import Experiments
 // never lose them.
 
 enum Verbs {
-    static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, ReportVerb.self, ScoreVerb.self,
+    static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, MergeVerb.self, ReportVerb.self, ScoreVerb.self,
                                        GenerateVerb.self, LabelVerb.self, ProbesVerb.self, ExportVerb.self, BenchVerb.self] }
 
     static let overview: String = {
@@ -90,6 +90,33 @@ struct StatusVerb: Verb {
             .store(\.db),
             .option("--experiment", "NAME", \.experiment, help: "only this experiment"),
             .flag("--json", \.json, help: "one JSON object per run"),
+        ]
+    }
+
+    func validate() throws { try Commands.checkStorePath(db) }
+}
+
+struct MergeVerb: Verb {
+    static let name = "merge"
+    static let synopsis = "--db MAIN SHARD..."
+    static let summary = "Bring run stores written elsewhere (one per machine or cluster task) into one store."
+    static let details = """
+        Each SHARD is a run store written by `alignscope run SPEC --only RUN --db SHARD` on another machine
+        or a cluster task. Its experiments, runs (by config sha256), probes and responses (by content) and
+        every result row (log-probabilities, measures, tokens, metrics, samples) are added to MAIN under
+        MAIN's ids, one transaction per shard. Merging a shard twice adds nothing. A row MAIN already holds
+        must be equal (timing metrics aside): otherwise that shard is refused with a line naming the run,
+        and nothing of it is merged. A shard of an older schema version is migrated first (in place).
+        Exit code 0 when every shard merged, 2 on a refused shard or bad input.
+        """
+
+    var db = Commands.defaultStore
+    var shards: [String] = []
+
+    static var options: [VerbOption<MergeVerb>] {
+        [
+            .rest("SHARD", \.shards, help: "run stores to merge into --db, in order"),
+            .store(\.db),
         ]
     }
 
