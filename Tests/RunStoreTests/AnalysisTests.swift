@@ -56,9 +56,10 @@ final class AnalysisTests: XCTestCase {
 
     func testEveryQueryFileIsCovered() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.analysis).filter { $0.hasSuffix(".sql") }.sorted()
-        // by_learning_rate, final_change, rejected_above_chosen, train_vs_heldout: tested in ReportsTests/AnalysisSQLTests.swift
+        // by_learning_rate, final_change, rejected_above_chosen, train_vs_heldout: tested in ReportsTests/AnalysisSQLTests.swift;
+        // samples.sql in ExperimentsTests/PPORunTests.swift
         XCTAssertEqual(files, ["argmax_vs_rest.sql", "by_learning_rate.sql", "chosen_minus_rejected.sql", "curves.sql", "final_change.sql", "final_deltas.sql",
-                               "rejected_above_chosen.sql", "status.sql", "sweep.sql", "train_vs_heldout.sql"])
+                               "rejected_above_chosen.sql", "samples.sql", "status.sql", "sweep.sql", "train_vs_heldout.sql"])
     }
 
     func testStatus() throws {
