@@ -14,7 +14,7 @@ RELEASE := -c release $(CPU_FLAGS)
 TEST_FLAGS := -c release -Xswiftc -enable-testing $(CPU_FLAGS)
 BIN = $(shell $(SWIFT) build $(RELEASE) --show-bin-path)/alignscope
 
-.PHONY: all deps models build test demo bench clean fuzz fuzz-smoke
+.PHONY: all deps models build test test-slurm demo bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -53,6 +53,12 @@ test: deps models
 	@set -o pipefail; ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
 	@sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures.*/\1 \2/p' .build/test.log | tail -n 1 | \
 	  awk '{ printf "%d passed, %d failed\n", $$1 - $$2, $$2 }'
+
+# The cluster test against a real single-node Slurm started for it (scripts/test-slurm.sh: installs slurm-wlm and
+# munge when missing; prints why and passes when Slurm cannot start here). Uses the binary `make test` builds.
+test-slurm: deps
+	$(SWIFT) build $(TEST_FLAGS) --product alignscope
+	scripts/test-slurm.sh $(shell $(SWIFT) build $(TEST_FLAGS) --show-bin-path)/alignscope
 
 demo: deps models build
 	$(BIN) run experiments/sft-what.json5 --db results/runs.sqlite

@@ -384,6 +384,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
         return objective.sequencesPerExample * train.batchSize * train.maxLength
     }
 
+    /// Every earlier run this run reads (full names once planned): the run whose weights it starts from, a label
+    /// stage's policy and scorer, the label run whose pairs it trains on, a ppo objective's reward model. It waits
+    /// for them to finish.
+    public var inputRuns: [String] {
+        [initFrom?.run, label?.policy, label?.scorerRun, data.train.from, rewardRun].compactMap { $0 }
+    }
+
     /// The reward-model run a ppo objective scores with (`objective.reward: { run }`), if any.
     public var rewardRun: String? {
         if case .ppo(let p) = objective, case .run(let r) = p.reward { return r }

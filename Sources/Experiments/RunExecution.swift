@@ -78,8 +78,22 @@ final class RunExecution {
         }
         let clock = Date()
         var stepsDone = 0
+        /// Weights, AdamW state and the step, then the store's `last_step`.
+        func saveCheckpoint(_ step: Int) throws {
+            try Checkpoint.write(
+                to: checkpoint,
+                header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256, storeID: storeID),
+                tensors: [UnsafeBufferPointer(loaded.model.parameters), UnsafeBufferPointer(trainer.optimizer.m), UnsafeBufferPointer(trainer.optimizer.v)])
+            try store.setLastStep(runID: runID, step: step)
+            report(.checkpointed(run: run.name, step: step))
+        }
+        var checkpointed = step
         while step < config.train.steps {
-            if executor.stopRequested { return false }
+            if executor.stopRequested {
+                // stopped (Ctrl-C, or SIGTERM from a scheduler about to preempt): keep every step taken
+                if step > checkpointed { try saveCheckpoint(step) }
+                return false
+            }
             let t0 = Date()
             step += 1
             let result = trainer.step(step)
@@ -109,12 +123,8 @@ final class RunExecution {
                     tensors: [UnsafeBufferPointer(loaded.model.parameters)])
             }
             if config.isCheckpointStep(step) {
-                try Checkpoint.write(
-                    to: checkpoint,
-                    header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: loaded.model.parameterCount, configSHA256: run.configSHA256, storeID: storeID),
-                    tensors: [UnsafeBufferPointer(loaded.model.parameters), UnsafeBufferPointer(trainer.optimizer.m), UnsafeBufferPointer(trainer.optimizer.v)])
-                try store.setLastStep(runID: runID, step: step)
-                report(.checkpointed(run: run.name, step: step))
+                try saveCheckpoint(step)
+                checkpointed = step
             }
             try store.heartbeat(runID: runID)
         }
@@ -237,7 +247,9 @@ final class RunExecution {
         guard header.configSHA256 == planned.configSHA256 else {
             throw RunError.io(path: url.path, reason: "checkpoint belongs to another config of run \(initFrom.run)")
         }
-        guard header.storeID == (try store.storeID()) else {
+        // written for this store, or (a run merged from a shard) for the store the run was computed in
+        let accepted = [try store.storeID(), try store.runOrigin(runID: parent.id)].compactMap { $0 }
+        guard accepted.contains(header.storeID) else {
             throw RunError.io(path: url.path, reason: "the weights of run \(initFrom.run) were written for another run store (run \(initFrom.run) again with this store)")
         }
         return "run:\(planned.configSHA256):step:\(header.step)"

@@ -131,7 +131,7 @@ extension RunExecutor {
                 continue
             }
             // a label run's policy and scorer, the label run whose pairs a run trains on, and a ppo run's reward model must have finished
-            let inputs = [run.config.label?.policy, run.config.label?.scorerRun, run.config.data.train.from, run.config.rewardRun].compactMap { $0 }
+            let inputs = run.config.inputRuns.filter { $0 != run.config.initFrom?.run }
             if let parent = try inputs.first(where: { try store.run(name: $0)?.status != .finished }) {
                 summary.skipped.append((run.name, "waiting for \(parent)"))
                 report(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))

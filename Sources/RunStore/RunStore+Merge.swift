@@ -26,6 +26,8 @@ extension RunStore {
     /// error names the run. Merging the same shard twice adds nothing. A run's status, last step and times are
     /// taken from the shard when it got further there (finished over anything, else the larger last step).
     /// The shard is opened for writing first, so a shard of an older schema version is migrated (in place).
+    /// A finished run brought in records where it was computed (`run_origins`): a later run may start from its
+    /// checkpoint, written for that store.
     @discardableResult
     public func merge(shard path: String) throws -> MergeSummary {
         guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: path, what: "shard store") }
@@ -38,7 +40,7 @@ extension RunStore {
         try database.execute("ATTACH DATABASE ? AS shard", [.text(path)])
         defer { _ = try? database.execute("DETACH DATABASE shard") }
         try database.transaction {
-            for temp in ["experiment_map", "run_map", "probe_map", "response_map"] {
+            for temp in ["experiment_map", "run_map", "probe_map", "response_map", "origin_update"] {
                 try database.execute("DROP TABLE IF EXISTS temp.\(temp)")
             }
             // experiments: by name, with the same spec
@@ -63,6 +65,13 @@ extension RunStore {
             summary.knownRuns = try database.query("""
                 SELECT count(*) FROM shard.runs WHERE config_sha256 IN (SELECT config_sha256 FROM main.runs)
                 """)[0][0].int ?? 0
+            // runs this store does not have finished: the shard's finished ones bring their origin (checkpoints' store)
+            let shardID = try database.query("SELECT value FROM shard.store_info WHERE key = 'store_id'").first?.first?.string ?? ""
+            try database.execute("""
+                CREATE TEMP TABLE origin_update AS SELECT s.config_sha256 AS sha, coalesce(o.store_id, ?) AS store_id FROM shard.runs s
+                LEFT JOIN shard.run_origins o ON o.run_id = s.id
+                WHERE s.status = 'finished' AND s.config_sha256 NOT IN (SELECT config_sha256 FROM main.runs WHERE status = 'finished')
+                """, [.text(shardID)])
             summary.runs = try database.execute("""
                 INSERT INTO main.runs (experiment_id, name, config, config_sha256, seed, status, error, created_at, started_at, finished_at, last_step)
                 SELECT e.mid, s.name, s.config, s.config_sha256, s.seed, s.status, s.error, s.created_at, s.started_at, s.finished_at, s.last_step
@@ -122,6 +131,10 @@ extension RunStore {
                     INSERT OR IGNORE INTO main.\(t.name) (\(t.columns.joined(separator: ", "))) SELECT \(select) FROM shard.\(t.name) s \(joins)
                     """)
             }
+            try database.execute("""
+                INSERT OR REPLACE INTO main.run_origins (run_id, store_id)
+                SELECT m.id, u.store_id FROM temp.origin_update u JOIN main.runs m ON m.config_sha256 = u.sha
+                """)
             // a run's progress: the store where it got further
             try database.execute("""
                 UPDATE main.runs SET (status, error, started_at, finished_at, last_step) =

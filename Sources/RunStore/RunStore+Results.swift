@@ -56,6 +56,25 @@ extension RunStore {
         }
     }
 
+    /// The store a merged run's checkpoints were written for (`run_origins`, schema version 5), if it came from a shard.
+    public func runOrigin(runID: Int64) throws -> String? {
+        guard try storedSchemaVersion() >= 5 else { return nil }
+        return try database.query("SELECT store_id FROM run_origins WHERE run_id = ?", [.integer(runID)]).first?.first?.string
+    }
+
+    /// Records the Slurm array task a run was submitted as (`run_jobs`, schema version 5), replacing an earlier one.
+    public func setJob(runID: Int64, job: String) throws {
+        try database.execute("INSERT OR REPLACE INTO run_jobs (run_id, job_id) VALUES (?, ?)", [.integer(runID), .text(job)])
+    }
+
+    /// The Slurm job of every submitted run, by run id (none before schema version 5).
+    public func jobs() throws -> [Int64: String] {
+        guard try storedSchemaVersion() >= 5 else { return [:] }
+        var out: [Int64: String] = [:]
+        for row in try database.query("SELECT run_id, job_id FROM run_jobs") { out[row[0].int64!] = row[1].string }
+        return out
+    }
+
     /// Writes the responses an online objective sampled at `step` (`samples` table, Schema version 4), in one transaction.
     public func writeSamples(runID: Int64, step: Int, _ rows: [SampleRecord]) throws {
         try database.transaction {

@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2, migration3, migration4]
+    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -260,5 +260,25 @@ extension Schema {
             eos        INTEGER NOT NULL,
             PRIMARY KEY (run_id, step, data_line, sample)
         ) WITHOUT ROWID;
+        """
+}
+
+extension Schema {
+    /// Version 5 (issue 24): where a merged run was computed, and the Slurm job of a submitted run.
+    /// `run_jobs(run_id, job_id, submitted_at)`: the array task (`JOB_TASK`) `alignscope slurm` last submitted the run as. `run_origins(run_id, store_id)`: for a finished run that
+    /// `merge` brought in from a shard, the id of the store its checkpoints were written for (the shard's, or the
+    /// origin the shard itself recorded). A later run starting from that run's weights accepts a checkpoint written
+    /// for this store or for the run's origin.
+    static let migration5 = """
+        CREATE TABLE run_origins (
+            run_id   INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            store_id TEXT NOT NULL
+        );
+
+        CREATE TABLE run_jobs (
+            run_id       INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+            job_id       TEXT NOT NULL,
+            submitted_at TEXT NOT NULL DEFAULT (\(now))
+        );
         """
 }

@@ -119,6 +119,24 @@ extension RunVerb {
 }
 
 extension StatusVerb {
+    /// The state of each Slurm job (`JOB_TASK`) that `squeue` (queued, running) or `sacct` (ended, where accounting
+    /// is kept) knows; jobs neither knows are absent.
+    static func slurmStates(_ ids: [String]) -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        let list = ids.sorted().joined(separator: ",")
+        func read(_ argv: [String]) {
+            guard let text = try? runCommand(argv, input: "", timeout: 20) else { return }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                if f.count >= 2, ids.contains(f[0]), out[f[0]] == nil { out[f[0]] = f[1].lowercased() }
+            }
+        }
+        read(["squeue", "-h", "-r", "-o", "%i|%T", "-j", list])
+        read(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", list])
+        return out
+    }
+
     func run() throws -> Int32 {
         let dbPath = db
         guard FileManager.default.fileExists(atPath: dbPath) else {
@@ -126,6 +144,9 @@ extension StatusVerb {
         }
         let store = try RunStore(path: dbPath, readOnly: true)
         let rows = try store.statusRows(experiment: experiment)
+        // runs submitted to Slurm: their job and its state (squeue, then sacct; "-" when neither answers)
+        let jobs = try store.jobs()
+        let jobState = Self.slurmStates(Array(Set(rows.compactMap { jobs[$0.runID] })))
         if json {
             for r in rows {
                 var o: [String: JSONValue] = [
@@ -138,19 +159,28 @@ extension StatusVerb {
                 o["finished_at"] = r.finishedAt.map { .string($0) } ?? .null
                 o["owner"] = r.owner.map { .string($0) } ?? .null
                 o["error"] = r.error.map { .string($0) } ?? .null
+                if let job = jobs[r.runID] {
+                    o["slurm_job"] = .string(job)
+                    o["slurm_state"] = jobState[job].map { .string($0) } ?? .null
+                }
                 print(JSONValue.object(o).canonical)
             }
             return 0
         }
         if rows.isEmpty { print("no runs in \(dbPath)"); return 0 }
-        let header = ["id", "run", "status", "step", "loss", "started", "finished"]
+        let header = ["id", "run", "status", "step", "loss", "started", "finished"] + (jobs.isEmpty ? [] : ["slurm job"])
         var table = [header]
         for r in rows {
-            table.append([
+            var row: [String] = [
                 "\(r.runID)", r.name, r.status == .running && !r.isHeldByLiveOwner() ? "running (owner \(r.owner ?? "?") gone; run again to resume)" : r.status.rawValue,
                 r.lastLossStep.map(String.init) ?? r.lastStep.map(String.init) ?? "-",
                 r.lastLoss.map { String(format: "%.4f", $0) } ?? "-", r.startedAt ?? "-", r.finishedAt ?? "-",
-            ])
+            ]
+            if !jobs.isEmpty {
+                let job = jobs[r.runID]
+                row.append(job.map { "\($0) \(jobState[$0] ?? "-")" } ?? "-")
+            }
+            table.append(row)
         }
         let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
         for row in table {
@@ -218,5 +248,51 @@ final class ProgressDisplay: @unchecked Sendable {
     static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())
         return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
+    }
+}
+
+extension SlurmVerb {
+    func run() throws -> Int32 {
+        let experiment = try Experiment.load(path: spec)
+        try RunExecutor.validateInputs(of: experiment)
+        let results = URL(fileURLWithPath: db).deletingLastPathComponent().standardizedFileURL
+        let store = try RunStore(path: db)
+        let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: results)
+        try executor.checkResumableInputs()
+        var unfinished = Set<String>()
+        for (run, id) in try executor.recordPlan() where try store.run(id: id)?.status != .finished { unfinished.insert(run.name) }
+        guard !unfinished.isEmpty else {
+            print("\(experiment.name): every run is finished (store: \(db))")
+            return 0
+        }
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath().path
+        let plan = SlurmPlan(experiment: experiment, unfinished: unfinished,
+                             settings: .init(partition: partition, time: time, cpus: cpus, mem: mem, maxParallel: maxParallel, extra: sbatchArgs),
+                             binary: binary, spec: URL(fileURLWithPath: spec).standardizedFileURL.path, results: results.path)
+        let folder = results.appendingPathComponent(experiment.name).appendingPathComponent("slurm")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        var jobs: [String] = []
+        for (k, wave) in plan.waves.enumerated() {
+            let path = folder.appendingPathComponent("wave-\(k).sbatch").path
+            try AtomicFile.write(wave.script, to: path)
+            if dryRun {
+                print("# \(path)" + (wave.after.isEmpty ? "" : " (after waves \(wave.after.map(String.init).joined(separator: ", ")))"))
+                print(wave.script)
+                continue
+            }
+            let dependency = wave.after.isEmpty ? [] : ["--dependency=afterok:" + wave.after.map { jobs[$0] }.joined(separator: ":")]
+            let out = try runCommand(["sbatch", "--parsable"] + dependency + [path], input: "", timeout: 60)
+            let id = String(out.split(separator: "\n").first ?? "").split(separator: ";").first.map(String.init) ?? ""
+            guard !id.isEmpty, id.allSatisfy(\.isNumber) else { throw CommandFailure(description: "sbatch \(path): no job id in its answer \"\(out.prefix(200))\"") }
+            jobs.append(id)
+            for (task, name) in wave.runs.enumerated() {
+                if let record = try store.run(name: name) { try store.setJob(runID: record.id, job: "\(id)_\(task)") }
+            }
+            print("wave \(k): job \(id), \(wave.runs.count) run\(wave.runs.count == 1 ? "" : "s")" + (dependency.first.map { " (\($0))" } ?? ""))
+        }
+        if !dryRun {
+            print("when the jobs are done: alignscope merge --db \(db) \(results.appendingPathComponent(experiment.name).appendingPathComponent("shards").path)/*.sqlite")
+        }
+        return 0
     }
 }

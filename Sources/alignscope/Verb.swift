@@ -30,7 +30,8 @@ struct UsageError: Error, CustomStringConvertible {
 /// One option of verb `V`: a positional argument, an option with a value, or a flag, bound to a property.
 struct VerbOption<V> {
     /// `rest`: a positional taking every remaining argument (at least one).
-    enum Kind { case positional, rest, value(placeholder: String), flag }
+    /// `repeated`: an option that may be given several times, each value kept in order.
+    enum Kind { case positional, rest, value(placeholder: String), repeated(placeholder: String), flag }
     let name: String
     let kind: Kind
     let help: String
@@ -46,13 +47,19 @@ struct VerbOption<V> {
     var isPositional: Bool {
         switch kind {
         case .positional, .rest: return true
-        case .value, .flag: return false
+        case .value, .repeated, .flag: return false
         }
     }
 
     /// The last positional, repeated: `SHARD...`. As argv text (`get`), its values joined by newlines.
     static func rest(_ name: String, _ key: WritableKeyPath<V, [String]>, help: String) -> VerbOption {
         VerbOption(name: name, kind: .rest, help: help, set: { $0[keyPath: key].append($1) },
+                   get: { $0[keyPath: key].isEmpty ? nil : $0[keyPath: key].joined(separator: "\n") })
+    }
+
+    /// An option given any number of times (`--sbatch-arg ARG`...); as argv text, its values joined by newlines.
+    static func repeated(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, [String]>, help: String) -> VerbOption {
+        VerbOption(name: name, kind: .repeated(placeholder: placeholder), help: help, set: { $0[keyPath: key].append($1) },
                    get: { $0[keyPath: key].isEmpty ? nil : $0[keyPath: key].joined(separator: "\n") })
     }
 
@@ -124,7 +131,7 @@ extension Verb {
                         throw UsageError(message: "alignscope \(Self.name): \(name) is a flag and takes no value (found \"\(a)\"; write \(name) alone, or leave it out)")
                     }
                     try option.set(&verb, "")
-                case .value(let placeholder):
+                case .value(let placeholder), .repeated(let placeholder):
                     if let inline {
                         try option.set(&verb, inline)
                     } else {
@@ -164,6 +171,7 @@ extension Verb {
             case .positional: positional.append(text)
             case .rest: positional += text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             case .value: named += [option.name, text]
+            case .repeated: named += text.split(separator: "\n", omittingEmptySubsequences: false).flatMap { [option.name, String($0)] }
             case .flag: named.append(option.name)
             }
         }
@@ -183,6 +191,7 @@ extension Verb {
         for o in named + [VerbOption(name: "--help", kind: .flag, help: "show this help", set: { _, _ in }, get: { _ in nil })] {
             var left = o.name
             if case .value(let placeholder) = o.kind { left += " \(placeholder)" }
+            if case .repeated(let placeholder) = o.kind { left += " \(placeholder) (repeatable)" }
             out += "  " + left.padding(toLength: max(24, left.count + 2), withPad: " ", startingAt: 0) + o.help + "\n"
         }
         return out

@@ -6,7 +6,7 @@ import Experiments
 // never lose them.
 
 enum Verbs {
-    static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, MergeVerb.self, ReportVerb.self, ScoreVerb.self,
+    static var all: [any Verb.Type] { [RunVerb.self, PlanVerb.self, StatusVerb.self, MergeVerb.self, SlurmVerb.self, ReportVerb.self, ScoreVerb.self,
                                        GenerateVerb.self, LabelVerb.self, ProbesVerb.self, ExportVerb.self, BenchVerb.self] }
 
     static let overview: String = {
@@ -121,6 +121,57 @@ struct MergeVerb: Verb {
     }
 
     func validate() throws { try Commands.checkStorePath(db) }
+}
+
+struct SlurmVerb: Verb {
+    static let name = "slurm"
+    static let synopsis = "SPEC [--db PATH] [--partition P] [--time HH:MM:SS] [--cpus N] [--mem SIZE] [--max-parallel K] [--sbatch-arg ARG]... [--dry-run]"
+    static let summary = "Run an experiment on a Slurm cluster: one job array per wave of runs, one store per task, then merge."
+    static let details = """
+        Plans the experiment and records it in the main store (--db), then writes one sbatch script per wave
+        to results/<experiment>/slurm/ (a wave: the unfinished runs whose inputs are in earlier waves; its array
+        starts when those arrays succeeded, --dependency=afterok) and submits each with sbatch, printing the
+        job ids. Each task runs one run with its store and checkpoints on node-local disk ($SLURM_TMPDIR, else
+        $TMPDIR, else results/<experiment>/slurm/local), and copies its store (a shard, under
+        results/<experiment>/shards/) and its checkpoint folder back when the run ends or is stopped. SIGTERM
+        (preemption) stops the run after its step with a checkpoint; a requeued task resumes from the copied
+        checkpoint. When the arrays are done: alignscope merge --db PATH results/<experiment>/shards/*.sqlite.
+        The results folder (beside --db) must be on a filesystem every node sees; SQLite files are only ever
+        opened on node-local disk. --dry-run prints the scripts and submits nothing.
+        """
+
+    var spec = ""
+    var db = Commands.defaultStore
+    var partition: String?
+    var time: String?
+    var cpus: Int?
+    var mem: String?
+    var maxParallel: Int?
+    var sbatchArgs: [String] = []
+    var dryRun = false
+
+    static var options: [VerbOption<SlurmVerb>] {
+        [
+            .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
+            .store(\.db),
+            .option("--partition", "P", \.partition, help: "Slurm partition"),
+            .option("--time", "HH:MM:SS", \.time, help: "time limit of each task"),
+            .option("--cpus", "N", \.cpus, help: "CPUs per task"),
+            .option("--mem", "SIZE", \.mem, help: "memory per task (e.g. 8G)"),
+            .option("--max-parallel", "K", \.maxParallel, help: "at most K tasks of an array at once"),
+            .repeated("--sbatch-arg", "ARG", \.sbatchArgs, help: "another #SBATCH line, e.g. --sbatch-arg=--qos=short"),
+            .flag("--dry-run", \.dryRun, help: "print the scripts, submit nothing"),
+        ]
+    }
+
+    func validate() throws {
+        try Commands.checkStorePath(db)
+        if let cpus, cpus < 1 { throw UsageError(message: "--cpus: expected a positive integer, found \(cpus)") }
+        if let maxParallel, maxParallel < 1 { throw UsageError(message: "--max-parallel: expected a positive integer, found \(maxParallel)") }
+        if let time, time.range(of: #"^(\d+-)?\d{1,2}(:\d{2}){0,2}$"#, options: .regularExpression) == nil {
+            throw UsageError(message: "--time: expected Slurm's time format (MM, HH:MM:SS or D-HH:MM:SS), found \"\(time)\"")
+        }
+    }
 }
 
 struct ReportVerb: Verb {

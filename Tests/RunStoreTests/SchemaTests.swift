@@ -7,7 +7,7 @@ final class SchemaTests: XCTestCase {
     func testCreatesEveryTableViewAndTheVersion() throws {
         let store = try temporaryStore(self)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
-        XCTAssertEqual(RunStore.schemaVersion, 4)
+        XCTAssertEqual(RunStore.schemaVersion, 5)
         let objects = Set(
             try store.query("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
                 .compactMap { $0[0].string })
@@ -43,6 +43,8 @@ final class SchemaTests: XCTestCase {
             ["run_id", "step", "response_id", "probe_id", "category", "split", "logprob", "start_logprob", "delta"])
         XCTAssertEqual(try columns("measures"), ["run_id", "step", "response_id", "name", "value"])
         XCTAssertEqual(try columns("token_logprobs"), ["run_id", "step", "response_id", "position", "token", "logprob", "argmax"])
+        XCTAssertEqual(try columns("run_origins"), ["run_id", "store_id"])
+        XCTAssertEqual(try columns("run_jobs"), ["run_id", "job_id", "submitted_at"])
         XCTAssertEqual(try columns("samples"), ["run_id", "step", "data_line", "sample", "prompt", "text", "reward", "kl", "advantage", "n_tokens", "eos"])
         XCTAssertEqual(try columns("measure_curves"), ["run_id", "step", "category", "split", "measure", "mean", "sem", "n"])
         XCTAssertEqual(
@@ -57,7 +59,7 @@ final class SchemaTests: XCTestCase {
         try first.recordExperiment(name: "e", spec: "{}", specSHA256: "s")
         let second = try RunStore(path: path)
         let third = try RunStore(path: path)
-        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4]])
+        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5]])
         XCTAssertEqual(try second.experiment(name: "e")?.specSHA256, "s")
     }
 
@@ -68,17 +70,17 @@ final class SchemaTests: XCTestCase {
             do { _ = try RunStore(path: path) } catch { failures.add("\(error)") }
         }
         XCTAssertEqual(failures.all, [])
-        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[4]])
+        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[5]])
     }
 
     func testANewerSchemaIsRefused() throws {
         let path = try temporaryDirectory(self) + "/runs.sqlite"
         try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (7)")
         let error = assertStoreError(try RunStore(path: path))
-        XCTAssertEqual(error, .schemaTooNew(path: path, found: 7, supported: 4))
+        XCTAssertEqual(error, .schemaTooNew(path: path, found: 7, supported: 5))
         XCTAssertEqual(
             error?.description,
-            "\(path): schema version 7 is newer than this AlignScope supports (4); use a newer alignscope")
+            "\(path): schema version 7 is newer than this AlignScope supports (5); use a newer alignscope")
     }
 
     func testReadOnlyOpenNeedsAnExistingStore() throws {

@@ -1,0 +1,126 @@
+import Foundation
+
+/// An experiment as Slurm job arrays (`alignscope slurm`): the unfinished runs in waves (a run goes in the wave after
+/// the last of the runs it reads, `RunConfig.inputRuns`), one array per wave, each array after the previous ones it
+/// depends on (`--dependency=afterok`). Every task runs one run in a store of its own (a shard) on node-local disk
+/// and copies the shard and the run's checkpoint folder back to the shared results folder when the run ends or is
+/// stopped; `alignscope merge` brings the shards into the main store.
+public struct SlurmPlan {
+    /// `sbatch` settings of every array.
+    public struct Settings: Sendable, Equatable {
+        public var partition: String?
+        public var time: String?
+        public var cpus: Int?
+        public var mem: String?
+        /// At most this many tasks of an array at once (`--array=...%K`).
+        public var maxParallel: Int?
+        /// More `#SBATCH` arguments, as given.
+        public var extra: [String] = []
+
+        public init(partition: String? = nil, time: String? = nil, cpus: Int? = nil, mem: String? = nil, maxParallel: Int? = nil, extra: [String] = []) {
+            self.partition = partition
+            self.time = time
+            self.cpus = cpus
+            self.mem = mem
+            self.maxParallel = maxParallel
+            self.extra = extra
+        }
+    }
+
+    public struct Wave: Sendable, Equatable {
+        public var runs: [String]
+        /// Earlier waves holding runs these read (their arrays must succeed first).
+        public var after: [Int]
+        public var script: String
+    }
+
+    public let waves: [Wave]
+
+    /// - Parameters:
+    ///   - unfinished: names of the runs to run (the plan's runs not finished in the main store).
+    ///   - binary, spec, results: absolute paths of the executable, the spec, and the shared results folder
+    ///     (checkpoints under `results/<experiment>/<run folder>/`, shards under `results/<experiment>/shards/`).
+    public init(experiment: Experiment, unfinished: Set<String>, settings: Settings, binary: String, spec: String, results: String) {
+        var waveOf: [String: Int] = [:]
+        var waves: [[Experiment.PlannedRun]] = []
+        for run in experiment.runs where unfinished.contains(run.name) {
+            // runs are planned after the runs they read, so their waves are known
+            let k = run.config.inputRuns.compactMap { waveOf[$0] }.map { $0 + 1 }.max() ?? 0
+            waveOf[run.name] = k
+            if waves.count <= k { waves.append(contentsOf: Array(repeating: [], count: k + 1 - waves.count)) }
+            waves[k].append(run)
+        }
+        self.waves = waves.enumerated().map { k, runs in
+            let after = Array(Set(runs.flatMap { $0.config.inputRuns.compactMap { waveOf[$0] } })).sorted()
+            return Wave(runs: runs.map(\.name), after: after,
+                        script: Self.script(experiment: experiment.name, wave: k, runs: runs, settings: settings, binary: binary, spec: spec, results: results))
+        }
+    }
+
+    /// A value as one bash word.
+    static func quoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// The batch script of one wave. Each task: its store is its own shard from an earlier attempt (a requeued task
+    /// resumes) or a new one with the shards of the runs it reads merged in (copied to local disk first: SQLite is
+    /// never opened on the shared filesystem); the checkpoint folders of those runs and its own are copied to local
+    /// disk; `alignscope run --only` runs it there (SIGTERM: it stops after the step and checkpoints); then the
+    /// shard and the run's checkpoint folder are copied back, each to a temporary name and renamed.
+    static func script(experiment: String, wave k: Int, runs: [Experiment.PlannedRun], settings: Settings, binary: String, spec: String, results: String) -> String {
+        let folders = runs.map { RunExecutor.runFolder(experiment: experiment, runName: $0.name) }
+        let folderOf = Dictionary(uniqueKeysWithValues: runs.map { ($0.name, RunExecutor.runFolder(experiment: experiment, runName: $0.name)) })
+        let inputs = runs.map { run in
+            run.config.inputRuns.map { folderOf[$0] ?? RunExecutor.runFolder(experiment: experiment, runName: $0) }.joined(separator: " ")
+        }
+        var lines = ["#!/bin/bash", "# AlignScope: experiment \(experiment), wave \(k) (\(runs.count) run\(runs.count == 1 ? "" : "s")), written by alignscope slurm"]
+        lines.append("#SBATCH --job-name=alignscope-\(experiment)-w\(k)")
+        lines.append("#SBATCH --array=0-\(runs.count - 1)" + (settings.maxParallel.map { "%\($0)" } ?? ""))
+        lines.append("#SBATCH --output=\(results)/\(experiment)/slurm/logs/%x-%A_%a.out")
+        lines.append("#SBATCH --open-mode=append")
+        lines.append("#SBATCH --requeue")
+        if let p = settings.partition { lines.append("#SBATCH --partition=\(p)") }
+        if let t = settings.time { lines.append("#SBATCH --time=\(t)") }
+        if let c = settings.cpus { lines.append("#SBATCH --cpus-per-task=\(c)") }
+        if let m = settings.mem { lines.append("#SBATCH --mem=\(m)") }
+        for a in settings.extra { lines.append("#SBATCH \(a)") }
+        lines += [
+            "set -u",
+            "ALIGNSCOPE=\(quoted(binary))",
+            "SPEC=\(quoted(spec))",
+            "SHARED=\(quoted(results + "/" + experiment))",
+            "RUNS=(\(runs.map { quoted($0.name) }.joined(separator: " ")))",
+            "FOLDERS=(\(folders.map(quoted).joined(separator: " ")))",
+            "INPUTS=(\(inputs.map(quoted).joined(separator: " ")))",
+            "i=${SLURM_ARRAY_TASK_ID:?not a Slurm array task}",
+            "RUN=${RUNS[$i]}; FOLDER=${FOLDERS[$i]}",
+            "LOCAL=\"${SLURM_TMPDIR:-${TMPDIR:-$SHARED/slurm/local}}/alignscope-${SLURM_ARRAY_JOB_ID:-$$}-$i\"",
+            "rm -rf \"$LOCAL\" && mkdir -p \"$LOCAL/checkpoints/\(experiment)\" \"$LOCAL/in\" \"$SHARED/shards\" || exit 1",
+            "trap 'rm -rf \"$LOCAL\"' EXIT",
+            "# the task's store: its shard from an earlier attempt, else a new one holding the runs it reads",
+            "if [ -f \"$SHARED/shards/$FOLDER.sqlite\" ]; then",
+            "  cp \"$SHARED/shards/$FOLDER.sqlite\" \"$LOCAL/store.sqlite\" || exit 1",
+            "else",
+            "  for input in ${INPUTS[$i]}; do",
+            "    cp \"$SHARED/shards/$input.sqlite\" \"$LOCAL/in/$input.sqlite\" || exit 1",
+            "    \"$ALIGNSCOPE\" merge --db \"$LOCAL/store.sqlite\" \"$LOCAL/in/$input.sqlite\" || exit 1",
+            "  done",
+            "fi",
+            "for folder in ${INPUTS[$i]} \"$FOLDER\"; do",
+            "  if [ -d \"$SHARED/$folder\" ]; then cp -R \"$SHARED/$folder\" \"$LOCAL/checkpoints/\(experiment)/$folder\" || exit 1; fi",
+            "done",
+            "# SIGTERM (preemption, scancel --signal=TERM) reaches the run: it stops after its step and checkpoints",
+            "trap 'kill -TERM $child 2>/dev/null' TERM",
+            "\"$ALIGNSCOPE\" run \"$SPEC\" --only \"$RUN\" --db \"$LOCAL/store.sqlite\" --checkpoints \"$LOCAL/checkpoints\" --quiet &",
+            "child=$!",
+            "wait $child; status=$?",
+            "while kill -0 $child 2>/dev/null; do wait $child; status=$?; done",
+            "# back to the shared folder, each under a temporary name first",
+            "cp \"$LOCAL/store.sqlite\" \"$SHARED/shards/.$FOLDER.sqlite.$$\" && mv -f \"$SHARED/shards/.$FOLDER.sqlite.$$\" \"$SHARED/shards/$FOLDER.sqlite\" || exit 1",
+            "if [ -d \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" ]; then",
+            "  rm -rf \"$SHARED/.$FOLDER.$$\" && cp -R \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" \"$SHARED/.$FOLDER.$$\" || exit 1",
+            "  rm -rf \"$SHARED/$FOLDER\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/$FOLDER\" || exit 1",
+            "fi",
+            "exit $status",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
