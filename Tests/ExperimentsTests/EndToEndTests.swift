@@ -104,7 +104,7 @@ final class EndToEndTests: XCTestCase {
         let reference = try ref.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
         let refMetrics = try ref.store.query("SELECT step, m.name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
 
-        // Fresh store: stop after 3 steps (checkpoint at 2), then resume.
+        // Fresh store: stop after 3 steps (checkpoints at 2, and at 3 where it stopped), then resume from step 3.
         try FileManager.default.removeItem(at: dir.appendingPathComponent("runs.sqlite"))
         try? FileManager.default.removeItem(at: dir.appendingPathComponent("tiny-sweep"))
         let first = try executor()
@@ -124,7 +124,7 @@ final class EndToEndTests: XCTestCase {
             return .more
         }
         XCTAssertEqual(try resumed.runAll(only: name).finished, [name])
-        XCTAssertEqual(resumedFrom, 2)
+        XCTAssertEqual(resumedFrom, 3, "a stopped run checkpoints the step it stopped after")
         let got = try resumed.store.query("SELECT step, response_id, logprob FROM logprobs l JOIN runs ON runs.id = l.run_id WHERE runs.name = ? ORDER BY step, response_id", [.text(name)])
         let gotMetrics = try resumed.store.query("SELECT step, m.name, value FROM train_metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? AND m.name IN ('loss', 'grad_norm', 'lr') ORDER BY step, m.name", [.text(name)])
         XCTAssertEqual(got, reference)
