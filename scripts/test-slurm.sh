@@ -49,7 +49,15 @@ head -c 1024 /dev/urandom > "$T/munge.key" && chmod 600 "$T/munge.key"
 munged -f --socket="$T/munge.sock" --key-file="$T/munge.key" --log-file="$T/log/munged.log" \
   --pid-file="$T/munged.pid" --seed-file="$T/munged.seed" || skip "munged did not start (log: $(tail -1 "$T/log/munged.log" 2>/dev/null))"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
+# a port nothing listens on (bash's /dev/tcp connects only where something listens)
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  skip "no free port found"
+}
 HOST=$(hostname -s)
 PLUGINS=$(dirname "$(find /usr/lib -name 'select_cons_tres.so' 2>/dev/null | head -1)")
 [ -d "$PLUGINS" ] || skip "Slurm's plugins (select_cons_tres.so) not found"
