@@ -320,7 +320,7 @@ public final class LlamaModel {
         let out = LlamaModel(config: config, maxTokens: maxTokens, maxSequenceLength: min(maxSequenceLength, maxTokens),
                              keptLogitsBytes: keptLogitsBytes)
         out.precision = precision
-        out.parameters.update(fromContentsOf: parameters)
+        _ = out.parameters.update(fromContentsOf: parameters)
         return out
     }
 

@@ -109,7 +109,7 @@ final class LabellingTests: XCTestCase {
         XCTAssertEqual(pref[0], -pref[1])
         XCTAssertNotEqual(pref[0], 0)
         let ex = try examples()[0]
-        let scores = try judge.scores(prompt: ex, responses: [a, b, "Cook it."])
+        let scores = judge.scores(prompt: ex, responses: [a, b, "Cook it."])
         XCTAssertEqual(scores.reduce(0, +), 0, accuracy: 1e-9)
         let agreement = try XCTUnwrap(judge.agreement(try examples()))
         XCTAssertEqual(agreement.pairs, 6)
