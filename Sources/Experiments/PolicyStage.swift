@@ -45,10 +45,10 @@ extension RunExecution {
         switch settings.reward {
         case .length:
             reward = { _, responses in responses.map { $0.map { Double($0.count) } } }
-            probes.greedyReward = { _, ids, _ in Double(ids.count) }
+            probes.greedyReward = { $0.map { Double($0.ids.count) } }
         case .contains(let text):
             reward = { _, responses in texts(responses).map { $0.map { $0.contains(text) ? 1 : 0 } } }
-            probes.greedyReward = { _, _, answer in answer.contains(text) ? 1 : 0 }
+            probes.greedyReward = { $0.map { $0.text.contains(text) ? 1 : 0 } }
         case .run(let r):
             report(.loading(run: run.name, what: "reward model \(r)"))
             let base = try ModelLoader.load(config.model, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
@@ -58,7 +58,7 @@ extension RunExecution {
             reward = { prompts, responses in
                 scorer.scores(zip(prompts, texts(responses)).map { (examples[$0].promptSource, $1) })
             }
-            probes.greedyReward = { prompt, _, answer in scorer.scores([(prompt, [answer])])[0][0] }
+            probes.greedyReward = { answers in scorer.scores(answers.map { ($0.prompt, [$0.text]) }).map { $0[0] } }
         case let .judge(path, questionFile):
             report(.loading(run: run.name, what: "judge \(path)"))
             let j = try ModelLoader.load(ModelLoader.source(path: path, experiment: experiment), experiment: experiment,

@@ -32,9 +32,10 @@ final class ProbeEvaluator {
 
     let probeSet: ProbeSet
     let probeSetName: String
-    /// An online run's reward of one response (its prompt, its tokens without the stop token, its text), recorded
-    /// as the `reward` measure of every `greedy` answer: what the reward source thinks of what the policy says.
-    var greedyReward: ((PromptSource, [Int32], String) -> Double)?
+    /// An online run's reward of responses (each with its prompt, its tokens without the stop token, its text), one
+    /// value each, recorded as the `reward` measure of every `greedy` answer: what the reward source thinks of what
+    /// the policy says. Called once per greedy category and evaluation, with all its answers.
+    var greedyReward: (([(prompt: PromptSource, ids: [Int32], text: String)]) -> [Double])?
     let encoded: [EncodedProbe]
     let batch: BatchSession
     let tokenizer: any TextTokenizer
@@ -141,13 +142,14 @@ final class ProbeEvaluator {
         for dynamic in probeSet.dynamicCategories {
             guard case let .greedy(maxTokens) = dynamic.kind else { continue }
             let decoded = batch.greedy(prompts: encoded.map(\.prompt), maxTokens: maxTokens, stop: stopTokens)
+            let rewards = greedyReward?(decoded.enumerated().map { (encoded[$0].source, $1, tokenizer.decode($1)) })
             for (i, ids) in decoded.enumerated() {
                 let response = try record(dynamic, ids, probe: encoded[i], step: step)
                 extra[i].append(response)
                 // `greedy` stops before a stop token or after max_tokens tokens, so fewer means it ended its turn
                 facts[response.responseID] = [Measure.endedTurn.rawValue: ids.count < maxTokens ? 1 : 0,
                                               Measure.generatedTokens.rawValue: Double(ids.count)]
-                if let greedyReward { facts[response.responseID]![Measure.reward.rawValue] = greedyReward(encoded[i].source, ids, tokenizer.decode(ids)) }
+                if let rewards { facts[response.responseID]![Measure.reward.rawValue] = rewards[i] }
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }

@@ -198,28 +198,32 @@ final class RunExecution {
             var digest = SHA256()
             for (p, d) in zip(pairs, desirable) { digest.update("\(p.prompt)|\(p.response)|\(d);") }
             digest.update("seed=\(config.seed);steps=\(config.train.steps);batch=\(config.train.batchSize);accum=\(config.train.gradAccum)")
-            let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
-                .appendingPathComponent("reference-cache").path)
-            executor.report(.loading(run: run.name, what: "reference log-probabilities (KTO: every batch's completions and mismatched pairs)"))
-            let products = config.train.precision == .fp32 ? "" : "|products:\(config.train.precision.rawValue)"
-            let reference = try cache.values(model: modelIdentity + products + "|kto", data: SHA256.hexString(digest.finalize())) {
+            let reference = try cachedReference(modelIdentity: modelIdentity, kind: "|kto", data: digest,
+                                                what: "reference log-probabilities (KTO: every batch's completions and mismatched pairs)") {
                 Trainer.ktoReferenceLogprobs(model: loaded.model, pairs: pairs, train: config.train, seed: config.seed)
             }
             return .unpaired(pairs, desirable: desirable, reference: reference)
         case .pairs(let pairs):
             var digest = SHA256()
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
-            let dataIdentity = SHA256.hexString(digest.finalize())
-            let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
-                .appendingPathComponent("reference-cache").path)
-            executor.report(.loading(run: run.name, what: "reference log-probabilities"))
-            // bf16 reference values are cached apart from fp32 ones (fp32 keys are as before the key existed).
-            let products = config.train.precision == .fp32 ? "" : "|products:\(config.train.precision.rawValue)"
-            let reference = try cache.values(model: modelIdentity + products, data: dataIdentity) {
+            let reference = try cachedReference(modelIdentity: modelIdentity, data: digest, what: "reference log-probabilities") {
                 referenceLogprobs(model: loaded.model, pairs: pairs, batchSize: config.train.batchSize)
             }
             return .preference(pairs, reference: reference)
         }
+    }
+
+    /// The reference model's values for some training data (the digest of what they depend on), computed once per
+    /// model, products and data and cached under results/<experiment>/reference-cache/. bf16 values are cached apart
+    /// from fp32 ones (a model key gains "|products:bf16"; fp32 keys are as before that key existed); `kind` names
+    /// other values than the pairs' sums (KTO's "|kto"), last in the key.
+    func cachedReference(modelIdentity: String, kind: String = "", data: SHA256, what: String, compute: () -> [Double]) throws -> [Double] {
+        var data = data
+        let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
+            .appendingPathComponent("reference-cache").path)
+        executor.report(.loading(run: run.name, what: what))
+        let products = config.train.precision == .fp32 ? "" : "|products:\(config.train.precision.rawValue)"
+        return try cache.values(model: modelIdentity + products + kind, data: SHA256.hexString(data.finalize()), compute: compute)
     }
 
     /// Loads the weights a run starts from: another run's final checkpoint or a snapshot at a step.

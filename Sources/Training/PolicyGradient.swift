@@ -106,10 +106,17 @@ public func policyAdvantages(_ rewards: [Double], baseline: AdvantageBaseline, s
     case .leaveOneOut: a = rewards.map { $0 - (sum - $0) / Double(n - 1) }
     }
     if scale {
-        let s = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1)).squareRoot()
+        let s = sampleStandardDeviation(rewards)
         a = a.map { $0 / (s + 1e-4) }
     }
     return a
+}
+
+/// The sample standard deviation (n - 1 in the denominator) of at least two values.
+public func sampleStandardDeviation(_ values: [Double]) -> Double {
+    precondition(values.count >= 2, "sampleStandardDeviation: needs at least 2 values")
+    let mean = values.reduce(0, +) / Double(values.count)
+    return (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
 }
 
 /// PPO's clipped surrogate (Schulman et al. 2017) over the tokens of a mini-batch of samples. Token t of

@@ -78,7 +78,7 @@ extension Trainer {
         let reference = referenceSession!.scoreResponses(zip(chosen, sampled).map { ($0, $1.map(\.tokens)) })
         let scores = rollout.reward(idx, sampled.map { $0.map { $0.ended ? Array($0.tokens.dropLast()) : $0.tokens } })
         var samples: [PolicySample] = []
-        var rewardStd = 0.0
+        var rewardStd = 0.0, rlhfReward = 0.0
         for (k, responses) in sampled.enumerated() {
             precondition(scores[k].count == n, "Trainer.ppoStep: the reward gave \(scores[k].count) scores for \(n) samples")
             var total: [Double] = []
@@ -90,8 +90,8 @@ extension Trainer {
             }
             let a = policyAdvantages(total, baseline: settings.advantages, scale: settings.scaleAdvantages)
             for j in 0..<n { samples[k * n + j].advantage = a[j] }
-            let mean = scores[k].reduce(0, +) / Double(n)
-            rewardStd += (scores[k].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1)).squareRoot() / Double(sampled.count)
+            rlhfReward += total.reduce(0, +)
+            rewardStd += sampleStandardDeviation(scores[k]) / Double(sampled.count)
         }
         let t2 = Date()
         // updates: epochs x mini-batches over the samples, in an order drawn per (step, epoch)
@@ -128,7 +128,7 @@ extension Trainer {
             "reward_std": rewardStd,
             "kl": meanKL,
             "objective/non_score_reward": -settings.klCoef * meanKL,
-            "objective/rlhf_reward": samples.reduce(0) { $0 + $1.score - ($1.ended ? 0 : settings.missingEOSPenalty) } / count - settings.klCoef * meanKL,
+            "objective/rlhf_reward": rlhfReward / count,
             "entropy": flat.reduce(0) { $0 + $1.entropies.reduce(0) { $0 + Double($1) } } / Double(max(1, sampledTokens)),
             "clip_ratio": Double(clipped) / Double(max(1, updateTokens)),
             "completions/mean_length": Double(sampledTokens) / count,
