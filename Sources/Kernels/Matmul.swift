@@ -20,16 +20,21 @@ import CBLAS
 ///
 /// The model uses: y = x W^T (`transB: true`, W stored (out, in)), dx = dy W (no transpose),
 /// dW += dy^T x (`transA: true`, beta 1).
+///
+/// `roundedB`: B already rounded to bf16 (`roundToBF16`), dense in its stored layout (`ldb` must be the
+/// default). A bf16 product on oneDNN reads it instead of rounding `b` again (the same values: a weight
+/// matrix rounded once and read by many products); every other product reads `b`.
 public func matmul(
     _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
     m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
     lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil, alpha: Float = 1, beta: Float = 0,
-    precision: Precision = .fp32
+    precision: Precision = .fp32, roundedB: UnsafePointer<UInt16>? = nil
 ) {
     if m == 0 || n == 0 { return }
     let lda = lda ?? (transA ? m : k)
     let ldb = ldb ?? (transB ? k : n)
     let ldc = ldc ?? n
+    precondition(roundedB == nil || ldb == (transB ? k : n), "matmul: roundedB must be dense in its stored layout")
     if k == 0 {
         if beta == 1 { return }
         for i in 0..<m {
@@ -40,7 +45,7 @@ public func matmul(
     let large = m * n * k >= Products.largeSize
     if Products.backend == .onednn && (large && m > 1 || precision == .bf16)
         && OneDNN.shared.run(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
-                             ldc: ldc, alpha: alpha, beta: beta, precision: precision) {
+                             ldc: ldc, alpha: alpha, beta: beta, precision: precision, roundedB: roundedB) {
         return
     }
     _ = Threads.blasConfigured

@@ -147,7 +147,7 @@ final class OneDNN: @unchecked Sendable {
     /// (Debian's oneDNN 2.6, OpenMP build, two primitives executing at once from non-OpenMP threads).
     func run(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
              m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
-             alpha: Float, beta: Float, precision: Precision) -> Bool {
+             alpha: Float, beta: Float, precision: Precision, roundedB: UnsafePointer<UInt16>? = nil) -> Bool {
         guard beta == 0 || beta == 1 else { return false }
         lock.lock()
         defer { lock.unlock() }
@@ -162,7 +162,8 @@ final class OneDNN: @unchecked Sendable {
         var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
         if bf16 {
             ap = UnsafeRawPointer(stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA))
-            bp = UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
+            bp = roundedB.map(UnsafeRawPointer.init)
+                ?? UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
         }
         let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c,
                                                scratch.reserve(alignscope_scratchpad_size(p)))
@@ -198,6 +199,14 @@ private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: In
         for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
     }
     return dst
+}
+
+/// `roundToBF16` over `count` values on `Threads.count` threads (each value rounded as `roundToBF16` does).
+public func roundToBF16Parallel(_ dst: UnsafeMutablePointer<UInt16>, _ src: UnsafePointer<Float>, count: Int) {
+    let d = SendablePointer(dst), s = SendablePointer(src), block = 1 << 16
+    parallelFor((count + block - 1) / block, grain: 1) { part in
+        for i in part { roundToBF16(d.p + i * block, s.p + i * block, count: min(block, count - i * block)) }
+    }
 }
 
 /// bf16 values of `src`: float32's top 16 bits, rounded to nearest, ties to even (NaN stays NaN).

@@ -104,6 +104,10 @@ public final class BatchSession {
     /// states at their slots. A segment may use as prefix (or history) slots written by an earlier segment
     /// of the same call: segments are processed in order.
     public func append(_ segments: [Segment]) {
+        model.withRoundedWeights(precision) { appendPasses(segments) }
+    }
+
+    private func appendPasses(_ segments: [Segment]) {
         // Cut the segments into pieces of at most `rows` tokens and pack the pieces into passes.
         var pass: [Segment] = []
         var used = 0
@@ -169,6 +173,10 @@ public final class BatchSession {
     /// Runs the output head on the final hidden states at `slotList`, `headRows` at a time: for each block,
     /// `body(first, count)` finds the (count, vocabulary) logits of slotList[first ..< first + count] in `logits`.
     private func headBlocks(_ slotList: [Int], _ body: (Int, Int) -> Void) {
+        model.withRoundedWeights(precision) { headBlockProducts(slotList, body) }
+    }
+
+    private func headBlockProducts(_ slotList: [Int], _ body: (Int, Int) -> Void) {
         let c = model.config.dim, v = model.config.vocabSize
         var first = 0
         while first < slotList.count {
@@ -178,7 +186,8 @@ public final class BatchSession {
                 precondition(slot >= 0 && slot < slots, "BatchSession: slot \(slot) outside the cache")
                 (norm + i * c).update(from: hidden + slot * c, count: c)
             }
-            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true, precision: precision)
+            matmul(logits, norm, model.p.output, m: m, n: v, k: c, transB: true, precision: precision,
+                   roundedB: model.roundedWeight(model.p.output))
             body(first, m)
             first += m
         }
@@ -251,6 +260,12 @@ public final class BatchSession {
     private func layOut<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
                            read: ([(slot: Int, token: Int32)]) -> [T],
                            last: ((Int, Int, Int) -> Void)? = nil) -> [[[T]]] {
+        model.withRoundedWeights(precision) { layOutPasses(items, read: read, last: last) }
+    }
+
+    private func layOutPasses<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
+                                 read: ([(slot: Int, token: Int32)]) -> [T],
+                                 last: ((Int, Int, Int) -> Void)?) -> [[[T]]] {
         var result: [[[T]]] = items.map { $0.responses.map { _ in [] } }
         let whole = last != nil ? 1 : 0
         var first = 0
@@ -381,6 +396,11 @@ public final class BatchSession {
 
     private func sampleLoop(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]?,
                             trace: Bool) -> (tokens: [[[Int32]]], traces: [[Trace]]) {
+        model.withRoundedWeights(precision) { samplePasses(prompts: prompts, count: n, options: options, ids: ids, trace: trace) }
+    }
+
+    private func samplePasses(prompts: [[Int32]], count n: Int, options: SamplingOptions, ids: [Int]?,
+                              trace: Bool) -> (tokens: [[[Int32]]], traces: [[Trace]]) {
         precondition(n >= 1, "BatchSession.sample: count must be at least 1")
         precondition(ids == nil || ids!.count == prompts.count, "BatchSession.sample: one id per prompt")
         let maxTokens = options.maxTokens

@@ -55,7 +55,7 @@ extension LlamaModel {
         let w3 = c + 2 * nkv * hd, fin = cfg.ffnInputWidth
         normForward(b.norm, b.attnRstd, x, w.attnNorm, w.attnNormBias, n: n)
         // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
-        matmul(b.qkv, b.norm, w.wq, m: n, n: w3, k: c, transB: true, precision: precision)
+        matmul(b.qkv, b.norm, w.wq, m: n, n: w3, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wq))
         if let bias = w.bqkv { rowBiasAdd(b.qkv, bias, n: n, width: w3) }
         ropeForward(b.qkv, positions: positions, n: n, heads: nh, headDim: hd, cos: cos, sin: sin, rowStride: w3,
                     rotaryDims: cfg.rotaryDims)
@@ -66,7 +66,7 @@ extension LlamaModel {
         if let bias = w.bo { rowBiasAdd(b.residMid, bias, n: n, width: c) }
         normForward(b.norm, b.ffnRstd, cfg.parallelResidual ? x : UnsafePointer(b.residMid), w.ffnNorm, w.ffnNormBias, n: n)
         // gate | up in one sgemm against the adjacent (2 ffn, dim) weights (SwiGLU), or up alone (GELU).
-        matmul(b.gateUp, b.norm, w.wIn, m: n, n: fin, k: c, transB: true, precision: precision)
+        matmul(b.gateUp, b.norm, w.wIn, m: n, n: fin, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wIn))
         if let bias = w.bIn { rowBiasAdd(b.gateUp, bias, n: n, width: fin) }
         activationForward(b.hidden, b.gateUp, n: n)
         addProduct(out, stream: b.residMid, b.hidden, w.wDown, m: n, n: c, k: f, residual, precision)
@@ -118,11 +118,11 @@ extension LlamaModel {
         switch residual {
         case .afterProduct:
             precondition(UnsafePointer(out) != stream, "blockForward: .afterProduct cannot add in place")
-            matmul(out, a, w, m: m, n: n, k: k, transB: true, precision: precision)
+            matmul(out, a, w, m: m, n: n, k: k, transB: true, precision: precision, roundedB: roundedWeight(w))
             residualForward(out, out, stream, n: m * n)
         case .inProduct:
             if UnsafePointer(out) != stream { out.update(from: stream, count: m * n) }
-            matmul(out, a, w, m: m, n: n, k: k, transB: true, beta: 1, precision: precision)
+            matmul(out, a, w, m: m, n: n, k: k, transB: true, beta: 1, precision: precision, roundedB: roundedWeight(w))
         }
     }
 }

@@ -101,6 +101,11 @@ public final class LlamaModel {
     private enum Head { case languageModel, reward }
     private var readyForBackward: Head?
 
+    /// The weights rounded to bf16, in `parameters`' layout, inside `withRoundedWeights` scopes only
+    /// (`RoundedWeights.swift`); nil outside them.
+    var roundedStorage: UnsafeMutableBufferPointer<UInt16>?
+    var roundedScopes = 0
+
     /// The `parameterTable` a model of this configuration has, without allocating one.
     public static func parameterTable(for config: LlamaConfig) -> [(name: String, shape: [Int])] {
         let c = config.dim, f = config.ffnDim, v = config.vocabSize, kv = config.nKVHeads * config.headDim
@@ -292,6 +297,7 @@ public final class LlamaModel {
     }
 
     deinit {
+        roundedStorage?.deallocate()
         parameters.deallocate()
         gradients.deallocate()
         activations.deallocate()

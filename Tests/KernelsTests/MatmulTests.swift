@@ -158,6 +158,34 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// A bf16 product given B already rounded (`roundedB`, as the model's weight copy is) gives the product
+    /// that rounds B itself, bit for bit; an fp32 product ignores it. The parallel rounding is the serial one.
+    func testRoundedBGivesTheSameBF16Product() throws {
+        try XCTSkipUnless(Products.bf16Supported, "no native bf16 on this CPU (\(Products.isaName))")
+        var rng = TestRNG(8)
+        let m = 70, n = 150, k = 90
+        for transB in [false, true] {
+            let a = rng.array(m * k), b = rng.array(k * n)
+            var serial = [UInt16](repeating: 0, count: b.count), parallel = serial
+            roundToBF16(&serial, b, count: b.count)
+            roundToBF16Parallel(&parallel, b, count: b.count)
+            XCTAssertEqual(parallel, serial)
+            var own = [Float](repeating: 0, count: m * n), given = own, fp32 = own, fp32Given = own
+            matmul(&own, a, b, m: m, n: n, k: k, transB: transB, precision: .bf16)
+            matmul(&given, a, b, m: m, n: n, k: k, transB: transB, precision: .bf16, roundedB: serial)
+            XCTAssertEqual(given.map(\.bitPattern), own.map(\.bitPattern), "transB \(transB)")
+            matmul(&fp32, a, b, m: m, n: n, k: k, transB: transB)
+            matmul(&fp32Given, a, b, m: m, n: n, k: k, transB: transB, roundedB: serial)
+            XCTAssertEqual(fp32Given.map(\.bitPattern), fp32.map(\.bitPattern))
+            XCTAssertNotEqual(fp32, own)
+        }
+        let long = rng.array((1 << 17) + 5)
+        var serial = [UInt16](repeating: 0, count: long.count), parallel = serial
+        roundToBF16(&serial, long, count: long.count)
+        roundToBF16Parallel(&parallel, long, count: long.count)
+        XCTAssertEqual(parallel, serial)
+    }
+
     /// Rounding to bf16 against a naive rule in Double: the nearer of the two neighbouring bf16 values,
     /// ties to the even one; infinities kept, NaN stays NaN.
     func testRoundToBF16MatchesNaiveRounding() {

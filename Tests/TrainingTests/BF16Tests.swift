@@ -1,6 +1,6 @@
 import Base
 import Kernels
-import Model
+@testable import Model
 import Training
 import XCTest
 
@@ -91,5 +91,58 @@ final class BF16Tests: XCTestCase {
             finals[precision] = last
         }
         XCTAssertEqual(finals[.bf16]!, finals[.fp32]!, accuracy: 0.25 * finals[.fp32]!)
+    }
+
+    /// Inside `withRoundedWeights` the block products read the model's bf16 copy of the weights instead of
+    /// rounding each matrix themselves: the same values, so a forward gives the same log-probabilities bit
+    /// for bit (a copy read at a wrong offset, or rounded another way, would not). The copy exists only
+    /// inside the scope, nested scopes share it, and an fp32 scope makes none.
+    func testRoundedWeightsCopyGivesTheSameLogprobs() {
+        let model = LlamaModel(config: .tiny(), maxTokens: 64)
+        model.initializeRandom(seed: 3, std: 0.2)
+        model.precision = .bf16
+        let batch = batch()
+        let staged = Array(model.forward(batch, training: false))
+        XCTAssertNil(model.roundedStorage)
+        let copied: [Float] = model.withRoundedWeights(.bf16) {
+            XCTAssertNotNil(model.roundedWeight(model.pBlocks[1].wDown))
+            let outer = model.roundedStorage?.baseAddress
+            return model.withRoundedWeights(.bf16) {
+                XCTAssertEqual(model.roundedStorage?.baseAddress, outer, "a nested scope reuses the copy")
+                return Array(model.forward(batch, training: false))
+            }
+        }
+        XCTAssertNil(model.roundedStorage, "the copy is freed when the outermost scope ends")
+        XCTAssertEqual(copied.map(\.bitPattern), staged.map(\.bitPattern))
+        model.precision = .fp32
+        let fp32 = Array(model.forward(batch, training: false))
+        XCTAssertNotEqual(fp32, staged, "the bf16 forward really rounded")
+        model.withRoundedWeights(.fp32) { XCTAssertNil(model.roundedWeight(model.pBlocks[0].wq)) }
+    }
+
+    /// A `BatchSession` in bf16 (which scores inside one `withRoundedWeights` scope per call, the output head
+    /// reading the copy too) gives the log-probabilities the training model's bf16 forward gives for the same
+    /// sequences, up to summation order (1e-4), and not fp32's.
+    func testBatchSessionBF16ScoringMatchesTheModelsBF16Forward() {
+        let model = LlamaModel(config: .tiny(), maxTokens: 64)
+        model.initializeRandom(seed: 4, std: 0.2)
+        let prompt: [Int32] = [256, 72, 101, 108], responses: [[Int32]] = [[108, 111, 32, 119], [65, 66, 257]]
+        let session = BatchSession(model: model, slots: 64, rows: 16, context: 32)
+        session.precision = .bf16
+        let scored = session.scoreResponses([(prompt, responses)])[0]
+        session.precision = .fp32
+        let scored32 = session.scoreResponses([(prompt, responses)])[0]
+        model.precision = .bf16
+        var largestFromFP32: Float = 0
+        for (r, response) in responses.enumerated() {
+            let tokens = prompt + response
+            let targets = tokens.indices.map { $0 + 1 < tokens.count && $0 + 1 >= prompt.count ? tokens[$0 + 1] : -1 }
+            let lp = model.forward(TokenBatch(tokens: tokens, targets: targets, sequenceStarts: [0]), training: false)
+            for (i, got) in scored[r].enumerated() {
+                XCTAssertEqual(got, lp[prompt.count - 1 + i], accuracy: 1e-4, "response \(r) token \(i)")
+                largestFromFP32 = max(largestFromFP32, abs(scored32[r][i] - got))
+            }
+        }
+        XCTAssertGreaterThan(largestFromFP32, 1e-4, "bf16 scoring must differ from fp32's")
     }
 }
