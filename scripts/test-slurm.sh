@@ -138,6 +138,13 @@ case "$STOPPED" in interrupted\ [1-9]*) ;; *) fail "the stopped run is '$STOPPED
 # the first step's wall-clock metric: a run resumed from its checkpoint does not take that step again
 FIRST="SELECT printf('%.17g', value) FROM train_metrics t JOIN runs r ON r.id = t.run_id WHERE r.name = 'cluster/dpo/lr=0.0003' AND t.step = 1 AND t.name = 'elapsed'"
 BEFORE=$(sqlite3 -readonly "$SHARD" "$FIRST")
+# as if the task had been stopped between the last two steps of its checkpoint copy-back (old folder removed,
+# the complete copy not yet renamed into place), with a partial copy of an earlier attempt beside it and another
+# folder's temporary copy that shares the name's prefix: the next attempt must put the ready copy in place,
+# drop the partial one and leave the other alone
+CKPT="res/cluster/dpo_lr=0.0003"
+[ -d "$CKPT" ] || fail "the stopped task left no checkpoint folder"
+mv "$CKPT" "res/cluster/.dpo_lr=0.0003.ready.99999" && mkdir "res/cluster/.dpo_lr=0.0003.88888" "res/cluster/.dpo_lr=0.0003.5.77777" || fail "mv"
 scontrol requeue "${SECOND}_1" || fail "scontrol requeue"
 # a requeued job waits its begin time out (about two minutes); this test need not
 sleep 1; scontrol update JobId="${SECOND}_1" StartTime=now >/dev/null 2>&1 || true
@@ -148,6 +155,9 @@ for _ in $(seq 1 600); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5;
 say "every job done"
 [ "$(sqlite3 -readonly "$SHARD" "$FIRST")" = "$BEFORE" ] || fail "the requeued task took its first steps again instead of resuming from its checkpoint"
 [ "$(sqlite3 -readonly "$SHARD" "SELECT status FROM runs WHERE name = 'cluster/dpo/lr=0.0003'")" = finished ] || fail "the requeued run did not finish"
+[ -d "$CKPT" ] && [ ! -e "res/cluster/.dpo_lr=0.0003.ready.99999" ] || fail "the ready checkpoint copy was not moved into place"
+[ ! -e "res/cluster/.dpo_lr=0.0003.88888" ] || fail "the partial checkpoint copy was left"
+[ -d "res/cluster/.dpo_lr=0.0003.5.77777" ] || fail "another folder's temporary copy was removed"
 "$BIN" merge --db res/runs.sqlite res/cluster/shards/*.sqlite || fail "merge"
 "$BIN" run cluster.json5 --db one/runs.sqlite --quiet || fail "the one-machine run"
 snapshot() {
@@ -165,4 +175,4 @@ snapshot res/runs.sqlite > merged.txt
 snapshot one/runs.sqlite > one.txt
 [ "$(grep -c '^run|.*|finished|' merged.txt)" = 6 ] || fail "not every run finished: $(grep '^run' merged.txt)"
 cmp -s merged.txt one.txt || fail "the merged store differs from the one-machine store: $(diff merged.txt one.txt | head -5)"
-echo "test-slurm: passed: 6 runs in 2 waves, one task stopped and requeued; merged store = one-machine store ($(wc -l < one.txt) rows compared)"
+echo "test-slurm: passed: 6 runs in 2 waves, one task stopped mid-copy-back and requeued; merged store = one-machine store ($(wc -l < one.txt) rows compared)"

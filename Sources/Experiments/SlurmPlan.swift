@@ -64,7 +64,10 @@ public struct SlurmPlan {
     /// resumes) or a new one with the shards of the runs it reads merged in (copied to local disk first: SQLite is
     /// never opened on the shared filesystem); the checkpoint folders of those runs and its own are copied to local
     /// disk; `alignscope run --only` runs it there (SIGTERM: it stops after the step and checkpoints); then the
-    /// shard and the run's checkpoint folder are copied back, each to a temporary name and renamed.
+    /// shard and the run's checkpoint folder are copied back, each to a temporary name and renamed. A folder
+    /// cannot replace another in one rename, so its complete copy is first renamed `.FOLDER.ready.PID`, then the
+    /// old folder removed and the ready one renamed into place; a task stopped between those two steps leaves
+    /// the ready copy, which the next attempt of the task moves into place before anything else.
     static func script(experiment: String, wave k: Int, runs: [Experiment.PlannedRun], settings: Settings, binary: String, spec: String, results: String) -> String {
         let folders = runs.map { RunExecutor.runFolder(experiment: experiment, runName: $0.name) }
         let folderOf = Dictionary(uniqueKeysWithValues: runs.map { ($0.name, RunExecutor.runFolder(experiment: experiment, runName: $0.name)) })
@@ -104,6 +107,15 @@ public struct SlurmPlan {
             "    \"$ALIGNSCOPE\" merge --db \"$LOCAL/store.sqlite\" \"$LOCAL/in/$input.sqlite\" || exit 1",
             "  done",
             "fi",
+            "# a copy-back stopped between its last two steps left the complete folder under its ready name; partial",
+            "# copies (stopped earlier) are dropped; the name after the folder's must be a pid (other runs' folders share prefixes)",
+            "for ready in \"$SHARED/.$FOLDER.ready.\"[0-9]*; do",
+            "  case \"${ready#\"$SHARED/.$FOLDER.ready.\"}\" in *[!0-9]*) continue ;; esac",
+            "  if [ -d \"$ready\" ]; then rm -rf \"$SHARED/$FOLDER\" && mv \"$ready\" \"$SHARED/$FOLDER\" || exit 1; fi",
+            "done",
+            "for partial in \"$SHARED/.$FOLDER.\"[0-9]*; do",
+            "  case \"${partial#\"$SHARED/.$FOLDER.\"}\" in *[!0-9]*) ;; *) rm -rf \"$partial\" ;; esac",
+            "done",
             "for folder in ${INPUTS[$i]} \"$FOLDER\"; do",
             "  if [ -d \"$SHARED/$folder\" ]; then cp -R \"$SHARED/$folder\" \"$LOCAL/checkpoints/\(experiment)/$folder\" || exit 1; fi",
             "done",
@@ -116,8 +128,8 @@ public struct SlurmPlan {
             "# back to the shared folder, each under a temporary name first",
             "cp \"$LOCAL/store.sqlite\" \"$SHARED/shards/.$FOLDER.sqlite.$$\" && mv -f \"$SHARED/shards/.$FOLDER.sqlite.$$\" \"$SHARED/shards/$FOLDER.sqlite\" || exit 1",
             "if [ -d \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" ]; then",
-            "  rm -rf \"$SHARED/.$FOLDER.$$\" && cp -R \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" \"$SHARED/.$FOLDER.$$\" || exit 1",
-            "  rm -rf \"$SHARED/$FOLDER\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/$FOLDER\" || exit 1",
+            "  cp -R \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" \"$SHARED/.$FOLDER.$$\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/.$FOLDER.ready.$$\" || exit 1",
+            "  rm -rf \"$SHARED/$FOLDER\" && mv \"$SHARED/.$FOLDER.ready.$$\" \"$SHARED/$FOLDER\" || exit 1",
             "fi",
             "exit $status",
         ]
