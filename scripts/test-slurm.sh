@@ -158,6 +158,11 @@ say "every job done"
 [ -d "$CKPT" ] && [ ! -e "res/cluster/.dpo_lr=0.0003.ready.99999" ] || fail "the ready checkpoint copy was not moved into place"
 [ ! -e "res/cluster/.dpo_lr=0.0003.88888" ] || fail "the partial checkpoint copy was left"
 [ -d "res/cluster/.dpo_lr=0.0003.5.77777" ] || fail "another folder's temporary copy was removed"
+# both DPO runs have one reference (the same SFT weights and data): one cache file, shared, and the requeued
+# attempt found it (the run then loads it instead of computing it: ReferenceLogprobCache.values)
+[ "$(ls res/cluster/reference-cache/reflogps-*.bin 2>/dev/null | wc -l)" = 1 ] || fail "expected one shared reference-cache file: $(ls -a res/cluster/reference-cache 2>&1)"
+LOG=$(ls res/cluster/slurm/logs/*-"${SECOND}"_1.out)
+[ "$(grep -c 'reference-cache file' "$LOG")" = 2 ] && grep -q "alignscope: 1 reference-cache file(s)" "$LOG" || fail "the requeued attempt did not get the shared reference cache: $(grep 'reference-cache' "$LOG")"
 "$BIN" merge --db res/runs.sqlite res/cluster/shards/*.sqlite || fail "merge"
 "$BIN" run cluster.json5 --db one/runs.sqlite --quiet || fail "the one-machine run"
 snapshot() {

@@ -67,7 +67,10 @@ public struct SlurmPlan {
     /// shard and the run's checkpoint folder are copied back, each to a temporary name and renamed. A folder
     /// cannot replace another in one rename, so its complete copy is first renamed `.FOLDER.ready.PID`, then the
     /// old folder removed and the ready one renamed into place; a task stopped between those two steps leaves
-    /// the ready copy, which the next attempt of the task moves into place before anything else.
+    /// the ready copy, which the next attempt of the task moves into place before anything else. The reference
+    /// log-probability cache (`results/<experiment>/reference-cache`, one file per model and data) is shared the
+    /// same way: copied to local disk before the run, new files copied back (temporary name, then renamed), so a
+    /// later task or a requeued one does not compute the same reference again.
     static func script(experiment: String, wave k: Int, runs: [Experiment.PlannedRun], settings: Settings, binary: String, spec: String, results: String) -> String {
         let folders = runs.map { RunExecutor.runFolder(experiment: experiment, runName: $0.name) }
         let folderOf = Dictionary(uniqueKeysWithValues: runs.map { ($0.name, RunExecutor.runFolder(experiment: experiment, runName: $0.name)) })
@@ -119,6 +122,14 @@ public struct SlurmPlan {
             "for folder in ${INPUTS[$i]} \"$FOLDER\"; do",
             "  if [ -d \"$SHARED/$folder\" ]; then cp -R \"$SHARED/$folder\" \"$LOCAL/checkpoints/\(experiment)/$folder\" || exit 1; fi",
             "done",
+            "# reference log-probabilities computed by other tasks or attempts (one file per key, each written whole)",
+            "CACHE=\"$LOCAL/checkpoints/\(experiment)/reference-cache\"",
+            "mkdir -p \"$CACHE\" || exit 1",
+            "cached=0",
+            "for f in \"$SHARED/reference-cache/\"reflogps-*.bin; do",
+            "  if [ -f \"$f\" ]; then cp \"$f\" \"$CACHE/\" || exit 1; cached=$((cached + 1)); fi",
+            "done",
+            "echo \"alignscope: $cached reference-cache file(s) from $SHARED/reference-cache\"",
             "# SIGTERM (preemption, scancel --signal=TERM) reaches the run: it stops after its step and checkpoints",
             "trap 'kill -TERM $child 2>/dev/null' TERM",
             "\"$ALIGNSCOPE\" run \"$SPEC\" --only \"$RUN\" --db \"$LOCAL/store.sqlite\" --checkpoints \"$LOCAL/checkpoints\" --quiet &",
@@ -127,6 +138,12 @@ public struct SlurmPlan {
             "while kill -0 $child 2>/dev/null; do wait $child; status=$?; done",
             "# back to the shared folder, each under a temporary name first",
             "cp \"$LOCAL/store.sqlite\" \"$SHARED/shards/.$FOLDER.sqlite.$$\" && mv -f \"$SHARED/shards/.$FOLDER.sqlite.$$\" \"$SHARED/shards/$FOLDER.sqlite\" || exit 1",
+            "for f in \"$CACHE/\"reflogps-*.bin; do",
+            "  name=${f##*/}",
+            "  if [ -f \"$f\" ] && [ ! -f \"$SHARED/reference-cache/$name\" ]; then",
+            "    mkdir -p \"$SHARED/reference-cache\" && cp \"$f\" \"$SHARED/reference-cache/.$name.$$\" && mv -f \"$SHARED/reference-cache/.$name.$$\" \"$SHARED/reference-cache/$name\" || exit 1",
+            "  fi",
+            "done",
             "if [ -d \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" ]; then",
             "  cp -R \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" \"$SHARED/.$FOLDER.$$\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/.$FOLDER.ready.$$\" || exit 1",
             "  rm -rf \"$SHARED/$FOLDER\" && mv \"$SHARED/.$FOLDER.ready.$$\" \"$SHARED/$FOLDER\" || exit 1",
