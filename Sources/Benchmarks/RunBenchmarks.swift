@@ -32,6 +32,16 @@ enum Workload {
     }
 }
 
+/// The model a benchmark runs.
+public enum BenchModel: Sendable {
+    /// The "tiny" preset with random weights.
+    case tiny
+    /// A GGUF file.
+    case gguf(String)
+    /// A Hugging Face model directory; one with only a config.json is benchmarked at its shapes with random weights.
+    case huggingFaceDirectory(String)
+}
+
 /// Measures, in this order: sgemm GFLOP/s (square and model-shaped sizes), a training step of the model
 /// (4 sequences x 256 tokens, forward + backward + AdamW), scoring of 6 responses of 48 tokens to a
 /// 64-token prompt through `InferenceSession` (shared prompt cache, and each pair separately), greedy
@@ -39,37 +49,37 @@ enum Workload {
 /// and batched; greedy one prompt at a time and in lock step), and the process's peak resident memory.
 ///
 /// - Parameters:
-///   - modelPath: a GGUF file, or a Hugging Face directory (with only a config.json: its shapes with random
-///     weights); nil benchmarks the "tiny" preset with random weights.
+///   - model: a GGUF file, a Hugging Face directory (with only a config.json: its shapes with random weights),
+///     or the "tiny" preset with random weights. The caller decides which a path is (`ModelPathKind`).
 ///   - checkpointActivations: train with `LlamaModel.checkpointActivations` (compare two runs of the bench).
 ///   - repeats: measurements per figure (after one warm-up); medians are reported.
 ///   - progress: receives one line per finished measurement.
 /// Uses `Threads.count` threads (default 2). Use a release build: debug figures mean nothing.
-public func runBenchmarks(modelPath: String?, repeats: Int, checkpointActivations: Bool = false,
+public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActivations: Bool = false,
                           progress: (String) -> Void) throws -> BenchReport {
     guard repeats >= 1 else { throw BenchError.invalidRepeats(repeats) }
     let loadBefore = loadAverage()
 
     let model: LlamaModel, name: String
     let n = Workload.trainSequences * Workload.trainLength
-    var isDirectory: ObjCBool = false
-    if let modelPath, FileManager.default.fileExists(atPath: modelPath, isDirectory: &isDirectory), isDirectory.boolValue {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: modelPath)) ?? []
+    switch benchModel {
+    case .huggingFaceDirectory(let path):
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         if names.contains(where: { $0.hasSuffix(".safetensors") }) {
-            model = try HFModelDirectory(path: modelPath).load(maxTokens: n, maxSequenceLength: Workload.trainLength,
-                                                               checkpointActivations: checkpointActivations)
-            name = (modelPath as NSString).lastPathComponent
+            model = try HFModelDirectory(path: path).load(maxTokens: n, maxSequenceLength: Workload.trainLength,
+                                                          checkpointActivations: checkpointActivations)
+            name = (path as NSString).lastPathComponent
         } else {
-            model = LlamaModel(config: try HFModelDirectory.config(directory: modelPath), maxTokens: n,
+            model = LlamaModel(config: try HFModelDirectory.config(directory: path), maxTokens: n,
                                maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
             model.initializeRandom(seed: 0)
-            name = (modelPath as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
+            name = (path as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
         }
-    } else if let modelPath {
-        model = try PretrainedModel.load(path: modelPath, maxTokens: n, maxSequenceLength: Workload.trainLength,
+    case .gguf(let path):
+        model = try PretrainedModel.load(path: path, maxTokens: n, maxSequenceLength: Workload.trainLength,
                                          checkpointActivations: checkpointActivations).model
-        name = (modelPath as NSString).lastPathComponent
-    } else {
+        name = (path as NSString).lastPathComponent
+    case .tiny:
         model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
         model.initializeRandom(seed: 0)
         name = "tiny preset (random weights)"

@@ -16,6 +16,18 @@ struct LoadedModel {
     var stopTokens: Set<Int32>
 }
 
+/// What a model path names, decided here for specs (`model: { gguf }` or a directory), the commands'
+/// `--model` options and `alignscope bench`: a directory is a Hugging Face model directory (config.json,
+/// *.safetensors, tokenizer.json), anything else a GGUF file (whose reader then says what is wrong with it).
+public enum ModelPathKind: Sendable, Equatable {
+    case gguf, huggingFaceDirectory
+
+    public static func of(_ path: String) -> ModelPathKind {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue ? .huggingFaceDirectory : .gguf
+    }
+}
+
 enum ModelLoader {
     /// What `load` would check, without building the model: the tokenizer of a GGUF whose metadata and
     /// tensors `load` accepts (`PretrainedModel.validate`), or a preset's. Errors are `load`'s.
@@ -66,11 +78,12 @@ enum ModelLoader {
         Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    /// The model a path written in the spec names: a Hugging Face model directory, else a GGUF file.
+    /// The model a path written in the spec names (`ModelPathKind`).
     static func source(path: String, experiment: Experiment) -> RunConfig.ModelSource {
-        var isDirectory: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: experiment.resolve(path), isDirectory: &isDirectory)
-        return isDirectory.boolValue ? .hf(path: path) : .gguf(path: path)
+        switch ModelPathKind.of(experiment.resolve(path)) {
+        case .huggingFaceDirectory: return .hf(path: path)
+        case .gguf: return .gguf(path: path)
+        }
     }
 
     static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int,

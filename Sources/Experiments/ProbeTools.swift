@@ -17,6 +17,14 @@ public enum ProbeTools {
         }
     }
 
+    /// The tokenizer of the model at `path` (`ModelPathKind`: a Hugging Face directory's or a GGUF's).
+    static func modelTokenizer(_ path: String) throws -> any TextTokenizer {
+        switch ModelPathKind.of(path) {
+        case .huggingFaceDirectory: return try HFModelDirectory(path: path).tokenizer
+        case .gguf: return try GGUFFile(path: path).tokenizer()
+        }
+    }
+
     /// Builds the probe set of a spec (its first run's config) or of a plain probe file (its own
     /// fields, plus `random` derived from `chosen` with `seed`), and writes it as JSONL.
     /// - Returns: the number of probes and the categories written.
@@ -25,7 +33,7 @@ public enum ProbeTools {
         if input.hasSuffix(".json5") || input.hasSuffix(".json") {
             let experiment = try Experiment.load(path: input)
             let config = experiment.runs[0].config
-            let tok = try modelPath.map { try GGUFFile(path: $0).tokenizer() as any TextTokenizer } ?? tokenizer(for: config.model, experiment: experiment)
+            let tok = try modelPath.map(modelTokenizer) ?? tokenizer(for: config.model, experiment: experiment)
             let train = try loadExamples(path: experiment.resolve(config.data.train.path))
             set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tok, trainPrompts: train.map(\.prompt))
         } else {
@@ -36,16 +44,16 @@ public enum ProbeTools {
             if first.fields["chosen"] != nil, categories["random"] == nil {
                 categories["random"] = .derive(.otherPrompt(field: "chosen"))
             }
-            let tok: any TextTokenizer = try modelPath.map { try GGUFFile(path: $0).tokenizer() } ?? ByteTokenizer()
+            let tok = try modelPath.map(modelTokenizer) ?? ByteTokenizer()
             set = try ProbeSet.build(examples: examples, categories: categories, seed: UInt64(seed), trainPrompts: [], tokenizer: tok)
         }
         try set.writeJSONL(path: out)
         return (set.probes.count, set.categories + set.dynamicCategories.map(\.category))
     }
 
-    /// Audits a probe file with a GGUF's tokenizer (or the byte tokenizer).
+    /// Audits a probe file with a model's tokenizer (a GGUF's or a Hugging Face directory's; else the byte tokenizer).
     public static func audit(path: String, modelPath: String?) throws -> AuditReport {
-        let tok: any TextTokenizer = try modelPath.map { try GGUFFile(path: $0).tokenizer() } ?? ByteTokenizer()
+        let tok = try modelPath.map(modelTokenizer) ?? ByteTokenizer()
         return try Probes.audit(path: path, tokenizer: tok)
     }
 }
@@ -92,7 +100,7 @@ extension ProbeTools {
             }
             return [ex]
         } ?? examples
-        let tokenizer: (any TextTokenizer)? = try modelPath.map { try GGUFFile(path: $0).tokenizer() }
+        let tokenizer: (any TextTokenizer)? = try modelPath.map(modelTokenizer)
         var out = ""
         for ex in chosen {
             let source = ex.promptSource

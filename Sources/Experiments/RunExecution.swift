@@ -218,7 +218,6 @@ final class RunExecution {
     /// from fp32 ones (a model key gains "|products:bf16"; fp32 keys are as before that key existed); `kind` names
     /// other values than the pairs' sums (KTO's "|kto"), last in the key.
     func cachedReference(modelIdentity: String, kind: String = "", data: SHA256, what: String, compute: () -> [Double]) throws -> [Double] {
-        var data = data
         let cache = ReferenceLogprobCache(directory: executor.checkpointRoot.appendingPathComponent(executor.experiment.name)
             .appendingPathComponent("reference-cache").path)
         executor.report(.loading(run: run.name, what: what))

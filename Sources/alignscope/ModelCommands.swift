@@ -13,14 +13,15 @@ extension Commands {
 
     static func loadPretrained(_ model: String?, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
         guard let path = model else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath), or a Hugging Face model directory)") }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw UsageError(message: "\(path): no such model file") }
-        if isDirectory.boolValue {
+        guard FileManager.default.fileExists(atPath: path) else { throw UsageError(message: "\(path): no such model file") }
+        switch ModelPathKind.of(path) {
+        case .huggingFaceDirectory:
             let dir = try HFModelDirectory(path: path)
             return (try dir.load(maxTokens: capacity), dir.tokenizer)
+        case .gguf:
+            let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
+            return (loaded.model, loaded.tokenizer)
         }
-        let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
-        return (loaded.model, loaded.tokenizer)
     }
 
     /// `--template NAME`, or nil.
@@ -163,7 +164,8 @@ extension BenchVerb {
         var model = self.model
         if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
-        let report = try runBenchmarks(modelPath: model, repeats: repeats, checkpointActivations: checkpointActivations) { message in
+        let benchModel: BenchModel = model.map { ModelPathKind.of($0) == .huggingFaceDirectory ? .huggingFaceDirectory($0) : .gguf($0) } ?? .tiny
+        let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { message in
             if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
         }
         if json {

@@ -346,7 +346,7 @@ struct LabelVerb: Verb {
 
 struct ProbesVerb: Verb {
     static let name = "probes"
-    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE | show FILE [--line N] [--template T] [--model GGUF] [--json]"
+    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE | show FILE [--line N] [--template T] [--model GGUF|DIR] [--json]"
     static let summary = "Materialise a probe set's derived and generated categories, audit a probe file, or show what is scored."
     static let details = """
         build: reads a spec (its data.probes section) or a probe JSONL file and writes one JSON line per
@@ -378,7 +378,7 @@ struct ProbesVerb: Verb {
             .option("--template", "T", \.template, help: "show: chatml, hh or raw (default chatml)"),
             .flag("--json", \.json, help: "show: one JSON object per line"),
             .option("--out", "FILE", \.out, help: "output JSONL (build)"),
-            .option("--model", "GGUF", \.model, help: "tokenizer for token statistics and random tokens (default: the spec's model, else the default model)"),
+            .option("--model", "GGUF|DIR", \.model, help: "tokenizer (a GGUF file or Hugging Face directory) for token statistics and random tokens (default: the spec's model, else the default model)"),
             .option("--seed", "S", \.seed, help: "seed for derived categories when reading a plain file (default 1)"),
         ]
     }

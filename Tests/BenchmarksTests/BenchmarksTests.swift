@@ -23,7 +23,7 @@ final class BenchmarksTests: XCTestCase {
 
     func testTinyBenchmarkReportIsWellFormed() throws {
         var lines: [String] = []
-        let report = try runBenchmarks(modelPath: nil, repeats: 1) { lines.append($0) }
+        let report = try runBenchmarks(.tiny, repeats: 1) { lines.append($0) }
         XCTAssertFalse(lines.isEmpty)
         XCTAssertEqual(report.machine.repeats, 1)
         XCTAssertGreaterThan(report.machine.threads, 0)
@@ -70,7 +70,7 @@ final class BenchmarksTests: XCTestCase {
     }
 
     func testRepeatsMustBePositive() {
-        XCTAssertThrowsError(try runBenchmarks(modelPath: nil, repeats: 0) { _ in }) { error in
+        XCTAssertThrowsError(try runBenchmarks(.tiny, repeats: 0) { _ in }) { error in
             XCTAssertEqual(error as? BenchError, .invalidRepeats(0))
             XCTAssertFalse("\(error)".contains("\n"))
         }

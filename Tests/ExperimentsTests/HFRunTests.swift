@@ -1,5 +1,7 @@
 import Base
 import Foundation
+import GGUF
+import HFModels
 @testable import RunStore
 import XCTest
 @testable import Experiments
@@ -24,6 +26,23 @@ final class HFRunTests: XCTestCase {
             XCTAssertTrue(text.contains("template") && text.contains("\"hh\"") && text.contains("<|im_start|>"), text)
             XCTAssertFalse(text.contains("\n"), text)
         }
+    }
+
+    /// One rule names what a model path is, for specs, the commands' --model options and bench: a directory is a
+    /// Hugging Face directory, anything else a GGUF. `probes` reads its tokenizer by that rule (it used to read
+    /// every --model as a GGUF): the directory's tokenizer, and the GGUF's for a .gguf fixture.
+    func testModelPathKindAndTheProbeToolsTokenizer() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("HFModelsTests/Fixtures")
+        let directory = fixtures.appendingPathComponent("qwen2-tiny").path, gguf = fixtures.appendingPathComponent("qwen2-tiny.gguf").path
+        XCTAssertEqual(ModelPathKind.of(directory), .huggingFaceDirectory)
+        XCTAssertEqual(ModelPathKind.of(gguf), .gguf)
+        XCTAssertEqual(ModelPathKind.of(fixtures.appendingPathComponent("missing").path), .gguf)
+        let text = "Hello, world: tokens of a probe."
+        let fromDirectory = try ProbeTools.modelTokenizer(directory).encode(text)
+        XCTAssertEqual(fromDirectory, try HFModelDirectory(path: directory).tokenizer.encode(text))
+        XCTAssertFalse(fromDirectory.isEmpty)
+        XCTAssertEqual(try ProbeTools.modelTokenizer(gguf).encode(text), try GGUFFile(path: gguf).tokenizer().encode(text))
     }
 
     private func trainAndCheck(fixtureName: String, template: String) throws {
