@@ -22,7 +22,9 @@ let package = Package(
         // Foundation of our own: JSON values, SHA-256, seeded RNG and shuffles, little-endian bytes, thread
         // splitting, text files, child processes. Every other module may import it; it imports no other.
         .target(name: "Base", dependencies: ["CProcess"]),
-        .target(name: "Kernels", dependencies: ["Base", "CBLAS", "CDNNL"]),
+        // C kernels that use instructions chosen at run time (bf16 rounding with AVX-512).
+        .target(name: "CKernels"),
+        .target(name: "Kernels", dependencies: ["Base", "CBLAS", "CDNNL", "CKernels"]),
         .target(name: "Model", dependencies: ["Base", "Kernels"]),
         .target(name: "Tokenizer"),
         .target(name: "GGUF", dependencies: ["Base", "Model", "Tokenizer"]),

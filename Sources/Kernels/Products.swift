@@ -1,5 +1,6 @@
 import Base
 import CDNNL
+import CKernels
 import Foundation
 
 /// The library behind the large matrix products, and what this CPU can do with it.
@@ -196,7 +197,11 @@ private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: In
     let dst = buffer.reserve(rows * cols * MemoryLayout<UInt16>.stride).assumingMemoryBound(to: UInt16.self)
     let d = SendablePointer(dst), s = SendablePointer(src)
     parallelFor(rows, grain: max(1, 65536 / max(cols, 1))) { part in
-        for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
+        if ld == cols {
+            alignscope_round_bf16(d.p + part.lowerBound * cols, s.p + part.lowerBound * cols, part.count * cols)
+        } else {
+            for i in part { alignscope_round_bf16(d.p + i * cols, s.p + i * ld, cols) }
+        }
     }
     return dst
 }
@@ -205,22 +210,20 @@ private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: In
 public func roundToBF16Parallel(_ dst: UnsafeMutablePointer<UInt16>, _ src: UnsafePointer<Float>, count: Int) {
     let d = SendablePointer(dst), s = SendablePointer(src), block = 1 << 16
     parallelFor((count + block - 1) / block, grain: 1) { part in
-        for i in part { roundToBF16(d.p + i * block, s.p + i * block, count: min(block, count - i * block)) }
+        for i in part { alignscope_round_bf16(d.p + i * block, s.p + i * block, min(block, count - i * block)) }
     }
 }
 
-/// bf16 values of `src`: float32's top 16 bits, rounded to nearest, ties to even (NaN stays NaN).
-@inlinable
+/// bf16 values of `src`: float32's top 16 bits, rounded to nearest, ties to even (NaN stays NaN, quieted).
+/// One implementation, in C (`alignscope_round_bf16`): AVX-512 integer instructions where the CPU has them
+/// (3-4x the baseline x86-64 code Swift emits here on data in cache, 1.4-1.8x from memory; docs/PERFORMANCE.md
+/// round 10), else one value at a time.
 public func roundToBF16(_ dst: UnsafeMutablePointer<UInt16>, _ src: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count {
-        let u = src[i].bitPattern
-        if (u & 0x7FFF_FFFF) > 0x7F80_0000 {
-            dst[i] = UInt16(truncatingIfNeeded: u >> 16) | 0x40  // quiet NaN
-        } else {
-            dst[i] = UInt16(truncatingIfNeeded: (u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
-        }
-    }
+    alignscope_round_bf16(dst, src, count)
 }
+
+/// Whether `roundToBF16` runs its AVX-512 loop on this CPU.
+public var roundToBF16IsVectorized: Bool { alignscope_round_bf16_vectorized() != 0 }
 
 /// The float32 value of bf16 bits.
 @inlinable

@@ -187,19 +187,33 @@ final class MatmulTests: XCTestCase {
     }
 
     /// Rounding to bf16 against a naive rule in Double: the nearer of the two neighbouring bf16 values,
-    /// ties to the even one; infinities kept, NaN stays NaN.
+    /// ties to the even one; infinities kept, NaN stays NaN. The special values sit at the start (the 16-wide
+    /// vector loop, where the CPU has AVX-512) and in the tail (one value at a time) of arrays of many lengths.
     func testRoundToBF16MatchesNaiveRounding() {
         var rng = TestRNG(6)
-        var values = rng.array(5000).map { $0 * 1000 }
-        values += [0, -0, 1, -1, .infinity, -.infinity, .nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
-                   Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001)]
-        var out = [UInt16](repeating: 0, count: values.count)
-        roundToBF16(&out, values, count: values.count)
-        for (v, r) in zip(values, out) {
-            let got = floatFromBF16(r), want = bf16Naive(v)
-            if v.isNaN { XCTAssertTrue(got.isNaN); continue }
-            XCTAssertEqual(got.bitPattern, want.bitPattern, "\(v)")
+        let specials: [Float] = [0, -0, 1, -1, .infinity, -.infinity, .nan, -.nan, .greatestFiniteMagnitude, .leastNonzeroMagnitude,
+                                 -.leastNormalMagnitude, Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000),
+                                 Float(bitPattern: 0x3F80_8001), Float(bitPattern: 0x7F7F_FFFF), Float(bitPattern: 0xFF80_0001)]
+        var checked = 0
+        for length in [1, 5, 15, 16, 17, 31, 33, 64, 5000] {
+            let body = rng.array(length).map { $0 * 1000 }
+            for values in [specials + body, body + specials] {
+                var out = [UInt16](repeating: 0, count: values.count)
+                roundToBF16(&out, values, count: values.count)
+                for (v, r) in zip(values, out) {
+                    let got = floatFromBF16(r), want = bf16Naive(v)
+                    if v.isNaN {
+                        XCTAssertTrue(got.isNaN, "NaN \(v.bitPattern) at length \(length)")
+                        XCTAssertEqual(r & 0x8000, UInt16(truncatingIfNeeded: v.bitPattern >> 16) & 0x8000, "a NaN keeps its sign")
+                        continue
+                    }
+                    XCTAssertEqual(got.bitPattern, want.bitPattern, "\(v) at length \(length)")
+                    checked += 1
+                }
+            }
         }
+        XCTAssertGreaterThan(checked, 10_000)
+        print("roundToBF16 vectorized here: \(roundToBF16IsVectorized)")
     }
 
     func testReferenceMatmulByHand() {
