@@ -65,12 +65,15 @@ enum ModelLoader {
         name == "tiny-2l" ? .tiny(nLayers: 2) : .tiny()
     }
 
-    /// Bytes a training run of `config` needs at most: weights, gradients and AdamW moments, and the
-    /// activations of `tokens` tokens (`LlamaModel.activationFloats`). Pages are touched only when used,
-    /// so this is an upper bound, compared against the machine's memory before anything is allocated.
-    static func trainingBytes(_ config: LlamaConfig, tokens: Int, checkpointed: Bool = false) -> Double {
+    /// Bytes a training run of `config` needs at most: weights, gradients and AdamW moments, the
+    /// activations of `tokens` tokens (`LlamaModel.activationFloats`), and with `bf16` products the weights'
+    /// bf16 copy that scoring and sampling make (`LlamaModel.withRoundedWeights`, 2 bytes a parameter). Pages
+    /// are touched only when used, so this is an upper bound, compared against the machine's memory before
+    /// anything is allocated.
+    static func trainingBytes(_ config: LlamaConfig, tokens: Int, checkpointed: Bool = false, bf16: Bool = false) -> Double {
         let parameters = Double(LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) })
         return 4 * (4 * parameters + LlamaModel.activationFloats(config, tokens: tokens, checkpointed: checkpointed))
+            + (bf16 ? 2 * parameters : 0)
     }
 
     /// The machine's physical memory in bytes.

@@ -44,7 +44,8 @@ extension RunExecutor {
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
-        let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens, checkpointed: config.train.checkpointActivations)
+        let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens, checkpointed: config.train.checkpointActivations,
+                                             bf16: config.train.precision == .bf16 || config.eval.precision == .bf16)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
                 file: spec, path: "train.batch_size",

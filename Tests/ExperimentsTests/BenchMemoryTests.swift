@@ -1,4 +1,7 @@
 import Foundation
+import Kernels
+@testable import Experiments
+@testable import Model
 import XCTest
 
 /// `alignscope bench` must report its own peak memory. `getrusage`'s ru_maxrss carries the parent's
@@ -30,5 +33,17 @@ final class BenchMemoryTests: XCTestCase {
         XCTAssertGreaterThan(peak, 1 << 20)
         XCTAssertLessThan(peak, size, "the bench reported its parent's peak, not its own")
         XCTAssertEqual(big[4096], 1)
+    }
+
+    /// The memory check before a run counts the weights' bf16 copy that bf16 scoring and sampling hold
+    /// (`withRoundedWeights`): exactly the copy's bytes more than an fp32 run's estimate.
+    func testTheMemoryEstimateCountsTheBF16Copy() {
+        let config = LlamaConfig.tiny()
+        let model = LlamaModel(config: config, maxTokens: 16)
+        let extra = ModelLoader.trainingBytes(config, tokens: 256, bf16: true) - ModelLoader.trainingBytes(config, tokens: 256)
+        XCTAssertEqual(extra, Double(2 * model.parameterCount))
+        guard Products.bf16Supported else { return }
+        let copyBytes = model.withRoundedWeights(.bf16) { (model.roundedStorage?.count ?? 0) * MemoryLayout<UInt16>.stride }
+        XCTAssertEqual(Double(copyBytes), extra)
     }
 }
