@@ -195,13 +195,13 @@ final class GrowableBuffer {
 private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int,
                        into buffer: GrowableBuffer) -> UnsafeMutablePointer<UInt16> {
     let dst = buffer.reserve(rows * cols * MemoryLayout<UInt16>.stride).assumingMemoryBound(to: UInt16.self)
+    if ld == cols {
+        roundToBF16Parallel(dst, src, count: rows * cols)
+        return dst
+    }
     let d = SendablePointer(dst), s = SendablePointer(src)
     parallelFor(rows, grain: max(1, 65536 / max(cols, 1))) { part in
-        if ld == cols {
-            alignscope_round_bf16(d.p + part.lowerBound * cols, s.p + part.lowerBound * cols, part.count * cols)
-        } else {
-            for i in part { alignscope_round_bf16(d.p + i * cols, s.p + i * ld, cols) }
-        }
+        for i in part { roundToBF16(d.p + i * cols, s.p + i * ld, count: cols) }
     }
     return dst
 }
@@ -210,7 +210,7 @@ private func stageBF16(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: In
 public func roundToBF16Parallel(_ dst: UnsafeMutablePointer<UInt16>, _ src: UnsafePointer<Float>, count: Int) {
     let d = SendablePointer(dst), s = SendablePointer(src), block = 1 << 16
     parallelFor((count + block - 1) / block, grain: 1) { part in
-        for i in part { alignscope_round_bf16(d.p + i * block, s.p + i * block, min(block, count - i * block)) }
+        for i in part { roundToBF16(d.p + i * block, s.p + i * block, count: min(block, count - i * block)) }
     }
 }
 
