@@ -5,10 +5,14 @@ public struct ProbeResponse: Sendable, Equatable {
     public var category: String
     public var text: String
     public var origin: String
+    /// False for a response its file wrote without the separator that joins it to the prompt (an explicit-prompt
+    /// HH response without its leading space): scored as written, right after the prompt.
+    public var separated: Bool
 
-    public init(category: String, text: String, origin: String) {
+    public init(category: String, text: String, origin: String, separated: Bool = true) {
         self.category = category
         self.text = text
         self.origin = origin
+        self.separated = separated
     }
 }

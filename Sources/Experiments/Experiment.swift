@@ -43,6 +43,16 @@ public struct Experiment: Sendable {
         return try parse(tree: tree, text: String(decoding: data, as: UTF8.self), file: path, baseDirectory: url.deletingLastPathComponent())
     }
 
+    /// The same spec under another experiment name (`--new-version`): runs, run names and the results folder
+    /// take the new name; the spec text and its sha256 stay the file's.
+    public func renamed(_ newName: String) throws -> Experiment {
+        guard case .object(var top) = try JSONValue.parseJSON5(Data(specText.utf8), file: specPath) else {
+            throw SpecError.invalid(file: specPath, path: "(top level)", expected: "an object", found: "something else")
+        }
+        top["name"] = .string(newName)
+        return try Self.parse(tree: .object(top), text: specText, file: specPath, baseDirectory: baseDirectory)
+    }
+
     public static func parse(text: String, file: String, baseDirectory: URL) throws -> Experiment {
         try parse(tree: try JSONValue.parseJSON5(Data(text.utf8), file: file), text: text, file: file, baseDirectory: baseDirectory)
     }

@@ -73,10 +73,24 @@ public struct Judge {
         return session.scoreResponses(items).map { Double($0[0][0]) - Double($0[1][0]) }
     }
 
-    /// preference(a, b) of each pair.
+    /// preference(a, b) of each pair. Each unordered pair is asked once (both orders), whatever order and however
+    /// often the pairs name it, so preference(b, a) = -preference(a, b) exactly, by construction: the same two
+    /// margins are subtracted the other way round (IEEE subtraction is antisymmetric, halving exact). Asking a
+    /// question twice in one batch would not guarantee it: a matrix product's rounding may depend on the row a
+    /// question lands in (it did on an AVX2 host, 1e-6 apart).
     public func preferences(prompt: String, _ pairs: [(a: String, b: String)]) -> [Double] {
-        let m = margins(prompt, pairs.flatMap { [($0.a, $0.b), ($0.b, $0.a)] })
-        return pairs.indices.map { Self.preference(abMargin: m[2 * $0], baMargin: m[2 * $0 + 1]) }
+        // questions in the order pairs first name them (a batch of distinct pairs is asked as before)
+        var index: [[String]: Int] = [:], unique: [(String, String)] = []
+        for p in pairs where index[[p.a, p.b]] == nil && index[[p.b, p.a]] == nil {
+            index[[p.a, p.b]] = unique.count
+            unique.append((p.a, p.b))
+        }
+        let m = margins(prompt, unique.flatMap { [($0.0, $0.1), ($0.1, $0.0)] })
+        return pairs.map { p in
+            if let k = index[[p.a, p.b]] { return Self.preference(abMargin: m[2 * k], baMargin: m[2 * k + 1]) }
+            let k = index[[p.b, p.a]]!
+            return Self.preference(abMargin: m[2 * k + 1], baMargin: m[2 * k])
+        }
     }
 
     /// Each response's mean preference over the others.

@@ -117,9 +117,9 @@ enum ModelLoader {
 /// computed: prompt and response tokenized separately (no BOS), ids concatenated. A prompt longer
 /// than fits is cut from the left (as is usual for HH); a response that cannot fit is an error.
 enum PairEncoder {
-    static func encode(prompt: PromptSource, response: String, tokenizer: any TextTokenizer, template: ChatTemplate,
+    static func encode(prompt: PromptSource, response: String, separated: Bool = true, tokenizer: any TextTokenizer, template: ChatTemplate,
                        maxLength: Int, file: String, line: Int) throws -> EncodedPair {
-        let responseIDs = tokenizer.encode(template.response(response, after: prompt))
+        let responseIDs = tokenizer.encode(template.response(response, after: prompt, separated: separated))
         var promptIDs = tokenizer.encode(try promptText(prompt, template: template, file: file, line: line))
         guard !responseIDs.isEmpty else {
             throw RunError.data(file: file, line: line, reason: "empty response")
@@ -163,6 +163,9 @@ enum PairEncoder {
 
     static func training(_ examples: [PreferenceExample], objective: Objective, tokenizer: any TextTokenizer,
                          template: ChatTemplate, maxLength: Int, file: String) throws -> Encoded {
+        if let text = examples.first(where: { $0.form == .text }), objective.kind != "sft" {
+            throw RunError.data(file: file, line: text.line, reason: "a language-modelling line {\"text\"} has no prompt, which \(objective.kind) needs; only sft trains on text lines (objective.target \"text\", loss_on \"all\")")
+        }
         switch objective {
         case .ppo(let p):
             return .prompts(try examples.map { ex in
@@ -176,13 +179,19 @@ enum PairEncoder {
             // the data responses (chosen) are SPIN's chosen side; the rejected side is generated when the run starts
             return try training(examples, objective: .sft(lossOn: .response, target: .chosen), tokenizer: tokenizer, template: template,
                                 maxLength: maxLength, file: file)
-        case .sft(_, let target):
+        case .sft(let lossOn, let target):
             return .sequences(try examples.map { ex in
-                guard let text = target == .chosen ? ex.chosen : ex.rejected else {
-                    throw RunError.data(file: file, line: ex.line, reason: "no \"\(target.rawValue)\" response (objective.target is \"\(target.rawValue)\")")
+                if ex.form == .text || target == .text {
+                    return try languageModelling(ex, lossOn: lossOn, target: target, tokenizer: tokenizer, maxLength: maxLength, file: file)
                 }
-                return try encode(prompt: ex.promptSource, response: text, tokenizer: tokenizer, template: template,
-                                  maxLength: maxLength, file: file, line: ex.line)
+                let field = target.rawValue
+                guard let text = ex.fields[field] else {
+                    let hint = ex.form == .promptCompletion ? "; this is a prompt-completion line: set objective.target to \"completion\""
+                        : ex.chosen != nil && target == .completion ? "; this line is a pair: set objective.target to \"chosen\" or \"rejected\"" : ""
+                    throw RunError.data(file: file, line: ex.line, reason: "no \"\(field)\" response (objective.target is \"\(field)\")\(hint)")
+                }
+                return try encode(prompt: ex.promptSource, response: text, separated: ex.isSeparated(field), tokenizer: tokenizer,
+                                  template: template, maxLength: maxLength, file: file, line: ex.line)
             })
         case .coh(let hindsight):
             return .hindsight(try examples.map { ex in
@@ -202,8 +211,8 @@ enum PairEncoder {
                     guard let label = part.label, let text = part.fields["completion"] ?? part.fields["response"] else {
                         throw RunError.data(file: file, line: ex.line, reason: "kto trains on {prompt, completion, label} lines or chosen/rejected pairs; this line has neither")
                     }
-                    pairs.append(try encode(prompt: part.promptSource, response: text, tokenizer: tokenizer, template: template,
-                                            maxLength: maxLength, file: file, line: ex.line))
+                    pairs.append(try encode(prompt: part.promptSource, response: text, separated: part.isSeparated("completion") && part.isSeparated("response"),
+                                            tokenizer: tokenizer, template: template, maxLength: maxLength, file: file, line: ex.line))
                     desirable.append(label)
                 }
             }
@@ -224,16 +233,36 @@ enum PairEncoder {
         }
     }
 
+    /// A language-modelling line (`{"text"}`, TRL's form) for SFT: the whole text and the end-of-text token (as
+    /// TRL appends it), no prompt and no template, trained with `loss_on: "all"` (every token after the first).
+    static func languageModelling(_ ex: PreferenceExample, lossOn: LossOn, target: ResponseTarget, tokenizer: any TextTokenizer,
+                                  maxLength: Int, file: String) throws -> EncodedPair {
+        guard ex.form == .text, target == .text else {
+            throw RunError.data(file: file, line: ex.line, reason: ex.form == .text
+                ? "a language-modelling line {\"text\"}: set objective.target to \"text\" (and loss_on to \"all\")"
+                : "objective.target \"text\" trains on language-modelling lines {\"text\"}; this line is read as \(ex.form.rawValue)")
+        }
+        guard lossOn == .all else {
+            throw RunError.data(file: file, line: ex.line, reason: "a language-modelling line {\"text\"} has no prompt to mask: set objective.loss_on to \"all\"")
+        }
+        let ids = tokenizer.encode(ex.fields["text"] ?? "") + [tokenizer.eos]
+        guard ids.count >= 2 else { throw RunError.data(file: file, line: ex.line, reason: "empty text") }
+        guard ids.count <= maxLength else {
+            throw RunError.data(file: file, line: ex.line, reason: "text is \(ids.count) tokens with its end-of-text token, train.max_length is \(maxLength)")
+        }
+        return EncodedPair(prompt: [], response: ids, promptCut: 0)
+    }
+
     /// A line's chosen/rejected pair, tokenised; lines without both are refused naming the objective.
     static func pair(_ ex: PreferenceExample, objective: Objective, tokenizer: any TextTokenizer, template: ChatTemplate,
                      maxLength: Int, file: String) throws -> PreferencePair {
         guard let chosen = ex.chosen, let rejected = ex.rejected else {
             throw RunError.data(file: file, line: ex.line, reason: "no \"\(ex.chosen == nil ? "chosen" : "rejected")\" response (\(objective.kind) trains on chosen/rejected pairs)")
         }
-        let c = try encode(prompt: ex.promptSource, response: chosen, tokenizer: tokenizer, template: template,
-                           maxLength: maxLength, file: file, line: ex.line)
-        let r = try encode(prompt: ex.promptSource, response: rejected, tokenizer: tokenizer, template: template,
-                           maxLength: maxLength, file: file, line: ex.line)
+        let c = try encode(prompt: ex.promptSource, response: chosen, separated: ex.isSeparated("chosen"), tokenizer: tokenizer,
+                           template: template, maxLength: maxLength, file: file, line: ex.line)
+        let r = try encode(prompt: ex.promptSource, response: rejected, separated: ex.isSeparated("rejected"), tokenizer: tokenizer,
+                           template: template, maxLength: maxLength, file: file, line: ex.line)
         return PreferencePair(prompt: c.prompt.count <= r.prompt.count ? c.prompt : r.prompt, chosen: c.response, rejected: r.response)
     }
 

@@ -69,7 +69,7 @@ final class ProbeEvaluator {
             var responses: [EncodedResponse] = []
             var longest = 0
             for r in probe.responses {
-                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text, after: probe.promptSource) : r.text)
+                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text, after: probe.promptSource, separated: r.separated) : r.text)
                 guard rids.count < maxLength else {
                     throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }

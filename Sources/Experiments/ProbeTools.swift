@@ -109,7 +109,9 @@ extension ProbeTools {
                 let (ia, ib) = (StandardCategories.order.firstIndex(of: a) ?? .max, StandardCategories.order.firstIndex(of: b) ?? .max)
                 return ia != ib ? ia < ib : a < b
             }
-            let responses = fields.map { template.response(ex.fields[$0]!, after: source) }
+            let responses = fields.map { template.response(ex.fields[$0]!, after: source, separated: ex.isSeparated($0)) }
+            // every key of the line, responses first (in category order), then the rest by name, each with what was done
+            let others = ex.notes.keys.filter { ex.fields[$0] == nil && $0 != "prompt" }.sorted()
             let boundaries = responses.map { response in
                 tokenizer.flatMap { t in prompt.map { Boundary(prompt: $0, response: response, tokenizer: t) } }
             }
@@ -120,17 +122,21 @@ extension ProbeTools {
                 if tokenizer != nil {
                     o["tokens"] = .object(Dictionary(uniqueKeysWithValues: zip(fields, boundaries).compactMap { f, b in b.map { (f, $0.json) } }))
                 }
+                o["fields"] = .object(ex.notes.mapValues(JSONValue.string))
                 out += JSONValue.object(o).canonical + "\n"
                 continue
             }
             out += "line \(ex.line) (\(ex.form.rawValue)), template \(template.rawValue)\n"
-            let width = max(6, fields.map(\.count).max() ?? 0)
+            let width = max(6, (fields + others).map(\.count).max() ?? 0)
             func row(_ name: String, _ text: String) { out += "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + text + "\n" }
             row("prompt", prompt.map(jsonQuoted) ?? "(template raw cannot score this prompt: the file gives it only as a list of messages)")
+            if let note = ex.notes["prompt"] { row("", note) }
             for (field, (response, boundary)) in zip(fields, zip(responses, boundaries)) {
                 row(field, jsonQuoted(response))
+                if let note = ex.notes[field] { row("", note) }
                 if let boundary { row("", boundary.text) }
             }
+            for key in others { row(key, ex.notes[key]!) }
         }
         return out
     }

@@ -9,6 +9,8 @@ public enum RunError: Error, CustomStringConvertible {
     case inputChanged(run: String, input: String, path: String, checkpoint: String)
     /// A run reached its last step but the store lacks some of its rows.
     case incomplete(run: String, detail: String)
+    /// The store holds an experiment of this name with another spec (`RunExecutor.experimentVersion`).
+    case specConflict(store: String, name: String, stored: String, given: String, file: String, ways: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum RunError: Error, CustomStringConvertible {
             return "\(path): the \(input) file changed since run \(run) started; its checkpoint would mix two inputs in one run (to start the run over with the new file, delete \(checkpoint))"
         case .incomplete(let run, let detail):
             return "run \(run) is incomplete: \(detail)"
+        case let .specConflict(store, name, stored, given, file, ways):
+            return "\(store): experiment \"\(name)\" was recorded with another spec (sha256 \(stored.prefix(12)) in the store, \(given.prefix(12)) in \(file)); a store keeps one spec per experiment name: \(ways)"
         }
     }
 }

@@ -82,6 +82,9 @@ extension RunExecutor {
         let probesPath = experiment.resolve(config.data.probes.path)
         let probes = try loadExamples(path: probesPath)
         guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
+        if let text = probes.first(where: { $0.form == .text }) {
+            throw RunError.data(file: probesPath, line: text.line, reason: "a language-modelling line {\"text\"} has no prompt to score a response after; probe lines need a prompt")
+        }
         let sources = config.data.probes.sources.sorted { $0.key < $1.key }.map { (id: $0.key, source: $0.value) }
         for (id, source) in sources {
             if case .derive(.otherPrompt) = source, probes.count < 2 {
@@ -95,11 +98,12 @@ extension RunExecutor {
                 do {
                     text = try ex.text(of: field)
                 } catch {
-                    throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories)")
+                    let why = "\(error)".split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "\(error)"
+                    throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories): \(why)")
                 }
                 guard case .field = source else { continue }
                 _ = try PairEncoder.promptText(ex.promptSource, template: template, file: probesPath, line: ex.line)
-                let ids = tokenizer.encode(template.response(text, after: ex.promptSource))
+                let ids = tokenizer.encode(template.response(text, after: ex.promptSource, separated: ex.isSeparated(field)))
                 guard ids.count < maxLength else {
                     throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
                 }

@@ -51,6 +51,34 @@ public final class RunExecutor {
 }
 
 extension RunExecutor {
+    /// One spec per experiment name: the experiment as it is when `store` has no experiment of its name or has it with
+    /// this spec (same sha256). Another spec under the name is refused (`RunError.specConflict`, naming both hashes and
+    /// the ways on) unless `newVersion`: then the spec is the experiment "NAME.vK", K >= 2, the first version recorded
+    /// with this spec or else the first name free (a new experiment row; every stored spec is kept as it was).
+    /// Reads the store only.
+    public static func experimentVersion(_ experiment: Experiment, store: RunStore, newVersion: Bool,
+                                         newVersionFlag: String? = "--new-version") throws -> Experiment {
+        guard let recorded = try store.experiment(name: experiment.name), recorded.specSHA256 != experiment.specSHA256 else {
+            return experiment
+        }
+        var k = 2
+        while true {
+            let name = "\(experiment.name).v\(k)"
+            let version = try store.experiment(name: name)
+            if version == nil || version?.specSHA256 == experiment.specSHA256 {
+                if newVersion { return try experiment.renamed(name) }
+                var ways = "give this spec another name"
+                if let flag = newVersionFlag {
+                    ways += version == nil ? ", or run with \(flag) to record it as a new experiment \"\(name)\" beside \"\(experiment.name)\", keeping both specs"
+                        : ", or run with \(flag) to go on with \"\(name)\", where this spec is recorded"
+                }
+                throw RunError.specConflict(store: store.path, name: experiment.name, stored: recorded.specSHA256,
+                                            given: experiment.specSHA256, file: experiment.specPath, ways: ways)
+            }
+            k += 1
+        }
+    }
+
     /// Records the experiment and its planned runs; returns the run ids in plan order.
     @discardableResult
     public func recordPlan() throws -> [(run: Experiment.PlannedRun, id: Int64)] {

@@ -41,6 +41,15 @@ public struct AuditReport: Sendable, Equatable {
     public var flags: [Flag]
     /// How many lines were read as each form (`DataForm`), when the report comes from a file.
     public var forms: [DataForm: Int] = [:]
+    /// Per response field of the lines whose prompt is joined to its responses by a separator (explicit-prompt HH:
+    /// the one space after "Assistant:"): how many responses the file wrote with it and how many without (those
+    /// are scored as written, right after the prompt), when the report comes from a file.
+    public var separators: [String: (with: Int, without: Int)] = [:]
+
+    public static func == (a: AuditReport, b: AuditReport) -> Bool {
+        a.probeCount == b.probeCount && a.trainCount == b.trainCount && a.categories == b.categories && a.flags == b.flags
+            && a.forms == b.forms && a.separators.mapValues { [$0.with, $0.without] } == b.separators.mapValues { [$0.with, $0.without] }
+    }
 
     /// The report as text: a summary line, the forms read, one row per category, then the flags (or "flags: none").
     public var rendered: String {
@@ -53,6 +62,13 @@ public struct AuditReport: Sendable, Equatable {
         var lines = ["probes: \(probeCount) (\(trainCount) train, \(probeCount - trainCount) heldout)"]
         if !forms.isEmpty {
             lines.append("read as: " + DataForm.allCases.compactMap { f in forms[f].map { "\(f.rawValue) \($0)" } }.joined(separator: ", "))
+        }
+        if !separators.isEmpty {
+            lines.append("leading space (explicit-prompt HH responses with it / without it, scored as written):")
+            for field in separators.keys.sorted() {
+                let s = separators[field]!
+                lines.append("  " + pad(field, width, left: true) + "  \(s.with) with, \(s.without) without")
+            }
         }
         lines.append(pad("category", width, left: true) + "  " + ["min", "median", "mean", "max"].map { pad($0, 7) }.joined()
                      + pad("jaccard chosen", 16) + pad("jaccard rejected", 18))
@@ -97,7 +113,15 @@ public func audit(_ probeSet: ProbeSet, tokenizer: any TextTokenizer) -> AuditRe
 /// Loads a probe file (`ProbeSet.load`) and audits it.
 public func audit(path: String, tokenizer: any TextTokenizer) throws(ProbesError) -> AuditReport {
     var report = audit(try ProbeSet.load(path: path), tokenizer: tokenizer)
-    for ex in try loadExamples(path: path) { report.forms[ex.form, default: 0] += 1 }
+    for ex in try loadExamples(path: path) {
+        report.forms[ex.form, default: 0] += 1
+        guard ex.form == .explicitHH else { continue }
+        for field in ex.fields.keys {
+            var s = report.separators[field] ?? (0, 0)
+            if ex.isSeparated(field) { s.with += 1 } else { s.without += 1 }
+            report.separators[field] = s
+        }
+    }
     return report
 }
 

@@ -41,6 +41,11 @@ struct ParsedLine: Equatable {
     var origins: [String: String]
     /// `split` ("train"/"heldout"), as written by `ProbeSet.writeJSONL`.
     var split: String?
+    /// Response fields the file wrote without `separator` (an explicit-prompt HH response without the space that
+    /// follows "Assistant:"): scored as written, right after the prompt (`ChatTemplate.response(_:after:separated:)`).
+    var unseparated: Set<String> = []
+    /// What was done with each key of the line, for `probes show` (`describeFields`).
+    var notes: [String: String] = [:]
 }
 
 /// The forms a data line is read as (README "Data formats").
@@ -56,6 +61,10 @@ public enum DataForm: String, Sendable, CaseIterable {
     case unpaired = "unpaired (completion, label)"
     /// `{prompt, response|completion, rating|score: number}`.
     case rated = "rated (response, rating)"
+    /// TRL's prompt-completion form `{prompt, completion}` (no label): SFT with `objective.target: "completion"`.
+    case promptCompletion = "prompt-completion"
+    /// TRL's language-modelling form `{text}`: no prompt; SFT with `target: "text"`, `loss_on: "all"`.
+    case text = "language modelling (text)"
 }
 
 /// Keys that describe the line rather than hold a response.
@@ -97,6 +106,12 @@ private struct LineReader {
     var object: [String: JSONValue]
 
     func read() throws(ProbesError) -> ParsedLine {
+        var result = try readLine()
+        describeFields(&result)
+        return result
+    }
+
+    private func readLine() throws(ProbesError) -> ParsedLine {
         var result = ParsedLine(line: line, prompt: .messages([]), fields: [:], otherFields: [:],
                                 origins: try readOrigins(), split: try readSplit())
         var responseKeys = Set(object.keys).subtracting(reservedKeys)
@@ -125,6 +140,14 @@ private struct LineReader {
             for key in responseKeys.sorted() {
                 try readResponse(key, promptMessages: prompt, reference: "messages", into: &result)
             }
+        } else if object["chosen"] == nil, case let .string(text)? = object["text"] {
+            // TRL's language-modelling form: the whole text, no prompt (`DataForm.text`)
+            result.form = .text
+            result.promptText = ""
+            result.fields["text"] = text
+            for key in responseKeys.sorted() where key != "text" {
+                try readResponse(key, promptMessages: nil, reference: "text", into: &result)
+            }
         } else if let chosen = object["chosen"] {
             switch chosen {
             case let .string(transcript):
@@ -151,6 +174,11 @@ private struct LineReader {
                 throw .wrongType(file: file, line: line, field: key, expected: "a string or a list of messages",
                                  found: result.otherFields[key] ?? "nothing")
             }
+            return result
+        }
+        if result.form == .text { return result }
+        if result.fields["chosen"] == nil, object["chosen"] == nil, result.fields["completion"] != nil, object["prompt"] != nil {
+            result.form = .promptCompletion
             return result
         }
         guard result.fields["chosen"] != nil else {
@@ -336,21 +364,64 @@ private struct LineReader {
         }
     }
 
-    /// A response of an explicit-prompt HH line: a string that starts with `separator` loses it. Other
-    /// strings (metadata fields) are kept aside, an error only if a category maps them; `chosen` must fit.
+    /// A response of an explicit-prompt HH line: a string that starts with `separator` loses it (the template
+    /// puts it back); one written without the one space is kept as written and scored right after the prompt
+    /// (`unseparated`), as the DPO reference code and the learning-dynamics code score it (prompt and
+    /// response tokenised separately, ids concatenated). In the variant whose responses carry
+    /// "\n\nAssistant: ", a string without it is no response (it would follow the human's turn) and is kept aside
+    /// with that reason, an error only if a category maps it.
     private func readHHResponse(_ key: String, separator: String, into result: inout ParsedLine) throws(ProbesError) {
         guard case let .string(text) = object[key]! else {
-            result.otherFields[key] = object[key]!.typeName
-            if case let .number(x) = object[key]! { result.numbers[key] = x }
+            try readResponse(key, promptMessages: nil, reference: "prompt", into: &result)
             return
         }
         if text.hasPrefix(separator) {
             result.fields[key] = String(text.dropFirst(separator.count))
+        } else if separator == " " {
+            result.fields[key] = text
+            result.unseparated.insert(key)
         } else if ["chosen", "rejected", "completion", "response"].contains(key) {
-            let expected = separator == " " ? #"the one space that follows the prompt's final "\n\nAssistant:""# : #""\n\nAssistant: ""#
-            throw .invalidMessages(file: file, line: line, field: key, reason: "expected the response to start with \(expected) (explicit-prompt HH)")
+            throw .invalidMessages(file: file, line: line, field: key, reason: #"expected the response to start with "\n\nAssistant: " (explicit-prompt HH whose prompt stops before the final marker)"#)
         } else {
-            result.otherFields[key] = separator == " " ? "a string without the leading space of an HH response" : #"a string without the leading "\n\nAssistant: " of an HH response"#
+            result.otherFields[key] = #"a string without the leading "\n\nAssistant: " of an HH response (the prompt stops before that marker)"#
+        }
+    }
+
+    /// Says, for every key of the line, what was done with it (`ParsedLine.notes`, shown by `probes show`).
+    private func describeFields(_ result: inout ParsedLine) {
+        let feedback: Set<String> = result.label != nil || result.rating != nil ? ["label", "rating", "score"] : []
+        for key in object.keys {
+            let note: String
+            if let text = result.fields[key] {
+                if result.form == .implicitHH, case let .string(raw)? = object[key], raw.hasPrefix(humanMarker) {
+                    note = "response: the transcript after the prompt it shares with \"chosen\" (and the one space after \"Assistant:\")"
+                } else if result.unseparated.contains(key) {
+                    note = "response, written without the leading space: scored as written, right after the prompt"
+                } else if !result.separator.isEmpty, case let .string(raw)? = object[key], raw.count > text.count {
+                    note = "response; its leading \(jsonQuoted(result.separator)) removed (put back when it is scored)"
+                } else if case .array? = object[key] {
+                    note = "response, the last assistant turn of a message list"
+                } else if result.form == .text && key == "text" {
+                    note = "the whole text (language modelling: no prompt)"
+                } else if key == "messages" && result.form == .chat {
+                    note = "the chat: its turns before the last are the prompt, the last assistant turn is \"chosen\""
+                } else {
+                    note = "response, as written"
+                }
+            } else if let found = result.otherFields[key] {
+                note = "not a response: " + found
+            } else if key == "prompt" {
+                note = "the prompt (\(result.form.rawValue))"
+            } else if key == "messages" {
+                note = "the chat: its turns before the last are the prompt, the last assistant turn is \"chosen\""
+            } else if feedback.contains(key) {
+                note = key == "label" ? "feedback: desirable or not" : "feedback: the rating"
+            } else if key == "origins" || key == "split" || key == "idx" {
+                note = "probe-set metadata (\(key))"
+            } else {
+                note = "not a response"
+            }
+            result.notes[key] = note
         }
     }
 

@@ -33,6 +33,11 @@ public struct PreferenceExample: Sendable, Equatable {
     var otherFields: [String: String]
     /// Number fields of the line by name.
     public var numbers: [String: Double] = [:]
+    /// Response fields written without `separator` (explicit-prompt HH responses without their leading space):
+    /// scored as written, right after the prompt.
+    public var unseparated: Set<String> = []
+    /// What the reader did with each key of the line (`probes show`).
+    public var notes: [String: String] = [:]
 
     /// An example built in code (file "" and line 0 in error messages).
     public init(prompt: [ChatMessage], chosen: String, rejected: String? = nil, fields: [String: String] = [:]) {
@@ -67,7 +72,12 @@ public struct PreferenceExample: Sendable, Equatable {
         line = parsed.line
         otherFields = parsed.otherFields
         numbers = parsed.numbers
+        unseparated = parsed.unseparated
+        notes = parsed.notes
     }
+
+    /// Whether `field` follows the prompt's separator when scored (false for a response its file wrote without it).
+    public func isSeparated(_ field: String) -> Bool { !unseparated.contains(field) }
 
     /// The number in `field`, or an error naming the file, the line and what the field holds instead.
     public func number(of field: String) throws(ProbesError) -> Double {
@@ -150,6 +160,7 @@ extension PreferenceExample {
             ex.chosen = nil
             ex.rejected = nil
             ex.fields = ["completion": text]
+            ex.unseparated = unseparated.contains(label ? "chosen" : "rejected") ? ["completion"] : []
             ex.label = label
             ex.form = .unpaired
             return ex

@@ -164,6 +164,7 @@ public struct ProbeSet: Sendable, Equatable {
             dynamic.append(DynamicCategory(category: name, kind: .argmax(of: source, field: field)))
         }
         var columns: [String: [(text: String, origin: String)]] = [:]
+        var unseparated: [String: Set<Int>] = [:]  // category -> probes whose field was written without the separator
         var cache: GenerationCache?
         var models: [String: GeneratorModel] = [:]
         for name in staticNames {
@@ -172,6 +173,7 @@ public struct ProbeSet: Sendable, Equatable {
                 columns[name] = try examples.map { (ex) throws(ProbesError) in
                     (try ex.text(of: field), ex.origins[field] ?? "data")
                 }
+                unseparated[name] = Set(examples.indices.filter { !examples[$0].isSeparated(field) })
             case let .derive(derivation):
                 columns[name] = try derive(derivation, category: name, examples: examples, seed: seed, tokenizer: tokenizer)
             case let .generate(spec):
@@ -185,7 +187,8 @@ public struct ProbeSet: Sendable, Equatable {
         let probes = examples.enumerated().map { idx, ex in
             Probe(idx: idx, prompt: ex.prompt,
                   split: trainKeys.contains(promptKey(ex.prompt)) ? .train : .heldout,
-                  responses: staticNames.map { ProbeResponse(category: $0, text: columns[$0]![idx].text, origin: columns[$0]![idx].origin) },
+                  responses: staticNames.map { ProbeResponse(category: $0, text: columns[$0]![idx].text, origin: columns[$0]![idx].origin,
+                                                             separated: !(unseparated[$0]?.contains(idx) ?? false)) },
                   promptText: ex.promptText, separator: ex.separator)
         }
         return ProbeSet(probes: probes, categories: staticNames, dynamicCategories: dynamic)
@@ -199,7 +202,8 @@ public struct ProbeSet: Sendable, Equatable {
         let probes = examples.enumerated().map { idx, ex in
             Probe(idx: idx, prompt: ex.prompt, split: ex.split ?? .heldout,
                   responses: names.compactMap { name in
-                      ex.fields[name].map { ProbeResponse(category: name, text: $0, origin: ex.origins[name] ?? "data") }
+                      ex.fields[name].map { ProbeResponse(category: name, text: $0, origin: ex.origins[name] ?? "data",
+                                                          separated: ex.isSeparated(name)) }
                   }, promptText: ex.promptText, separator: ex.separator)
         }
         return ProbeSet(probes: probes, categories: names)
@@ -216,7 +220,7 @@ public struct ProbeSet: Sendable, Equatable {
             let prompt = probe.promptText.map(jsonQuoted) ?? messagesJSON(probe.prompt)
             let separator = probe.promptText == nil ? "" : probe.separator
             out += "{\"idx\":\(probe.idx),\"split\":\"\(probe.split.rawValue)\",\"prompt\":\(prompt)"
-            for r in probe.responses { out += ",\(jsonQuoted(r.category)):\(jsonQuoted(separator + r.text))" }
+            for r in probe.responses { out += ",\(jsonQuoted(r.category)):\(jsonQuoted((r.separated ? separator : "") + r.text))" }
             out += ",\"origins\":{" + probe.responses.map { "\(jsonQuoted($0.category)):\(jsonQuoted($0.origin))" }
                 .joined(separator: ",") + "}}\n"
         }

@@ -94,20 +94,20 @@ public final class RunStore: @unchecked Sendable {
 
     // MARK: experiments and runs
 
-    /// Records an experiment, or returns the existing one of that name. One row per name: when the
-    /// spec's sha256 differs from the stored one, `spec` and `spec_sha256` are replaced (runs are
-    /// keyed by their own config sha, so runs of the old spec stay and new configs become new runs).
+    /// Records an experiment, or returns the existing one of that name. One spec per name: a stored spec is
+    /// never replaced; another spec (another sha256) under a recorded name is refused (`StoreError.conflict`).
     /// - Returns: the experiment's id.
     @discardableResult
     public func recordExperiment(name: String, spec: String, specSHA256: String) throws -> Int64 {
         try database.transaction {
             try database.execute(
-                """
-                INSERT INTO experiments (name, spec, spec_sha256) VALUES (?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, spec_sha256 = excluded.spec_sha256
-                WHERE spec_sha256 <> excluded.spec_sha256
-                """, [.text(name), .text(spec), .text(specSHA256)])
-            return try database.scalar("SELECT id FROM experiments WHERE name = ?", [.text(name)]).int64!
+                "INSERT INTO experiments (name, spec, spec_sha256) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                [.text(name), .text(spec), .text(specSHA256)])
+            let row = try database.query("SELECT id, spec_sha256 FROM experiments WHERE name = ?", [.text(name)])[0]
+            guard row[1].string == specSHA256 else {
+                throw StoreError.conflict(path: path, detail: "experiment \"\(name)\" is recorded with another spec (sha256 \(row[1].string?.prefix(12) ?? "?"), given \(specSHA256.prefix(12))); a store keeps one spec per experiment name")
+            }
+            return row[0].int64!
         }
     }
 

@@ -68,8 +68,16 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
 
     /// The scored text of a response to `source`: raw joins it with the file's own separator (the one
     /// space an HH transcript puts after "\n\nAssistant:", say), the others as `response(_:)`.
-    public func response(_ text: String, after source: PromptSource) -> String {
-        self == .raw ? source.separator + text : response(text)
+    /// `separated` false: the file wrote this response without the separator (an explicit-prompt HH response
+    /// without its leading space); hh and raw then score it exactly as written, right after the prompt, as
+    /// the file's authors did (prompt and response tokenised separately, ids concatenated). ChatML, whose
+    /// response starts on a line of its own, is the same either way.
+    public func response(_ text: String, after source: PromptSource, separated: Bool = true) -> String {
+        switch self {
+        case .raw: return (separated ? source.separator : "") + text
+        case .hh: return separated ? response(text) : text
+        case .chatml: return response(text)
+        }
     }
 
     private static func chatmlTurn(_ m: ChatMessage) -> String {

@@ -1,8 +1,10 @@
 import Base
 
-/// Which response of a pair SFT trains on (`objective.target`).
+/// Which field of a line SFT trains on (`objective.target`): a pair's `chosen` or `rejected` response, a
+/// prompt-completion line's `completion` (TRL's form), or a language-modelling line's whole `text` (no prompt:
+/// with `loss_on: "all"`).
 public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
-    case chosen, rejected
+    case chosen, rejected, completion, text
 }
 
 

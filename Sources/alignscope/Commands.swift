@@ -1,5 +1,6 @@
 import Base
 import Experiments
+import RunStore
 import Probes
 import Foundation
 
@@ -22,9 +23,20 @@ enum Commands {
     }
 }
 
+extension Commands {
+    /// `RunExecutor.experimentVersion` against the store at `db` opened read-only, when it exists (a missing or
+    /// empty file holds no experiment).
+    static func experimentVersion(_ experiment: Experiment, db: String, newVersion: Bool, flag: String? = "--new-version") throws -> Experiment {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: db))?[.size] as? Int, size > 0 else { return experiment }
+        return try RunExecutor.experimentVersion(experiment, store: try RunStore(path: db, readOnly: true), newVersion: newVersion, newVersionFlag: flag)
+    }
+}
+
 extension PlanVerb {
     func run() throws -> Int32 {
         let experiment = try Experiment.load(path: spec)
+        // what `run` checks before writing anything: files, lengths, memory (exit 2 alike)
+        if !noCheck { try RunExecutor.validateInputs(of: experiment) }
         if json {
             for run in experiment.runs {
                 print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON)}")

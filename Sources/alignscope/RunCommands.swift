@@ -10,8 +10,9 @@ extension RunVerb {
             // A `--jobs` worker stops (after its step) when its parent dies, and not later than that.
             ChildProcess.dieWithParent(signal: SIGTERM, expectedParent: parent)
         }
-        let experiment = try Experiment.load(path: spec)
         let dbPath = db
+        // One spec per experiment name: decided from the store as it is (read only), before anything is written.
+        let experiment = try Commands.experimentVersion(try Experiment.load(path: spec), db: dbPath, newVersion: newVersion)
         if let only, !experiment.runs.contains(where: { $0.name == only }) {
             throw UsageError(message: "--only: no run named \"\(only)\" in \(spec) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
         }
@@ -253,7 +254,7 @@ final class ProgressDisplay: @unchecked Sendable {
 
 extension SlurmVerb {
     func run() throws -> Int32 {
-        let experiment = try Experiment.load(path: spec)
+        let experiment = try Commands.experimentVersion(try Experiment.load(path: spec), db: db, newVersion: false, flag: nil)
         try RunExecutor.validateInputs(of: experiment)
         let results = URL(fileURLWithPath: db).deletingLastPathComponent().standardizedFileURL
         let store = try RunStore(path: db)

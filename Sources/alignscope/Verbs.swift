@@ -42,6 +42,7 @@ struct RunVerb: Verb {
     var only: String?
     var checkpoints: String?
     var quiet = false
+    var newVersion = false
 
     static var options: [VerbOption<RunVerb>] {
         [
@@ -51,6 +52,7 @@ struct RunVerb: Verb {
             .option("--only", "RUN", \.only, help: "run only the run with this name (see `plan`)"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder (default: results/ beside the database)"),
             .flag("--quiet", \.quiet, help: "no progress output"),
+            .flag("--new-version", \.newVersion, help: "the store has this experiment name with another spec: record this spec as a new experiment NAME.v2 (v3, ...) beside it, keeping both specs (without it such a spec is refused)"),
         ]
     }
 
@@ -64,14 +66,22 @@ struct PlanVerb: Verb {
     static let name = "plan"
     static let synopsis = "SPEC [--json]"
     static let summary = "Validate a spec and show the runs it expands into, without running anything."
+    static let details = """
+        Checks what `run` checks before it writes anything: the spec, the model file and its tokenizer, the
+        training and probe files (every line the objective and the categories read), lengths against
+        train.max_length and the model's context, and the batch against this machine's memory. Exit code 0
+        when the spec would run, 2 on bad input (one line naming the file, key or line).
+        """
 
     var spec = ""
     var json = false
+    var noCheck = false
 
     static var options: [VerbOption<PlanVerb>] {
         [
             .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
             .flag("--json", \.json, help: "one JSON object per run: name, sha256, config"),
+            .flag("--no-check", \.noCheck, help: "expand the spec only, without reading the model and data files"),
         ]
     }
 }

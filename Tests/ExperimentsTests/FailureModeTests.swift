@@ -376,12 +376,15 @@ extension ReliabilityTests {
         XCTAssertEqual(shown.stdout, #"""
             line 1 (explicit-prompt HH), template hh
               prompt    "\n\nHuman: Hi\n\nAssistant:"
+                        the prompt (explicit-prompt HH)
               chosen    " Hello there."
+                        response; its leading " " removed (put back when it is scored)
               rejected  " Go."
+                        response; its leading " " removed (put back when it is scored)
 
             """#)
         let json = try run(["probes", "show", "hh.jsonl", "--template", "raw", "--json", "--line", "1"])
-        XCTAssertEqual(json.stdout, #"{"form":"explicit-prompt HH","line":1,"prompt":"\n\nHuman: Hi\n\nAssistant:","responses":{"chosen":" Hello there.","rejected":" Go."},"template":"raw"}"# + "\n")
+        XCTAssertEqual(json.stdout, #"{"fields":{"chosen":"response; its leading \" \" removed (put back when it is scored)","prompt":"the prompt (explicit-prompt HH)","rejected":"response; its leading \" \" removed (put back when it is scored)"},"form":"explicit-prompt HH","line":1,"prompt":"\n\nHuman: Hi\n\nAssistant:","responses":{"chosen":" Hello there.","rejected":" Go."},"template":"raw"}"# + "\n")
         let missing = try run(["probes", "show", "hh.jsonl", "--line", "3"])
         XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("hh.jsonl:3: no data on this line"), missing.stderr)

@@ -22,7 +22,10 @@ final class DataFormTests: XCTestCase {
         XCTAssertEqual(examples[0].prompt, [user("How do I keep basil alive indoors?"), assistant("Give it sun. Anything else?"),
                                             user("How often should I water it?")])
         XCTAssertEqual(examples[0].chosen, "Water when the top of the soil feels dry, about twice a week.")
-        XCTAssertEqual(examples[0].fields["source"], nil, "a metadata string without the leading space is no response")
+        // issue 32: a string without the leading space is read as written (and scored so, right after the prompt)
+        XCTAssertEqual(examples[0].fields["source"], "our-garden-set")
+        XCTAssertEqual(examples[0].unseparated, ["source"])
+        XCTAssertEqual(ChatTemplate.hh.response("our-garden-set", after: examples[0].promptSource, separated: false), "our-garden-set")
         let tokenizer = ByteTokenizer()
         for (ex, line) in zip(examples, author) {
             for template in [ChatTemplate.hh, .raw] {
@@ -138,9 +141,9 @@ final class DataFormTests: XCTestCase {
             (#"{"prompt": "Question:\#(H) Hi\#(A)", "chosen": " Hello"}"#,
              .invalidMessages(file: "t.jsonl", line: 1, field: "prompt",
                               reason: #"holds the HH marker "\n\nHuman:" but does not start with "\n\nHuman:"; expected an HH transcript "\n\nHuman: ...\n\nAssistant:" or plain text"#)),
-            (#"{"prompt": "\#(H) Hi\#(A)", "chosen": "Hello"}"#,
-             .invalidMessages(file: "t.jsonl", line: 1, field: "chosen",
-                              reason: #"expected the response to start with the one space that follows the prompt's final "\n\nAssistant:" (explicit-prompt HH)"#)),
+            (#"{"prompt": "\#(H) Hi", "chosen": "\#(A) Hello", "rejected": " Bye"}"#,
+             .invalidMessages(file: "t.jsonl", line: 1, field: "rejected",
+                              reason: #"expected the response to start with "\n\nAssistant: " (explicit-prompt HH whose prompt stops before the final marker)"#)),
             (#"{"prompt": "\#(H) Hi", "chosen": " Hello"}"#,
              .invalidMessages(file: "t.jsonl", line: 1, field: "prompt",
                               reason: #"an HH transcript prompt must end with "\n\nAssistant:" (or each response must start with "\n\nAssistant: ")"#)),

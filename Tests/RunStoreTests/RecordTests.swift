@@ -5,13 +5,16 @@ import XCTest
 @testable import RunStore
 
 final class RecordTests: XCTestCase {
-    func testExperimentsAreOneRowPerNameAndFollowTheLatestSpec() throws {
+    /// Issue 32: one spec per name; a stored spec is never replaced.
+    func testExperimentsAreOneRowPerNameAndKeepTheirSpec() throws {
         let store = try temporaryStore(self)
         let id = try store.recordExperiment(name: "sft", spec: "{a:1}", specSHA256: "one")
         XCTAssertEqual(try store.recordExperiment(name: "sft", spec: "{a:1}", specSHA256: "one"), id)
-        XCTAssertEqual(try store.recordExperiment(name: "sft", spec: "{a:2}", specSHA256: "two"), id)
+        XCTAssertThrowsError(try store.recordExperiment(name: "sft", spec: "{a:2}", specSHA256: "two")) { error in
+            XCTAssertEqual("\(error)", "\(store.path): experiment \"sft\" is recorded with another spec (sha256 one, given two); a store keeps one spec per experiment name")
+        }
         let record = try XCTUnwrap(try store.experiment(name: "sft"))
-        XCTAssertEqual([record.spec, record.specSHA256], ["{a:2}", "two"])
+        XCTAssertEqual([record.spec, record.specSHA256], ["{a:1}", "one"])
         XCTAssertNotEqual(try store.recordExperiment(name: "dpo", spec: "{}", specSHA256: "x"), id)
         XCTAssertEqual(try store.query("SELECT count(*) FROM experiments"), [[2]])
         XCTAssertNil(try store.experiment(name: "nope"))
