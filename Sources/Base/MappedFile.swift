@@ -19,12 +19,13 @@ public final class MappedFile: @unchecked Sendable {
     private let isMapped: Bool
 
     public init(path: String) throws(MappedFileError) {
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; a regular file ignores the flag
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { throw MappedFileError(path: path, reason: Self.errnoText()) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw MappedFileError(path: path, reason: Self.errnoText()) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw MappedFileError(path: path, reason: "not a regular file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw MappedFileError(path: path, reason: "not a regular file (\(TextFile.kindName(st.st_mode)))") }
         let size = Int(st.st_size)
         if size == 0 {
             base = nil

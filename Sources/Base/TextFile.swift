@@ -86,7 +86,7 @@ public enum TextFile {
         return out
     }
 
-    static func kindName(_ mode: mode_t) -> String {
+    public static func kindName(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFIFO: return "a FIFO"
         case S_IFDIR: return "a directory"

@@ -114,6 +114,7 @@ public struct Experiment: Sendable {
         }
         var runs: [PlannedRun] = []
         var seen: [String: String] = [:]
+        var folderOf: [String: String] = [:]
         for stage in stages {
             for assignment in stage.sweep.assignments {
                 var tree = stage.tree
@@ -186,6 +187,18 @@ public struct Experiment: Sendable {
                         throw SpecError.invalid(file: file, path: "sweep", expected: "run names whose folder name fits the file system (at most 200 bytes after the experiment name)",
                                                 found: "\(leaf.utf8.count) bytes in \(name.prefix(80))...")
                     }
+                    // results/<experiment>/ also holds the Slurm shards, scripts and the reference cache; and two runs
+                    // whose names differ only by "/" against "_" would share one folder and overwrite each other's checkpoint
+                    if RunExecutor.reservedFolders.contains(leaf) {
+                        throw SpecError.invalid(file: file, path: (stage.name.map { "stages (\($0))" } ?? "sweep"),
+                                                expected: "a run whose folder is not one AlignScope keeps beside the runs (\(RunExecutor.reservedFolders.sorted().joined(separator: ", ")))",
+                                                found: "run \(name), folder \"\(leaf)\"")
+                    }
+                    if let other = folderOf[leaf] {
+                        throw SpecError.invalid(file: file, path: "sweep", expected: "runs with folders of their own (a run's folder is its name with \"/\" written \"_\")",
+                                                found: "\(other) and \(name) both in folder \"\(leaf)\"")
+                    }
+                    folderOf[leaf] = name
                     let json = config.identityJSON
                     let sha = SHA256.hex(Array(json.utf8))
                     if let other = seen[sha] {
@@ -193,6 +206,11 @@ public struct Experiment: Sendable {
                     }
                     seen[sha] = name
                     runs.append(PlannedRun(name: name, config: config, configJSON: json, configSHA256: sha, sweepValues: values))
+                    // counted after SPIN's expansion into iterations too
+                    if runs.count > Sweep.maxRuns {
+                        throw SpecError.invalid(file: file, path: "sweep", expected: "at most \(Sweep.maxRuns) runs in one experiment (SPIN iterations included)",
+                                                found: "more (\(name) is run \(runs.count))")
+                    }
                 }
             }
         }

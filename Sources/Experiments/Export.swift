@@ -21,6 +21,8 @@ public enum RunExport {
     ///   - checkpointRoot: the folder `run` wrote checkpoints under (default: beside the database).
     public static func export(store: RunStore, run: String, step: Int?, checkpointRoot: URL, out: String, f16: Bool,
                               format: Format = .gguf) throws -> Int {
+        // before anything is read: the store itself, the model, a checkpoint or any other file are never overwritten
+        try OutputPath.check(out, flag: "--out", inputs: [store.path])
         guard let record = try (Int64(run).flatMap { try store.run(id: $0) }) ?? store.run(name: run) else {
             throw RunError.unknownRun(run)
         }

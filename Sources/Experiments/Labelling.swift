@@ -82,9 +82,47 @@ public struct Labeller {
         self.settings = settings
     }
 
+    /// What an output was labelled from: `OUT.inputs.json`, written before the output's first line.
+    public static func inputsPath(_ out: String) -> String { out + ".inputs.json" }
+
+    /// The inputs of a call: the data file's path and sha256 (and how many of its prompts), the policy, the scorer
+    /// and every sampling setting. A call resumes an output only with the very same inputs.
+    public func inputs(data: String, prompts: Int) throws -> [String: JSONValue] {
+        let bytes: Data
+        do { bytes = try TextFile.read(data) } catch { throw RunError.io(path: data, reason: "\(error)") }
+        return ["data": .string(data), "data_sha256": .string(SHA256.hex(Array(bytes))), "prompts": .number(Double(prompts)),
+                "policy": .string(policyName), "scorer": .string(scorer.name), "samples": .number(Double(settings.samples)),
+                "temperature": .number(Double(settings.temperature)), "top_p": .number(Double(settings.topP)),
+                "max_tokens": .number(Double(settings.maxTokens)), "seed": .number(Double(settings.seed)),
+                "template": .string(settings.template.rawValue)]
+    }
+
+    /// Before anything is written: an existing output (or its inputs file) is resumed only when its inputs file
+    /// records these very inputs; a file without one was not written by `label` and is refused, untouched; other
+    /// inputs are refused naming each that differs, with `wayOn`. A new output gets its inputs file first.
+    static func checkResumable(out: String, inputs: [String: JSONValue], wayOn: String) throws {
+        let sidecar = inputsPath(out)
+        guard OutputPath.exists(out) || OutputPath.exists(sidecar) else {
+            try AtomicFile.write(JSONValue.object(inputs).canonical + "\n", to: sidecar)
+            return
+        }
+        guard let data = FileManager.default.contents(atPath: sidecar),
+              case .object(let recorded)? = try? JSONValue.parse(Substring(String(decoding: data, as: UTF8.self))) else {
+            throw RunError.io(path: out, reason: "exists and was not written by alignscope label (it has no \((sidecar as NSString).lastPathComponent)); nothing was changed; \(wayOn)")
+        }
+        let differ = Set(recorded.keys).union(inputs.keys).sorted().filter { recorded[$0] != inputs[$0] }
+        guard differ.isEmpty else {
+            let what = differ.map { "\($0) \(recorded[$0]?.canonical ?? "none") then, \(inputs[$0]?.canonical ?? "none") now" }.joined(separator: "; ")
+            throw RunError.io(path: out, reason: "was labelled from other inputs (\(what)); resuming would mix both in one file; \(wayOn)")
+        }
+    }
+
     /// Labels every example of `examples` not yet in `out`, appending to it. `progress(done, total)` is called
     /// after each pass and returns false to stop there (what was written stays, and a later call resumes).
-    public func label(_ examples: [PreferenceExample], out: String, progress: (Int, Int) -> Bool = { _, _ in true }) throws -> Summary {
+    /// `inputs` (`inputs(data:prompts:)`) must be those the output was begun with (`checkResumable`).
+    public func label(_ examples: [PreferenceExample], out: String, inputs: [String: JSONValue], wayOn: String,
+                      progress: (Int, Int) -> Bool = { _, _ in true }) throws -> Summary {
+        try Self.checkResumable(out: out, inputs: inputs, wayOn: wayOn)
         var summary = Summary()
         let state = try Self.state(out)
         let finished = state.written.union(state.skipped)
@@ -99,6 +137,9 @@ public struct Labeller {
             return policyTokenizer.encode(text)
         }
         let context = (prompts.map(\.count).max() ?? 0) + settings.maxTokens
+        if context > policy.config.contextLength, let k = prompts.indices.max(by: { prompts[$0].count < prompts[$1].count }) {
+            throw RunError.data(file: todo[k].file, line: todo[k].line, reason: "the prompt (\(prompts[k].count) tokens) and max_tokens \(settings.maxTokens) exceed the policy's context of \(policy.config.contextLength) tokens")
+        }
         let session = BatchSession(model: policy, slots: max(4096, settings.promptsPerPass * (context + settings.samples * settings.maxTokens)),
                                    context: context)
         let options = SamplingOptions(maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP,

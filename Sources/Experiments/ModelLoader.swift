@@ -51,6 +51,8 @@ enum ModelLoader {
         let resolved = experiment.resolve(path)
         var st = stat()
         guard stat(resolved, &st) == 0 else {
+            if errno == ELOOP { throw RunError.model(path: resolved, reason: "a loop of symbolic links (each points on to the next), not a file") }
+            if errno != ENOENT { throw RunError.model(path: resolved, reason: String(cString: strerror(errno))) }
             throw RunError.model(path: resolved, reason: directory ? "no such directory" : "no such file (run `make models` for the default model)")
         }
         guard (st.st_mode & S_IFMT) == (directory ? S_IFDIR : S_IFREG) else {

@@ -33,10 +33,13 @@ public enum ProbeTools {
         if input.hasSuffix(".json5") || input.hasSuffix(".json") {
             let experiment = try Experiment.load(path: input)
             let config = experiment.runs[0].config
+            try OutputPath.check(out, flag: "--out", inputs: [input, experiment.resolve(config.data.probes.path), experiment.resolve(config.data.train.path)],
+                                 ours: isProbeSetFile)
             let tok = try modelPath.map(modelTokenizer) ?? tokenizer(for: config.model, experiment: experiment)
             let train = try loadExamples(path: experiment.resolve(config.data.train.path))
             set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tok, trainPrompts: train.map(\.prompt))
         } else {
+            try OutputPath.check(out, flag: "--out", inputs: [input], ours: isProbeSetFile)
             let examples = try loadExamples(path: input)
             guard let first = examples.first else { throw RunError.data(file: input, line: nil, reason: "no probes") }
             var categories: [String: CategorySource] = [:]
@@ -49,6 +52,16 @@ public enum ProbeTools {
         }
         try set.writeJSONL(path: out)
         return (set.probes.count, set.categories + set.dynamicCategories.map(\.category))
+    }
+
+    /// Whether `path` is a probe set `probes build` wrote (`ProbeSet.writeJSONL`: every line has `idx`, `split` and
+    /// `origins`), which a later build may replace.
+    static func isProbeSetFile(_ path: String) -> Bool {
+        guard let text = try? TextFile.readText(path), !text.isEmpty else { return false }
+        return TextFile.lines(text).allSatisfy { _, line in
+            guard case .object(let o)? = try? JSONValue.parseLine(Substring(line)) else { return line.isEmpty }
+            return o["idx"] != nil && o["split"] != nil && o["origins"] != nil
+        }
     }
 
     /// Audits a probe file with a model's tokenizer (a GGUF's or a Hugging Face directory's; else the byte tokenizer).

@@ -424,10 +424,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
 extension RunConfig {
     /// A name that can be one path component: non-empty, at most `maxBytes` UTF-8 bytes, no '/',
     /// whitespace or control characters, not starting with '.' (so never "." or "..").
-    static func isPathSafeName(_ name: String, maxBytes: Int) -> Bool {
-        !name.isEmpty && name.utf8.count <= maxBytes && !name.hasPrefix(".") && !name.contains("/")
-            && !name.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control }
-    }
+    static func isPathSafeName(_ name: String, maxBytes: Int) -> Bool { SafeName.isPathComponent(name, maxBytes: maxBytes) }
 
     /// Category ids that name the probe line's own keys, not responses.
     static let reservedCategoryIDs: Set<String> = ["prompt", "messages", "origins", "split", "idx"]

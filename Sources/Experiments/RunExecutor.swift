@@ -234,6 +234,10 @@ extension RunExecutor {
             .appendingPathComponent(Checkpoint.fileName)
     }
 
+    /// Folders AlignScope keeps in results/<experiment>/ beside the runs' (Slurm shards and scripts, the reference
+    /// log-probability cache): no run may have one of these names (`Experiment.parse` refuses it).
+    public static let reservedFolders: Set<String> = ["shards", "slurm", "reference-cache"]
+
     /// The folder of a run under its experiment's: the run name after the experiment's ("/" as "_"),
     /// or "run" when nothing is swept.
     static func runFolder(experiment: String, runName: String) -> String {

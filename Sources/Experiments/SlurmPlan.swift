@@ -75,7 +75,7 @@ public struct SlurmPlan {
         let folders = runs.map { RunExecutor.runFolder(experiment: experiment, runName: $0.name) }
         let folderOf = Dictionary(uniqueKeysWithValues: runs.map { ($0.name, RunExecutor.runFolder(experiment: experiment, runName: $0.name)) })
         let inputs = runs.map { run in
-            run.config.inputRuns.map { folderOf[$0] ?? RunExecutor.runFolder(experiment: experiment, runName: $0) }.joined(separator: " ")
+            run.config.inputRuns.map { folderOf[$0] ?? RunExecutor.runFolder(experiment: experiment, runName: $0) }
         }
         var lines = ["#!/bin/bash", "# AlignScope: experiment \(experiment), wave \(k) (\(runs.count) run\(runs.count == 1 ? "" : "s")), written by alignscope slurm"]
         lines.append("#SBATCH --job-name=alignscope-\(experiment)-w\(k)")
@@ -92,14 +92,16 @@ public struct SlurmPlan {
             "set -u",
             "ALIGNSCOPE=\(quoted(binary))",
             "SPEC=\(quoted(spec))",
+            // every name is one quoted word (never pasted into code): an experiment called x$(touch y) stays a name
+            "EXPERIMENT=\(quoted(experiment))",
             "SHARED=\(quoted(results + "/" + experiment))",
             "RUNS=(\(runs.map { quoted($0.name) }.joined(separator: " ")))",
             "FOLDERS=(\(folders.map(quoted).joined(separator: " ")))",
-            "INPUTS=(\(inputs.map(quoted).joined(separator: " ")))",
+            "INPUTS=(\(inputs.map { quoted($0.map(quoted).joined(separator: " ")) }.joined(separator: " ")))",
             "i=${SLURM_ARRAY_TASK_ID:?not a Slurm array task}",
             "RUN=${RUNS[$i]}; FOLDER=${FOLDERS[$i]}",
             "LOCAL=\"${SLURM_TMPDIR:-${TMPDIR:-$SHARED/slurm/local}}/alignscope-${SLURM_ARRAY_JOB_ID:-$$}-$i\"",
-            "rm -rf \"$LOCAL\" && mkdir -p \"$LOCAL/checkpoints/\(experiment)\" \"$LOCAL/in\" \"$SHARED/shards\" || exit 1",
+            "rm -rf \"$LOCAL\" && mkdir -p \"$LOCAL/checkpoints/$EXPERIMENT\" \"$LOCAL/in\" \"$SHARED/shards\" || exit 1",
             "trap 'rm -rf \"$LOCAL\"' EXIT",
             "# publish FILE DIR NAME: FILE as DIR/NAME, copied under a temporary name first, then renamed (never half a file)",
             "publish() { cp \"$1\" \"$2/.$3.$$\" && mv -f \"$2/.$3.$$\" \"$2/$3\"; }",
@@ -121,11 +123,12 @@ public struct SlurmPlan {
             "for partial in \"$SHARED/.$FOLDER.\"[0-9]*; do",
             "  case \"${partial#\"$SHARED/.$FOLDER.\"}\" in *[!0-9]*) ;; *) rm -rf \"$partial\" ;; esac",
             "done",
-            "for folder in ${INPUTS[$i]} \"$FOLDER\"; do",
-            "  if [ -d \"$SHARED/$folder\" ]; then cp -R \"$SHARED/$folder\" \"$LOCAL/checkpoints/\(experiment)/$folder\" || exit 1; fi",
+            "eval \"TASK_INPUTS=(${INPUTS[$i]})\"",
+            "for folder in ${TASK_INPUTS[@]+\"${TASK_INPUTS[@]}\"} \"$FOLDER\"; do",
+            "  if [ -d \"$SHARED/$folder\" ]; then cp -R \"$SHARED/$folder\" \"$LOCAL/checkpoints/$EXPERIMENT/$folder\" || exit 1; fi",
             "done",
             "# reference log-probabilities computed by other tasks or attempts (one file per key, each written whole)",
-            "CACHE=\"$LOCAL/checkpoints/\(experiment)/reference-cache\"",
+            "CACHE=\"$LOCAL/checkpoints/$EXPERIMENT/reference-cache\"",
             "mkdir -p \"$CACHE\" || exit 1",
             "cached=0",
             "for f in \"$SHARED/reference-cache/\"reflogps-*.bin; do",
@@ -146,8 +149,8 @@ public struct SlurmPlan {
             "    mkdir -p \"$SHARED/reference-cache\" && publish \"$f\" \"$SHARED/reference-cache\" \"$name\" || exit 1",
             "  fi",
             "done",
-            "if [ -d \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" ]; then",
-            "  cp -R \"$LOCAL/checkpoints/\(experiment)/$FOLDER\" \"$SHARED/.$FOLDER.$$\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/.$FOLDER.ready.$$\" || exit 1",
+            "if [ -d \"$LOCAL/checkpoints/$EXPERIMENT/$FOLDER\" ]; then",
+            "  cp -R \"$LOCAL/checkpoints/$EXPERIMENT/$FOLDER\" \"$SHARED/.$FOLDER.$$\" && mv \"$SHARED/.$FOLDER.$$\" \"$SHARED/.$FOLDER.ready.$$\" || exit 1",
             "  rm -rf \"$SHARED/$FOLDER\" && mv \"$SHARED/.$FOLDER.ready.$$\" \"$SHARED/$FOLDER\" || exit 1",
             "fi",
             "exit $status",

@@ -24,8 +24,10 @@ public enum HFExport {
         if model.config.rewardHead {
             throw HFError.file(path: out, reason: "a reward model cannot be written as a Hugging Face directory yet; export it with --format gguf (its head is the extra tensor reward_head.weight)")
         }
-        if fm.fileExists(atPath: out) {
-            throw HFError.file(path: out, reason: "exists; give a new --out directory (an export never overwrites one)")
+        do {
+            try OutputPath.check(out, flag: "--out")
+        } catch {
+            throw HFError.file(path: out, reason: error.reason)
         }
         let parent = (out as NSString).deletingLastPathComponent
         let temp = (parent.isEmpty ? "." : parent) + "/." + (out as NSString).lastPathComponent + AtomicFile.tempMarker + UUID().uuidString

@@ -51,7 +51,19 @@ public struct HFModelDirectory {
         guard let architecture = HFArchitectures.named(type) else {
             throw HFError.entry(path: f.path, key: "model_type", reason: "architecture \"\(type)\" is not supported (supported: \(HFArchitectures.supported.joined(separator: ", ")))")
         }
-        return try architecture.config(f)
+        let config = try architecture.config(f)
+        // the twin of the GGUF reader's block-count guard, and the weights against this machine's memory, before a
+        // table of layers, a tokenizer of vocab_size entries or a model of these shapes is built
+        guard config.nLayers <= 4096 else {
+            throw HFError.entry(path: f.path, key: "num_hidden_layers", reason: "\(config.nLayers) layers; at most 4096 are supported")
+        }
+        let parameters = LlamaModel.parameterTable(for: config).reduce(0.0) { $0 + $1.shape.reduce(1.0) { $0 * Double($1) } }
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        guard 4 * parameters <= memory else {
+            throw HFError.entry(path: f.path, key: "vocab_size, hidden_size, num_hidden_layers", reason: String(format:
+                "shapes of %.3g parameters need %.1f GiB as float32, more than this machine's %.1f GiB", parameters, 4 * parameters / 1073741824, memory / 1073741824))
+        }
+        return config
     }
 
     // MARK: weights

@@ -38,12 +38,14 @@ struct JSONFile {
         return v
     }
 
-    func int(_ key: String, min: Int = 1) throws(HFError) -> Int {
+    /// An integer in [min, max]; the default bound (2^24) is past every size a model file gives (vocabularies,
+    /// widths, context lengths), so an absurd value is refused here, before anything is allocated for it.
+    func int(_ key: String, min: Int = 1, max: Int = 1 << 24) throws(HFError) -> Int {
         let v = try value(key)
         guard case let .number(x) = v, x == x.rounded(), let n = Int(exactly: x) else {
-            throw HFError.entry(path: path, key: key, reason: "expected an integer, found \(v.typeName)")
+            throw HFError.entry(path: path, key: key, reason: "expected an integer, found \(v.canonical.count > 40 ? v.typeName : v.canonical)")
         }
-        guard n >= min else { throw HFError.entry(path: path, key: key, reason: "expected an integer >= \(min), found \(n)") }
+        guard n >= min, n <= max else { throw HFError.entry(path: path, key: key, reason: "expected an integer in [\(min), \(max)], found \(n)") }
         return n
     }
 

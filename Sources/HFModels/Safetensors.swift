@@ -63,10 +63,17 @@ public final class SafetensorsFile: @unchecked Sendable {
                 guard !overflow else { throw HFError.entry(path: path, key: name, reason: "shape \(shape) is too large") }
                 count = p
             }
-            guard count.multipliedReportingOverflow(by: size).partialValue == end - begin, !count.multipliedReportingOverflow(by: size).overflow else {
-                throw HFError.entry(path: path, key: name, reason: "shape \(shape) of \(dtype) needs \(count * size) bytes, data_offsets give \(end - begin)")
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: size)
+            guard !overflow else { throw HFError.entry(path: path, key: name, reason: "shape \(shape) of \(dtype) is too large (more than 2^63 bytes)") }
+            guard bytes == end - begin else {
+                throw HFError.entry(path: path, key: name, reason: "shape \(shape) of \(dtype) needs \(bytes) bytes, data_offsets give \(end - begin)")
             }
             tensors[name] = Tensor(dtype: dtype, shape: shape, bytes: dataStart + begin..<dataStart + end)
+        }
+        // no two tensors may share bytes (a file that claims so would read one tensor's data as another's)
+        let spans = tensors.map { (name: $0.key, range: $0.value.bytes) }.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.range.lowerBound < a.range.upperBound {
+            throw HFError.entry(path: path, key: b.name, reason: "data_offsets overlap those of \(a.name) (bytes \(b.range.lowerBound - dataStart) < \(a.range.upperBound - dataStart))")
         }
         self.tensors = tensors
     }

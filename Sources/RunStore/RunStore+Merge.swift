@@ -1,3 +1,4 @@
+import Base
 import Foundation
 
 /// What merging one shard added to the main store.
@@ -14,6 +15,15 @@ public struct MergeSummary: Sendable, Equatable {
 }
 
 extension RunStore {
+    /// A shard must be a run store: a file that is not empty and holds AlignScope's schema (read only, nothing changed).
+    public static func checkShard(_ path: String) throws {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
+            throw StoreError.notFound(path: path, what: "shard store")
+        }
+        guard size > 0 else { throw StoreError.conflict(path: path, detail: "is an empty file, not a run store") }
+        _ = try RunStore(path: path, readOnly: true)
+    }
+
     /// Metrics that measure the machine, not the run: two processes computing the same run record different
     /// values, so they are not compared when runs meet in a merge (the main store's are kept).
     public static let timingMetrics = ["elapsed", "tokens_per_s", "step_time", "time/sampling", "time/scoring", "time/update"]
@@ -30,11 +40,11 @@ extension RunStore {
     /// checkpoint, written for that store.
     @discardableResult
     public func merge(shard path: String) throws -> MergeSummary {
-        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path: path, what: "shard store") }
-        let shardStore = try RunStore(path: path)
-        guard try shardStore.storeID() != (try storeID()) else {
-            throw StoreError.conflict(path: path, detail: "is the main store itself (the same store id)")
+        try Self.checkShard(path)
+        if let main = OutputPath.identity(self.path), let shard = OutputPath.identity(path), main == shard {
+            throw StoreError.conflict(path: path, detail: "is the main store itself")
         }
+        let shardStore = try RunStore(path: path)
         _ = try shardStore.query("PRAGMA wal_checkpoint(TRUNCATE)")
         var summary = MergeSummary(shard: path)
         try database.execute("ATTACH DATABASE ? AS shard", [.text(path)])
@@ -42,6 +52,14 @@ extension RunStore {
         try database.transaction {
             for temp in ["experiment_map", "run_map", "probe_map", "response_map", "origin_update"] {
                 try database.execute("DROP TABLE IF EXISTS temp.\(temp)")
+            }
+            // names become folders and script words: the rules `run` applies, before anything is added
+            for row in try database.query("SELECT name FROM shard.experiments") where !SafeName.isPathComponent(row[0].string ?? "", maxBytes: 128) {
+                throw StoreError.conflict(path: path, detail: "experiment name \(JSONValue.string(row[0].string ?? "").canonical) is not one AlignScope writes (1-128 bytes, no '/', not starting with '.', no spaces, control or format characters); nothing was merged")
+            }
+            for row in try database.query("SELECT r.name, e.name FROM shard.runs r JOIN shard.experiments e ON e.id = r.experiment_id")
+            where !SafeName.isRunName(row[0].string ?? "", experiment: row[1].string ?? "") {
+                throw StoreError.conflict(path: path, detail: "run name \(JSONValue.string(row[0].string ?? "").canonical) is not one AlignScope plans for experiment \(row[1].string ?? ""); nothing was merged")
             }
             // experiments: by name, with the same spec
             if let clash = try database.query("""
@@ -94,6 +112,16 @@ extension RunStore {
             try database.execute("""
                 CREATE TEMP TABLE probe_map AS SELECT s.id AS sid, m.id AS mid FROM shard.probes s JOIN main.probes m ON m.probe_set = s.probe_set AND m.idx = s.idx
                 """)
+            // a response the main store holds with another text in a static category (data, derived, generated):
+            // the two stores scored different probe files under one probe set name
+            if let clash = try database.query("""
+                SELECT s.probe_set || ' #' || s.idx || ' ' || r.category FROM shard.responses r JOIN shard.probes s ON s.id = r.probe_id
+                JOIN temp.probe_map p ON p.sid = r.probe_id JOIN main.responses m ON m.probe_id = p.mid AND m.category = r.category
+                WHERE m.text != r.text AND r.origin NOT LIKE 'greedy:%' AND r.origin NOT LIKE 'argmax:%'
+                AND m.origin NOT LIKE 'greedy:%' AND m.origin NOT LIKE 'argmax:%' LIMIT 1
+                """).first?.first?.string {
+                throw StoreError.conflict(path: path, detail: "response \(clash) has another text here than in the main store; nothing was merged")
+            }
             summary.rows["responses"] = try database.execute("""
                 INSERT OR IGNORE INTO main.responses (probe_id, category, text, origin)
                 SELECT p.mid, r.category, r.text, r.origin FROM shard.responses r JOIN temp.probe_map p ON p.sid = r.probe_id ORDER BY r.id

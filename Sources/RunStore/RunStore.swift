@@ -29,7 +29,11 @@ public final class RunStore: @unchecked Sendable {
                 _ = try db.scalar("SELECT count(*) FROM sqlite_master")
             } catch let error as StoreError where [SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_IOERR].contains(error.sqliteCode ?? 0) {
                 // A WAL store on a read-only medium (or in a folder this user cannot write) cannot get
-                // its -shm file; nobody can be writing it there, so it is read as immutable.
+                // its -shm file; nobody can be writing it there, so it is read as immutable. Immutable reading
+                // ignores a write-ahead log, so a store whose log still holds rows would look older than it is.
+                if let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int, wal > 0 {
+                    throw StoreError.readOnly(path: path, detail: "its write-ahead log \((path as NSString).lastPathComponent)-wal holds \(wal) bytes not yet in the store, which cannot be read where the store cannot be written; copy the store with its -wal file to a writable folder (or open it once where it is writable) and read it there")
+                }
                 db = try Database(path: Self.immutableURI(path), readOnly: true, displayPath: path)
             }
         }

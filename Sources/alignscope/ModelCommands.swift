@@ -65,6 +65,10 @@ extension ScoreVerb {
             let rtext = tmpl.map { $0.response(r) } ?? r
             let pair = (loaded.tokenizer.encode(ptext), loaded.tokenizer.encode(rtext))
             if pair.0.isEmpty { throw UsageError(message: "score: the prompt is empty; the first response token needs a context") }
+            let context = loaded.model.config.contextLength
+            if pair.0.count + pair.1.count > context {
+                throw UsageError(message: "score: \(input.map { "line \(encoded.count + 1) of \($0)" } ?? "the pair") is \(pair.0.count) prompt and \(pair.1.count) response tokens, past the model's context of \(context) tokens")
+            }
             encoded.append(pair)
         }
         // All pairs in one batched session; pairs that share a prompt share its cache.
@@ -213,7 +217,9 @@ extension LabelVerb {
         let labeller = Labeller(policy: policyModel.model, tokenizer: policyModel.tokenizer,
                                 policyName: (policy! as NSString).lastPathComponent, scorer: scorer, settings: settings)
         StopRequest.installHandlers()
-        let summary = try labeller.label(examples, out: out!) { done, total in
+        let inputs = try labeller.inputs(data: data!, prompts: examples.count)
+        let summary = try labeller.label(examples, out: out!, inputs: inputs,
+                                         wayOn: "give a new --out, or the inputs it was begun with to resume it") { done, total in
             FileHandle.standardError.write(Data("label: \(done)/\(total) prompts\n".utf8))
             return !StopRequest.isSet
         }

@@ -266,7 +266,9 @@ extension SlurmVerb {
             print("\(experiment.name): every run is finished (store: \(db))")
             return 0
         }
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath().path
+        // the executable itself (argv[0] may be a bare name found through $PATH)
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath().path
         let plan = SlurmPlan(experiment: experiment, unfinished: unfinished,
                              settings: .init(partition: partition, time: time, cpus: cpus, mem: mem, maxParallel: maxParallel, extra: sbatchArgs),
                              binary: binary, spec: URL(fileURLWithPath: spec).standardizedFileURL.path, results: results.path)

@@ -18,15 +18,27 @@ extension ExportVerb {
 
 extension MergeVerb {
     func run() throws -> Int32 {
-        for shard in shards where !FileManager.default.fileExists(atPath: shard) {
-            throw UsageError(message: "\(shard): no such run store")
+        // every shard is a store before the main store is opened (or created)
+        for shard in shards {
+            guard FileManager.default.fileExists(atPath: shard) else { throw UsageError(message: "\(shard): no such run store") }
+            try RunStore.checkShard(shard)
         }
         let store = try RunStore(path: db)
+        var refused: [String] = []
         for shard in shards {
-            let s = try store.merge(shard: shard)
-            let rows = s.rows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
-            print("\(shard): " + (s.addedNothing ? "nothing new" : "\(s.experiments) experiments, \(s.runs) new runs, \(s.knownRuns) known runs; rows: "
-                + (rows.isEmpty ? "none" : rows.joined(separator: ", "))))
+            // a refused shard is named and the others are merged all the same (each in its own transaction)
+            do {
+                let s = try store.merge(shard: shard)
+                let rows = s.rows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+                print("\(shard): " + (s.addedNothing ? "nothing new" : "\(s.experiments) experiments, \(s.runs) new runs, \(s.knownRuns) known runs; rows: "
+                    + (rows.isEmpty ? "none" : rows.joined(separator: ", "))))
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                refused.append(shard)
+            }
+        }
+        if !refused.isEmpty {
+            throw UsageError(message: "\(refused.count) of \(shards.count) shards refused (\(refused.joined(separator: ", "))); the others were merged")
         }
         return 0
     }

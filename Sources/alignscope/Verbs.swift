@@ -1,4 +1,5 @@
 import Foundation
+import Base
 import Experiments
 
 // The verbs of the command line: one struct each, its stored properties its typed options, declared once in
@@ -181,6 +182,13 @@ struct SlurmVerb: Verb {
         if let time, time.range(of: #"^(\d+-)?\d{1,2}(:\d{2}){0,2}$"#, options: .regularExpression) == nil {
             throw UsageError(message: "--time: expected Slurm's time format (MM, HH:MM:SS or D-HH:MM:SS), found \"\(time)\"")
         }
+        // each becomes one #SBATCH line: a line break (or any control character) would start a line of shell code
+        for (flag, value) in [("--partition", partition), ("--mem", mem)] + sbatchArgs.map({ ("--sbatch-arg", $0) }) {
+            guard let value else { continue }
+            if value.isEmpty || value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) {
+                throw UsageError(message: "\(flag): expected one line of text without control characters, found \(JSONValue.string(value).canonical)")
+            }
+        }
     }
 }
 
@@ -345,7 +353,7 @@ struct LabelVerb: Verb {
         if judge == nil, judgeTemplate != nil || agreement != nil {
             throw UsageError(message: "label: --judge-template and --agreement go with --judge")
         }
-        guard samples >= 2 else { throw UsageError(message: "--samples: expected an integer >= 2 (a pair needs two samples), found \(samples)") }
+        guard (2...64).contains(samples) else { throw UsageError(message: "--samples: expected an integer in [2, 64] (a pair needs two samples; the spec's label.samples has the same bounds), found \(samples)") }
         guard (1...4096).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, 4096], found \(maxTokens)") }
         guard temperature > 0 else { throw UsageError(message: "--temperature: expected a number > 0 (samples must differ), found \(temperature)") }
         guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }

@@ -22,6 +22,11 @@ final class LabellingTests: XCTestCase {
         try loadExamples(path: Bundle.module.url(forResource: "Fixtures/tiny-train.jsonl", withExtension: nil)!.path)
     }
 
+    /// The inputs a labeller records for the fixture's data (`Labeller.inputs`).
+    func inputs(_ l: Labeller) throws -> [String: JSONValue] {
+        try l.inputs(data: Bundle.module.url(forResource: "Fixtures/tiny-train.jsonl", withExtension: nil)!.path, prompts: try examples().count)
+    }
+
     func labeller(head: Float? = nil, promptsPerPass: Int = 2) throws -> Labeller {
         let policy = try PretrainedModel.load(path: Self.fixture, maxTokens: 16)
         let rm = policy.model.withRewardHead(seed: 4)
@@ -35,13 +40,13 @@ final class LabellingTests: XCTestCase {
     func testLabellingIsDeterministicWithProvenanceAndResumesWithoutDuplicates() throws {
         let data = try examples()
         let whole = dir.appendingPathComponent("whole.jsonl").path
-        let summary = try labeller().label(data, out: whole)
+        let summary = try labeller().label(data, out: whole, inputs: try inputs(try labeller()), wayOn: "")
         XCTAssertEqual(summary.written + summary.allEqual, data.count)
         XCTAssertGreaterThan(summary.written, 3)
         let text = try String(contentsOfFile: whole, encoding: .utf8)
         // the same settings again: the same bytes
         let again = dir.appendingPathComponent("again.jsonl").path
-        _ = try labeller().label(data, out: again)
+        _ = try labeller().label(data, out: again, inputs: try inputs(try labeller()), wayOn: "")
         XCTAssertEqual(try String(contentsOfFile: again, encoding: .utf8), text)
         // provenance, samples with scores, best as chosen and worst as rejected; reads back as training data
         for line in text.split(separator: "\n") {
@@ -64,13 +69,13 @@ final class LabellingTests: XCTestCase {
 
         // stopped after the first pass, then a crash mid-line: the next call completes the file as one call would
         let resumed = dir.appendingPathComponent("resumed.jsonl").path
-        let first = try labeller().label(data, out: resumed) { _, _ in false }
+        let first = try labeller().label(data, out: resumed, inputs: try inputs(try labeller()), wayOn: "") { _, _ in false }
         XCTAssertLessThan(first.written + first.allEqual, data.count)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: resumed))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(#"{"prompt":"half a li"#.utf8))
         try handle.close()
-        let rest = try labeller().label(data, out: resumed)
+        let rest = try labeller().label(data, out: resumed, inputs: try inputs(try labeller()), wayOn: "")
         XCTAssertEqual(rest.alreadyDone, first.written + first.allEqual)
         XCTAssertEqual(try String(contentsOfFile: resumed, encoding: .utf8), text)
     }
@@ -78,13 +83,13 @@ final class LabellingTests: XCTestCase {
     func testPromptsWhoseSamplesAllScoreTheSameAreReportedAndSkipped() throws {
         let data = try examples()
         let out = dir.appendingPathComponent("ties.jsonl").path
-        let summary = try labeller(head: 0).label(data, out: out)  // a zero head: every reward is 0
+        let summary = try labeller(head: 0).label(data, out: out, inputs: try inputs(try labeller(head: 0)), wayOn: "")  // a zero head: every reward is 0
         XCTAssertEqual(summary.written, 0)
         XCTAssertEqual(summary.allEqual, data.count)
         XCTAssertEqual(summary.tiedLines, data.map(\.line))
         XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "")
         // skipped prompts are remembered: nothing is sampled again
-        let again = try labeller(head: 0).label(data, out: out)
+        let again = try labeller(head: 0).label(data, out: out, inputs: try inputs(try labeller(head: 0)), wayOn: "")
         XCTAssertEqual(again.alreadyDone, data.count)
         XCTAssertEqual(again.written + again.allEqual, 0)
     }
