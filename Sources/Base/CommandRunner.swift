@@ -114,7 +114,7 @@ private func lastLine(_ text: String) -> String {
 }
 
 /// `name` itself when it contains a "/", otherwise the first executable file of that name in PATH.
-private func resolveExecutable(_ name: String, command: String) throws(CommandError) -> String {
+public func resolveExecutable(_ name: String, command: String) throws(CommandError) -> String {
     let fm = FileManager.default
     if name.contains("/") {
         guard fm.isExecutableFile(atPath: name) else {

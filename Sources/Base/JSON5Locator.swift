@@ -104,6 +104,8 @@ public enum JSON5Locator {
         var peekText: String { peek.map { String($0) } ?? "end of file" }
 
         func fail(_ message: String) -> LocatedError {
+            // whatever was expected, the reason is the comment that runs to the end (skipSpace stopped at it)
+            let message = unterminatedComment ? "a comment /* is never closed with */" : message
             var line = 1, col = 1
             for k in 0..<min(i, c.count) {
                 if c[k] == "\n" { line += 1; col = 1 } else { col += 1 }
@@ -118,14 +120,23 @@ public enum JSON5Locator {
                 } else if ch == "/", i + 1 < c.count, c[i + 1] == "/" {
                     while let x = peek, x != "\n" { i += 1 }
                 } else if ch == "/", i + 1 < c.count, c[i + 1] == "*" {
+                    let start = i
                     i += 2
                     while i + 1 < c.count, !(c[i] == "*" && c[i + 1] == "/") { i += 1 }
-                    i = min(i + 2, c.count)
+                    if i + 1 >= c.count {
+                        i = start
+                        unterminatedComment = true
+                        return
+                    }
+                    i += 2
                 } else {
                     return
                 }
             }
         }
+
+        /// Set by `skipSpace` at a "/*" that has no "*/" (it stops there).
+        var unterminatedComment = false
 
         mutating func value() throws {
             guard let ch = peek else { throw fail("expected a value, found end of file") }
@@ -139,7 +150,11 @@ public enum JSON5Locator {
                 } else {
                     let start = i
                     let word = identifier()
-                    if !["true", "false", "null", "Infinity", "NaN"].contains(word) {
+                    if ["Infinity", "NaN"].contains(word) {
+                        i = start
+                        throw fail("\(word) is not a number a spec takes (values must be finite)")
+                    }
+                    if !["true", "false", "null"].contains(word) {
                         i = start
                         throw fail(word.isEmpty ? "unexpected '\(peekText)'" : "unexpected word '\(word)' (strings need quotes)")
                     }
@@ -158,9 +173,18 @@ public enum JSON5Locator {
 
         /// JSON5 numbers: [sign] (Infinity | NaN | 0x hex | digits [. digits] | . digits) [e [sign] digits].
         mutating func number() throws {
+            let signStart = i
             if peek == "-" || peek == "+" { i += 1 }
-            if peek == "I" || peek == "N" || (peek == "0" && i + 1 < c.count && (c[i + 1] == "x" || c[i + 1] == "X")) {
-                _ = identifier()  // Infinity, NaN, hex digits: the decoder checks the word
+            if peek == "I" || peek == "N" {
+                let word = identifier()
+                if word == "Infinity" || word == "NaN" {
+                    i = signStart
+                    throw fail("\(word) is not a number a spec takes (values must be finite)")
+                }
+                return  // the decoder names another word
+            }
+            if peek == "0" && i + 1 < c.count && (c[i + 1] == "x" || c[i + 1] == "X") {
+                _ = identifier()  // hex digits: the decoder checks the word
                 return
             }
             let start = i
@@ -182,6 +206,14 @@ public enum JSON5Locator {
                 i = start
                 defer { i = end }
                 throw fail("number \(text) is out of range (larger than about 1.8e308)")
+            }
+            // Foundation refuses a number that underflows to 0 (Python's json reads it as 0.0): say so, and where
+            let mantissaText = text.split(whereSeparator: { $0 == "e" || $0 == "E" }).first ?? ""
+            if let x = Double(text), x == 0, mantissaText.contains(where: { ("1"..."9").contains($0) }) {
+                let end = i
+                i = start
+                defer { i = end }
+                throw fail("number \(text) is too small to be told from 0 (below about 5e-324); write 0")
             }
         }
 
@@ -232,7 +264,8 @@ public enum JSON5Locator {
                     key = identifier()
                     if key.isEmpty { throw fail("expected a key or '}', found '\(peekText)'") }
                 }
-                if !keys.insert(key).inserted {
+                // compared as decoded: "a" and "\u0061" are the same key
+                if !keys.insert(Self.decodedKey(key)).inserted {
                     i = keyStart
                     throw fail("duplicate key \"\(key)\" in this object (each key may appear once)")
                 }
@@ -246,6 +279,43 @@ public enum JSON5Locator {
                 if peek == "}" { i += 1; return }
                 throw fail("expected ',' or '}', found '\(peekText)'")
             }
+        }
+
+        /// A key's raw text (escapes as written) decoded: \uXXXX (surrogate pairs too) and the one-letter escapes.
+        static func decodedKey(_ raw: String) -> String {
+            guard raw.contains("\\") else { return raw }
+            let s = Array(raw.unicodeScalars)
+            var out = String.UnicodeScalarView()
+            var k = 0
+            func hex4(_ at: Int) -> UInt32? {
+                guard at + 4 <= s.count else { return nil }
+                return UInt32(String(String.UnicodeScalarView(s[at..<at + 4])), radix: 16)
+            }
+            while k < s.count {
+                guard s[k] == "\\", k + 1 < s.count else { out.append(s[k]); k += 1; continue }
+                let e = s[k + 1]
+                switch e {
+                case "u":
+                    if var v = hex4(k + 2) {
+                        k += 6
+                        if (0xD800..<0xDC00).contains(v), k + 1 < s.count, s[k] == "\\", s[k + 1] == "u", let low = hex4(k + 2), (0xDC00..<0xE000).contains(low) {
+                            v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+                            k += 6
+                        }
+                        out.append(Unicode.Scalar(v) ?? "\u{FFFD}")
+                        continue
+                    }
+                    out.append(e)
+                case "n": out.append("\n")
+                case "t": out.append("\t")
+                case "r": out.append("\r")
+                case "b": out.append("\u{08}")
+                case "f": out.append("\u{0C}")
+                default: out.append(e)
+                }
+                k += 2
+            }
+            return String(out)
         }
 
         mutating func array() throws {

@@ -72,12 +72,19 @@ public indirect enum JSONValue: Sendable, Equatable, Hashable {
         do {
             // A trailing newline, so that no number ends the buffer: Foundation's number parse can read past
             // the end of its input (found by FuzzSpec in the spec decoder, which has the same guard).
-            return try JSONDecoder().decode(JSONValue.self, from: Data((text + "\n").utf8))
+            let value = try JSONDecoder().decode(JSONValue.self, from: Data((text + "\n").utf8))
+            // Foundation keeps one of a repeated key silently (and Python's json the last): refuse the line instead
+            if text.contains("\""), let (line, column, what) = JSON5Locator.firstError(in: String(text)), what.hasPrefix("duplicate key") {
+                throw JSONParseError(message: (line > 1 ? "line \(line), " : "") + "column \(column): \(what)")
+            }
+            return value
+        } catch let error as JSONParseError {
+            throw error
         } catch {
             // Foundation says where nothing is wrong ("The given data was not valid JSON."); the JSON5
             // locator (JSON is a subset) names the column and the reason where it can.
-            if let (_, column, what) = JSON5Locator.firstError(in: String(text)) {
-                throw JSONParseError(message: "column \(column): \(what)")
+            if let (line, column, what) = JSON5Locator.firstError(in: String(text)) {
+                throw JSONParseError(message: (line > 1 ? "line \(line), " : "") + "column \(column): \(what)")
             }
             if case let DecodingError.dataCorrupted(context) = error {
                 let short = JSONParseError.shorten(context)

@@ -60,6 +60,9 @@ public enum RunExport {
             return c
         }
         if case .string(let dir)? = modelSpec["hf"] {
+            if rewardModel {
+                throw RunError.model(path: dir, reason: "run \(record.name) is a reward model started from a Hugging Face directory, which neither format holds yet: a Hugging Face directory has no place for its head, and a GGUF needs a GGUF base model's tokenizer")
+            }
             guard format == .hf else {
                 throw RunError.model(path: dir, reason: "run \(record.name) starts from a Hugging Face directory; export it with --format hf")
             }

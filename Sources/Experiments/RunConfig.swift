@@ -301,6 +301,10 @@ public struct RunConfig: Codable, Sendable, Equatable {
             throw SpecIssue.invalid(path: "train.batch_size", expected: "at least 2 for objective kto (its KL estimate pairs each prompt with another example's completion)",
                                     found: "\(train.batchSize)")
         }
+        if case let .spin(_, _, _, _, maxTokens) = objective, maxTokens >= train.maxLength - 1 {
+            throw SpecIssue.invalid(path: "objective.max_tokens", expected: "a token count < train.max_length - 1 (\(train.maxLength - 1)), so a generated response with its end-of-turn token fits with a token of its prompt",
+                                    found: "\(maxTokens)")
+        }
         if case .ppo(let p) = objective {
             if p.maxTokens >= train.maxLength {
                 throw SpecIssue.invalid(path: "objective.max_tokens", expected: "a token count < train.max_length (\(train.maxLength)), so the prompt keeps a token",
@@ -449,6 +453,10 @@ extension RunConfig {
             }
             let keys = codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             let found = source.value(at: codingPath.map(\.stringValue)).map(SpecFields.describe) ?? "nothing"
+            if case .keyNotFound(let key, _) = error {
+                throw SpecIssue.invalid(path: path + keys.replacingOccurrences(of: ".[", with: "["),
+                                        expected: "a value for the required key \"\(key.stringValue)\"", found: "nothing")
+            }
             throw SpecIssue.invalid(path: path + keys.replacingOccurrences(of: ".[", with: "["),
                                     expected: expectedPart(of: message), found: found)
         }

@@ -17,18 +17,21 @@ extension RunExecutor {
         try Self.validateInputs(of: experiment)
     }
 
-    public static func validateInputs(of experiment: Experiment) throws {
+    /// - Parameter generate: also make the generated categories' texts (an external program or a model, cached
+    ///   beside the probe file) and check them as the data's, so that a generator that fails or writes what cannot be
+    ///   scored stops the command before the store is written (`run`; `plan` checks only that the program exists).
+    public static func validateInputs(of experiment: Experiment, generate: Bool = false) throws {
         var seen = Set<String>()
         for run in experiment.runs {
             let config = run.config
             var key = config
             key.train.steps = 0; key.train.lr = 0; key.seed = 0; key.eval.every = 1; key.checkpointEvery = 1
             guard seen.insert(key.json.canonical).inserted else { continue }
-            try validate(config, experiment: experiment)
+            try validate(config, experiment: experiment, generate: generate)
         }
     }
 
-    private static func validate(_ config: RunConfig, experiment: Experiment) throws {
+    private static func validate(_ config: RunConfig, experiment: Experiment, generate: Bool) throws {
         let spec = experiment.specPath
         for (path, precision) in [("train.precision", config.train.precision), ("eval.precision", config.eval.precision)]
         where precision == .bf16 && !Products.bf16Supported {
@@ -87,6 +90,14 @@ extension RunExecutor {
         }
         let sources = config.data.probes.sources.sorted { $0.key < $1.key }.map { (id: $0.key, source: $0.value) }
         for (id, source) in sources {
+            if case .generate(let g) = source, case .command(let argv) = g.backend {
+                do {
+                    _ = try resolveExecutable(argv[0], command: argv.joined(separator: " "))
+                } catch {
+                    throw SpecError.invalid(file: spec, path: "data.probes.categories.\(id).generate.command",
+                                            expected: "a program that exists and is executable", found: "\(error)")
+                }
+            }
             if case .derive(.otherPrompt) = source, probes.count < 2 {
                 throw RunError.data(file: probesPath, line: nil, reason: "category \(id) takes another prompt's response (other_prompt), which needs at least 2 probes; the file has 1")
             }
@@ -106,6 +117,19 @@ extension RunExecutor {
                 let ids = tokenizer.encode(template.response(text, after: ex.promptSource, separated: ex.isSeparated(field)))
                 guard ids.count < maxLength else {
                     throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                }
+            }
+        }
+        let generated = sources.filter { if case .generate = $0.source { return true } else { return false } }.map(\.id)
+        if generate, !generated.isEmpty {
+            // the run makes the same texts (cached) when it starts; a failure here is bad input, found before the store
+            let set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tokenizer, trainPrompts: [])
+            for probe in set.probes {
+                for r in probe.responses where generated.contains(r.category) {
+                    let ids = tokenizer.encode(template.response(r.text, after: probe.promptSource, separated: r.separated))
+                    guard ids.count < maxLength else {
+                        throw RunError.data(file: probesPath, line: probes[probe.idx].line, reason: "generated \(r.category) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                    }
                 }
             }
         }

@@ -81,6 +81,8 @@ enum HFTokenizer {
         let eos = try endOfTurn(dir, tokens: tokens)
         do {
             return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: nil, eos: eos, normalizesNFC: nfc)
+        } catch let error as TokenizerError {
+            throw HFError.file(path: f.path, reason: error.message(source: .tokenizerJSON))
         } catch {
             throw HFError.file(path: f.path, reason: "\(error)")
         }

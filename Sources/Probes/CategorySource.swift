@@ -61,7 +61,7 @@ public enum CategorySource: Codable, Sendable, Equatable, Hashable {
             let maxTokens = try options.decode(Int.self, forKey: SpecKey("max_tokens"))
             guard maxTokens > 0 else {
                 throw DecodingError.dataCorrupted(.init(codingPath: options.codingPath + [SpecKey("max_tokens")],
-                                                        debugDescription: "expected a positive token count, found \(maxTokens)"))
+                                                        debugDescription: "expected a positive token count"))
             }
             self = .greedy(maxTokens: maxTokens)
         } else if keys.contains("argmax") {

@@ -19,22 +19,36 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     /// An HH transcript that does not have the form "\n\nHuman: ...\n\nAssistant: ...".
     case malformedTranscript(offset: Int, reason: String)
 
-    public var description: String {
+    /// Where a tokenizer's parts are read from, for the key names in messages.
+    public enum Source: Sendable {
+        /// GGUF metadata: `tokenizer.ggml.tokens`, `tokenizer.ggml.merges`, ...
+        case gguf
+        /// A Hugging Face `tokenizer.json`: `model.vocab`, `model.merges`, `added_tokens`, `pre_tokenizer`.
+        case tokenizerJSON
+    }
+
+    public var description: String { message(source: .gguf) }
+
+    /// The message, naming the keys of the file the tokenizer came from.
+    public func message(source: Source) -> String {
+        let (tokensKey, mergesKey, typesKey, preKey) = source == .gguf
+            ? ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.pre")
+            : ("model.vocab", "model.merges", "added_tokens", "pre_tokenizer")
         switch self {
         case .unknownPreTokenizer(let name):
-            return "unknown pre-tokenizer '\(name)' (tokenizer.ggml.pre); supported: smollm, gpt2, default"
+            return "unknown pre-tokenizer '\(name)' (\(preKey)); supported: smollm, gpt2, default"
         case .emptyVocabulary:
-            return "tokenizer.ggml.tokens is empty"
+            return "\(tokensKey) is empty"
         case .tokenTypeCount(let tokens, let types):
-            return "tokenizer.ggml.token_type has \(types) entries but tokenizer.ggml.tokens has \(tokens)"
+            return "\(typesKey) has \(types) entries but \(tokensKey) has \(tokens)"
         case .tokenNotByteLevel(let id, let token):
             return "token \(id) \(token.debugDescription) has a character outside the byte-level BPE alphabet"
         case .missingByteToken(let byte):
-            return "no token in tokenizer.ggml.tokens stands for byte 0x\(String(byte, radix: 16, uppercase: true))"
+            return "no token in \(tokensKey) stands for byte 0x\(String(byte, radix: 16, uppercase: true))"
         case .malformedMerge(let index, let merge):
-            return "tokenizer.ggml.merges[\(index)] = \(merge.debugDescription) is not two tokens separated by one space"
+            return "\(mergesKey)[\(index)] = \(merge.debugDescription) is not two tokens separated by one space"
         case .mergeTokenMissing(let index, let merge, let token):
-            return "tokenizer.ggml.merges[\(index)] = \(merge.debugDescription): token \(token.debugDescription) is not in the vocabulary"
+            return "\(mergesKey)[\(index)] = \(merge.debugDescription): token \(token.debugDescription) is not in the vocabulary"
         case .specialTokenOutOfRange(let name, let id, let vocabSize):
             return "\(name) token id \(id) is outside the vocabulary (size \(vocabSize))"
         case .malformedTranscript(let offset, let reason):

@@ -17,8 +17,15 @@ extension RunVerb {
             throw UsageError(message: "--only: no run named \"\(only)\" in \(spec) (runs: \(experiment.runs.map(\.name).joined(separator: ", ")))")
         }
         let root = try checkpointRoot()
+        // SIGINT/SIGTERM from here on stop the command (a generator making probe texts included), never kill it
+        if jobs == 1 { StopRequest.installHandlers() }
         // Everything the runs read is checked before the store is opened: bad input creates no file.
-        try RunExecutor.validateInputs(of: experiment)
+        do {
+            try RunExecutor.validateInputs(of: experiment, generate: true)
+        } catch where StopRequest.isSet {
+            FileHandle.standardError.write(Data("interrupted while checking the inputs (\(error)), before anything was recorded; run the same command again\n".utf8))
+            return 1
+        }
         let store = try RunStore(path: dbPath)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
         if jobs > 1 {
@@ -26,7 +33,6 @@ extension RunVerb {
             try executor.recordPlan()
             return try runWorkers()
         }
-        StopRequest.installHandlers()
         let display = ProgressDisplay(quiet: quiet)
         executor.progress = { event in
             display.show(event)
@@ -108,13 +114,16 @@ extension RunVerb {
         while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" { existing.deleteLastPathComponent() }
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: existing.path, isDirectory: &isDirectory)
-        let option = checkpoints != nil ? "--checkpoints" : "checkpoint folder (beside --db)"
+        let option = checkpoints != nil ? "--checkpoints" : "checkpoint folder (beside --db \(db))"
         guard isDirectory.boolValue else {
             throw UsageError(message: "\(option): \(existing.path) is not a directory (checkpoints go to \(root.path))")
         }
-        guard access(existing.path, W_OK) == 0 else {
+        // access() says yes to root on file systems that take no folder (/sys, /proc): make one and remove it
+        let probe = existing.appendingPathComponent(".alignscope-probe-\(getpid())").path
+        guard access(existing.path, W_OK) == 0, mkdir(probe, 0o700) == 0 else {
             throw UsageError(message: "\(option): \(existing.path) is not writable (checkpoints go to \(root.path))")
         }
+        rmdir(probe)
         return root
     }
 }
@@ -255,7 +264,7 @@ final class ProgressDisplay: @unchecked Sendable {
 extension SlurmVerb {
     func run() throws -> Int32 {
         let experiment = try Commands.experimentVersion(try Experiment.load(path: spec), db: db, newVersion: false, flag: nil)
-        try RunExecutor.validateInputs(of: experiment)
+        try RunExecutor.validateInputs(of: experiment, generate: true)
         let results = URL(fileURLWithPath: db).deletingLastPathComponent().standardizedFileURL
         let store = try RunStore(path: db)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: results)

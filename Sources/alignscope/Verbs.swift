@@ -304,8 +304,10 @@ struct LabelVerb: Verb {
         A and B; --judge-template FILE replaces the question, which must hold {prompt}, {a} and {b}). The best
         sample becomes "chosen", the worst "rejected"; every sample and its score, and the provenance in
         "origins", are written as one JSON line per prompt, appended and flushed as it goes. Prompts whose
-        samples all score the same are reported and skipped. Running again with the same --out resumes: the
-        prompts already written (or skipped) are not sampled again. With --judge and --agreement FILE, the
+        samples all score the same are reported and skipped. Running again with the same --out and the same
+        inputs resumes: the prompts already written (or skipped) are not sampled again. OUT.inputs.json records
+        the inputs (data sha256, policy, scorer, settings); other inputs, or a file label did not write, are
+        refused untouched. With --judge and --agreement FILE, the
         judge's agreement with that file's chosen/rejected labels is printed. A summary goes to OUT.meta.json.
         """
 

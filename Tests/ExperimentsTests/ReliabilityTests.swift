@@ -316,7 +316,7 @@ final class ReliabilityTests: XCTestCase {
         for (name, bytes) in GGUFBytes.corruptions() {
             cases.append(BadCase(name: "gguf: \(name)", spec: ggufSpec("model.gguf"), files: ["model.gguf": bytes], needles: ["model.gguf"]))
         }
-        return cases + issue15Cases()
+        return cases + issue15Cases() + issue33Cases()
     }
 
     /// Issue 15: values `plan` accepted and `run` trapped on or found only during the run, stores that

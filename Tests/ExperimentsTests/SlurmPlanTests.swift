@@ -30,11 +30,11 @@ final class SlurmPlanTests: XCTestCase {
         for line in ["#SBATCH --array=0-1%3", "#SBATCH --partition=cpu", "#SBATCH --time=01:00:00", "#SBATCH --cpus-per-task=2",
                      "#SBATCH --mem=8G", "#SBATCH --qos=short", "#SBATCH --requeue", "#SBATCH --job-name=alignscope-c-w1",
                      "#SBATCH --output=/shared/results/c/slurm/logs/%x-%A_%a.out",
-                     "RUNS=('c/rm' 'c/dpo')", "FOLDERS=('rm' 'dpo')", "INPUTS=('sft_seed=1' 'sft_seed=2')",
+                     "RUNS=('c/rm' 'c/dpo')", "FOLDERS=('rm' 'dpo')", "INPUTS_0=('sft_seed=1')", "INPUTS_1=('sft_seed=2')",
                      "ALIGNSCOPE='/opt/bin/alignscope'", "SPEC='/work/spec.json5'", "SHARED='/shared/results/c'"] {
             XCTAssertTrue(script.split(separator: "\n").contains { $0 == line }, "missing \(line) in\n\(script)")
         }
-        XCTAssertTrue(all.waves[2].script.contains("INPUTS=('sft_seed=1 rm')"), all.waves[2].script)
+        XCTAssertTrue(all.waves[2].script.contains("INPUTS_0=('sft_seed=1' 'rm')"), all.waves[2].script)
         // finished runs are not submitted; a run whose inputs all finished goes in the first wave
         let rest = SlurmPlan(experiment: experiment, unfinished: ["c/ppo", "c/dpo"], settings: .init(), binary: "/b", spec: "/s", results: "/r")
         XCTAssertEqual(rest.waves.map(\.runs), [["c/dpo", "c/ppo"]])
