@@ -57,8 +57,9 @@ test: deps models
 	@echo "the suite again with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)"
 	@set -o pipefail; ONEDNN_MAX_CPU_ISA=AVX2 ALIGNSCOPE_MODEL=$(CURDIR)/$(MODEL) $(SWIFT) test $(TEST_FLAGS) --skip-build --disable-swift-testing 2>&1 | tee .build/test-avx2.log
 	@for log in .build/test.log .build/test-avx2.log; do \
-	  sed -n 's/.*Executed \([0-9]*\) tests\{0,1\}, with \([0-9]*\) failures.*/\1 \2/p' $$log | tail -n 1; done | \
-	  awk '{ n += $$1; f += $$2 } END { printf "%d passed, %d failed\n", n - f, f }'
+	  sed -E -n 's/.*Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures.*/\1 \3 \4/p' $$log | \
+	  awk 'NF == 2 { print $$1, 0, $$2 } NF == 3' | tail -n 1; done | \
+	  awk '{ n += $$1; s += $$2; f += $$3 } END { printf "%d passed, %d failed, %d skipped\n", n - f - s, f, s }'
 
 # The cluster test against a real single-node Slurm started for it (scripts/test-slurm.sh: installs slurm-wlm and
 # munge when missing; prints why and passes when Slurm cannot start here). Uses the binary `make test` builds.

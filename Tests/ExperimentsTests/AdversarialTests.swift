@@ -185,6 +185,35 @@ extension ReliabilityTests {
         }
     }
 
+    /// `slurm` started through $PATH writes the executable's own path into the task script, not $PWD/alignscope.
+    func testSlurmThroughPATHNamesItsRealBinary() throws {
+        let binary = try Self.binary()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["alignscope", "slurm", "reliability-crash.json5", "--db", path("p.sqlite"), "--dry-run"]
+        p.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        env["PATH"] = binary.deletingLastPathComponent().path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("ALIGNSCOPE=") }
+        XCTAssertEqual(line.map(String.init), "ALIGNSCOPE='\(binary.resolvingSymlinksInPath().path)'", text)
+    }
+
+    /// `score` refuses a pair past the model's context with one line instead of running off its end.
+    func testScorePastTheContextIsRefused() throws {
+        let model = hfFixture("qwen2-tiny.gguf")
+        let result = try run(["score", "--model", model, "--prompt", "a", "--response", String(repeating: "word ", count: 5000)])
+        XCTAssertEqual(result.status, 2, result.stderr)
+        XCTAssertTrue(result.stderr.contains("past the model's context"), result.stderr)
+    }
+
     func testMergeTakesOnlyNamesRunWouldWrite() throws {
         let shard = path("evil.sqlite")
         XCTAssertEqual(try run(["run", "reliability-crash.json5", "--db", shard, "--quiet"]).status, 0)
