@@ -62,7 +62,8 @@ public struct Judge {
     func question(_ prompt: String, _ first: String, _ second: String) -> [Int32] {
         let text = template.replacingOccurrences(of: "{prompt}", with: prompt)
             .replacingOccurrences(of: "{a}", with: first).replacingOccurrences(of: "{b}", with: second)
-        return tokenizer.encode(chat.prompt([ChatMessage(role: "user", content: text)]))
+        // one user turn: every template renders it (raw: its text), so the encoder never refuses it
+        return (try? ChatEncoder(tokenizer: tokenizer, template: chat).prompt(PromptSource(messages: [ChatMessage(role: "user", content: text)]))) ?? []
     }
 
     /// m(first, second) for every (first, second) pair asked, in one batched pass.

@@ -77,7 +77,7 @@ public struct Labeller {
         self.policy = policy
         policyTokenizer = tokenizer
         self.policyName = policyName
-        stop = [tokenizer.eos]
+        stop = ChatEncoder.stopTokens(tokenizer)
         self.scorer = scorer
         self.settings = settings
     }
@@ -130,11 +130,13 @@ public struct Labeller {
         let todo = examples.filter { !finished.contains($0.line) }
         let output = try AppendFile(path: out, keepBytes: state.validBytes)
         let skippedFile = try AppendFile(path: Self.skippedPath(out), keepBytes: nil)
-        let prompts = try todo.map { ex -> [Int32] in
-            guard let text = settings.template.prompt(ex.promptSource) else {
-                throw RunError.data(file: ex.file, line: ex.line, reason: "template \"raw\" needs the prompt as text")
+        let encoder = ChatEncoder(tokenizer: policyTokenizer, template: settings.template)
+        let prompts = try todo.map { (ex) throws -> [Int32] in
+            do {
+                return try encoder.prompt(ex.promptSource)
+            } catch {
+                throw RunError.data(file: ex.file, line: ex.line, reason: "\(error)")
             }
-            return policyTokenizer.encode(text)
         }
         let context = (prompts.map(\.count).max() ?? 0) + settings.maxTokens
         if context > policy.config.contextLength, let k = prompts.indices.max(by: { prompts[$0].count < prompts[$1].count }) {

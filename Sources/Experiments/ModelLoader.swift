@@ -99,18 +99,18 @@ enum ModelLoader {
             let resolved = try existing(path, experiment: experiment, directory: false)
             let loaded = try PretrainedModel.load(path: resolved, maxTokens: capacity, maxSequenceLength: maxSequenceLength,
                                                   checkpointActivations: checkpointActivations)
-            return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: [loaded.tokenizer.eos])
+            return LoadedModel(model: loaded.model, tokenizer: loaded.tokenizer, stopTokens: ChatEncoder.stopTokens(loaded.tokenizer))
         case .hf(let path):
             let dir = try HFModelDirectory(path: try existing(path, experiment: experiment, directory: true))
             let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength, checkpointActivations: checkpointActivations)
-            return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: [dir.tokenizer.eos])
+            return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: ChatEncoder.stopTokens(dir.tokenizer))
         case .preset(let name, let seed):
             let config = presetConfig(name)
             let model = LlamaModel(config: config, maxTokens: capacity, maxSequenceLength: maxSequenceLength,
                                    checkpointActivations: checkpointActivations)
             model.initializeRandom(seed: UInt64(seed))
             let tokenizer = ByteTokenizer()
-            return LoadedModel(model: model, tokenizer: tokenizer, stopTokens: [tokenizer.eos])
+            return LoadedModel(model: model, tokenizer: tokenizer, stopTokens: ChatEncoder.stopTokens(tokenizer))
         }
     }
 }
@@ -121,21 +121,12 @@ enum ModelLoader {
 enum PairEncoder {
     static func encode(prompt: PromptSource, response: String, separated: Bool = true, tokenizer: any TextTokenizer, template: ChatTemplate,
                        maxLength: Int, file: String, line: Int) throws -> EncodedPair {
-        let responseIDs = tokenizer.encode(template.response(response, after: prompt, separated: separated))
-        var promptIDs = tokenizer.encode(try promptText(prompt, template: template, file: file, line: line))
-        guard !responseIDs.isEmpty else {
-            throw RunError.data(file: file, line: line, reason: "empty response")
+        do {
+            let p = try ChatEncoder(tokenizer: tokenizer, template: template).pair(prompt: prompt, response: response, separated: separated, maxLength: maxLength)
+            return EncodedPair(prompt: p.prompt, response: p.response, promptCut: p.cut)
+        } catch {
+            throw RunError.data(file: file, line: line, reason: error.description)
         }
-        guard responseIDs.count < maxLength else {
-            throw RunError.data(file: file, line: line, reason: "response is \(responseIDs.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
-        }
-        let room = maxLength - responseIDs.count
-        var cut = 0
-        if promptIDs.count > room {
-            cut = promptIDs.count - room
-            promptIDs.removeFirst(cut)
-        }
-        return EncodedPair(prompt: promptIDs, response: responseIDs, promptCut: cut)
     }
 
     /// A run's training examples: the lines of its training file (`path`, resolved: `RunExecutor.trainPath`),
@@ -171,7 +162,10 @@ enum PairEncoder {
         switch objective {
         case .ppo(let p):
             return .prompts(try examples.map { ex in
-                var ids = tokenizer.encode(try promptText(ex.promptSource, template: template, file: file, line: ex.line))
+                var ids: [Int32]
+                do { ids = try ChatEncoder(tokenizer: tokenizer, template: template).prompt(ex.promptSource) } catch {
+                    throw RunError.data(file: file, line: ex.line, reason: "\(error)")
+                }
                 guard !ids.isEmpty else { throw RunError.data(file: file, line: ex.line, reason: "empty prompt (ppo samples a response to each prompt)") }
                 let room = maxLength - p.maxTokens
                 if ids.count > room { ids.removeFirst(ids.count - room) }
@@ -270,10 +264,11 @@ enum PairEncoder {
 
     /// The scored text of a prompt under `template`; `raw` needs the prompt's own text.
     static func promptText(_ prompt: PromptSource, template: ChatTemplate, file: String, line: Int) throws -> String {
-        guard let text = template.prompt(prompt) else {
-            throw RunError.data(file: file, line: line, reason: "template \"raw\" scores the prompt as the file writes it, but this line gives it as a list of messages; use template \"chatml\" or \"hh\", or write the prompt as text")
+        do {
+            return try ChatEncoder(tokenizer: ByteTokenizer(), template: template).promptText(prompt)
+        } catch {
+            throw RunError.data(file: file, line: line, reason: error.description)
         }
-        return text
     }
 
     /// A Chain of Hindsight training sequence as token pieces (`HindsightTemplate.pieces`, each piece

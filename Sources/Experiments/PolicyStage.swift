@@ -18,9 +18,10 @@ struct RewardModelScorer {
     /// validation rules out for runs: `raw` needs the prompt as text).
     func scores(_ items: [(prompt: PromptSource, responses: [String])]) -> [[Double]] {
         var encoded: [(prompt: [Int32], responses: [[Int32]])] = []
+        let encoder = ChatEncoder(tokenizer: tokenizer, template: template)
         for item in items {
-            let prompt = template.prompt(item.prompt).map { tokenizer.encode($0) } ?? []
-            encoded.append((prompt, prompt.isEmpty ? item.responses.map { _ in [] } : item.responses.map { tokenizer.encode(template.response($0, after: item.prompt)) }))
+            let prompt = (try? encoder.prompt(item.prompt)) ?? []
+            encoded.append((prompt, prompt.isEmpty ? item.responses.map { _ in [] } : item.responses.map { encoder.response($0, after: item.prompt) }))
         }
         let need = encoded.map { $0.prompt.count + $0.responses.reduce(0) { $0 + $1.count } }.max() ?? 1
         let session = BatchSession(model: model, slots: max(need, 1), context: max(1, encoded.map { $0.prompt.count + ($0.responses.map(\.count).max() ?? 0) }.max() ?? 1))

@@ -65,13 +65,16 @@ final class ProbeEvaluator {
         var cut = 0
         var out: [EncodedProbe] = []
         let maxLength = config.train.maxLength
+        let encoder = ChatEncoder(tokenizer: loaded.tokenizer, template: template)
         for probe in set.probes {
             var responses: [EncodedResponse] = []
             var longest = 0
             for r in probe.responses {
-                let rids = loaded.tokenizer.encode(hindsight == nil ? template.response(r.text, after: probe.promptSource, separated: r.separated) : r.text)
-                guard rids.count < maxLength else {
-                    throw RunError.data(file: path, line: probe.idx + 1, reason: "\(r.category) response is \(rids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                let rids = hindsight == nil ? encoder.response(r.text, after: probe.promptSource, separated: r.separated) : loaded.tokenizer.encode(r.text)
+                do {
+                    try ChatEncoder.checkFits(rids, maxLength: maxLength, what: "\(r.category) response")
+                } catch {
+                    throw RunError.data(file: path, line: probe.idx + 1, reason: error.description)
                 }
                 longest = max(longest, rids.count)
                 responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!,
@@ -222,7 +225,7 @@ final class ProbeEvaluator {
         let responseID = try store.addResponse(probeID: probe.probeID, category: dynamic.category, text: text,
                                                origin: dynamic.origin + ":step=\(step)")
         return EncodedResponse(responseID: responseID, category: dynamic.category,
-                               ids: tokenizer.encode(template.response(text, after: probe.source)))
+                               ids: ChatEncoder(tokenizer: tokenizer, template: template).response(text, after: probe.source))
     }
 
     /// The stored row of one scored response: the summed log-probability (in Double, token by token, as

@@ -122,6 +122,7 @@ extension ProbeTools {
                 let (ia, ib) = (StandardCategories.order.firstIndex(of: a) ?? .max, StandardCategories.order.firstIndex(of: b) ?? .max)
                 return ia != ib ? ia < ib : a < b
             }
+            // the scored texts (ChatEncoder tokenises exactly these, prompt and response apart)
             let responses = fields.map { template.response(ex.fields[$0]!, after: source, separated: ex.isSeparated($0)) }
             // every key of the line, responses first (in category order), then the rest by name, each with what was done
             let others = ex.notes.keys.filter { ex.fields[$0] == nil && $0 != "prompt" }.sorted()

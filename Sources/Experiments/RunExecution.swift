@@ -107,8 +107,11 @@ final class RunExecution {
                 ("tokens_per_s", Double(result.tokens) / max(seconds, 1e-9)),
                 ("elapsed", Date().timeIntervalSince(started)),
             ]
-            for key in result.metrics.keys.sorted() where key.contains("/") || Objective.unprefixedMetricNames.contains(key) {
-                metrics.append((key, result.metrics[key]!))
+            // every metric the objective emits is recorded; one named like a metric of the step itself ("tokens")
+            // goes under "objective/"
+            let own = Set(metrics.map(\.name))
+            for key in result.metrics.keys.sorted() {
+                metrics.append((own.contains(key) ? "objective/" + key : key, result.metrics[key]!))
             }
             try store.writeTrainMetrics(runID: runID, step: step, metrics: metrics)
             if !result.samples.isEmpty { try store.writeSamples(runID: runID, step: step, sampleRecords(result.samples, examples, loaded.tokenizer)) }

@@ -89,6 +89,7 @@ extension RunExecutor {
             throw RunError.data(file: probesPath, line: text.line, reason: "a language-modelling line {\"text\"} has no prompt to score a response after; probe lines need a prompt")
         }
         let sources = config.data.probes.sources.sorted { $0.key < $1.key }.map { (id: $0.key, source: $0.value) }
+        let encoder = ChatEncoder(tokenizer: tokenizer, template: template)
         for (id, source) in sources {
             if case .generate(let g) = source, case .command(let argv) = g.backend {
                 do {
@@ -114,9 +115,10 @@ extension RunExecutor {
                 }
                 guard case .field = source else { continue }
                 _ = try PairEncoder.promptText(ex.promptSource, template: template, file: probesPath, line: ex.line)
-                let ids = tokenizer.encode(template.response(text, after: ex.promptSource, separated: ex.isSeparated(field)))
-                guard ids.count < maxLength else {
-                    throw RunError.data(file: probesPath, line: ex.line, reason: "\(id) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                do {
+                    try ChatEncoder.checkFits(encoder.response(text, after: ex.promptSource, separated: ex.isSeparated(field)), maxLength: maxLength, what: "\(id) response")
+                } catch {
+                    throw RunError.data(file: probesPath, line: ex.line, reason: error.description)
                 }
             }
         }
@@ -126,9 +128,10 @@ extension RunExecutor {
             let set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tokenizer, trainPrompts: [])
             for probe in set.probes {
                 for r in probe.responses where generated.contains(r.category) {
-                    let ids = tokenizer.encode(template.response(r.text, after: probe.promptSource, separated: r.separated))
-                    guard ids.count < maxLength else {
-                        throw RunError.data(file: probesPath, line: probes[probe.idx].line, reason: "generated \(r.category) response is \(ids.count) tokens, train.max_length is \(maxLength): it cannot fit with its prompt")
+                    do {
+                        try ChatEncoder.checkFits(encoder.response(r.text, after: probe.promptSource, separated: r.separated), maxLength: maxLength, what: "generated \(r.category) response")
+                    } catch {
+                        throw RunError.data(file: probesPath, line: probes[probe.idx].line, reason: error.description)
                     }
                 }
             }

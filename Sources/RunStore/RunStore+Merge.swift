@@ -133,16 +133,23 @@ extension RunStore {
             try database.execute("CREATE INDEX temp.response_map_sid ON response_map(sid)")
             // result rows: equal where both stores hold them, added where only the shard does
             let timing = Self.timingMetrics.map { "'\($0)'" }.joined(separator: ", ")
-            let tables: [(name: String, columns: [String], keys: [String], values: [String], filter: String)] = [
-                ("logprobs", ["run_id", "step", "response_id", "logprob", "n_tokens"], ["step"], ["logprob", "n_tokens"], ""),
-                ("measures", ["run_id", "step", "response_id", "name", "value"], ["step", "name"], ["value"], ""),
-                ("token_logprobs", ["run_id", "step", "response_id", "position", "token", "logprob", "argmax"], ["step", "position"], ["token", "logprob", "argmax"], ""),
-                ("train_metrics", ["run_id", "step", "name", "value"], ["step", "name"], ["value"], "s.name NOT IN (\(timing))"),
-                ("samples", ["run_id", "step", "data_line", "sample", "prompt", "text", "reward", "kl", "advantage", "n_tokens", "eos"],
-                 ["step", "data_line", "sample"], ["prompt", "text", "reward", "kl", "advantage", "n_tokens", "eos"], ""),
-                ("params", ["run_id", "key", "value"], ["key"], ["value"], ""),
-                ("run_inputs", ["run_id", "input", "path", "sha256"], ["input"], ["sha256"], ""),
+            // the per-run result tables; their columns, keys (the primary key) and values (the rest) are read from the
+            // schema itself, so a column a migration adds is merged and compared without a second list here
+            let resultTables: [(name: String, uncompared: Set<String>, filter: String)] = [
+                ("logprobs", [], ""), ("measures", [], ""), ("token_logprobs", [], ""),
+                ("train_metrics", [], "s.name NOT IN (\(timing))"),  // timing metrics measure the machine
+                ("samples", [], ""), ("params", [], ""),
+                ("run_inputs", ["path"], ""),  // where the file was on that machine
             ]
+            var tables: [(name: String, columns: [String], keys: [String], values: [String], filter: String)] = []
+            for r in resultTables {
+                let info = try database.query("SELECT name, pk FROM pragma_table_info(?) ORDER BY cid", [.text(r.name)])
+                let columns = info.map { $0[0].string ?? "" }
+                let keys = info.filter { ($0[1].int ?? 0) > 0 }.sorted { ($0[1].int ?? 0) < ($1[1].int ?? 0) }.map { $0[0].string ?? "" }
+                precondition(keys.first == "run_id", "merge: \(r.name)'s primary key must start with run_id")
+                tables.append((r.name, columns, keys.filter { $0 != "run_id" && $0 != "response_id" },
+                               columns.filter { !keys.contains($0) && !r.uncompared.contains($0) }, r.filter))
+            }
             for t in tables {
                 let hasResponse = t.columns.contains("response_id")
                 let joins = "JOIN temp.run_map rm ON rm.sid = s.run_id" + (hasResponse ? " JOIN temp.response_map xm ON xm.sid = s.response_id" : "")

@@ -37,7 +37,9 @@ extension Objective: Codable {
         let kind = try f.string("kind", default: "sft", oneOf: Self.kinds)
         let lossOn: LossOn = try f.choice("loss_on", default: .response)
         let target: ResponseTarget = try f.choice("target", default: .chosen)
-        let allowed = Self.keysOfKind[kind]!
+        guard let allowed = Self.keysOfKind[kind] else {
+            throw SpecIssue.invalid(path: f.sub("kind"), expected: "a kind with its keys declared (keysOfKind lacks \"\(kind)\")", found: "\"\(kind)\"")
+        }
         for key in f.fields.keys.sorted() where !allowed.contains(key) {
             throw SpecIssue.unknownKey(path: f.sub(key), allowed: allowed)
         }
@@ -77,7 +79,10 @@ extension Objective: Codable {
         case "ipo": self = .ipo(tau: tau)
         case "hinge": self = .hinge(beta: beta)
         case "coh": self = .coh(template: HindsightTemplate(helpful: helpful, unhelpful: unhelpful))
-        default: self = .sft(lossOn: lossOn, target: target)
+        case "sft": self = .sft(lossOn: lossOn, target: target)
+        default:
+            // a kind listed in `kinds` but decoded nowhere: never a silent default
+            throw SpecIssue.invalid(path: f.sub("kind"), expected: "a kind this build decodes", found: "\"\(kind)\"")
         }
     }
 

@@ -80,11 +80,6 @@ extension Objective {
         return needsReference
     }
 
-    /// Metrics recorded under names without a "/" (TRL's reward trainer's names, KTO's `kl`); every other recorded
-    /// objective metric has a "/" in its name.
-    public static let unprefixedMetricNames = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward", "kl",
-                                               "reward", "reward_std", "entropy", "clip_ratio", "step_time"]
-
     /// Evaluates the objective.
     /// - Parameters:
     ///   - logprobs: (N) per-token log-probabilities from `forward`.

@@ -60,10 +60,11 @@ extension ScoreVerb {
         let tmpl = try Commands.chatTemplate(template)
         let loaded = try Commands.loadPretrained(model, capacity: 64)
         var encoded: [(prompt: [Int32], response: [Int32])] = []
+        // without --template, the texts as given (the raw template of a one-turn prompt written as text)
+        let encoder = ChatEncoder(tokenizer: loaded.tokenizer, template: tmpl ?? .raw)
         for (p, r) in pairs {
-            let ptext = tmpl.map { $0.prompt([ChatMessage(role: "user", content: p)]) } ?? p
-            let rtext = tmpl.map { $0.response(r) } ?? r
-            let pair = (loaded.tokenizer.encode(ptext), loaded.tokenizer.encode(rtext))
+            let source = PromptSource(messages: [ChatMessage(role: "user", content: p)], text: p)
+            let pair = (try encoder.prompt(source), encoder.response(r, after: source))
             if pair.0.isEmpty { throw UsageError(message: "score: the prompt is empty; the first response token needs a context") }
             let context = loaded.model.config.contextLength
             if pair.0.count + pair.1.count > context {
@@ -106,16 +107,15 @@ extension GenerateVerb {
         let prompt = self.prompt!
         let tmpl = try Commands.chatTemplate(template)
         let loaded = try Commands.loadPretrained(model, capacity: 64)
-        let text = tmpl.map { $0.prompt([ChatMessage(role: "user", content: prompt)]) } ?? prompt
-        let ids = loaded.tokenizer.encode(text)
+        let ids = try ChatEncoder(tokenizer: loaded.tokenizer, template: tmpl ?? .raw)
+            .prompt(PromptSource(messages: [ChatMessage(role: "user", content: prompt)], text: prompt))
         guard !ids.isEmpty else { throw UsageError(message: "--prompt: empty") }
         let context = loaded.model.config.contextLength
         guard ids.count + maxTokens <= context else {
             throw UsageError(message: "--max-tokens: the prompt (\(ids.count) tokens) and \(maxTokens) new tokens exceed the model's context of \(context) tokens; expected --max-tokens <= \(max(0, context - ids.count))")
         }
         let session = InferenceSession(model: loaded.model, capacity: ids.count + maxTokens + 1)
-        var stop: Set<Int32> = [loaded.tokenizer.eos]
-        if let endOfTurn = loaded.tokenizer.encode("<|im_end|>").first, loaded.tokenizer.encode("<|im_end|>").count == 1 { stop.insert(endOfTurn) }
+        let stop = ChatEncoder.stopTokens(loaded.tokenizer)
         var produced: [Int32] = []
         var printed = ""
         _ = Model.generate(session: session, prompt: ids,
