@@ -98,7 +98,7 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     let engines = EngineSetting.available
     Products.releaseBuffers()  // the product shapes' scratchpads are not the training step's
     resetPeakResident()
-    let trainings = measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
+    let trainings = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
     let trainingPeak = peakResidentBytes()
     let engineScoring = measureEngineScoring(model, engines: engines, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
@@ -234,13 +234,16 @@ func trainingBatch(vocab: Int) -> TokenBatch {
 /// The training step with each engine, the engines alternating within each round; the first round is a
 /// warm-up. Returns one figure per engine, in `engines` order.
 func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
-                     repeats: Int, progress: (String) -> Void) -> [BenchReport.Training] {
+                     repeats: Int, progress: (String) -> Void) throws -> [BenchReport.Training] {
     let batch = trainingBatch(vocab: model.config.vocabSize)
     let targets = batch.targets.filter { $0 >= 0 }.count
     // Mean negative log-likelihood over the targeted positions.
     var dlp = [Float](repeating: 0, count: batch.count)
     for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
-    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 1e-5))
+    // the production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults
+    let train = try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
+    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: train.lr, beta1: train.beta1, beta2: train.beta2,
+                                                                                   eps: 1e-8, weightDecay: train.weightDecay))
     let flops = FlopCount.trainingStep(
         shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
     // Before each step, 0.2 s of 1024^3 fp32 products with the default engine: the machine is shared, so
@@ -262,7 +265,7 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
                 let t1 = now()
                 dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
                 let t2 = now()
-                optimizer.step(params: model.parameters, grads: model.gradients, lr: 1e-5)
+                _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
                 return (t0, t1, t2, now())
             }
             if r > 0 {  // the first round is a warm-up (page faults, primitive creation)

@@ -9,11 +9,11 @@ import Tokenizer
 import Training
 
 /// A model ready to train or score, with its tokenizer.
-struct LoadedModel {
-    var model: LlamaModel
-    var tokenizer: any TextTokenizer
-    /// Tokens that end a response: the tokenizer's EOS (for SmolLM2 that is `<|im_end|>`, ChatML's end of turn).
-    var stopTokens: Set<Int32>
+public struct LoadedModel {
+    public var model: LlamaModel
+    public var tokenizer: any TextTokenizer
+    /// Tokens that end a response (`ChatEncoder.stopTokens`: the tokenizer's EOS, and `<|im_end|>` when it is one token).
+    public var stopTokens: Set<Int32>
 }
 
 /// What a model path names, decided here for specs (`model: { gguf }` or a directory), the commands'
@@ -28,10 +28,13 @@ public enum ModelPathKind: Sendable, Equatable {
     }
 }
 
-enum ModelLoader {
+/// The one way a model is loaded, for every source: a GGUF file, a Hugging Face directory, a preset (a run's
+/// weights are loaded into one of these by `loadInitialWeights`). Specs resolve their paths against the spec's
+/// folder (`experiment`); the commands' `--model` paths are used as given (`path:`).
+public enum ModelLoader {
     /// What `load` would check, without building the model: the tokenizer of a GGUF whose metadata and
     /// tensors `load` accepts (`PretrainedModel.validate`), or a preset's. Errors are `load`'s.
-    static func validate(_ source: RunConfig.ModelSource, experiment: Experiment) throws -> (config: LlamaConfig, tokenizer: any TextTokenizer) {
+    static func validate(_ source: RunConfig.ModelSource, experiment: Experiment?) throws -> (config: LlamaConfig, tokenizer: any TextTokenizer) {
         switch source {
         case .gguf(let path):
             let resolved = try existing(path, experiment: experiment, directory: false)
@@ -47,8 +50,8 @@ enum ModelLoader {
 
     /// The resolved path of a GGUF file (`directory` false) or a Hugging Face directory, which must exist
     /// and be of that kind.
-    private static func existing(_ path: String, experiment: Experiment, directory: Bool) throws -> String {
-        let resolved = experiment.resolve(path)
+    private static func existing(_ path: String, experiment: Experiment?, directory: Bool) throws -> String {
+        let resolved = experiment?.resolve(path) ?? path
         var st = stat()
         guard stat(resolved, &st) == 0 else {
             if errno == ELOOP { throw RunError.model(path: resolved, reason: "a loop of symbolic links (each points on to the next), not a file") }
@@ -84,14 +87,25 @@ enum ModelLoader {
     }
 
     /// The model a path written in the spec names (`ModelPathKind`).
-    static func source(path: String, experiment: Experiment) -> RunConfig.ModelSource {
-        switch ModelPathKind.of(experiment.resolve(path)) {
+    static func source(path: String, experiment: Experiment?) -> RunConfig.ModelSource {
+        switch ModelPathKind.of(experiment?.resolve(path) ?? path) {
         case .huggingFaceDirectory: return .hf(path: path)
         case .gguf: return .gguf(path: path)
         }
     }
 
-    static func load(_ source: RunConfig.ModelSource, experiment: Experiment, capacity: Int, maxSequenceLength: Int, threads: Int,
+    /// The model at a command's `--model` path (a GGUF file or a Hugging Face directory, `ModelPathKind`), for up to
+    /// `capacity` tokens at once.
+    public static func load(path: String, capacity: Int) throws -> LoadedModel {
+        try load(source(path: path, experiment: nil), experiment: nil, capacity: capacity, maxSequenceLength: capacity, threads: Threads.count)
+    }
+
+    /// The tokenizer of the model at a command's `--model` path (its metadata only; the weights are not loaded).
+    public static func tokenizer(path: String) throws -> any TextTokenizer {
+        try validate(source(path: path, experiment: nil), experiment: nil).tokenizer
+    }
+
+    static func load(_ source: RunConfig.ModelSource, experiment: Experiment?, capacity: Int, maxSequenceLength: Int, threads: Int,
                      checkpointActivations: Bool = false) throws -> LoadedModel {
         Threads.count = threads
         switch source {

@@ -10,19 +10,12 @@ public enum ProbeTools {
     /// The tokenizer of a spec's model (only the GGUF metadata, or the directory's JSON files and weight headers,
     /// are read) or the byte tokenizer of a preset.
     static func tokenizer(for source: RunConfig.ModelSource, experiment: Experiment) throws -> any TextTokenizer {
-        switch source {
-        case .gguf(let path): return try GGUFFile(path: experiment.resolve(path)).tokenizer()
-        case .hf(let path): return try HFModelDirectory(path: experiment.resolve(path)).tokenizer
-        case .preset: return ByteTokenizer()
-        }
+        try ModelLoader.validate(source, experiment: experiment).tokenizer
     }
 
-    /// The tokenizer of the model at `path` (`ModelPathKind`: a Hugging Face directory's or a GGUF's).
+    /// The tokenizer of the model at `path` (`ModelLoader.tokenizer(path:)`).
     static func modelTokenizer(_ path: String) throws -> any TextTokenizer {
-        switch ModelPathKind.of(path) {
-        case .huggingFaceDirectory: return try HFModelDirectory(path: path).tokenizer
-        case .gguf: return try GGUFFile(path: path).tokenizer()
-        }
+        try ModelLoader.tokenizer(path: path)
     }
 
     /// Builds the probe set of a spec (its first run's config) or of a plain probe file (its own

@@ -109,8 +109,7 @@ extension Trainer {
                 model.zeroGradients()
                 let result = Self.surrogate(model: model, members.map { (chosen[$0 / n], flat[$0].tokens, flat[$0].logprobs, samples[$0].advantage) },
                                             settings, dLogprobs: &dLogprobs)
-                let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
-                optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+                let norm = Self.update(model: model, optimizer: optimizer, train: train, step: step).gradNorm
                 loss += result.loss
                 norms += Double(norm)
                 clipped += result.clipped

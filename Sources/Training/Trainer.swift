@@ -213,16 +213,23 @@ public final class Trainer {
             combine(&metrics, &shares, result.metrics, share: share)
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
-        let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
-        let lr = learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup,
-                              peak: train.lr, schedule: train.schedule,
-                              minRatio: train.minLRRatio)
-        optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+        let (lr, norm) = Self.update(model: model, optimizer: optimizer, train: train, step: step)
         // a metric some micro-batches lacked (KTO's rewards/chosen in a batch without desirable examples) is the
         // mean over those that had it
         let all = micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) / total }
         for (k, w) in shares where w != all && w > 0 { metrics[k]! /= w }
         return StepResult(loss: loss, lr: lr, gradNorm: Double(norm), tokens: tokens, targetTokens: targets, metrics: metrics)
+    }
+
+    /// The update every training step ends with (and each of an online step's mini-batches, and the bench's step):
+    /// the gradients clipped to `train.grad_clip`, the learning rate of optimizer step `step` (1-based) under the
+    /// schedule, one AdamW step. Returns the rate and the gradients' norm before clipping.
+    public static func update(model: LlamaModel, optimizer: AdamW, train: TrainSettings, step: Int) -> (lr: Double, gradNorm: Float) {
+        let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
+        let lr = learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup, peak: train.lr, schedule: train.schedule,
+                              minRatio: train.minLRRatio)
+        optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+        return (lr, norm)
     }
 
     /// Adds a micro-batch's metrics into the step's: weighted by its share, but `min_*` and `max_*` metrics as

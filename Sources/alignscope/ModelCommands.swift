@@ -11,17 +11,11 @@ import Tokenizer
 extension Commands {
     static let defaultModelPath = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
-    static func loadPretrained(_ model: String?, capacity: Int) throws -> (model: LlamaModel, tokenizer: BPETokenizer) {
+    /// A verb's `--model` (`ModelLoader.load(path:capacity:)`, the loader specs use too).
+    static func loadPretrained(_ model: String?, capacity: Int) throws -> LoadedModel {
         guard let path = model else { throw UsageError(message: "--model: missing (a GGUF file, e.g. \(defaultModelPath), or a Hugging Face model directory)") }
         guard FileManager.default.fileExists(atPath: path) else { throw UsageError(message: "\(path): no such model file") }
-        switch ModelPathKind.of(path) {
-        case .huggingFaceDirectory:
-            let dir = try HFModelDirectory(path: path)
-            return (try dir.load(maxTokens: capacity), dir.tokenizer)
-        case .gguf:
-            let loaded = try PretrainedModel.load(path: path, maxTokens: capacity)
-            return (loaded.model, loaded.tokenizer)
-        }
+        return try ModelLoader.load(path: path, capacity: capacity)
     }
 
     /// `--template NAME`, or nil.
