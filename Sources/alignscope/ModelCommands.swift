@@ -18,12 +18,6 @@ extension Commands {
         return try ModelLoader.load(path: path, capacity: capacity)
     }
 
-    /// `--template NAME`, or nil.
-    static func chatTemplate(_ name: String?) throws -> ChatTemplate? {
-        guard let name else { return nil }
-        guard let t = ChatTemplate(rawValue: name) else { throw UsageError(message: "--template: expected chatml, hh or raw, found \"\(name)\"") }
-        return t
-    }
 
 }
 
@@ -51,11 +45,10 @@ extension ScoreVerb {
             pairs = [(prompt!, response!)]
             jsonLines = json
         }
-        let tmpl = try Commands.chatTemplate(template)
         let loaded = try Commands.loadPretrained(model, capacity: 64)
         var encoded: [(prompt: [Int32], response: [Int32])] = []
         // without --template, the texts as given (the raw template of a one-turn prompt written as text)
-        let encoder = ChatEncoder(tokenizer: loaded.tokenizer, template: tmpl ?? .raw)
+        let encoder = ChatEncoder(tokenizer: loaded.tokenizer, template: template ?? .raw)
         for (p, r) in pairs {
             let source = PromptSource(messages: [ChatMessage(role: "user", content: p)], text: p)
             let pair = (try encoder.prompt(source), encoder.response(r, after: source))
@@ -99,9 +92,9 @@ extension ScoreVerb {
 extension GenerateVerb {
     func run() throws -> Int32 {
         let prompt = self.prompt!
-        let tmpl = try Commands.chatTemplate(template)
         let loaded = try Commands.loadPretrained(model, capacity: 64)
-        let ids = try ChatEncoder(tokenizer: loaded.tokenizer, template: tmpl ?? .raw)
+        let maxTokens = sampling.maxTokens
+        let ids = try ChatEncoder(tokenizer: loaded.tokenizer, template: template ?? .raw)
             .prompt(PromptSource(messages: [ChatMessage(role: "user", content: prompt)], text: prompt))
         guard !ids.isEmpty else { throw UsageError(message: "--prompt: empty") }
         let context = loaded.model.config.contextLength
@@ -113,7 +106,8 @@ extension GenerateVerb {
         var produced: [Int32] = []
         var printed = ""
         _ = Model.generate(session: session, prompt: ids,
-                           options: SamplingOptions(maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP), seed: UInt64(seed), stop: stop)) { token in
+                           options: SamplingOptions(maxTokens: maxTokens, temperature: Float(sampling.temperature), topP: Float(sampling.topP),
+                                                    seed: UInt64(sampling.seed), stop: stop)) { token in
             // Decode the whole continuation and print what is new, so multi-token characters come out whole.
             produced.append(token)
             let text = loaded.tokenizer.decode(produced)
@@ -137,22 +131,19 @@ extension ProbesVerb {
         var model = self.model
         if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         switch action {
-        case "build":
-            let out = self.out!
+        case .build:
+            guard let out = self.out else { throw UsageError(message: "probes build: --out FILE is required") }
             let specModel = input.hasSuffix(".json5") || input.hasSuffix(".json") ? self.model : model
             let (n, categories) = try ProbeTools.build(input: input, out: out, modelPath: specModel, seed: seed)
             print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
             return 0
-        case "show":
-            print(try ProbeTools.show(path: input, line: line, template: Commands.chatTemplate(template)!, modelPath: self.model, json: json),
-                  terminator: "")
+        case .show:
+            print(try ProbeTools.show(path: input, line: line, template: template, modelPath: self.model, json: json), terminator: "")
             return 0
-        case "audit":
+        case .audit:
             let report = try ProbeTools.audit(path: input, modelPath: model)
             print(report.rendered, terminator: report.rendered.hasSuffix("\n") ? "" : "\n")
             return report.flags.isEmpty ? 0 : 1
-        default:
-            throw UsageError(message: "probes: expected build or audit, found \"\(action)\"")
         }
     }
 }
@@ -179,7 +170,7 @@ extension BenchVerb {
 
 extension LabelVerb {
     func run() throws -> Int32 {
-        let chat = try Commands.chatTemplate(template)!
+        let chat = template
         var examples = try loadExamples(path: data!)
         if limit > 0 { examples = Array(examples.prefix(limit)) }
         guard !examples.isEmpty else { throw UsageError(message: "--data: \(data!) has no prompts") }
@@ -206,8 +197,8 @@ extension LabelVerb {
                 }
             }
         }
-        let settings = Labeller.Settings(samples: samples, temperature: Float(temperature), topP: Float(topP), maxTokens: maxTokens,
-                                         seed: UInt64(seed), template: chat)
+        let settings = Labeller.Settings(samples: samples, temperature: Float(sampling.temperature), topP: Float(sampling.topP),
+                                         maxTokens: sampling.maxTokens, seed: UInt64(sampling.seed), template: chat)
         let labeller = Labeller(policy: policyModel.model, tokenizer: policyModel.tokenizer,
                                 policyName: (policy! as NSString).lastPathComponent, scorer: scorer, settings: settings)
         StopRequest.installHandlers()
@@ -219,8 +210,8 @@ extension LabelVerb {
         }
         var meta: [String: JSONValue] = [
             "data": .string(data!), "policy": .string(policy!), "scorer": .string(rewardModel ?? ("judge:" + judge!)),
-            "samples": .number(Double(samples)), "temperature": .number(temperature), "top_p": .number(topP),
-            "max_tokens": .number(Double(maxTokens)), "seed": .number(Double(seed)), "template": .string(template),
+            "samples": .number(Double(samples)), "temperature": .number(sampling.temperature), "top_p": .number(sampling.topP),
+            "max_tokens": .number(Double(sampling.maxTokens)), "seed": .number(Double(sampling.seed)), "template": .string(template.rawValue),
             "written_this_call": .number(Double(summary.written)), "already_done": .number(Double(summary.alreadyDone)),
             "all_equal_lines": .array(summary.tiedLines.map { .number(Double($0)) }),
         ]

@@ -10,7 +10,7 @@ extension ExportVerb {
         let store = try RunStore(path: db, readOnly: true)
         let root = checkpoints.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
         let written = try RunExport.export(store: store, run: name, step: step, checkpointRoot: root, out: out, f16: f16,
-                                                 format: RunExport.Format(rawValue: format)!)
+                                                 format: format)
         print("wrote \(out) (run \(name), step \(written))")
         return 0
     }

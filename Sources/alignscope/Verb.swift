@@ -1,3 +1,5 @@
+import Base
+
 /// A small command-line parser: AlignScope takes no package dependencies, so no ArgumentParser, but the
 /// same shape. Each verb is a struct whose stored properties are its typed options; its `options` table
 /// declares, once per option, the flag, the placeholder, the help and the property it fills. One parser
@@ -19,6 +21,29 @@ protocol Verb {
 extension Verb {
     static var details: String { "" }
     func validate() throws {}
+}
+
+/// How a verb samples: one declaration of the options (`VerbOption.sampling`) and of their bounds, the spec's
+/// (`label.max_tokens`, `objective.temperature`, ...): max_tokens in [1, 4096], temperature >= 0 (> 0 where samples
+/// must differ), top_p in (0, 1], seed >= 0.
+struct SamplingFlags: Equatable {
+    var maxTokens: Int
+    var temperature: Double
+    var topP = 1.0
+    var seed = 0
+    /// Whether temperature 0 (greedy decoding) is allowed.
+    var greedyAllowed: Bool
+
+    func validate() throws {
+        guard (1...4096).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, 4096], found \(maxTokens)") }
+        if greedyAllowed {
+            guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(JSONValue.format(temperature))") }
+        } else {
+            guard temperature > 0 else { throw UsageError(message: "--temperature: expected a number > 0 (samples must differ), found \(JSONValue.format(temperature))") }
+        }
+        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(JSONValue.format(topP))") }
+        guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \(seed)") }
+    }
 }
 
 /// A bad command line (exit code 2).
@@ -92,6 +117,55 @@ struct VerbOption<V> {
             guard let x = Double(text), x.isFinite else { throw UsageError(message: "\(name): expected a number, found \"\(text)\"") }
             verb[keyPath: key] = x
         }, get: { $0[keyPath: key] == V()[keyPath: key] ? nil : "\($0[keyPath: key])" })
+    }
+
+    /// An option with a fixed set of values (a `ChatTemplate`, an export format, ...), parsed into its type: a
+    /// value outside the set is a `UsageError` naming them.
+    static func choice<T: RawRepresentable & CaseIterable>(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, T?>,
+                                                           help: String) -> VerbOption where T.RawValue == String {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+            verb[keyPath: key] = try parseChoice(name, text, as: T.self)
+        }, get: { $0[keyPath: key]?.rawValue })
+    }
+
+    static func choice<T: RawRepresentable & CaseIterable & Equatable>(_ name: String, _ placeholder: String, _ key: WritableKeyPath<V, T>,
+                                                                       help: String) -> VerbOption where T.RawValue == String, V: Verb {
+        VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+            verb[keyPath: key] = try parseChoice(name, text, as: T.self)
+        }, get: { $0[keyPath: key] == V()[keyPath: key] ? nil : $0[keyPath: key].rawValue })
+    }
+
+    /// `text` as a value of `T`, or the one line naming the values.
+    static func parseChoice<T: RawRepresentable & CaseIterable>(_ name: String, _ text: String, as: T.Type) throws -> T where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            let all = T.allCases.map(\.rawValue)
+            throw UsageError(message: "\(name): expected \(all.dropLast().joined(separator: ", ")) or \(all.last ?? ""), found \"\(text)\"")
+        }
+        return value
+    }
+
+    /// The sampling options (`--max-tokens`, `--temperature`, `--top-p`, `--seed`), declared once for every verb that
+    /// samples; their bounds are `SamplingFlags.validate`'s, the spec's.
+    static func sampling(_ key: WritableKeyPath<V, SamplingFlags>) -> [VerbOption] where V: Verb {
+        let d = V()[keyPath: key]
+        func number(_ name: String, _ placeholder: String, _ field: WritableKeyPath<SamplingFlags, Double>, _ help: String) -> VerbOption {
+            VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+                guard let x = Double(text), x.isFinite else { throw UsageError(message: "\(name): expected a number, found \"\(text)\"") }
+                verb[keyPath: key.appending(path: field)] = x
+            }, get: { $0[keyPath: key.appending(path: field)] == d[keyPath: field] ? nil : "\($0[keyPath: key.appending(path: field)])" })
+        }
+        func integer(_ name: String, _ placeholder: String, _ field: WritableKeyPath<SamplingFlags, Int>, _ help: String) -> VerbOption {
+            VerbOption(name: name, kind: .value(placeholder: placeholder), help: help, set: { verb, text in
+                guard let n = Int(text) else { throw UsageError(message: "\(name): expected an integer, found \"\(text)\"") }
+                verb[keyPath: key.appending(path: field)] = n
+            }, get: { $0[keyPath: key.appending(path: field)] == d[keyPath: field] ? nil : String($0[keyPath: key.appending(path: field)]) })
+        }
+        return [
+            integer("--max-tokens", "N", \.maxTokens, "at most N new tokens (default \(d.maxTokens))"),
+            number("--temperature", "X", \.temperature, "sampling temperature" + (d.greedyAllowed ? ", 0 = greedy" : "") + " (default \(JSONValue.format(d.temperature)))"),
+            number("--top-p", "P", \.topP, "nucleus sampling mass (default \(JSONValue.format(d.topP)))"),
+            integer("--seed", "S", \.seed, "sampling seed (default \(d.seed))"),
+        ]
     }
 
     /// `--db PATH`, the run store, defaulting to `Commands.defaultStore`.

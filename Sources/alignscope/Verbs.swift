@@ -1,6 +1,7 @@
 import Foundation
 import Base
 import Experiments
+import Tokenizer
 
 // The verbs of the command line: one struct each, its stored properties its typed options, declared once in
 // its `options` table (flag, placeholder, help, property). The contract (DESIGN.md): names may gain options,
@@ -219,7 +220,7 @@ struct ScoreVerb: Verb {
     static let details = """
         Prompt and response are tokenized separately (no BOS) and concatenated; the score is the sum of
         log p(response token | everything before it). Texts are used as given: apply a chat template
-        yourself, or pass --template chatml|hh to wrap a plain user prompt and response.
+        yourself, or pass --template chatml|hh|raw to wrap a plain user prompt and response (raw: as given).
         With --input, every line is scored in one batched pass over a shared KV cache (a prompt that
         several lines repeat is run once) and the output has one JSON line per input line, in order.
         """
@@ -228,7 +229,7 @@ struct ScoreVerb: Verb {
     var prompt: String?
     var response: String?
     var input: String?
-    var template: String?
+    var template: ChatTemplate?
     var json = false
     var tokens = false
 
@@ -238,7 +239,7 @@ struct ScoreVerb: Verb {
             .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
             .option("--response", "TEXT", \.response, help: "response text"),
             .option("--input", "FILE", \.input, help: "JSONL with {\"prompt\", \"response\"} per line"),
-            .option("--template", "NAME", \.template, help: "wrap prompt/response in a chat template: chatml or hh"),
+            .choice("--template", "NAME", \.template, help: "wrap prompt/response in a chat template: chatml, hh or raw (as given, the default)"),
             .flag("--json", \.json, help: "JSON output (always JSON lines with --input)"),
             .flag("--tokens", \.tokens, help: "also output token ids and per-token log-probabilities"),
         ]
@@ -251,7 +252,6 @@ struct ScoreVerb: Verb {
         if input == nil, prompt == nil || response == nil {
             throw UsageError(message: "score: give --prompt and --response, or --input FILE.jsonl")
         }
-        _ = try Commands.chatTemplate(template)
     }
 }
 
@@ -263,31 +263,20 @@ struct GenerateVerb: Verb {
 
     var model: String?
     var prompt: String?
-    var template: String?
-    var maxTokens = 128
-    var temperature = 0.0
-    var topP = 1.0
-    var seed = 0
+    var template: ChatTemplate?
+    var sampling = SamplingFlags(maxTokens: 128, temperature: 0, greedyAllowed: true)
 
     static var options: [VerbOption<GenerateVerb>] {
         [
             .option("--model", "GGUF", \.model, help: "model file, or a Hugging Face model directory"),
             .option("--prompt", "TEXT", \.prompt, help: "prompt text"),
-            .option("--template", "NAME", \.template, help: "wrap the prompt as a user turn: chatml or hh"),
-            .option("--max-tokens", "N", \.maxTokens, help: "at most N new tokens (default 128)"),
-            .option("--temperature", "X", \.temperature, help: "sampling temperature, 0 = greedy (default 0)"),
-            .option("--top-p", "P", \.topP, help: "nucleus sampling mass (default 1)"),
-            .option("--seed", "S", \.seed, help: "sampling seed (default 0)"),
-        ]
+            .choice("--template", "NAME", \.template, help: "wrap the prompt as a user turn: chatml, hh or raw (as given, the default)"),
+        ] + VerbOption.sampling(\.sampling)
     }
 
     func validate() throws {
         guard prompt != nil else { throw UsageError(message: "--prompt: missing") }
-        guard (1...(1 << 20)).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, \(1 << 20)], found \"\(maxTokens)\"") }
-        guard temperature >= 0 else { throw UsageError(message: "--temperature: expected a number >= 0, found \(temperature)") }
-        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
-        guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
-        _ = try Commands.chatTemplate(template)
+        try sampling.validate()
     }
 }
 
@@ -319,11 +308,8 @@ struct LabelVerb: Verb {
     var agreement: String?
     var out: String?
     var samples = 4
-    var temperature = 1.0
-    var topP = 1.0
-    var maxTokens = 128
-    var seed = 0
-    var template = "chatml"
+    var sampling = SamplingFlags(maxTokens: 128, temperature: 1, greedyAllowed: false)
+    var template = ChatTemplate.chatml
     var limit = 0
 
     static var options: [VerbOption<LabelVerb>] {
@@ -336,13 +322,9 @@ struct LabelVerb: Verb {
             .option("--agreement", "FILE", \.agreement, help: "with --judge: report its agreement with this file's chosen/rejected"),
             .option("--out", "FILE", \.out, help: "output JSONL (appended to; resumes)"),
             .option("--samples", "N", \.samples, help: "samples per prompt (default 4)"),
-            .option("--temperature", "X", \.temperature, help: "sampling temperature (default 1)"),
-            .option("--top-p", "P", \.topP, help: "nucleus sampling mass (default 1)"),
-            .option("--max-tokens", "N", \.maxTokens, help: "at most N tokens per sample (default 128)"),
-            .option("--seed", "S", \.seed, help: "sampling seed (default 0)"),
-            .option("--template", "NAME", \.template, help: "chat template of policy, scorer and judge: chatml (default), hh or raw"),
+            .choice("--template", "NAME", \.template, help: "chat template of policy, scorer and judge: chatml (default), hh or raw"),
             .option("--limit", "N", \.limit, help: "only the first N prompts (default all)"),
-        ]
+        ] + VerbOption.sampling(\.sampling)
     }
 
     func validate() throws {
@@ -356,11 +338,8 @@ struct LabelVerb: Verb {
             throw UsageError(message: "label: --judge-template and --agreement go with --judge")
         }
         guard (2...64).contains(samples) else { throw UsageError(message: "--samples: expected an integer in [2, 64] (a pair needs two samples; the spec's label.samples has the same bounds), found \(samples)") }
-        guard (1...4096).contains(maxTokens) else { throw UsageError(message: "--max-tokens: expected an integer in [1, 4096], found \(maxTokens)") }
-        guard temperature > 0 else { throw UsageError(message: "--temperature: expected a number > 0 (samples must differ), found \(temperature)") }
-        guard topP > 0, topP <= 1 else { throw UsageError(message: "--top-p: expected a number in (0, 1], found \(topP)") }
-        guard seed >= 0, limit >= 0 else { throw UsageError(message: "--seed and --limit: expected integers >= 0") }
-        _ = try Commands.chatTemplate(template)
+        try sampling.validate()
+        guard limit >= 0 else { throw UsageError(message: "--limit: expected an integer >= 0, found \(limit)") }
     }
 }
 
@@ -381,21 +360,24 @@ struct ProbesVerb: Verb {
         format here before a long run.
         """
 
-    var action = ""
+    enum Action: String, CaseIterable { case build, audit, show }
+
+    var action = Action.show
     var file = ""
     var out: String?
     var model: String?
     var seed = 1
     var line: Int?
-    var template = "chatml"
+    var template = ChatTemplate.chatml
     var json = false
 
     static var options: [VerbOption<ProbesVerb>] {
         [
-            .positional("build|audit|show", \.action, help: "build: write every category's texts; audit: forms, statistics and flags; show: what is scored"),
+            VerbOption(name: "build|audit|show", kind: .positional, help: "build: write every category's texts; audit: forms, statistics and flags; show: what is scored",
+                       set: { $0.action = try VerbOption<ProbesVerb>.parseChoice("probes", $1, as: Action.self) }, get: { $0.action.rawValue }),
             .positional("FILE", \.file, help: "a spec (build) or a probe JSONL file"),
             .option("--line", "N", \.line, help: "show: only this line of the file (1-based)"),
-            .option("--template", "T", \.template, help: "show: chatml, hh or raw (default chatml)"),
+            .choice("--template", "T", \.template, help: "show: chatml, hh or raw (default chatml)"),
             .flag("--json", \.json, help: "show: one JSON object per line"),
             .option("--out", "FILE", \.out, help: "output JSONL (build)"),
             .option("--model", "GGUF|DIR", \.model, help: "tokenizer (a GGUF file or Hugging Face directory) for token statistics and random tokens (default: the spec's model, else the default model)"),
@@ -404,9 +386,7 @@ struct ProbesVerb: Verb {
     }
 
     func validate() throws {
-        guard ["build", "audit", "show"].contains(action) else { throw UsageError(message: "probes: expected build, audit or show, found \"\(action)\"") }
-        _ = try Commands.chatTemplate(template)
-        if action == "build", out == nil { throw UsageError(message: "probes build: --out FILE is required") }
+        if action == .build, out == nil { throw UsageError(message: "probes build: --out FILE is required") }
         guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
     }
 }
@@ -422,7 +402,7 @@ struct ExportVerb: Verb {
     var out: String?
     var f16 = false
     var checkpoints: String?
-    var format = "gguf"
+    var format = RunExport.Format.gguf
 
     static var options: [VerbOption<ExportVerb>] {
         [
@@ -430,7 +410,7 @@ struct ExportVerb: Verb {
             .option("--run", "ID", \.runName, help: "run id or name"),
             .option("--step", "S", \.step, help: "checkpoint step (default: the latest)"),
             .option("--out", "FILE", \.out, help: "output GGUF file, or with --format hf a new directory"),
-            .option("--format", "F", \.format, help: "gguf (default) or hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files)"),
+            .choice("--format", "F", \.format, help: "gguf (default) or hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files)"),
             .flag("--f16", \.f16, help: "GGUF: store tensors as F16 instead of F32"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder used by run (default: beside the database)"),
         ]
@@ -441,8 +421,7 @@ struct ExportVerb: Verb {
         try Commands.checkStorePath(db)
         guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
         guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file or directory to write)") }
-        guard RunExport.Format(rawValue: format) != nil else { throw UsageError(message: "--format: expected gguf or hf, found \(format)") }
-        if f16 && format == "hf" { throw UsageError(message: "--f16: only for --format gguf (the hf export is F32)") }
+        if f16 && format == .hf { throw UsageError(message: "--f16: only for --format gguf (the hf export is F32)") }
     }
 }
 
