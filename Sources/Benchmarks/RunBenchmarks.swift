@@ -53,10 +53,11 @@ public enum BenchModel: Sendable {
 ///     or the "tiny" preset with random weights. The caller decides which a path is (`ModelPathKind`).
 ///   - checkpointActivations: train with `LlamaModel.checkpointActivations` (compare two runs of the bench).
 ///   - repeats: measurements per figure (after one warm-up); medians are reported.
-///   - progress: receives one line per finished measurement.
+///   - progress: receives `.measured` with one line per finished measurement.
 /// Uses `Threads.count` threads (default 2). Use a release build: debug figures mean nothing.
 public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActivations: Bool = false,
-                          progress: (String) -> Void) throws -> BenchReport {
+                          progress report: (ProgressEvent) -> Void) throws -> BenchReport {
+    let progress: (String) -> Void = { report(.measured(what: $0)) }
     guard repeats >= 1 else { throw BenchError.invalidRepeats(repeats) }
     let loadBefore = loadAverage()
 

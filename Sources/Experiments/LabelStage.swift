@@ -47,12 +47,12 @@ extension RunExecution {
                                          maxTokens: label.maxTokens, seed: UInt64(label.seed), template: config.template)
         let labeller = Labeller(policy: policy.model, tokenizer: policy.tokenizer,
                                 policyName: label.policy.map { "run:\($0)" } ?? "\(config.model)", scorer: scorer, settings: settings)
-        let clock = Date()
         let inputs = try labeller.inputs(data: experiment.resolve(config.data.train.path), prompts: examples.count)
         let summary = try labeller.label(examples, out: out.path, inputs: inputs,
-                                         wayOn: "to label again from the start, delete \(out.path) and \((Labeller.inputsPath(out.path) as NSString).lastPathComponent)") { done, total in
-            report(.labelled(run: run.name, done: done, total: total, elapsed: Date().timeIntervalSince(clock)))
-            return !executor.stopRequested
+                                         wayOn: "to label again from the start, delete \(out.path) and \((Labeller.inputsPath(out.path) as NSString).lastPathComponent)",
+                                         name: run.name) { event in
+            report(event)
+            return executor.stopRequested ? .stop : .more
         }
         if summary.alreadyDone + summary.written + summary.allEqual < examples.count { return false }
         let state = try Labeller.state(out.path)

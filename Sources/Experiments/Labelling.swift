@@ -117,11 +117,12 @@ public struct Labeller {
         }
     }
 
-    /// Labels every example of `examples` not yet in `out`, appending to it. `progress(done, total)` is called
-    /// after each pass and returns false to stop there (what was written stays, and a later call resumes).
+    /// Labels every example of `examples` not yet in `out`, appending to it. `progress` is told `.labelled` after each
+    /// pass and answers `.stop` to stop there (what was written stays, and a later call resumes).
     /// `inputs` (`inputs(data:prompts:)`) must be those the output was begun with (`checkResumable`).
-    public func label(_ examples: [PreferenceExample], out: String, inputs: [String: JSONValue], wayOn: String,
-                      progress: (Int, Int) -> Bool = { _, _ in true }) throws -> Summary {
+    public func label(_ examples: [PreferenceExample], out: String, inputs: [String: JSONValue], wayOn: String, name: String = "label",
+                      progress: (ProgressEvent) -> ProgressDisposition = { _ in .more }) throws -> Summary {
+        let clock = Date()
         try Self.checkResumable(out: out, inputs: inputs, wayOn: wayOn)
         var summary = Summary()
         let state = try Self.state(out)
@@ -167,7 +168,8 @@ public struct Labeller {
                 summary.written += 1
             }
             first = end
-            if !progress(summary.alreadyDone + first, examples.count) { break }
+            let event = ProgressEvent.labelled(run: name, done: summary.alreadyDone + first, total: examples.count, elapsed: Date().timeIntervalSince(clock))
+            if progress(event) == .stop { break }
         }
         return summary
     }
@@ -193,6 +195,19 @@ public struct Labeller {
             "label_line": .number(Double(ex.line)),
         ]
         return JSONValue.object(fields).canonical + "\n"
+    }
+
+    /// `OUT.meta.json`: the call's inputs (`inputs(data:prompts:)`), the model paths as given, what the call wrote
+    /// (`written_this_call`, `already_done`, `all_equal_lines`) and the judge's agreement line, if any.
+    public static func writeSummary(out: String, inputs: [String: JSONValue], summary: Summary, paths: [String: String],
+                                    judgeAgreement: String?) throws {
+        var meta = inputs
+        for (k, v) in paths { meta[k] = .string(v) }
+        meta["written_this_call"] = .number(Double(summary.written))
+        meta["already_done"] = .number(Double(summary.alreadyDone))
+        meta["all_equal_lines"] = .array(summary.tiedLines.map { .number(Double($0)) })
+        if let judgeAgreement { meta["judge_agreement"] = .string(judgeAgreement) }
+        try AtomicFile.write(JSONValue.object(meta).canonical + "\n", to: out + ".meta.json")
     }
 
     /// Where the input lines skipped as ties are listed, one per line, beside the output `out`.

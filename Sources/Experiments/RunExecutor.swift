@@ -7,30 +7,8 @@ import RunStore
 import Tokenizer
 import Training
 
-/// What the progress callback wants next: go on, or stop the run after its current step (it is marked
-/// interrupted and resumes later) and start no other run. The one mechanism for stopping.
-public enum ProgressDisposition: Sendable {
-    case more
-    case stop
-}
-
-/// Progress of a run, sent to a callback that answers with a `ProgressDisposition`; the CLI draws it.
-public enum RunProgress: Sendable {
-    case skipped(run: String, reason: String)
-    case started(run: String, fromStep: Int, totalSteps: Int)
-    case loading(run: String, what: String)
-    /// A checkpoint was found but cannot be resumed (another store, missing rows): the run starts over.
-    case restarting(run: String, reason: String)
-    case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, elapsed: Double)
-    /// Something the researcher should know that does not stop the run (one line).
-    case warning(run: String, message: String)
-    /// A label run has labelled `done` of `total` prompts (counting those of an earlier, interrupted call).
-    case labelled(run: String, done: Int, total: Int, elapsed: Double)
-    case evaluated(run: String, step: Int, responses: Int, seconds: Double)
-    case checkpointed(run: String, step: Int)
-    case finished(run: String, seconds: Double)
-    case failed(run: String, error: String)
-}
+/// Runs report through the one progress type (`Base.ProgressEvent`), as labelling and the bench do.
+public typealias RunProgress = ProgressEvent
 
 /// Executes the runs of an experiment against a run store.
 public final class RunExecutor {

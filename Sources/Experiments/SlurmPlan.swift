@@ -1,3 +1,5 @@
+import Base
+import RunStore
 import Foundation
 
 /// An experiment as Slurm job arrays (`alignscope slurm`): the unfinished runs in waves (a run goes in the wave after
@@ -55,6 +57,56 @@ public struct SlurmPlan {
             return Wave(runs: runs.map(\.name), after: after,
                         script: Self.script(experiment: experiment.name, wave: k, runs: runs, settings: settings, binary: binary, spec: spec, results: results))
         }
+    }
+
+    /// `sbatch` gave no job id.
+    public struct SubmitFailure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Writes each wave's script to `folder/wave-K.sbatch` (and makes `folder/logs`); returns the paths in wave order.
+    public func writeScripts(to folder: URL) throws -> [String] {
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        return try waves.enumerated().map { k, wave in
+            let path = folder.appendingPathComponent("wave-\(k).sbatch").path
+            try AtomicFile.write(wave.script, to: path)
+            return path
+        }
+    }
+
+    /// Submits the waves with `sbatch --parsable`, each after the waves it reads (`afterok` dependencies), and records
+    /// each run's job and task (`run_jobs`); `submitted(k, wave, job, dependency)` is told of each.
+    public func submit(scripts: [String], store: RunStore, submitted: (Int, Wave, String, String?) -> Void) throws {
+        var jobs: [String] = []
+        for (k, (wave, path)) in zip(waves, scripts).enumerated() {
+            let dependency = wave.after.isEmpty ? nil : "--dependency=afterok:" + wave.after.map { jobs[$0] }.joined(separator: ":")
+            let out = try runCommand(["sbatch", "--parsable"] + (dependency.map { [$0] } ?? []) + [path], input: "", timeout: 60)
+            let id = String(out.split(separator: "\n").first ?? "").split(separator: ";").first.map(String.init) ?? ""
+            guard !id.isEmpty, id.allSatisfy(\.isNumber) else { throw SubmitFailure(description: "sbatch \(path): no job id in its answer \"\(out.prefix(200))\"") }
+            jobs.append(id)
+            for (task, name) in wave.runs.enumerated() {
+                if let record = try store.run(name: name) { try store.setJob(runID: record.id, job: "\(id)_\(task)") }
+            }
+            submitted(k, wave, id, dependency)
+        }
+    }
+
+    /// The state of each Slurm job (`JOB_TASK`) that `squeue` (queued, running) or `sacct` (ended, where accounting
+    /// is kept) knows; jobs neither knows are absent.
+    public static func jobStates(_ ids: [String]) -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        let list = ids.sorted().joined(separator: ",")
+        func read(_ argv: [String]) {
+            guard let text = try? runCommand(argv, input: "", timeout: 20) else { return }
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+                if f.count >= 2, ids.contains(f[0]), out[f[0]] == nil { out[f[0]] = f[1].lowercased() }
+            }
+        }
+        read(["squeue", "-h", "-r", "-o", "%i|%T", "-j", list])
+        read(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", list])
+        return out
     }
 
     /// A value as one bash word.

@@ -154,9 +154,9 @@ extension BenchVerb {
         if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
         let benchModel: BenchModel = model.map { ModelPathKind.of($0) == .huggingFaceDirectory ? .huggingFaceDirectory($0) : .gguf($0) } ?? .tiny
-        let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { message in
-            if !json { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-        }
+        let display = ProgressDisplay(quiet: json)
+        let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { display.show($0) }
+        display.finish()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -203,20 +203,15 @@ extension LabelVerb {
                                 policyName: (policy! as NSString).lastPathComponent, scorer: scorer, settings: settings)
         StopRequest.installHandlers()
         let inputs = try labeller.inputs(data: data!, prompts: examples.count)
+        let display = ProgressDisplay(quiet: false)
         let summary = try labeller.label(examples, out: out!, inputs: inputs,
-                                         wayOn: "give a new --out, or the inputs it was begun with to resume it") { done, total in
-            FileHandle.standardError.write(Data("label: \(done)/\(total) prompts\n".utf8))
-            return !StopRequest.isSet
+                                         wayOn: "give a new --out, or the inputs it was begun with to resume it") { event in
+            display.show(event)
+            return StopRequest.isSet ? .stop : .more
         }
-        var meta: [String: JSONValue] = [
-            "data": .string(data!), "policy": .string(policy!), "scorer": .string(rewardModel ?? ("judge:" + judge!)),
-            "samples": .number(Double(samples)), "temperature": .number(sampling.temperature), "top_p": .number(sampling.topP),
-            "max_tokens": .number(Double(sampling.maxTokens)), "seed": .number(Double(sampling.seed)), "template": .string(template.rawValue),
-            "written_this_call": .number(Double(summary.written)), "already_done": .number(Double(summary.alreadyDone)),
-            "all_equal_lines": .array(summary.tiedLines.map { .number(Double($0)) }),
-        ]
-        if let agreementLine { meta["judge_agreement"] = .string(agreementLine) }
-        try AtomicFile.write(JSONValue.object(meta).canonical + "\n", to: out! + ".meta.json")
+        display.finish()
+        try Labeller.writeSummary(out: out!, inputs: inputs, summary: summary,
+                                  paths: ["policy_path": policy!, "scorer_path": rewardModel ?? judge ?? ""], judgeAgreement: agreementLine)
         print("label: wrote \(summary.written) pairs to \(out!)" + (summary.alreadyDone > 0 ? " (\(summary.alreadyDone) prompts were already done)" : "")
               + (summary.allEqual > 0 ? "; skipped \(summary.allEqual) prompts whose samples all scored the same (lines \(summary.tiedLines.map(String.init).joined(separator: ", ")))" : ""))
         return 0

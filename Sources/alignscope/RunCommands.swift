@@ -6,7 +6,7 @@ import RunStore
 
 extension RunVerb {
     func run() throws -> Int32 {
-        if let parent = ProcessInfo.processInfo.environment[Self.workerParentVariable].flatMap({ Int32($0) }) {
+        if let parent = ProcessInfo.processInfo.environment[WorkerPool.parentVariable].flatMap({ Int32($0) }) {
             // A `--jobs` worker stops (after its step) when its parent dies, and not later than that.
             ChildProcess.dieWithParent(signal: SIGTERM, expectedParent: parent)
         }
@@ -58,48 +58,18 @@ extension RunVerb {
         return 0
     }
 
-    static let workerParentVariable = "ALIGNSCOPE_WORKER_PARENT"
 
-    /// `--jobs N`: N worker processes of this executable, each running `run` with `--jobs 1`; they
-    /// share the store and claim runs from it, so no run is trained twice. SIGINT/SIGTERM to this
-    /// process is passed on to the workers, which stop after their step; a worker dies with its
-    /// parent. Exit code: the largest of the workers' (a worker ended by a signal counts as 1).
+    /// `--jobs N` (`WorkerPool`): the worker is this verb with one job, so every option reaches it.
     func runWorkers() throws -> Int32 {
-        StopRequest.installHandlers()
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        // The worker is this verb with one job: every option reaches it.
         var worker = self
         worker.jobs = 1
-        let argv = [Self.name] + worker.arguments
-        let environment = ProcessInfo.processInfo.environment.merging(
-            ["ALIGNSCOPE_PLAIN_PROGRESS": "1", Self.workerParentVariable: String(getpid())]) { $1 }
-        var workers: [pid_t] = []
-        for _ in 0..<jobs {
-            guard let pid = ChildProcess.spawn(exe, arguments: argv, environment: environment, newGroup: false) else {
-                let reason = String(cString: strerror(errno))
-                for w in workers { ChildProcess.terminate(w, group: false, grace: 60) }
-                throw CommandFailure(description: "cannot start a worker process: \(reason)")
-            }
-            workers.append(pid)
+        let (code, stopped): (Int32, Bool)
+        do {
+            (code, stopped) = try WorkerPool.run(argv: [Self.name] + worker.arguments, count: jobs)
+        } catch {
+            throw CommandFailure(description: "\(error)")
         }
-        var code: Int32 = 0
-        var forwarded = false
-        while !workers.isEmpty {
-            if StopRequest.isSet && !forwarded {
-                for w in workers { kill(w, SIGTERM) }
-                forwarded = true
-            }
-            workers.removeAll { w in
-                guard let end = ChildProcess.poll(w) else { return false }
-                switch end {
-                case .exited(let c): code = max(code, c)
-                case .signaled: code = max(code, 1)
-                }
-                return true
-            }
-            usleep(20_000)
-        }
-        if forwarded {
+        if stopped {
             FileHandle.standardError.write(Data("interrupted: the workers stopped after their step; run the same command again to resume\n".utf8))
             return max(code, 1)
         }
@@ -129,24 +99,6 @@ extension RunVerb {
 }
 
 extension StatusVerb {
-    /// The state of each Slurm job (`JOB_TASK`) that `squeue` (queued, running) or `sacct` (ended, where accounting
-    /// is kept) knows; jobs neither knows are absent.
-    static func slurmStates(_ ids: [String]) -> [String: String] {
-        guard !ids.isEmpty else { return [:] }
-        var out: [String: String] = [:]
-        let list = ids.sorted().joined(separator: ",")
-        func read(_ argv: [String]) {
-            guard let text = try? runCommand(argv, input: "", timeout: 20) else { return }
-            for line in text.split(separator: "\n") {
-                let f = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-                if f.count >= 2, ids.contains(f[0]), out[f[0]] == nil { out[f[0]] = f[1].lowercased() }
-            }
-        }
-        read(["squeue", "-h", "-r", "-o", "%i|%T", "-j", list])
-        read(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", list])
-        return out
-    }
-
     func run() throws -> Int32 {
         let dbPath = db
         guard FileManager.default.fileExists(atPath: dbPath) else {
@@ -156,7 +108,7 @@ extension StatusVerb {
         let rows = try store.statusRows(experiment: experiment)
         // runs submitted to Slurm: their job and its state (squeue, then sacct; "-" when neither answers)
         let jobs = try store.jobs()
-        let jobState = Self.slurmStates(Array(Set(rows.compactMap { jobs[$0.runID] })))
+        let jobState = SlurmPlan.jobStates(Array(Set(rows.compactMap { jobs[$0.runID] })))
         if json {
             for r in rows {
                 var o: [String: JSONValue] = [
@@ -248,6 +200,7 @@ final class ProgressDisplay: @unchecked Sendable {
         case .checkpointed: break
         case .finished(let run, let seconds): emit("\(run): finished in \(Self.duration(seconds))", updating: false)
         case .failed(let run, let error): emit("\(run): failed: \(error)", updating: false)
+        case .measured(let what): emit(what, updating: false)
         }
     }
 
@@ -282,25 +235,20 @@ extension SlurmVerb {
                              settings: .init(partition: partition, time: time, cpus: cpus, mem: mem, maxParallel: maxParallel, extra: sbatchArgs),
                              binary: binary, spec: URL(fileURLWithPath: spec).standardizedFileURL.path, results: results.path)
         let folder = results.appendingPathComponent(experiment.name).appendingPathComponent("slurm")
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("logs"), withIntermediateDirectories: true)
-        var jobs: [String] = []
-        for (k, wave) in plan.waves.enumerated() {
-            let path = folder.appendingPathComponent("wave-\(k).sbatch").path
-            try AtomicFile.write(wave.script, to: path)
-            if dryRun {
+        let scripts = try plan.writeScripts(to: folder)
+        if dryRun {
+            for (wave, path) in zip(plan.waves, scripts) {
                 print("# \(path)" + (wave.after.isEmpty ? "" : " (after waves \(wave.after.map(String.init).joined(separator: ", ")))"))
                 print(wave.script)
-                continue
             }
-            let dependency = wave.after.isEmpty ? [] : ["--dependency=afterok:" + wave.after.map { jobs[$0] }.joined(separator: ":")]
-            let out = try runCommand(["sbatch", "--parsable"] + dependency + [path], input: "", timeout: 60)
-            let id = String(out.split(separator: "\n").first ?? "").split(separator: ";").first.map(String.init) ?? ""
-            guard !id.isEmpty, id.allSatisfy(\.isNumber) else { throw CommandFailure(description: "sbatch \(path): no job id in its answer \"\(out.prefix(200))\"") }
-            jobs.append(id)
-            for (task, name) in wave.runs.enumerated() {
-                if let record = try store.run(name: name) { try store.setJob(runID: record.id, job: "\(id)_\(task)") }
+        } else {
+            do {
+                try plan.submit(scripts: scripts, store: store) { k, wave, job, dependency in
+                    print("wave \(k): job \(job), \(wave.runs.count) run\(wave.runs.count == 1 ? "" : "s")" + (dependency.map { " (\($0))" } ?? ""))
+                }
+            } catch let error as SlurmPlan.SubmitFailure {
+                throw CommandFailure(description: error.description)
             }
-            print("wave \(k): job \(id), \(wave.runs.count) run\(wave.runs.count == 1 ? "" : "s")" + (dependency.first.map { " (\($0))" } ?? ""))
         }
         if !dryRun {
             print("when the jobs are done: alignscope merge --db \(db) \(results.appendingPathComponent(experiment.name).appendingPathComponent("shards").path)/*.sqlite")

@@ -23,7 +23,7 @@ final class BenchmarksTests: XCTestCase {
 
     func testTinyBenchmarkReportIsWellFormed() throws {
         var lines: [String] = []
-        let report = try runBenchmarks(.tiny, repeats: 1) { lines.append($0) }
+        let report = try runBenchmarks(.tiny, repeats: 1) { if case .measured(let line) = $0 { lines.append(line) } }
         XCTAssertFalse(lines.isEmpty)
         XCTAssertEqual(report.machine.repeats, 1)
         XCTAssertGreaterThan(report.machine.threads, 0)

@@ -69,7 +69,7 @@ final class LabellingTests: XCTestCase {
 
         // stopped after the first pass, then a crash mid-line: the next call completes the file as one call would
         let resumed = dir.appendingPathComponent("resumed.jsonl").path
-        let first = try labeller().label(data, out: resumed, inputs: try inputs(try labeller()), wayOn: "") { _, _ in false }
+        let first = try labeller().label(data, out: resumed, inputs: try inputs(try labeller()), wayOn: "") { _ in .stop }
         XCTAssertLessThan(first.written + first.allEqual, data.count)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: resumed))
         try handle.seekToEnd()
