@@ -243,7 +243,7 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
     for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
     // the production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults
     let train = try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
-    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: train.lr, beta1: train.beta1, beta2: train.beta2,
+    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                                                                    eps: 1e-8, weightDecay: train.weightDecay))
     let flops = FlopCount.trainingStep(
         shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)

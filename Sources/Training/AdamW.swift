@@ -5,16 +5,14 @@ import Kernels
 
 /// AdamW hyper-parameters (decoupled weight decay, Loshchilov & Hutter).
 public struct AdamWConfig: Codable, Sendable, Equatable {
-    /// Peak learning rate (schedules scale it; `step` takes the learning rate of the step).
-    public var lr: Double
     public var beta1: Double
     public var beta2: Double
     public var eps: Double
     /// Decoupled: each step multiplies every parameter by (1 - lr * weightDecay) before the Adam update.
     public var weightDecay: Double
 
-    public init(lr: Double, beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8, weightDecay: Double = 0) {
-        self.lr = lr
+    /// The learning rate is not a setting of the optimizer: `step` takes the rate of each step (the schedule's).
+    public init(beta1: Double = 0.9, beta2: Double = 0.999, eps: Double = 1e-8, weightDecay: Double = 0) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps

@@ -69,7 +69,7 @@ public final class Trainer {
         self.order = DataOrder(count: data.count, seed: seed)
         self.optimizer = AdamW(
             parameterCount: model.parameterCount,
-            config: AdamWConfig(lr: train.lr, beta1: train.beta1, beta2: train.beta2,
+            config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                 eps: 1e-8, weightDecay: train.weightDecay))
         self.objective = objective
         self.seed = seed

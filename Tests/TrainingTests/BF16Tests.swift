@@ -78,7 +78,7 @@ final class BF16Tests: XCTestCase {
             let model = LlamaModel(config: .tiny(), maxTokens: 64)
             model.initializeRandom(seed: 5, std: 0.05)
             model.precision = precision
-            let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 3e-3))
+            let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig())
             let batch = batch()
             let first = lossAndGradients(model, batch)
             var last = first

@@ -6,7 +6,7 @@ final class OptimizerTests: XCTestCase {
     /// Two AdamW steps against values computed by hand (Python, float64) from the update rule:
     /// m = b1 m + (1-b1) g, v = b2 v + (1-b2) g^2, p = p (1 - lr wd) - lr mhat / (sqrt(vhat) + eps).
     func testAdamWTwoStepsMatchHandComputedValues() {
-        let opt = AdamW(parameterCount: 3, config: AdamWConfig(lr: 0.1, weightDecay: 0.01))
+        let opt = AdamW(parameterCount: 3, config: AdamWConfig(weightDecay: 0.01))
         var p: [Float] = [1, -2, 0.5]
         var g1: [Float] = [0.1, -0.2, 0.3], g2: [Float] = [0.05, 0.1, -0.1]
         p.withUnsafeMutableBufferPointer { pb in

@@ -62,7 +62,7 @@ final class PreferenceTrainingTests: XCTestCase {
         let pair = [pairs[0]]
         let reference = referenceLogprobs(model: model, pairs: pair, batchSize: 1)
         let objective = Objective.dpo(beta: 0.1, labelSmoothing: 0)
-        let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 3e-3))
+        let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig())
         var margins: [Double] = []
         for step in 0..<6 {
             model.zeroGradients()

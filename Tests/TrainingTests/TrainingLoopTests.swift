@@ -12,7 +12,7 @@ final class TrainingLoopTests: XCTestCase {
     private func train(steps: Int, seed: UInt64, lr: Double) -> (losses: [Double], model: LlamaModel) {
         let model = LlamaModel(config: .tiny(), maxTokens: 64)
         model.initializeRandom(seed: seed)
-        let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: lr, weightDecay: 0.01))
+        let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(weightDecay: 0.01))
         let (batch, weights, spans) = LossOn.response.pack(examples)
         var dlp = [Float](repeating: 0, count: batch.count)
         var losses: [Double] = []
@@ -52,7 +52,7 @@ final class TrainingLoopTests: XCTestCase {
         func run(target: Int32) -> [Float] {
             let model = LlamaModel(config: .tiny(), maxTokens: 64)
             model.initializeRandom(seed: 4)
-            let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(lr: 1e-2))
+            let opt = AdamW(parameterCount: model.parameterCount, config: AdamWConfig())
             var (batch, weights, spans) = LossOn.response.pack(examples)
             batch.targets[1] = target  // a prompt position gets a target but weight 0
             weights[1] = 0
