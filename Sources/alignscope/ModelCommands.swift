@@ -42,7 +42,8 @@ extension ScoreVerb {
             if pairs.isEmpty { throw UsageError(message: "\(input): no lines to score") }
             jsonLines = true
         } else {
-            pairs = [(prompt!, response!)]
+            guard let prompt, let response else { throw UsageError(message: "score: give --prompt and --response, or --input FILE.jsonl") }
+            pairs = [(prompt, response)]
             jsonLines = json
         }
         let loaded = try Commands.loadPretrained(model, capacity: 64)
@@ -63,7 +64,7 @@ extension ScoreVerb {
         let scored = BatchSession.scorePairs(model: loaded.model, encoded)
         // NaN is not JSON and no score: refuse before printing anything (an infinite -logprob is a score).
         if let bad = scored.firstIndex(where: { $0.contains { $0.isNaN } }) {
-            throw CommandFailure(description: "\(model!): the model gives a NaN log-probability for \(input.map { "line \(bad + 1) of \($0)" } ?? "this pair") (its weights hold NaN or infinite values)")
+            throw CommandFailure(description: "\(model ?? ""): the model gives a NaN log-probability for \(input.map { "line \(bad + 1) of \($0)" } ?? "this pair") (its weights hold NaN or infinite values)")
         }
         for (pair, lps) in zip(encoded, scored) {
             let total = lps.reduce(0.0) { $0 + Double($1) }
@@ -91,7 +92,7 @@ extension ScoreVerb {
 
 extension GenerateVerb {
     func run() throws -> Int32 {
-        let prompt = self.prompt!
+        guard let prompt = self.prompt else { throw UsageError(message: "--prompt: missing") }
         let loaded = try Commands.loadPretrained(model, capacity: 64)
         let maxTokens = sampling.maxTokens
         let ids = try ChatEncoder(tokenizer: loaded.tokenizer, template: template ?? .raw)
@@ -170,10 +171,12 @@ extension BenchVerb {
 
 extension LabelVerb {
     func run() throws -> Int32 {
+        // validate() made sure of these; bound once, never force-unwrapped
+        guard let data, let policy, let out else { throw UsageError(message: "label: --data, --policy and --out are required") }
         let chat = template
-        var examples = try loadExamples(path: data!)
+        var examples = try loadExamples(path: data)
         if limit > 0 { examples = Array(examples.prefix(limit)) }
-        guard !examples.isEmpty else { throw UsageError(message: "--data: \(data!) has no prompts") }
+        guard !examples.isEmpty else { throw UsageError(message: "--data: \(data) has no prompts") }
         let policyModel = try Commands.loadPretrained(policy, capacity: 64)
         let scorer: Labeller.Scorer
         var agreementLine: String?
@@ -187,11 +190,11 @@ extension LabelVerb {
             let j = try Commands.loadPretrained(judge, capacity: 64)
             let question = try judgeTemplate.map { try TextFile.readText($0) } ?? Judge.defaultTemplate
             let judged = try Judge(model: j.model, tokenizer: j.tokenizer, template: question, chat: chat)
-            scorer = .judge(judged, name: "judge:" + (judge! as NSString).lastPathComponent)
+            scorer = .judge(judged, name: "judge:" + ((judge ?? "") as NSString).lastPathComponent)
             if let agreement {
                 if let a = judged.agreement(try loadExamples(path: agreement)) {
                     agreementLine = String(format: "judge agreement with the chosen/rejected labels of %@: %.3f over %d pairs", agreement, a.agreement, a.pairs)
-                    print(agreementLine!)
+                    print(agreementLine ?? "")
                 } else {
                     throw UsageError(message: "--agreement: \(agreement) has no line with both chosen and rejected")
                 }
@@ -200,19 +203,19 @@ extension LabelVerb {
         let settings = Labeller.Settings(samples: samples, temperature: Float(sampling.temperature), topP: Float(sampling.topP),
                                          maxTokens: sampling.maxTokens, seed: UInt64(sampling.seed), template: chat)
         let labeller = Labeller(policy: policyModel.model, tokenizer: policyModel.tokenizer,
-                                policyName: (policy! as NSString).lastPathComponent, scorer: scorer, settings: settings)
+                                policyName: (policy as NSString).lastPathComponent, scorer: scorer, settings: settings)
         StopRequest.installHandlers()
-        let inputs = try labeller.inputs(data: data!, prompts: examples.count)
+        let inputs = try labeller.inputs(data: data, prompts: examples.count)
         let display = ProgressDisplay(quiet: false)
-        let summary = try labeller.label(examples, out: out!, inputs: inputs,
+        let summary = try labeller.label(examples, out: out, inputs: inputs,
                                          wayOn: "give a new --out, or the inputs it was begun with to resume it") { event in
             display.show(event)
             return StopRequest.isSet ? .stop : .more
         }
         display.finish()
-        try Labeller.writeSummary(out: out!, inputs: inputs, summary: summary,
-                                  paths: ["policy_path": policy!, "scorer_path": rewardModel ?? judge ?? ""], judgeAgreement: agreementLine)
-        print("label: wrote \(summary.written) pairs to \(out!)" + (summary.alreadyDone > 0 ? " (\(summary.alreadyDone) prompts were already done)" : "")
+        try Labeller.writeSummary(out: out, inputs: inputs, summary: summary,
+                                  paths: ["policy_path": policy, "scorer_path": rewardModel ?? judge ?? ""], judgeAgreement: agreementLine)
+        print("label: wrote \(summary.written) pairs to \(out)" + (summary.alreadyDone > 0 ? " (\(summary.alreadyDone) prompts were already done)" : "")
               + (summary.allEqual > 0 ? "; skipped \(summary.allEqual) prompts whose samples all scored the same (lines \(summary.tiedLines.map(String.init).joined(separator: ", ")))" : ""))
         return 0
     }

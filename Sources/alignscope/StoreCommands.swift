@@ -5,7 +5,7 @@ import RunStore
 
 extension ExportVerb {
     func run() throws -> Int32 {
-        let db = self.db!, name = runName!, out = self.out!
+        guard let db = self.db, let name = runName, let out = self.out else { throw UsageError(message: "export: --db, --run and --out are required") }
         guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
         let store = try RunStore(path: db, readOnly: true)
         let root = checkpoints.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: db).deletingLastPathComponent()
