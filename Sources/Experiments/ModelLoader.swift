@@ -207,7 +207,7 @@ enum PairEncoder {
             return .hindsight(try examples.map { ex in
                 try Self.hindsight(ex, template: hindsight, chat: template, tokenizer: tokenizer, maxLength: maxLength, file: file, line: ex.line)
             })
-        case .dpo, .ipo, .hinge:
+        case .pair:
             return .pairs(try examples.map { try pair($0, objective: objective, tokenizer: tokenizer, template: template, maxLength: maxLength, file: file) })
         case .kto(_, _, _, let threshold):
             if threshold == nil, let rated = examples.first(where: { $0.rating != nil && $0.chosen == nil }) {

@@ -209,6 +209,8 @@ final class RunExecution {
         case .pairs(let pairs):
             var digest = SHA256()
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
+            // an objective that reads no reference model gets zeros (its loss ignores them), computed and cached nowhere
+            guard config.objective.needsReference else { return .preference(pairs, reference: [Double](repeating: 0, count: 2 * pairs.count)) }
             let reference = try cachedReference(modelIdentity: modelIdentity, data: digest, what: "reference log-probabilities") {
                 referenceLogprobs(model: loaded.model, pairs: pairs, batchSize: config.train.batchSize)
             }

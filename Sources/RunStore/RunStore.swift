@@ -60,13 +60,18 @@ public final class RunStore: @unchecked Sendable {
 
     private func migrate() throws {
         let target = Self.schemaVersion
-        let found = try storedSchemaVersion()
+        var found = try storedSchemaVersion()
         if found > target { throw StoreError.schemaTooNew(path: path, found: found, supported: target) }
         if found == target { return }
-        // Another application's database is never changed: only an empty file becomes a store.
+        // Another application's database is never changed: only an empty file becomes a store. (Another process
+        // may have made this one a store between the two reads: its tables then come with a schema_version.)
         if found == 0, let table = try database.query(
             "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 1").first?.first?.string {
-            throw StoreError.conflict(path: path, detail: "not an AlignScope run store (it holds other tables, e.g. \"\(table)\", and no schema_version); nothing was changed")
+            found = try storedSchemaVersion()
+            if found == 0 {
+                throw StoreError.conflict(path: path, detail: "not an AlignScope run store (it holds other tables, e.g. \"\(table)\", and no schema_version); nothing was changed")
+            }
+            if found == target { return }
         }
         if database.isReadOnly {
             // Reading verbs only read what version 1 already holds.

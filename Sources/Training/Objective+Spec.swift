@@ -1,4 +1,5 @@
 import Base
+import Foundation
 
 /// Which field of a line SFT trains on (`objective.target`): a pair's `chosen` or `rejected` response, a
 /// prompt-completion line's `completion` (TRL's form), or a language-modelling line's whole `text` (no prompt:
@@ -13,21 +14,21 @@ public enum ResponseTarget: String, Codable, Sendable, CaseIterable {
 /// that run identities hash (each kind with exactly its own keys).
 extension Objective: Codable {
     /// Every key any objective takes, in the order errors list them.
-    static let specKeys = ["kind", "loss_on", "target", "beta", "label_smoothing", "tau", "helpful", "unhelpful",
-                           "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold",
-                           "iterations", "temperature", "top_p", "max_tokens", "reward", "samples_per_prompt", "epochs", "mini_batches",
-                           "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty"]
-    /// The kinds, in the order errors list them.
-    public static let kinds = ["sft", "dpo", "ipo", "hinge", "coh", "reward", "kto", "spin", "ppo"]
-    static let keysOfKind: [String: [String]] = [
-        "sft": ["kind", "loss_on", "target"], "dpo": ["kind", "beta", "label_smoothing"], "ipo": ["kind", "tau"],
-        "hinge": ["kind", "beta"], "coh": ["kind", "helpful", "unhelpful"],
+    static let specKeys = (["kind", "loss_on", "target"] + PairObjectives.all.flatMap { $0.keys } + [
+        "beta", "helpful", "unhelpful", "margin", "center_rewards", "head_seed", "desirable_weight", "undesirable_weight", "rating_threshold",
+        "iterations", "temperature", "top_p", "max_tokens", "reward", "samples_per_prompt", "epochs", "mini_batches",
+        "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty",
+    ]).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+    /// The kinds, in the order errors list them: the pair objectives' (`PairObjectives.all`) after sft.
+    public static let kinds = ["sft"] + PairObjectives.all.map { $0.kind } + ["coh", "reward", "kto", "spin", "ppo"]
+    static let keysOfKind: [String: [String]] = Dictionary(uniqueKeysWithValues: PairObjectives.all.map { ($0.kind, ["kind"] + $0.keys) }).merging([
+        "sft": ["kind", "loss_on", "target"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
         "kto": ["kind", "beta", "desirable_weight", "undesirable_weight", "rating_threshold"],
         "spin": ["kind", "iterations", "beta", "temperature", "top_p", "max_tokens"],
         "ppo": ["kind", "reward", "samples_per_prompt", "epochs", "mini_batches", "temperature", "top_p", "max_tokens",
                 "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty"],
-    ]
+    ]) { a, _ in a }
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
     public static let defaultSpec = Objective.sft(lossOn: .response, target: .chosen)
@@ -43,9 +44,11 @@ extension Objective: Codable {
         for key in f.fields.keys.sorted() where !allowed.contains(key) {
             throw SpecIssue.unknownKey(path: f.sub(key), allowed: allowed)
         }
+        if let pair = PairObjectives.named(kind) {
+            self = .pair(try pair.init(spec: f))
+            return
+        }
         let beta = try f.double("beta", default: 0.1, min: 0, exclusiveMin: true)
-        let labelSmoothing = try f.double("label_smoothing", default: 0, min: 0, max: 0.49)
-        let tau = try f.double("tau", default: 0.1, min: 0, exclusiveMin: true)
         let defaults = HindsightTemplate()
         let helpful = try f.string("helpful", default: defaults.helpful)
         let unhelpful = try f.string("unhelpful", default: defaults.unhelpful)
@@ -75,9 +78,6 @@ extension Objective: Codable {
             let threshold: Double? = f.has("rating_threshold") ? try f.double("rating_threshold") : nil
             self = .kto(beta: beta, desirableWeight: desirableWeight, undesirableWeight: undesirableWeight, ratingThreshold: threshold)
         case "reward": self = .reward(margin: margin.isEmpty ? nil : margin, centerRewards: centerRewards, headSeed: headSeed)
-        case "dpo": self = .dpo(beta: beta, labelSmoothing: labelSmoothing)
-        case "ipo": self = .ipo(tau: tau)
-        case "hinge": self = .hinge(beta: beta)
         case "coh": self = .coh(template: HindsightTemplate(helpful: helpful, unhelpful: unhelpful))
         case "sft": self = .sft(lossOn: lossOn, target: target)
         default:
@@ -93,13 +93,8 @@ extension Objective: Codable {
         case let .sft(lossOn, target):
             try c.encode(lossOn.rawValue, "loss_on")
             try c.encode(target.rawValue, "target")
-        case let .dpo(beta, labelSmoothing):
-            try c.encode(beta, "beta")
-            try c.encode(labelSmoothing, "label_smoothing")
-        case let .ipo(tau):
-            try c.encode(tau, "tau")
-        case let .hinge(beta):
-            try c.encode(beta, "beta")
+        case .pair(let p):
+            try p.encode(spec: &c)
         case let .coh(template):
             try c.encode(template.helpful, "helpful")
             try c.encode(template.unhelpful, "unhelpful")
@@ -166,15 +161,20 @@ extension Objective: Codable {
     public var kind: String {
         switch self {
         case .sft: return "sft"
-        case .dpo: return "dpo"
-        case .ipo: return "ipo"
-        case .hinge: return "hinge"
+        case .pair(let p): return type(of: p).kind
         case .coh: return "coh"
         case .reward: return "reward"
         case .kto: return "kto"
         case .spin: return "spin"
         case .ppo: return "ppo"
         }
+    }
+
+    /// The objective's resolved spec as canonical JSON (keys sorted): equal objectives write equal specs.
+    var specJSON: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     /// Sequences each training example becomes: 2 for pair objectives (chosen and rejected) and KTO (its

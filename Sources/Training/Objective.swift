@@ -14,20 +14,11 @@ public enum LossOn: String, Codable, Sendable, CaseIterable {
 /// spans alternate chosen, rejected (pair i is spans 2i and 2i+1). With pi_s = sum of w_t * lp_t over span s
 /// and ref_s the reference model's same sum, each pair has the log-ratio margin
 /// h = (pi_c - ref_c) - (pi_r - ref_r); the loss is the mean over pairs of a function of h.
-public enum Objective: Sendable, Equatable {
+public enum Objective: Sendable {
     /// Weighted negative log-likelihood: loss = -sum(w * lp) / sum(w), trained on the `target` response.
     case sft(lossOn: LossOn, target: ResponseTarget = .chosen)
-    /// DPO (Rafailov et al. 2023): loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h).
-    /// `labelSmoothing` eps > 0 is conservative DPO (cDPO: labels flipped with probability eps), as TRL's
-    /// `label_smoothing`; eps = 0 is plain DPO. Requires beta > 0 and 0 <= eps < 0.5.
-    case dpo(beta: Double, labelSmoothing: Double)
-    /// IPO (Azar et al. 2023, eq. 17): loss = (h - 1/(2 tau))^2, with h in sequence log-probability SUMS as in
-    /// the paper. (TRL's `ipo` divides each sequence's log-probabilities by its length first; we do not.)
-    /// The minimum is at h = 1/(2 tau). Requires tau > 0.
-    case ipo(tau: Double)
-    /// SLiC-style hinge on the reference-normalised margin (TRL's `hinge`): loss = max(0, 1 - beta h).
-    /// At the kink (beta h = 1) and beyond, the gradient is 0. Requires beta > 0.
-    case hinge(beta: Double)
+    /// A loss over (chosen, rejected) pairs (`PairObjective`: DPO, IPO, hinge, ...), one file each in `Objectives/`.
+    case pair(any PairObjective)
     /// Chain of Hindsight (Liu et al. 2023): each pair becomes one sequence built by `HindsightTemplate`
     /// (helpful and unhelpful answers both trained on), with the weighted NLL of `sft`; probes are scored
     /// after `HindsightTemplate.evaluationPrefix`.
@@ -56,6 +47,21 @@ public enum Objective: Sendable, Equatable {
 }
 
 
+extension Objective: Equatable {
+    public static func == (a: Objective, b: Objective) -> Bool {
+        switch (a, b) {
+        case let (.sft(l1, t1), .sft(l2, t2)): return l1 == l2 && t1 == t2
+        case let (.pair(p), .pair(q)): return p.isEqual(to: q)
+        case let (.coh(x), .coh(y)): return x == y
+        case let (.reward(m1, c1, h1), .reward(m2, c2, h2)): return m1 == m2 && c1 == c2 && h1 == h2
+        case let (.kto(b1, d1, u1, r1), .kto(b2, d2, u2, r2)): return b1 == b2 && d1 == d2 && u1 == u2 && r1 == r2
+        case let (.spin(i1, b1, t1, p1, m1), .spin(i2, b2, t2, p2, m2)): return i1 == i2 && b1 == b2 && t1 == t2 && p1 == p2 && m1 == m2
+        case let (.ppo(x), .ppo(y)): return x == y
+        default: return false
+        }
+    }
+}
+
 /// What an objective returns besides the gradient.
 public struct ObjectiveResult: Sendable {
     public var loss: Double
@@ -70,15 +76,25 @@ extension Objective {
     public var needsReference: Bool {
         switch self {
         case .sft, .coh, .reward, .kto, .ppo: return false
-        case .dpo, .ipo, .hinge, .spin: return true
+        case .spin: return true
+        case .pair(let p): return p.needsReference
         }
     }
 
     /// True for the objectives that train on (chosen, rejected) pairs packed two sequences per example.
     public var isPairwise: Bool {
-        if case .reward = self { return true }
-        return needsReference
+        switch self {
+        case .reward, .spin, .pair: return true
+        case .sft, .coh, .kto, .ppo: return false
+        }
     }
+
+    /// DPO (`DPO`): TRL's sigmoid loss, conservative with `labelSmoothing` > 0.
+    public static func dpo(beta: Double, labelSmoothing: Double) -> Objective { .pair(DPO(beta: beta, labelSmoothing: labelSmoothing)) }
+    /// IPO (`IPO`).
+    public static func ipo(tau: Double) -> Objective { .pair(IPO(tau: tau)) }
+    /// SLiC-style hinge (`Hinge`).
+    public static func hinge(beta: Double) -> Objective { .pair(Hinge(beta: beta)) }
 
     /// Evaluates the objective.
     /// - Parameters:
@@ -103,7 +119,7 @@ extension Objective {
             preconditionFailure("Objective.evaluate: KTO is evaluated by the Trainer (ktoLoss, with its mismatched pairs)")
         case .ppo:
             preconditionFailure("Objective.evaluate: PPO is evaluated by the Trainer (ppoStep: sampled responses, clippedSurrogate)")
-        case .dpo, .ipo, .hinge, .spin:
+        case .pair, .spin:
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")
             }

@@ -15,53 +15,27 @@ public func sequenceLogprobs(
 }
 
 extension Objective {
-    /// Loss of one pair at log-ratio margin h, and dLoss/dh.
-    func pairLoss(h: Double) -> (loss: Double, dh: Double) {
+    /// The pair loss of a pairwise objective: its own (`PairObjective`), or SPIN's (the DPO loss, no label smoothing).
+    var pairObjective: any PairObjective {
         switch self {
-        case let .spin(_, beta, _, _, _):
-            return Objective.dpo(beta: beta, labelSmoothing: 0).pairLoss(h: h)
-        case let .dpo(beta, eps):
-            let x = beta * h
-            // -log sigmoid(x) = softplus(-x); d/dx = -sigmoid(-x).
-            let loss = (1 - eps) * softplus(-x) + eps * softplus(x)
-            let dx = -(1 - eps) * sigmoid(-x) + eps * sigmoid(x)
-            return (loss, beta * dx)
-        case let .ipo(tau):
-            let d = h - 1 / (2 * tau)
-            return (d * d, 2 * d)
-        case let .hinge(beta):
-            let m = 1 - beta * h
-            return m > 0 ? (m, -beta) : (0, 0)
-        case .sft, .coh, .reward, .kto, .ppo:
-            preconditionFailure("Objective.pairLoss: \(self) is not a preference objective")
+        case .pair(let p): return p
+        case let .spin(_, beta, _, _, _): return DPO(beta: beta, labelSmoothing: 0)
+        case .sft, .coh, .reward, .kto, .ppo: preconditionFailure("Objective.pairObjective: \(kind) trains on no pairs")
         }
     }
 
-    /// Scale of the implicit rewards in the metrics: beta, or for IPO tau (TRL passes IPO's tau as `beta`).
+    /// Scale of the implicit rewards in the metrics: the pair objective's (beta, or for IPO tau), KTO's beta, else 1.
     var rewardScale: Double {
         switch self {
-        case let .dpo(beta, _), let .hinge(beta), let .spin(_, beta, _, _, _): return beta
-        case let .ipo(tau): return tau
+        case .pair, .spin: return pairObjective.rewardScale
         case .kto(let beta, _, _, _): return beta
         case .sft, .coh, .reward, .ppo: return 1
         }
     }
 
-    func validatePreferenceParameters() {
-        switch self {
-        case let .dpo(beta, eps):
-            precondition(beta > 0 && eps >= 0 && eps < 0.5, "Objective.dpo: needs beta > 0 and 0 <= labelSmoothing < 0.5")
-        case let .ipo(tau):
-            precondition(tau > 0, "Objective.ipo: needs tau > 0")
-        case let .hinge(beta), let .spin(_, beta, _, _, _):
-            precondition(beta > 0, "Objective: needs beta > 0")
-        case .sft, .coh, .reward, .kto, .ppo:
-            break
-        }
-    }
-
-    /// Mean over pairs of `pairLoss(h)`, with h = (pi_c - ref_c) - (pi_r - ref_r). Writes
-    /// dLoss/dlp_t = +w_t * dh / P on chosen spans and -w_t * dh / P on rejected spans (0 elsewhere).
+    /// Mean over pairs of the pair objective's loss (`PairObjective.pairLoss`: summed log-probabilities of the policy and
+    /// the reference, token counts). Writes dLoss/dlp_t = w_t * dLoss/dpi_c / P on chosen spans and w_t * dLoss/dpi_r / P
+    /// on rejected spans (0 elsewhere); for the margin losses dLoss/dpi_r = -dLoss/dpi_c = -dh.
     /// Metrics (TRL names, means over pairs): rewards/chosen = s (pi_c - ref_c), rewards/rejected =
     /// s (pi_r - ref_r), rewards/margins = their difference, rewards/accuracy = fraction of pairs with
     /// rewards/chosen > rewards/rejected, logps/chosen = pi_c, logps/rejected = pi_r; s is `rewardScale`.
@@ -69,28 +43,30 @@ extension Objective {
         logprobs: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, spans: [SequenceSpan], reference: [Double],
         dLogprobs: UnsafeMutableBufferPointer<Float>
     ) -> ObjectiveResult {
-        validatePreferenceParameters()
+        let objective = pairObjective
         precondition(spans.count % 2 == 0, "Objective: preference batches hold (chosen, rejected) span pairs")
         precondition(reference.count == spans.count, "Objective: \(reference.count) reference values for \(spans.count) spans")
         let pairs = spans.count / 2
         dLogprobs.update(repeating: 0)
         guard pairs > 0 else { return ObjectiveResult(loss: 0, metrics: ["pairs": 0]) }
         let pi = sequenceLogprobs(logprobs: logprobs, weights: weights, spans: spans)
+        let n = spans.map { s in s.range.reduce(0.0) { $0 + Double(weights[$1]) } }
         let s = rewardScale, inv = 1 / Double(pairs)
         var loss = 0.0, rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
         for i in 0..<pairs {
             let c = 2 * i, r = 2 * i + 1
             let dc = pi[c] - reference[c], dr = pi[r] - reference[r]
-            let (l, dh) = pairLoss(h: dc - dr)
+            let (l, gc, gr) = objective.pairLoss(PairQuantities(policyChosen: pi[c], policyRejected: pi[r], referenceChosen: reference[c],
+                                                                 referenceRejected: reference[r], chosenTokens: n[c], rejectedTokens: n[r]))
             loss += l
             rc += s * dc
             rr += s * dr
             if s * dc > s * dr { acc += 1 }
             lc += pi[c]
             lr += pi[r]
-            let g = dh * inv
+            let (g, h) = (gc * inv, gr * inv)
             for t in spans[c].range { dLogprobs[t] += Float(Double(weights[t]) * g) }
-            for t in spans[r].range { dLogprobs[t] -= Float(Double(weights[t]) * g) }
+            for t in spans[r].range { dLogprobs[t] += Float(Double(weights[t]) * h) }
         }
         return ObjectiveResult(loss: loss * inv, metrics: [
             "pairs": Double(pairs),

@@ -1,0 +1,53 @@
+import Base
+
+/// What a pair loss sees of one (chosen, rejected) pair: the policy's summed log-probabilities of each response,
+/// the reference model's (0 for an objective that needs no reference), and each response's trained token count.
+public struct PairQuantities: Sendable {
+    public var policyChosen: Double
+    public var policyRejected: Double
+    public var referenceChosen: Double
+    public var referenceRejected: Double
+    public var chosenTokens: Double
+    public var rejectedTokens: Double
+
+    /// The reference-normalised log-ratio margin h = (pi_c - ref_c) - (pi_r - ref_r).
+    public var margin: Double { (policyChosen - referenceChosen) - (policyRejected - referenceRejected) }
+}
+
+/// A loss over (chosen, rejected) pairs, one file each in this folder (`DPO.swift`, `IPO.swift`, `Hinge.swift`):
+/// its spec keys with their defaults and ranges (`init(spec:)`, `encode(spec:)`), whether it reads a reference
+/// model, the scale of its implicit rewards, and its loss with the derivatives with respect to the policy's summed
+/// log-probabilities of the chosen and the rejected response. `PreferenceLoss.swift` applies it to a batch
+/// (per-token gradients, TRL's metrics); a new one is a file here and a line in `PairObjectives.all`.
+public protocol PairObjective: Sendable {
+    /// The spec's `objective.kind`.
+    static var kind: String { get }
+    /// The spec keys it takes besides `kind`.
+    static var keys: [String] { get }
+    /// Decodes its keys (defaults and ranges); `SpecFields` has refused keys of other kinds already.
+    init(spec f: SpecFields) throws
+    /// Writes every key with its resolved value (run identities hash this).
+    func encode(spec c: inout KeyedEncodingContainer<SpecKey>) throws
+    /// Whether the loss reads the reference model's log-probabilities (they are computed and cached when it does).
+    var needsReference: Bool { get }
+    /// Scale of the implicit rewards in the metrics (`rewards/chosen` = scale (pi_c - ref_c), ...).
+    var rewardScale: Double { get }
+    /// The loss of one pair, and dLoss/dpi_c, dLoss/dpi_r.
+    func pairLoss(_ q: PairQuantities) -> (loss: Double, dChosen: Double, dRejected: Double)
+}
+
+extension PairObjective {
+    public var needsReference: Bool { true }
+
+    /// Equal objectives write equal specs.
+    func isEqual(to other: any PairObjective) -> Bool {
+        type(of: self).kind == type(of: other).kind && Objective.pair(self).specJSON == Objective.pair(other).specJSON
+    }
+}
+
+/// The registry of pair objectives: one line each.
+public enum PairObjectives {
+    public static let all: [any PairObjective.Type] = [DPO.self, IPO.self, Hinge.self]
+
+    public static func named(_ kind: String) -> (any PairObjective.Type)? { all.first { $0.kind == kind } }
+}
