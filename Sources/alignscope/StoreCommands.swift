@@ -23,21 +23,29 @@ extension MergeVerb {
             guard FileManager.default.fileExists(atPath: shard) else { throw UsageError(message: "\(shard): no such run store") }
             try RunStore.checkShard(shard)
         }
-        let store = try RunStore(path: db)
+        let existed = FileManager.default.fileExists(atPath: db)
         var refused: [String] = []
-        for shard in shards {
-            // a refused shard is named and the others are merged all the same (each in its own transaction)
-            do {
-                let s = try store.merge(shard: shard)
-                let rows = s.rows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
-                print("\(shard): " + (s.addedNothing ? "nothing new" : "\(s.experiments) experiments, \(s.runs) new runs, \(s.knownRuns) known runs; rows: "
-                    + (rows.isEmpty ? "none" : rows.joined(separator: ", "))))
-            } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-                refused.append(shard)
+        do {  // the store is closed at the end of this block, before a store made for nothing is removed
+            let store = try RunStore(path: db)
+            for shard in shards {
+                // a refused shard is named and the others are merged all the same (each in its own transaction)
+                do {
+                    let s = try store.merge(shard: shard)
+                    let rows = s.rows.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+                    print("\(shard): " + (s.addedNothing ? "nothing new" : "\(s.experiments) experiments, \(s.runs) new runs, \(s.knownRuns) known runs; rows: "
+                        + (rows.isEmpty ? "none" : rows.joined(separator: ", "))))
+                } catch {
+                    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                    refused.append(shard)
+                }
             }
         }
         if !refused.isEmpty {
+            // a main store this command made and nothing went into is not left behind
+            if !existed, refused.count == shards.count {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+                throw UsageError(message: "every shard was refused (\(refused.joined(separator: ", "))); \(db) was not made")
+            }
             throw UsageError(message: "\(refused.count) of \(shards.count) shards refused (\(refused.joined(separator: ", "))); the others were merged")
         }
         return 0

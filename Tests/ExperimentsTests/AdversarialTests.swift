@@ -229,7 +229,7 @@ extension ReliabilityTests {
             let result = try run(["merge", "--db", main, copy])
             XCTAssertEqual(result.status, 2, "\(sql): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(needle), result.stderr)
-            XCTAssertEqual(try RunStore(path: main, readOnly: true).query("SELECT count(*) FROM experiments")[0][0].int, 0)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: main), "a main store made for nothing is not left behind")
         }
     }
 
@@ -242,7 +242,7 @@ extension ReliabilityTests {
             .replacingOccurrences(of: #"name: "reliability-crash""#, with: #"name: "other""#).replacingOccurrences(of: "steps: 40", with: "steps: 2"), to: "other.json5")
         XCTAssertEqual(try run(["run", "other.json5", "--db", b, "--quiet"]).status, 0)
         // a 0-byte shard is refused before the main store is made
-        FileManager.default.createFile(atPath: path("empty.sqlite"), contents: Data())
+        _ = FileManager.default.createFile(atPath: path("empty.sqlite"), contents: Data())
         let empty = try run(["merge", "--db", path("m0.sqlite"), path("empty.sqlite")])
         XCTAssertEqual(empty.status, 2)
         XCTAssertTrue(empty.stderr.contains("empty"), empty.stderr)
