@@ -33,13 +33,18 @@ enum Workload {
 }
 
 /// The model a benchmark runs.
-public enum BenchModel: Sendable {
+public enum BenchModel: @unchecked Sendable {
     /// The "tiny" preset with random weights.
     case tiny
-    /// A GGUF file.
-    case gguf(String)
-    /// A Hugging Face model directory; one with only a config.json is benchmarked at its shapes with random weights.
-    case huggingFaceDirectory(String)
+    /// A model loaded by the caller (the one loader, `Experiments.ModelLoader`), for `BenchModel.tokens` tokens at once in
+    /// sequences of at most `BenchModel.sequenceLength`, and its name for the report.
+    case loaded(LlamaModel, name: String)
+    /// A Hugging Face directory with only a config.json: benchmarked at its shapes with random weights.
+    case configShapes(String)
+
+    /// The tokens the bench's training step holds at once, and its sequences' length (what a loaded model is sized for).
+    public static var tokens: Int { Workload.trainSequences * Workload.trainLength }
+    public static var sequenceLength: Int { Workload.trainLength }
 }
 
 /// Measures, in this order: sgemm GFLOP/s (square and model-shaped sizes), a training step of the model
@@ -64,22 +69,15 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     let model: LlamaModel, name: String
     let n = Workload.trainSequences * Workload.trainLength
     switch benchModel {
-    case .huggingFaceDirectory(let path):
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        if names.contains(where: { $0.hasSuffix(".safetensors") }) {
-            model = try HFModelDirectory(path: path).load(maxTokens: n, maxSequenceLength: Workload.trainLength,
-                                                          checkpointActivations: checkpointActivations)
-            name = (path as NSString).lastPathComponent
-        } else {
-            model = LlamaModel(config: try HFModelDirectory.config(directory: path), maxTokens: n,
-                               maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
-            model.initializeRandom(seed: 0)
-            name = (path as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
-        }
-    case .gguf(let path):
-        model = try PretrainedModel.load(path: path, maxTokens: n, maxSequenceLength: Workload.trainLength,
-                                         checkpointActivations: checkpointActivations).model
-        name = (path as NSString).lastPathComponent
+    case .configShapes(let path):
+        model = LlamaModel(config: try HFModelDirectory.config(directory: path), maxTokens: n,
+                           maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
+        model.initializeRandom(seed: 0)
+        name = (path as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
+    case let .loaded(loaded, modelName):
+        precondition(loaded.maxTokens >= n, "runBenchmarks: load the model for BenchModel.tokens tokens")
+        model = loaded
+        name = modelName
     case .tiny:
         model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
         model.initializeRandom(seed: 0)

@@ -96,8 +96,9 @@ public enum ModelLoader {
 
     /// The model at a command's `--model` path (a GGUF file or a Hugging Face directory, `ModelPathKind`), for up to
     /// `capacity` tokens at once.
-    public static func load(path: String, capacity: Int) throws -> LoadedModel {
-        try load(source(path: path, experiment: nil), experiment: nil, capacity: capacity, maxSequenceLength: capacity, threads: Threads.count)
+    public static func load(path: String, capacity: Int, maxSequenceLength: Int? = nil, checkpointActivations: Bool = false) throws -> LoadedModel {
+        try load(source(path: path, experiment: nil), experiment: nil, capacity: capacity, maxSequenceLength: maxSequenceLength ?? capacity,
+                 threads: Threads.count, checkpointActivations: checkpointActivations)
     }
 
     /// The tokenizer of the model at a command's `--model` path (its metadata only; the weights are not loaded).

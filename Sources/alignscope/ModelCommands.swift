@@ -154,7 +154,17 @@ extension BenchVerb {
         var model = self.model
         if model == nil, FileManager.default.fileExists(atPath: Commands.defaultModelPath) { model = Commands.defaultModelPath }
         if let m = model, !FileManager.default.fileExists(atPath: m) { throw UsageError(message: "\(m): no such model file") }
-        let benchModel: BenchModel = model.map { ModelPathKind.of($0) == .huggingFaceDirectory ? .huggingFaceDirectory($0) : .gguf($0) } ?? .tiny
+        // a model with weights through the one loader; a directory with only a config.json at its shapes
+        let benchModel: BenchModel
+        if let m = model {
+            let configOnly = ModelPathKind.of(m) == .huggingFaceDirectory
+                && !((try? FileManager.default.contentsOfDirectory(atPath: m)) ?? []).contains { $0.hasSuffix(".safetensors") }
+            benchModel = configOnly ? .configShapes(m) : .loaded(try ModelLoader.load(path: m, capacity: BenchModel.tokens, maxSequenceLength: BenchModel.sequenceLength,
+                                                                                     checkpointActivations: checkpointActivations).model,
+                                                                 name: (m as NSString).lastPathComponent)
+        } else {
+            benchModel = .tiny
+        }
         let display = ProgressDisplay(quiet: json)
         let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { display.show($0) }
         display.finish()
