@@ -157,14 +157,13 @@ public struct Experiment: Sendable {
                     if let p = l.policy { l.policy = try earlier(p, "label.policy.run", what: "a training run", where: { $0.config.label == nil }) }
                     if let r = l.scorerRun {
                         l.scorerRun = try earlier(r, "label.scorer.run", what: "a reward-model run (objective kind \"reward\")",
-                                                  where: { if case .reward = $0.config.objective, $0.config.label == nil { return true } else { return false } })
+                                                  where: { $0.config.objective.trainsRewardModel && $0.config.label == nil })
                     }
                     config.label = l
                 }
-                if case .ppo(var p) = config.objective, case .run(let r) = p.reward {
-                    p.reward = .run(try earlier(r, "objective.reward.run", what: "a reward-model run (objective kind \"reward\")",
-                                                where: { if case .reward = $0.config.objective, $0.config.label == nil { return true } else { return false } }))
-                    config.objective = .ppo(p)
+                if let r = config.objective.rewardRun {
+                    config.objective = config.objective.withRewardRun(try earlier(r, "objective.reward.run", what: "a reward-model run (objective kind \"reward\")",
+                                                                                  where: { $0.config.objective.trainsRewardModel && $0.config.label == nil }))
                 }
                 if let from = config.data.train.from {
                     let full = try earlier(from, "data.train.from.stage", what: "a label stage's run", where: { $0.config.label != nil })
@@ -172,7 +171,7 @@ public struct Experiment: Sendable {
                 }
                 // SPIN: one run per iteration (`.../iter=k`), each from the previous one's final weights.
                 var planned = [(name, config)]
-                if case let .spin(iterations, _, _, _, _) = config.objective {
+                if let iterations = config.objective.iterations {
                     planned = []
                     for k in 1...iterations {
                         var c = config

@@ -60,8 +60,7 @@ final class ProbeEvaluator {
         let ids = try store.recordProbeSet(name: probeSetName, probes: entries)
         let probeIDs = try store.probeIDs(probeSet: probeSetName)
         // Chain of Hindsight scores every response as the continuation of the helpful prefix.
-        var hindsight: HindsightTemplate?
-        if case .coh(let template) = config.objective { hindsight = template }
+        let hindsight = config.objective.probeTemplate
         var cut = 0
         var out: [EncodedProbe] = []
         let maxLength = config.train.maxLength

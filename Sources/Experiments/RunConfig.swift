@@ -297,29 +297,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
                                         found: "\"\(field)\", which no category reads")
             }
         }
-        if case .kto = objective, train.batchSize < 2 {
-            throw SpecIssue.invalid(path: "train.batch_size", expected: "at least 2 for objective kto (its KL estimate pairs each prompt with another example's completion)",
-                                    found: "\(train.batchSize)")
-        }
-        if case let .spin(_, _, _, _, maxTokens) = objective, maxTokens >= train.maxLength - 1 {
-            throw SpecIssue.invalid(path: "objective.max_tokens", expected: "a token count < train.max_length - 1 (\(train.maxLength - 1)), so a generated response with its end-of-turn token fits with a token of its prompt",
-                                    found: "\(maxTokens)")
-        }
-        if case .ppo(let p) = objective {
-            if p.maxTokens >= train.maxLength {
-                throw SpecIssue.invalid(path: "objective.max_tokens", expected: "a token count < train.max_length (\(train.maxLength)), so the prompt keeps a token",
-                                        found: "\(p.maxTokens)")
-            }
-            if train.gradAccum != 1 {
-                throw SpecIssue.invalid(path: "train.grad_accum", expected: "1 for objective ppo (a step's prompts are train.batch_size; split its updates with objective.mini_batches)",
-                                        found: "\(train.gradAccum)")
-            }
-            if p.miniBatches > train.batchSize * p.samplesPerPrompt {
-                throw SpecIssue.invalid(path: "objective.mini_batches", expected: "at most the samples of a step (train.batch_size x samples_per_prompt = \(train.batchSize * p.samplesPerPrompt))",
-                                        found: "\(p.miniBatches)")
-            }
-            if label != nil { throw f.invalid("label", "a label stage samples with label.policy, not a ppo objective") }
-        }
+        try objective.check(train: train)
+        if label != nil, objective.isOnline { throw f.invalid("label", "a label stage samples with label.policy, not a ppo objective") }
         eval = try f.object("eval") ?? EvalSettings.defaults
         checkpointEvery = try f.object("checkpoint", as: CheckpointSettings.self)?.every ?? eval.every
         seed = try f.int("seed", default: 1, min: 0, max: Int(UInt32.max))
@@ -380,13 +359,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     /// Most tokens one micro-batch packs: `batch_size` examples of up to `max_length` tokens, two
     /// sequences per example for pair objectives. Sizes the model's activations (and the memory check).
-    public var batchTokens: Int {
-        if case .ppo(let p) = objective {
-            // one update's mini-batch of sampled responses, each with its prompt within max_length
-            return (train.batchSize * p.samplesPerPrompt + p.miniBatches - 1) / p.miniBatches * train.maxLength
-        }
-        return objective.sequencesPerExample * train.batchSize * train.maxLength
-    }
+    public var batchTokens: Int { objective.batchTokens(train: train) }
 
     /// Every earlier run this run reads (full names once planned): the run whose weights it starts from, a label
     /// stage's policy and scorer, the label run whose pairs it trains on, a ppo objective's reward model. It waits
@@ -396,16 +369,10 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// The reward-model run a ppo objective scores with (`objective.reward: { run }`), if any.
-    public var rewardRun: String? {
-        if case .ppo(let p) = objective, case .run(let r) = p.reward { return r }
-        return nil
-    }
+    public var rewardRun: String? { objective.rewardRun }
 
     /// The longest sequence one training batch packs.
-    public var longestSequence: Int {
-        if case .ppo = objective { return train.maxLength }
-        return objective.sequencesPerExample * train.maxLength
-    }
+    public var longestSequence: Int { objective.longestSequence(train: train) }
 
     /// Steps at which the probe set is scored: 0 (when `at_start`), every `eval.every`, and the last.
     public var evalSteps: [Int] {

@@ -1,0 +1,86 @@
+import Base
+
+/// What a run's plan asks of its objective: the checks of its settings against `train`, the tokens a micro-batch
+/// packs, how many runs it becomes, the runs it reads, and how probes are scored. The run's config (Experiments)
+/// asks these instead of switching on the kind.
+extension Objective {
+    /// Checks the objective's settings against the training settings.
+    public func check(train: TrainSettings) throws(SpecIssue) {
+        switch self {
+        case .kto where train.batchSize < 2:
+            throw .invalid(path: "train.batch_size", expected: "at least 2 for objective kto (its KL estimate pairs each prompt with another example's completion)",
+                           found: "\(train.batchSize)")
+        case let .spin(_, _, _, _, maxTokens) where maxTokens >= train.maxLength - 1:
+            throw .invalid(path: "objective.max_tokens", expected: "a token count < train.max_length - 1 (\(train.maxLength - 1)), so a generated response with its end-of-turn token fits with a token of its prompt",
+                           found: "\(maxTokens)")
+        case .ppo(let p):
+            if p.maxTokens >= train.maxLength {
+                throw .invalid(path: "objective.max_tokens", expected: "a token count < train.max_length (\(train.maxLength)), so the prompt keeps a token",
+                               found: "\(p.maxTokens)")
+            }
+            if train.gradAccum != 1 {
+                throw .invalid(path: "train.grad_accum", expected: "1 for objective ppo (a step's prompts are train.batch_size; split its updates with objective.mini_batches)",
+                               found: "\(train.gradAccum)")
+            }
+            if p.miniBatches > train.batchSize * p.samplesPerPrompt {
+                throw .invalid(path: "objective.mini_batches", expected: "at most the samples of a step (train.batch_size x samples_per_prompt = \(train.batchSize * p.samplesPerPrompt))",
+                               found: "\(p.miniBatches)")
+            }
+        default:
+            break
+        }
+    }
+
+    /// Most tokens one micro-batch packs: `batch_size` examples of up to `max_length` tokens, two sequences per
+    /// example for pair objectives; for ppo one update's mini-batch of sampled responses, each with its prompt.
+    public func batchTokens(train: TrainSettings) -> Int {
+        if case .ppo(let p) = self {
+            return (train.batchSize * p.samplesPerPrompt + p.miniBatches - 1) / p.miniBatches * train.maxLength
+        }
+        return sequencesPerExample * train.batchSize * train.maxLength
+    }
+
+    /// Whether the objective samples its own responses as it trains (online optimisation): a label stage cannot be one.
+    public var isOnline: Bool {
+        if case .ppo = self { return true }
+        return false
+    }
+
+    /// The longest sequence one training batch packs.
+    public func longestSequence(train: TrainSettings) -> Int {
+        if case .ppo = self { return train.maxLength }
+        return sequencesPerExample * train.maxLength
+    }
+
+    /// How many runs one planned config becomes: SPIN's iterations (`.../iter=k`, each from the previous one's
+    /// final weights), else 1 (nil).
+    public var iterations: Int? {
+        if case let .spin(iterations, _, _, _, _) = self { return iterations }
+        return nil
+    }
+
+    /// The reward-model run an online objective scores with (`objective.reward: { run }`), if any.
+    public var rewardRun: String? {
+        if case .ppo(let p) = self, case .run(let r) = p.reward { return r }
+        return nil
+    }
+
+    /// The objective with its reward-model run named in full (`Experiment.parse` resolves stage names).
+    public func withRewardRun(_ run: String) -> Objective {
+        guard case .ppo(var p) = self, case .run = p.reward else { return self }
+        p.reward = .run(run)
+        return .ppo(p)
+    }
+
+    /// Whether runs of this objective train a reward model (the runs a label stage or ppo may score with).
+    public var trainsRewardModel: Bool {
+        if case .reward = self { return true }
+        return false
+    }
+
+    /// The prefix probes are scored after (Chain of Hindsight's helpful prefix), if any.
+    public var probeTemplate: HindsightTemplate? {
+        if case .coh(let template) = self { return template }
+        return nil
+    }
+}
