@@ -30,7 +30,7 @@ final class RunExecution {
         var loaded = try ModelLoader.load(config.model, experiment: executor.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.longestSequence,
                                           threads: config.threads, checkpointActivations: config.train.checkpointActivations)
-        if case .reward(_, _, let headSeed) = config.objective, !loaded.model.config.rewardHead {
+        if let headSeed = config.objective.rewardHeadSeed, !loaded.model.config.rewardHead {
             loaded.model = loaded.model.withRewardHead(seed: UInt64(headSeed))
         }
         loaded.model.precision = config.train.precision  // training's products (the reference pass's too)
@@ -48,7 +48,7 @@ final class RunExecution {
             template: template, trainPrompts: examples.map(\.prompt))
 
         let trainer = Trainer(model: loaded.model, train: config.train, objective: config.objective, seed: config.seed, data: data)
-        if case .ppo(let settings) = config.objective {
+        if let settings = config.objective.onlineSettings {
             trainer.rollout = try policyRollout(settings, examples: examples, loaded: loaded, template: template, probes: probes)
         }
         let checkpoint = executor.checkpointURL(runName: run.name)
@@ -176,7 +176,7 @@ final class RunExecution {
                       modelIdentity: String) throws -> TrainingData {
         var encoded = try PairEncoder.training(examples, objective: config.objective, tokenizer: loaded.tokenizer, template: template,
                                                maxLength: config.train.maxLength, file: path)
-        if case .spin = config.objective, case .sequences(let sequences) = encoded {
+        if config.objective.generation != nil, case .sequences(let sequences) = encoded {
             encoded = .pairs(try spinPairs(examples, sequences, loaded: loaded, template: template))
         }
         switch encoded {
@@ -192,9 +192,7 @@ final class RunExecution {
             if split > 0 {
                 executor.report(.loading(run: run.name, what: "data: \(split) chosen/rejected pairs split into a desirable and an undesirable example each"))
             }
-            if case let .kto(_, wD, wU, _) = config.objective,
-               let warning = ktoWeightWarning(desirable: desirable.filter { $0 }.count, undesirable: desirable.filter { !$0 }.count,
-                                              desirableWeight: wD, undesirableWeight: wU) {
+            if let warning = config.objective.dataWarning(desirable: desirable.filter { $0 }.count, undesirable: desirable.filter { !$0 }.count) {
                 executor.report(.warning(run: run.name, message: warning))
             }
             // the reference of every micro-batch of the run (its mismatched pairs depend on the batch), cached

@@ -74,7 +74,7 @@ extension RunExecutor {
             for ex in examples { _ = try PairEncoder.promptText(ex.promptSource, template: template, file: trainPath, line: ex.line) }
             if let judge = label.judge { try validateJudge(judge, question: label.judgeTemplate, experiment: experiment, key: "label.scorer.judge") }
         } else if config.data.train.from == nil {
-            if case .ppo(let p) = config.objective, case let .judge(judge, question) = p.reward {
+            if let (judge, question) = config.objective.rewardJudge {
                 try validateJudge(judge, question: question, experiment: experiment, key: "objective.reward.judge")
             }
             // (pairs from a label stage are checked when the run that trains on them starts)

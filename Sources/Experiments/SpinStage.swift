@@ -13,7 +13,7 @@ extension RunExecution {
     /// run resumes, so a resumed iteration trains on the same pairs.
     func spinPairs(_ examples: [PreferenceExample], _ sequences: [EncodedPair], loaded: LoadedModel,
                    template: ChatTemplate) throws -> [PreferencePair] {
-        guard case let .spin(_, _, temperature, topP, maxTokens) = config.objective else { preconditionFailure("spinPairs: not a SPIN run") }
+        guard let (temperature, topP, maxTokens) = config.objective.generation else { preconditionFailure("spinPairs: the objective generates nothing") }
         let file = executor.checkpointURL(runName: run.name).deletingLastPathComponent().appendingPathComponent("generated.jsonl")
         let origin = "spin:\(run.name);generator=\(config.initFrom.map { "run:\($0.run)" } ?? "\(config.model)");temperature=\(temperature),top_p=\(topP),max_tokens=\(maxTokens),seed=\(config.seed)"
         var texts: [String]

@@ -41,9 +41,12 @@ extension Objective {
     }
 
     /// Whether the objective samples its own responses as it trains (online optimisation): a label stage cannot be one.
-    public var isOnline: Bool {
-        if case .ppo = self { return true }
-        return false
+    public var isOnline: Bool { onlineSettings != nil }
+
+    /// An online objective's settings (what its rollout samples and scores with), if it is one.
+    public var onlineSettings: PolicyOptimization? {
+        if case .ppo(let p) = self { return p }
+        return nil
     }
 
     /// The longest sequence one training batch packs.
@@ -70,6 +73,30 @@ extension Objective {
         guard case .ppo(var p) = self, case .run = p.reward else { return self }
         p.reward = .run(run)
         return .ppo(p)
+    }
+
+    /// The judge an online objective scores with (`objective.reward: { judge, template? }`), if any.
+    public var rewardJudge: (model: String, question: String?)? {
+        if case .ppo(let p) = self, case let .judge(judge, question) = p.reward { return (judge, question) }
+        return nil
+    }
+
+    /// A reward model's head seed: the trained model gets a scalar head (`LlamaModel.withRewardHead`), else nil.
+    public var rewardHeadSeed: Int? {
+        if case .reward(_, _, let headSeed) = self { return headSeed }
+        return nil
+    }
+
+    /// How an objective that generates its training responses samples them (SPIN's rejected side), if it does.
+    public var generation: (temperature: Double, topP: Double, maxTokens: Int)? {
+        if case let .spin(_, _, temperature, topP, maxTokens) = self { return (temperature, topP, maxTokens) }
+        return nil
+    }
+
+    /// A warning about the training data's balance for this objective (KTO's class weights), if any.
+    public func dataWarning(desirable: Int, undesirable: Int) -> String? {
+        guard case let .kto(_, wD, wU, _) = self else { return nil }
+        return ktoWeightWarning(desirable: desirable, undesirable: undesirable, desirableWeight: wD, undesirableWeight: wU)
     }
 
     /// Whether runs of this objective train a reward model (the runs a label stage or ppo may score with).
