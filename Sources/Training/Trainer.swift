@@ -136,7 +136,7 @@ public final class Trainer {
             let first = ((step - 1) * train.gradAccum + micro) * 2 * idx.count
             return (packed.batch, packed.weights, packed.spans, Array(reference[first..<first + 2 * idx.count]))
         case .sequences(let pairs):
-            guard case .sft(let lossOn, _) = objective else { preconditionFailure("sequences are SFT data") }
+            guard let lossOn = objective.sequenceLossOn else { preconditionFailure("sequences are SFT data") }
             let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
             return (packed.batch, packed.weights, packed.spans, nil)
         case .preference(let pairs, let reference):
@@ -154,7 +154,7 @@ public final class Trainer {
     /// micro-batch's loss and gradient are weighted by its share of the step's trained tokens (SFT,
     /// CoH) or pairs (preference objectives).
     public func step(_ step: Int) -> StepResult {
-        if case .ppo(let settings) = objective, case .prompts(let prompts) = data { return ppoStep(step, settings, prompts: prompts) }
+        if let settings = objective.onlineSettings, case .prompts(let prompts) = data { return ppoStep(step, settings, prompts: prompts) }
         model.zeroGradients()
         var micro: [(batch: TokenBatch, weights: [Float], spans: [SequenceSpan], reference: [Double]?)] = []
         for m in 0..<train.gradAccum { micro.append(batch(step: step, micro: m)) }
@@ -172,46 +172,21 @@ public final class Trainer {
             let n = mb.batch.tokens.count
             tokens += n
             let share = unit(mb.weights, mb.spans) / total
-            if case .reward(_, let center, _) = objective {
-                // r at each sequence's last token (the end of turn): chosen, rejected, chosen, ...
-                let rewards = model.forwardRewards(mb.batch, rows: mb.spans.map { $0.start + $0.count - 1 }, training: true)
-                let pairs = mb.spans.count / 2
-                let (result, dc, dr) = bradleyTerryLoss(chosen: (0..<pairs).map { rewards[2 * $0] }, rejected: (0..<pairs).map { rewards[2 * $0 + 1] },
-                                                        margins: mb.reference!, center: center)
+            if objective.trainsOnRewards {
+                let result = objective.trainMicroBatch(model: model, mb.batch, weights: mb.weights, spans: mb.spans, reference: mb.reference,
+                                                       desirable: nil, share: share, dLogprobs: &dLogprobs)
                 loss += result.loss * share
                 combine(&metrics, &shares, result.metrics, share: share)
-                model.backwardRewards((0..<2 * pairs).map { Float(share) * ($0 % 2 == 0 ? dc[$0 / 2] : dr[$0 / 2]) })
                 continue
             }
             targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
-            let lp = model.forward(mb.batch, training: true)
-            if case let .kto(beta, wD, wU, _) = objective, case let .unpaired(_, desirable, _) = data {
-                let b = mb.spans.count / 2, ref = mb.reference!
-                let sums = mb.weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: mb.spans) }
-                let idx = indices(step: step, micro: m)
-                let (result, d) = ktoLoss(policy: Array(sums[0..<b]), reference: Array(ref[0..<b]),
-                                          policyMismatched: Array(sums[b...]), referenceMismatched: Array(ref[b...]),
-                                          desirable: idx.map { desirable[$0] }, beta: beta, desirableWeight: wD, undesirableWeight: wU)
-                // each completion's summed log-probability gets its dloss/dlog pi; the mismatched pairs none (z is detached)
-                for t in 0..<n { dLogprobs[t] = 0 }
-                for (k, span) in mb.spans.prefix(b).enumerated() {
-                    for t in span.range where mb.weights[t] != 0 { dLogprobs[t] = Float(d[k] * share) * mb.weights[t] }
-                }
-                loss += result.loss * share
-                combine(&metrics, &shares, result.metrics, share: share)
-                dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-                continue
-            }
-            let result = mb.weights.withUnsafeBufferPointer { w in
-                dLogprobs.withUnsafeMutableBufferPointer { d in
-                    objective.evaluate(logprobs: lp, weights: w, spans: mb.spans, referenceLogprobs: mb.reference,
-                                       dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
-                }
-            }
-            for t in 0..<n { dLogprobs[t] *= Float(share) }
+            // unpaired data: whether each example of this micro-batch is desirable
+            var desirable: [Bool]?
+            if case let .unpaired(_, labels, _) = data { desirable = indices(step: step, micro: m).map { labels[$0] } }
+            let result = objective.trainMicroBatch(model: model, mb.batch, weights: mb.weights, spans: mb.spans, reference: mb.reference,
+                                                   desirable: desirable, share: share, dLogprobs: &dLogprobs)
             loss += result.loss * share
             combine(&metrics, &shares, result.metrics, share: share)
-            dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
         }
         let (lr, norm) = Self.update(model: model, optimizer: optimizer, train: train, step: step)
         // a metric some micro-batches lacked (KTO's rewards/chosen in a batch without desirable examples) is the
