@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "Tokenizer"),
         .target(name: "GGUF", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "HFModels", dependencies: ["Base", "Model", "Tokenizer"]),
-        .target(name: "Training", dependencies: ["Base", "Model", "Kernels"]),
+        .target(name: "Training", dependencies: ["Base", "Model", "Kernels", "Tokenizer", "Probes"]),
         .target(name: "Probes", dependencies: ["Base", "Model", "Tokenizer"]),
         .target(name: "RunStore", dependencies: ["Base", "CSQLite"]),
         .target(name: "Experiments", dependencies: ["Base", "Kernels", "Model", "GGUF", "HFModels", "Tokenizer", "Training", "Probes", "RunStore"]),

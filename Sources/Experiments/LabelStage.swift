@@ -2,6 +2,7 @@ import Base
 import Foundation
 import Model
 import Probes
+import Training
 
 extension RunExecution {
     /// A label stage's run (`label: {...}`): samples responses to the training prompts from the policy (the

@@ -2,6 +2,7 @@ import Foundation
 import Probes
 import RunStore
 import Tokenizer
+import Training
 import XCTest
 @testable import Experiments
 
