@@ -19,3 +19,25 @@ extension ReliabilityTests {
         }
     }
 }
+
+/// Issue 34: an objective is one place. No source file outside `Sources/Training/Objectives/` matches on an
+/// objective's kind (its cases `sft`, `pair`, `coh`, `reward(...)`, `kto`, `spin`, `ppo`); they ask the objective.
+final class ArchitectureTests: XCTestCase {
+    func testNoObjectiveKindDispatchOutsideTheObjectivesFolder() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Sources")
+        let pattern = try NSRegularExpression(pattern: #"case\s+(let\s+)?\.(sft|pair|coh|kto|spin|ppo)\b|case\s+(let\s+)?\.reward\("#)
+        var found: [String] = [], inside = 0
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)!
+        for case let url as URL in files where url.pathExtension == "swift" {
+            let text = try String(contentsOf: url, encoding: .utf8)
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where pattern.firstMatch(in: String(line), range: NSRange(line.startIndex..., in: line)) != nil {
+                if url.path.contains("/Training/Objectives/") { inside += 1; continue }
+                found.append("\(url.lastPathComponent):\(n + 1): \(line.trimmingCharacters(in: .whitespaces))")
+            }
+        }
+        XCTAssertEqual(found, [], "objective-kind dispatch outside Sources/Training/Objectives")
+        XCTAssertGreaterThan(inside, 20, "the pattern finds the objectives' own matches (it can fail)")
+    }
+}
