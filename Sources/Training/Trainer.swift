@@ -172,14 +172,8 @@ public final class Trainer {
             let n = mb.batch.tokens.count
             tokens += n
             let share = unit(mb.weights, mb.spans) / total
-            if objective.trainsOnRewards {
-                let result = objective.trainMicroBatch(model: model, mb.batch, weights: mb.weights, spans: mb.spans, reference: mb.reference,
-                                                       desirable: nil, share: share, dLogprobs: &dLogprobs)
-                loss += result.loss * share
-                combine(&metrics, &shares, result.metrics, share: share)
-                continue
-            }
-            targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
+            // a reward model scores sequences, not next tokens: it has no target tokens to count
+            if !objective.trainsOnRewards { targets += mb.batch.targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } }
             // unpaired data: whether each example of this micro-batch is desirable
             var desirable: [Bool]?
             if case let .unpaired(_, labels, _) = data { desirable = indices(step: step, micro: m).map { labels[$0] } }
