@@ -31,10 +31,16 @@ public struct ChatEncoder {
         self.template = template
     }
 
-    /// The prompt's scored text (`ChatTemplate.prompt(_:)`); `raw` needs the prompt's own text.
-    public func promptText(_ source: PromptSource) throws(Failure) -> String {
+    /// The prompt's scored text under `template` (`ChatTemplate.prompt(_:)`); `raw` needs the prompt's own text.
+    /// No tokenizer is involved.
+    public static func promptText(_ source: PromptSource, template: ChatTemplate) throws(Failure) -> String {
         guard let text = template.prompt(source) else { throw .rawNeedsText }
         return text
+    }
+
+    /// The prompt's scored text under this encoder's template.
+    public func promptText(_ source: PromptSource) throws(Failure) -> String {
+        try Self.promptText(source, template: template)
     }
 
     /// The prompt's ids.

@@ -57,9 +57,10 @@ public enum PairEncoder {
         }
         switch objective {
         case .ppo(let p):
+            let encoder = ChatEncoder(tokenizer: tokenizer, template: template)
             return .prompts(try examples.map { ex in
                 var ids: [Int32]
-                do { ids = try ChatEncoder(tokenizer: tokenizer, template: template).prompt(ex.promptSource) } catch {
+                do { ids = try encoder.prompt(ex.promptSource) } catch {
                     throw DataError(file: file, line: ex.line, reason: "\(error)")
                 }
                 guard !ids.isEmpty else { throw DataError(file: file, line: ex.line, reason: "empty prompt (ppo samples a response to each prompt)") }
@@ -161,7 +162,7 @@ public enum PairEncoder {
     /// The scored text of a prompt under `template`; `raw` needs the prompt's own text.
     public static func promptText(_ prompt: PromptSource, template: ChatTemplate, file: String, line: Int) throws -> String {
         do {
-            return try ChatEncoder(tokenizer: ByteTokenizer(), template: template).promptText(prompt)
+            return try ChatEncoder.promptText(prompt, template: template)
         } catch {
             throw DataError(file: file, line: line, reason: error.description)
         }
