@@ -44,11 +44,12 @@ public struct AuditReport: Sendable, Equatable {
     /// Per response field of the lines whose prompt is joined to its responses by a separator (explicit-prompt HH:
     /// the one space after "Assistant:"): how many responses the file wrote with it and how many without (those
     /// are scored as written, right after the prompt), when the report comes from a file.
-    public var separators: [String: (with: Int, without: Int)] = [:]
+    public var separators: [String: SeparatorCount] = [:]
 
-    public static func == (a: AuditReport, b: AuditReport) -> Bool {
-        a.probeCount == b.probeCount && a.trainCount == b.trainCount && a.categories == b.categories && a.flags == b.flags
-            && a.forms == b.forms && a.separators.mapValues { [$0.with, $0.without] } == b.separators.mapValues { [$0.with, $0.without] }
+    /// Responses of one field with and without the leading separator.
+    public struct SeparatorCount: Sendable, Equatable {
+        public var with = 0
+        public var without = 0
     }
 
     /// The report as text: a summary line, the forms read, one row per category, then the flags (or "flags: none").
@@ -117,9 +118,7 @@ public func audit(path: String, tokenizer: any TextTokenizer) throws(ProbesError
         report.forms[ex.form, default: 0] += 1
         guard ex.form == .explicitHH else { continue }
         for field in ex.fields.keys {
-            var s = report.separators[field] ?? (0, 0)
-            if ex.isSeparated(field) { s.with += 1 } else { s.without += 1 }
-            report.separators[field] = s
+            if ex.isSeparated(field) { report.separators[field, default: .init()].with += 1 } else { report.separators[field, default: .init()].without += 1 }
         }
     }
     return report
