@@ -7,17 +7,6 @@ import Tokenizer
 
 /// `alignscope probes build|audit`: materialise a probe set, or audit a probe file.
 public enum ProbeTools {
-    /// The tokenizer of a spec's model (only the GGUF metadata, or the directory's JSON files and weight headers,
-    /// are read) or the byte tokenizer of a preset.
-    static func tokenizer(for source: RunConfig.ModelSource, experiment: Experiment) throws -> any TextTokenizer {
-        try ModelLoader.validate(source, experiment: experiment).tokenizer
-    }
-
-    /// The tokenizer of the model at `path` (`ModelLoader.tokenizer(path:)`).
-    static func modelTokenizer(_ path: String) throws -> any TextTokenizer {
-        try ModelLoader.tokenizer(path: path)
-    }
-
     /// Builds the probe set of a spec (its first run's config) or of a plain probe file (its own
     /// fields, plus `random` derived from `chosen` with `seed`), and writes it as JSONL.
     /// - Returns: the number of probes and the categories written.
@@ -28,7 +17,7 @@ public enum ProbeTools {
             let config = experiment.runs[0].config
             try OutputPath.check(out, flag: "--out", inputs: [input, experiment.resolve(config.data.probes.path), experiment.resolve(config.data.train.path)],
                                  ours: isProbeSetFile)
-            let tok = try modelPath.map(modelTokenizer) ?? tokenizer(for: config.model, experiment: experiment)
+            let tok = try modelPath.map(ModelLoader.tokenizer(path:)) ?? ModelLoader.validate(config.model, experiment: experiment).tokenizer
             let train = try loadExamples(path: experiment.resolve(config.data.train.path))
             set = try ProbeEvaluator.buildProbeSet(config: config, experiment: experiment, tokenizer: tok, trainPrompts: train.map(\.prompt))
         } else {
@@ -40,7 +29,7 @@ public enum ProbeTools {
             if first.fields["chosen"] != nil, categories["random"] == nil {
                 categories["random"] = .derive(.otherPrompt(field: "chosen"))
             }
-            let tok = try modelPath.map(modelTokenizer) ?? ByteTokenizer()
+            let tok = try modelPath.map(ModelLoader.tokenizer(path:)) ?? ByteTokenizer()
             set = try ProbeSet.build(examples: examples, categories: categories, seed: UInt64(seed), trainPrompts: [], tokenizer: tok)
         }
         try set.writeJSONL(path: out)
@@ -59,7 +48,7 @@ public enum ProbeTools {
 
     /// Audits a probe file with a model's tokenizer (a GGUF's or a Hugging Face directory's; else the byte tokenizer).
     public static func audit(path: String, modelPath: String?) throws -> AuditReport {
-        let tok = try modelPath.map(modelTokenizer) ?? ByteTokenizer()
+        let tok = try modelPath.map(ModelLoader.tokenizer(path:)) ?? ByteTokenizer()
         return try Probes.audit(path: path, tokenizer: tok)
     }
 }
@@ -106,7 +95,7 @@ extension ProbeTools {
             }
             return [ex]
         } ?? examples
-        let tokenizer: (any TextTokenizer)? = try modelPath.map(modelTokenizer)
+        let tokenizer: (any TextTokenizer)? = try modelPath.map(ModelLoader.tokenizer(path:))
         var out = ""
         for ex in chosen {
             let source = ex.promptSource

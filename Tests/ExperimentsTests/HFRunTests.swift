@@ -39,10 +39,10 @@ final class HFRunTests: XCTestCase {
         XCTAssertEqual(ModelPathKind.of(gguf), .gguf)
         XCTAssertEqual(ModelPathKind.of(fixtures.appendingPathComponent("missing").path), .gguf)
         let text = "Hello, world: tokens of a probe."
-        let fromDirectory = try ProbeTools.modelTokenizer(directory).encode(text)
+        let fromDirectory = try ModelLoader.tokenizer(path: directory).encode(text)
         XCTAssertEqual(fromDirectory, try HFModelDirectory(path: directory).tokenizer.encode(text))
         XCTAssertFalse(fromDirectory.isEmpty)
-        XCTAssertEqual(try ProbeTools.modelTokenizer(gguf).encode(text), try GGUFFile(path: gguf).tokenizer().encode(text))
+        XCTAssertEqual(try ModelLoader.tokenizer(path: gguf).encode(text), try GGUFFile(path: gguf).tokenizer().encode(text))
     }
 
     private func trainAndCheck(fixtureName: String, template: String) throws {
