@@ -80,7 +80,7 @@ public struct Experiment: Sendable {
                 guard case .object(var o) = item else {
                     throw SpecError.invalid(file: file, path: path, expected: "an object with a name", found: SpecFields.describe(item))
                 }
-                guard case .string(let name)? = o["name"], RunConfig.isPathSafeName(name, maxBytes: 64), !name.contains("=") else {
+                guard case .string(let name)? = o["name"], SafeName.isPathComponent(name, maxBytes: 64), !name.contains("=") else {
                     throw SpecError.invalid(file: file, path: "\(path).name", expected: "a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.'", found: o["name"].map(SpecFields.describe) ?? "nothing")
                 }
                 guard names.insert(name).inserted else {

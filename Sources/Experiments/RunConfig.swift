@@ -274,7 +274,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         let f = try SpecFields(decoder, allowed: Self.topKeys)
         experiment = try f.string("name")
-        if !Self.isPathSafeName(experiment, maxBytes: 128) {
+        if !SafeName.isPathComponent(experiment, maxBytes: 128) {
             throw f.invalid("name", "a name of 1-128 bytes without '/', spaces or control characters, not starting with '.' (it names the results folder)")
         }
         model = try f.object("model", required: ["gguf", "preset", "seed"])!
@@ -395,7 +395,6 @@ public struct RunConfig: Codable, Sendable, Equatable {
 extension RunConfig {
     /// A name that can be one path component: non-empty, at most `maxBytes` UTF-8 bytes, no '/',
     /// whitespace or control characters, not starting with '.' (so never "." or "..").
-    static func isPathSafeName(_ name: String, maxBytes: Int) -> Bool { SafeName.isPathComponent(name, maxBytes: maxBytes) }
 
     /// Category ids that name the probe line's own keys, not responses.
     static let reservedCategoryIDs: Set<String> = ["prompt", "messages", "origins", "split", "idx"]
