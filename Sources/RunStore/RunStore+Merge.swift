@@ -17,11 +17,16 @@ public struct MergeSummary: Sendable, Equatable {
 extension RunStore {
     /// A shard must be a run store: a file that is not empty and holds AlignScope's schema (read only, nothing changed).
     public static func checkShard(_ path: String) throws {
+        try checkShardFile(path)
+        _ = try RunStore(path: path, readOnly: true)
+    }
+
+    /// A shard is a file that is not empty (an empty one would be made a new store by opening it).
+    static func checkShardFile(_ path: String) throws {
         guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int else {
             throw StoreError.notFound(path: path, what: "shard store")
         }
         guard size > 0 else { throw StoreError.conflict(path: path, detail: "is an empty file, not a run store") }
-        _ = try RunStore(path: path, readOnly: true)
     }
 
     /// Metrics that measure the machine, not the run: two processes computing the same run record different
@@ -40,7 +45,8 @@ extension RunStore {
     /// checkpoint, written for that store.
     @discardableResult
     public func merge(shard path: String) throws -> MergeSummary {
-        try Self.checkShard(path)
+        // the schema is checked by opening it for writing below (another application's database is refused unchanged)
+        try Self.checkShardFile(path)
         if let main = OutputPath.identity(self.path), let shard = OutputPath.identity(path), main == shard {
             throw StoreError.conflict(path: path, detail: "is the main store itself")
         }
