@@ -39,13 +39,13 @@ public struct Judge {
     /// Checks the template's placeholders and the answer tokens; errors name what is wrong in one line.
     public init(model: LlamaModel, tokenizer: any TextTokenizer, template: String = Judge.defaultTemplate, chat: ChatTemplate) throws {
         for placeholder in ["{prompt}", "{a}", "{b}"] where !template.contains(placeholder) {
-            throw RunError.data(file: "judge template", line: nil, reason: "has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
+            throw DataError(file: "judge template", line: nil, reason: "has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
         }
         // after hh's "Assistant:" the answer is " A" (its leading space), after chatml's assistant line "A"
         let (sa, sb) = chat == .hh ? (" A", " B") : ("A", "B")
         let a = tokenizer.encode(sa), b = tokenizer.encode(sb)
         guard a.count == 1, b.count == 1 else {
-            throw RunError.data(file: "judge template", line: nil, reason: "the judge's vocabulary has no single token for the answers \"\(sa)\" and \"\(sb)\"")
+            throw DataError(file: "judge template", line: nil, reason: "the judge's vocabulary has no single token for the answers \"\(sa)\" and \"\(sb)\"")
         }
         self.model = model
         self.tokenizer = tokenizer

@@ -136,12 +136,12 @@ public struct Labeller {
             do {
                 return try encoder.prompt(ex.promptSource)
             } catch {
-                throw RunError.data(file: ex.file, line: ex.line, reason: "\(error)")
+                throw DataError(file: ex.file, line: ex.line, reason: "\(error)")
             }
         }
         let context = (prompts.map(\.count).max() ?? 0) + settings.maxTokens
         if context > policy.config.contextLength, let k = prompts.indices.max(by: { prompts[$0].count < prompts[$1].count }) {
-            throw RunError.data(file: todo[k].file, line: todo[k].line, reason: "the prompt (\(prompts[k].count) tokens) and max_tokens \(settings.maxTokens) exceed the policy's context of \(policy.config.contextLength) tokens")
+            throw DataError(file: todo[k].file, line: todo[k].line, reason: "the prompt (\(prompts[k].count) tokens) and max_tokens \(settings.maxTokens) exceed the policy's context of \(policy.config.contextLength) tokens")
         }
         let session = BatchSession(model: policy, slots: max(4096, settings.promptsPerPass * (context + settings.samples * settings.maxTokens)),
                                    context: context)
@@ -229,7 +229,7 @@ public struct Labeller {
         var done = Set<Int>()
         for line in String(decoding: bytes[0..<valid], as: UTF8.self).split(separator: "\n") {
             guard let value = try? JSONValue.parseLine(line), case let .object(o) = value, case let .number(n)? = o["label_line"] else {
-                throw RunError.data(file: out, line: done.count + 1, reason: "not a line written by alignscope label (no label_line); give a new --out")
+                throw DataError(file: out, line: done.count + 1, reason: "not a line written by alignscope label (no label_line); give a new --out")
             }
             done.insert(Int(n))
         }

@@ -135,7 +135,7 @@ extension PairEncoder {
     /// the first `data.train.limit` of them when set.
     static func trainingExamples(of config: RunConfig, path: String) throws -> (path: String, examples: [PreferenceExample]) {
         var examples = try loadExamples(path: path)
-        guard !examples.isEmpty else { throw RunError.data(file: path, line: nil, reason: "no examples (the file is empty)") }
+        guard !examples.isEmpty else { throw DataError(file: path, line: nil, reason: "no examples (the file is empty)") }
         if config.data.train.limit > 0 { examples = Array(examples.prefix(config.data.train.limit)) }
         return (path, examples)
     }

@@ -73,7 +73,7 @@ final class ProbeEvaluator {
                 do {
                     try ChatEncoder.checkFits(rids, maxLength: maxLength, what: "\(r.category) response")
                 } catch {
-                    throw RunError.data(file: path, line: probe.idx + 1, reason: error.description)
+                    throw DataError(file: path, line: probe.idx + 1, reason: error.description)
                 }
                 longest = max(longest, rids.count)
                 responses.append(EncodedResponse(responseID: ids[ResponseKey(probeIdx: probe.idx, category: r.category, text: r.text)]!,

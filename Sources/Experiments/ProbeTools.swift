@@ -23,7 +23,7 @@ public enum ProbeTools {
         } else {
             try OutputPath.check(out, flag: "--out", inputs: [input], ours: isProbeSetFile)
             let examples = try loadExamples(path: input)
-            guard let first = examples.first else { throw RunError.data(file: input, line: nil, reason: "no probes") }
+            guard let first = examples.first else { throw DataError(file: input, line: nil, reason: "no probes") }
             var categories: [String: CategorySource] = [:]
             for field in first.fields.keys { categories[field] = .field(field) }
             if first.fields["chosen"] != nil, categories["random"] == nil {
@@ -91,7 +91,7 @@ extension ProbeTools {
         let examples = try loadExamples(path: path)
         let chosen = try line.map { n in
             guard let ex = examples.first(where: { $0.line == n }) else {
-                throw RunError.data(file: path, line: n, reason: "no data on this line (data lines: \(examples.map(\.line).prefix(20).map(String.init).joined(separator: ", "))\(examples.count > 20 ? ", ..." : ""))")
+                throw DataError(file: path, line: n, reason: "no data on this line (data lines: \(examples.map(\.line).prefix(20).map(String.init).joined(separator: ", "))\(examples.count > 20 ? ", ..." : ""))")
             }
             return [ex]
         } ?? examples

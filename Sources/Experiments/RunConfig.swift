@@ -364,12 +364,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Every earlier run this run reads (full names once planned): the run whose weights it starts from, a label
     /// stage's policy and scorer, the label run whose pairs it trains on, a ppo objective's reward model. It waits
     /// for them to finish.
-    public var inputRuns: [String] {
-        [initFrom?.run, label?.policy, label?.scorerRun, data.train.from, rewardRun].compactMap { $0 }
-    }
-
-    /// The reward-model run a ppo objective scores with (`objective.reward: { run }`), if any.
-    public var rewardRun: String? { objective.rewardRun }
+    public var inputRuns: [String] { Stages.stage(for: self).inputRuns(of: self) }
 
     /// The longest sequence one training batch packs.
     public var longestSequence: Int { objective.longestSequence(train: train) }

@@ -68,25 +68,12 @@ extension RunExecutor {
                     found: "\"chatml\"")
             }
         }
-        if let label = config.label {
-            // a label run: its prompts must render, its judge (if any) exist, its question hold the placeholders
-            let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
-            for ex in examples { _ = try PairEncoder.promptText(ex.promptSource, template: template, file: trainPath, line: ex.line) }
-            if let judge = label.judge { try validateJudge(judge, question: label.judgeTemplate, experiment: experiment, key: "label.scorer.judge") }
-        } else if config.data.train.from == nil {
-            if let (judge, question) = config.objective.rewardJudge {
-                try validateJudge(judge, question: question, experiment: experiment, key: "objective.reward.judge")
-            }
-            // (pairs from a label stage are checked when the run that trains on them starts)
-            let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
-            _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: template,
-                                         maxLength: maxLength, file: trainPath)
-        }
+        try Stages.stage(for: config).validate(config, experiment: experiment, tokenizer: tokenizer)
         let probesPath = experiment.resolve(config.data.probes.path)
         let probes = try loadExamples(path: probesPath)
-        guard !probes.isEmpty else { throw RunError.data(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
+        guard !probes.isEmpty else { throw DataError(file: probesPath, line: nil, reason: "no probes (the file is empty)") }
         if let text = probes.first(where: { $0.form == .text }) {
-            throw RunError.data(file: probesPath, line: text.line, reason: "a language-modelling line {\"text\"} has no prompt to score a response after; probe lines need a prompt")
+            throw DataError(file: probesPath, line: text.line, reason: "a language-modelling line {\"text\"} has no prompt to score a response after; probe lines need a prompt")
         }
         let sources = config.data.probes.sources.sorted { $0.key < $1.key }.map { (id: $0.key, source: $0.value) }
         let encoder = ChatEncoder(tokenizer: tokenizer, template: template)
@@ -100,7 +87,7 @@ extension RunExecutor {
                 }
             }
             if case .derive(.otherPrompt) = source, probes.count < 2 {
-                throw RunError.data(file: probesPath, line: nil, reason: "category \(id) takes another prompt's response (other_prompt), which needs at least 2 probes; the file has 1")
+                throw DataError(file: probesPath, line: nil, reason: "category \(id) takes another prompt's response (other_prompt), which needs at least 2 probes; the file has 1")
             }
         }
         for ex in probes {
@@ -111,14 +98,14 @@ extension RunExecutor {
                     text = try ex.text(of: field)
                 } catch {
                     let why = "\(error)".split(separator: ": ", maxSplits: 1).last.map(String.init) ?? "\(error)"
-                    throw RunError.data(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories): \(why)")
+                    throw DataError(file: probesPath, line: ex.line, reason: "no text field \"\(field)\" (read by category \(id) in data.probes.categories): \(why)")
                 }
                 guard case .field = source else { continue }
                 _ = try PairEncoder.promptText(ex.promptSource, template: template, file: probesPath, line: ex.line)
                 do {
                     try ChatEncoder.checkFits(encoder.response(text, after: ex.promptSource, separated: ex.isSeparated(field)), maxLength: maxLength, what: "\(id) response")
                 } catch {
-                    throw RunError.data(file: probesPath, line: ex.line, reason: error.description)
+                    throw DataError(file: probesPath, line: ex.line, reason: error.description)
                 }
             }
         }
@@ -131,7 +118,7 @@ extension RunExecutor {
                     do {
                         try ChatEncoder.checkFits(encoder.response(r.text, after: probe.promptSource, separated: r.separated), maxLength: maxLength, what: "generated \(r.category) response")
                     } catch {
-                        throw RunError.data(file: probesPath, line: probes[probe.idx].line, reason: error.description)
+                        throw DataError(file: probesPath, line: probes[probe.idx].line, reason: error.description)
                     }
                 }
             }
@@ -139,13 +126,13 @@ extension RunExecutor {
     }
 
     /// A judge model must exist, and its question (if the spec gives one) hold the placeholders.
-    private static func validateJudge(_ judge: String, question file: String?, experiment: Experiment, key: String) throws {
+    static func validateJudge(_ judge: String, question file: String?, experiment: Experiment, key: String) throws {
         let resolved = experiment.resolve(judge)
         guard FileManager.default.fileExists(atPath: resolved) else { throw RunError.model(path: resolved, reason: "no such judge model (\(key))") }
         if let file {
             let question = try TextFile.readText(experiment.resolve(file))
             for placeholder in ["{prompt}", "{a}", "{b}"] where !question.contains(placeholder) {
-                throw RunError.data(file: experiment.resolve(file), line: nil, reason: "the judge's question has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
+                throw DataError(file: experiment.resolve(file), line: nil, reason: "the judge's question has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
             }
         }
     }

@@ -151,7 +151,7 @@ extension RunExecutor {
             do {
                 let done: Bool
                 do {
-                    done = try RunExecution(executor: self, run: run, runID: id).execute()
+                    done = try Stages.stage(for: run.config).execute(RunContext(executor: self, run: run, runID: id))
                 } catch ProbesError.interrupted {
                     done = false  // a generator command stopped with the run
                 }

@@ -97,8 +97,7 @@ extension Trainer {
         // updates: epochs x mini-batches over the samples, in an order drawn per (step, epoch)
         let flat = sampled.flatMap { $0 }
         var loss = 0.0, norms = 0.0, clipped = 0, updateTokens = 0, tokens = 0, updates = 0.0
-        let lr = learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup, peak: train.lr, schedule: train.schedule,
-                              minRatio: train.minLRRatio)
+        let lr = Self.rate(train, step: step)
         for epoch in 0..<settings.epochs {
             var order = Array(flat.indices)
             var g = SplitMix64(seed: Self.stepSeed(seed, step: step), stream: UInt64(epoch + 1))

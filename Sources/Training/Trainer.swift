@@ -43,7 +43,7 @@ public enum TrainingData {
     }
 }
 
-/// The optimizer state of one run and its training step. The loop itself lives in `Experiments.RunExecution`:
+/// The optimizer state of one run and its training step. The loop itself lives in `Experiments.TrainingLoop`:
 /// step, evaluate, record and checkpoint are separate functions.
 public final class Trainer {
     public let model: LlamaModel
@@ -195,10 +195,15 @@ public final class Trainer {
     /// schedule, one AdamW step. Returns the rate and the gradients' norm before clipping.
     public static func update(model: LlamaModel, optimizer: AdamW, train: TrainSettings, step: Int) -> (lr: Double, gradNorm: Float) {
         let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
-        let lr = learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup, peak: train.lr, schedule: train.schedule,
-                              minRatio: train.minLRRatio)
+        let lr = rate(train, step: step)
         optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
         return (lr, norm)
+    }
+
+    /// The schedule's learning rate at `step` (1-based).
+    public static func rate(_ train: TrainSettings, step: Int) -> Double {
+        learningRate(step: step - 1, totalSteps: train.steps, warmup: train.warmup, peak: train.lr, schedule: train.schedule,
+                     minRatio: train.minLRRatio)
     }
 
     /// Adds a micro-batch's metrics into the step's: weighted by its share, but `min_*` and `max_*` metrics as

@@ -44,14 +44,7 @@ extension PlanVerb {
         } else {
             print("experiment \(experiment.name): \(experiment.runs.count) run\(experiment.runs.count == 1 ? "" : "s")")
             for run in experiment.runs {
-                let c = run.config
-                if let l = c.label {
-                    let scorer = l.scorerRun.map { "reward model \($0)" } ?? "judge \(l.judge ?? "")"
-                    print("  \(run.name)  [\(run.configSHA256.prefix(12))]  label: \(l.samples) samples per prompt of \(l.policy ?? "the spec's model"), scored by \(scorer)")
-                    continue
-                }
-                let from = c.data.train.from.map { ", trains on the pairs of \($0)" } ?? ""
-                print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(c.train.steps) steps, batch \(c.train.batchSize), lr \(JSONValue.format(c.train.lr)), seed \(c.seed), evals at \(c.evalSteps.map(String.init).joined(separator: ","))\(from)")
+                print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(run.config.planSummary)")
             }
         }
         return 0

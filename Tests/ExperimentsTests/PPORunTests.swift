@@ -97,7 +97,7 @@ final class PPORunTests: XCTestCase {
             """
         try spec("", steps: 3, stages: stages, categories: #"{ chosen: "chosen", rejected: "rejected", greedy: { greedy: { max_tokens: 6 } } }"#).write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
         let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        XCTAssertEqual(experiment.runs[2].config.rewardRun, "rl/rm")
+        XCTAssertEqual(experiment.runs[2].config.inputRuns, ["rl/sft", "rl/rm"])
         try RunExecutor.validateInputs(of: experiment)
         let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
         let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
@@ -121,7 +121,7 @@ final class PPORunTests: XCTestCase {
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: dir)
         let base = try ModelLoader.load(rm.config.model, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: 2)
         let model = base.model.withRewardHead(seed: 0)
-        _ = try RunExecution(executor: executor, run: experiment.runs[2], runID: 0).loadInitialWeights(.init(run: "rl/rm", step: nil), into: model)
+        _ = try RunContext(executor: executor, run: experiment.runs[2], runID: 0).loadInitialWeights(.init(run: "rl/rm", step: nil), into: model)
         let examples = try loadExamples(path: dir.appendingPathComponent("tiny-train.jsonl").path)
         let first = try store.samples(runID: try XCTUnwrap(store.run(name: "rl/ppo")).id, steps: [1])[0].record
         let ex = try XCTUnwrap(examples.first { $0.line == first.dataLine })

@@ -4,22 +4,6 @@ import Model
 import Probes
 import Tokenizer
 
-/// A line of a training or probe file that an objective cannot use, with the file and line: one line, as the
-/// commands print it ("file:line: reason").
-public struct DataError: Error, CustomStringConvertible, Sendable {
-    public let file: String
-    public let line: Int?
-    public let reason: String
-
-    public init(file: String, line: Int?, reason: String) {
-        self.file = file
-        self.line = line
-        self.reason = reason
-    }
-
-    public var description: String { line.map { "\(file):\($0): \(reason)" } ?? "\(file): \(reason)" }
-}
-
 /// Tokenizes a (prompt, response) pair under a chat template, the way every score in AlignScope is
 /// computed: prompt and response tokenized separately (no BOS), ids concatenated. A prompt longer
 /// than fits is cut from the left (as is usual for HH); a response that cannot fit is an error.

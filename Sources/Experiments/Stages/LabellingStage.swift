@@ -2,33 +2,46 @@ import Base
 import Foundation
 import Model
 import Probes
+import Tokenizer
 import Training
 
-extension RunExecution {
-    /// A label stage's run (`label: {...}`): samples responses to the training prompts from the policy (the
+/// A label stage's run (`label: {...}`): samples responses to the training prompts from the policy (the
     /// spec's model, or a run's final weights), scores them with a reward-model run or a judge, and writes the
     /// pairs to `labels.jsonl` in the run's folder (`Labeller`: resumable, so an interrupted run continues
     /// where it stopped without sampling again). Recorded at step 0 in `train_metrics`: `label/prompts`,
     /// `label/pairs`, `label/all_equal`, and for a judge its agreement with the probe set's chosen/rejected
-    /// (`label/judge_agreement`, over `label/judge_pairs`). Returns false when stopped.
-    func executeLabel(_ label: RunConfig.LabelStage) throws -> Bool {
+/// (`label/judge_agreement`, over `label/judge_pairs`).
+struct LabellingStage: Stage {
+    let label: RunConfig.LabelStage
+
+    func summary(of config: RunConfig) -> String {
+        let scorer = label.scorerRun.map { "reward model \($0)" } ?? "judge \(label.judge ?? "")"
+        return "label: \(label.samples) samples per prompt of \(label.policy ?? "the spec's model"), scored by \(scorer)"
+    }
+
+    /// Its prompts must render, its judge (if any) exist, its question hold the placeholders.
+    func validate(_ config: RunConfig, experiment: Experiment, tokenizer: any TextTokenizer) throws {
+        let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
+        for ex in examples { _ = try PairEncoder.promptText(ex.promptSource, template: config.template, file: trainPath, line: ex.line) }
+        if let judge = label.judge { try RunExecutor.validateJudge(judge, question: label.judgeTemplate, experiment: experiment, key: "label.scorer.judge") }
+    }
+
+    func inputRuns(of config: RunConfig) -> [String] {
+        Stages.commonInputs(of: config) + [label.policy, label.scorerRun].compactMap { $0 }
+    }
+
+    func execute(_ run: RunContext) throws -> Bool {
         let started = Date()
-        let report = executor.report
-        let experiment = executor.experiment
-        func load(_ source: RunConfig.ModelSource) throws -> LoadedModel {
-            try ModelLoader.load(source, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
-        }
+        let (report, experiment, config, store, runID) = (run.report, run.experiment, run.config, run.store, run.runID)
+        let load = run.loadAuxiliary
         report(.loading(run: run.name, what: "policy" + (label.policy.map { " (weights of \($0))" } ?? "")))
         let policy = try load(config.model)
-        if let p = label.policy { _ = try loadInitialWeights(.init(run: p, step: nil), into: policy.model) }
+        if let p = label.policy { _ = try run.loadInitialWeights(.init(run: p, step: nil), into: policy.model) }
         let scorer: Labeller.Scorer
         var metrics: [(name: String, value: Double)] = []
         if let r = label.scorerRun {
-            report(.loading(run: run.name, what: "reward model \(r)"))
-            let base = try load(config.model)
-            let rm = base.model.withRewardHead(seed: 0)
-            _ = try loadInitialWeights(.init(run: r, step: nil), into: rm)
-            scorer = .rewardModel(model: rm, tokenizer: base.tokenizer, name: "run:\(r)")
+            let rm = try run.loadRewardModel(run: r)
+            scorer = .rewardModel(model: rm.model, tokenizer: rm.tokenizer, name: "run:\(r)")
         } else {
             let path = label.judge!
             report(.loading(run: run.name, what: "judge \(path)"))
@@ -42,7 +55,7 @@ extension RunExecution {
         }
         report(.loading(run: run.name, what: "prompts"))
         let (_, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
-        let out = executor.labelsURL(runName: run.name)
+        let out = run.executor.labelsURL(runName: run.name)
         try FileManager.default.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
         let settings = Labeller.Settings(samples: label.samples, temperature: Float(label.temperature), topP: Float(label.topP),
                                          maxTokens: label.maxTokens, seed: UInt64(label.seed), template: config.template)
@@ -53,7 +66,7 @@ extension RunExecution {
                                          wayOn: "to label again from the start, delete \(out.path) and \((Labeller.inputsPath(out.path) as NSString).lastPathComponent)",
                                          name: run.name) { event in
             report(event)
-            return executor.stopRequested ? .stop : .more
+            return run.stopRequested ? .stop : .more
         }
         if summary.alreadyDone + summary.written + summary.allEqual < examples.count { return false }
         let state = try Labeller.state(out.path)
@@ -62,7 +75,7 @@ extension RunExecution {
         _ = try store.truncate(runID: runID, afterStep: -1)
         try store.writeTrainMetrics(runID: runID, step: 0, metrics: metrics)
         guard pairs > 0 else {
-            throw RunError.data(file: out.path, line: nil, reason: "no pairs: every prompt's samples scored the same (\(skipped) prompts)")
+            throw DataError(file: out.path, line: nil, reason: "no pairs: every prompt's samples scored the same (\(skipped) prompts)")
         }
         report(.finished(run: run.name, seconds: Date().timeIntervalSince(started)))
         return true

@@ -30,16 +30,25 @@ struct RewardModelScorer {
     }
 }
 
-extension RunExecution {
-    /// What a ppo run samples and scores with (`Objective.ppo`, `Trainer.ppoStep`): the reference (a copy of the
+/// Online policy optimisation (ppo): trains on prompts, sampling responses as it goes and scoring them with a
+/// reward source: a reward-model run's final weights, a judge model, or a rule.
+struct OnlineStage: TrainingStage {
+    let settings: PolicyOptimization
+
+    func inputRuns(of config: RunConfig) -> [String] { Stages.commonInputs(of: config) + [config.objective.rewardRun].compactMap { $0 } }
+
+    func data(_ input: TrainingInput, _ run: RunContext) throws -> TrainingData {
+        let encoded = try PairEncoder.training(input.examples, objective: run.config.objective, tokenizer: input.loaded.tokenizer,
+                                               template: input.template, maxLength: run.config.train.maxLength, file: input.trainPath)
+        return try OfflineStage.withReference(encoded, input, run)
+    }
+
+    /// What the trainer samples and scores with (`PolicyRollout`, `Trainer.ppoStep`): the reference (a copy of the
     /// starting weights, taken before a checkpoint is resumed), the end-of-turn tokens, each prompt's data line (its
-    /// samples' seed), and the reward: a reward-model run's final weights, a judge model, or a rule.
-    /// Also sets `probes.greedyReward` for a reward model or a rule (a judge ranks a prompt's samples against
-    /// each other, and a greedy answer has no others).
-    func policyRollout(_ settings: PolicyOptimization, examples: [PreferenceExample], loaded: LoadedModel,
-                       template: ChatTemplate, probes: ProbeEvaluator) throws -> PolicyRollout {
-        let report = executor.report
-        let experiment = executor.experiment
+    /// samples' seed), and the reward. Also sets `probes.greedyReward` for a reward model or a rule (a judge ranks a
+    /// prompt's samples against each other, and a greedy answer has no others).
+    func prepare(_ trainer: Trainer, _ input: TrainingInput, probes: ProbeEvaluator, _ run: RunContext) throws {
+        let (examples, loaded, template) = (input.examples, input.loaded, input.template)
         let tokenizer = loaded.tokenizer
         let reward: ([Int], [[[Int32]]]) -> [[Double]]
         func texts(_ responses: [[[Int32]]]) -> [[String]] { responses.map { $0.map { tokenizer.decode($0) } } }
@@ -51,35 +60,21 @@ extension RunExecution {
             reward = { _, responses in texts(responses).map { $0.map { $0.contains(text) ? 1 : 0 } } }
             probes.greedyReward = { $0.map { $0.text.contains(text) ? 1 : 0 } }
         case .run(let r):
-            report(.loading(run: run.name, what: "reward model \(r)"))
-            let base = try ModelLoader.load(config.model, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
-            let rm = base.model.withRewardHead(seed: 0)
-            _ = try loadInitialWeights(.init(run: r, step: nil), into: rm)
-            let scorer = RewardModelScorer(model: rm, tokenizer: base.tokenizer, template: template)
+            let rm = try run.loadRewardModel(run: r)
+            let scorer = RewardModelScorer(model: rm.model, tokenizer: rm.tokenizer, template: template)
             reward = { prompts, responses in
                 scorer.scores(zip(prompts, texts(responses)).map { (examples[$0].promptSource, $1) })
             }
             probes.greedyReward = { answers in scorer.scores(answers.map { ($0.prompt, [$0.text]) }).map { $0[0] } }
         case let .judge(path, questionFile):
-            report(.loading(run: run.name, what: "judge \(path)"))
-            let j = try ModelLoader.load(ModelLoader.source(path: path, experiment: experiment), experiment: experiment,
-                                         capacity: 64, maxSequenceLength: 64, threads: config.threads)
-            let question = try questionFile.map { try TextFile.readText(experiment.resolve($0)) } ?? Judge.defaultTemplate
+            run.report(.loading(run: run.name, what: "judge \(path)"))
+            let j = try run.loadAuxiliary(ModelLoader.source(path: path, experiment: run.experiment))
+            let question = try questionFile.map { try TextFile.readText(run.experiment.resolve($0)) } ?? Judge.defaultTemplate
             let judge = try Judge(model: j.model, tokenizer: j.tokenizer, template: question, chat: template)
             reward = { prompts, responses in
                 zip(prompts, texts(responses)).map { judge.scores(prompt: examples[$0], responses: $1) }
             }
         }
-        return PolicyRollout(reference: loaded.model.copy(maxTokens: 64), stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
-    }
-
-    /// The store rows of a step's samples.
-    func sampleRecords(_ samples: [PolicySample], _ examples: [PreferenceExample], _ tokenizer: any TextTokenizer) -> [SampleRecord] {
-        samples.map { s in
-            let ex = examples[s.prompt]
-            return SampleRecord(dataLine: ex.line, sample: s.sample, prompt: ex.promptText ?? ex.promptJSON.canonical,
-                                text: tokenizer.decode(s.ended ? Array(s.tokens.dropLast()) : s.tokens),
-                                reward: s.score, kl: s.kl, advantage: s.advantage, tokens: s.tokens.count, eos: s.ended)
-        }
+        trainer.rollout = PolicyRollout(reference: loaded.model.copy(maxTokens: 64), stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
     }
 }
