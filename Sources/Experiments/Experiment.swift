@@ -115,6 +115,8 @@ public struct Experiment: Sendable {
         var runs: [PlannedRun] = []
         var seen: [String: String] = [:]
         var folderOf: [String: String] = [:]
+        var stageOf: [String: String] = [:]  // run name -> its stage's name
+        var spinBase: [String: String] = [:]  // a SPIN iteration's run name -> the name without "/iter=k"
         for stage in stages {
             for assignment in stage.sweep.assignments {
                 var tree = stage.tree
@@ -126,26 +128,52 @@ public struct Experiment: Sendable {
                 var name = config.experiment
                 if let s = stage.name { name += "/\(s)" }
                 if !stage.sweep.isEmpty { name += "/" + values.map { "\(stage.sweep.shortName($0.key))=\($0.value)" }.joined(separator: ",") }
-                if let i = config.initFrom {
-                    // `run` may be a full run name or a stage name of this experiment.
-                    let full = runs.contains(where: { $0.name == i.run }) ? i.run : "\(config.experiment)/\(i.run)"
-                    guard runs.contains(where: { $0.name == full }) else {
-                        throw SpecError.invalid(file: file, path: (stage.name.map { "stage \($0): " } ?? "") + "init_from.run",
-                                                expected: "the name of a run planned before this one (runs: \(runs.map(\.name).joined(separator: ", ")))",
-                                                found: "\"\(i.run)\"")
+                let prefix = stage.name.map { "stage \($0): " } ?? ""
+                let experimentName = config.experiment
+                /// The run of stage `s` planned before this one whose swept values agree with this run's on every key
+                /// both sweep (seed k's for seed k); the last iteration of a SPIN stage.
+                func paired(stage s: String, _ path: String, what: String, where ok: (PlannedRun) -> Bool) throws -> String {
+                    let mine = Dictionary(values.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+                    let ofStage = runs.filter { stageOf[$0.name] == s && ok($0) }
+                    let agreeing = ofStage.filter { parent in parent.sweepValues.allSatisfy { kv in mine[kv.key].map { $0 == kv.value } ?? true } }
+                    let bases = Set(agreeing.map { spinBase[$0.name] ?? $0.name })
+                    guard bases.count == 1, let last = agreeing.last else {
+                        let found = agreeing.isEmpty ? "none of \(ofStage.count) run\(ofStage.count == 1 ? "" : "s")" : agreeing.map(\.name).joined(separator: ", ")
+                        throw SpecError.invalid(file: file, path: prefix + path,
+                                                expected: "a stage planned before this one with exactly one \(what) whose swept values match this run's (stages: \(Array(Set(runs.compactMap { stageOf[$0.name] })).sorted().joined(separator: ", ")))",
+                                                found: "\"\(s)\" (\(found))")
                     }
-                    config.initFrom?.run = full
+                    return last.name
+                }
+                if let i = config.initFrom {
+                    let path = i.pairedByStage ? "init_from.stage" : "init_from.run"
+                    let full: String
+                    if i.pairedByStage {
+                        full = try paired(stage: i.run, path, what: "run", where: { _ in true })
+                    } else {
+                        // `run` may be a full run name or a stage name of this experiment.
+                        full = runs.contains(where: { $0.name == i.run }) ? i.run : "\(config.experiment)/\(i.run)"
+                        guard runs.contains(where: { $0.name == full }) else {
+                            let hint = runs.contains(where: { stageOf[$0.name] == i.run }) ? " (init_from: { stage: \"\(i.run)\" } starts from that stage's run with this run's swept values)" : ""
+                            throw SpecError.invalid(file: file, path: prefix + path,
+                                                    expected: "the name of a run planned before this one (runs: \(runs.map(\.name).joined(separator: ", ")))\(hint)",
+                                                    found: "\"\(i.run)\"")
+                        }
+                    }
+                    config.initFrom = .init(run: full, step: i.step)
                     if let step = i.step, let parent = runs.first(where: { $0.name == full }), step > parent.config.train.steps {
-                        throw SpecError.invalid(file: file, path: (stage.name.map { "stage \($0): " } ?? "") + "init_from.step",
+                        throw SpecError.invalid(file: file, path: prefix + "init_from.step",
                                                 expected: "a step of run \(full) (it trains \(parent.config.train.steps) steps)",
                                                 found: "\(step)")
                     }
                 }
-                // A label stage's policy and scorer runs, and a stage training on labelled pairs, name earlier runs.
-                let prefix = stage.name.map { "stage \($0): " } ?? ""
-                let experimentName = config.experiment
+                // A label stage's policy and scorer runs, and a stage training on labelled pairs, name earlier runs: a
+                // run's name, or a stage's (its run with this run's swept values, when the stage was swept).
                 func earlier(_ run: String, _ path: String, what: String, where ok: (PlannedRun) -> Bool) throws -> String {
                     let full = runs.contains(where: { $0.name == run }) ? run : "\(experimentName)/\(run)"
+                    if !runs.contains(where: { $0.name == full }), runs.contains(where: { stageOf[$0.name] == run }) {
+                        return try paired(stage: run, path, what: what, where: ok)
+                    }
                     guard let found = runs.first(where: { $0.name == full }), ok(found) else {
                         throw SpecError.invalid(file: file, path: prefix + path,
                                                 expected: "the name of \(what) planned before this one (runs: \(runs.filter(ok).map(\.name).joined(separator: ", ")))",
@@ -170,6 +198,7 @@ public struct Experiment: Sendable {
                     config.data.train.from = full
                 }
                 // SPIN: one run per iteration (`.../iter=k`), each from the previous one's final weights.
+                let baseName = name
                 var planned = [(name, config)]
                 if let iterations = config.objective.iterations {
                     planned = []
@@ -180,6 +209,8 @@ public struct Experiment: Sendable {
                     }
                 }
                 for (name, config) in planned {
+                    if let s = stage.name { stageOf[name] = s }
+                    if config.objective.iterations != nil { spinBase[name] = baseName }
                     // The run's folder name must be one valid path component.
                     let leaf = RunExecutor.runFolder(experiment: config.experiment, runName: name)
                     if leaf.utf8.count > 200 {

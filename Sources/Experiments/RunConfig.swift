@@ -231,10 +231,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     /// Start from another run's weights instead of the model file.
     public struct InitFrom: Codable, Sendable, Equatable {
-        /// Full run name within the same experiment (a stage name until the plan resolves it).
+        /// Full run name within the same experiment (a run or stage name until the plan resolves it).
         public var run: String
         /// A checkpoint step, or nil for the run's final weights ("final").
         public var step: Int?
+        /// `init_from: { stage: NAME }`: `run` names a stage, whose run with the same swept values (seed k for
+        /// seed k) the plan picks. False once planned (the identity holds the run's full name only).
+        public var pairedByStage = false
 
         public init(run: String, step: Int?) {
             self.run = run
@@ -242,14 +245,20 @@ public struct RunConfig: Codable, Sendable, Equatable {
         }
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["run", "step"])
-            run = try f.string("run")
+            let f = try SpecFields(decoder, allowed: ["run", "stage", "step"])
+            if f.has("stage") {
+                if f.has("run") { throw f.invalid("run", "either run (a run's name) or stage (the run of that stage with this run's swept values), not both") }
+                run = try f.string("stage")
+                pairedByStage = true
+            } else {
+                run = try f.string("run")
+            }
             if case .number? = f.value("step") { step = try f.int("step", min: 0) } else { _ = try f.string("step", default: "final", oneOf: ["final"]) }
         }
 
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: SpecKey.self)
-            try c.encode(run, "run")
+            try c.encode(run, pairedByStage ? "stage" : "run")
             if let step { try c.encode(step, "step") } else { try c.encode("final", "step") }
         }
     }
