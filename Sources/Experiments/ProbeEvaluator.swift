@@ -192,6 +192,18 @@ final class ProbeEvaluator {
         return rows
     }
 
+    /// The text of each token id the rows name (scored tokens and argmaxes), each decoded alone, for `token_texts`.
+    func tokenTexts(_ rows: [LogprobRow]) -> [Int32: String] {
+        var out: [Int32: String] = [:]
+        for row in rows {
+            for t in row.tokens {
+                if out[t.token] == nil { out[t.token] = tokenizer.decode([t.token]) }
+                if out[t.argmax] == nil { out[t.argmax] = tokenizer.decode([t.argmax]) }
+            }
+        }
+        return out
+    }
+
     /// Every probe's responses scored after its prompt: distributions, and for a reward model each response's reward.
     private func scoreAll(_ responses: [[[Int32]]]) -> (distributions: [[[TokenDistribution]]], rewards: [[Float]]?) {
         let items = encoded.indices.map { (prompt: encoded[$0].prompt, responses: responses[$0]) }

@@ -142,7 +142,7 @@ extension RunStore {
             // the per-run result tables; their columns, keys (the primary key) and values (the rest) are read from the
             // schema itself, so a column a migration adds is merged and compared without a second list here
             let resultTables: [(name: String, uncompared: Set<String>, filter: String)] = [
-                ("logprobs", [], ""), ("measures", [], ""), ("token_logprobs", [], ""),
+                ("logprobs", [], ""), ("measures", [], ""), ("token_logprobs", [], ""), ("token_texts", [], ""),
                 ("train_metrics", [], "s.name NOT IN (\(timing))"),  // timing metrics measure the machine
                 ("samples", [], ""), ("params", [], ""),
                 ("run_inputs", ["path"], ""),  // where the file was on that machine

@@ -5,7 +5,8 @@ extension RunStore {
     /// - Throws: `StoreError.invalidValue` for a NaN log-probability, measure or token log-probability
     ///   (nothing is written), or the SQLite error of the failing row (e.g. an unknown response id;
     ///   nothing is written).
-    public func writeEvaluation(runID: Int64, step: Int, rows: [LogprobRow]) throws {
+    /// `tokenTexts`: the text of token ids the rows name (`token_texts`, kept once per run and token).
+    public func writeEvaluation(runID: Int64, step: Int, rows: [LogprobRow], tokenTexts: [Int32: String] = [:]) throws {
         for row in rows {
             let what = "run \(runID) step \(step) response \(row.responseID)"
             if row.logprob.isNaN { throw StoreError.invalidValue(path: path, detail: "\(what): log-probability is NaN") }
@@ -17,6 +18,9 @@ extension RunStore {
             }
         }
         let measured = rows.contains { !$0.measures.isEmpty || !$0.tokens.isEmpty }
+        if !tokenTexts.isEmpty, try storedSchemaVersion() < 6 {
+            throw StoreError.conflict(path: path, detail: "schema version \(try storedSchemaVersion()) has no token_texts table; open the store read-write to migrate it")
+        }
         if measured, try storedSchemaVersion() < 3 {
             throw StoreError.conflict(path: path, detail: "schema version \(try storedSchemaVersion()) has no measures table; open the store read-write to migrate it")
         }
@@ -38,6 +42,10 @@ extension RunStore {
                         [run, s, response, .integer(Int64(position)), .integer(Int64(token.token)), .real(token.logprob),
                          .integer(Int64(token.argmax))])
                 }
+            }
+            for token in tokenTexts.keys.sorted() {
+                try database.execute("INSERT OR IGNORE INTO token_texts (run_id, token, text) VALUES (?, ?, ?)",
+                                     [run, .integer(Int64(token)), .text(tokenTexts[token]!)])
             }
         }
     }

@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5]
+    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5, migration6]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -280,5 +280,26 @@ extension Schema {
             job_id       TEXT NOT NULL,
             submitted_at TEXT NOT NULL DEFAULT (\(now))
         );
+        """
+}
+
+extension Schema {
+    /// Version 6 (issue 35): the text of the tokens a run's `token_logprobs` rows name, so that SQL users read
+    /// tokens without a tokenizer. `token_texts(run_id, token, text)`: every token id of the run's token rows (the
+    /// scored token and the argmax), decoded alone by the run's tokenizer (a byte-level token holding part of a
+    /// multi-byte character decodes to U+FFFD; the response's text is in `responses`). Per run, because runs of one
+    /// store may use different models. `token_text_deltas` is `token_deltas` with the texts joined.
+    static let migration6 = """
+        CREATE TABLE token_texts (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            token  INTEGER NOT NULL,
+            text   TEXT NOT NULL,
+            PRIMARY KEY (run_id, token)
+        ) WITHOUT ROWID;
+
+        CREATE VIEW token_text_deltas AS
+        SELECT d.*, tt.text AS token_text
+        FROM token_deltas AS d
+        LEFT JOIN token_texts AS tt ON tt.run_id = d.run_id AND tt.token = d.token;
         """
 }

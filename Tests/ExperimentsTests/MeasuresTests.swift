@@ -131,6 +131,16 @@ final class MeasuresTests: XCTestCase {
             """), 0)
         XCTAssertEqual(try int(store, "SELECT count(*) FROM token_deltas WHERE step = 0 AND category = 'chosen' AND delta != 0"), 0)
         XCTAssertGreaterThan(try int(store, "SELECT count(*) FROM token_deltas WHERE step = 4 AND category = 'chosen' AND delta != 0"), 0)
+        // token_texts: every token and argmax id of the run's rows has its text, decoded alone by the run's tokenizer
+        XCTAssertEqual(try int(store, """
+            SELECT count(*) FROM (SELECT token AS id FROM token_logprobs UNION SELECT argmax FROM token_logprobs)
+            WHERE id NOT IN (SELECT token FROM token_texts)
+            """), 0)
+        for row in try store.query("SELECT token, text FROM token_texts") {
+            XCTAssertEqual(row[1].string, tokenizer.decode([Int32(row[0].int!)]))
+        }
+        XCTAssertEqual(try int(store, "SELECT count(*) FROM token_text_deltas WHERE token_text IS NULL"), 0)
+        XCTAssertEqual(try int(store, "SELECT count(*) FROM token_text_deltas"), try int(store, "SELECT count(*) FROM token_deltas"))
     }
 
     /// The measures change nothing that was recorded before them, and per-token rows are recorded only when asked.

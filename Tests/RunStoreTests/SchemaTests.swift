@@ -7,7 +7,7 @@ final class SchemaTests: XCTestCase {
     func testCreatesEveryTableViewAndTheVersion() throws {
         let store = try temporaryStore(self)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
-        XCTAssertEqual(RunStore.schemaVersion, 5)
+        XCTAssertEqual(RunStore.schemaVersion, 6)
         let objects = Set(
             try store.query("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
                 .compactMap { $0[0].string })
@@ -59,7 +59,7 @@ final class SchemaTests: XCTestCase {
         try first.recordExperiment(name: "e", spec: "{}", specSHA256: "s")
         let second = try RunStore(path: path)
         let third = try RunStore(path: path)
-        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5]])
+        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5], [6]])
         XCTAssertEqual(try second.experiment(name: "e")?.specSHA256, "s")
     }
 
@@ -70,17 +70,17 @@ final class SchemaTests: XCTestCase {
             do { _ = try RunStore(path: path) } catch { failures.add("\(error)") }
         }
         XCTAssertEqual(failures.all, [])
-        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[5]])
+        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[6]])
     }
 
     func testANewerSchemaIsRefused() throws {
         let path = try temporaryDirectory(self) + "/runs.sqlite"
-        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (7)")
+        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (8)")
         let error = assertStoreError(try RunStore(path: path))
-        XCTAssertEqual(error, .schemaTooNew(path: path, found: 7, supported: 5))
+        XCTAssertEqual(error, .schemaTooNew(path: path, found: 8, supported: 6))
         XCTAssertEqual(
             error?.description,
-            "\(path): schema version 7 is newer than this AlignScope supports (5); use a newer alignscope")
+            "\(path): schema version 8 is newer than this AlignScope supports (6); use a newer alignscope")
     }
 
     func testReadOnlyOpenNeedsAnExistingStore() throws {

@@ -160,7 +160,7 @@ struct TrainingLoop {
     func evaluate(step: Int) throws {
         let t0 = Date()
         let rows = try probes.score(step: step)
-        try store.writeEvaluation(runID: run.runID, step: step, rows: rows)
+        try store.writeEvaluation(runID: run.runID, step: step, rows: rows, tokenTexts: probes.tokenTexts(rows))
         if !probes.rewardAccuracy.isEmpty { try store.writeTrainMetrics(runID: run.runID, step: step, metrics: probes.rewardAccuracy) }
         run.report(.evaluated(run: name, step: step, responses: rows.count, seconds: Date().timeIntervalSince(t0)))
     }
