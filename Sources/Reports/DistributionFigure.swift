@@ -39,6 +39,8 @@ public struct DistributionFigure: Sendable {
     /// Panels share one value range.
     public var sharedRange: Bool
     public var width: Double
+    /// Panels per row: as many as fit `LineFigure.maxWidth`.
+    public var columns: Int
 
     static let rowHeight = 42.0
     static let top = 62.0
@@ -49,12 +51,19 @@ public struct DistributionFigure: Sendable {
         self.title = title
         self.panels = panels
         self.sharedRange = sharedRange
-        self.width = width ?? Double(panels.count) * 440 + 20
+        columns = width == nil ? Swift.min(panels.count, Swift.max(1, Int((LineFigure.maxWidth - 20) / 440))) : panels.count
+        self.width = width ?? Double(columns) * 440 + 20
+    }
+
+    /// One row of panels' height.
+    var panelHeight: Double {
+        let rows = panels.map(\.groups.count).max() ?? 0
+        return Swift.max(220, Self.top + Double(Swift.max(rows, 1)) * Self.rowHeight + Self.bottomMargin)
     }
 
     public var height: Double {
-        let rows = panels.map(\.groups.count).max() ?? 0
-        return Swift.max(220, Self.top + Double(Swift.max(rows, 1)) * Self.rowHeight + Self.bottomMargin)
+        let rows = (panels.count + columns - 1) / columns
+        return rows == 1 ? panelHeight : 30 + Double(rows) * (panelHeight - 30)
     }
 
     /// The figure as a standalone SVG document.
@@ -64,7 +73,7 @@ public struct DistributionFigure: Sendable {
         let titleSize = Draw.fittingSize(title, size: Theme.titleSize, width: width - 24)
         let shown = Draw.truncated(title, size: titleSize, width: width - 24)
         document.append(Draw.text(shown, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
-        let panelWidth = (width - 10) / Double(panels.count)
+        let panelWidth = (width - 10) / Double(columns)
         let labelWidth = Swift.min(180, panels.flatMap(\.groups).map { Theme.textWidth($0.label, size: Theme.labelSize) }.max() ?? 0)
         let tickCount = Swift.max(4, Int((panelWidth - labelWidth - 40) / 55))
         var shared: NumericAxis?
@@ -73,21 +82,23 @@ public struct DistributionFigure: Sendable {
         }
         for (index, panel) in panels.enumerated() {
             let axis = shared ?? NumericAxis(values: panel.groups.flatMap(\.values), extra: panel.referenceValue.map { [$0] } ?? [], count: tickCount)
-            let area = Rect(x: Double(index) * panelWidth, y: 0, width: panelWidth, height: height)
-            document.append(render(panel, axis: axis, area: area, bottom: height - Self.bottomMargin))
+            let (row, column) = index.quotientAndRemainder(dividingBy: columns)
+            let offset = Double(row) * (panelHeight - 30)
+            let area = Rect(x: Double(column) * panelWidth, y: offset, width: panelWidth, height: panelHeight)
+            document.append(render(panel, axis: axis, area: area, top: Self.top + offset, bottom: offset + panelHeight - Self.bottomMargin))
         }
         return document.render()
     }
 
-    private func render(_ panel: DistributionPanel, axis: NumericAxis, area: Rect, bottom: Double) -> SVGElement {
+    private func render(_ panel: DistributionPanel, axis: NumericAxis, area: Rect, top: Double, bottom: Double) -> SVGElement {
         let labelWidth = Swift.min(180, panel.groups.map { Theme.textWidth($0.label, size: Theme.labelSize) }.max() ?? 0)
         let left = area.x + 10 + labelWidth + 10
         let lastLabel = Theme.textWidth(axis.labels.last ?? "", size: Theme.tickSize) / 2
-        let plot = Rect(x: left, y: Self.top, width: area.right - Swift.max(16, lastLabel + 4) - left, height: bottom - Self.top)
+        let plot = Rect(x: left, y: top, width: area.right - Swift.max(16, lastLabel + 4) - left, height: bottom - top)
         let scale = LinearScale(domain: axis.domain, range: (plot.x + Theme.plotInset, plot.right - Theme.plotInset))
         var children: [SVGElement] = []
         let titleSize = Draw.fittingSize(panel.title, size: Theme.panelTitleSize, width: plot.width)
-        children.append(Draw.text(panel.title, x: plot.midX, y: Self.top - 12, size: titleSize, anchor: "middle", weight: "bold", cls: "panel-title"))
+        children.append(Draw.text(panel.title, x: plot.midX, y: top - 12, size: titleSize, anchor: "middle", weight: "bold", cls: "panel-title"))
         children += Draw.xAxis(axis, scale: scale, plot: plot)
         if let reference = panel.referenceValue {
             children.append(Draw.line(scale(reference), plot.y, scale(reference), plot.bottom, stroke: "#888888", width: 1, dash: "4 3", cls: "reference"))

@@ -49,8 +49,9 @@ public struct LinePanel: Sendable {
     }
 }
 
-/// A figure of one or more line-chart panels side by side, a title, and one legend for all panels
-/// in a column on the right, outside every plot area. Fixed size with a `viewBox`.
+/// A figure of one or more line-chart panels as small multiples, a title, and one legend for all panels
+/// in a column on the right, outside every plot area. Panels wrap into rows so the figure stays within
+/// `maxWidth` (a 1280 px window shows it at full size). Fixed size with a `viewBox`.
 public struct LineFigure: Sendable {
     public var title: String
     public var panels: [LinePanel]
@@ -60,10 +61,17 @@ public struct LineFigure: Sendable {
     public var legendNote: String?
     /// Draw the legend (off when every panel's title already names its only series).
     public var showsLegend: Bool
+    /// Panels per row.
+    public var columns: Int
     public var width: Double
-    public var height: Double
+    /// The height of one row of panels (the first row also holds the title).
+    public var rowHeight: Double
 
-    /// `width` defaults to 430 per panel plus 40 with a legend, 340 per panel without.
+    /// The widest a figure is made by default (a 1280 px window less margins).
+    public static let maxWidth = 1200.0
+
+    /// `width` defaults to 430 per panel plus 40 with a legend, 340 per panel without; panels wrap into rows of
+    /// as many as fit `maxWidth`.
     public init(
         title: String, panels: [LinePanel], sharedY: Bool = false, legendNote: String? = nil, showsLegend: Bool = true,
         width: Double? = nil, height: Double = 400
@@ -74,9 +82,16 @@ public struct LineFigure: Sendable {
         self.sharedY = sharedY
         self.legendNote = legendNote
         self.showsLegend = showsLegend
-        self.width = width ?? (showsLegend ? Double(panels.count) * 430 + 40 : Double(panels.count) * 340)
-        self.height = height
+        let perPanel = showsLegend ? 430.0 : 340.0, extra = showsLegend ? 40.0 : 0
+        columns = width == nil ? Swift.min(panels.count, Swift.max(1, Int((Self.maxWidth - extra) / perPanel))) : panels.count
+        self.width = width ?? Double(columns) * perPanel + extra
+        self.rowHeight = height
     }
+
+    public var rows: Int { (panels.count + columns - 1) / columns }
+
+    /// The whole figure's height: the title band (30) once, then each row.
+    public var height: Double { rows == 1 ? rowHeight : 30 + Double(rows) * (rowHeight - 30) }
 
     /// Legend entries: each distinct label once, in order of first appearance.
     var legend: Legend {
@@ -102,9 +117,9 @@ public struct LineFigure: Sendable {
         document.append(Draw.text(shown, x: width / 2, y: 24, size: titleSize, anchor: "middle", weight: "bold", cls: "figure-title"))
 
         let top = 62.0
-        let bottom = height - 50
+        let bottom = rowHeight - 50
         let panelsWidth = width - legend.width
-        let panelWidth = panelsWidth / Double(panels.count)
+        let panelWidth = panelsWidth / Double(columns)
         let yTickCount = Swift.max(3, Int((bottom - top) / 55))
 
         var sharedAxis: NumericAxis?
@@ -113,8 +128,10 @@ public struct LineFigure: Sendable {
         }
         for (index, panel) in panels.enumerated() {
             let yAxis = sharedAxis ?? NumericAxis(values: Self.yValues(panel), extra: panel.referenceY.map { [$0] } ?? [], count: yTickCount)
-            let area = Rect(x: Double(index) * panelWidth, y: 0, width: panelWidth, height: height)
-            document.append(render(panel, yAxis: yAxis, area: area, top: top, bottom: bottom))
+            let (row, column) = index.quotientAndRemainder(dividingBy: columns)
+            let offset = Double(row) * (rowHeight - 30)
+            let area = Rect(x: Double(column) * panelWidth, y: offset, width: panelWidth, height: rowHeight)
+            document.append(render(panel, yAxis: yAxis, area: area, top: top + offset, bottom: bottom + offset))
         }
         if legend.width > 0 {
             document.append(legend.render(x: panelsWidth + 10, y: top))
