@@ -14,7 +14,7 @@ RELEASE := -c release $(CPU_FLAGS)
 TEST_FLAGS := -c release -Xswiftc -enable-testing $(CPU_FLAGS)
 BIN = $(shell $(SWIFT) build $(RELEASE) --show-bin-path)/alignscope
 
-.PHONY: all deps models build test test-slurm demo bench clean fuzz fuzz-smoke
+.PHONY: all deps models build test test-slurm test-browser demo bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -66,6 +66,12 @@ test: deps models
 test-slurm: deps
 	$(SWIFT) build $(TEST_FLAGS) --product alignscope
 	scripts/test-slurm.sh $(shell $(SWIFT) build $(TEST_FLAGS) --show-bin-path)/alignscope
+
+# The browser test: a tiny two-stage, two-seed report in Debian's headless Chromium (scripts/test-browser.sh: installs
+# chromium when missing; prints why and passes when it cannot start here). Uses the binary `make test` builds.
+test-browser: deps
+	$(SWIFT) build $(TEST_FLAGS) --product alignscope
+	scripts/test-browser.sh $(shell $(SWIFT) build $(TEST_FLAGS) --show-bin-path)/alignscope
 
 demo: deps models build
 	$(BIN) run experiments/sft-what.json5 --db results/runs.sqlite

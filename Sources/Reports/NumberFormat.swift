@@ -45,6 +45,12 @@ enum NumberFormat {
         return String(format: "%.10g", value)
     }
 
+    /// `value` to `digits` significant digits (C's `%.Ng`: 0.00412, 1.23e-05), for numbers in sentences.
+    static func significant(_ value: Double, digits: Int) -> String {
+        if value.isNaN || value.isInfinite || value == 0 { return general(value) }
+        return String(format: "%.\(digits)g", value)
+    }
+
     /// 10^k for 0 <= k <= 22 exactly (every such power is a double without rounding).
     static func pow10(_ k: Int) -> Double {
         precondition((0...22).contains(k))

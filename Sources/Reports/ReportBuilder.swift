@@ -50,10 +50,16 @@ public struct ReportBuilder {
         var files = [
             ReportFile(path: "curves.csv", contents: curvesCSV()),
             ReportFile(path: "deltas.csv", contents: deltasCSV()),
+            ReportFile(path: "responses.csv", contents: responsesCSV()),
             ReportFile(path: "train.csv", contents: trainCSV()),
             ReportFile(path: "index.html", contents: indexHTML(figures: figures)),
             ReportFile(path: "index.md", contents: indexMarkdown(figures: figures)),
+            ReportFile(path: "explore.html", contents: exploreHTML()),
         ]
+        let comparisons = comparisons()
+        if !comparisons.isEmpty { files.append(ReportFile(path: "comparisons.csv", contents: comparisonsCSV(comparisons))) }
+        let confounds = confoundRows()
+        if !confounds.isEmpty { files.append(ReportFile(path: "confounds.csv", contents: confoundsCSV(confounds))) }
         if data.measures.hasCurves {
             files.append(ReportFile(path: "measures.csv", contents: measuresCSV()))
         }
@@ -64,27 +70,52 @@ public struct ReportBuilder {
         return files.sorted { $0.path < $1.path }
     }
 
-    /// Writes every file under `outDir` (created as needed), each atomically. Files of an earlier
-    /// report that this one does not produce are left in place.
+    /// Writes the report into `outDir`, which then holds this report only: every file is written into a new folder
+    /// beside it (`.NAME.new-PID`), which then takes `outDir`'s place (the old folder is renamed aside and removed),
+    /// so a reader sees the old report or the new one, never a mix, and no file of an earlier report stays behind.
+    /// A folder AlignScope did not write (no `index.html`, not empty) is refused, nothing written.
     /// - Returns: the relative paths written, sorted.
     @discardableResult
     public func write(to outDir: String) throws -> [String] {
         let files = files()
         let manager = FileManager.default
-        for folder in [outDir, outDir + "/figures"] {
-            do {
-                try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            } catch {
-                throw ReportError.cannotWrite(path: folder, reason: Self.reason(error))
+        let out = URL(fileURLWithPath: outDir).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        let exists = manager.fileExists(atPath: out.path, isDirectory: &isDirectory)
+        if exists {
+            guard isDirectory.boolValue else { throw ReportError.cannotWrite(path: out.path, reason: "not a folder") }
+            let contents = (try? manager.contentsOfDirectory(atPath: out.path)) ?? []
+            guard contents.isEmpty || contents.contains("index.html") else {
+                throw ReportError.cannotWrite(path: out.path, reason: "the folder holds files but no report (no index.html); give an empty or new folder, or an earlier report's")
             }
         }
+        let parent = out.deletingLastPathComponent()
+        let staging = parent.appendingPathComponent(".\(out.lastPathComponent).new-\(getpid())")
+        let retired = parent.appendingPathComponent(".\(out.lastPathComponent).old-\(getpid())")
+        try? manager.removeItem(at: staging)
+        do {
+            try manager.createDirectory(at: staging.appendingPathComponent("figures"), withIntermediateDirectories: true)
+        } catch {
+            throw ReportError.cannotWrite(path: out.path, reason: Self.reason(error))
+        }
         for file in files {
-            let path = outDir + "/" + file.path
+            let path = staging.appendingPathComponent(file.path).path
             do {
                 try AtomicFile.write(file.contents, to: path)
             } catch {
+                try? manager.removeItem(at: staging)
                 throw ReportError.cannotWrite(path: path, reason: error.reason)
             }
+        }
+        do {
+            if exists { try manager.moveItem(at: out, to: retired) }
+            try manager.moveItem(at: staging, to: out)
+            try? manager.removeItem(at: retired)
+        } catch {
+            // put the old report back if the new one could not take its place
+            if exists, !manager.fileExists(atPath: out.path) { try? manager.moveItem(at: retired, to: out) }
+            try? manager.removeItem(at: staging)
+            throw ReportError.cannotWrite(path: out.path, reason: Self.reason(error))
         }
         return files.map(\.path)
     }

@@ -27,6 +27,8 @@ struct ReportData {
     var measures = MeasureData()
     /// Sampled responses of online runs, by run id (schema version 4 on; runs without samples are absent).
     var samples: [Int64: [(step: Int, record: SampleRecord)]] = [:]
+    /// Probes, responses, every score and token rows, for explore.html.
+    var explore = ExploreData()
 
     struct CurveRow: Equatable {
         var step: Int
@@ -45,6 +47,7 @@ struct ReportData {
         var responseID: Int64
         var logprob: Double
         var probeID: Int64 = 0
+        var nTokens: Int = 0
     }
 
     struct MetricRow: Equatable {
@@ -98,7 +101,7 @@ struct ReportData {
             }
             let scores = try store.query(
                 """
-                SELECT l.step, r.category, p.split, l.response_id, l.logprob, r.probe_id
+                SELECT l.step, r.category, p.split, l.response_id, l.logprob, r.probe_id, l.n_tokens
                 FROM logprobs AS l
                 JOIN responses AS r ON r.id = l.response_id
                 JOIN probes AS p ON p.id = r.probe_id
@@ -106,7 +109,7 @@ struct ReportData {
                 """, [id]
             ).map {
                 ScoreRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
-                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0)
+                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0, nTokens: $0[6].int ?? 0)
             }
             changes[run.id] = RunChanges(scores: scores)
             metrics[run.id] = try store.query(
@@ -129,7 +132,8 @@ struct ReportData {
             categories: ordered(categorySet, by: categoryOrder), splits: ordered(splitSet, by: splitOrder),
             curves: curves, changes: changes, trainMetrics: metrics,
             measures: try MeasureData.load(store: store, runs: runs, params: params),
-            samples: try samples(store: store, runs: runs))
+            samples: try samples(store: store, runs: runs),
+            explore: try ExploreData.load(store: store, runs: runs))
     }
 
     /// Every recorded sample of each run (none before schema version 4).
@@ -143,12 +147,65 @@ struct ReportData {
         return out
     }
 
-    /// Keys whose values (a missing key counts as a value) are not the same for every run.
+    /// Keys whose values (a missing key counts as a value) differ among the runs of one stage: what was swept. Keys
+    /// that differ only between stages are the stages' settings (`stageSettings`), not sweeps.
     static func sweptKeys(params: [Int64: [String: SQLiteValue]], runs: [RunRecord]) -> [String] {
         let allKeys = Set(params.values.flatMap(\.keys))
+        let byStage = Dictionary(grouping: runs, by: { stage(of: $0) ?? "" })
         return allKeys.filter { key in
-            Set(runs.map { params[$0.id]?[key] }).count > 1
+            byStage.values.contains { peers in Set(peers.map { unseeded(params[$0.id]?[key]) }).count > 1 }
         }.sorted()
+    }
+
+    /// A parameter value with the seeds taken out of a run name it holds ("e/sft/seed=2" -> "e/sft",
+    /// "e/dpo/seed=1,beta=0.1" -> "e/dpo/beta=0.1"): a seed-paired run reads its own seed's earlier run
+    /// (`init_from`, `data.train.from`, a label stage's policy), which makes it no other setting than its seed does.
+    static func unseeded(_ value: SQLiteValue?) -> SQLiteValue? {
+        guard case .text(let text)? = value, text.contains("/"), text.contains("=") else { return value }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map { part -> String in
+            part.split(separator: ",").filter { item in
+                guard let eq = item.firstIndex(of: "=") else { return true }
+                return !isSeedKey(String(item[..<eq]))
+            }.joined(separator: ",")
+        }
+        return .text(parts.filter { !$0.isEmpty }.joined(separator: "/"))
+    }
+
+    /// The stage a run belongs to: the component after the experiment's name in `<experiment>/<stage>[/<swept
+    /// values>]`, nil for an experiment without stages (its second component, if any, is swept values: `k=v`).
+    static func stage(of run: RunRecord) -> String? {
+        let parts = run.name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, !parts[1].contains("=") else { return nil }
+        return String(parts[1])
+    }
+
+    /// Stages in order of their first run (empty for an experiment without stages).
+    var stages: [String] {
+        var seen: [String] = []
+        for run in runs { if let s = Self.stage(of: run), !seen.contains(s) { seen.append(s) } }
+        return seen
+    }
+
+    /// Per stage, its settings that are not those of every run (key -> the values its runs have, in run order, each
+    /// once); the experiment's shared settings are `sharedKeys`.
+    func stageSettings(_ stage: String) -> [(key: String, values: [String])] {
+        let mine = runs.filter { Self.stage(of: $0) == stage }
+        let shared = Set(sharedKeys)
+        let keys = Set(mine.flatMap { params[$0.id]?.keys.map { $0 } ?? [] }).subtracting(shared).sorted()
+        return keys.map { key in
+            var values: [String] = []
+            for run in mine {
+                let v = Self.text(params[run.id]?[key])
+                if !values.contains(v) { values.append(v) }
+            }
+            return (key, values)
+        }
+    }
+
+    /// Keys with the same value in every run.
+    var sharedKeys: [String] {
+        let allKeys = Set(params.values.flatMap(\.keys))
+        return allKeys.filter { key in Set(runs.map { params[$0.id]?[key] }).count == 1 }.sorted()
     }
 
     static func rank(_ value: String, in order: [String]) -> Int {
@@ -158,6 +215,10 @@ struct ReportData {
     static func ordered(_ values: Set<String>, by order: [String]) -> [String] {
         values.sorted { (rank($0, in: order), $0) < (rank($1, in: order), $1) }
     }
+
+    /// A category as readers see it in figures and tables: its name with underscores as spaces
+    /// ("paraphrased_rejected" -> "paraphrased rejected"); CSV files keep the name.
+    func label(ofCategory category: String) -> String { category.replacingOccurrences(of: "_", with: " ") }
 
     /// The style of a category: the same in every figure of the report.
     func style(ofCategory category: String) -> SeriesStyle {
@@ -188,13 +249,14 @@ struct ReportData {
     /// Swept keys that are seeds.
     var seedKeys: Set<String> { Set(sweptKeys.filter(Self.isSeedKey)) }
 
-    /// Runs grouped by every swept parameter except seeds, in order of their first run.
+    /// Runs grouped by stage and every swept parameter except seeds, in order of their first run: the runs of one
+    /// group differ only by seed.
     var settings: [[RunRecord]] {
         let keys = sweptKeys.filter { !Self.isSeedKey($0) }
         var groups: [[SQLiteValue?]: [RunRecord]] = [:]
         var order: [[SQLiteValue?]] = []
         for run in runs {
-            let key = keys.map { params[run.id]?[$0] }
+            let key = [Self.stage(of: run).map { SQLiteValue.text($0) }] + keys.map { Self.unseeded(params[run.id]?[$0]) }
             if groups[key] == nil { order.append(key) }
             groups[key, default: []].append(run)
         }

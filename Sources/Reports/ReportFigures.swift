@@ -28,26 +28,13 @@ extension ReportBuilder {
     /// Panels' splits: those of the data, or both standard ones when there is no data yet.
     var panelSplits: [String] { data.splits.isEmpty ? ReportData.splitOrder : data.splits }
 
-    /// "Run NAME", with the swept parameters unless the name already shows their values.
-    func runTitle(_ run: RunRecord) -> String {
-        // Peers: runs whose names differ only in the last path component (the runs of one sweep, or of
-        // one stage). Settings that differ between stages are named by the stage; only the settings that
-        // vary among the peers and are not already visible in the name are spelled out.
-        let family = Self.family(run.name)
-        let peers = data.runs.filter { Self.family($0.name) == family }
-        let hidden = data.sweptKeys.filter { key in
-            let value = ReportData.text(data.params[run.id]?[key])
-            let varies = Set(peers.map { ReportData.text(data.params[$0.id]?[key]) }).count > 1
-            return varies && !run.name.contains(value)
-        }
-        if hidden.isEmpty { return "Run \(run.name)" }
-        return "Run \(run.name) (" + hidden.map { "\($0)=\(ReportData.text(data.params[run.id]?[$0]))" }.joined(separator: " ") + ")"
-    }
+    /// A figure's title for a run: its name (which holds its stage and swept values).
+    func runTitle(_ run: RunRecord) -> String { run.name }
 
-    /// A run name without its last path component ("exp/dpo/beta=0.1" -> "exp/dpo").
-    static func family(_ name: String) -> String {
-        guard let slash = name.lastIndex(of: "/") else { return "" }
-        return String(name[..<slash])
+    /// A run's name without the experiment's ("rlhf/dpo" -> "dpo"), for legends.
+    func shortName(_ run: RunRecord) -> String {
+        let prefix = data.experiment.name + "/"
+        return run.name.hasPrefix(prefix) ? String(run.name.dropFirst(prefix.count)) : run.name
     }
 
     /// Every figure, in the order the index shows them.
@@ -78,16 +65,16 @@ extension ReportBuilder {
         let split = panelSplits.contains("heldout") ? "heldout" : panelSplits[0]
         let panels = data.categories.map { category in
             LinePanel(
-                title: category, xLabel: "step", yLabel: "change since the run's first step (nats)",
+                title: data.label(ofCategory: category), xLabel: "step", yLabel: "change since the run's first step (nats)",
                 series: runs.enumerated().compactMap { index, run -> LineSeries? in
                     let c = changes[run.id]!
                     guard let byStep = c.byStep[CategorySplit(category: category, split: split)] else { return nil }
-                    return LineSeries(label: run.name, x: c.steps.map(Double.init), y: c.steps.map { byStep[$0]?.mean },
+                    return LineSeries(label: shortName(run), x: c.steps.map(Double.init), y: c.steps.map { byStep[$0]?.mean },
                                       style: SeriesStyle.at(index))
                 },
                 referenceY: 0)
         }
-        let figure = LineFigure(title: "All runs: change in log-probability per category, \(splitTitle(split))", panels: panels, sharedY: true)
+        let figure = LineFigure(title: "All runs: change per category, \(splitTitle(split))", panels: panels, sharedY: true)
         return ReportFigure(
             kind: .runs, file: "runs-change.svg",
             caption: "Every run side by side: the mean change of each category's log-probability since the run's first evaluated step (\(splitTitle(split)); one panel per category, one line per run).",
@@ -106,7 +93,7 @@ extension ReportBuilder {
                     let steps = changes.steps
                     let summaries = steps.map { byStep[$0] }
                     return LineSeries(
-                        label: category, x: steps.map(Double.init), y: summaries.map { $0?.mean },
+                        label: data.label(ofCategory: category), x: steps.map(Double.init), y: summaries.map { $0?.mean },
                         band: (summaries.map { s in s.flatMap { s in s.normalHalfWidth.map { s.mean - $0 } } },
                                summaries.map { s in s.flatMap { s in s.normalHalfWidth.map { s.mean + $0 } } }),
                         style: data.style(ofCategory: category))
@@ -144,7 +131,7 @@ extension ReportBuilder {
                         points.map { p in p.flatMap { p in p.mean.flatMap { m in p.sem.map { m + sign * 1.96 * $0 } } } }
                     }
                     return LineSeries(
-                        label: category, x: steps.map(Double.init), y: points.map { $0?.mean },
+                        label: data.label(ofCategory: category), x: steps.map(Double.init), y: points.map { $0?.mean },
                         band: (bound(-1), bound(1)), style: data.style(ofCategory: category))
                 })
         }
@@ -173,7 +160,7 @@ extension ReportBuilder {
                 groups: data.categories.compactMap { category in
                     let key = CategorySplit(category: category, split: split)
                     guard changes.final[key] != nil else { return nil }
-                    return Distribution(label: category, values: changes.finalDeltas(key), style: data.style(ofCategory: category))
+                    return Distribution(label: data.label(ofCategory: category), values: changes.finalDeltas(key), style: data.style(ofCategory: category))
                 },
                 referenceValue: 0)
         }
@@ -223,17 +210,16 @@ extension ReportBuilder {
                         }
                         guard summaries.contains(where: { $0 != nil }) else { return nil }
                         return LineSeries(
-                            label: category, x: steps.map(Double.init), y: summaries.map { $0?.mean },
+                            label: data.label(ofCategory: category), x: steps.map(Double.init), y: summaries.map { $0?.mean },
                             band: (summaries.map { s in s.flatMap { s in s.tHalfWidth.map { s.mean - $0 } } },
                                    summaries.map { s in s.flatMap { s in s.tHalfWidth.map { s.mean + $0 } } }),
                             style: data.style(ofCategory: category))
                     },
                     referenceY: 0)
             }
-            let setting = data.settingDescription(measured[0], excluding: data.seedKeys)
-            let name = setting.isEmpty ? "all runs" : setting
+            let name = settingName(measured)
             let figure = LineFigure(
-                title: "\(name): change in log-probability, mean over \(measured.count) runs", panels: panels, sharedY: true,
+                title: "\(name): mean over \(measured.count) seeds", panels: panels, sharedY: true,
                 legendNote: Self.seedBandNote)
             figures.append(ReportFigure(
                 kind: .seeds, file: "setting-\(index + 1)-change.svg",

@@ -44,8 +44,19 @@ struct MeasureData: Equatable {
         var endStep: Int
         /// Whether the last token of every response is the end-of-turn token (template `chatml`).
         var endsWithTurnToken: Bool
-        /// Per (category, bucket): every token's change in log-probability, in the store's order.
-        var changes: [String: [Bucket: [Double]]]
+        /// Per (category, split, bucket): every token's change in log-probability, in the store's order.
+        var changes: [CategorySplit: [Bucket: [Double]]]
+        /// Per (category, split): the summed token changes of the first token, the end-of-turn token and the rest.
+        var parts: [CategorySplit: TokenParts]
+    }
+
+    /// Sums over the responses of one category and split of their tokens' changes, by part of the response.
+    struct TokenParts: Equatable {
+        var responses = 0
+        var first = 0.0
+        var body = 0.0
+        var endOfTurn = 0.0
+        var total: Double { first + body + endOfTurn }
     }
 
     struct GreedyAnswer: Equatable {
@@ -77,18 +88,27 @@ struct MeasureData: Equatable {
             let steps = try store.query("SELECT min(step), max(step) FROM token_logprobs WHERE run_id = ?", [id])[0]
             if let first = steps[0].int, let last = steps[1].int, last > first {
                 let endsWithTurnToken = params[run.id]?["template"]?.string == "chatml"
-                var changes: [String: [Bucket: [Double]]] = [:]
+                var changes: [CategorySplit: [Bucket: [Double]]] = [:]
+                var parts: [CategorySplit: TokenParts] = [:]
                 for row in try store.query(
                     """
-                    SELECT category, position, n_tokens, delta FROM token_deltas
+                    SELECT category, split, position, n_tokens, delta FROM token_deltas
                     WHERE run_id = ? AND step = ? AND delta IS NOT NULL ORDER BY response_id, position
                     """, [id, .integer(Int64(last))]) {
-                    guard let category = row[0].string, let position = row[1].int, let count = row[2].int, let delta = row[3].double else { continue }
+                    guard let category = row[0].string, let split = row[1].string, let position = row[2].int, let count = row[3].int,
+                          let delta = row[4].double else { continue }
+                    let key = CategorySplit(category: category, split: split)
                     let bucket = Bucket.of(position: position, count: count, endsWithTurnToken: endsWithTurnToken)
-                    changes[category, default: [:]][bucket, default: []].append(delta)
+                    changes[key, default: [:]][bucket, default: []].append(delta)
+                    if position == 0 { parts[key, default: TokenParts()].responses += 1 }
+                    switch bucket {
+                    case .first: parts[key, default: TokenParts()].first += delta
+                    case .endOfTurn: parts[key, default: TokenParts()].endOfTurn += delta
+                    case .early, .rest: parts[key, default: TokenParts()].body += delta
+                    }
                 }
                 if !changes.isEmpty {
-                    out.buckets[run.id] = TokenBuckets(startStep: first, endStep: last, endsWithTurnToken: endsWithTurnToken, changes: changes)
+                    out.buckets[run.id] = TokenBuckets(startStep: first, endStep: last, endsWithTurnToken: endsWithTurnToken, changes: changes, parts: parts)
                 }
             }
             let answers = try store.query(
@@ -156,7 +176,7 @@ extension ReportBuilder {
                         var byStep: [Int: Double] = [:]
                         for row in rows where row.measure == name && row.category == category && row.split == split { byStep[row.step] = row.mean }
                         guard !byStep.isEmpty else { return nil }
-                        return LineSeries(label: category, x: steps.map(Double.init), y: steps.map { byStep[$0] }, style: data.style(ofCategory: category))
+                        return LineSeries(label: data.label(ofCategory: category), x: steps.map(Double.init), y: steps.map { byStep[$0] }, style: data.style(ofCategory: category))
                     }))
             }
         }
@@ -191,8 +211,12 @@ extension ReportBuilder {
             case (true, true): reading = "both rose"
             case (false, false): reading = "both fell"
             }
-            parts.append("\(category): argmax \(argmax) \(NumberFormat.fixed(a0, decimals: 2, trim: false)) → \(NumberFormat.fixed(a1, decimals: 2, trim: false)), "
-                + "rest \(rest) \(NumberFormat.fixed(e0, decimals: 2, trim: false)) → \(NumberFormat.fixed(e1, decimals: 2, trim: false)): \(reading)")
+            // the change itself, to 3 significant digits: a small one is not rounded away ("fell -0.26 -> -0.26")
+            func moved(_ word: String, _ x0: Double, _ x1: Double) -> String {
+                word == "stayed" ? "stayed at \(NumberFormat.fixed(x0, decimals: 2, trim: false))"
+                    : "\(word) by \(NumberFormat.significant(abs(x1 - x0), digits: 3)) (\(NumberFormat.fixed(x0, decimals: 2, trim: false)) → \(NumberFormat.fixed(x1, decimals: 2, trim: false)))"
+            }
+            parts.append("\(data.label(ofCategory: category)): argmax \(moved(argmax, a0, a1)), rest \(moved(rest, e0, e1)): \(reading)")
         }
         return parts.isEmpty ? "" : "From step \(first) to \(last): " + parts.joined(separator: "; ") + "."
     }
@@ -202,12 +226,14 @@ extension ReportBuilder {
     func positionFigure(_ run: RunRecord) -> ReportFigure? {
         guard let buckets = data.measures.buckets[run.id] else { return nil }
         let shown = MeasureData.Bucket.allCases.filter { $0 != .endOfTurn || buckets.endsWithTurnToken }
+        // held-out probes (what training did not see), or train when the run has none
+        let split = buckets.changes.keys.contains { $0.split == "heldout" } ? "heldout" : (data.splits.first ?? "train")
         let panels = shown.map { bucket in
             DistributionPanel(
                 title: bucket.rawValue, valueLabel: "change in token log-probability (nats)",
                 groups: data.categories.compactMap { category in
-                    guard let values = buckets.changes[category]?[bucket], !values.isEmpty else { return nil }
-                    return Distribution(label: category, values: values, style: data.style(ofCategory: category))
+                    guard let values = buckets.changes[CategorySplit(category: category, split: split)]?[bucket], !values.isEmpty else { return nil }
+                    return Distribution(label: data.label(ofCategory: category), values: values, style: data.style(ofCategory: category))
                 },
                 referenceValue: 0)
         }.filter { !$0.groups.isEmpty }
@@ -218,7 +244,7 @@ extension ReportBuilder {
             caption: "Run \(run.name): change of each response token's log-probability from step \(buckets.startStep) to \(buckets.endStep), by where the token sits: "
                 + "the first token after the prompt, tokens 2-5, the rest"
                 + (buckets.endsWithTurnToken ? ", and the end-of-turn token" : " (the template ends turns with no token)")
-                + "; train and held-out probes together; box = quartiles, marker = mean.",
+                + "; \(splitTitle(split)) (every split's tokens are in confounds.csv and explore.html); box = quartiles, marker = mean.",
             svg: figure.svg(), runID: run.id)
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import RunStore
 
 /// What a report shows of online runs (`objective.kind` "ppo"): the reward, KL, end-of-turn rate and length of
@@ -14,16 +15,35 @@ extension ReportBuilder {
     func onlineFigure(_ run: RunRecord) -> ReportFigure? {
         let metrics = data.trainMetrics[run.id] ?? []
         guard metrics.contains(where: { $0.name == "completions/eos_rate" }) else { return nil }
-        let panels = Self.onlineMetrics.enumerated().map { index, metric in
+        let raw = SeriesStyle(color: "#b8b8b8", dash: nil, marker: .circle)
+        let panels = Self.onlineMetrics.map { metric in
             let rows = metrics.filter { $0.name == metric.name }
+            let x = rows.map { Double($0.step) }
             return LinePanel(title: metric.title, xLabel: "step", yLabel: metric.name,
-                             series: [LineSeries(label: metric.name, x: rows.map { Double($0.step) }, y: rows.map(\.value), style: .at(index))])
+                             series: [LineSeries(label: "per step", x: x, y: rows.map(\.value), style: raw),
+                                      LineSeries(label: "smoothed (EMA, weight \(NumberFormat.general(Self.smoothing)))", x: x,
+                                                 y: Self.smoothed(rows.map(\.value)), style: .at(0))])
         }
-        let figure = LineFigure(title: "\(runTitle(run)): online training", panels: panels, showsLegend: false)
+        let figure = LineFigure(title: "\(runTitle(run)): online training", panels: panels)
         return ReportFigure(
             kind: .online, file: "run-\(run.id)-online.svg",
-            caption: "Run \(run.name): per step, the mean reward of the sampled responses (before the KL penalty), their summed KL estimate to the reference, the share that ended with the end-of-turn token (the rest were cut at max_tokens), and their mean length in tokens.",
+            caption: "Run \(run.name): per step, the mean reward of the sampled responses (before the KL penalty), their summed KL estimate to the reference, the share that ended with the end-of-turn token (the rest were cut at max_tokens), and their mean length in tokens. Grey: each step's value; line: smoothed with a debiased exponential moving average (weight \(NumberFormat.general(Self.smoothing)), as TensorBoard smooths).",
             svg: figure.svg(), runID: run.id)
+    }
+
+    /// The weight of the online metrics' moving average.
+    static let smoothing = 0.8
+
+    /// A debiased exponential moving average: s_t = w s_{t-1} + (1 − w) v_t from s_0 = 0, divided by 1 − w^t (the
+    /// number of values seen so far), so the first points are not pulled toward 0. Missing values are skipped.
+    static func smoothed(_ values: [Double?]) -> [Double?] {
+        var s = 0.0, seen = 0
+        return values.map { v in
+            guard let v, v.isFinite else { return nil }
+            seen += 1
+            s = smoothing * s + (1 - smoothing) * v
+            return s / (1 - pow(smoothing, Double(seen)))
+        }
     }
 
     /// Sampled responses of the first three prompts of the first and last step: each prompt's best- and worst-scored sample.

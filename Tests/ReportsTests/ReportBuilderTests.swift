@@ -57,29 +57,68 @@ final class ReportBuilderTests: XCTestCase {
     func testDeltasCSVHasStartEndChangeAndShareThatRose() throws {
         let files = try ReportBuilder(store: store, experiment: "exp").files()
         let rows = parseCSV(try file(files, "deltas.csv"))
-        XCTAssertEqual(rows.first, ["run_id", "run", "category", "split", "seed", "train.lr", "start_step", "end_step", "start", "end", "change", "frac_rose", "n"])
-        XCTAssertEqual(rows.count - 1, 4 * 6, "greedy has no response scored at both steps, so no row")
-        XCTAssertFalse(rows.contains { $0[2] == "greedy" })
+        XCTAssertEqual(rows.first, ["run_id", "run", "stage", "category", "split", "seed", "train.lr", "start_step", "end_step", "start", "end", "change",
+                                    "ci_low", "ci_high", "frac_rose", "sign_agreement", "n", "n_seeds"])
+        XCTAssertEqual(rows.count - 1, 4 * 6 + 2 * 6, "greedy has no response scored at both steps, so no row; then 2 settings over 2 seeds")
+        XCTAssertFalse(rows.contains { $0[3] == "greedy" })
+        var perRun: [String: [String: Double]] = [:]  // "lr|category|split" -> seed -> change
         for (index, (lr, seed)) in [(1e-5, Int64(1)), (1e-5, 2), (3e-5, 1), (3e-5, 2)].enumerated() {
             let runRows = rows.filter { $0[0] == String(runIDs[index]) }
-            XCTAssertEqual(runRows.map { "\($0[2])/\($0[3])" },
+            XCTAssertEqual(runRows.map { "\($0[3])/\($0[4])" },
                            ["chosen/train", "chosen/heldout", "rejected/train", "rejected/heldout", "non_response/train", "non_response/heldout"])
             for row in runRows {
-                let probes = SmallStore.probes.filter { $0.split == row[3] && $0.categories.contains(row[2]) }.map(\.idx)
-                let starts = probes.map { SmallStore.logprob(lr: lr, seed: seed, probe: $0, category: row[2], step: 0) }
-                let ends = probes.map { SmallStore.logprob(lr: lr, seed: seed, probe: $0, category: row[2], step: 10) }
+                let probes = SmallStore.probes.filter { $0.split == row[4] && $0.categories.contains(row[3]) }.map(\.idx)
+                let starts = probes.map { SmallStore.logprob(lr: lr, seed: seed, probe: $0, category: row[3], step: 0) }
+                let ends = probes.map { SmallStore.logprob(lr: lr, seed: seed, probe: $0, category: row[3], step: 10) }
                 let n = Double(probes.count)
-                XCTAssertEqual(row[6...7], ["0", "10"])
-                XCTAssertEqual(try number(row[8]), starts.reduce(0, +) / n, accuracy: 1e-9, "\(row)")
-                XCTAssertEqual(try number(row[9]), ends.reduce(0, +) / n, accuracy: 1e-9, "\(row)")
-                XCTAssertEqual(try number(row[10]), (ends.reduce(0, +) - starts.reduce(0, +)) / n, accuracy: 1e-9, "\(row)")
-                XCTAssertEqual(try number(row[11]), Double(zip(starts, ends).filter { $1 > $0 }.count) / n, accuracy: 1e-12, "\(row)")
-                XCTAssertEqual(row[12], String(probes.count))
+                XCTAssertEqual(row[7...8], ["0", "10"])
+                XCTAssertEqual(try number(row[9]), starts.reduce(0, +) / n, accuracy: 1e-9, "\(row)")
+                XCTAssertEqual(try number(row[10]), ends.reduce(0, +) / n, accuracy: 1e-9, "\(row)")
+                let change = (ends.reduce(0, +) - starts.reduce(0, +)) / n
+                XCTAssertEqual(try number(row[11]), change, accuracy: 1e-9, "\(row)")
+                XCTAssertEqual(try number(row[14]), Double(zip(starts, ends).filter { $1 > $0 }.count) / n, accuracy: 1e-12, "\(row)")
+                XCTAssertEqual(row[15], "", "no sign agreement for one run")
+                XCTAssertEqual(row[16], String(probes.count))
+                XCTAssertEqual(row[17], "1")
+                perRun["\(lr)|\(row[3])|\(row[4])", default: [:]][String(seed)] = change
+                // a run's interval: ±1.96 standard errors over its responses (none for one response)
+                let deltas = zip(starts, ends).map { $1 - $0 }
+                if deltas.count >= 2 {
+                    let sd = (deltas.map { ($0 - change) * ($0 - change) }.reduce(0, +) / (n - 1)).squareRoot()
+                    XCTAssertEqual(try number(row[12]), change - 1.96 * sd / n.squareRoot(), accuracy: 1e-9, "\(row)")
+                    XCTAssertEqual(try number(row[13]), change + 1.96 * sd / n.squareRoot(), accuracy: 1e-9, "\(row)")
+                } else {
+                    XCTAssertEqual(row[12...13], ["", ""])
+                }
             }
         }
         // Probe 1's rejected response falls while probe 0's rises: half rose.
-        let rejectedTrain = try XCTUnwrap(rows.first { $0[0] == String(runIDs[0]) && $0[2] == "rejected" && $0[3] == "train" })
-        XCTAssertEqual(rejectedTrain[11], "0.5")
+        let rejectedTrain = try XCTUnwrap(rows.first { $0[0] == String(runIDs[0]) && $0[3] == "rejected" && $0[4] == "train" })
+        XCTAssertEqual(rejectedTrain[14], "0.5")
+        // A setting's rows: the mean over its two seeds and the t-interval (t(0.975, 1) = 12.706), computed here in Double
+        let settingRows = rows.filter { $0[0] == "" && $0.count > 1 }
+        XCTAssertEqual(settingRows.count, 12)
+        for row in settingRows {
+            XCTAssertEqual(row[17], "2")
+            XCTAssertEqual(row[5], "", "a setting has no single seed")
+            let lr = try number(row[6])
+            let seeds = try XCTUnwrap(perRun["\(lr)|\(row[3])|\(row[4])"])
+            let (c1, c2) = (try XCTUnwrap(seeds["1"]), try XCTUnwrap(seeds["2"]))
+            let mean = (c1 + c2) / 2, sd = abs(c1 - c2) / 2.0.squareRoot()
+            XCTAssertEqual(try number(row[11]), mean, accuracy: 1e-9, "\(row)")
+            if sd > 0 {
+                XCTAssertEqual(try number(row[12]), mean - 12.706 * sd / 2.0.squareRoot(), accuracy: 1e-9, "\(row)")
+                XCTAssertEqual(try number(row[13]), mean + 12.706 * sd / 2.0.squareRoot(), accuracy: 1e-9, "\(row)")
+            }
+            // sign agreement: per probe, r = share of seeds in which it rose; the mean over probes of max(r, 1 - r)
+            let probes = SmallStore.probes.filter { $0.split == row[4] && $0.categories.contains(row[3]) }.map(\.idx)
+            let agreement = probes.map { probe -> Double in
+                let r = Double([Int64(1), 2].filter { SmallStore.logprob(lr: lr, seed: $0, probe: probe, category: row[3], step: 10)
+                    > SmallStore.logprob(lr: lr, seed: $0, probe: probe, category: row[3], step: 0) }.count) / 2
+                return max(r, 1 - r)
+            }.reduce(0, +) / Double(probes.count)
+            XCTAssertEqual(try number(row[15]), agreement, accuracy: 1e-12, "\(row)")
+        }
     }
 
     func testTrainCSVIsLongFormat() throws {
@@ -95,7 +134,7 @@ final class ReportBuilderTests: XCTestCase {
 
     func testFiguresParseAndShowEveryCategory() throws {
         let files = try ReportBuilder(store: store, experiment: "exp").files()
-        var expected = ["curves.csv", "deltas.csv", "index.html", "index.md", "train.csv",
+        var expected = ["comparisons.csv", "confounds.csv", "curves.csv", "deltas.csv", "explore.html", "index.html", "index.md", "responses.csv", "train.csv",
                         "figures/setting-1-change.svg", "figures/setting-2-change.svg", "figures/runs-change.svg"]
         for id in runIDs {
             expected += ["change", "logprob", "probe-changes", "train"].map { "figures/run-\(id)-\($0).svg" }
@@ -114,12 +153,12 @@ final class ReportBuilderTests: XCTestCase {
         XCTAssertEqual(panels.compactMap { $0.value(of: "data-panel") }, ["train probes", "held-out probes"])
         for panel in panels {
             let series = elements(panel, "g", where: "class", is: "series").compactMap { $0.value(of: "data-series") }
-            XCTAssertEqual(series, ["chosen", "rejected", "non_response"])
+            XCTAssertEqual(series, ["chosen", "rejected", "non response"], "categories as readers see them")
             XCTAssertEqual(elements(panel, "path", where: "class", is: "line").count, 3)
             XCTAssertEqual(elements(panel, "line", where: "class", is: "reference").count, 1)
         }
         XCTAssertEqual(elements(change, "g", where: "class", is: "legend-entry").compactMap { $0.value(of: "data-series") },
-                       ["chosen", "rejected", "non_response"])
+                       ["chosen", "rejected", "non response"])
         XCTAssertTrue(texts(change).contains("change in log-probability since step 0 (nats)"))
 
         // The log-probability figure also shows greedy (one point, at step 10).
@@ -128,7 +167,7 @@ final class ReportBuilderTests: XCTestCase {
 
         // Across seeds: lr 1e-5 (runs 1, 2) and lr 3e-5 (runs 3, 4).
         let seeds = try file(files, "figures/setting-1-change.svg")
-        XCTAssertTrue(seeds.contains("train.lr=1e-05: change in log-probability, mean over 2 runs"), seeds)
+        XCTAssertTrue(seeds.contains("train.lr=1e-05: mean over 2 seeds"), seeds)
         XCTAssertTrue(try file(files, "figures/setting-2-change.svg").contains("train.lr=3e-05"))
 
         let train = try XCTUnwrap(parseXML(try file(files, "figures/run-\(runIDs[0])-train.svg"), "train")?.rootElement())
@@ -162,24 +201,50 @@ final class ReportBuilderTests: XCTestCase {
         for image in images {
             XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/out/" + image), image)
         }
-        // The change figures come first: every run side by side, across seeds, then per run.
-        XCTAssertEqual(Array(images.prefix(7)), ["figures/runs-change.svg", "figures/setting-1-change.svg", "figures/setting-2-change.svg"]
+        // The change figures come first: across seeds, every run side by side, then per run.
+        XCTAssertEqual(Array(images.prefix(7)), ["figures/setting-1-change.svg", "figures/setting-2-change.svg", "figures/runs-change.svg"]
                        + runIDs.map { "figures/run-\($0)-change.svg" })
         let tables = elements(root, "table")
         let runsTable = try XCTUnwrap(tables.first)
         XCTAssertEqual(elements(runsTable, "tr").count, 1 + 4)
         XCTAssertTrue(elements(runsTable, "th").compactMap(\.stringValue).contains("train.lr"))
-        let deltas = try XCTUnwrap(tables.first { table in elements(table, "th").contains { $0.stringValue == "frac_rose" } })
-        XCTAssertEqual(elements(deltas, "tr").count, 1 + 24)
+        // the final change: measures first, categories as columns; per split the means over seeds, then each run
+        func header(_ table: XMLElement) -> [String] { elements(table, "th").compactMap(\.stringValue) }
+        let changeTables = tables.filter { ["setting", "run"].contains(header($0).first ?? "") && header($0).contains("non response") }
+        XCTAssertEqual(changeTables.map { header($0)[0] }, ["setting", "run", "setting", "run"], "train and held-out")
+        XCTAssertEqual(changeTables.map { elements($0, "tr").count }, [1 + 2, 1 + 4, 1 + 2, 1 + 4])
+        XCTAssertEqual(header(changeTables[0]), ["setting", "chosen", "rejected", "non response"])
+        // a table of contents linking to every section
         let links = elements(root, "a").compactMap { $0.value(of: "href") }
-        XCTAssertTrue(Set(["curves.csv", "deltas.csv", "train.csv"]).isSubset(of: Set(links)))
+        for anchor in ["#runs", "#change", "#comparisons", "#confounds", "#seeds", "#all-runs", "#per-run", "#notes", "#spec"] {
+            XCTAssertTrue(links.contains(anchor), anchor)
+        }
+        XCTAssertTrue(Set(["curves.csv", "deltas.csv", "train.csv", "explore.html", "responses.csv", "comparisons.csv"]).isSubset(of: Set(links)))
         XCTAssertTrue(html.contains("objective.kind"), "shared parameters are listed")
 
         let markdown = try String(contentsOfFile: directory + "/out/index.md", encoding: .utf8)
         for figure in figures { XCTAssertTrue(markdown.contains("](\(figure))"), figure) }
-        XCTAssertTrue(markdown.contains("| run_id | run | category | split | seed | train.lr |"), markdown)
+        XCTAssertTrue(markdown.contains("| id | run | stage | status | seed |"), markdown)
         XCTAssertTrue(markdown.contains("lr=1e-05,seed=\"1\""))
-        XCTAssertEqual(markdown.components(separatedBy: "\n").filter { $0.hasPrefix("| ") && $0.contains("| non_response |") }.count, 8)
+    }
+
+    /// `--out` holds this report only: a file of an earlier report that this one does not write is gone, and a
+    /// folder that holds something else than a report is refused with nothing written.
+    func testTheOutputFolderHoldsOnlyThisReport() throws {
+        let out = directory + "/swap"
+        try renderReport(store: store, experiment: "exp", outDir: out)
+        try Data("old".utf8).write(to: URL(fileURLWithPath: out + "/figures/run-99-change.svg"))
+        let summary = try renderReport(store: store, experiment: "exp", outDir: out)
+        let present = try FileManager.default.subpathsOfDirectory(atPath: out).filter { !$0.hasSuffix("figures") }.sorted()
+        XCTAssertEqual(present, summary.files.sorted())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".swap") }, [], "no staging folder left")
+        let other = directory + "/notes"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: other + "/todo.txt"))
+        XCTAssertThrowsError(try renderReport(store: store, experiment: "exp", outDir: other)) { error in
+            XCTAssertTrue("\(error)".contains("no index.html"), "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: other), ["todo.txt"])
     }
 
     func testExperimentMustExistOrBeUnambiguous() throws {
@@ -218,7 +283,7 @@ final class ReportBuilderTests: XCTestCase {
         let experiment = try bare.recordExperiment(name: "fresh", spec: "{ name: \"fresh\" }", specSHA256: "x")
         try bare.recordRun(experimentID: experiment, name: "only", config: "{}", configSHA256: "only", seed: 1, params: ["train.lr": .real(1e-5)])
         let files = try ReportBuilder(store: bare, experiment: nil).files()
-        XCTAssertEqual(files.map(\.path), ["curves.csv", "deltas.csv", "index.html", "index.md", "train.csv"])
+        XCTAssertEqual(files.map(\.path), ["curves.csv", "deltas.csv", "explore.html", "index.html", "index.md", "responses.csv", "train.csv"])
         XCTAssertEqual(try file(files, "curves.csv"), "run_id,run,step,category,split,mean_logprob,mean_token_logprob,sem,n\n")
         let html = try file(files, "index.html")
         XCTAssertNotNil(parseXML(html, "index.html of an empty experiment"))

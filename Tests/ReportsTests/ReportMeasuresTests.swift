@@ -69,8 +69,8 @@ final class ReportMeasuresTests: XCTestCase {
         XCTAssert(lines.contains("1,m/sft,0,chosen,heldout,entropy,3.5,0.5,2"), csv)
 
         let sentence = builder.squeezeSentence(builder.data.runs[0])
-        XCTAssert(sentence.contains("chosen: argmax rose -4.00 → -2.00, rest fell -3.00 → -5.00: mass moved onto the argmax tokens (peakier)"), sentence)
-        XCTAssert(sentence.contains("rejected: argmax fell -4.00 → -6.00, rest rose -3.00 → -1.00: mass moved off the argmax tokens (flatter)"), sentence)
+        XCTAssert(sentence.contains("chosen: argmax rose by 2 (-4.00 → -2.00), rest fell by 2 (-3.00 → -5.00): mass moved onto the argmax tokens (peakier)"), sentence)
+        XCTAssert(sentence.contains("rejected: argmax fell by 2 (-4.00 → -6.00), rest rose by 2 (-3.00 → -1.00): mass moved off the argmax tokens (flatter)"), sentence)
     }
 
     func testTokenChangesFallIntoTheirPositionBuckets() throws {
@@ -80,14 +80,19 @@ final class ReportMeasuresTests: XCTestCase {
         XCTAssertEqual(buckets.endStep, 10)
         XCTAssertTrue(buckets.endsWithTurnToken)
         for category in ["chosen", "rejected"] {
-            let b = try XCTUnwrap(buckets.changes[category])
-            XCTAssertEqual(b[.first], [Double](repeating: 1, count: 4))
-            XCTAssertEqual(b[.early]?.count, 16)
-            XCTAssertEqual(Set(b[.early] ?? []), [0.5])
-            XCTAssertEqual(b[.rest], nil, "6 tokens: positions 1-4 are early, 5 is the end of turn")
-            XCTAssertEqual(b[.endOfTurn], [Double](repeating: -2, count: 4))
+            for split in ["train", "heldout"] {
+                let key = CategorySplit(category: category, split: split)
+                let b = try XCTUnwrap(buckets.changes[key])
+                XCTAssertEqual(b[.first], [1, 1])
+                XCTAssertEqual(b[.early]?.count, 8)
+                XCTAssertEqual(Set(b[.early] ?? []), [0.5])
+                XCTAssertEqual(b[.rest], nil, "6 tokens: positions 1-4 are early, 5 is the end of turn")
+                XCTAssertEqual(b[.endOfTurn], [-2, -2])
+                // two responses: +1 at the first token, 4 x 0.5 in the body, -2 at the end of turn each
+                XCTAssertEqual(buckets.parts[key], MeasureData.TokenParts(responses: 2, first: 2, body: 4, endOfTurn: -4))
+            }
         }
-        XCTAssertNil(buckets.changes["greedy"], "greedy answers differ between evaluations: no per-token change")
+        XCTAssertNil(buckets.changes[CategorySplit(category: "greedy", split: "train")], "greedy answers differ between evaluations: no per-token change")
     }
 
     func testGreedyTablesShowWhatTheModelSays() throws {

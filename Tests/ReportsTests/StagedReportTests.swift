@@ -57,7 +57,7 @@ final class StagedReportTests: XCTestCase {
             let root = try XCTUnwrap(parseXML(svg, name)?.rootElement())
             // The stage and the sweep value are in the name: nothing else in the title.
             let title = try XCTUnwrap(elements(root, "text", where: "class", is: "figure-title").first?.stringValue)
-            XCTAssertEqual(title, "Run \(name): change in log-probability")
+            XCTAssertEqual(title, "\(name): change in log-probability")
             // greedy has a line: the mean over probes of (greedy now - greedy at step 0) = (3 + 5) / 2.
             let series = elements(root, "g", where: "class", is: "series").compactMap { $0.value(of: "data-series") }
             XCTAssertEqual(series, ["chosen", "greedy"], name)
@@ -65,6 +65,10 @@ final class StagedReportTests: XCTestCase {
         let deltas = try XCTUnwrap(files.first { $0.path == "deltas.csv" }?.contents)
         let greedyRows = parseCSV(deltas).filter { $0.contains("greedy") }
         XCTAssertEqual(greedyRows.count, 3, deltas)
+        // the stage column, and only what varies within a stage as a parameter column (beta within dpo)
+        let header = try XCTUnwrap(parseCSV(deltas).first)
+        XCTAssertEqual(Array(header.prefix(6)), ["run_id", "run", "stage", "category", "split", "objective.beta"], "\(header)")
+        XCTAssertEqual(Set(greedyRows.map { $0[2] }), ["sft", "dpo"])
         for row in greedyRows { XCTAssertTrue(row.contains("4"), "mean greedy change 4 nats: \(row)") }
     }
 
@@ -75,7 +79,8 @@ final class StagedReportTests: XCTestCase {
         let root = try XCTUnwrap(parseXML(svg, "runs")?.rootElement())
         let series = elements(root, "g", where: "class", is: "series").compactMap { $0.value(of: "data-series") }
         // panels chosen and greedy, each with the three runs in the store's order
-        XCTAssertEqual(series, ["st/sft", "st/dpo/beta=0.1", "st/dpo/beta=0.5", "st/sft", "st/dpo/beta=0.1", "st/dpo/beta=0.5"])
+        // legends hold the names without the experiment's
+        XCTAssertEqual(series, ["sft", "dpo/beta=0.1", "dpo/beta=0.5", "sft", "dpo/beta=0.1", "dpo/beta=0.5"])
         let index = try XCTUnwrap(files.first { $0.path == "index.md" }?.contents)
         XCTAssertTrue(index.contains("## All runs side by side") && index.contains("figures/runs-change.svg"), index)
     }

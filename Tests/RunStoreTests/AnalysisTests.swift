@@ -130,7 +130,7 @@ final class AnalysisTests: XCTestCase {
         let statements = blocks.flatMap { $0.components(separatedBy: ";\n") }
             .map { $0.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n") }
             .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
-        XCTAssertEqual(statements.count, 4)
+        XCTAssertEqual(statements.count, 5)
         for statement in statements {
             XCTAssertFalse(try store.query(statement).isEmpty, statement)
         }
