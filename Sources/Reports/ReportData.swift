@@ -227,7 +227,10 @@ struct ReportData {
 
     /// The swept parameters of a run as `key=value` pairs (without `excluding`).
     func settingDescription(_ run: RunRecord, excluding: Set<String> = []) -> String {
-        sweptKeys.filter { !excluding.contains($0) }.map { "\($0)=\(Self.text(params[run.id]?[$0]))" }.joined(separator: " ")
+        sweptKeys.filter { !excluding.contains($0) }.compactMap { key in
+            let value = Self.text(params[run.id]?[key])
+            return value.isEmpty ? nil : "\(key)=\(value)"
+        }.joined(separator: " ")
     }
 
     /// A parameter value as written in CSV files and tables.

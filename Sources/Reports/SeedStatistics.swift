@@ -40,8 +40,12 @@ extension ReportBuilder {
     /// A setting's name: its stage and non-seed swept values ("dpo objective.beta=0.1"), or "all runs".
     func settingName(_ runs: [RunRecord]) -> String {
         guard let run = runs.first else { return "" }
+        // only keys this stage's runs differ by (a key swept in another stage, or one the run does not have, says nothing)
+        let peers = data.runs.filter { ReportData.stage(of: $0) == ReportData.stage(of: run) }
         let values = data.sweptKeys.filter { !ReportData.isSeedKey($0) }.compactMap { key -> String? in
-            "\(key)=\(ReportData.text(ReportData.unseeded(data.params[run.id]?[key])))"
+            let value = ReportData.text(ReportData.unseeded(data.params[run.id]?[key]))
+            guard !value.isEmpty, Set(peers.map { ReportData.unseeded(data.params[$0.id]?[key]) }).count > 1 else { return nil }
+            return "\(key)=\(value)"
         }
         let name = ([ReportData.stage(of: run)].compactMap { $0 } + values).joined(separator: " ")
         return name.isEmpty ? "all runs" : name
