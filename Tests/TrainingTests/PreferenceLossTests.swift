@@ -147,7 +147,8 @@ final class PreferenceLossTests: XCTestCase {
     /// exact in Float and the sums are formed in Double, so the loss is a smooth function of Double inputs).
     func testGradientsMatchFiniteDifferences() {
         let objectives: [Objective] = [.dpo(beta: 0.5, labelSmoothing: 0), .dpo(beta: 2, labelSmoothing: 0.2),
-                                       .ipo(tau: 0.25), .ipo(tau: 0.05), .hinge(beta: 0.25), .sft(lossOn: .response)]
+                                       .ipo(tau: 0.25), .ipo(tau: 0.05), .hinge(beta: 0.25), .sft(lossOn: .response),
+                                       .pair(SimPO(beta: 2, gamma: 1)), .pair(SimPO(beta: 0.5, gamma: 0.5, labelSmoothing: 0.2))]
         let h: Float = 1.0 / 128
         for objective in objectives {
             let (_, g) = run(objective)
@@ -162,6 +163,31 @@ final class PreferenceLossTests: XCTestCase {
             }
             XCTAssertGreaterThan(largest, 0.05, "\(objective): the check must see a real gradient")
         }
+    }
+
+    func testSimPOLossGradientAndMetricsByHand() {
+        // Per-token means: A chosen -3/2 = -1.5, rejected -5/2 = -2.5; B chosen -6/2 = -3, rejected -2/1 = -2.
+        // beta = 2, gamma = 1 (target margin gamma/beta = 0.5): m_A = -1.5 + 2.5 - 0.5 = 0.5 (beta m = 1),
+        // m_B = -3 + 2 - 0.5 = -1.5 (beta m = -3). loss = mean(-log s(1), -log s(-3)).
+        let (r, g) = run(.pair(SimPO(beta: 2, gamma: 1)))
+        let sm3 = 1 / (1 + exp(-3.0))  // sigmoid(3) = 1 - sigmoid(-3)
+        XCTAssertEqual(r.loss, (l1 + log(1 + exp(3.0))) / 2, accuracy: 1e-12)
+        // dLoss/d(beta m) = -sigmoid(-beta m); dLoss/dpi_c = beta (-sigmoid(-beta m)) / N_c / P, the rejected side the opposite / N_r
+        assertGrad(g, chosenA, 2 * -(1 - s1) / 2 / 2)
+        assertGrad(g, rejectedA, 2 * (1 - s1) / 2 / 2)
+        assertGrad(g, chosenB, 2 * -sm3 / 2 / 2)
+        assertGrad(g, rejectedB, 2 * sm3 / 1 / 2)
+        assertGrad(g, masked, 0, 0)
+        // metrics on the averages the loss consumed; rewards = beta x average, no reference
+        let m = r.metrics
+        XCTAssertEqual(m["logps/chosen"]!, -2.25, accuracy: 1e-12)  // mean(-1.5, -3)
+        XCTAssertEqual(m["logps/rejected"]!, -2.25, accuracy: 1e-12)  // mean(-2.5, -2)
+        XCTAssertEqual(m["rewards/chosen"]!, -4.5, accuracy: 1e-12)
+        XCTAssertEqual(m["rewards/rejected"]!, -4.5, accuracy: 1e-12)
+        XCTAssertEqual(m["rewards/accuracy"], 0.5)
+        // reference-free: other reference values change nothing
+        XCTAssertFalse(Objective.pair(SimPO(beta: 2, gamma: 1)).needsReference)
+        XCTAssertEqual(run(.pair(SimPO(beta: 2, gamma: 1)), reference: [9, -9, 3, 1]).result.loss, r.loss)
     }
 
     func testPackPutsChosenThenRejectedWithResponseTargets() {

@@ -34,10 +34,22 @@ public protocol PairObjective: Sendable {
     var rewardScale: Double { get }
     /// The loss of one pair, and dLoss/dpi_c, dLoss/dpi_r.
     func pairLoss(_ q: PairQuantities) -> (loss: Double, dChosen: Double, dRejected: Double)
+    /// The log-probabilities the loss consumes, as the metrics `logps/chosen` and `logps/rejected` report them (default:
+    /// the sums; a loss on per-token averages reports those). Its implicit rewards are `rewardScale` times these minus
+    /// the reference's (which a reference-free loss does not have).
+    func logps(_ q: PairQuantities) -> (chosen: Double, rejected: Double)
 }
 
 extension PairObjective {
     public var needsReference: Bool { true }
+
+    public func logps(_ q: PairQuantities) -> (chosen: Double, rejected: Double) { (q.policyChosen, q.policyRejected) }
+
+    /// The implicit rewards of the metrics: `rewardScale` (logps - the reference's, for a loss that reads one).
+    func rewards(_ q: PairQuantities) -> (chosen: Double, rejected: Double) {
+        let (c, r) = logps(q)
+        return needsReference ? (rewardScale * (c - q.referenceChosen), rewardScale * (r - q.referenceRejected)) : (rewardScale * c, rewardScale * r)
+    }
 
     /// Equal objectives write equal specs.
     func isEqual(to other: any PairObjective) -> Bool {
@@ -47,7 +59,7 @@ extension PairObjective {
 
 /// The registry of pair objectives: one line each.
 public enum PairObjectives {
-    public static let all: [any PairObjective.Type] = [DPO.self, IPO.self, Hinge.self]
+    public static let all: [any PairObjective.Type] = [DPO.self, IPO.self, Hinge.self, SimPO.self]
 
     public static func named(_ kind: String) -> (any PairObjective.Type)? { all.first { $0.kind == kind } }
 }

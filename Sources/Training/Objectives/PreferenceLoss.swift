@@ -38,7 +38,9 @@ extension Objective {
     /// on rejected spans (0 elsewhere); for the margin losses dLoss/dpi_r = -dLoss/dpi_c = -dh.
     /// Metrics (TRL names, means over pairs): rewards/chosen = s (pi_c - ref_c), rewards/rejected =
     /// s (pi_r - ref_r), rewards/margins = their difference, rewards/accuracy = fraction of pairs with
-    /// rewards/chosen > rewards/rejected, logps/chosen = pi_c, logps/rejected = pi_r; s is `rewardScale`.
+    /// rewards/chosen > rewards/rejected, logps/chosen = pi_c, logps/rejected = pi_r; s is `rewardScale`; a loss on
+    /// per-token averages (SimPO) reports those averages instead of the sums, and a reference-free one no ref
+    /// (`PairObjective.logps`, `rewards`).
     func preferenceLoss(
         logprobs: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, spans: [SequenceSpan], reference: [Double],
         dLogprobs: UnsafeMutableBufferPointer<Float>
@@ -51,19 +53,20 @@ extension Objective {
         guard pairs > 0 else { return ObjectiveResult(loss: 0, metrics: ["pairs": 0]) }
         let pi = sequenceLogprobs(logprobs: logprobs, weights: weights, spans: spans)
         let n = spans.map { s in s.range.reduce(0.0) { $0 + Double(weights[$1]) } }
-        let s = rewardScale, inv = 1 / Double(pairs)
+        let inv = 1 / Double(pairs)
         var loss = 0.0, rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
         for i in 0..<pairs {
             let c = 2 * i, r = 2 * i + 1
-            let dc = pi[c] - reference[c], dr = pi[r] - reference[r]
-            let (l, gc, gr) = objective.pairLoss(PairQuantities(policyChosen: pi[c], policyRejected: pi[r], referenceChosen: reference[c],
-                                                                 referenceRejected: reference[r], chosenTokens: n[c], rejectedTokens: n[r]))
+            let q = PairQuantities(policyChosen: pi[c], policyRejected: pi[r], referenceChosen: reference[c],
+                                   referenceRejected: reference[r], chosenTokens: n[c], rejectedTokens: n[r])
+            let (l, gc, gr) = objective.pairLoss(q)
+            let rewards = objective.rewards(q), logps = objective.logps(q)
             loss += l
-            rc += s * dc
-            rr += s * dr
-            if s * dc > s * dr { acc += 1 }
-            lc += pi[c]
-            lr += pi[r]
+            rc += rewards.chosen
+            rr += rewards.rejected
+            if rewards.chosen > rewards.rejected { acc += 1 }
+            lc += logps.chosen
+            lr += logps.rejected
             let (g, h) = (gc * inv, gr * inv)
             for t in spans[c].range { dLogprobs[t] += Float(Double(weights[t]) * g) }
             for t in spans[r].range { dLogprobs[t] += Float(Double(weights[t]) * h) }
