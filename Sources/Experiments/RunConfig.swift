@@ -347,6 +347,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "eval.precision": .string(Precision.fp32.rawValue),
         "eval.tokens": .bool(false),
         "train.checkpoint_activations": .bool(false),
+        "objective.length_normalized": .bool(false),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

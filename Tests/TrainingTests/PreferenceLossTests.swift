@@ -148,7 +148,8 @@ final class PreferenceLossTests: XCTestCase {
     func testGradientsMatchFiniteDifferences() {
         let objectives: [Objective] = [.dpo(beta: 0.5, labelSmoothing: 0), .dpo(beta: 2, labelSmoothing: 0.2),
                                        .ipo(tau: 0.25), .ipo(tau: 0.05), .hinge(beta: 0.25), .sft(lossOn: .response),
-                                       .pair(SimPO(beta: 2, gamma: 1)), .pair(SimPO(beta: 0.5, gamma: 0.5, labelSmoothing: 0.2))]
+                                       .pair(SimPO(beta: 2, gamma: 1)), .pair(SimPO(beta: 0.5, gamma: 0.5, labelSmoothing: 0.2)),
+                                       .pair(IPO(tau: 0.25, lengthNormalized: true))]
         let h: Float = 1.0 / 128
         for objective in objectives {
             let (_, g) = run(objective)
@@ -163,6 +164,20 @@ final class PreferenceLossTests: XCTestCase {
             }
             XCTAssertGreaterThan(largest, 0.05, "\(objective): the check must see a real gradient")
         }
+    }
+
+    func testLengthNormalisedIPOByHand() {
+        // tau = 0.25, target 1/(2 tau) = 2. Log-ratios divided by token counts:
+        // A: (-3 + 4)/2 - (-5 + 4)/2 = 1 -> d = -1, loss 1, dpi_c = 2d/2 = -1, dpi_r = +1.
+        // B: (-6 + 4)/2 - (-2 + 2)/1 = -1 -> d = -3, loss 9, dpi_c = 2d/2 = -3, dpi_r = -2d/1 = +6.
+        let (r, g) = run(.pair(IPO(tau: 0.25, lengthNormalized: true)))
+        XCTAssertEqual(r.loss, 5, accuracy: 1e-12)
+        assertGrad(g, chosenA, -0.5)
+        assertGrad(g, rejectedA, 0.5)
+        assertGrad(g, chosenB, -1.5)
+        assertGrad(g, rejectedB, 3)
+        // unnormalised (the default) on the same pairs: h_A = 2, h_B = -2 -> d = 0 and -4: loss (0 + 16) / 2
+        XCTAssertEqual(run(.ipo(tau: 0.25)).result.loss, 8, accuracy: 1e-12)
     }
 
     func testSimPOLossGradientAndMetricsByHand() {
