@@ -348,6 +348,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "eval.tokens": .bool(false),
         "train.checkpoint_activations": .bool(false),
         "objective.length_normalized": .bool(false),
+        // DPO's loss family (issue 36)
+        "objective.loss_type": .string("sigmoid"),
+        "objective.loss_weights": .array([.number(1)]),
+        "objective.f_divergence_type": .string("reverse_kl"),
+        "objective.f_alpha_divergence_coef": .number(1),
+        "objective.discopop_tau": .number(0.05),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

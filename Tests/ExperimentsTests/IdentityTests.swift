@@ -60,7 +60,10 @@ final class IdentityTests: XCTestCase {
     func testAddingADefaultedKeyKeepsEveryIdentity() throws {
         XCTAssertEqual(RunConfig.defaultedSinceV1, ["train.precision": .string("fp32"), "eval.precision": .string("fp32"),
                                                     "eval.tokens": .bool(false), "train.checkpoint_activations": .bool(false),
-                                                    "objective.length_normalized": .bool(false)])
+                                                    "objective.length_normalized": .bool(false),
+                                                    "objective.loss_type": .string("sigmoid"), "objective.loss_weights": .array([.number(1)]),
+                                                    "objective.f_divergence_type": .string("reverse_kl"),
+                                                    "objective.f_alpha_divergence_coef": .number(1), "objective.discopop_tau": .number(0.05)])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
@@ -72,7 +75,9 @@ final class IdentityTests: XCTestCase {
                 before.remove(at: ["eval", "precision"])
                 before.remove(at: ["eval", "tokens"])
                 before.remove(at: ["train", "checkpoint_activations"])
-                before.remove(at: ["objective", "length_normalized"])  // IPO's (issue 36)
+                for key in ["length_normalized", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau"] {
+                    before.remove(at: ["objective", key])  // IPO's and DPO's (issue 36)
+                }
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)
                 XCTAssertEqual(SHA256.hex(Array(before.canonical.utf8)), run.configSHA256)
                 var defaulted = RunConfig.defaultedSinceV1

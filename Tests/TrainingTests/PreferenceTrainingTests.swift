@@ -116,4 +116,39 @@ final class PreferenceTrainingTests: XCTestCase {
         }
         XCTAssertGreaterThan(visible, model.parameterTable.count / 2, "most checked entries must have a visible gradient")
     }
+
+    /// The same whole-model check for losses of issue 36: a weighted pair of DPO loss types (APO-zero, which reads the
+    /// log-ratios, and the length-normalised sigmoid) and SimPO (reference-free, per-token averages).
+    func testLossFamilyWholeModelGradientsMatchFiniteDifferences() {
+        let objectives: [Objective] = [
+            .pair(DPO(beta: 0.5, lossTypes: [.apoZero, .sigmoidNorm], lossWeights: [1, 0.5])),
+            .pair(SimPO(beta: 2, gamma: 0.5)),
+        ]
+        for objective in objectives {
+            let model = LlamaModel(config: .tiny(dim: 32, ffnDim: 48), maxTokens: 128)
+            model.initializeRandom(seed: 7, std: 0.2)
+            var reference = referenceLogprobs(model: model, pairs: pairs, batchSize: 3)
+            for (i, shift) in [1.0, -1.0, -0.5, 0.5, -1.5, 1.5].enumerated() { reference[i] += shift }
+            model.zeroGradients()
+            let (r0, d) = evaluate(model, objective, pairs, reference: reference, training: true)
+            XCTAssertTrue(r0.loss.isFinite, "\(objective)")
+            d.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+            var visible = 0
+            for (k, (name, _)) in model.parameterTable.enumerated() {
+                let p = model.parameter(name), g = model.gradient(name)
+                for i in [g.indices.max { abs(g[$0]) < abs(g[$1]) }!, (7919 * (k + 1)) % p.count] {
+                    let keep = p[i], step: Float = 1e-2
+                    p[i] = keep + step
+                    let up = evaluate(model, objective, pairs, reference: reference, training: false).result.loss
+                    p[i] = keep - step
+                    let down = evaluate(model, objective, pairs, reference: reference, training: false).result.loss
+                    p[i] = keep
+                    let numeric = (up - down) / Double(2 * step)
+                    XCTAssertEqual(Double(g[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric), "\(objective) \(name)[\(i)]")
+                    if abs(numeric) > 1e-3 { visible += 1 }
+                }
+            }
+            XCTAssertGreaterThan(visible, model.parameterTable.count / 2, "\(objective): most checked entries must have a visible gradient")
+        }
+    }
 }

@@ -1,37 +1,206 @@
 import Base
+import Foundation
 
-/// DPO (Rafailov et al. 2023), TRL's `sigmoid` loss: loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h),
-/// h the reference-normalised margin. `labelSmoothing` eps > 0 is conservative DPO (cDPO: labels flipped with
-/// probability eps), as TRL's `label_smoothing`. Keys: `beta` (> 0, default 0.1), `label_smoothing` ([0, 0.49], 0).
+/// DPO (Rafailov et al. 2023) and the loss types of TRL's `DPOTrainer` (its `loss_type`, checked against TRL 1.16 by
+/// `scripts/make-loss-fixtures.py`). Per pair, with log-ratios r_c = pi_c - ref_c and r_r = pi_r - ref_r (summed
+/// log-probabilities), scores s = f'(r) of the f-divergence (`reverse_kl`: s = r; `forward_kl`: s = 1 - e^-r;
+/// `js_divergence`: s = log 2 + log sigmoid(r); `alpha_divergence`: s = (e^((a-1) r) - 1) / (a - 1), a =
+/// `f_alpha_divergence_coef`, (a-1) r clamped at 80 as TRL does), Delta = s_c - s_r and x = beta Delta:
+///
+/// - `sigmoid`: -(1 - eps) log sigmoid(x) - eps log sigmoid(-x) (eps = `label_smoothing` > 0 is our conservative DPO;
+///   TRL's current `sigmoid` has no smoothing, so eps = 0 is TRL's form);
+/// - `hinge`: max(0, 1 - x); `ipo`: (s_c / N_c - s_r / N_r - 1 / (2 beta))^2 (N the response's tokens);
+/// - `exo_pair`: q_w (log q_w - log(1 - eps)) + q_l (log q_l - log eps), q_w = sigmoid(x), q_l = sigmoid(-x), eps > 0
+///   (TRL forms log(1 - eps) and log eps in float32, so its loss differs from ours by up to ~1e-8);
+/// - `nca_pair`: -log sigmoid(beta r_c) - 0.5 log sigmoid(-beta r_c) - 0.5 log sigmoid(-beta r_r);
+/// - `robust`: ((1 - eps)(-log sigmoid(x)) - eps (-log sigmoid(-x))) / (1 - 2 eps);
+/// - `bco_pair`: -log sigmoid(beta r_c) - log sigmoid(-beta r_r);
+/// - `sppo_hard`: (r_c - 1 / (2 beta))^2 + (r_r + 1 / (2 beta))^2 (these three read the log-ratios, not the scores, as
+///   TRL 1.16 does);
+/// - `apo_zero`: 1 - sigmoid(beta r_c) + sigmoid(beta r_r); `apo_down`: sigmoid(beta r_c) + 1 - sigmoid(x);
+/// - `discopop`: -log sigmoid(x) (1 - m) + e^-x m, m = sigmoid(x / `discopop_tau`);
+/// - `sigmoid_norm`: -log sigmoid(beta (s_c / N_c - s_r / N_r)).
+///
+/// A list of loss types adds them with `loss_weights` (default 1 each). The loss types that need more than one pair's
+/// sums (`aot`, `aot_unpaired`: sorted over the batch; `sft`: the chosen tokens' NLL) are refused for now, naming
+/// them. Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
+/// `f_divergence_type` ("reverse_kl"), `f_alpha_divergence_coef` (> 0, 1), `discopop_tau` (> 0, 0.05); every key
+/// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
     public static let kind = "dpo"
-    public static let keys = ["beta", "label_smoothing"]
+    public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau"]
+
+    public enum LossType: String, CaseIterable, Sendable {
+        case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
+        case apoZero = "apo_zero", apoDown = "apo_down", discopop, sigmoidNorm = "sigmoid_norm"
+    }
+
+    public enum Divergence: String, CaseIterable, Sendable {
+        case reverseKL = "reverse_kl", forwardKL = "forward_kl", jsDivergence = "js_divergence", alphaDivergence = "alpha_divergence"
+    }
+
+    /// TRL's loss types this objective does not compute yet (they need the whole batch or the token-level NLL).
+    public static let notYet = ["aot", "aot_unpaired", "sft"]
+
     public var beta: Double
     public var labelSmoothing: Double
+    public var lossTypes: [LossType]
+    public var lossWeights: [Double]
+    public var divergence: Divergence
+    public var alphaCoefficient: Double
+    public var discopopTau: Double
 
-    public init(beta: Double, labelSmoothing: Double = 0) {
+    public init(beta: Double, labelSmoothing: Double = 0, lossTypes: [LossType] = [.sigmoid], lossWeights: [Double]? = nil,
+                divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05) {
         precondition(beta > 0 && labelSmoothing >= 0 && labelSmoothing < 0.5, "DPO: needs beta > 0 and 0 <= labelSmoothing < 0.5")
+        precondition(!lossTypes.isEmpty && (lossWeights?.count ?? lossTypes.count) == lossTypes.count, "DPO: one weight per loss type")
         self.beta = beta
         self.labelSmoothing = labelSmoothing
+        self.lossTypes = lossTypes
+        self.lossWeights = lossWeights ?? lossTypes.map { _ in 1 }
+        self.divergence = divergence
+        self.alphaCoefficient = alphaCoefficient
+        self.discopopTau = discopopTau
     }
 
     public init(spec f: SpecFields) throws {
-        self.init(beta: try f.double("beta", default: 0.1, min: 0, exclusiveMin: true),
-                  labelSmoothing: try f.double("label_smoothing", default: 0, min: 0, max: 0.49))
+        let known = LossType.allCases.map(\.rawValue)
+        let expected = "one of \(known.map { "\"\($0)\"" }.joined(separator: ", ")), or a list of them"
+        func lossType(_ v: JSONValue) throws -> LossType {
+            guard case .string(let s) = v else { throw f.invalid("loss_type", expected) }
+            if Self.notYet.contains(s) {
+                throw SpecIssue.invalid(path: f.sub("loss_type"), expected: expected + " (\"\(s)\" needs the whole batch or the chosen tokens' NLL, which AlignScope does not compute for DPO yet)", found: "\"\(s)\"")
+            }
+            guard let t = LossType(rawValue: s) else { throw f.invalid("loss_type", expected) }
+            return t
+        }
+        var types: [LossType] = [.sigmoid]
+        switch f.value("loss_type") {
+        case nil: break
+        case .array(let items)?:
+            guard !items.isEmpty else { throw f.invalid("loss_type", expected) }
+            types = try items.map(lossType)
+        case let v?: types = [try lossType(v)]
+        }
+        var weights = types.map { _ in 1.0 }
+        if let w = f.value("loss_weights") {
+            guard case .array(let items) = w, items.count == types.count,
+                  let numbers = Optional(items.compactMap { if case .number(let x) = $0, x.isFinite, x >= 0 { return x } else { return nil } }),
+                  numbers.count == items.count else {
+                throw f.invalid("loss_weights", "a list of \(types.count) number\(types.count == 1 ? "" : "s") >= 0, one per loss_type")
+            }
+            weights = numbers
+        }
+        let eps = try f.double("label_smoothing", default: 0, min: 0, max: 0.5, exclusiveMax: true)
+        if types.contains(.exoPair) && eps == 0 {
+            throw f.invalid("label_smoothing", "a number in (0, 0.5) with loss_type \"exo_pair\" (its target distribution is (1 - eps, eps); TRL suggests 1e-3)")
+        }
+        self.init(beta: try f.double("beta", default: 0.1, min: 0, exclusiveMin: true), labelSmoothing: eps, lossTypes: types,
+                  lossWeights: weights,
+                  divergence: try f.choice("f_divergence_type", default: .reverseKL),
+                  alphaCoefficient: try f.double("f_alpha_divergence_coef", default: 1, min: 0, exclusiveMin: true),
+                  discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true))
     }
 
     public func encode(spec c: inout KeyedEncodingContainer<SpecKey>) throws {
         try c.encode(beta, "beta")
         try c.encode(labelSmoothing, "label_smoothing")
+        if lossTypes.count == 1 { try c.encode(lossTypes[0].rawValue, "loss_type") } else { try c.encode(lossTypes.map(\.rawValue), "loss_type") }
+        try c.encode(lossWeights, "loss_weights")
+        try c.encode(divergence.rawValue, "f_divergence_type")
+        try c.encode(alphaCoefficient, "f_alpha_divergence_coef")
+        try c.encode(discopopTau, "discopop_tau")
     }
 
     public var rewardScale: Double { beta }
 
+    /// The score s = f'(r) of a log-ratio and ds/dr.
+    func score(_ r: Double) -> (s: Double, ds: Double) {
+        switch divergence {
+        case .reverseKL: return (r, 1)
+        case .forwardKL: return (1 - exp(-r), exp(-r))
+        case .jsDivergence: return (log(2) - softplus(-r), sigmoid(-r))
+        case .alphaDivergence:
+            let a1 = alphaCoefficient - 1
+            if abs(a1) < 1e-6 { return (r, 1) }
+            let t = a1 * r
+            // TRL clamps (a - 1) r at 80 before the exponential: beyond it the score is constant
+            return t > 80 ? ((exp(80) - 1) / a1, 0) : ((exp(t) - 1) / a1, exp(t))
+        }
+    }
+
     public func pairLoss(_ q: PairQuantities) -> (loss: Double, dChosen: Double, dRejected: Double) {
-        let x = beta * q.margin, eps = labelSmoothing
-        // -log sigmoid(x) = softplus(-x); d/dx = -sigmoid(-x).
-        let loss = (1 - eps) * softplus(-x) + eps * softplus(x)
-        let dh = beta * (-(1 - eps) * sigmoid(-x) + eps * sigmoid(x))
-        return (loss, dh, -dh)
+        let rc = q.policyChosen - q.referenceChosen, rr = q.policyRejected - q.referenceRejected
+        let (sc, dsc) = score(rc), (sr, dsr) = score(rr)
+        let (nc, nr) = (max(q.chosenTokens, 1), max(q.rejectedTokens, 1))
+        let x = beta * (sc - sr), eps = labelSmoothing
+        // per loss type: the loss, its derivatives with respect to the scores, and (apo) to the log-ratios directly
+        var loss = 0.0, gsc = 0.0, gsr = 0.0, grc = 0.0, grr = 0.0
+        for (type, w) in zip(lossTypes, lossWeights) {
+            var l = 0.0, a = 0.0, b = 0.0, c = 0.0, d = 0.0  // dl/ds_c, dl/ds_r, dl/dr_c, dl/dr_r
+            switch type {
+            case .sigmoid:
+                l = (1 - eps) * softplus(-x) + eps * softplus(x)
+                let g = beta * (-(1 - eps) * sigmoid(-x) + eps * sigmoid(x))
+                (a, b) = (g, -g)
+            case .hinge:
+                l = max(0, 1 - x)
+                let g = 1 - x > 0 ? -beta : 0
+                (a, b) = (g, -g)
+            case .ipo:
+                let m = sc / nc - sr / nr - 1 / (2 * beta)
+                l = m * m
+                (a, b) = (2 * m / nc, -2 * m / nr)
+            case .exoPair:
+                let (qw, ql) = (sigmoid(x), sigmoid(-x))
+                let (logPw, logPl) = (log1p(-eps), log(eps))
+                l = qw * (-softplus(-x) - logPw) + ql * (-softplus(x) - logPl)
+                let g = beta * qw * ql * (x - logPw + logPl)
+                (a, b) = (g, -g)
+            case .ncaPair:
+                let (xc, xr) = (beta * rc, beta * rr)
+                l = softplus(-xc) + 0.5 * softplus(xc) + 0.5 * softplus(xr)
+                (c, d) = (beta * (-sigmoid(-xc) + 0.5 * sigmoid(xc)), beta * 0.5 * sigmoid(xr))
+            case .robust:
+                l = ((1 - eps) * softplus(-x) - eps * softplus(x)) / (1 - 2 * eps)
+                let g = beta * (-(1 - eps) * sigmoid(-x) - eps * sigmoid(x)) / (1 - 2 * eps)
+                (a, b) = (g, -g)
+            case .bcoPair:
+                let (xc, xr) = (beta * rc, beta * rr)
+                l = softplus(-xc) + softplus(xr)
+                (c, d) = (-beta * sigmoid(-xc), beta * sigmoid(xr))
+            case .sppoHard:
+                let (u, v) = (rc - 0.5 / beta, rr + 0.5 / beta)
+                l = u * u + v * v
+                (c, d) = (2 * u, 2 * v)
+            case .apoZero:
+                let (pc, pr) = (sigmoid(beta * rc), sigmoid(beta * rr))
+                l = 1 - pc + pr
+                (c, d) = (-beta * pc * (1 - pc), beta * pr * (1 - pr))
+            case .apoDown:
+                let (pc, px) = (sigmoid(beta * rc), sigmoid(x))
+                l = pc + 1 - px
+                c = beta * pc * (1 - pc)
+                let g = -beta * px * (1 - px)
+                (a, b) = (g, -g)
+            case .discopop:
+                let m = sigmoid(x / discopopTau), e = exp(-x), logistic = softplus(-x)
+                l = logistic * (1 - m) + e * m
+                let dm = m * (1 - m) / discopopTau
+                let g = beta * (-sigmoid(-x) * (1 - m) - logistic * dm - e * m + e * dm)
+                (a, b) = (g, -g)
+            case .sigmoidNorm:
+                let xn = beta * (sc / nc - sr / nr)
+                l = softplus(-xn)
+                let g = -beta * sigmoid(-xn)
+                (a, b) = (g / nc, -g / nr)
+            }
+            loss += w * l
+            gsc += w * a
+            gsr += w * b
+            grc += w * c
+            grr += w * d
+        }
+        return (loss, gsc * dsc + grc, gsr * dsr + grr)
     }
 }

@@ -37,7 +37,8 @@ extension Objective {
     /// the reference, token counts). Writes dLoss/dlp_t = w_t * dLoss/dpi_c / P on chosen spans and w_t * dLoss/dpi_r / P
     /// on rejected spans (0 elsewhere); for the margin losses dLoss/dpi_r = -dLoss/dpi_c = -dh.
     /// Metrics (TRL names, means over pairs): rewards/chosen = s (pi_c - ref_c), rewards/rejected =
-    /// s (pi_r - ref_r), rewards/margins = their difference, rewards/accuracy = fraction of pairs with
+    /// s (pi_r - ref_r), rewards/margins = their difference, rewards/accuracy (and TRL's plural rewards/accuracies, the same
+    /// value) = fraction of pairs with
     /// rewards/chosen > rewards/rejected, logps/chosen = pi_c, logps/rejected = pi_r; s is `rewardScale`; a loss on
     /// per-token averages (SimPO) reports those averages instead of the sums, and a reference-free one no ref
     /// (`PairObjective.logps`, `rewards`).
@@ -74,7 +75,7 @@ extension Objective {
         return ObjectiveResult(loss: loss * inv, metrics: [
             "pairs": Double(pairs),
             "rewards/chosen": rc * inv, "rewards/rejected": rr * inv, "rewards/margins": (rc - rr) * inv,
-            "rewards/accuracy": acc * inv, "logps/chosen": lc * inv, "logps/rejected": lr * inv,
+            "rewards/accuracy": acc * inv, "rewards/accuracies": acc * inv, "logps/chosen": lc * inv, "logps/rejected": lr * inv,
         ])
     }
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Reference numbers for the DPO loss family, computed by TRL's own DPOTrainer._compute_loss (developer tooling,
+never run by tests or the product).
+
+Feeds TRL's loss code per-token log-probabilities through a stand-in model output (so the loss sees exactly the
+per-sequence sums and token counts we give it) and precomputed reference log-probabilities, in float64, and records
+for each loss type (and f-divergence) the loss and its gradient with respect to each sequence's summed policy
+log-probability (autograd: d loss / d logp_t is the same for every token of a sequence, since the loss reads only the
+sum). Writes Tests/TrainingTests/Fixtures/trl-dpo-losses.json.
+
+    python3 scripts/make-loss-fixtures.py   # with torch and trl importable (the reference virtualenv)
+"""
+import json
+import os
+import types
+from collections import defaultdict
+
+import torch
+import trl
+from trl.trainer.dpo_trainer import DPOTrainer
+
+torch.manual_seed(0)
+PAIRS = 6
+LENGTHS = [(3, 5), (7, 2), (4, 4), (1, 6), (5, 3), (2, 2)]  # (chosen, rejected) completion tokens
+PROMPT = 2
+
+
+def inputs():
+    g = torch.Generator().manual_seed(1234)
+    seqs = []
+    for c, r in LENGTHS:
+        seqs.append(c)
+    rows = [c for c, _ in LENGTHS] + [r for _, r in LENGTHS]
+    width = PROMPT + max(rows)
+    completion_mask = torch.zeros(2 * PAIRS, width, dtype=torch.long)
+    for i, n in enumerate(rows):
+        completion_mask[i, PROMPT:PROMPT + n] = 1
+    per_token = -torch.rand(2 * PAIRS, width - 1, generator=g, dtype=torch.float64) * 1.5
+    per_token = per_token * completion_mask[:, 1:]  # TRL's log_probs are 0 outside the completion
+    ref = per_token.sum(1) + (torch.rand(2 * PAIRS, generator=g, dtype=torch.float64) - 0.5) * 2.0
+    return completion_mask, per_token, ref
+
+
+def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="reverse_kl", f_alpha=0.5, tau=0.05,
+        dtype=torch.float64):
+    completion_mask, per_token, ref = inputs()
+    per_token, ref = per_token.to(dtype), ref.to(dtype)
+    log_probs = per_token.clone().requires_grad_(True)
+    width = completion_mask.shape[1]
+
+    class Out:
+        pass
+
+    def model(**kwargs):
+        o = Out()
+        o.log_probs = log_probs
+        o.entropy = torch.zeros_like(log_probs)
+        o.mean_logits = torch.zeros_like(log_probs)
+        o.is_top1 = torch.zeros_like(log_probs, dtype=torch.bool)
+        o.log_sum_sq_probs = torch.zeros_like(log_probs)
+        o.aux_loss = torch.tensor(0.0)
+        return o
+
+    model.training = True
+    acc = types.SimpleNamespace(device="cpu", gather_for_metrics=lambda x: x, gather=lambda x: x, unwrap_model=lambda m: m)
+    me = types.SimpleNamespace(
+        model=model, accelerator=acc, aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
+        f_divergence_type=f_div, f_alpha_divergence_coef=f_alpha, loss_types=loss_types,
+        loss_weights=loss_weights or [1.0] * len(loss_types), beta=beta, label_smoothing=label_smoothing,
+        args=types.SimpleNamespace(discopop_tau=tau, gradient_checkpointing_kwargs=None), use_weighting=False,
+        _metrics={"train": defaultdict(list), "eval": defaultdict(list)}, _total_train_tokens=0, _tp_size=1,
+        ref_model=None, router_aux_loss_coef=0.0,
+    )
+    batch = {
+        "input_ids": torch.zeros(2 * PAIRS, width, dtype=torch.long),
+        "attention_mask": torch.ones(2 * PAIRS, width, dtype=torch.long),
+        "completion_mask": completion_mask,
+        "ref_chosen_logps": ref[:PAIRS], "ref_rejected_logps": ref[PAIRS:],
+    }
+    loss = DPOTrainer._compute_loss(me, model, batch, False)
+    loss.backward()
+    grad = log_probs.grad
+    # d loss / d (summed logp of sequence i): read at its first completion token
+    d = [float(grad[i, PROMPT - 1]) for i in range(2 * PAIRS)]
+    pi = per_token.sum(1).tolist()
+    return {
+        "loss": float(loss),
+        "d_chosen": d[:PAIRS], "d_rejected": d[PAIRS:],
+        "metrics": {k: v[-1] for k, v in me._metrics["train"].items() if k.startswith(("rewards/", "logps/"))},
+        "dtype": str(dtype).replace("torch.", ""),
+    }
+
+
+def main():
+    completion_mask, per_token, ref = inputs()
+    pi = per_token.sum(1).tolist()
+    out = {
+        "trl_version": trl.__version__, "torch_version": torch.__version__,
+        "pairs": [{"policy_chosen": pi[i], "policy_rejected": pi[PAIRS + i], "reference_chosen": float(ref[i]),
+                   "reference_rejected": float(ref[PAIRS + i]), "chosen_tokens": LENGTHS[i][0], "rejected_tokens": LENGTHS[i][1]}
+                  for i in range(PAIRS)],
+        "cases": [],
+    }
+    per_pair = ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down",
+                "discopop", "sigmoid_norm"]
+    for lt in per_pair:
+        for beta in (0.1, 0.7):
+            ls = 0.2 if lt in ("exo_pair", "robust") else 0.0
+            out["cases"].append({"loss_type": [lt], "beta": beta, "label_smoothing": ls, "f_divergence_type": "reverse_kl",
+                                 **run([lt], beta=beta, label_smoothing=ls)})
+    for f in ("forward_kl", "js_divergence", "alpha_divergence"):
+        for lt in ("sigmoid", "bco_pair"):
+            out["cases"].append({"loss_type": [lt], "beta": 0.3, "label_smoothing": 0.0, "f_divergence_type": f, "f_alpha": 0.5,
+                                 # TRL's alpha divergence accepts no float64 (its clamp table): float32 there
+                                 **run([lt], beta=0.3, f_div=f, f_alpha=0.5,
+                                       dtype=torch.float32 if f == "alpha_divergence" else torch.float64)})
+    out["cases"].append({"loss_type": ["sigmoid", "apo_zero"], "loss_weights": [1.0, 0.5], "beta": 0.2, "label_smoothing": 0.0,
+                         "f_divergence_type": "reverse_kl", **run(["sigmoid", "apo_zero"], [1.0, 0.5], beta=0.2)})
+    path = os.path.join(os.path.dirname(__file__), "..", "Tests", "TrainingTests", "Fixtures", "trl-dpo-losses.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("wrote", os.path.normpath(path), len(out["cases"]), "cases with trl", trl.__version__)
+
+
+if __name__ == "__main__":
+    main()
