@@ -48,6 +48,8 @@ struct ReportData {
         var logprob: Double
         var probeID: Int64 = 0
         var nTokens: Int = 0
+        /// The probe's index in its file: the same probe across runs (whose probe sets, and so probe ids, may differ).
+        var probeIdx: Int = 0
     }
 
     struct MetricRow: Equatable {
@@ -101,7 +103,7 @@ struct ReportData {
             }
             let scores = try store.query(
                 """
-                SELECT l.step, r.category, p.split, l.response_id, l.logprob, r.probe_id, l.n_tokens
+                SELECT l.step, r.category, p.split, l.response_id, l.logprob, r.probe_id, l.n_tokens, p.idx
                 FROM logprobs AS l
                 JOIN responses AS r ON r.id = l.response_id
                 JOIN probes AS p ON p.id = r.probe_id
@@ -109,7 +111,7 @@ struct ReportData {
                 """, [id]
             ).map {
                 ScoreRow(step: $0[0].int ?? 0, category: $0[1].string ?? "", split: $0[2].string ?? "",
-                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0, nTokens: $0[6].int ?? 0)
+                         responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0, nTokens: $0[6].int ?? 0, probeIdx: $0[7].int ?? 0)
             }
             changes[run.id] = RunChanges(scores: scores)
             metrics[run.id] = try store.query(

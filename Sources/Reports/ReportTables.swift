@@ -117,7 +117,7 @@ extension ReportBuilder {
 
     /// `responses.csv`: every response scored at a run's first and last evaluation, with its change and length.
     func responsesCSV() -> String {
-        var csv = CSVWriter(header: ["run_id", "run", "category", "split", "probe_id", "n_tokens", "start", "end", "change"])
+        var csv = CSVWriter(header: ["run_id", "run", "category", "split", "probe_idx", "n_tokens", "start", "end", "change"])
         for run in data.runs {
             guard let c = changes[run.id] else { continue }
             for category in data.categories {
@@ -125,7 +125,7 @@ extension ReportBuilder {
                     let key = CategorySplit(category: category, split: split)
                     guard let pair = c.final[key] else { continue }
                     for (i, probe) in (c.finalProbes[key] ?? []).enumerated() {
-                        csv.append([String(run.id), run.name, category, split, String(probe.probeID), String(probe.tokens),
+                        csv.append([String(run.id), run.name, category, split, String(probe.probeIdx), String(probe.tokens),
                                     Self.number(pair.start[i]), Self.number(pair.end[i]), Self.number(pair.end[i] - pair.start[i])])
                     }
                 }

@@ -21,8 +21,9 @@ struct RunChanges {
     /// Per category and split, responses scored at both the first and the last step, by response id:
     /// their first and last log-probabilities.
     var final: [CategorySplit: (start: [Double], end: [Double])]
-    /// Per category and split, beside `final`: each of those responses' probe and its length in tokens at the last step.
-    var finalProbes: [CategorySplit: [(probeID: Int64, tokens: Int)]]
+    /// Per category and split, beside `final`: each of those responses' probe (its index in the probe file, which
+    /// names the same probe in every run) and its length in tokens at the last step.
+    var finalProbes: [CategorySplit: [(probeIdx: Int, tokens: Int)]]
 
     /// nil when the run has no scores.
     init?(scores: [ReportData.ScoreRow]) {
@@ -40,7 +41,7 @@ struct RunChanges {
         }
         var deltas: [CategorySplit: [Int: [Double]]] = [:]
         var final: [CategorySplit: (start: [Double], end: [Double])] = [:]
-        var finalProbes: [CategorySplit: [(probeID: Int64, tokens: Int)]] = [:]
+        var finalProbes: [CategorySplit: [(probeIdx: Int, tokens: Int)]] = [:]
         var steps = Set<Int>()
         // Rows come ordered by step and response id, so every list below is in a fixed order.
         for row in scores {
@@ -52,7 +53,7 @@ struct RunChanges {
             if row.step == last {
                 final[key, default: ([], [])].start.append(s)
                 final[key, default: ([], [])].end.append(row.logprob)
-                finalProbes[key, default: []].append((row.probeID, row.nTokens))
+                finalProbes[key, default: []].append((row.probeIdx, row.nTokens))
             }
         }
         self.steps = steps.sorted()
@@ -72,12 +73,13 @@ struct RunChanges {
         return zip(pair.start, pair.end).map { $1 - $0 }
     }
 
-    /// Per probe, the mean change of its responses in the category (usually one), first to last step.
-    func probeChanges(_ key: CategorySplit) -> [Int64: Double] {
-        var sums: [Int64: (Double, Int)] = [:]
+    /// Per probe (its index in the probe file), the mean change of its responses in the category (usually one), first
+    /// to last step.
+    func probeChanges(_ key: CategorySplit) -> [Int: Double] {
+        var sums: [Int: (Double, Int)] = [:]
         for (delta, probe) in zip(finalDeltas(key), finalProbes[key] ?? []) {
-            sums[probe.probeID, default: (0, 0)].0 += delta
-            sums[probe.probeID, default: (0, 0)].1 += 1
+            sums[probe.probeIdx, default: (0, 0)].0 += delta
+            sums[probe.probeIdx, default: (0, 0)].1 += 1
         }
         return sums.mapValues { $0.0 / Double($0.1) }
     }

@@ -19,8 +19,8 @@ struct SeedSummary {
     /// Each run's share of responses that rose, averaged over seeds.
     var fracRose: Double
     var signAgreement: Double?
-    /// Per probe: the share of seeds in which it rose.
-    var probeRose: [Int64: Double]
+    /// Per probe (its index in the probe file): the share of seeds in which it rose.
+    var probeRose: [Int: Double]
     var startMean: Double
     var endMean: Double
     var responses: Int
@@ -61,7 +61,7 @@ extension ReportBuilder {
         let scored = runs.filter { changes[$0.id]?.final[key].map { !$0.start.isEmpty } ?? false }
         guard scored.count >= 2 else { return nil }
         var means: [Double] = [], rose: [Double] = [], starts: [Double] = [], ends: [Double] = []
-        var roseCount: [Int64: (Int, Int)] = [:]
+        var roseCount: [Int: (Int, Int)] = [:]
         for run in scored {
             let c = changes[run.id]!
             let deltas = c.finalDeltas(key)
@@ -96,8 +96,8 @@ extension ReportBuilder {
             let d = changes[run.id]?.finalDeltas(key) ?? []
             return d.isEmpty ? nil : d.reduce(0, +) / Double(d.count)
         }
-        func probeMeans(_ runs: [RunRecord], _ key: CategorySplit) -> [Int64: Double] {
-            var sums: [Int64: (Double, Int)] = [:]
+        func probeMeans(_ runs: [RunRecord], _ key: CategorySplit) -> [Int: Double] {
+            var sums: [Int: (Double, Int)] = [:]
             for run in runs {
                 for (p, c) in changes[run.id]?.probeChanges(key) ?? [:] {
                     sums[p, default: (0, 0)].0 += c
