@@ -92,16 +92,16 @@ extension ReportBuilder {
                 for row in group {
                     let name = isSeeds ? settingName(row.runs) + " (\(row.runs.count) seeds)" : row.runs[0].name
                     if cells[name] == nil { names.append(name) }
-                    let interval = row.halfWidth.map { " ± " + fixed($0) } ?? ""
-                    let tail = isSeeds ? row.signAgreement.map { " (agree \(percent($0)))" } ?? "" : " (\(percent(row.fracRose)) rose)"
-                    cells[name, default: [:]][row.key.category] = fixed(row.change) + (isSeeds ? interval : "") + tail
+                    let interval = row.halfWidth.map { " ± " + fixed($0, 2) } ?? ""
+                    let tail = isSeeds ? row.signAgreement.map { " (\(percent($0)))" } ?? "" : " (\(percent(row.fracRose)))"
+                    cells[name, default: [:]][row.key.category] = fixed(row.change, 2) + (isSeeds ? interval : "") + tail
                 }
                 let table = Table(header: [isSeeds ? "setting" : "run"] + categories.map(data.label(ofCategory:)),
                                   rows: names.map { n in [n] + categories.map { cells[n]?[$0] ?? "" } },
                                   numeric: Set(1...max(1, categories.count)))
                 let caption = isSeeds
-                    ? "\(splitTitle(split).capitalizedFirst): mean change over seeds ± the half-width of its 95% t-interval (agree: sign agreement over probes)."
-                    : "\(splitTitle(split).capitalizedFirst): each run's mean change (share of responses that rose)."
+                    ? "\(splitTitle(split).capitalizedFirst): mean change over seeds (nats) ± the half-width of its 95% t-interval (in brackets: the sign agreement over probes)."
+                    : "\(splitTitle(split).capitalizedFirst): each run's mean change (nats; in brackets: the share of responses that rose)."
                 out.append((caption, table))
             }
         }
