@@ -116,6 +116,12 @@ def main():
                                        dtype=torch.float32 if f == "alpha_divergence" else torch.float64)})
     out["cases"].append({"loss_type": ["sigmoid", "apo_zero"], "loss_weights": [1.0, 0.5], "beta": 0.2, "label_smoothing": 0.0,
                          "f_divergence_type": "reverse_kl", **run(["sigmoid", "apo_zero"], [1.0, 0.5], beta=0.2)})
+    # the loss types that read the whole batch: AOT sorts it, sft is the NLL of its chosen tokens (RPO = sigmoid + sft)
+    for lt, ls in (("aot", 0.0), ("aot", 0.1), ("aot_unpaired", 0.0), ("aot_unpaired", 0.1)):
+        out["cases"].append({"loss_type": [lt], "beta": 0.4, "label_smoothing": ls, "f_divergence_type": "reverse_kl",
+                             **run([lt], beta=0.4, label_smoothing=ls)})
+    out["cases"].append({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0], "beta": 0.1, "label_smoothing": 0.0,
+                         "f_divergence_type": "reverse_kl", **run(["sigmoid", "sft"], [1.0, 1.0], beta=0.1)})
     path = os.path.join(os.path.dirname(__file__), "..", "Tests", "TrainingTests", "Fixtures", "trl-dpo-losses.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)

@@ -45,14 +45,17 @@ final class LossFamilyTests: XCTestCase {
     /// gradient's size, and on the tiny model 3e-3 overshoots the saturating losses.)
     func testEveryDPOLossTypeLearnsItsPairs() throws {
         for type in ["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "apo_zero", "apo_down",
-                     "discopop", "sigmoid_norm"] {
+                     "discopop", "sigmoid_norm", "aot", "aot_unpaired"] {
             let smoothing = ["exo_pair", "robust"].contains(type) ? ", label_smoothing: 0.1" : ""
             let m = try margins(objective: #"{ kind: "dpo", beta: 0.5, loss_type: "\#(type)"\#(smoothing) }"#, lr: "3e-4")
             XCTAssertEqual(m[1], 0, "\(type): the policy starts as its reference")
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(type): margins \(m.sorted { $0.key < $1.key }.map(\.value))")
         }
-        let m = try margins(objective: #"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, lr: "3e-4")
-        XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "sigmoid + apo_zero, js: \(m)")
+        for (objective, what) in [(#"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, "sigmoid + apo_zero, js"),
+                                  (#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#, "RPO")] {
+            let m = try margins(objective: objective, lr: "3e-4")
+            XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(what): \(m)")
+        }
     }
 
     /// Bad combinations are one line at plan time naming the key.
@@ -75,8 +78,9 @@ final class LossFamilyTests: XCTestCase {
         let unknown = refusal(#"{ kind: "dpo", loss_type: "kto_pair" }"#)
         XCTAssertTrue(unknown.contains("objective.loss_type: expected one of \"sigmoid\", \"hinge\""), unknown)
         XCTAssertTrue(unknown.contains("\"sigmoid_norm\""), unknown)
-        let batch = refusal(#"{ kind: "dpo", loss_type: "aot" }"#)
-        XCTAssertTrue(batch.contains("needs the whole batch"), batch)
+        let batch = refusal(#"{ kind: "dpo", loss_type: ["sigmoid", "kto_pair"] }"#)
+        XCTAssertTrue(batch.contains("objective.loss_type"), batch)
+        XCTAssertEqual(refusal(#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#), "accepted", "RPO")
         XCTAssertTrue(refusal(#"{ kind: "dpo", loss_type: ["sigmoid", "ipo"], loss_weights: [1] }"#).contains("objective.loss_weights: expected a list of 2 numbers"))
         XCTAssertTrue(refusal(#"{ kind: "dpo", label_smoothing: 0.5 }"#).contains("objective.label_smoothing: expected a number in [0, 0.5)"))
         XCTAssertTrue(refusal(#"{ kind: "dpo", loss_type: "exo_pair" }"#).contains("objective.label_smoothing"))

@@ -21,9 +21,13 @@ import Foundation
 /// - `discopop`: -log sigmoid(x) (1 - m) + e^-x m, m = sigmoid(x / `discopop_tau`);
 /// - `sigmoid_norm`: -log sigmoid(beta (s_c / N_c - s_r / N_r)).
 ///
-/// A list of loss types adds them with `loss_weights` (default 1 each). The loss types that need more than one pair's
-/// sums (`aot`, `aot_unpaired`: sorted over the batch; `sft`: the chosen tokens' NLL) are refused for now, naming
-/// them. Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
+/// Over the (micro-)batch as a whole (`batchLoss`): `aot`: the batch's policy margins pi_c - pi_r and reference margins
+/// ref_c - ref_r are each sorted, delta_k = sorted policy margin k - sorted reference margin k, loss = mean over k of
+/// -(1 - eps) log sigmoid(beta delta_k) - eps log sigmoid(-beta delta_k); `aot_unpaired`: the same with the chosen and
+/// the rejected log-ratios sorted apart, delta_k = r_c(k) - r_r(k); `sft`: -(sum of the chosen log-probabilities) /
+/// (number of chosen tokens), the mean NLL of every chosen token of the batch (RPO is `["sigmoid", "sft"]`).
+///
+/// A list of loss types adds them with `loss_weights` (default 1 each). Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
 /// `f_divergence_type` ("reverse_kl"), `f_alpha_divergence_coef` (> 0, 1), `discopop_tau` (> 0, 0.05); every key
 /// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
@@ -33,14 +37,15 @@ public struct DPO: PairObjective, Equatable {
     public enum LossType: String, CaseIterable, Sendable {
         case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
         case apoZero = "apo_zero", apoDown = "apo_down", discopop, sigmoidNorm = "sigmoid_norm"
+        /// Read the whole batch (`batchLoss`): AOT sorts the batch's log-ratios; `sft` is the NLL of all its chosen tokens.
+        case aot, aotUnpaired = "aot_unpaired", sft
+
+        var readsTheBatch: Bool { self == .aot || self == .aotUnpaired || self == .sft }
     }
 
     public enum Divergence: String, CaseIterable, Sendable {
         case reverseKL = "reverse_kl", forwardKL = "forward_kl", jsDivergence = "js_divergence", alphaDivergence = "alpha_divergence"
     }
-
-    /// TRL's loss types this objective does not compute yet (they need the whole batch or the token-level NLL).
-    public static let notYet = ["aot", "aot_unpaired", "sft"]
 
     public var beta: Double
     public var labelSmoothing: Double
@@ -68,9 +73,6 @@ public struct DPO: PairObjective, Equatable {
         let expected = "one of \(known.map { "\"\($0)\"" }.joined(separator: ", ")), or a list of them"
         func lossType(_ v: JSONValue) throws -> LossType {
             guard case .string(let s) = v else { throw f.invalid("loss_type", expected) }
-            if Self.notYet.contains(s) {
-                throw SpecIssue.invalid(path: f.sub("loss_type"), expected: expected + " (\"\(s)\" needs the whole batch or the chosen tokens' NLL, which AlignScope does not compute for DPO yet)", found: "\"\(s)\"")
-            }
             guard let t = LossType(rawValue: s) else { throw f.invalid("loss_type", expected) }
             return t
         }
@@ -194,6 +196,8 @@ public struct DPO: PairObjective, Equatable {
                 l = softplus(-xn)
                 let g = -beta * sigmoid(-xn)
                 (a, b) = (g / nc, -g / nr)
+            case .aot, .aotUnpaired, .sft:
+                continue  // read the whole batch: `batchLoss`
             }
             loss += w * l
             gsc += w * a
@@ -202,5 +206,61 @@ public struct DPO: PairObjective, Equatable {
             grr += w * d
         }
         return (loss, gsc * dsc + grc, gsr * dsr + grr)
+    }
+
+    /// The mean of the per-pair loss types over the batch, plus the loss types that read the batch as a whole.
+    public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
+        let p = pairs.count
+        guard p > 0 else { return (0, [], []) }
+        let inv = 1 / Double(p)
+        var loss = 0.0, dc = [Double](repeating: 0, count: p), dr = [Double](repeating: 0, count: p)
+        if lossTypes.contains(where: { !$0.readsTheBatch }) {
+            for (i, q) in pairs.enumerated() {
+                let (l, c, r) = pairLoss(q)
+                loss += l
+                dc[i] = c * inv
+                dr[i] = r * inv
+            }
+            loss *= inv
+        }
+        let eps = labelSmoothing
+        /// -(1 - eps) log sigmoid(beta d) - eps log sigmoid(-beta d) and its derivative in d.
+        func smoothedSigmoid(_ d: Double) -> (Double, Double) {
+            let x = beta * d
+            return ((1 - eps) * softplus(-x) + eps * softplus(x), beta * (-(1 - eps) * sigmoid(-x) + eps * sigmoid(x)))
+        }
+        /// Indices ordered by value, ties by index (a stable sort, as torch.sort's order of equal values may be any).
+        func order(_ v: [Double]) -> [Int] { v.indices.sorted { (v[$0], $0) < (v[$1], $1) } }
+        for (type, w) in zip(lossTypes, lossWeights) where type.readsTheBatch {
+            switch type {
+            case .aot:
+                let policy = order(pairs.map { $0.policyChosen - $0.policyRejected })
+                let reference = pairs.map { $0.referenceChosen - $0.referenceRejected }.sorted()
+                for (k, i) in policy.enumerated() {
+                    let (l, g) = smoothedSigmoid(pairs[i].policyChosen - pairs[i].policyRejected - reference[k])
+                    loss += w * l * inv
+                    dc[i] += w * g * inv
+                    dr[i] -= w * g * inv
+                }
+            case .aotUnpaired:
+                let chosen = order(pairs.map { $0.policyChosen - $0.referenceChosen })
+                let rejected = order(pairs.map { $0.policyRejected - $0.referenceRejected })
+                for k in 0..<p {
+                    let (i, j) = (chosen[k], rejected[k])
+                    let (l, g) = smoothedSigmoid((pairs[i].policyChosen - pairs[i].referenceChosen) - (pairs[j].policyRejected - pairs[j].referenceRejected))
+                    loss += w * l * inv
+                    dc[i] += w * g * inv
+                    dr[j] -= w * g * inv
+                }
+            case .sft:
+                let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
+                guard tokens > 0 else { continue }
+                loss += w * -pairs.reduce(0) { $0 + $1.policyChosen } / tokens
+                for i in 0..<p { dc[i] -= w / tokens }
+            default:
+                continue
+            }
+        }
+        return (loss, dc, dr)
     }
 }

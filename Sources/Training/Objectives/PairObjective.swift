@@ -34,6 +34,10 @@ public protocol PairObjective: Sendable {
     var rewardScale: Double { get }
     /// The loss of one pair, and dLoss/dpi_c, dLoss/dpi_r.
     func pairLoss(_ q: PairQuantities) -> (loss: Double, dChosen: Double, dRejected: Double)
+    /// The loss of a batch of pairs (the mean of `pairLoss` unless a loss reads the batch as a whole: DPO's `aot`, which
+    /// sorts, and `sft`, the NLL of all chosen tokens), and its derivatives with respect to each pair's summed policy
+    /// log-probabilities of the chosen and the rejected response.
+    func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double])
     /// The log-probabilities the loss consumes, as the metrics `logps/chosen` and `logps/rejected` report them (default:
     /// the sums; a loss on per-token averages reports those). Its implicit rewards are `rewardScale` times these minus
     /// the reference's (which a reference-free loss does not have).
@@ -42,6 +46,18 @@ public protocol PairObjective: Sendable {
 
 extension PairObjective {
     public var needsReference: Bool { true }
+
+    public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
+        let inv = 1 / Double(max(pairs.count, 1))
+        var loss = 0.0, dc: [Double] = [], dr: [Double] = []
+        for q in pairs {
+            let (l, c, r) = pairLoss(q)
+            loss += l
+            dc.append(c * inv)
+            dr.append(r * inv)
+        }
+        return (loss * inv, dc, dr)  // summed, then scaled: the same floating-point steps as before batchLoss existed
+    }
 
     public func logps(_ q: PairQuantities) -> (chosen: Double, rejected: Double) { (q.policyChosen, q.policyRejected) }
 

@@ -55,24 +55,23 @@ extension Objective {
         let pi = sequenceLogprobs(logprobs: logprobs, weights: weights, spans: spans)
         let n = spans.map { s in s.range.reduce(0.0) { $0 + Double(weights[$1]) } }
         let inv = 1 / Double(pairs)
-        var loss = 0.0, rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
-        for i in 0..<pairs {
-            let c = 2 * i, r = 2 * i + 1
-            let q = PairQuantities(policyChosen: pi[c], policyRejected: pi[r], referenceChosen: reference[c],
-                                   referenceRejected: reference[r], chosenTokens: n[c], rejectedTokens: n[r])
-            let (l, gc, gr) = objective.pairLoss(q)
+        var rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
+        let quantities = (0..<pairs).map { i in
+            PairQuantities(policyChosen: pi[2 * i], policyRejected: pi[2 * i + 1], referenceChosen: reference[2 * i],
+                           referenceRejected: reference[2 * i + 1], chosenTokens: n[2 * i], rejectedTokens: n[2 * i + 1])
+        }
+        let (loss, gc, gr) = objective.batchLoss(quantities)
+        for (i, q) in quantities.enumerated() {
             let rewards = objective.rewards(q), logps = objective.logps(q)
-            loss += l
             rc += rewards.chosen
             rr += rewards.rejected
             if rewards.chosen > rewards.rejected { acc += 1 }
             lc += logps.chosen
             lr += logps.rejected
-            let (g, h) = (gc * inv, gr * inv)
-            for t in spans[c].range { dLogprobs[t] += Float(Double(weights[t]) * g) }
-            for t in spans[r].range { dLogprobs[t] += Float(Double(weights[t]) * h) }
+            for t in spans[2 * i].range { dLogprobs[t] += Float(Double(weights[t]) * gc[i]) }
+            for t in spans[2 * i + 1].range { dLogprobs[t] += Float(Double(weights[t]) * gr[i]) }
         }
-        return ObjectiveResult(loss: loss * inv, metrics: [
+        return ObjectiveResult(loss: loss, metrics: [
             "pairs": Double(pairs),
             "rewards/chosen": rc * inv, "rewards/rejected": rr * inv, "rewards/margins": (rc - rr) * inv,
             "rewards/accuracy": acc * inv, "rewards/accuracies": acc * inv, "logps/chosen": lc * inv, "logps/rejected": lr * inv,
