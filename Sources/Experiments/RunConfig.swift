@@ -354,6 +354,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "objective.f_divergence_type": .string("reverse_kl"),
         "objective.f_alpha_divergence_coef": .number(1),
         "objective.discopop_tau": .number(0.05),
+        "objective.dpop_lambda": .number(0),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

@@ -63,7 +63,8 @@ final class IdentityTests: XCTestCase {
                                                     "objective.length_normalized": .bool(false),
                                                     "objective.loss_type": .string("sigmoid"), "objective.loss_weights": .array([.number(1)]),
                                                     "objective.f_divergence_type": .string("reverse_kl"),
-                                                    "objective.f_alpha_divergence_coef": .number(1), "objective.discopop_tau": .number(0.05)])
+                                                    "objective.f_alpha_divergence_coef": .number(1), "objective.discopop_tau": .number(0.05),
+                                                    "objective.dpop_lambda": .number(0)])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
@@ -75,7 +76,7 @@ final class IdentityTests: XCTestCase {
                 before.remove(at: ["eval", "precision"])
                 before.remove(at: ["eval", "tokens"])
                 before.remove(at: ["train", "checkpoint_activations"])
-                for key in ["length_normalized", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau"] {
+                for key in ["length_normalized", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau", "dpop_lambda"] {
                     before.remove(at: ["objective", key])  // IPO's and DPO's (issue 36)
                 }
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)

@@ -149,7 +149,7 @@ final class PreferenceLossTests: XCTestCase {
         let objectives: [Objective] = [.dpo(beta: 0.5, labelSmoothing: 0), .dpo(beta: 2, labelSmoothing: 0.2),
                                        .ipo(tau: 0.25), .ipo(tau: 0.05), .hinge(beta: 0.25), .sft(lossOn: .response),
                                        .pair(SimPO(beta: 2, gamma: 1)), .pair(SimPO(beta: 0.5, gamma: 0.5, labelSmoothing: 0.2)),
-                                       .pair(IPO(tau: 0.25, lengthNormalized: true))]
+                                       .pair(IPO(tau: 0.25, lengthNormalized: true)), .pair(DPO(beta: 0.5, dpopLambda: 2))]
         let h: Float = 1.0 / 128
         for objective in objectives {
             let (_, g) = run(objective)
@@ -178,6 +178,19 @@ final class PreferenceLossTests: XCTestCase {
         assertGrad(g, rejectedB, 3)
         // unnormalised (the default) on the same pairs: h_A = 2, h_B = -2 -> d = 0 and -4: loss (0 + 16) / 2
         XCTAssertEqual(run(.ipo(tau: 0.25)).result.loss, 8, accuracy: 1e-12)
+    }
+
+    func testDPOPByHand() {
+        // beta = 0.5, lambda = 2. Pair A: r_c = -3 + 4 = 1 >= 0: no penalty, as DPO: x = beta h_A = 1.
+        // Pair B: r_c = -6 + 4 = -2 < 0: x = 0.5 (h_B - 2 * 2) = 0.5 (-2 - 4) = -3.
+        let (r, g) = run(.pair(DPO(beta: 0.5, dpopLambda: 2)))
+        XCTAssertEqual(r.loss, (l1 + log(1 + exp(3.0))) / 2, accuracy: 1e-12)
+        assertGrad(g, chosenA, -0.25 * (1 - s1))
+        assertGrad(g, rejectedA, 0.25 * (1 - s1))
+        // B: dLoss/dx = -sigmoid(3); dx/dpi_c = beta (1 + lambda) = 1.5, dx/dpi_r = -beta; over P = 2
+        let s3 = 1 / (1 + exp(-3.0))
+        assertGrad(g, chosenB, -s3 * 1.5 / 2)
+        assertGrad(g, rejectedB, s3 * 0.5 / 2)
     }
 
     func testSimPOLossGradientAndMetricsByHand() {

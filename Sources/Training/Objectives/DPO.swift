@@ -8,7 +8,9 @@ import Foundation
 /// `f_alpha_divergence_coef`, (a-1) r clamped at 80 as TRL does), Delta = s_c - s_r and x = beta Delta:
 ///
 /// - `sigmoid`: -(1 - eps) log sigmoid(x) - eps log sigmoid(-x) (eps = `label_smoothing` > 0 is our conservative DPO;
-///   TRL's current `sigmoid` has no smoothing, so eps = 0 is TRL's form);
+///   TRL's current `sigmoid` has no smoothing, so eps = 0 is TRL's form); with `dpop_lambda` (DPOP, Pal et al. 2024,
+///   arXiv 2402.13228; not in TRL) x becomes beta (Delta - lambda max(0, ref_c - pi_c)), a penalty when the chosen
+///   response falls below the reference;
 /// - `hinge`: max(0, 1 - x); `ipo`: (s_c / N_c - s_r / N_r - 1 / (2 beta))^2 (N the response's tokens);
 /// - `exo_pair`: q_w (log q_w - log(1 - eps)) + q_l (log q_l - log eps), q_w = sigmoid(x), q_l = sigmoid(-x), eps > 0
 ///   (TRL forms log(1 - eps) and log eps in float32, so its loss differs from ours by up to ~1e-8);
@@ -32,7 +34,8 @@ import Foundation
 /// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
     public static let kind = "dpo"
-    public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau"]
+    public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau",
+                              "dpop_lambda"]
 
     public enum LossType: String, CaseIterable, Sendable {
         case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
@@ -54,9 +57,11 @@ public struct DPO: PairObjective, Equatable {
     public var divergence: Divergence
     public var alphaCoefficient: Double
     public var discopopTau: Double
+    /// DPOP's lambda (0: off).
+    public var dpopLambda: Double
 
     public init(beta: Double, labelSmoothing: Double = 0, lossTypes: [LossType] = [.sigmoid], lossWeights: [Double]? = nil,
-                divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05) {
+                divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05, dpopLambda: Double = 0) {
         precondition(beta > 0 && labelSmoothing >= 0 && labelSmoothing < 0.5, "DPO: needs beta > 0 and 0 <= labelSmoothing < 0.5")
         precondition(!lossTypes.isEmpty && (lossWeights?.count ?? lossTypes.count) == lossTypes.count, "DPO: one weight per loss type")
         self.beta = beta
@@ -66,6 +71,7 @@ public struct DPO: PairObjective, Equatable {
         self.divergence = divergence
         self.alphaCoefficient = alphaCoefficient
         self.discopopTau = discopopTau
+        self.dpopLambda = dpopLambda
     }
 
     public init(spec f: SpecFields) throws {
@@ -101,7 +107,11 @@ public struct DPO: PairObjective, Equatable {
                   lossWeights: weights,
                   divergence: try f.choice("f_divergence_type", default: .reverseKL),
                   alphaCoefficient: try f.double("f_alpha_divergence_coef", default: 1, min: 0, exclusiveMin: true),
-                  discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true))
+                  discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true),
+                  dpopLambda: try f.double("dpop_lambda", default: 0, min: 0))
+        if dpopLambda > 0 && !lossTypes.contains(.sigmoid) {
+            throw f.invalid("dpop_lambda", "0 unless loss_type includes \"sigmoid\" (DPOP's penalty sits inside the sigmoid loss)")
+        }
     }
 
     public func encode(spec c: inout KeyedEncodingContainer<SpecKey>) throws {
@@ -112,6 +122,7 @@ public struct DPO: PairObjective, Equatable {
         try c.encode(divergence.rawValue, "f_divergence_type")
         try c.encode(alphaCoefficient, "f_alpha_divergence_coef")
         try c.encode(discopopTau, "discopop_tau")
+        try c.encode(dpopLambda, "dpop_lambda")
     }
 
     public var rewardScale: Double { beta }
@@ -142,9 +153,12 @@ public struct DPO: PairObjective, Equatable {
             var l = 0.0, a = 0.0, b = 0.0, c = 0.0, d = 0.0  // dl/ds_c, dl/ds_r, dl/dr_c, dl/dr_r
             switch type {
             case .sigmoid:
-                l = (1 - eps) * softplus(-x) + eps * softplus(x)
-                let g = beta * (-(1 - eps) * sigmoid(-x) + eps * sigmoid(x))
+                // DPOP: x - beta lambda max(0, ref_c - pi_c): the penalty for the chosen response falling below the reference
+                let xp = x - beta * dpopLambda * max(0, -rc)
+                l = (1 - eps) * softplus(-xp) + eps * softplus(xp)
+                let g = beta * (-(1 - eps) * sigmoid(-xp) + eps * sigmoid(xp))
                 (a, b) = (g, -g)
+                if rc < 0 { c = g * dpopLambda }
             case .hinge:
                 l = max(0, 1 - x)
                 let g = 1 - x > 0 ? -beta : 0
