@@ -9,6 +9,8 @@ log-probability (autograd: d loss / d logp_t is the same for every token of a se
 sum). Writes Tests/TrainingTests/Fixtures/trl-dpo-losses.json.
 
     python3 scripts/make-loss-fixtures.py   # with torch and trl importable (the reference virtualenv)
+
+Also writes Tests/TrainingTests/Fixtures/trl-cpo-orpo-losses.json (CPO, AlphaPO, ORPO; see cpo_and_orpo).
 """
 import json
 import os
@@ -129,5 +131,52 @@ def main():
     print("wrote", os.path.normpath(path), len(out["cases"]), "cases with trl", trl.__version__)
 
 
+
+def cpo_and_orpo():
+    """CPO (its loss types, AlphaPO) and ORPO, through TRL's own CPOTrainer.cpo_loss and ORPOTrainer.odds_ratio_loss on
+    the fixture's per-sequence sums: averaged by the token counts where TRL averages (get_batch_logps with
+    average_log_prob), plus the NLL of the chosen tokens (TRL's cross-entropy over every chosen token of the batch, which
+    for these inputs is -(sum of chosen log-probabilities) / (number of chosen tokens)); gradients by autograd with
+    respect to each sequence's summed log-probability. ORPO's odds_ratio_loss casts to float32 (so its cases are float32)."""
+    from trl.experimental.cpo.cpo_trainer import CPOTrainer
+    from trl.experimental.orpo.orpo_trainer import ORPOTrainer
+    completion_mask, per_token, ref = inputs()
+    sums = per_token.sum(1)
+    counts = torch.tensor([c for c, _ in LENGTHS] + [r for _, r in LENGTHS], dtype=torch.float64)
+    acc = types.SimpleNamespace(device="cpu")
+    cases = []
+    for loss_type, alpha, cpo_alpha, beta, gamma, ls in [
+        ("sigmoid", 0.0, 1.0, 0.1, 0.5, 0.0), ("sigmoid", 0.0, 1.0, 0.5, 0.5, 0.2), ("hinge", 0.0, 1.0, 0.3, 0.5, 0.0),
+        ("ipo", 0.0, 1.0, 0.2, 0.5, 0.0), ("simpo", 0.0, 0.0, 2.0, 1.0, 0.0), ("simpo", 0.0, 0.5, 0.7, 0.5, 0.1),
+        ("simpo", 0.3, 0.0, 2.0, 0.5, 0.0), ("sigmoid", -0.2, 1.0, 0.5, 0.5, 0.0),
+    ]:
+        s = sums.clone().requires_grad_(True)
+        logps = s / counts if loss_type in ("ipo", "simpo") else s
+        me = types.SimpleNamespace(alpha=alpha, loss_type=loss_type, simpo_gamma=gamma, beta=beta, label_smoothing=ls, accelerator=acc)
+        losses, cr, rr = CPOTrainer.cpo_loss(me, logps[:PAIRS], logps[PAIRS:])
+        nll = -s[:PAIRS].sum() / counts[:PAIRS].sum()
+        loss = losses.mean() + cpo_alpha * nll
+        loss.backward()
+        cases.append({"kind": "cpo", "loss_type": loss_type, "alpha": alpha, "cpo_alpha": cpo_alpha, "beta": beta, "simpo_gamma": gamma,
+                      "label_smoothing": ls, "loss": float(loss), "d_chosen": s.grad[:PAIRS].tolist(), "d_rejected": s.grad[PAIRS:].tolist(),
+                      "nll_loss": float(nll), "rewards_chosen": float(cr.mean()), "rewards_rejected": float(rr.mean()), "dtype": "float64"})
+    for beta in (0.1, 0.5):
+        s = sums.clone().requires_grad_(True)
+        logps = s / counts
+        me = types.SimpleNamespace(beta=beta, accelerator=acc)
+        losses, cr, rr, ratio, log_odds = ORPOTrainer.odds_ratio_loss(me, logps[:PAIRS], logps[PAIRS:])
+        nll = -s[:PAIRS].sum() / counts[:PAIRS].sum()
+        loss = nll - losses.mean()
+        loss.backward()
+        cases.append({"kind": "orpo", "beta": beta, "loss": float(loss), "d_chosen": s.grad[:PAIRS].tolist(), "d_rejected": s.grad[PAIRS:].tolist(),
+                      "nll_loss": float(nll), "log_odds_ratio": float(ratio), "log_odds_chosen": float(log_odds), "dtype": "float32"})
+    path = os.path.join(os.path.dirname(__file__), "..", "Tests", "TrainingTests", "Fixtures", "trl-cpo-orpo-losses.json")
+    with open(path, "w") as f:
+        json.dump({"trl_version": trl.__version__, "cases": cases}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("wrote", os.path.normpath(path), len(cases), "cases")
+
+
 if __name__ == "__main__":
     main()
+    cpo_and_orpo()

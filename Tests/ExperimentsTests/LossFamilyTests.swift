@@ -39,6 +39,15 @@ final class LossFamilyTests: XCTestCase {
         assertLearns(try margins(objective: #"{ kind: "simpo", beta: 2, simpo_gamma: 0.5 }"#), "simpo")
     }
 
+    /// CPO's loss types (AlphaPO too) and ORPO widen the (reference-free) margin between their chosen and rejected
+    /// log-probabilities; the margin starts wherever the model puts it, so the last steps are compared with the first.
+    func testCPOAndORPOLearnTheirPairs() throws {
+        for objective in [#"{ kind: "cpo" }"#, #"{ kind: "cpo", loss_type: "hinge", beta: 0.5 }"#, #"{ kind: "cpo", loss_type: "ipo" }"#,
+                          #"{ kind: "cpo", loss_type: "alphapo", beta: 2, alpha: 0.2 }"#, #"{ kind: "orpo", beta: 0.5 }"#] {
+            assertLearns(try margins(objective: objective), objective)
+        }
+    }
+
     /// Every per-pair DPO loss type (and a weighted list) trains a tiny model and widens its margin over the reference:
     /// the policy starts as the reference (margin 0 at step 1), and the mean margin of the last three steps is positive.
     /// (A smaller rate than the SimPO run's: AdamW's first steps move every weight by about the rate whatever the

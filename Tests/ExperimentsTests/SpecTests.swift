@@ -121,7 +121,7 @@ final class SpecTests: XCTestCase {
             (spec(with: "train: { steps: 4, warmup: 5 },"), "spec.json5: train.warmup: expected an integer <= train.steps (4), found 5"),
             (spec(with: "train: { steps: 4 }, eval: { every: 0 },"), "spec.json5: eval.every: expected an integer >= 1, found 0"),
             (spec(with: "train: { steps: 4 }, eval: { at_start: 1 },"), "spec.json5: eval.at_start: expected true or false, found 1"),
-            (spec(with: "train: { steps: 4 }, objective: { kind: \"ppx\" },"), "spec.json5: objective.kind: expected one of \"sft\", \"dpo\", \"ipo\", \"hinge\", \"simpo\", \"coh\", \"reward\", \"kto\", \"spin\", \"ppo\", found \"ppx\""),
+            (spec(with: "train: { steps: 4 }, objective: { kind: \"ppx\" },"), "spec.json5: objective.kind: expected one of \"sft\", \"dpo\", \"ipo\", \"hinge\", \"simpo\", \"cpo\", \"orpo\", \"coh\", \"reward\", \"kto\", \"spin\", \"ppo\", found \"ppx\""),
             (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\" },"),
              "spec.json5: objective.reward: missing; expected { run: NAME } (a reward-model run), { judge: MODEL, template?: FILE }, { rule: \"length\" } or { rule: \"contains\", text: TEXT }"),
             (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\", reward: { rule: \"contains\" } },"),

@@ -149,7 +149,9 @@ final class PreferenceLossTests: XCTestCase {
         let objectives: [Objective] = [.dpo(beta: 0.5, labelSmoothing: 0), .dpo(beta: 2, labelSmoothing: 0.2),
                                        .ipo(tau: 0.25), .ipo(tau: 0.05), .hinge(beta: 0.25), .sft(lossOn: .response),
                                        .pair(SimPO(beta: 2, gamma: 1)), .pair(SimPO(beta: 0.5, gamma: 0.5, labelSmoothing: 0.2)),
-                                       .pair(IPO(tau: 0.25, lengthNormalized: true)), .pair(DPO(beta: 0.5, dpopLambda: 2))]
+                                       .pair(IPO(tau: 0.25, lengthNormalized: true)), .pair(DPO(beta: 0.5, dpopLambda: 2)),
+                                       .pair(DPO(beta: 0.4, labelSmoothing: 0.1, lossTypes: [.aot, .aotUnpaired, .sft])),
+                                       .pair(CPO(lossType: .simpo, beta: 2, cpoAlpha: 0.5, gamma: 0.5, alpha: 0.3)), .pair(ORPO(beta: 0.5))]
         let h: Float = 1.0 / 128
         for objective in objectives {
             let (_, g) = run(objective)

@@ -269,7 +269,7 @@ public struct DPO: PairObjective, Equatable {
             case .sft:
                 let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
                 guard tokens > 0 else { continue }
-                loss += w * -pairs.reduce(0) { $0 + $1.policyChosen } / tokens
+                loss += w * chosenNLL(pairs)
                 for i in 0..<p { dc[i] -= w / tokens }
             default:
                 continue

@@ -42,6 +42,8 @@ public protocol PairObjective: Sendable {
     /// the sums; a loss on per-token averages reports those). Its implicit rewards are `rewardScale` times these minus
     /// the reference's (which a reference-free loss does not have).
     func logps(_ q: PairQuantities) -> (chosen: Double, rejected: Double)
+    /// Metrics of its own beside the shared ones (`nll_loss`, ORPO's odds), over a batch; default none.
+    func metrics(_ pairs: [PairQuantities]) -> [String: Double]
 }
 
 extension PairObjective {
@@ -61,6 +63,8 @@ extension PairObjective {
 
     public func logps(_ q: PairQuantities) -> (chosen: Double, rejected: Double) { (q.policyChosen, q.policyRejected) }
 
+    public func metrics(_ pairs: [PairQuantities]) -> [String: Double] { [:] }
+
     /// The implicit rewards of the metrics: `rewardScale` (logps - the reference's, for a loss that reads one).
     func rewards(_ q: PairQuantities) -> (chosen: Double, rejected: Double) {
         let (c, r) = logps(q)
@@ -75,7 +79,7 @@ extension PairObjective {
 
 /// The registry of pair objectives: one line each.
 public enum PairObjectives {
-    public static let all: [any PairObjective.Type] = [DPO.self, IPO.self, Hinge.self, SimPO.self]
+    public static let all: [any PairObjective.Type] = [DPO.self, IPO.self, Hinge.self, SimPO.self, CPO.self, ORPO.self]
 
     public static func named(_ kind: String) -> (any PairObjective.Type)? { all.first { $0.kind == kind } }
 }

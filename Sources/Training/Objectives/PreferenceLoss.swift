@@ -71,11 +71,13 @@ extension Objective {
             for t in spans[2 * i].range { dLogprobs[t] += Float(Double(weights[t]) * gc[i]) }
             for t in spans[2 * i + 1].range { dLogprobs[t] += Float(Double(weights[t]) * gr[i]) }
         }
-        return ObjectiveResult(loss: loss, metrics: [
+        var metrics = [
             "pairs": Double(pairs),
             "rewards/chosen": rc * inv, "rewards/rejected": rr * inv, "rewards/margins": (rc - rr) * inv,
             "rewards/accuracy": acc * inv, "rewards/accuracies": acc * inv, "logps/chosen": lc * inv, "logps/rejected": lr * inv,
-        ])
+        ]
+        metrics.merge(objective.metrics(quantities)) { shared, _ in shared }
+        return ObjectiveResult(loss: loss, metrics: metrics)
     }
 }
 
