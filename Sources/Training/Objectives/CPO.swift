@@ -94,21 +94,7 @@ public struct CPO: PairObjective, Equatable {
     }
 
     public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
-        let inv = 1 / Double(max(pairs.count, 1))
-        var loss = 0.0, dc: [Double] = [], dr: [Double] = []
-        for q in pairs {
-            let (l, c, r) = pairLoss(q)
-            loss += l
-            dc.append(c * inv)
-            dr.append(r * inv)
-        }
-        loss *= inv
-        let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
-        if cpoAlpha != 0, tokens > 0 {
-            loss += cpoAlpha * chosenNLL(pairs)
-            for i in dc.indices { dc[i] -= cpoAlpha / tokens }
-        }
-        return (loss, dc, dr)
+        addingChosenNLL(meanPairLoss(pairs), pairs, weight: cpoAlpha)
     }
 
     public func metrics(_ pairs: [PairQuantities]) -> [String: Double] { ["nll_loss": chosenNLL(pairs)] }
@@ -119,4 +105,12 @@ public struct CPO: PairObjective, Equatable {
 func chosenNLL(_ pairs: [PairQuantities]) -> Double {
     let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
     return tokens > 0 ? -pairs.reduce(0) { $0 + $1.policyChosen } / tokens : 0
+}
+
+/// A batch loss with `weight` times `chosenNLL` added: its derivative in each pi_c is -weight / (chosen tokens).
+func addingChosenNLL(_ batch: (loss: Double, dChosen: [Double], dRejected: [Double]), _ pairs: [PairQuantities], weight: Double)
+    -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
+    let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
+    guard weight != 0, tokens > 0 else { return batch }
+    return (batch.loss + weight * chosenNLL(pairs), batch.dChosen.map { $0 - weight / tokens }, batch.dRejected)
 }

@@ -227,16 +227,8 @@ public struct DPO: PairObjective, Equatable {
         let p = pairs.count
         guard p > 0 else { return (0, [], []) }
         let inv = 1 / Double(p)
-        var loss = 0.0, dc = [Double](repeating: 0, count: p), dr = [Double](repeating: 0, count: p)
-        if lossTypes.contains(where: { !$0.readsTheBatch }) {
-            for (i, q) in pairs.enumerated() {
-                let (l, c, r) = pairLoss(q)
-                loss += l
-                dc[i] = c * inv
-                dr[i] = r * inv
-            }
-            loss *= inv
-        }
+        var (loss, dc, dr) = lossTypes.contains(where: { !$0.readsTheBatch }) ? meanPairLoss(pairs)
+            : (0, [Double](repeating: 0, count: p), [Double](repeating: 0, count: p))
         let eps = labelSmoothing
         /// -(1 - eps) log sigmoid(beta d) - eps log sigmoid(-beta d) and its derivative in d.
         func smoothedSigmoid(_ d: Double) -> (Double, Double) {
@@ -267,10 +259,7 @@ public struct DPO: PairObjective, Equatable {
                     dr[j] -= w * g * inv
                 }
             case .sft:
-                let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
-                guard tokens > 0 else { continue }
-                loss += w * chosenNLL(pairs)
-                for i in 0..<p { dc[i] -= w / tokens }
+                (loss, dc, dr) = addingChosenNLL((loss, dc, dr), pairs, weight: w)
             default:
                 continue
             }

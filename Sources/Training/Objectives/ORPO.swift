@@ -47,18 +47,7 @@ public struct ORPO: PairObjective, Equatable {
     }
 
     public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
-        let inv = 1 / Double(max(pairs.count, 1))
-        var loss = 0.0, dc: [Double] = [], dr: [Double] = []
-        for q in pairs {
-            let (l, c, r) = pairLoss(q)
-            loss += l
-            dc.append(c * inv)
-            dr.append(r * inv)
-        }
-        loss = loss * inv + chosenNLL(pairs)
-        let tokens = pairs.reduce(0) { $0 + $1.chosenTokens }
-        if tokens > 0 { for i in dc.indices { dc[i] -= 1 / tokens } }
-        return (loss, dc, dr)
+        addingChosenNLL(meanPairLoss(pairs), pairs, weight: 1)
     }
 
     public func metrics(_ pairs: [PairQuantities]) -> [String: Double] {

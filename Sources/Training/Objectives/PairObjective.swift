@@ -49,7 +49,10 @@ public protocol PairObjective: Sendable {
 extension PairObjective {
     public var needsReference: Bool { true }
 
-    public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
+    public func batchLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) { meanPairLoss(pairs) }
+
+    /// The mean of `pairLoss` over a batch and its derivatives (each pair's over the batch size).
+    public func meanPairLoss(_ pairs: [PairQuantities]) -> (loss: Double, dChosen: [Double], dRejected: [Double]) {
         let inv = 1 / Double(max(pairs.count, 1))
         var loss = 0.0, dc: [Double] = [], dr: [Double] = []
         for q in pairs {
