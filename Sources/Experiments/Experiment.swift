@@ -193,6 +193,16 @@ public struct Experiment: Sendable {
                     config.objective = config.objective.withRewardRun(try earlier(r, "objective.reward.run", what: "a reward-model run (objective kind \"reward\")",
                                                                                   where: { $0.config.objective.trainsRewardModel && $0.config.label == nil }))
                 }
+                if case .run(let r)? = config.reference {
+                    let path = r.pairedByStage ? "objective.reference.stage" : "objective.reference.run"
+                    let full = r.pairedByStage ? try paired(stage: r.run, path, what: "training run", where: { $0.config.label == nil })
+                        : try earlier(r.run, path, what: "a training run", where: { $0.config.label == nil })
+                    if let step = r.step, let parent = runs.first(where: { $0.name == full }), step > parent.config.train.steps {
+                        throw SpecError.invalid(file: file, path: prefix + "objective.reference.step",
+                                                expected: "a step of run \(full) (it trains \(parent.config.train.steps) steps)", found: "\(step)")
+                    }
+                    config.reference = .run(.init(run: full, step: r.step))
+                }
                 if let from = config.data.train.from {
                     let full = try earlier(from, "data.train.from.stage", what: "a label stage's run", where: { $0.config.label != nil })
                     config.data.train.from = full

@@ -263,11 +263,72 @@ public struct RunConfig: Codable, Sendable, Equatable {
         }
     }
 
+    /// `objective.reference`: the model whose log-probabilities the objective's log-ratios are taken against, when it is
+    /// not the policy's starting weights (the default): a model file or preset (`{ gguf }`, `{ hf }`, `{ preset, seed }`),
+    /// or another run's weights (`{ run: NAME, step: "final" | N }`, or `{ stage: NAME }` for the stage's run with this
+    /// run's swept values). It must share the policy's tokenizer (checked when the plan is validated).
+    public enum ReferenceModel: Codable, Sendable, Equatable {
+        case model(ModelSource)
+        case run(InitFrom)
+
+        public init(from decoder: any Decoder) throws {
+            let f = try SpecFields(decoder, allowed: ["gguf", "hf", "preset", "seed", "run", "stage", "step"])
+            if f.has("run") || f.has("stage") {
+                for key in ["gguf", "hf", "preset", "seed"] where f.has(key) {
+                    throw f.invalid(key, "either a model (gguf, hf or preset) or a run (run or stage), not both")
+                }
+                self = .run(try InitFrom(from: decoder))
+            } else {
+                if f.has("step") { throw f.invalid("step", "a step only with run or stage") }
+                guard ["gguf", "hf", "preset"].contains(where: f.has) else {
+                    throw SpecIssue.missing(path: f.path, expected: "a model ({ gguf }, { hf } or { preset, seed }) or a run ({ run, step } or { stage, step })")
+                }
+                self = .model(try ModelSource(from: decoder))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .model(let source): try source.encode(to: encoder)
+            case .run(let initFrom): try initFrom.encode(to: encoder)
+            }
+        }
+    }
+
+    /// The objective's section of a spec: the objective's own keys (`Objective`'s decoder) and `reference`.
+    struct ObjectiveSection: Codable {
+        var objective: Objective
+        var reference: ReferenceModel?
+
+        init(objective: Objective, reference: ReferenceModel?) {
+            self.objective = objective
+            self.reference = reference
+        }
+
+        init(from decoder: any Decoder) throws {
+            objective = try Objective(from: decoder)
+            reference = try decoder.container(keyedBy: SpecKey.self).decodeIfPresent(ReferenceModel.self, forKey: SpecKey("reference"))
+            if reference != nil && !objective.takesReferenceModel {
+                throw SpecIssue.invalid(path: (decoder.codingPath.map(\.stringValue) + ["reference"]).joined(separator: "."),
+                                        expected: "no reference: objective \(objective.kind) \(objective.needsReference ? "takes its reference from its starting weights" : "reads no reference model")",
+                                        found: "an object")
+            }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try objective.encode(to: encoder)
+            var c = encoder.container(keyedBy: SpecKey.self)
+            try c.encodeIfPresent(reference, forKey: SpecKey("reference"))
+        }
+    }
+
     public var experiment: String
     public var model: ModelSource
     public var template: ChatTemplate
     public var data: DataSettings
     public var objective: Objective
+    /// `objective.reference` (nil: the starting weights).
+    public var reference: ReferenceModel?
     public var initFrom: InitFrom?
     /// A label stage's settings (the run labels instead of training).
     public var label: LabelStage?
@@ -289,7 +350,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
         model = try f.object("model", required: ["gguf", "preset", "seed"])!
         template = try f.choice("template", default: .chatml)
         data = try f.object("data", required: ["train", "probes"])!
-        objective = try f.object("objective") ?? Objective.defaultSpec
+        let section = try f.object("objective", as: ObjectiveSection.self)
+        objective = section?.objective ?? Objective.defaultSpec
+        reference = section?.reference
         initFrom = try f.object("init_from")
         label = try f.object("label")
         if label != nil, data.train.from != nil { throw f.invalid("label", "a label stage labels data.train.path, not another stage's pairs") }
@@ -320,7 +383,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try c.encode(model, "model")
         try c.encode(template.rawValue, "template")
         try c.encode(data, "data")
-        try c.encode(objective, "objective")
+        try c.encode(ObjectiveSection(objective: objective, reference: reference), "objective")
         try c.encodeIfPresent(initFrom, forKey: SpecKey("init_from"))
         try c.encodeIfPresent(label, forKey: SpecKey("label"))
         try c.encode(train, "train")

@@ -178,7 +178,12 @@ extension RunExecutor {
 
     /// Steps at which a run must keep a weights snapshot because another run starts from it there.
     func snapshotSteps(of runName: String) -> Set<Int> {
-        Set(experiment.runs.compactMap { r in r.config.initFrom.flatMap { $0.run == runName ? $0.step : nil } })
+        Set(experiment.runs.flatMap { r -> [Int] in
+            var steps: [Int] = []
+            if let i = r.config.initFrom, i.run == runName, let s = i.step { steps.append(s) }
+            if case .run(let i)? = r.config.reference, i.run == runName, let s = i.step { steps.append(s) }
+            return steps
+        })
     }
 
     func snapshotURL(runName: String, step: Int) -> URL {

@@ -1,5 +1,6 @@
 import Foundation
 import RunStore
+import Training
 import XCTest
 @testable import Experiments
 
@@ -96,5 +97,77 @@ final class LossFamilyTests: XCTestCase {
         XCTAssertTrue(refusal(#"{ kind: "dpo", f_divergence_type: "kl" }"#).contains("objective.f_divergence_type"))
         XCTAssertTrue(refusal(#"{ kind: "simpo", tau: 1 }"#).contains("objective.tau"))
         for line in [unknown, batch] { XCTAssertFalse(line.contains("\n"), line) }
+    }
+}
+
+/// Issue 36: any reference model. A DPO run whose policy starts from the preset while its reference is another run's
+/// weights records, at step 1 (policy = its starting weights), implicit rewards beta (pi_0 - pi_ref) computed here with
+/// each model scoring the pairs on its own.
+final class ReferenceModelTests: XCTestCase {
+    func testAReferenceFromAnotherRunGivesTheImpliedRewardsAtStepOne() throws {
+        let dir = try temporaryFolder("reference", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        let text = """
+            { name: "ref", model: { preset: "tiny", seed: 0 }, template: "hh",
+              data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+              train: { steps: 3, batch_size: 6, lr: 3e-3, max_length: 160 }, eval: { every: 3 },
+              stages: [ { name: "sft" },
+                        { name: "dpo", objective: { kind: "dpo", beta: 0.5, reference: { run: "sft" } } },
+                        { name: "kto", objective: { kind: "kto", reference: { preset: "tiny", seed: 5 } } } ] }
+            """
+        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
+        XCTAssertEqual(experiment.runs[1].config.reference, .run(.init(run: "ref/sft", step: nil)))
+        XCTAssertEqual(experiment.runs[1].config.inputRuns, ["ref/sft"], "the dpo run waits for its reference run")
+        XCTAssertTrue(experiment.runs[1].configJSON.contains(#""reference":{"run":"ref/sft","step":"final"}"#), experiment.runs[1].configJSON)
+        XCTAssertFalse(experiment.runs[0].configJSON.contains("reference"), "no reference: the identity is as before")
+        try RunExecutor.validateInputs(of: experiment)
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: dir)
+        XCTAssertEqual(try executor.runAll().finished, ["ref/sft", "ref/dpo", "ref/kto"])
+
+        // every pair of the data is in step 1's batch (6 lines, batch 6): the mean is over all of them
+        let config = experiment.runs[1].config
+        let policy = try ModelLoader.load(config.model, experiment: experiment, capacity: 4096, maxSequenceLength: 320, threads: 2)
+        let reference = try ModelLoader.load(config.model, experiment: experiment, capacity: 4096, maxSequenceLength: 320, threads: 2)
+        _ = try RunContext(executor: executor, run: experiment.runs[1], runID: 0).loadInitialWeights(.init(run: "ref/sft", step: nil), into: reference.model)
+        let (path, examples) = try PairEncoder.trainingExamples(of: config, path: executor.trainPath(config))
+        guard case .pairs(let pairs) = try PairEncoder.training(examples, objective: config.objective, tokenizer: policy.tokenizer,
+                                                                 template: config.template, maxLength: 160, file: path) else { return XCTFail("pairs") }
+        let p0 = referenceLogprobs(model: policy.model, pairs: pairs, batchSize: 6), pr = referenceLogprobs(model: reference.model, pairs: pairs, batchSize: 6)
+        var chosen = 0.0, rejected = 0.0
+        for i in pairs.indices {
+            chosen += 0.5 * (p0[2 * i] - pr[2 * i]) / Double(pairs.count)
+            rejected += 0.5 * (p0[2 * i + 1] - pr[2 * i + 1]) / Double(pairs.count)
+        }
+        func metric(_ name: String) throws -> Double {
+            try XCTUnwrap(store.query("""
+                SELECT m.value FROM train_metrics m JOIN runs r ON r.id = m.run_id WHERE r.name = 'ref/dpo' AND m.step = 1 AND m.name = ?
+                """, [.text(name)]).first?[0].double)
+        }
+        XCTAssertGreaterThan(abs(chosen), 0.1, "the two models must differ for the check to mean anything")
+        // the training pass and this scoring pass sum the same float log-probabilities packed differently
+        XCTAssertEqual(try metric("rewards/chosen"), chosen, accuracy: 1e-3 * max(1, abs(chosen)))
+        XCTAssertEqual(try metric("rewards/rejected"), rejected, accuracy: 1e-3 * max(1, abs(rejected)))
+    }
+
+    func testAReferenceMustShareTheTokenizerAndAReferenceFreeObjectiveTakesNone() throws {
+        let dir = try temporaryFolder("reference-bad", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        func plan(_ objective: String) -> String {
+            let text = """
+                { name: "rb", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
+                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } }, train: { steps: 2, max_length: 160 } }
+                """
+            try? text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+            do {
+                try RunExecutor.validateInputs(of: try Experiment.load(path: dir.appendingPathComponent("spec.json5").path))
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        let other = plan(#"{ kind: "dpo", reference: { gguf: "\#(hfFixture("qwen2-tiny.gguf"))" } }"#)
+        XCTAssertTrue(other.contains("objective.reference: expected a model with the policy's tokenizer"), other)
+        XCTAssertTrue(plan(#"{ kind: "simpo", reference: { preset: "tiny", seed: 1 } }"#).contains("objective.reference: expected no reference: objective simpo reads no reference model"))
+        XCTAssertTrue(plan(#"{ kind: "dpo", reference: { run: "nope" } }"#).contains("objective.reference.run"))
+        XCTAssertTrue(plan(#"{ kind: "dpo", reference: { preset: "tiny", seed: 1, run: "x" } }"#).contains("either a model"))
+        XCTAssertEqual(plan(#"{ kind: "dpo", reference: { preset: "tiny", seed: 1 } }"#), "accepted")
     }
 }

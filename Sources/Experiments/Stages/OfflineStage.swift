@@ -16,7 +16,18 @@ struct OfflineStage: TrainingStage {
     /// (computed once per model and data and cached beside the checkpoints; zeros for an objective that reads none).
     static func withReference(_ encoded: PairEncoder.Encoded, _ input: TrainingInput, _ run: RunContext) throws -> TrainingData {
         let config = run.config
-        let model = input.loaded.model
+        // the reference: the starting weights, or the model `objective.reference` names (loaded only when needed)
+        var model = input.loaded.model, identity = input.modelIdentity
+        let needsOne: Bool
+        switch encoded {
+        case .unpaired: needsOne = true
+        case .pairs: needsOne = config.objective.needsReference
+        default: needsOne = false
+        }
+        if needsOne, let reference = config.reference {
+            let other = try run.loadReference(reference)
+            (model, identity) = (other.model, "reference:" + other.identity)
+        }
         switch encoded {
         case .sequences(let sequences):
             return .sequences(sequences)
@@ -37,7 +48,7 @@ struct OfflineStage: TrainingStage {
             var digest = SHA256()
             for (p, d) in zip(pairs, desirable) { digest.update("\(p.prompt)|\(p.response)|\(d);") }
             digest.update("seed=\(config.seed);steps=\(config.train.steps);batch=\(config.train.batchSize);accum=\(config.train.gradAccum)")
-            let reference = try run.cachedReference(modelIdentity: input.modelIdentity, kind: "|kto", data: digest,
+            let reference = try run.cachedReference(modelIdentity: identity, kind: "|kto", data: digest,
                                                     what: "reference log-probabilities (KTO: every batch's completions and mismatched pairs)") {
                 Trainer.ktoReferenceLogprobs(model: model, pairs: pairs, train: config.train, seed: config.seed)
             }
@@ -47,7 +58,7 @@ struct OfflineStage: TrainingStage {
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
             // an objective that reads no reference model gets zeros (its loss ignores them), computed and cached nowhere
             guard config.objective.needsReference else { return .preference(pairs, reference: [Double](repeating: 0, count: 2 * pairs.count)) }
-            let reference = try run.cachedReference(modelIdentity: input.modelIdentity, data: digest, what: "reference log-probabilities") {
+            let reference = try run.cachedReference(modelIdentity: identity, data: digest, what: "reference log-probabilities") {
                 referenceLogprobs(model: model, pairs: pairs, batchSize: config.train.batchSize)
             }
             return .preference(pairs, reference: reference)

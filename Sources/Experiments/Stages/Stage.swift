@@ -40,9 +40,12 @@ enum Stages {
         return "\(c.train.steps) steps, batch \(c.train.batchSize), lr \(JSONValue.format(c.train.lr)), seed \(c.seed), evals at \(c.evalSteps.map(String.init).joined(separator: ","))\(from)"
     }
 
-    /// What every stage reads: the weights it starts from and the label run whose pairs it trains on.
+    /// What every stage reads: the weights it starts from, the label run whose pairs it trains on, and a run whose
+    /// weights are its reference model.
     static func commonInputs(of config: RunConfig) -> [String] {
-        [config.initFrom?.run, config.data.train.from].compactMap { $0 }
+        var runs = [config.initFrom?.run, config.data.train.from].compactMap { $0 }
+        if case .run(let r)? = config.reference, !runs.contains(r.run) { runs.append(r.run) }
+        return runs
     }
 }
 
@@ -82,6 +85,24 @@ final class RunContext {
         let rm = base.model.withRewardHead(seed: 0)
         _ = try loadInitialWeights(.init(run: name, step: nil), into: rm)
         return (rm, base.tokenizer)
+    }
+
+    /// The reference model named by `objective.reference` (a model file or preset, or a run's weights on the model that
+    /// run trained), sized like the policy, and its identity for the reference cache.
+    func loadReference(_ reference: RunConfig.ReferenceModel) throws -> (model: LlamaModel, identity: String) {
+        report(.loading(run: name, what: "reference model"))
+        let source: RunConfig.ModelSource
+        switch reference {
+        case .model(let s): source = s
+        case .run(let r):
+            guard let planned = experiment.runs.first(where: { $0.name == r.run }) else { throw RunError.unknownRun(r.run) }
+            source = planned.config.model
+        }
+        var loaded = try ModelLoader.load(source, experiment: experiment, capacity: config.batchTokens, maxSequenceLength: config.longestSequence,
+                                          threads: config.threads)
+        loaded.model.precision = config.train.precision
+        if case .run(let r) = reference { return (loaded.model, try loadInitialWeights(r, into: loaded.model)) }
+        return (loaded.model, "\(source)")
     }
 
     /// The reference model's values for some training data (the digest of what they depend on), computed once per

@@ -35,6 +35,7 @@ extension TrainingStage {
     /// The training data encoded as the run will encode it, and a judge the objective scores with
     /// (pairs from a label stage are checked when the run that trains on them starts).
     func validate(_ config: RunConfig, experiment: Experiment, tokenizer: any TextTokenizer) throws {
+        if let reference = config.reference { try Self.checkReference(reference, config, experiment: experiment, tokenizer: tokenizer) }
         guard config.data.train.from == nil else { return }
         if let (judge, question) = config.objective.rewardJudge {
             try RunExecutor.validateJudge(judge, question: question, experiment: experiment, key: "objective.reward.judge")
@@ -42,6 +43,25 @@ extension TrainingStage {
         let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: experiment.resolve(config.data.train.path))
         _ = try PairEncoder.training(examples, objective: config.objective, tokenizer: tokenizer, template: config.template,
                                      maxLength: config.train.maxLength, file: trainPath)
+    }
+
+    /// A reference model must read the policy's tokens as the policy does: the same vocabulary size and the same ids
+    /// for a few texts (the chat markers among them), or the log-ratios compare different sequences.
+    static func checkReference(_ reference: RunConfig.ReferenceModel, _ config: RunConfig, experiment: Experiment,
+                               tokenizer: any TextTokenizer) throws {
+        let source: RunConfig.ModelSource
+        switch reference {
+        case .model(let s): source = s
+        case .run(let r): source = experiment.runs.first { $0.name == r.run }?.config.model ?? config.model
+        }
+        guard source != config.model else { return }
+        let other = try ModelLoader.validate(source, experiment: experiment).tokenizer
+        let samples = ["Why is the sky blue? Rayleigh scattering.", "<|im_start|>user\nHi<|im_end|>", "\n\nHuman: hello\n\nAssistant: 42 ünïcode"]
+        if other.vocabSize != tokenizer.vocabSize || samples.contains(where: { other.encode($0) != tokenizer.encode($0) }) {
+            throw SpecError.invalid(file: experiment.specPath, path: "objective.reference",
+                                    expected: "a model with the policy's tokenizer (\(tokenizer.vocabSize) tokens, the same ids for the same text)",
+                                    found: "\(source), whose tokenizer has \(other.vocabSize) tokens" + (other.vocabSize == tokenizer.vocabSize ? " and splits text differently" : ""))
+        }
     }
 
     func execute(_ run: RunContext) throws -> Bool {

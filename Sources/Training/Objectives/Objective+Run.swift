@@ -111,3 +111,15 @@ extension Objective {
         return nil
     }
 }
+
+extension Objective {
+    /// Whether `objective.reference` may name another reference model than the starting weights: the pair objectives
+    /// that read a reference, and kto.
+    public var takesReferenceModel: Bool {
+        switch self {
+        case .pair(let p): return p.needsReference
+        case .kto: return true
+        case .sft, .coh, .reward, .spin, .ppo: return false
+        }
+    }
+}
