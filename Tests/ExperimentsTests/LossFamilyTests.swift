@@ -58,7 +58,9 @@ final class LossFamilyTests: XCTestCase {
                      "discopop", "sigmoid_norm", "aot", "aot_unpaired"] {
             let smoothing = ["exo_pair", "robust"].contains(type) ? ", label_smoothing: 0.1" : ""
             let m = try margins(objective: #"{ kind: "dpo", beta: 0.5, loss_type: "\#(type)"\#(smoothing) }"#, lr: "3e-4")
-            XCTAssertEqual(m[1], 0, "\(type): the policy starts as its reference")
+            // the policy starts as its reference; the training pass and the reference pass compute the same sums in
+            // different kernels (and, with oneDNN capped at AVX2, different reduction orders), so equal to float rounding
+            XCTAssertEqual(try XCTUnwrap(m[1]), 0, accuracy: 1e-4, "\(type): the policy starts as its reference")
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(type): margins \(m.sorted { $0.key < $1.key }.map(\.value))")
         }
         for (objective, what) in [(#"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, "sigmoid + apo_zero, js"),
