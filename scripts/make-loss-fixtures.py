@@ -44,7 +44,7 @@ def inputs():
 
 
 def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="reverse_kl", f_alpha=0.5, tau=0.05,
-        dtype=torch.float64):
+        dtype=torch.float64, ld_alpha=None):
     completion_mask, per_token, ref = inputs()
     per_token, ref = per_token.to(dtype), ref.to(dtype)
     log_probs = per_token.clone().requires_grad_(True)
@@ -66,7 +66,7 @@ def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="rev
     model.training = True
     acc = types.SimpleNamespace(device="cpu", gather_for_metrics=lambda x: x, gather=lambda x: x, unwrap_model=lambda m: m)
     me = types.SimpleNamespace(
-        model=model, accelerator=acc, aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
+        model=model, accelerator=acc, aux_loss_enabled=False, ld_alpha=ld_alpha, precompute_ref_logps=True,
         f_divergence_type=f_div, f_alpha_divergence_coef=f_alpha, loss_types=loss_types,
         loss_weights=loss_weights or [1.0] * len(loss_types), beta=beta, label_smoothing=label_smoothing,
         args=types.SimpleNamespace(discopop_tau=tau, gradient_checkpointing_kwargs=None), use_weighting=False,
@@ -99,7 +99,9 @@ def main():
     out = {
         "trl_version": trl.__version__, "torch_version": torch.__version__,
         "pairs": [{"policy_chosen": pi[i], "policy_rejected": pi[PAIRS + i], "reference_chosen": float(ref[i]),
-                   "reference_rejected": float(ref[PAIRS + i]), "chosen_tokens": LENGTHS[i][0], "rejected_tokens": LENGTHS[i][1]}
+                   "reference_rejected": float(ref[PAIRS + i]), "chosen_tokens": LENGTHS[i][0], "rejected_tokens": LENGTHS[i][1],
+                   "chosen_token_logprobs": per_token[i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][0]].tolist(),
+                   "rejected_token_logprobs": per_token[PAIRS + i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][1]].tolist()}
                   for i in range(PAIRS)],
         "cases": [],
     }
@@ -118,6 +120,10 @@ def main():
                                        dtype=torch.float32 if f == "alpha_divergence" else torch.float64)})
     out["cases"].append({"loss_type": ["sigmoid", "apo_zero"], "loss_weights": [1.0, 0.5], "beta": 0.2, "label_smoothing": 0.0,
                          "f_divergence_type": "reverse_kl", **run(["sigmoid", "apo_zero"], [1.0, 0.5], beta=0.2)})
+    # LD-DPO: the policy's sums become shared + ld_alpha * tail (the reference values are given, as precomputed)
+    for lt in ("sigmoid", "ipo"):
+        out["cases"].append({"loss_type": [lt], "beta": 0.2, "label_smoothing": 0.0, "f_divergence_type": "reverse_kl", "ld_alpha": 0.5,
+                             **run([lt], beta=0.2, ld_alpha=0.5)})
     # the loss types that read the whole batch: AOT sorts it, sft is the NLL of its chosen tokens (RPO = sigmoid + sft)
     for lt, ls in (("aot", 0.0), ("aot", 0.1), ("aot_unpaired", 0.0), ("aot_unpaired", 0.1)):
         out["cases"].append({"loss_type": [lt], "beta": 0.4, "label_smoothing": ls, "f_divergence_type": "reverse_kl",

@@ -18,7 +18,9 @@ public struct PreferencePair: Sendable, Equatable {
     /// token is a response token, so each span's weighted sum of log-probabilities is log p(response | prompt).
     /// `spans` list the sequences in that order (chosen, rejected, chosen, rejected, ...).
     /// The prompt must be non-empty (the first response token needs a context).
-    public static func pack(_ pairs: [PreferencePair]) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
+    /// With `tailWeight` (LD-DPO's alpha), each response's tokens beyond the pair's shared length (the shorter
+    /// response's token count) weigh alpha instead of 1, so a span's weighted sum is shared + alpha * tail.
+    public static func pack(_ pairs: [PreferencePair], tailWeight: Float? = nil) -> (batch: TokenBatch, weights: [Float], spans: [SequenceSpan]) {
         var sequences: [(prompt: [Int32], response: [Int32])] = []
         sequences.reserveCapacity(2 * pairs.count)
         for p in pairs {
@@ -26,7 +28,20 @@ public struct PreferencePair: Sendable, Equatable {
             sequences.append((p.prompt, p.chosen))
             sequences.append((p.prompt, p.rejected))
         }
-        return LossOn.response.pack(sequences)
+        var packed = LossOn.response.pack(sequences)
+        if let alpha = tailWeight {
+            for (i, p) in pairs.enumerated() {
+                let shared = min(p.chosen.count, p.rejected.count)
+                for span in [packed.spans[2 * i], packed.spans[2 * i + 1]] {
+                    var seen = 0
+                    for t in span.range where packed.weights[t] != 0 {
+                        if seen >= shared { packed.weights[t] = alpha }
+                        seen += 1
+                    }
+                }
+            }
+        }
+        return packed
     }
 
     /// Tokens of the pair once packed (prompt + chosen + prompt + rejected).
@@ -37,7 +52,7 @@ public struct PreferencePair: Sendable, Equatable {
 /// `batchSize` pairs (fewer when a batch would exceed `model.maxTokens`), summed per span as
 /// `Objective.evaluate` sums the policy's. Returns 2 values per pair, in order: chosen, rejected.
 /// Leaves the model's gradients untouched.
-public func referenceLogprobs(model: LlamaModel, pairs: [PreferencePair], batchSize: Int) -> [Double] {
+public func referenceLogprobs(model: LlamaModel, pairs: [PreferencePair], batchSize: Int, tailWeight: Float? = nil) -> [Double] {
     precondition(batchSize > 0, "referenceLogprobs: batchSize must be positive")
     var out: [Double] = []
     out.reserveCapacity(2 * pairs.count)
@@ -48,7 +63,7 @@ public func referenceLogprobs(model: LlamaModel, pairs: [PreferencePair], batchS
             tokens += pairs[end].packedCount
             end += 1
         }
-        let (batch, weights, spans) = PreferencePair.pack(Array(pairs[i..<end]))
+        let (batch, weights, spans) = PreferencePair.pack(Array(pairs[i..<end]), tailWeight: tailWeight)
         let lp = model.forward(batch, training: false)
         out += weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: spans) }
         i = end

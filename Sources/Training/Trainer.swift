@@ -140,7 +140,7 @@ public final class Trainer {
             let packed = lossOn.pack(idx.map { (pairs[$0].prompt, pairs[$0].response) })
             return (packed.batch, packed.weights, packed.spans, nil)
         case .preference(let pairs, let reference):
-            let packed = PreferencePair.pack(idx.map { pairs[$0] })
+            let packed = PreferencePair.pack(idx.map { pairs[$0] }, tailWeight: objective.tailWeight)
             return (packed.batch, packed.weights, packed.spans, idx.flatMap { [reference[2 * $0], reference[2 * $0 + 1]] })
         case .hindsight(let sequences):
             let packed = TokenBatch.pack(idx.map { sequences[$0] })

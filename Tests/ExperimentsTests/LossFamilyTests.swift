@@ -64,7 +64,8 @@ final class LossFamilyTests: XCTestCase {
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(type): margins \(m.sorted { $0.key < $1.key }.map(\.value))")
         }
         for (objective, what) in [(#"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, "sigmoid + apo_zero, js"),
-                                  (#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#, "RPO")] {
+                                  (#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#, "RPO"),
+                                  (#"{ kind: "dpo", ld_alpha: 0.5 }"#, "LD-DPO")] {
             let m = try margins(objective: objective, lr: "3e-4")
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(what): \(m)")
         }

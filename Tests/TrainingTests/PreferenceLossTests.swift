@@ -220,6 +220,20 @@ final class PreferenceLossTests: XCTestCase {
         XCTAssertEqual(run(.pair(SimPO(beta: 2, gamma: 1)), reference: [9, -9, 3, 1]).result.loss, r.loss)
     }
 
+    /// LD-DPO: tokens beyond the pair's shared length (the shorter response's) weigh alpha, in every pair alike.
+    func testLDDPOWeighsTheTailByAlpha() {
+        let pairs = [PreferencePair(prompt: [1, 2], chosen: [3, 4, 5], rejected: [6]),
+                     PreferencePair(prompt: [7], chosen: [8], rejected: [9, 10])]
+        let plain = PreferencePair.pack(pairs), ld = PreferencePair.pack(pairs, tailWeight: 0.25)
+        XCTAssertEqual(plain.batch.tokens, ld.batch.tokens)
+        // each position's weight is that of the token it predicts: prompt 1 2 -> 3 4 5 | 1 2 -> 6 | 7 -> 8 | 7 -> 9 10
+        XCTAssertEqual(plain.weights, [0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0])
+        // shared lengths 1 and 1: chosen A's 2nd and 3rd tokens and rejected B's 2nd weigh 0.25
+        XCTAssertEqual(ld.weights, [0, 1, 0.25, 0.25, 0, 0, 1, 0, 1, 0, 1, 0.25, 0])
+        XCTAssertEqual(Objective.pair(DPO(beta: 0.1, ldAlpha: 0.25)).tailWeight, 0.25)
+        XCTAssertNil(Objective.dpo(beta: 0.1, labelSmoothing: 0).tailWeight)
+    }
+
     func testPackPutsChosenThenRejectedWithResponseTargets() {
         let pairs = [PreferencePair(prompt: [1, 2], chosen: [3, 4], rejected: [5]),
                      PreferencePair(prompt: [6], chosen: [7], rejected: [8, 9])]

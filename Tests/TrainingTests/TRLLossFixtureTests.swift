@@ -13,6 +13,7 @@ final class TRLLossFixtureTests: XCTestCase {
         struct Pair: Decodable {
             var policy_chosen, policy_rejected, reference_chosen, reference_rejected: Double
             var chosen_tokens, rejected_tokens: Double
+            var chosen_token_logprobs, rejected_token_logprobs: [Double]
         }
         struct Case: Decodable {
             var loss_type: [String]
@@ -26,6 +27,7 @@ final class TRLLossFixtureTests: XCTestCase {
             var d_rejected: [Double]
             var dtype: String
             var metrics: [String: Double]
+            var ld_alpha: Double?
         }
         var pairs: [Pair]
         var cases: [Case]
@@ -35,7 +37,7 @@ final class TRLLossFixtureTests: XCTestCase {
     func testEveryLossTypeMatchesTRL() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/trl-dpo-losses.json")
         let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
-        XCTAssertEqual(fixture.cases.count, 36)
+        XCTAssertEqual(fixture.cases.count, 38)
         var covered = Set<String>()
         for c in fixture.cases {
             let types = try c.loss_type.map { try XCTUnwrap(DPO.LossType(rawValue: $0), $0) }
@@ -44,8 +46,15 @@ final class TRLLossFixtureTests: XCTestCase {
             let tolerance = c.dtype == "float64" ? 1e-9 : 1e-5
             // exo_pair: TRL forms log(1 - eps) and log(eps) from a float32 tensor, which moves its loss by ~2e-8
             let lossTolerance = c.loss_type.contains("exo_pair") ? 1e-7 : tolerance
+            // LD-DPO: the policy's sums as shared + alpha * tail, from the token log-probabilities (the reference is given);
+            // that packing gives these sums is PreferenceLossTests.testLDDPOWeighsTheTailByAlpha
+            func ld(_ lp: [Double], shared: Int) -> Double {
+                guard let alpha = c.ld_alpha else { return lp.reduce(0, +) }
+                return lp.prefix(shared).reduce(0, +) + alpha * lp.dropFirst(shared).reduce(0, +)
+            }
             let quantities = fixture.pairs.map { pair in
-                PairQuantities(policyChosen: pair.policy_chosen, policyRejected: pair.policy_rejected,
+                let shared = min(pair.chosen_token_logprobs.count, pair.rejected_token_logprobs.count)
+                return PairQuantities(policyChosen: ld(pair.chosen_token_logprobs, shared: shared), policyRejected: ld(pair.rejected_token_logprobs, shared: shared),
                                referenceChosen: pair.reference_chosen, referenceRejected: pair.reference_rejected,
                                chosenTokens: pair.chosen_tokens, rejectedTokens: pair.rejected_tokens)
             }

@@ -58,8 +58,11 @@ struct OfflineStage: TrainingStage {
             for p in pairs { digest.update("\(p.prompt)|\(p.chosen)|\(p.rejected);") }
             // an objective that reads no reference model gets zeros (its loss ignores them), computed and cached nowhere
             guard config.objective.needsReference else { return .preference(pairs, reference: [Double](repeating: 0, count: 2 * pairs.count)) }
-            let reference = try run.cachedReference(modelIdentity: identity, data: digest, what: "reference log-probabilities") {
-                referenceLogprobs(model: model, pairs: pairs, batchSize: config.train.batchSize)
+            // LD-DPO weighs the reference's tails too: its values are other numbers, cached under their own key
+            let tail = config.objective.tailWeight
+            let reference = try run.cachedReference(modelIdentity: identity + (tail.map { "|ld_alpha:\($0)" } ?? ""), data: digest,
+                                                    what: "reference log-probabilities") {
+                referenceLogprobs(model: model, pairs: pairs, batchSize: config.train.batchSize, tailWeight: tail)
             }
             return .preference(pairs, reference: reference)
         }

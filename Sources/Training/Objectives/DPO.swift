@@ -29,13 +29,18 @@ import Foundation
 /// the rejected log-ratios sorted apart, delta_k = r_c(k) - r_r(k); `sft`: -(sum of the chosen log-probabilities) /
 /// (number of chosen tokens), the mean NLL of every chosen token of the batch (RPO is `["sigmoid", "sft"]`).
 ///
+/// `ld_alpha` (LD-DPO, in (0, 1], TRL's `ld_alpha`): every summed log-probability, the policy's and the reference's, is
+/// shared + alpha * tail, the tail being a response's tokens beyond the pair's shared length (the shorter response's);
+/// the token counts the normalised losses divide by stay the whole responses'. (alpha = 0, masking the tail, is not
+/// offered: the weights would no longer tell the tail's tokens from the prompt's.)
+///
 /// A list of loss types adds them with `loss_weights` (default 1 each). Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
 /// `f_divergence_type` ("reverse_kl"), `f_alpha_divergence_coef` (> 0, 1), `discopop_tau` (> 0, 0.05); every key
 /// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
     public static let kind = "dpo"
     public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau",
-                              "dpop_lambda"]
+                              "dpop_lambda", "ld_alpha"]
 
     public enum LossType: String, CaseIterable, Sendable {
         case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
@@ -59,9 +64,12 @@ public struct DPO: PairObjective, Equatable {
     public var discopopTau: Double
     /// DPOP's lambda (0: off).
     public var dpopLambda: Double
+    /// LD-DPO's alpha (nil: off): tokens beyond the pair's shared length weigh alpha in the summed log-probabilities.
+    public var ldAlpha: Double?
 
     public init(beta: Double, labelSmoothing: Double = 0, lossTypes: [LossType] = [.sigmoid], lossWeights: [Double]? = nil,
-                divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05, dpopLambda: Double = 0) {
+                divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05, dpopLambda: Double = 0,
+                ldAlpha: Double? = nil) {
         precondition(beta > 0 && labelSmoothing >= 0 && labelSmoothing < 0.5, "DPO: needs beta > 0 and 0 <= labelSmoothing < 0.5")
         precondition(!lossTypes.isEmpty && (lossWeights?.count ?? lossTypes.count) == lossTypes.count, "DPO: one weight per loss type")
         self.beta = beta
@@ -72,6 +80,7 @@ public struct DPO: PairObjective, Equatable {
         self.alphaCoefficient = alphaCoefficient
         self.discopopTau = discopopTau
         self.dpopLambda = dpopLambda
+        self.ldAlpha = ldAlpha
     }
 
     public init(spec f: SpecFields) throws {
@@ -108,7 +117,8 @@ public struct DPO: PairObjective, Equatable {
                   divergence: try f.choice("f_divergence_type", default: .reverseKL),
                   alphaCoefficient: try f.double("f_alpha_divergence_coef", default: 1, min: 0, exclusiveMin: true),
                   discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true),
-                  dpopLambda: try f.double("dpop_lambda", default: 0, min: 0))
+                  dpopLambda: try f.double("dpop_lambda", default: 0, min: 0),
+                  ldAlpha: f.has("ld_alpha") ? try f.double("ld_alpha", min: 0, max: 1, exclusiveMin: true) : nil)
         if dpopLambda > 0 && !lossTypes.contains(.sigmoid) {
             throw f.invalid("dpop_lambda", "0 unless loss_type includes \"sigmoid\" (DPOP's penalty sits inside the sigmoid loss)")
         }
@@ -123,6 +133,7 @@ public struct DPO: PairObjective, Equatable {
         try c.encode(alphaCoefficient, "f_alpha_divergence_coef")
         try c.encode(discopopTau, "discopop_tau")
         try c.encode(dpopLambda, "dpop_lambda")
+        if let ldAlpha { try c.encode(ldAlpha, "ld_alpha") }  // absent while off: earlier identities stay
     }
 
     public var rewardScale: Double { beta }

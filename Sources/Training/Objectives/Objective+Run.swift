@@ -123,3 +123,12 @@ extension Objective {
         }
     }
 }
+
+extension Objective {
+    /// LD-DPO's alpha (`objective.ld_alpha`): the weight of each response's tokens beyond the pair's shared length, in
+    /// the policy's and the reference's sums alike; nil without it.
+    public var tailWeight: Float? {
+        if case .pair(let p) = self, let dpo = p as? DPO, let alpha = dpo.ldAlpha { return Float(alpha) }
+        return nil
+    }
+}

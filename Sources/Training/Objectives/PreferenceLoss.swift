@@ -53,7 +53,8 @@ extension Objective {
         dLogprobs.update(repeating: 0)
         guard pairs > 0 else { return ObjectiveResult(loss: 0, metrics: ["pairs": 0]) }
         let pi = sequenceLogprobs(logprobs: logprobs, weights: weights, spans: spans)
-        let n = spans.map { s in s.range.reduce(0.0) { $0 + Double(weights[$1]) } }
+        // token counts: the trained positions (LD-DPO's tail weighs alpha in the sums but counts as a token)
+        let n = spans.map { s in Double(s.range.filter { weights[$0] != 0 }.count) }
         let inv = 1 / Double(pairs)
         var rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
         let quantities = (0..<pairs).map { i in
