@@ -153,6 +153,29 @@ final class ReferenceModelTests: XCTestCase {
         XCTAssertEqual(try metric("rewards/rejected"), rejected, accuracy: 1e-3 * max(1, abs(rejected)))
     }
 
+    /// ppo's KL penalty reads `objective.reference` too: against a different model the first step's KL is far larger
+    /// than against the starting weights (where it is 0 up to the sampling and scoring passes' rounding).
+    func testPPOMeasuresItsKLAgainstTheNamedReference() throws {
+        var kl: [Double] = []
+        for reference in ["", ", reference: { preset: \"tiny\", seed: 3 }"] {
+            let dir = try temporaryFolder("ppo-reference", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+            let text = """
+                { name: "pr", model: { preset: "tiny", seed: 0 }, template: "hh",
+                  objective: { kind: "ppo", reward: { rule: "length" }, samples_per_prompt: 2, max_tokens: 4\(reference) },
+                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+                  train: { steps: 1, batch_size: 2, max_length: 160 }, eval: { every: 1, at_start: false } }
+                """
+            try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+            let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
+            try RunExecutor.validateInputs(of: experiment)
+            let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+            XCTAssertEqual(try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll().finished, ["pr"])
+            kl.append(try XCTUnwrap(store.query("SELECT value FROM train_metrics WHERE name = 'kl' AND step = 1").first?[0].double))
+        }
+        XCTAssertLessThan(abs(kl[0]), 1e-3, "against its own starting weights")
+        XCTAssertGreaterThan(abs(kl[1]), 100 * max(abs(kl[0]), 1e-4), "against another model: \(kl)")
+    }
+
     func testAReferenceMustShareTheTokenizerAndAReferenceFreeObjectiveTakesNone() throws {
         let dir = try temporaryFolder("reference-bad", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
         func plan(_ objective: String) -> String {

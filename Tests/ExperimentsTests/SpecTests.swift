@@ -135,7 +135,7 @@ final class SpecTests: XCTestCase {
             (spec(with: "train: { steps: 4, batch_size: 2 }, objective: { kind: \"ppo\", reward: { rule: \"length\" }, mini_batches: 9 },"),
              "spec.json5: objective.mini_batches: expected at most the samples of a step (train.batch_size x samples_per_prompt = 8), found 9"),
             (spec(with: "train: { steps: 4 }, objective: { kind: \"ppo\", reward: { rule: \"length\" }, beta: 0.1 },"),
-             "spec.json5: objective.beta: unknown key (allowed here: kind, reward, samples_per_prompt, epochs, mini_batches, temperature, top_p, max_tokens, kl_coef, kl_estimator, advantages, scale_advantages, clip, loss_averaging, missing_eos_penalty)"),
+             "spec.json5: objective.beta: unknown key (allowed here: kind, reward, samples_per_prompt, epochs, mini_batches, temperature, top_p, max_tokens, kl_coef, kl_estimator, advantages, scale_advantages, clip, loss_averaging, missing_eos_penalty, reference)"),
             (spec(with: "train: { steps: 4 }, template: \"alpaca\","), "spec.json5: template: expected one of \"chatml\", \"hh\", \"raw\", found \"alpaca\""),
             (spec(with: "train: { steps: 4 }, colour: 1,"),
              "spec.json5: colour: unknown key (allowed here: name, description, model, template, data, objective, train, eval, checkpoint, seed, threads, init_from, label, sweep, stages)"),

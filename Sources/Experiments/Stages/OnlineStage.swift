@@ -44,7 +44,7 @@ struct OnlineStage: TrainingStage {
     }
 
     /// What the trainer samples and scores with (`PolicyRollout`, `Trainer.ppoStep`): the reference (a copy of the
-    /// starting weights, taken before a checkpoint is resumed), the end-of-turn tokens, each prompt's data line (its
+    /// starting weights, taken before a checkpoint is resumed, or `objective.reference`), the end-of-turn tokens, each prompt's data line (its
     /// samples' seed), and the reward. Also sets `probes.greedyReward` for a reward model or a rule (a judge ranks a
     /// prompt's samples against each other, and a greedy answer has no others).
     func prepare(_ trainer: Trainer, _ input: TrainingInput, probes: ProbeEvaluator, _ run: RunContext) throws {
@@ -75,6 +75,9 @@ struct OnlineStage: TrainingStage {
                 zip(prompts, texts(responses)).map { judge.scores(prompt: examples[$0], responses: $1) }
             }
         }
-        trainer.rollout = PolicyRollout(reference: loaded.model.copy(maxTokens: 64), stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
+        // the KL penalty's reference: a copy of the starting weights (taken before a checkpoint is resumed), or the model
+        // `objective.reference` names
+        let reference = try run.config.reference.map { try run.loadReference($0).model } ?? loaded.model.copy(maxTokens: 64)
+        trainer.rollout = PolicyRollout(reference: reference, stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
     }
 }

@@ -114,12 +114,12 @@ extension Objective {
 
 extension Objective {
     /// Whether `objective.reference` may name another reference model than the starting weights: the pair objectives
-    /// that read a reference, and kto.
+    /// that read a reference, kto, and ppo (the reference of its KL penalty).
     public var takesReferenceModel: Bool {
         switch self {
         case .pair(let p): return p.needsReference
-        case .kto: return true
-        case .sft, .coh, .reward, .spin, .ppo: return false
+        case .kto, .ppo: return true
+        case .sft, .coh, .reward, .spin: return false
         }
     }
 }

@@ -21,15 +21,15 @@ extension Objective: Codable {
     ]).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
     /// The kinds, in the order errors list them: the pair objectives' (`PairObjectives.all`) after sft.
     public static let kinds = ["sft"] + PairObjectives.all.map { $0.kind } + ["coh", "reward", "kto", "spin", "ppo"]
-    /// (`reference`, the reference model, is read beside the objective by `Experiments.RunConfig`: a pair objective or
-    /// kto may name one; `takesReferenceModel` says which may.)
+    /// (`reference`, the reference model, is read beside the objective by `Experiments.RunConfig`: a pair objective that
+    /// reads one, kto and ppo (its KL penalty's) may name one; `takesReferenceModel` says which may.)
     static let keysOfKind: [String: [String]] = Dictionary(uniqueKeysWithValues: PairObjectives.all.map { ($0.kind, ["kind"] + $0.keys + ["reference"]) }).merging([
         "sft": ["kind", "loss_on", "target"], "coh": ["kind", "helpful", "unhelpful"],
         "reward": ["kind", "margin", "center_rewards", "head_seed"],
         "kto": ["kind", "beta", "desirable_weight", "undesirable_weight", "rating_threshold", "reference"],
         "spin": ["kind", "iterations", "beta", "temperature", "top_p", "max_tokens"],
         "ppo": ["kind", "reward", "samples_per_prompt", "epochs", "mini_batches", "temperature", "top_p", "max_tokens",
-                "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty"],
+                "kl_coef", "kl_estimator", "advantages", "scale_advantages", "clip", "loss_averaging", "missing_eos_penalty", "reference"],
     ]) { a, _ in a }
 
     /// The default objective: SFT on the chosen responses, loss on the response tokens.
