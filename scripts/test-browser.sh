@@ -8,7 +8,7 @@
 #     is at most 1280, and every figure is at most 1200 px wide, so none is shrunk below 80%;
 #   - explore.html#probe=0 runs without a script error (the page writes data-selfcheck="ok", or the error) and
 #     shows that probe's prompt and responses, with per-token rows holding token text;
-#   - explore.html#run=ID&vs=ID2&probe=1 shows two runs side by side.
+#   - explore.html#run=ID&vs=ID2&probe=1 shows two runs of different seeds side by side, every category of each.
 # Screenshots are kept in the temporary folder, named in the output. When Chromium cannot be installed or
 # started here, it says why and exits 0: skipped. No Python.
 set -uo pipefail
@@ -41,7 +41,8 @@ cat > "$T/spec.json5" <<'SPEC'
   template: "chatml",
   data: {
     train: { path: "tiny-train.jsonl" },
-    probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected", non_response: "non_response" } },
+    probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen", rejected: "rejected", non_response: "non_response",
+                                                        random: { derive: "other_prompt", field: "chosen" } } },
   },
   train: { steps: 4, batch_size: 2, lr: 3e-3, max_length: 160 },
   eval: { every: 2, tokens: true },
@@ -83,9 +84,14 @@ grep -q 'class="tok"' "$T/probe.dom" || fail "explore.html#probe=0 shows no per-
 grep -qE 'class="tok"[^>]*>[^#<]' "$T/probe.dom" || fail "explore.html#probe=0 shows token ids without their text"
 browse --screenshot="$T/probe.png" "file://$T/report/explore.html#probe=0" >/dev/null
 
-say "two runs side by side"
-browse --dump-dom "file://$T/report/explore.html#run=1&vs=3&probe=1" > "$T/pair.dom"
-grep -q 'data-selfcheck="ok"' "$T/pair.dom" || fail "explore.html#run=1&vs=3&probe=1: $(grep -o 'data-selfcheck="[^"]*"' "$T/pair.dom")"
-[ "$(grep -o '<h3>browser/' "$T/pair.dom" | wc -l)" -eq 2 ] || fail "explore.html#run=1&vs=3&probe=1 does not show two runs"
+# seeds 1 and 2 draw other `random` responses, so each has its own probe set (other probe ids): the page must match
+# the probe by its index and show every category of both runs
+say "two runs of different seeds side by side"
+browse --dump-dom "file://$T/report/explore.html#run=1&vs=4&probe=1" > "$T/pair.dom"
+grep -q 'data-selfcheck="ok"' "$T/pair.dom" || fail "explore.html#run=1&vs=4&probe=1: $(grep -o 'data-selfcheck="[^"]*"' "$T/pair.dom")"
+[ "$(grep -o '<h3>browser/' "$T/pair.dom" | wc -l)" -eq 2 ] || fail "explore.html#run=1&vs=4&probe=1 does not show two runs"
+# (rendered texts only: the page's own script, in the DOM too, writes class="text">${...})
+shown=$(grep -o 'class="text">[^$]' "$T/pair.dom" | wc -l)
+[ "$shown" -eq 8 ] || fail "explore.html#run=1&vs=4&probe=1 shows $shown responses, not 4 categories x 2 runs"
 
 echo "test-browser: passed (screenshots: $T/index.png, $T/probe.png)"

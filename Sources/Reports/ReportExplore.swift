@@ -159,6 +159,11 @@ extension ReportBuilder {
                 ])
             }
         }
+        // A probe is its index in the probe file: runs whose seeds draw other `random` responses have probe sets (and
+        // probe ids) of their own, but the same probes. The page lists each index once and names responses by it.
+        let idxOf = Dictionary(e.probes.map { ($0.id, $0.idx) }, uniquingKeysWith: { a, _ in a })
+        var listed = Set<Int>()
+        let probes = e.probes.filter { listed.insert($0.idx).inserted }
         return .object([
             "experiment": .string(data.experiment.name),
             "categories": .array(data.categories.map { .string($0) }),
@@ -166,11 +171,12 @@ extension ReportBuilder {
             "colors": .object(Dictionary(uniqueKeysWithValues: data.categories.map { ($0, JSONValue.string(data.style(ofCategory: $0).color)) })),
             "splits": .array(data.splits.map { .string($0) }),
             "runs": .array(runs),
-            "probes": .array(e.probes.map { p in
-                .object(["id": .number(Double(p.id)), "idx": .number(Double(p.idx)), "split": .string(p.split), "prompt": .string(p.prompt)])
+            "probes": .array(probes.map { p in
+                .object(["idx": .number(Double(p.idx)), "split": .string(p.split), "prompt": .string(p.prompt)])
             }),
             "responses": .array(e.responses.map { r in
-                .object(["id": .number(Double(r.id)), "probe": .number(Double(r.probeID)), "category": .string(r.category), "text": .string(r.text)])
+                .object(["id": .number(Double(r.id)), "probe": .number(Double(idxOf[r.probeID] ?? -1)), "category": .string(r.category),
+                         "text": .string(r.text)])
             }),
             "scores": .object(scores), "curves": .object(curves), "tokens": .object(tokens),
         ])
@@ -239,11 +245,12 @@ extension ReportBuilder {
         }
         function link(probe) { return "#" + (state.run !== null ? "run=" + state.run + "&" : "") + (state.vs !== null ? "vs=" + state.vs + "&" : "") + "probe=" + probe; }
         // a probe's change in one category for one run: mean over its responses scored at the run's first and last step
-        function probeChange(runId, probeId, cat) {
+        // a response's "probe" is its probe's index in the probe file (the same probe in every run)
+        function probeChange(runId, probeIdx, cat) {
           const s = D.scores[runId]; if (!s) return null;
           let sum = 0, n = 0;
           for (const r of D.responses) {
-            if (r.probe !== probeId || r.category !== cat) continue;
+            if (r.probe !== probeIdx || r.category !== cat) continue;
             const v = s[r.id]; if (!v) continue;
             const first = v[0], last = v[v.length - 1];
             if (first !== null && last !== null && first !== undefined && last !== undefined) { sum += last - first; n += 1; }
@@ -292,7 +299,7 @@ extension ReportBuilder {
           if (state.vs !== null) html += `<div>${curveSVG(state.vs, runById(state.vs).name)}</div>`;
           html += `</div><h2>Probes</h2><p>Each probe's change from the run's first to its last evaluation, per category (${esc(run ? run.name : "")}); click a header to sort, a probe to open it.</p>`;
           const cats = D.categories.filter(c => state.cats.has(c));
-          let rows = D.probes.filter(p => p.split === state.split).map(p => ({p, v: Object.fromEntries(cats.map(c => [c, probeChange(state.run, p.id, c)]))}));
+          let rows = D.probes.filter(p => p.split === state.split).map(p => ({p, v: Object.fromEntries(cats.map(c => [c, probeChange(state.run, p.idx, c)]))}));
           if (state.sort) rows.sort((a, b) => ((a.v[state.sort] ?? -1e9) - (b.v[state.sort] ?? -1e9)) * (state.desc ? -1 : 1));
           html += `<table id="probes"><thead><tr><th>probe</th><th>prompt</th>${cats.map(c => `<th data-sort="${esc(c)}">${esc(label(c))}${state.sort === c ? (state.desc ? " ▼" : " ▲") : ""}</th>`).join("")}</tr></thead><tbody>`;
           for (const r of rows) {
@@ -326,7 +333,7 @@ extension ReportBuilder {
           const run = runById(runId), s = D.scores[runId] || {};
           let html = `<h3>${esc(run ? run.name : "run " + runId)}</h3>`;
           for (const cat of D.categories.filter(c => state.cats.has(c))) {
-            const responses = D.responses.filter(r => r.probe === probe.id && r.category === cat && s[r.id]);
+            const responses = D.responses.filter(r => r.probe === probe.idx && r.category === cat && s[r.id]);
             for (const r of responses) {
               const values = s[r.id];
               const shown = run.steps.map((step, i) => [step, values[i]]).filter(x => x[1] !== null);
