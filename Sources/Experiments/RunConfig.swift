@@ -293,6 +293,16 @@ public struct RunConfig: Codable, Sendable, Equatable {
             case .run(let initFrom): try initFrom.encode(to: encoder)
             }
         }
+
+        /// The model the reference is: its file or preset, or the model the named run (planned in `experiment`) trains.
+        func modelSource(in experiment: Experiment) throws -> ModelSource {
+            switch self {
+            case .model(let source): return source
+            case .run(let r):
+                guard let planned = experiment.runs.first(where: { $0.name == r.run }) else { throw RunError.unknownRun(r.run) }
+                return planned.config.model
+            }
+        }
     }
 
     /// The objective's section of a spec: the objective's own keys (`Objective`'s decoder) and `reference`.

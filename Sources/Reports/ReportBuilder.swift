@@ -29,6 +29,10 @@ public struct ReportBuilder {
     let data: ReportData
     /// Per-response changes of each run with at least one evaluation.
     let changes: [Int64: RunChanges]
+    /// Every pair of settings compared (`comparisons()`), and the confound audit's rows (`confoundRows()`): computed once,
+    /// read by the CSV files, both index files and their data links.
+    private(set) var settingComparisons: [SettingComparison] = []
+    private(set) var confounds: [ConfoundRow] = []
 
     /// Reads the experiment `experiment` from `store`; when nil, the store must hold exactly one experiment.
     /// - Throws: `ReportError.experimentNotFound` / `.experimentNotChosen`, or the store's error.
@@ -39,6 +43,8 @@ public struct ReportBuilder {
     init(data: ReportData) {
         self.data = data
         changes = data.changes
+        settingComparisons = comparisons()
+        confounds = confoundRows()
     }
 
     /// The name of the experiment being reported.
@@ -56,9 +62,7 @@ public struct ReportBuilder {
             ReportFile(path: "index.md", contents: indexMarkdown(figures: figures)),
             ReportFile(path: "explore.html", contents: exploreHTML()),
         ]
-        let comparisons = comparisons()
-        if !comparisons.isEmpty { files.append(ReportFile(path: "comparisons.csv", contents: comparisonsCSV(comparisons))) }
-        let confounds = confoundRows()
+        if !settingComparisons.isEmpty { files.append(ReportFile(path: "comparisons.csv", contents: comparisonsCSV(settingComparisons))) }
         if !confounds.isEmpty { files.append(ReportFile(path: "confounds.csv", contents: confoundsCSV(confounds))) }
         if data.measures.hasCurves {
             files.append(ReportFile(path: "measures.csv", contents: measuresCSV()))

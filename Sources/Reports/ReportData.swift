@@ -19,7 +19,7 @@ struct ReportData {
     /// Rows of the `category_curves` view, by run id, ordered by step, category, split.
     var curves: [Int64: [CurveRow]]
     /// Per-response changes since the first step, by run id (runs without evaluations are absent).
-    /// Computed while reading, one run at a time, so the raw scores of all runs are never in memory together.
+    /// Computed while reading, one run at a time (explore.html keeps each run's scores as a compact table, `explore`).
     var changes: [Int64: RunChanges]
     /// Training metrics, by run id, ordered by name and step.
     var trainMetrics: [Int64: [MetricRow]]
@@ -82,6 +82,7 @@ struct ReportData {
         var params: [Int64: [String: SQLiteValue]] = [:]
         var curves: [Int64: [CurveRow]] = [:]
         var changes: [Int64: RunChanges] = [:]
+        var exploreScores: [Int64: (steps: [Int], values: [Int64: [Double?]])] = [:]
         var metrics: [Int64: [MetricRow]] = [:]
         var categorySet = Set<String>()
         var splitSet = Set<String>()
@@ -114,6 +115,7 @@ struct ReportData {
                          responseID: $0[3].int64 ?? 0, logprob: $0[4].double ?? .nan, probeID: $0[5].int64 ?? 0, nTokens: $0[6].int ?? 0, probeIdx: $0[7].int ?? 0)
             }
             changes[run.id] = RunChanges(scores: scores)
+            exploreScores[run.id] = ExploreData.scoreTable(scores)
             metrics[run.id] = try store.query(
                 "SELECT step, name, value FROM train_metrics WHERE run_id = ? ORDER BY name, step", [id]
             ).map { MetricRow(step: $0[0].int ?? 0, name: $0[1].string ?? "", value: $0[2].double) }
@@ -135,7 +137,7 @@ struct ReportData {
             curves: curves, changes: changes, trainMetrics: metrics,
             measures: try MeasureData.load(store: store, runs: runs, params: params),
             samples: try samples(store: store, runs: runs),
-            explore: try ExploreData.load(store: store, runs: runs))
+            explore: try ExploreData.load(store: store, runs: runs, scores: exploreScores))
     }
 
     /// Every recorded sample of each run (none before schema version 4).
@@ -189,7 +191,7 @@ struct ReportData {
     }
 
     /// Per stage, its settings that are not those of every run (key -> the values its runs have, in run order, each
-    /// once); the experiment's shared settings are `sharedKeys`.
+    /// once, a run name without its seeds: `unseeded`); the experiment's shared settings are `sharedKeys`.
     func stageSettings(_ stage: String) -> [(key: String, values: [String])] {
         let mine = runs.filter { Self.stage(of: $0) == stage }
         let shared = Set(sharedKeys)
@@ -197,7 +199,7 @@ struct ReportData {
         return keys.map { key in
             var values: [String] = []
             for run in mine {
-                let v = Self.text(params[run.id]?[key])
+                let v = Self.text(Self.unseeded(params[run.id]?[key]))
                 if !values.contains(v) { values.append(v) }
             }
             return (key, values)

@@ -4,7 +4,7 @@ import RunStore
 /// What `explore.html` shows beyond the index's aggregates, read from the store with the rest: every probe with its
 /// prompt and responses, every run's log-probability of each response at each evaluation, and with per-token rows
 /// each response's tokens (text, log-probability at the first and last evaluation, the argmax at the last).
-struct ExploreData: Equatable {
+struct ExploreData {
     struct Probe: Equatable {
         var id: Int64
         var idx: Int
@@ -17,7 +17,7 @@ struct ExploreData: Equatable {
         var category: String
         var text: String
     }
-    struct Tokens: Equatable {
+    struct Tokens {
         var firstStep: Int
         var lastStep: Int
         /// Per response: token ids, log-probabilities at the first and last step (nil where that step did not score
@@ -25,10 +25,6 @@ struct ExploreData: Equatable {
         var rows: [Int64: (ids: [Int], first: [Double?], last: [Double?], argmax: [Int])]
         /// The text of each id (`token_texts`, schema version 6; empty before).
         var texts: [Int: String]
-
-        static func == (a: Tokens, b: Tokens) -> Bool {
-            a.firstStep == b.firstStep && a.lastStep == b.lastStep && a.texts == b.texts && a.rows.keys == b.rows.keys
-        }
     }
 
     var probes: [Probe] = []
@@ -37,44 +33,39 @@ struct ExploreData: Equatable {
     var scores: [Int64: (steps: [Int], values: [Int64: [Double?]])] = [:]
     var tokens: [Int64: Tokens] = [:]
 
-    static func == (a: ExploreData, b: ExploreData) -> Bool {
-        a.probes == b.probes && a.responses == b.responses && a.tokens == b.tokens && a.scores.keys == b.scores.keys
+    /// A run's scores as the page shows them: its evaluated steps, and per response its log-probability at each (nil:
+    /// not scored then). From the rows `ReportData.load` reads for the run's changes (ordered by step), not read again.
+    static func scoreTable(_ rows: [ReportData.ScoreRow]) -> (steps: [Int], values: [Int64: [Double?]])? {
+        guard !rows.isEmpty else { return nil }
+        let steps = Array(Set(rows.map(\.step))).sorted()
+        let column = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1, $0) })
+        var values: [Int64: [Double?]] = [:]
+        for row in rows {
+            values[row.responseID, default: [Double?](repeating: nil, count: steps.count)][column[row.step]!] = row.logprob
+        }
+        return (steps, values)
     }
 
-    static func load(store: RunStore, runs: [RunRecord]) throws -> ExploreData {
+    /// Everything beside `scores` (each run's `scoreTable`): the probes and responses the runs scored, and the token rows.
+    static func load(store: RunStore, runs: [RunRecord], scores: [Int64: (steps: [Int], values: [Int64: [Double?]])]) throws -> ExploreData {
         var out = ExploreData()
+        out.scores = scores
         guard !runs.isEmpty else { return out }
-        var responseIDs = Set<Int64>()
-        for run in runs {
-            let rows = try store.query("SELECT step, response_id, logprob FROM logprobs WHERE run_id = ? ORDER BY step, response_id", [.integer(run.id)])
-            guard !rows.isEmpty else { continue }
-            let steps = Array(Set(rows.compactMap { $0[0].int })).sorted()
-            let column = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1, $0) })
-            var values: [Int64: [Double?]] = [:]
-            for row in rows {
-                guard let step = row[0].int, let response = row[1].int64 else { continue }
-                values[response, default: [Double?](repeating: nil, count: steps.count)][column[step]!] = row[2].double
-                responseIDs.insert(response)
+        let responseIDs = Set(scores.values.flatMap(\.values.keys))
+        /// Rows of `sql` (a statement with "IN (%@)") for every id, in chunks: SQLite limits the parameters of one statement.
+        func rows(_ sql: String, ids: [Int64]) throws -> [[SQLiteValue]] {
+            var out: [[SQLiteValue]] = []
+            for first in stride(from: 0, to: ids.count, by: 500) {
+                let chunk = ids[first..<min(ids.count, first + 500)]
+                out += try store.query(sql.replacingOccurrences(of: "%@", with: chunk.map { _ in "?" }.joined(separator: ",")), chunk.map { .integer($0) })
             }
-            out.scores[run.id] = (steps, values)
+            return out
         }
-        let ids = responseIDs.sorted()
-        // in chunks: SQLite limits the number of parameters of one statement
-        for first in stride(from: 0, to: ids.count, by: 500) {
-            let chunk = ids[first..<min(ids.count, first + 500)]
-            let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            out.responses += try store.query("SELECT id, probe_id, category, text FROM responses WHERE id IN (\(marks)) ORDER BY id",
-                                             chunk.map { .integer($0) }).map {
-                Response(id: $0[0].int64 ?? 0, probeID: $0[1].int64 ?? 0, category: $0[2].string ?? "", text: $0[3].string ?? "")
-            }
+        out.responses = try rows("SELECT id, probe_id, category, text FROM responses WHERE id IN (%@) ORDER BY id", ids: responseIDs.sorted()).map {
+            Response(id: $0[0].int64 ?? 0, probeID: $0[1].int64 ?? 0, category: $0[2].string ?? "", text: $0[3].string ?? "")
         }
-        let probeIDs = Array(Set(out.responses.map(\.probeID))).sorted()
-        for first in stride(from: 0, to: probeIDs.count, by: 500) {
-            let chunk = probeIDs[first..<min(probeIDs.count, first + 500)]
-            let marks = chunk.map { _ in "?" }.joined(separator: ",")
-            out.probes += try store.query("SELECT id, idx, split, prompt FROM probes WHERE id IN (\(marks))", chunk.map { .integer($0) }).map {
-                Probe(id: $0[0].int64 ?? 0, idx: $0[1].int ?? 0, split: $0[2].string ?? "", prompt: $0[3].string ?? "")
-            }
+        out.probes = try rows("SELECT id, idx, split, prompt FROM probes WHERE id IN (%@)", ids: Array(Set(out.responses.map(\.probeID))).sorted()).map {
+            Probe(id: $0[0].int64 ?? 0, idx: $0[1].int ?? 0, split: $0[2].string ?? "", prompt: $0[3].string ?? "")
         }
         out.probes.sort { ($0.idx, $0.id) < ($1.idx, $1.id) }
         guard try store.storedSchemaVersion() >= 3 else { return out }

@@ -66,11 +66,7 @@ extension ReportBuilder {
     /// Each stage's own settings (those not shared by every run), once per stage; several values: its runs differ.
     var stageSettingsTable: Table? {
         let rows = data.stages.flatMap { stage in
-            data.stageSettings(stage).map { setting -> [String] in
-                var values: [String] = []
-                for v in setting.values.map({ ReportData.text(ReportData.unseeded(.text($0))) }) where !values.contains(v) { values.append(v) }
-                return [stage, setting.key, values.joined(separator: ", ")]
-            }
+            data.stageSettings(stage).map { [stage, $0.key, $0.values.joined(separator: ", ")] }
         }
         return rows.isEmpty ? nil : Table(header: ["stage", "parameter", "value(s)"], rows: rows)
     }
@@ -151,10 +147,9 @@ extension ReportBuilder {
         let change = changeTables()
         sections.append(Section(id: "change", heading: "Final change per category", intro: changes.isEmpty ? "No evaluations recorded yet: there is nothing to plot." : change.isEmpty ? "No responses scored at two steps yet." : "From the first to the last evaluation (deltas.csv).",
                                 tables: change))
-        if let comparison = comparisonTable(comparisons()) {
+        if let comparison = comparisonTable(settingComparisons) {
             sections.append(Section(id: "comparisons", heading: "Comparisons", intro: "Each setting against each other (comparisons.csv).", tables: [comparison]))
         }
-        let confounds = confoundRows()
         if !confounds.isEmpty {
             let table = confoundsTable(confounds)
             sections.append(Section(id: "confounds", heading: "Confound audit",
@@ -197,8 +192,8 @@ extension ReportBuilder {
             ("responses.csv", "every response's change"),
             ("train.csv", "training metrics"),
         ]
-        if !comparisons().isEmpty { links.append(("comparisons.csv", "settings compared")) }
-        if !confoundRows().isEmpty { links.append(("confounds.csv", "length and token-position audit")) }
+        if !settingComparisons.isEmpty { links.append(("comparisons.csv", "settings compared")) }
+        if !confounds.isEmpty { links.append(("confounds.csv", "length and token-position audit")) }
         return links
     }
 

@@ -91,13 +91,7 @@ final class RunContext {
     /// run trained), sized like the policy, and its identity for the reference cache.
     func loadReference(_ reference: RunConfig.ReferenceModel) throws -> (model: LlamaModel, identity: String) {
         report(.loading(run: name, what: "reference model"))
-        let source: RunConfig.ModelSource
-        switch reference {
-        case .model(let s): source = s
-        case .run(let r):
-            guard let planned = experiment.runs.first(where: { $0.name == r.run }) else { throw RunError.unknownRun(r.run) }
-            source = planned.config.model
-        }
+        let source = try reference.modelSource(in: experiment)
         var loaded = try ModelLoader.load(source, experiment: experiment, capacity: config.batchTokens, maxSequenceLength: config.longestSequence,
                                           threads: config.threads)
         loaded.model.precision = config.train.precision

@@ -49,11 +49,7 @@ extension TrainingStage {
     /// for a few texts (the chat markers among them), or the log-ratios compare different sequences.
     static func checkReference(_ reference: RunConfig.ReferenceModel, _ config: RunConfig, experiment: Experiment,
                                tokenizer: any TextTokenizer) throws {
-        let source: RunConfig.ModelSource
-        switch reference {
-        case .model(let s): source = s
-        case .run(let r): source = experiment.runs.first { $0.name == r.run }?.config.model ?? config.model
-        }
+        let source = try reference.modelSource(in: experiment)
         guard source != config.model else { return }
         let other = try ModelLoader.validate(source, experiment: experiment).tokenizer
         let samples = ["Why is the sky blue? Rayleigh scattering.", "<|im_start|>user\nHi<|im_end|>", "\n\nHuman: hello\n\nAssistant: 42 ünïcode"]

@@ -101,12 +101,12 @@ public struct DPO: PairObjective, Equatable {
         }
         var weights = types.map { _ in 1.0 }
         if let w = f.value("loss_weights") {
-            guard case .array(let items) = w, items.count == types.count,
-                  let numbers = Optional(items.compactMap { if case .number(let x) = $0, x.isFinite, x >= 0 { return x } else { return nil } }),
-                  numbers.count == items.count else {
-                throw f.invalid("loss_weights", "a list of \(types.count) number\(types.count == 1 ? "" : "s") >= 0, one per loss_type")
+            let refusal = f.invalid("loss_weights", "a list of \(types.count) number\(types.count == 1 ? "" : "s") >= 0, one per loss_type")
+            guard case .array(let items) = w, items.count == types.count else { throw refusal }
+            weights = try items.map { item in
+                guard case .number(let x) = item, x.isFinite, x >= 0 else { throw refusal }
+                return x
             }
-            weights = numbers
         }
         let eps = try f.double("label_smoothing", default: 0, min: 0, max: 0.5, exclusiveMax: true)
         if types.contains(.exoPair) && eps == 0 {
