@@ -40,12 +40,14 @@ def inputs():
     per_token = -torch.rand(2 * PAIRS, width - 1, generator=g, dtype=torch.float64) * 1.5
     per_token = per_token * completion_mask[:, 1:]  # TRL's log_probs are 0 outside the completion
     ref = per_token.sum(1) + (torch.rand(2 * PAIRS, generator=g, dtype=torch.float64) - 0.5) * 2.0
-    return completion_mask, per_token, ref
+    # WPO's per-token log sum_v p(v)^2: in (-4, -0.5), drawn after the values above so those stay as they were
+    log_sum_sq = (-0.5 - torch.rand(2 * PAIRS, width - 1, generator=g, dtype=torch.float64) * 3.5) * completion_mask[:, 1:]
+    return completion_mask, per_token, ref, log_sum_sq
 
 
 def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="reverse_kl", f_alpha=0.5, tau=0.05,
-        dtype=torch.float64, ld_alpha=None):
-    completion_mask, per_token, ref = inputs()
+        dtype=torch.float64, ld_alpha=None, use_weighting=False):
+    completion_mask, per_token, ref, log_sum_sq = inputs()
     per_token, ref = per_token.to(dtype), ref.to(dtype)
     log_probs = per_token.clone().requires_grad_(True)
     width = completion_mask.shape[1]
@@ -59,7 +61,7 @@ def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="rev
         o.entropy = torch.zeros_like(log_probs)
         o.mean_logits = torch.zeros_like(log_probs)
         o.is_top1 = torch.zeros_like(log_probs, dtype=torch.bool)
-        o.log_sum_sq_probs = torch.zeros_like(log_probs)
+        o.log_sum_sq_probs = log_sum_sq.to(dtype)
         o.aux_loss = torch.tensor(0.0)
         return o
 
@@ -69,7 +71,7 @@ def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="rev
         model=model, accelerator=acc, aux_loss_enabled=False, ld_alpha=ld_alpha, precompute_ref_logps=True,
         f_divergence_type=f_div, f_alpha_divergence_coef=f_alpha, loss_types=loss_types,
         loss_weights=loss_weights or [1.0] * len(loss_types), beta=beta, label_smoothing=label_smoothing,
-        args=types.SimpleNamespace(discopop_tau=tau, gradient_checkpointing_kwargs=None), use_weighting=False,
+        args=types.SimpleNamespace(discopop_tau=tau, gradient_checkpointing_kwargs=None), use_weighting=use_weighting,
         _metrics={"train": defaultdict(list), "eval": defaultdict(list)}, _total_train_tokens=0, _tp_size=1,
         ref_model=None, router_aux_loss_coef=0.0,
     )
@@ -94,14 +96,16 @@ def run(loss_types, loss_weights=None, beta=0.1, label_smoothing=0.0, f_div="rev
 
 
 def main():
-    completion_mask, per_token, ref = inputs()
+    completion_mask, per_token, ref, log_sum_sq = inputs()
     pi = per_token.sum(1).tolist()
     out = {
         "trl_version": trl.__version__, "torch_version": torch.__version__,
         "pairs": [{"policy_chosen": pi[i], "policy_rejected": pi[PAIRS + i], "reference_chosen": float(ref[i]),
                    "reference_rejected": float(ref[PAIRS + i]), "chosen_tokens": LENGTHS[i][0], "rejected_tokens": LENGTHS[i][1],
                    "chosen_token_logprobs": per_token[i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][0]].tolist(),
-                   "rejected_token_logprobs": per_token[PAIRS + i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][1]].tolist()}
+                   "rejected_token_logprobs": per_token[PAIRS + i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][1]].tolist(),
+                   "chosen_token_log_sum_squares": log_sum_sq[i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][0]].tolist(),
+                   "rejected_token_log_sum_squares": log_sum_sq[PAIRS + i, PROMPT - 1:PROMPT - 1 + LENGTHS[i][1]].tolist()}
                   for i in range(PAIRS)],
         "cases": [],
     }
@@ -130,6 +134,11 @@ def main():
                              **run([lt], beta=0.4, label_smoothing=ls)})
     out["cases"].append({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0], "beta": 0.1, "label_smoothing": 0.0,
                          "f_divergence_type": "reverse_kl", **run(["sigmoid", "sft"], [1.0, 1.0], beta=0.1)})
+    # WPO: each pair's loss times its (detached) weight w_c w_r. (With "sft" in the list TRL 1.16 fails: it multiplies the
+    # expanded batch NLL in place. Ours multiplies that NLL by the batch's mean weight, what its code states.)
+    for lts, ws in ((["sigmoid"], None), (["ipo"], None), (["sigmoid", "apo_zero"], [1.0, 0.5])):
+        out["cases"].append({"loss_type": lts, "loss_weights": ws, "beta": 0.3, "label_smoothing": 0.0, "f_divergence_type": "reverse_kl",
+                             "use_weighting": True, **run(lts, ws, beta=0.3, use_weighting=True)})
     path = os.path.join(os.path.dirname(__file__), "..", "Tests", "TrainingTests", "Fixtures", "trl-dpo-losses.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1, sort_keys=True)
@@ -146,7 +155,7 @@ def cpo_and_orpo():
     respect to each sequence's summed log-probability. ORPO's odds_ratio_loss casts to float32 (so its cases are float32)."""
     from trl.experimental.cpo.cpo_trainer import CPOTrainer
     from trl.experimental.orpo.orpo_trainer import ORPOTrainer
-    completion_mask, per_token, ref = inputs()
+    completion_mask, per_token, ref, _ = inputs()
     sums = per_token.sum(1)
     counts = torch.tensor([c for c, _ in LENGTHS] + [r for _, r in LENGTHS], dtype=torch.float64)
     acc = types.SimpleNamespace(device="cpu")

@@ -428,6 +428,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "objective.f_alpha_divergence_coef": .number(1),
         "objective.discopop_tau": .number(0.05),
         "objective.dpop_lambda": .number(0),
+        "objective.use_weighting": .bool(false),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

@@ -20,10 +20,13 @@ public func outputHeadScratchCount(m: Int, v: Int, chunk: Int, kept: Bool) -> In
 /// afterwards (chunk i as an (m, cols) block at scratch + i * m * min(chunk, v)) for `outputHeadBackward`.
 /// The logsumexp is combined chunk by chunk (running maximum and rescaled sum), so each row's result depends
 /// only on that row and `chunk`, not on m, the thread count or `kept`.
+/// With `logSumSquares` (m floats), also log sum_j p_j^2 of each row's softmax p (the log collision probability, WPO's
+/// per-token normaliser): log sum_j e^(2 z_j) - 2 logsumexp(z), its sum kept beside the logsumexp's, rescaled alike.
 public func outputHeadForward(
     _ lp: UnsafeMutablePointer<Float>, _ lse: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
     _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>,
-    m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false, precision: Precision = .fp32
+    m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false, precision: Precision = .fp32,
+    logSumSquares: UnsafeMutablePointer<Float>? = nil
 ) {
     precondition(chunk > 0, "outputHeadForward: chunk must be positive")
     if m == 0 { return }
@@ -31,7 +34,9 @@ public func outputHeadForward(
     defer { runMax.deallocate() }
     runMax.initialize(repeating: -.infinity, count: m)
     lse.update(repeating: 0, count: m)  // the running sum of exp(logit - runMax) until the end
+    logSumSquares?.update(repeating: 0, count: m)  // likewise of exp(2 (logit - runMax))
     let l = SendablePointer(lp), s = SendablePointer(lse), mxp = SendablePointer(runMax), tg = SendablePointer(targets)
+    let squares = logSumSquares.map { SendablePointer($0) }
     let block = m * min(chunk, v)
     var j0 = 0
     while j0 < v {
@@ -45,6 +50,11 @@ public func outputHeadForward(
                 let sum = rowExpSum(row, cols, shift: mx, write: false)
                 let old = mxp.p[r], top = max(old, mx)
                 s.p[r] = s.p[r] * expApprox(old - top) + sum * expApprox(mx - top)
+                if let q = squares {
+                    var sum2: Float = 0
+                    for j in 0..<cols { sum2 += expApprox(2 * (row[j] - mx)) }
+                    q.p[r] = q.p[r] * expApprox(2 * (old - top)) + sum2 * expApprox(2 * (mx - top))
+                }
                 mxp.p[r] = top
                 let t = Int(tg.p[r]) - first
                 if t >= 0 && t < cols { l.p[r] = row[t] }
@@ -53,6 +63,7 @@ public func outputHeadForward(
         j0 += cols
     }
     for r in 0..<m {
+        if let q = logSumSquares { q[r] = logf(q[r]) - 2 * logf(lse[r]) }
         lse[r] = runMax[r] + logf(lse[r])
         lp[r] -= lse[r]
     }

@@ -89,6 +89,10 @@ public final class LlamaModel {
     private let headLogits: UnsafeMutablePointer<Float>
     private let headLogitsCapacity: Int
     private let normOut, hidden, dResid, dNorm, dQKV, dAtt, dGateUp, dHidden: UnsafeMutablePointer<Float>
+    private var lastLogSumSquaresStorage: [Float] = []
+    /// log sum_v p_v^2 at each position of the last `forward(_:training:logSumSquares: true)` (0 where no target);
+    /// empty after a forward without it.
+    public var lastLogSumSquares: [Float] { lastLogSumSquaresStorage }
     /// Whether the last forward kept the head's logits for backward.
     private(set) var logitsKept = false
     private let tokenBuf, positions, compactRows, compactTargets: UnsafeMutablePointer<Int32>
@@ -367,7 +371,10 @@ public final class LlamaModel {
     /// Returns, for every position t with targets[t] >= 0, log p(targets[t] | tokens of its sequence up to t);
     /// positions with target < 0 get 0. Logits are computed only for targeted positions.
     /// The buffer is owned by the model and valid until the next forward.
-    public func forward(_ batch: TokenBatch, training: Bool) -> UnsafeBufferPointer<Float> {
+    ///
+    /// With `logSumSquares`, the forward also computes log sum_v p_v^2 of each targeted position's next-token
+    /// distribution (WPO's normaliser), read from `lastLogSumSquares` until the next forward.
+    public func forward(_ batch: TokenBatch, training: Bool, logSumSquares: Bool = false) -> UnsafeBufferPointer<Float> {
         var rows: [Int32] = []
         for t in 0..<batch.count where batch.targets[t] >= 0 { rows.append(Int32(t)) }
         let (n, m) = trunkForward(batch, rows: rows)
@@ -376,10 +383,19 @@ public final class LlamaModel {
         // From here until the head's backward, normOut, hidden and the backward's buffers are dead: the logits
         // take their place (see headLogits).
         logitsKept = training && outputHeadScratchCount(m: m, v: v, chunk: Self.headChunk, kept: true) <= headLogitsCapacity
-        outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
-                          m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
+        var compactSquares = [Float](repeating: 0, count: logSumSquares ? m : 0)
+        compactSquares.withUnsafeMutableBufferPointer { q in
+            outputHeadForward(compactLp, lse, scratch: headLogits, compact, p.output, compactTargets,
+                              m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision,
+                              logSumSquares: logSumSquares ? q.baseAddress : nil)
+        }
         logprobs.update(repeating: 0, count: n)
         for r in 0..<m { logprobs[Int(compactRows[r])] = compactLp[r] }
+        lastLogSumSquaresStorage = []
+        if logSumSquares {
+            lastLogSumSquaresStorage = [Float](repeating: 0, count: n)
+            for r in 0..<m { lastLogSumSquaresStorage[Int(compactRows[r])] = compactSquares[r] }
+        }
         readyForBackward = training ? .languageModel : nil
         return UnsafeBufferPointer(start: logprobs, count: n)
     }

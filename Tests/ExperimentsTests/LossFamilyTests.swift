@@ -8,7 +8,8 @@ import XCTest
 /// optimises grows), recording TRL's metrics.
 final class LossFamilyTests: XCTestCase {
     /// Runs one objective for `steps` steps on the tiny fixtures; returns its `rewards/margins` per step.
-    func margins(objective: String, steps: Int = 12, lr: String = "3e-3") throws -> [Int: Double] {
+    /// With `metric`, also checks that every step recorded that metric, finite and positive.
+    func margins(objective: String, steps: Int = 12, lr: String = "3e-3", metric: String? = nil) throws -> [Int: Double] {
         let dir = try temporaryFolder("loss-family", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
         let text = """
             { name: "lf", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
@@ -26,6 +27,11 @@ final class LossFamilyTests: XCTestCase {
         let names = Set(try store.query("SELECT DISTINCT name FROM train_metrics").map { $0[0].string! })
         for metric in ["rewards/chosen", "rewards/rejected", "rewards/accuracy", "logps/chosen", "logps/rejected"] {
             XCTAssertTrue(names.contains(metric), "\(objective) lacks \(metric)")
+        }
+        if let metric {
+            let values = try store.query("SELECT value FROM train_metrics WHERE name = '\(metric)'").map { $0[0].double! }
+            XCTAssertEqual(values.count, steps, metric)
+            for v in values { XCTAssertTrue(v.isFinite && v > 0, "\(metric) \(v)") }
         }
         return out
     }
@@ -65,8 +71,9 @@ final class LossFamilyTests: XCTestCase {
         }
         for (objective, what) in [(#"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, "sigmoid + apo_zero, js"),
                                   (#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#, "RPO"),
-                                  (#"{ kind: "dpo", ld_alpha: 0.5 }"#, "LD-DPO")] {
-            let m = try margins(objective: objective, lr: "3e-4")
+                                  (#"{ kind: "dpo", ld_alpha: 0.5 }"#, "LD-DPO"),
+                                  (#"{ kind: "dpo", use_weighting: true }"#, "WPO")] {
+            let m = try margins(objective: objective, lr: "3e-4", metric: what == "WPO" ? "wpo/weight" : nil)
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(what): \(m)")
         }
     }
@@ -99,6 +106,7 @@ final class LossFamilyTests: XCTestCase {
         XCTAssertTrue(refusal(#"{ kind: "dpo", loss_type: "exo_pair" }"#).contains("objective.label_smoothing"))
         XCTAssertTrue(refusal(#"{ kind: "dpo", f_divergence_type: "kl" }"#).contains("objective.f_divergence_type"))
         XCTAssertTrue(refusal(#"{ kind: "simpo", tau: 1 }"#).contains("objective.tau"))
+        XCTAssertTrue(refusal(#"{ kind: "dpo", loss_type: "aot", use_weighting: true }"#).contains("objective.use_weighting"))
         for line in [unknown, batch] { XCTAssertFalse(line.contains("\n"), line) }
     }
 }

@@ -1,8 +1,34 @@
+import Foundation
 import Base
 import XCTest
 @testable import Kernels
 
 final class OutputHeadTests: XCTestCase {
+    /// WPO's log sum_j p_j^2 per row, chunked (4 + 4 + 3 columns, spread logits so the chunks' maxima differ), against a
+    /// naive Double softmax of the same logits; the log-probabilities stay those of the head without it (bit for bit).
+    /// Tolerance 1e-5: float32 exponentials (the head's expApprox, ~2 ulp) summed over 11 terms.
+    func testLogSumSquaresMatchesANaiveDoubleSoftmax() {
+        var rng = TestRNG(5)
+        let m = 4, v = 11, c = 6, chunk = 4
+        let targets: [Int32] = [1, 9, 4, 10]
+        let w = rng.array(v * c, 3), x = rng.array(m * c, 3)
+        var lp = [Float](repeating: 0, count: m), lse = [Float](repeating: 0, count: m), squares = [Float](repeating: .nan, count: m)
+        var scratch = [Float](repeating: .nan, count: m * chunk)
+        outputHeadForward(&lp, &lse, scratch: &scratch, x, w, targets, m: m, v: v, c: c, chunk: chunk, logSumSquares: &squares)
+        var lpPlain = [Float](repeating: 0, count: m), lsePlain = [Float](repeating: 0, count: m)
+        outputHeadForward(&lpPlain, &lsePlain, scratch: &scratch, x, w, targets, m: m, v: v, c: c, chunk: chunk)
+        XCTAssertEqual(lp, lpPlain)
+        XCTAssertEqual(lse, lsePlain)
+        for r in 0..<m {
+            let z = (0..<v).map { j in (0..<c).reduce(0.0) { $0 + Double(x[r * c + $1]) * Double(w[j * c + $1]) } }
+            let top = z.max()!, total = z.reduce(0.0) { $0 + Foundation.exp($1 - top) }
+            let naive = Foundation.log(z.reduce(0.0) { let p = Foundation.exp($1 - top) / total; return $0 + p * p })
+            XCTAssertEqual(Double(squares[r]), naive, accuracy: 1e-5, "row \(r)")
+            XCTAssertLessThanOrEqual(naive, 0)
+            XCTAssertFalse(squares[r].isNaN)
+        }
+    }
+
     /// The chunked head (chunks of 4 columns over a vocabulary of 11: 4 + 4 + 3) against the whole-logits path
     /// (matmul, then logSoftmaxGather), forward and backward; one row has dlp 0. Then dW and dx against
     /// finite differences of the weighted sum of target log-probabilities.

@@ -34,13 +34,19 @@ import Foundation
 /// the token counts the normalised losses divide by stay the whole responses'. (alpha = 0, masking the tail, is not
 /// offered: the weights would no longer tell the tail's tokens from the prompt's.)
 ///
+/// `use_weighting` (WPO, Zhou et al. 2024, arXiv 2406.11827; TRL's `use_weighting`): each pair's loss (every loss type
+/// but `aot` and `aot_unpaired`, which sort the batch and are refused with it) is multiplied by w_c w_r, w = exp(mean
+/// over the response's tokens of (log pi(y_t) - log sum_v pi(v)^2)), the policy's length-normalised probability of the
+/// response aligned by each position's collision probability, held constant (no gradient flows through it); `sft`'s
+/// batch NLL is multiplied by the batch's mean of w_c w_r, as TRL multiplies its per-pair copies of it.
+///
 /// A list of loss types adds them with `loss_weights` (default 1 each). Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
 /// `f_divergence_type` ("reverse_kl"), `f_alpha_divergence_coef` (> 0, 1), `discopop_tau` (> 0, 0.05); every key
 /// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
     public static let kind = "dpo"
     public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau",
-                              "dpop_lambda", "ld_alpha"]
+                              "dpop_lambda", "ld_alpha", "use_weighting"]
 
     public enum LossType: String, CaseIterable, Sendable {
         case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
@@ -66,10 +72,12 @@ public struct DPO: PairObjective, Equatable {
     public var dpopLambda: Double
     /// LD-DPO's alpha (nil: off): tokens beyond the pair's shared length weigh alpha in the summed log-probabilities.
     public var ldAlpha: Double?
+    /// WPO's weighting (`use_weighting`): each pair's loss times `PairQuantities.weight`.
+    public var useWeighting: Bool
 
     public init(beta: Double, labelSmoothing: Double = 0, lossTypes: [LossType] = [.sigmoid], lossWeights: [Double]? = nil,
                 divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05, dpopLambda: Double = 0,
-                ldAlpha: Double? = nil) {
+                ldAlpha: Double? = nil, useWeighting: Bool = false) {
         precondition(beta > 0 && labelSmoothing >= 0 && labelSmoothing < 0.5, "DPO: needs beta > 0 and 0 <= labelSmoothing < 0.5")
         precondition(!lossTypes.isEmpty && (lossWeights?.count ?? lossTypes.count) == lossTypes.count, "DPO: one weight per loss type")
         self.beta = beta
@@ -81,6 +89,7 @@ public struct DPO: PairObjective, Equatable {
         self.discopopTau = discopopTau
         self.dpopLambda = dpopLambda
         self.ldAlpha = ldAlpha
+        self.useWeighting = useWeighting
     }
 
     public init(spec f: SpecFields) throws {
@@ -118,7 +127,11 @@ public struct DPO: PairObjective, Equatable {
                   alphaCoefficient: try f.double("f_alpha_divergence_coef", default: 1, min: 0, exclusiveMin: true),
                   discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true),
                   dpopLambda: try f.double("dpop_lambda", default: 0, min: 0),
-                  ldAlpha: f.has("ld_alpha") ? try f.double("ld_alpha", min: 0, max: 1, exclusiveMin: true) : nil)
+                  ldAlpha: f.has("ld_alpha") ? try f.double("ld_alpha", min: 0, max: 1, exclusiveMin: true) : nil,
+                  useWeighting: try f.bool("use_weighting", default: false))
+        if useWeighting, let sorted = lossTypes.first(where: { $0 == .aot || $0 == .aotUnpaired }) {
+            throw f.invalid("use_weighting", "false with loss_type \"\(sorted.rawValue)\" (it sorts the batch, so a pair's weight would meet another pair's loss)")
+        }
         if dpopLambda > 0 && !lossTypes.contains(.sigmoid) {
             throw f.invalid("dpop_lambda", "0 unless loss_type includes \"sigmoid\" (DPOP's penalty sits inside the sigmoid loss)")
         }
@@ -134,6 +147,7 @@ public struct DPO: PairObjective, Equatable {
         try c.encode(discopopTau, "discopop_tau")
         try c.encode(dpopLambda, "dpop_lambda")
         if let ldAlpha { try c.encode(ldAlpha, "ld_alpha") }  // absent while off: earlier identities stay
+        try c.encode(useWeighting, "use_weighting")
     }
 
     public var rewardScale: Double { beta }
@@ -230,7 +244,9 @@ public struct DPO: PairObjective, Equatable {
             grc += w * c
             grr += w * d
         }
-        return (loss, gsc * dsc + grc, gsr * dsr + grr)
+        // WPO: the pair's weight, a constant of the step
+        let k = useWeighting ? q.weight : 1
+        return (k * loss, k * (gsc * dsc + grc), k * (gsr * dsr + grr))
     }
 
     /// The mean of the per-pair loss types over the batch, plus the loss types that read the batch as a whole.
@@ -270,7 +286,8 @@ public struct DPO: PairObjective, Equatable {
                     dr[j] -= w * g * inv
                 }
             case .sft:
-                (loss, dc, dr) = addingChosenNLL((loss, dc, dr), pairs, weight: w)
+                let k = useWeighting ? pairs.reduce(0) { $0 + $1.weight } * inv : 1
+                (loss, dc, dr) = addingChosenNLL((loss, dc, dr), pairs, weight: w * k)
             default:
                 continue
             }

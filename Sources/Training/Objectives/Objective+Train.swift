@@ -45,11 +45,14 @@ extension Objective {
             dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
             return result
         default:
-            let lp = model.forward(batch, training: true)
+            let lp = model.forward(batch, training: true, logSumSquares: readsLogSumSquares)
+            let squares = model.lastLogSumSquares
             let result = weights.withUnsafeBufferPointer { w in
-                dLogprobs.withUnsafeMutableBufferPointer { d in
-                    evaluate(logprobs: lp, weights: w, spans: spans, referenceLogprobs: reference,
-                             dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
+                squares.withUnsafeBufferPointer { q in
+                    dLogprobs.withUnsafeMutableBufferPointer { d in
+                        evaluate(logprobs: lp, weights: w, spans: spans, referenceLogprobs: reference,
+                                 logSumSquares: readsLogSumSquares ? q : nil, dLogprobs: UnsafeMutableBufferPointer(rebasing: d[0..<n]))
+                    }
                 }
             }
             for t in 0..<n { dLogprobs[t] *= Float(share) }

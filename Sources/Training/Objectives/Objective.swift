@@ -104,10 +104,12 @@ extension Objective {
     ///     preference objectives: chosen, rejected, chosen, rejected, ... (see `PreferencePair.pack`).
     ///   - referenceLogprobs: preference objectives only: the reference model's summed log-probability of
     ///     each span (same order and weights as `spans`, e.g. from `referenceLogprobs(model:pairs:batchSize:)`).
+    ///   - logSumSquares: (N) log sum_v p(v)^2 per position, for an objective that `readsLogSumSquares` (WPO).
     ///   - dLogprobs: (N) written with dLoss/dlogprob.
     public func evaluate(
         logprobs: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, spans: [SequenceSpan],
-        referenceLogprobs: [Double]? = nil, dLogprobs: UnsafeMutableBufferPointer<Float>
+        referenceLogprobs: [Double]? = nil, logSumSquares: UnsafeBufferPointer<Float>? = nil,
+        dLogprobs: UnsafeMutableBufferPointer<Float>
     ) -> ObjectiveResult {
         precondition(weights.count == logprobs.count && dLogprobs.count == logprobs.count, "Objective: size mismatch")
         switch self {
@@ -123,8 +125,12 @@ extension Objective {
             guard let reference = referenceLogprobs else {
                 preconditionFailure("Objective.evaluate: \(self) needs referenceLogprobs")
             }
+            // WPO's weights, when the loss reads them
+            let wpo = readsLogSumSquares ? logSumSquares.map {
+                wpoSequenceWeights(logprobs: logprobs, logSumSquares: $0, weights: weights, spans: spans)
+            } : nil
             return preferenceLoss(logprobs: logprobs, weights: weights, spans: spans, reference: reference,
-                                  dLogprobs: dLogprobs)
+                                  sequenceWeights: wpo, dLogprobs: dLogprobs)
         }
     }
 }

@@ -9,6 +9,8 @@ public struct PairQuantities: Sendable {
     public var referenceRejected: Double
     public var chosenTokens: Double
     public var rejectedTokens: Double
+    /// WPO's weight of the pair, w_c w_r (`DPO.useWeighting`; 1 otherwise): a constant, no gradient flows through it.
+    public var weight: Double = 1
 
     /// The reference-normalised log-ratio margin h = (pi_c - ref_c) - (pi_r - ref_r).
     public var margin: Double { (policyChosen - referenceChosen) - (policyRejected - referenceRejected) }

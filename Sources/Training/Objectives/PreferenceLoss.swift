@@ -14,7 +14,31 @@ public func sequenceLogprobs(
     }
 }
 
+/// WPO's weight of each span: w_s = exp(mean over the span's trained tokens (weight != 0, each counted once, whatever its
+/// weight) of (lp_t - lss_t)), lss_t = log sum_v p_t(v)^2 (`LlamaModel.lastLogSumSquares`), in Double; 1 for a span
+/// without trained tokens (TRL clamps the count at 1: exp(0)).
+public func wpoSequenceWeights(
+    logprobs: UnsafeBufferPointer<Float>, logSumSquares: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>,
+    spans: [SequenceSpan]
+) -> [Double] {
+    spans.map { s in
+        var sum = 0.0, n = 0.0
+        for t in s.range where weights[t] != 0 {
+            sum += Double(logprobs[t]) - Double(logSumSquares[t])
+            n += 1
+        }
+        return exp(sum / max(n, 1))
+    }
+}
+
 extension Objective {
+    /// Whether the loss reads WPO's weights (`DPO.useWeighting`): the forward then computes each position's
+    /// log sum_v p(v)^2 (`LlamaModel.forward(_:training:logSumSquares:)`).
+    public var readsLogSumSquares: Bool {
+        if case .pair(let p) = self, let dpo = p as? DPO { return dpo.useWeighting }
+        return false
+    }
+
     /// The pair loss of a pairwise objective: its own (`PairObjective`), or SPIN's (the DPO loss, no label smoothing).
     var pairObjective: any PairObjective {
         switch self {
@@ -42,9 +66,11 @@ extension Objective {
     /// rewards/chosen > rewards/rejected, logps/chosen = pi_c, logps/rejected = pi_r; s is `rewardScale`; a loss on
     /// per-token averages (SimPO) reports those averages instead of the sums, and a reference-free one no ref
     /// (`PairObjective.logps`, `rewards`).
+    /// With `sequenceWeights` (WPO's, one per span), each pair's `PairQuantities.weight` is w_c w_r and the metric
+    /// `wpo/weight` their mean.
     func preferenceLoss(
         logprobs: UnsafeBufferPointer<Float>, weights: UnsafeBufferPointer<Float>, spans: [SequenceSpan], reference: [Double],
-        dLogprobs: UnsafeMutableBufferPointer<Float>
+        sequenceWeights: [Double]? = nil, dLogprobs: UnsafeMutableBufferPointer<Float>
     ) -> ObjectiveResult {
         let objective = pairObjective
         precondition(spans.count % 2 == 0, "Objective: preference batches hold (chosen, rejected) span pairs")
@@ -59,7 +85,8 @@ extension Objective {
         var rc = 0.0, rr = 0.0, acc = 0.0, lc = 0.0, lr = 0.0
         let quantities = (0..<pairs).map { i in
             PairQuantities(policyChosen: pi[2 * i], policyRejected: pi[2 * i + 1], referenceChosen: reference[2 * i],
-                           referenceRejected: reference[2 * i + 1], chosenTokens: n[2 * i], rejectedTokens: n[2 * i + 1])
+                           referenceRejected: reference[2 * i + 1], chosenTokens: n[2 * i], rejectedTokens: n[2 * i + 1],
+                           weight: sequenceWeights.map { $0[2 * i] * $0[2 * i + 1] } ?? 1)
         }
         let (loss, gc, gr) = objective.batchLoss(quantities)
         for (i, q) in quantities.enumerated() {
@@ -77,6 +104,7 @@ extension Objective {
             "rewards/chosen": rc * inv, "rewards/rejected": rr * inv, "rewards/margins": (rc - rr) * inv,
             "rewards/accuracy": acc * inv, "rewards/accuracies": acc * inv, "logps/chosen": lc * inv, "logps/rejected": lr * inv,
         ]
+        if sequenceWeights != nil { metrics["wpo/weight"] = quantities.reduce(0) { $0 + $1.weight } * inv }
         metrics.merge(objective.metrics(quantities)) { shared, _ in shared }
         return ObjectiveResult(loss: loss, metrics: metrics)
     }
