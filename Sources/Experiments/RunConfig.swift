@@ -323,6 +323,11 @@ public struct RunConfig: Codable, Sendable, Equatable {
                                         expected: "no reference: objective \(objective.kind) \(objective.needsReference ? "takes its reference from its starting weights" : "reads no reference model")",
                                         found: "an object")
             }
+            if reference != nil && objective.referenceSync != nil {
+                throw SpecIssue.invalid(path: (decoder.codingPath.map(\.stringValue) + ["reference"]).joined(separator: "."),
+                                        expected: "no reference with sync_ref_model: TR-DPO's reference starts as the policy's starting weights and is mixed with the policy",
+                                        found: "an object")
+            }
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -429,6 +434,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "objective.discopop_tau": .number(0.05),
         "objective.dpop_lambda": .number(0),
         "objective.use_weighting": .bool(false),
+        "objective.sync_ref_model": .bool(false),
     ] }
 
     /// The resolved config as a JSON tree, as the structs encode it.

@@ -60,6 +60,13 @@ public final class Trainer {
     /// Sampling and reference-scoring sessions of an online objective, kept across steps (their caches).
     var policySession: BatchSession?
     var referenceSession: BatchSession?
+    /// TR-DPO's moving reference (`ReferenceSync`); nil when the reference stays fixed.
+    public var referenceSync: ReferenceSync?
+
+    /// What a checkpoint holds beside the weights, in order: AdamW's moments and, with TR-DPO, the reference's weights.
+    public var stateTensors: [UnsafeMutableBufferPointer<Float>] {
+        [optimizer.m, optimizer.v] + (referenceSync.map { [$0.model.parameters] } ?? [])
+    }
 
     /// - Parameter seed: the data order's seed (`DataOrder`).
     public init(model: LlamaModel, train: TrainSettings, objective: Objective, seed: Int, data: TrainingData) {
@@ -141,6 +148,12 @@ public final class Trainer {
             return (packed.batch, packed.weights, packed.spans, nil)
         case .preference(let pairs, let reference):
             let packed = PreferencePair.pack(idx.map { pairs[$0] }, tailWeight: objective.tailWeight)
+            // TR-DPO after its first sync: the moved reference's sums of this micro-batch (ReferenceSync)
+            if let sync = referenceSync, sync.version(before: step) > 0 {
+                let lp = sync.model.forward(packed.batch, training: false)
+                return (packed.batch, packed.weights, packed.spans,
+                        packed.weights.withUnsafeBufferPointer { sequenceLogprobs(logprobs: lp, weights: $0, spans: packed.spans) })
+            }
             return (packed.batch, packed.weights, packed.spans, idx.flatMap { [reference[2 * $0], reference[2 * $0 + 1]] })
         case .hindsight(let sequences):
             let packed = TokenBatch.pack(idx.map { sequences[$0] })
@@ -183,6 +196,10 @@ public final class Trainer {
             combine(&metrics, &shares, result.metrics, share: share)
         }
         let (lr, norm) = Self.update(model: model, optimizer: optimizer, train: train, step: step)
+        if let sync = referenceSync {
+            metrics["ref_model/version"] = Double(sync.version(before: step))
+            sync.afterStep(step, policy: model)
+        }
         // a metric some micro-batches lacked (KTO's rewards/chosen in a batch without desirable examples) is the
         // mean over those that had it
         let all = micro.reduce(0.0) { $0 + unit($1.weights, $1.spans) / total }

@@ -64,7 +64,8 @@ final class IdentityTests: XCTestCase {
                                                     "objective.loss_type": .string("sigmoid"), "objective.loss_weights": .array([.number(1)]),
                                                     "objective.f_divergence_type": .string("reverse_kl"),
                                                     "objective.f_alpha_divergence_coef": .number(1), "objective.discopop_tau": .number(0.05),
-                                                    "objective.dpop_lambda": .number(0)])
+                                                    "objective.dpop_lambda": .number(0), "objective.use_weighting": .bool(false),
+                                                    "objective.sync_ref_model": .bool(false)])
         for experiment in try experiments() {
             for run in experiment.runs {
                 var tree = run.config.json
@@ -76,7 +77,8 @@ final class IdentityTests: XCTestCase {
                 before.remove(at: ["eval", "precision"])
                 before.remove(at: ["eval", "tokens"])
                 before.remove(at: ["train", "checkpoint_activations"])
-                for key in ["length_normalized", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau", "dpop_lambda"] {
+                for key in ["length_normalized", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau", "dpop_lambda",
+                            "use_weighting", "sync_ref_model"] {
                     before.remove(at: ["objective", key])  // IPO's and DPO's (issue 36)
                 }
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)

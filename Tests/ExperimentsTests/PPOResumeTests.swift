@@ -40,3 +40,42 @@ extension ReliabilityTests {
         XCTAssertEqual(try integrity(db), "ok")
     }
 }
+
+extension ReliabilityTests {
+    /// A TR-DPO run killed (SIGKILL at seeded random moments) and started again records what an uninterrupted run records,
+    /// bit for bit: its checkpoint holds the moved reference's weights beside AdamW's moments, so the reference after a
+    /// resume is the one the killed run had (a reference rebuilt from the starting weights would differ after a sync).
+    func testATRDPORunKilledMidRunResumesToTheRowsOfAnUninterruptedRun() throws {
+        let spec = "trdpo-crash.json5"
+        try write("""
+            {
+              name: "tr", model: { preset: "tiny", seed: 0 }, template: "hh",
+              data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+              train: { steps: 48, batch_size: 2, lr: 3e-3, max_length: 160, warmup: 0 },
+              eval: { every: 12 }, checkpoint: { every: 1 },
+              objective: { kind: "dpo", beta: 0.5, sync_ref_model: true, ref_model_mixup_alpha: 0.5, ref_model_sync_steps: 5 },
+            }
+            """, to: spec)
+        let started = Date()
+        let ref = try run(["run", spec, "--db", path("trref.sqlite"), "--checkpoints", path("ck-trref"), "--quiet"])
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+        let duration = Date().timeIntervalSince(started)
+        let reference = try snapshot(path("trref.sqlite"))
+
+        let db = path("trcrash.sqlite")
+        let args = ["run", spec, "--db", db, "--checkpoints", path("ck-trcrash"), "--quiet"]
+        let (kills, killedAt) = try killRepeatedly(args, db: db, delays: (duration * 0.1)...(duration * 0.3), seed: 7, kills: 6, attempts: 30)
+        XCTAssertGreaterThanOrEqual(kills, 3, "only \(kills) kills landed: \(killedAt)")
+        // at least one kill after the first sync (step 5) and before the end: the resume then needs the moved reference
+        let steps = killedAt.compactMap { $0.split(separator: "@").last.flatMap { Int($0) } }
+        XCTAssertTrue(steps.contains { $0 >= 5 && $0 < 48 }, "no kill between a sync and the end: \(killedAt)")
+        let last = try run(args)
+        XCTAssertEqual(last.status, 0, last.stderr)
+        let got = try snapshot(db)
+        for table in ["runs", "logprobs", "train_metrics"] {
+            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)")
+            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)")
+        }
+        XCTAssertEqual(try integrity(db), "ok")
+    }
+}

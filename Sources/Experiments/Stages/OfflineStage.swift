@@ -12,6 +12,21 @@ struct OfflineStage: TrainingStage {
         return try Self.withReference(encoded, input, run)
     }
 
+    /// TR-DPO: a second copy of the model, holding the reference's weights (the starting weights until the first sync;
+    /// a resumed run reads them from its checkpoint).
+    func prepare(_ trainer: Trainer, _ input: TrainingInput, probes: ProbeEvaluator, _ run: RunContext) throws {
+        guard let settings = run.config.objective.referenceSync else { return }
+        run.report(.loading(run: run.name, what: "TR-DPO's moving reference (a second copy of the weights)"))
+        let config = run.config
+        let copy = try ModelLoader.load(config.model, experiment: run.experiment, capacity: config.batchTokens,
+                                        maxSequenceLength: config.longestSequence, threads: config.threads).model
+        copy.precision = config.train.precision
+        let policy = input.loaded.model.parameters
+        precondition(copy.parameterCount == policy.count, "TR-DPO: the reference copy differs in size from the policy")
+        _ = copy.parameters.update(fromContentsOf: policy)
+        trainer.referenceSync = ReferenceSync(settings, model: copy)
+    }
+
     /// Encoded data as the trainer takes it, with the reference values a preference or kto objective reads
     /// (computed once per model and data and cached beside the checkpoints; zeros for an objective that reads none).
     static func withReference(_ encoded: PairEncoder.Encoded, _ input: TrainingInput, _ run: RunContext) throws -> TrainingData {

@@ -42,7 +42,7 @@ struct TrainingLoop {
             try Checkpoint.write(
                 to: checkpoint,
                 header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: model.parameterCount, configSHA256: run.run.configSHA256, storeID: storeID),
-                tensors: [UnsafeBufferPointer(model.parameters), UnsafeBufferPointer(trainer.optimizer.m), UnsafeBufferPointer(trainer.optimizer.v)])
+                tensors: ([model.parameters] + trainer.stateTensors).map { UnsafeBufferPointer($0) })
             try store.setLastStep(runID: run.runID, step: step)
             report(.checkpointed(run: name, step: step))
         }
@@ -87,7 +87,7 @@ struct TrainingLoop {
         if let change = InputFingerprints.firstChange(recorded: try store.runInputs(runID: run.runID), current: inputs) {
             throw RunError.inputChanged(run: name, input: change.input, path: change.path, checkpoint: checkpoint.path)
         }
-        _ = try Checkpoint.read(checkpoint, into: [model.parameters, trainer.optimizer.m, trainer.optimizer.v])
+        _ = try Checkpoint.read(checkpoint, into: [model.parameters] + trainer.stateTensors)
         trainer.optimizer.t = header.adamT
         return header.step
     }

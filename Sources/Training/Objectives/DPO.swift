@@ -40,13 +40,17 @@ import Foundation
 /// response aligned by each position's collision probability, held constant (no gradient flows through it); `sft`'s
 /// batch NLL is multiplied by the batch's mean of w_c w_r, as TRL multiplies its per-pair copies of it.
 ///
+/// `sync_ref_model` (TR-DPO, Gorbatovski et al. 2024, arXiv 2404.09656; TRL's keys): after every
+/// `ref_model_sync_steps`-th optimizer step the reference's weights become alpha theta + (1 - alpha) theta_ref, alpha =
+/// `ref_model_mixup_alpha` (`ReferenceSync`).
+///
 /// A list of loss types adds them with `loss_weights` (default 1 each). Keys: `beta` (> 0, 0.1), `label_smoothing` ([0, 0.5), 0), `loss_type` ("sigmoid" or a list), `loss_weights`,
 /// `f_divergence_type` ("reverse_kl"), `f_alpha_divergence_coef` (> 0, 1), `discopop_tau` (> 0, 0.05); every key
 /// added since the first runs is left out of run identities while it has its default.
 public struct DPO: PairObjective, Equatable {
     public static let kind = "dpo"
     public static let keys = ["beta", "label_smoothing", "loss_type", "loss_weights", "f_divergence_type", "f_alpha_divergence_coef", "discopop_tau",
-                              "dpop_lambda", "ld_alpha", "use_weighting"]
+                              "dpop_lambda", "ld_alpha", "use_weighting", "sync_ref_model", "ref_model_mixup_alpha", "ref_model_sync_steps"]
 
     public enum LossType: String, CaseIterable, Sendable {
         case sigmoid, hinge, ipo, exoPair = "exo_pair", ncaPair = "nca_pair", robust, bcoPair = "bco_pair", sppoHard = "sppo_hard"
@@ -74,10 +78,12 @@ public struct DPO: PairObjective, Equatable {
     public var ldAlpha: Double?
     /// WPO's weighting (`use_weighting`): each pair's loss times `PairQuantities.weight`.
     public var useWeighting: Bool
+    /// TR-DPO's reference updates (nil: the reference stays fixed).
+    public var referenceSync: ReferenceSync.Settings?
 
     public init(beta: Double, labelSmoothing: Double = 0, lossTypes: [LossType] = [.sigmoid], lossWeights: [Double]? = nil,
                 divergence: Divergence = .reverseKL, alphaCoefficient: Double = 1, discopopTau: Double = 0.05, dpopLambda: Double = 0,
-                ldAlpha: Double? = nil, useWeighting: Bool = false) {
+                ldAlpha: Double? = nil, useWeighting: Bool = false, referenceSync: ReferenceSync.Settings? = nil) {
         precondition(beta > 0 && labelSmoothing >= 0 && labelSmoothing < 0.5, "DPO: needs beta > 0 and 0 <= labelSmoothing < 0.5")
         precondition(!lossTypes.isEmpty && (lossWeights?.count ?? lossTypes.count) == lossTypes.count, "DPO: one weight per loss type")
         self.beta = beta
@@ -90,6 +96,7 @@ public struct DPO: PairObjective, Equatable {
         self.dpopLambda = dpopLambda
         self.ldAlpha = ldAlpha
         self.useWeighting = useWeighting
+        self.referenceSync = referenceSync
     }
 
     public init(spec f: SpecFields) throws {
@@ -128,7 +135,13 @@ public struct DPO: PairObjective, Equatable {
                   discopopTau: try f.double("discopop_tau", default: 0.05, min: 0, exclusiveMin: true),
                   dpopLambda: try f.double("dpop_lambda", default: 0, min: 0),
                   ldAlpha: f.has("ld_alpha") ? try f.double("ld_alpha", min: 0, max: 1, exclusiveMin: true) : nil,
-                  useWeighting: try f.bool("use_weighting", default: false))
+                  useWeighting: try f.bool("use_weighting", default: false),
+                  referenceSync: try f.bool("sync_ref_model", default: false)
+                    ? ReferenceSync.Settings(alpha: try f.double("ref_model_mixup_alpha", default: 0.6, min: 0, max: 1, exclusiveMin: true),
+                                             every: try f.int("ref_model_sync_steps", default: 512, min: 1)) : nil)
+        if referenceSync == nil, let key = ["ref_model_mixup_alpha", "ref_model_sync_steps"].first(where: f.has) {
+            throw f.invalid(key, "no value without sync_ref_model: true (it sets how TR-DPO moves the reference)")
+        }
         if useWeighting, let sorted = lossTypes.first(where: { $0 == .aot || $0 == .aotUnpaired }) {
             throw f.invalid("use_weighting", "false with loss_type \"\(sorted.rawValue)\" (it sorts the batch, so a pair's weight would meet another pair's loss)")
         }
@@ -148,6 +161,11 @@ public struct DPO: PairObjective, Equatable {
         try c.encode(dpopLambda, "dpop_lambda")
         if let ldAlpha { try c.encode(ldAlpha, "ld_alpha") }  // absent while off: earlier identities stay
         try c.encode(useWeighting, "use_weighting")
+        try c.encode(referenceSync != nil, "sync_ref_model")
+        if let referenceSync {  // absent while off: earlier identities stay
+            try c.encode(referenceSync.alpha, "ref_model_mixup_alpha")
+            try c.encode(referenceSync.every, "ref_model_sync_steps")
+        }
     }
 
     public var rewardScale: Double { beta }

@@ -125,6 +125,12 @@ extension Objective {
 }
 
 extension Objective {
+    /// TR-DPO's reference updates (`objective.sync_ref_model`), if any.
+    public var referenceSync: ReferenceSync.Settings? {
+        if case .pair(let p) = self, let dpo = p as? DPO { return dpo.referenceSync }
+        return nil
+    }
+
     /// LD-DPO's alpha (`objective.ld_alpha`): the weight of each response's tokens beyond the pair's shared length, in
     /// the policy's and the reference's sums alike; nil without it.
     public var tailWeight: Float? {
