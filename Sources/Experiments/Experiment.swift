@@ -61,6 +61,17 @@ public struct Experiment: Sendable {
         guard case .object(var top) = tree else {
             throw SpecError.invalid(file: file, path: "(top level)", expected: "an object", found: tree.typeName)
         }
+        // a watched checkpoint folder: one run, whose identity holds the folder's absolute path
+        if case .object(var model)? = top["model"], case .string(let folder)? = model["checkpoints"] {
+            for key in ["stages", "sweep"] where top[key] != nil {
+                throw SpecError.invalid(file: file, path: key, expected: "no \(key): a spec whose model is checkpoints is one run (the folder's checkpoints are its steps)",
+                                        found: SpecFields.describe(top[key]!))
+            }
+            if !folder.isEmpty && !folder.hasPrefix("/") {
+                model["checkpoints"] = .string(baseDirectory.appendingPathComponent(folder).standardizedFileURL.path)
+                top["model"] = .object(model)
+            }
+        }
         let baseSweep = try Sweep(top["sweep"], file: file, path: "sweep")
         top["sweep"] = nil
         let stagesValue = top["stages"]

@@ -23,8 +23,15 @@ enum InputFingerprints {
             out["model"] = RunInput(path: resolved, sha256: try sha256(ofDirectory: resolved))
         case .preset:
             break
+        case .checkpoints(_, let base):
+            // each checkpoint is fingerprinted when evaluated (WatchStage); the base here
+            if let base {
+                let resolved = experiment.resolve(base)
+                let isDirectory = ModelPathKind.of(resolved) == .huggingFaceDirectory
+                out["base"] = RunInput(path: resolved, sha256: isDirectory ? try sha256(ofDirectory: resolved) : try sha256(ofFile: resolved))
+            }
         }
-        for (name, resolved) in [("train", trainPath), ("probes", experiment.resolve(config.data.probes.path))] {
+        for (name, resolved) in [("train", trainPath), ("probes", experiment.resolve(config.data.probes.path))] where name != "train" || !config.data.train.isAbsent {
             out[name] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
         }
         return out

@@ -45,7 +45,34 @@ public enum ModelLoader {
             return (dir.config, dir.tokenizer)
         case .preset(let name, _):
             return (presetConfig(name), ByteTokenizer())
+        case .checkpoints(let folder, let base):
+            if let base { return try validate(ModelLoader.source(path: base, experiment: experiment), experiment: experiment) }
+            let dir = try firstCheckpoint(folder)
+            return (dir.config, dir.tokenizer)
         }
+    }
+
+    /// The first complete checkpoint of a watched folder (`TrainerOutput`), read as a Hugging Face directory.
+    static func firstCheckpoint(_ folder: String) throws -> HFModelDirectory {
+        guard let first = try TrainerOutput(folder: folder).scan().complete.first else {
+            throw RunError.io(path: folder, reason: "no complete checkpoint yet (checkpoint-N/ with config.json, weights and trainer_state.json) and no model.base to start from")
+        }
+        return try HFModelDirectory(path: first.path, tokenizerDirectory: WatchStage.tokenizerDirectory(first.path, folder: folder))
+    }
+
+    /// Whether two tokenizers read text alike: the same vocabulary size and the same ids for a few texts (the chat
+    /// markers among them). A reference model, or a watched checkpoint against its base, must.
+    static func tokenizersAgree(_ a: any TextTokenizer, _ b: any TextTokenizer) -> Bool {
+        let samples = ["Why is the sky blue? Rayleigh scattering.", "<|im_start|>user\nHi<|im_end|>", "\n\nHuman: hello\n\nAssistant: 42 ünïcode"]
+        return a.vocabSize == b.vocabSize && samples.allSatisfy { a.encode($0) == b.encode($0) }
+    }
+
+    /// Whether a model of `b`'s configuration can hold `a`'s weights and score as `a` would: equal but for the
+    /// context length (which only bounds what is scored).
+    static func sameArchitecture(_ a: LlamaConfig, _ b: LlamaConfig) -> Bool {
+        var x = a
+        x.contextLength = b.contextLength
+        return x == b
     }
 
     /// The resolved path of a GGUF file (`directory` false) or a Hugging Face directory, which must exist
@@ -126,6 +153,15 @@ public enum ModelLoader {
             model.initializeRandom(seed: UInt64(seed))
             let tokenizer = ByteTokenizer()
             return LoadedModel(model: model, tokenizer: tokenizer, stopTokens: ChatEncoder.stopTokens(tokenizer))
+        case .checkpoints(let folder, let base):
+            // the base (scored as step 0), else the first checkpoint: the model each checkpoint's weights are read into
+            if let base {
+                return try load(ModelLoader.source(path: base, experiment: experiment), experiment: experiment, capacity: capacity,
+                                maxSequenceLength: maxSequenceLength, threads: threads, checkpointActivations: checkpointActivations)
+            }
+            let dir = try firstCheckpoint(folder)
+            let model = try dir.load(maxTokens: capacity, maxSequenceLength: maxSequenceLength, checkpointActivations: checkpointActivations)
+            return LoadedModel(model: model, tokenizer: dir.tokenizer, stopTokens: ChatEncoder.stopTokens(dir.tokenizer))
         }
     }
 }

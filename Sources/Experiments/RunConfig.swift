@@ -21,11 +21,24 @@ public struct RunConfig: Codable, Sendable, Equatable {
         case hf(path: String)
         /// A built-in randomly initialised config ("tiny"), for tests and examples.
         case preset(name: String, seed: Int)
+        /// A training output folder as transformers' Trainer writes it (`checkpoint-N/` folders), evaluated checkpoint
+        /// by checkpoint (`WatchStage`); `base`, a GGUF file or a Hugging Face directory, is evaluated as step 0. The
+        /// folder's path is made absolute when the experiment is loaded (it is part of the run's identity).
+        case checkpoints(path: String, base: String?)
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["gguf", "hf", "preset", "seed"])
-            let given = ["gguf", "hf", "preset"].filter(f.has)
-            if given.count > 1 { throw f.invalid(given[1], "one of gguf, hf or preset, not several") }
+            let f = try SpecFields(decoder, allowed: ["gguf", "hf", "preset", "seed", "checkpoints", "base"])
+            let given = ["gguf", "hf", "preset", "checkpoints"].filter(f.has)
+            if given.count > 1 { throw f.invalid(given[1], "one of gguf, hf, preset or checkpoints, not several") }
+            if f.has("base") && !f.has("checkpoints") { throw f.invalid("base", "no base without checkpoints (base is the model a checkpoint folder's run started from)") }
+            if f.has("checkpoints") {
+                let path = try f.string("checkpoints")
+                if path.isEmpty { throw f.invalid("checkpoints", "a path to a training output folder (checkpoint-N/ folders)") }
+                let base = f.has("base") ? try f.string("base") : nil
+                if base?.isEmpty == true { throw f.invalid("base", "a path to a GGUF file or a Hugging Face model directory") }
+                self = .checkpoints(path: path, base: base)
+                return
+            }
             if f.has("seed") && !f.has("preset") { throw f.invalid("seed", "no seed with a \(given.first ?? "file") model (seed is for presets)") }
             if f.has("gguf") {
                 let path = try f.string("gguf")
@@ -50,7 +63,16 @@ public struct RunConfig: Codable, Sendable, Equatable {
             case .preset(let name, let seed):
                 try c.encode(name, "preset")
                 try c.encode(seed, "seed")
+            case .checkpoints(let path, let base):
+                try c.encode(path, "checkpoints")
+                try c.encodeIfPresent(base, forKey: SpecKey("base"))
             }
+        }
+
+        /// Whether the model is a training output folder to watch (`checkpoints`).
+        public var isCheckpoints: Bool {
+            if case .checkpoints = self { return true }
+            return false
         }
     }
 
@@ -83,6 +105,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
             if let from { try c.encode(["stage": from], "from") } else { try c.encode(path, "path") }
             try c.encode(limit, "limit")
         }
+
+        init(path: String, limit: Int, from: String?) {
+            self.path = path
+            self.limit = limit
+            self.from = from
+        }
+
+        /// No training file (a watched checkpoint folder's optional `data.train`).
+        public var isAbsent: Bool { path.isEmpty && from == nil }
     }
 
     /// A label stage (`label: {...}`): instead of training, the run samples responses to the training
@@ -193,8 +224,15 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
         public init(from decoder: any Decoder) throws {
             let f = try SpecFields(decoder, allowed: ["train", "probes"])
-            train = try f.object("train", required: ["path", "limit"])!
+            // optional only for a watched checkpoint folder (RunConfig refuses its absence otherwise)
+            train = try f.object("train") ?? TrainData(path: "", limit: 0, from: nil)
             probes = try f.object("probes", required: ["path", "categories"])!
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: SpecKey.self)
+            if !train.isAbsent { try c.encode(train, "train") }
+            try c.encode(probes, "probes")
         }
     }
 
@@ -365,13 +403,22 @@ public struct RunConfig: Codable, Sendable, Equatable {
         model = try f.object("model", required: ["gguf", "preset", "seed"])!
         template = try f.choice("template", default: .chatml)
         data = try f.object("data", required: ["train", "probes"])!
+        let watching = model.isCheckpoints
+        if watching {
+            // a run trained elsewhere: nothing here trains it
+            for key in ["objective", "train", "init_from", "label", "checkpoint"] where f.has(key) {
+                throw f.invalid(key, "no \(key): a spec whose model is checkpoints evaluates a run trained elsewhere (its steps are the checkpoints')")
+            }
+        } else if data.train.isAbsent {
+            throw SpecIssue.missing(path: "data.train", expected: "an object with keys path, limit")
+        }
         let section = try f.object("objective", as: ObjectiveSection.self)
         objective = section?.objective ?? Objective.defaultSpec
         reference = section?.reference
         initFrom = try f.object("init_from")
         label = try f.object("label")
         if label != nil, data.train.from != nil { throw f.invalid("label", "a label stage labels data.train.path, not another stage's pairs") }
-        train = try f.object("train", required: TrainSettings.CodingKeys.allCases.map(\.rawValue))!
+        train = watching ? WatchStage.scoringSettings : try f.object("train", required: TrainSettings.CodingKeys.allCases.map(\.rawValue))!
         for (id, source) in data.probes.sources.sorted(by: { $0.key < $1.key }) {
             if case .greedy(let maxTokens) = source, maxTokens >= train.maxLength {
                 throw SpecIssue.invalid(path: "data.probes.categories.\(id).greedy.max_tokens",

@@ -32,6 +32,7 @@ extension RunExecutor {
     }
 
     private static func validate(_ config: RunConfig, experiment: Experiment, generate: Bool) throws {
+        var config = config
         let spec = experiment.specPath
         for (path, precision) in [("train.precision", config.train.precision), ("eval.precision", config.eval.precision)]
         where precision == .bf16 && !Products.bf16Supported {
@@ -43,6 +44,7 @@ extension RunExecutor {
         // The model file is checked as loading would check it, without dequantising it (that costs
         // about 1.3 s for SmolLM2, and each run loads the model again anyway).
         let (modelConfig, tokenizer) = try ModelLoader.validate(config.model, experiment: experiment)
+        if config.model.isCheckpoints { config = WatchStage.scoring(config, context: modelConfig.contextLength) }
         let maxLength = config.train.maxLength
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")

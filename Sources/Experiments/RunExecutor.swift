@@ -20,6 +20,9 @@ public final class RunExecutor {
     public var progress: (RunProgress) -> ProgressDisposition = { _ in .more }
     /// Set once the callback has answered `.stop`.
     public private(set) var stopRequested = false
+    /// `run --follow S`: a watched checkpoint folder (`WatchStage`) is watched until no new checkpoint has appeared for
+    /// S seconds; nil: what is there is evaluated, then the run ends.
+    public var followSeconds: Double?
 
     public init(experiment: Experiment, store: RunStore, checkpointRoot: URL) {
         self.experiment = experiment
@@ -125,7 +128,9 @@ extension RunExecutor {
         for (run, id) in planned where only == nil || run.name == only {
             if stopRequested { break }
             guard let record = try store.run(id: id) else { continue }
-            if record.status == .finished {
+            // a watched checkpoint folder is looked at again: new checkpoints may have come
+            let watching = run.config.model.isCheckpoints
+            if record.status == .finished && !watching {
                 summary.skipped.append((run.name, "finished"))
                 report(.skipped(run: run.name, reason: "finished"))
                 continue
@@ -143,7 +148,7 @@ extension RunExecutor {
                 report(.skipped(run: run.name, reason: "waiting for \(parent) to finish"))
                 continue
             }
-            guard try store.claim(runID: id, includeFailed: true) else {
+            guard try store.claim(runID: id, includeFailed: true, includeFinished: watching) else {
                 summary.skipped.append((run.name, "held by \(record.owner ?? "another process")"))
                 report(.skipped(run: run.name, reason: "held by \(record.owner ?? "another process")"))
                 continue

@@ -23,7 +23,10 @@ public struct HFModelDirectory {
 
     /// Reads and checks everything but the weights' values: config, tokenizer, and every tensor's name,
     /// shape and type. A bad or missing file throws `HFError` naming it.
-    public init(path: String) throws(HFError) {
+    ///
+    /// `tokenizerDirectory` (default `path`): where `tokenizer.json` and `tokenizer_config.json` are, when not beside the
+    /// weights (a Trainer checkpoint saved without its tokenizer; the run's output folder has it).
+    public init(path: String, tokenizerDirectory: String? = nil) throws(HFError) {
         self.path = path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -33,7 +36,7 @@ public struct HFModelDirectory {
         let config = try Self.readConfig(configFile)
         self.config = config
         architecture = try configFile.string("model_type")
-        tokenizer = try HFTokenizer.read(directory: path, vocabSize: config.vocabSize)
+        tokenizer = try HFTokenizer.read(directory: tokenizerDirectory ?? path, vocabSize: config.vocabSize, modelDirectory: path)
         shards = try Self.openWeights(path)
         try checkWeights()
     }

@@ -12,7 +12,9 @@ import Tokenizer
 /// End of turn: `generation_config.json`'s `eos_token_id` (the first, when it is a list), else
 /// `tokenizer_config.json`'s `eos_token`, else `config.json`'s `eos_token_id`.
 enum HFTokenizer {
-    static func read(directory dir: String, vocabSize: Int) throws(HFError) -> BPETokenizer {
+    /// `modelDirectory` (default `dir`) holds `generation_config.json` and `config.json`, when the tokenizer's files lie
+    /// elsewhere (a Trainer checkpoint saved without them: the run's output folder has them).
+    static func read(directory dir: String, vocabSize: Int, modelDirectory: String? = nil) throws(HFError) -> BPETokenizer {
         let f = try JSONFile(path: dir + "/tokenizer.json")
         guard case let .object(model) = try f.value("model") else { throw HFError.entry(path: f.path, key: "model", reason: "expected an object") }
         guard case .string("BPE")? = model["type"] else {
@@ -78,7 +80,7 @@ enum HFTokenizer {
                 }
             }
         }
-        let eos = try endOfTurn(dir, tokens: tokens)
+        let eos = try endOfTurn(dir, modelDirectory: modelDirectory ?? dir, tokens: tokens)
         do {
             return try BPETokenizer(tokens: tokens, merges: merges, tokenTypes: types, pre: pre, bos: nil, eos: eos, normalizesNFC: nfc)
         } catch let error as TokenizerError {
@@ -114,7 +116,7 @@ enum HFTokenizer {
         throw HFError.entry(path: f.path, key: "pre_tokenizer", reason: "\(v.canonical.prefix(120)) is not supported (\(supported))")
     }
 
-    static func endOfTurn(_ dir: String, tokens: [String]) throws(HFError) -> Int32 {
+    static func endOfTurn(_ dir: String, modelDirectory model: String, tokens: [String]) throws(HFError) -> Int32 {
         func id(_ value: JSONValue, _ path: String, _ key: String) throws(HFError) -> Int32 {
             var v = value
             if case let .array(list) = v, let first = list.first { v = first }
@@ -123,7 +125,7 @@ enum HFTokenizer {
             }
             return Int32(n)
         }
-        let generation = dir + "/generation_config.json"
+        let generation = model + "/generation_config.json"
         if FileManager.default.fileExists(atPath: generation) {
             let f = try JSONFile(path: generation)
             if f.has("eos_token_id") { return try id(f.value("eos_token_id"), generation, "eos_token_id") }
@@ -144,7 +146,7 @@ enum HFTokenizer {
                 return Int32(i)
             }
         }
-        let config = try JSONFile(path: dir + "/config.json")
+        let config = try JSONFile(path: model + "/config.json")
         return try id(config.value("eos_token_id"), config.path, "eos_token_id")
     }
 }

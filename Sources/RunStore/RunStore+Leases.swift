@@ -26,7 +26,8 @@ extension RunStore {
     /// - Returns: true when the caller now holds the run.
     /// - Throws: `StoreError.notFound` if there is no such run.
     public func claim(
-        runID: Int64, owner: String = RunStore.processOwner, staleAfter: Double = 120, includeFailed: Bool = false
+        runID: Int64, owner: String = RunStore.processOwner, staleAfter: Double = 120, includeFailed: Bool = false,
+        includeFinished: Bool = false
     ) throws -> Bool {
         try database.transaction {
             let rows = try database.query(
@@ -34,7 +35,7 @@ extension RunStore {
                 [.integer(runID)])
             guard let row = rows.first else { throw StoreError.notFound(path: path, what: "run \(runID)") }
             switch RunStatus(rawValue: row[0].string ?? "") {
-            case .finished: return false
+            case .finished where !includeFinished: return false
             case .failed where !includeFailed: return false
             case .running:
                 if let holder = row[1].string, holder != owner,

@@ -28,6 +28,7 @@ extension RunVerb {
         }
         let store = try RunStore(path: dbPath)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
+        executor.followSeconds = follow.map(Double.init)
         if jobs > 1 {
             try executor.checkResumableInputs(only: only)
             try executor.recordPlan()

@@ -35,7 +35,10 @@ struct RunVerb: Verb {
         Runs are recorded in the SQLite store (created if missing). A finished run is skipped; an
         interrupted or failed one resumes from its last checkpoint, after deleting rows recorded past it.
         A run held by another live process is left alone. Checkpoints go to results/<experiment>/<run>/
-        (beside the database). Exit code 0 when every run finished, 1 when a run failed, 2 on bad input.
+        (beside the database). A spec whose model is { checkpoints: DIR } trains nothing: its run evaluates
+        every complete checkpoint of DIR (a transformers Trainer's output folder), records each at its global
+        step with the trainer's log_history, and when run again evaluates only checkpoints not yet recorded.
+        Exit code 0 when every run finished, 1 when a run failed or was interrupted, 2 on bad input.
         """
 
     var spec = ""
@@ -45,6 +48,7 @@ struct RunVerb: Verb {
     var checkpoints: String?
     var quiet = false
     var newVersion = false
+    var follow: Int?
 
     static var options: [VerbOption<RunVerb>] {
         [
@@ -53,6 +57,7 @@ struct RunVerb: Verb {
             .option("--jobs", "N", \.jobs, help: "runs at once, each in its own process (default 1)"),
             .option("--only", "RUN", \.only, help: "run only the run with this name (see `plan`)"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder (default: results/ beside the database)"),
+            .option("--follow", "SECONDS", \.follow, help: "a spec whose model is { checkpoints: DIR }: after evaluating what DIR holds, keep watching it and evaluate each new checkpoint once complete, until none has appeared for SECONDS (Ctrl-C stops cleanly; running again goes on without evaluating a checkpoint twice)"),
             .flag("--quiet", \.quiet, help: "no progress output"),
             .flag("--new-version", \.newVersion, help: "the store has this experiment name with another spec: record this spec as a new experiment NAME.v2 (v3, ...) beside it, keeping both specs (without it such a spec is refused)"),
         ]
@@ -61,6 +66,7 @@ struct RunVerb: Verb {
     func validate() throws {
         try Commands.checkStorePath(db)
         guard (1...256).contains(jobs) else { throw UsageError(message: "--jobs: expected an integer in [1, 256], found \(jobs)") }
+        if let follow, follow < 0 { throw UsageError(message: "--follow: expected seconds >= 0, found \(follow)") }
     }
 }
 

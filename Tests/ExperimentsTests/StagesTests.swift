@@ -46,7 +46,7 @@ final class StagesTests: XCTestCase {
             ("[{ name: \"a\", init_from: { run: \"b\" } }, { name: \"b\" }]",
              "s.json5: stage a: init_from.run: expected the name of a run planned before this one (runs: ), found \"b\""),
             ("[{ name: \"a\" }, { name: \"a\" }]", "s.json5: stages[1].name: expected a name used by no other stage, found \"a\""),
-            ("[{ name: \"a\", objective: { kind: \"dpo\", tau: 1 } }]", "s.json5: objective.tau: unknown key (allowed here: kind, beta, label_smoothing, loss_type, loss_weights, f_divergence_type, f_alpha_divergence_coef, discopop_tau, dpop_lambda, ld_alpha, reference)"),
+            ("[{ name: \"a\", objective: { kind: \"dpo\", tau: 1 } }]", "s.json5: objective.tau: unknown key (allowed here: kind, beta, label_smoothing, loss_type, loss_weights, f_divergence_type, f_alpha_divergence_coef, discopop_tau, dpop_lambda, ld_alpha, use_weighting, sync_ref_model, ref_model_mixup_alpha, ref_model_sync_steps, reference)"),
             ("[{ name: \"a\", objective: { kind: \"dpo\", beta: 0 } }]", "s.json5: stages[0]: objective.beta: expected a number > 0, found 0"),
             ("[{ nme: \"a\" }]", "s.json5: stages[0].name: expected a stage name of 1-64 bytes without '/', '=', spaces or control characters, not starting with '.', found nothing"),
             ("[]", "s.json5: stages: expected a non-empty list of stage objects, found an array"),

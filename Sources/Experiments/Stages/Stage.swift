@@ -28,6 +28,7 @@ protocol Stage {
 enum Stages {
     /// The stage a run's config describes: the one place that tells the kinds of run apart.
     static func stage(for config: RunConfig) -> any Stage {
+        if case .checkpoints(let folder, let base) = config.model { return WatchStage(folder: folder, base: base) }
         if let label = config.label { return LabellingStage(label: label) }
         if let generation = config.objective.generation { return SpinStage(generation: generation) }
         if let online = config.objective.onlineSettings { return OnlineStage(settings: online) }

@@ -52,8 +52,7 @@ extension TrainingStage {
         let source = try reference.modelSource(in: experiment)
         guard source != config.model else { return }
         let other = try ModelLoader.validate(source, experiment: experiment).tokenizer
-        let samples = ["Why is the sky blue? Rayleigh scattering.", "<|im_start|>user\nHi<|im_end|>", "\n\nHuman: hello\n\nAssistant: 42 ünïcode"]
-        if other.vocabSize != tokenizer.vocabSize || samples.contains(where: { other.encode($0) != tokenizer.encode($0) }) {
+        if !ModelLoader.tokenizersAgree(other, tokenizer) {
             throw SpecError.invalid(file: experiment.specPath, path: "objective.reference",
                                     expected: "a model with the policy's tokenizer (\(tokenizer.vocabSize) tokens, the same ids for the same text)",
                                     found: "\(source), whose tokenizer has \(other.vocabSize) tokens" + (other.vocabSize == tokenizer.vocabSize ? " and splits text differently" : ""))
