@@ -20,6 +20,9 @@ public enum ProgressEvent: Sendable {
     case labelled(run: String, done: Int, total: Int, elapsed: Double)
     case evaluated(run: String, step: Int, responses: Int, seconds: Double)
     case checkpointed(run: String, step: Int)
+    /// `run --follow`: a watched run waits for new checkpoints in `folder` (sent about once a second, so Ctrl-C is heard);
+    /// `evaluated` steps so far, `idle` seconds since the last new one, ending at `limit`.
+    case watching(run: String, folder: String, evaluated: Int, idle: Double, limit: Double)
     case finished(run: String, seconds: Double)
     case failed(run: String, error: String)
     /// A benchmark finished one measurement (one line saying what and how fast).

@@ -409,6 +409,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
             for key in ["objective", "train", "init_from", "label", "checkpoint"] where f.has(key) {
                 throw f.invalid(key, "no \(key): a spec whose model is checkpoints evaluates a run trained elsewhere (its steps are the checkpoints')")
             }
+            if case .object(let e)? = f.value("eval"), let key = ["every", "at_start"].first(where: { e[$0] != nil }) {
+                throw SpecIssue.invalid(path: "eval.\(key)", expected: "no eval.\(key): a watched run is evaluated at each of its checkpoints (and its base)", found: e[key]!.canonical)
+            }
         } else if data.train.isAbsent {
             throw SpecIssue.missing(path: "data.train", expected: "an object with keys path, limit")
         }
@@ -445,6 +448,13 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try c.encode(model, "model")
         try c.encode(template.rawValue, "template")
         try c.encode(data, "data")
+        if model.isCheckpoints {
+            // a watched run: no training, evaluated at its checkpoints (what its spec may say, nothing more)
+            try c.encode(["precision": JSONValue.string(eval.precision.rawValue), "tokens": .bool(eval.tokens)], "eval")
+            try c.encode(seed, "seed")
+            try c.encode(threads, "threads")
+            return
+        }
         try c.encode(ObjectiveSection(objective: objective, reference: reference), "objective")
         try c.encodeIfPresent(initFrom, forKey: SpecKey("init_from"))
         try c.encodeIfPresent(label, forKey: SpecKey("label"))

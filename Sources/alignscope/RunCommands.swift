@@ -199,6 +199,8 @@ final class ProgressDisplay: @unchecked Sendable {
         case .evaluated(let run, let step, let n, let seconds):
             emit(String(format: "%@: step %d evaluated %d responses in %.1fs", run, step, n, seconds), updating: false)
         case .checkpointed: break
+        case .watching(let run, let folder, let evaluated, let idle, let limit):
+            emit("\(run): watching \(folder): \(evaluated) step\(evaluated == 1 ? "" : "s") evaluated; none new for \(Self.duration(idle)) (stops at \(Self.duration(limit)); Ctrl-C stops now)", updating: tty)
         case .finished(let run, let seconds): emit("\(run): finished in \(Self.duration(seconds))", updating: false)
         case .failed(let run, let error): emit("\(run): failed: \(error)", updating: false)
         case .measured(let what): emit(what, updating: false)

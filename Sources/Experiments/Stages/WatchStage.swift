@@ -130,7 +130,13 @@ struct WatchStage: Stage {
             if !waiting && !evaluated {
                 guard let follow = run.executor.followSeconds, Date().timeIntervalSince(lastNew) < follow else { break }
             }
-            if !evaluated { Thread.sleep(forTimeInterval: Self.poll) }
+            if !evaluated {
+                if let follow = run.executor.followSeconds, !waiting {
+                    run.report(.watching(run: run.name, folder: folder, evaluated: done.count, idle: Date().timeIntervalSince(lastNew), limit: follow))
+                }
+                if run.stopRequested { return false }
+                Thread.sleep(forTimeInterval: Self.poll)
+            }
             try store.heartbeat(runID: run.runID)
         }
         for name in seen.keys.sorted() where !notes.contains(name) {
