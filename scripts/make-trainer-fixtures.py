@@ -13,6 +13,9 @@ and writes to Tests/ExperimentsTests/Fixtures/trainer-runs/:
                             tokenizer: the Trainer was given none), the tokenizer in the folder itself, and the final
                             model saved there too at step 4 (the same step as checkpoint-4: read once)
     neox/base/, neox/run/   GPT-NeoX: checkpoint-2/, checkpoint-4/ with their tokenizer, the final model at step 5
+    lora/base/, lora/run/   the llama trained as PEFT LoRA adapters (r 4, alpha 8, rsLoRA off, every linear layer of
+                            the blocks): checkpoint-2/, checkpoint-4/ hold adapter_config.json and
+                            adapter_model.safetensors (scores: the PeftModel's own forward, adapters unmerged)
     reference.json          per run, checkpoint step and probe response: transformers' summed log-probability of the
                             response's tokens after the prompt's (float32 weights, computed in float64 from float32
                             logits) and its token count; and each checkpoint's log_history as trainer_state.json has it
@@ -86,12 +89,17 @@ def response_logprob(model, tokenizer, prompt, response):
     return total, len(r)
 
 
-def train(name, source, steps, give_tokenizer):
+def train(name, source, steps, give_tokenizer, lora=False):
     tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     base = OUT / name / "base"
     model.save_pretrained(base)
     tokenizer.save_pretrained(base)
+    if lora:
+        import peft
+        config = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=[
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), config)
     run = OUT / name / "run"
     args = TrainingArguments(output_dir=str(run), max_steps=steps, per_device_train_batch_size=2, learning_rate=1e-2,
                              lr_scheduler_type="linear", warmup_steps=0, logging_steps=1, save_steps=2, seed=0,
@@ -103,13 +111,20 @@ def train(name, source, steps, give_tokenizer):
     trainer.save_state()
     tokenizer.save_pretrained(run)
     for junk in list(run.rglob("*")):
-        if junk.name in ("optimizer.pt", "scheduler.pt", "training_args.bin") or junk.name.startswith("rng_state"):
+        # (README.md: PEFT's model card template, text that is not ours)
+        if junk.name in ("optimizer.pt", "scheduler.pt", "training_args.bin", "README.md") or junk.name.startswith("rng_state"):
             junk.unlink()
     ref = {}
     folders = sorted(run.glob("checkpoint-*")) + [run]
+    if lora:
+        folders = sorted(run.glob("checkpoint-*"))  # the final adapter in the folder is checkpoint-4's
     for folder in [base] + folders:
         step = 0 if folder == base else json.loads((folder / "trainer_state.json").read_text())["global_step"]
-        m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        if lora and folder != base:
+            import peft
+            m = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), folder).eval()
+        else:
+            m = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
         scores = {}
         for i, probe in enumerate(PROBES):
             for cat in ("chosen", "rejected", "non_response"):
@@ -132,7 +147,8 @@ def main():
     torch.manual_seed(0)
     reference = {"transformers_version": transformers.__version__, "torch_version": torch.__version__,
                  "llama": train("llama", HF / "llama-tiny", 4, give_tokenizer=False),
-                 "neox": train("neox", HF / "gpt-neox-tiny", 5, give_tokenizer=True)}
+                 "neox": train("neox", HF / "gpt-neox-tiny", 5, give_tokenizer=True),
+                 "lora": train("lora", HF / "llama-tiny", 4, give_tokenizer=False, lora=True)}
     with open(OUT / "reference.json", "w") as f:
         json.dump(reference, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -52,10 +52,18 @@ public enum ModelLoader {
         }
     }
 
-    /// The first complete checkpoint of a watched folder (`TrainerOutput`), read as a Hugging Face directory.
+    /// The model of a watched folder without `model.base`: its first complete checkpoint read as a Hugging Face directory,
+    /// or, when that is a PEFT adapter, the local base directory the adapter names.
     static func firstCheckpoint(_ folder: String) throws -> HFModelDirectory {
-        guard let first = try TrainerOutput(folder: folder).scan().complete.first else {
+        let output = TrainerOutput(folder: folder)
+        guard let first = try output.scan().complete.first else {
             throw RunError.io(path: folder, reason: "no complete checkpoint yet (checkpoint-N/ with config.json, weights and trainer_state.json) and no model.base to start from")
+        }
+        if first.isAdapter {
+            guard let base = try output.adapterBase(first) else {
+                throw RunError.model(path: first.path + "/adapter_config.json", reason: "\(first.name) is a PEFT adapter whose base_model_name_or_path is not a local directory: give the base as model.base")
+            }
+            return try HFModelDirectory(path: base)
         }
         return try HFModelDirectory(path: first.path, tokenizerDirectory: WatchStage.tokenizerDirectory(first.path, folder: folder))
     }

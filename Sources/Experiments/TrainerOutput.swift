@@ -21,6 +21,8 @@ struct TrainerOutput {
         var name: String
         /// The size and modification time of each file, to tell a finished checkpoint from one being written.
         var signature: [String: [Int]]
+        /// A PEFT adapter (`adapter_config.json`, `adapter_model.safetensors`) to apply onto the base, not a whole model.
+        var isAdapter = false
     }
 
     /// What a look at the folder found: the checkpoints that are complete now (by step), the names of those still
@@ -79,15 +81,28 @@ struct TrainerOutput {
     /// A checkpoint folder, or nil while it is incomplete (no `trainer_state.json`, which the Trainer writes after the
     /// weights, or weights missing).
     private func read(_ path: String, name: String, numbered n: Int?) throws -> Checkpoint? {
-        if FileManager.default.fileExists(atPath: path + "/adapter_config.json") && !Self.hasWeights(path) {
-            throw RunError.model(path: path + "/adapter_config.json", reason: "\(name) holds a PEFT adapter; adapters are not read yet (merge it into its base model and save the merged model)")
-        }
+        let fm = FileManager.default
+        let adapter = fm.fileExists(atPath: path + "/adapter_config.json") && !Self.hasWeights(path)
         let state = path + "/trainer_state.json"
-        guard FileManager.default.fileExists(atPath: state), Self.hasWeights(path),
-              FileManager.default.fileExists(atPath: path + "/config.json") else { return nil }
+        guard fm.fileExists(atPath: state) else { return nil }
+        if adapter {
+            guard fm.fileExists(atPath: path + "/adapter_model.safetensors") else { return nil }
+        } else {
+            guard Self.hasWeights(path), fm.fileExists(atPath: path + "/config.json") else { return nil }
+        }
         let step = try Self.globalStep(state) ?? n
         guard let step else { return nil }
-        return Checkpoint(step: step, path: path, name: name, signature: try Self.signature(path))
+        return Checkpoint(step: step, path: path, name: name, signature: try Self.signature(path), isAdapter: adapter)
+    }
+
+    /// The base model an adapter checkpoint names (`base_model_name_or_path`), when that is a local directory: an
+    /// absolute path, or one relative to the output folder. Nil when it names none or something else (a hub name).
+    func adapterBase(_ checkpoint: Checkpoint) throws -> String? {
+        let file = checkpoint.path + "/adapter_config.json"
+        guard case .object(let o) = try Self.state(file), case .string(let name)? = o["base_model_name_or_path"], !name.isEmpty else { return nil }
+        let path = name.hasPrefix("/") ? name : URL(fileURLWithPath: folder).appendingPathComponent(name).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue ? path : nil
     }
 
     /// Whether a folder holds a model's weights: `model.safetensors`, or an index and every shard it lists.

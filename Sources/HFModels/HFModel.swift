@@ -41,6 +41,13 @@ public struct HFModelDirectory {
         try checkWeights()
     }
 
+    /// The tokenizer of `directory` alone (a PEFT adapter checkpoint's), its end-of-turn token from `modelDirectory`'s
+    /// configs when it has none.
+    public static func tokenizer(directory: String, modelDirectory: String, vocabSize: Int) throws(HFError) -> BPETokenizer {
+        let own = FileManager.default.fileExists(atPath: directory + "/config.json") ? directory : modelDirectory
+        return try HFTokenizer.read(directory: directory, vocabSize: vocabSize, modelDirectory: own)
+    }
+
     // MARK: config.json
 
     /// The model configuration of `directory/config.json` alone (what `bench` needs to build a model of a

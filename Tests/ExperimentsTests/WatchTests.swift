@@ -13,6 +13,7 @@ final class WatchTests: XCTestCase {
         struct Entry: Decodable { var folder: String; var scores: [String: Score] }
         var llama: [String: Entry]
         var neox: [String: Entry]
+        var lora: [String: Entry]
     }
 
     /// A copy of the fixture folders (the tests change them) and a spec watching `model`'s run.
@@ -126,6 +127,38 @@ final class WatchTests: XCTestCase {
         let (summary, _) = try run(spec, dir)
         XCTAssertEqual(summary.finished, ["watch"], "\(summary.failed)")
         compare(try recorded(dir), try reference().neox, steps: [2, 4, 5], "neox")
+    }
+
+    /// PEFT LoRA checkpoints (adapter_config.json, adapter_model.safetensors) applied onto model.base agree with PEFT's
+    /// own forward within 1e-4; without model.base, the local directory the adapter names is the base (no step 0).
+    func testPEFTAdapterCheckpointsAgreeWithPEFT() throws {
+        let (dir, spec) = try setUp("lora")
+        let (summary, _) = try run(spec, dir)
+        XCTAssertEqual(summary.finished, ["watch"], "\(summary.failed)")
+        compare(try recorded(dir), try reference().lora, steps: [0, 2, 4], "lora")
+
+        let (dir2, spec2) = try setUp("lora", base: false)
+        for step in [2, 4] {
+            let file = dir2.appendingPathComponent("trainer-runs/lora/run/checkpoint-\(step)/adapter_config.json")
+            var config = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+            config["base_model_name_or_path"] = dir2.appendingPathComponent("trainer-runs/lora/base").path
+            try JSONSerialization.data(withJSONObject: config).write(to: file)
+        }
+        let (implicit, _) = try run(spec2, dir2)
+        XCTAssertEqual(implicit.finished, ["watch"], "\(implicit.failed)")
+        compare(try recorded(dir2), try reference().lora, steps: [2, 4], "lora, base named by the adapter")
+    }
+
+    /// An adapter setting this reader does not apply (DoRA) fails the run with one line naming the file and key.
+    func testAnAdapterSettingNotReadIsRefused() throws {
+        let (dir, spec) = try setUp("lora")
+        let file = dir.appendingPathComponent("trainer-runs/lora/run/checkpoint-2/adapter_config.json")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+        config["use_dora"] = true
+        try JSONSerialization.data(withJSONObject: config).write(to: file)
+        let (summary, _) = try run(spec, dir)
+        let message = summary.failed.first?.error ?? ""
+        XCTAssertTrue(message.contains("checkpoint-2/adapter_config.json") && message.contains("use_dora"), message)
     }
 
     /// A recorded checkpoint whose files changed is refused with one line naming it; the rows stay as they were.

@@ -59,6 +59,9 @@ struct WatchStage: Stage {
         let config = Self.scoring(run.config, context: try ModelLoader.validate(run.config.model, experiment: run.experiment).config.contextLength)
         let loaded = try ModelLoader.load(config.model, experiment: run.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.longestSequence, threads: config.threads)
+        // the base weights, for adapters (applied onto them); the model holds them now when there is a base
+        let usesAdapters = try output.scan().complete.contains(where: \.isAdapter)
+        let baseWeights: [Float]? = usesAdapters || base != nil ? Array(loaded.model.parameters) : nil
         var trainPrompts: [[ChatMessage]] = []
         if !config.data.train.isAbsent {
             trainPrompts = try PairEncoder.trainingExamples(of: config, path: run.executor.trainPath(config)).examples.map(\.prompt)
@@ -116,7 +119,7 @@ struct WatchStage: Stage {
                     continue
                 }
                 if run.stopRequested { return false }
-                try load(checkpoint, into: loaded, run)
+                try load(checkpoint, into: loaded, baseWeights: baseWeights, run)
                 try importLog(checkpoint, run)
                 try evaluate(step: checkpoint.step, what: "\(checkpoint.name) (step \(checkpoint.step))")
                 inputs["checkpoint:\(checkpoint.step)"] = RunInput(path: checkpoint.path, sha256: try InputFingerprints.sha256(ofDirectory: checkpoint.path))
@@ -148,7 +151,22 @@ struct WatchStage: Stage {
 
     /// A checkpoint's weights into the model (its tokenizer files beside them or in the output folder; the architecture
     /// must be the model's).
-    func load(_ checkpoint: TrainerOutput.Checkpoint, into loaded: LoadedModel, _ run: RunContext) throws {
+    func load(_ checkpoint: TrainerOutput.Checkpoint, into loaded: LoadedModel, baseWeights: [Float]?, _ run: RunContext) throws {
+        if checkpoint.isAdapter {
+            // a PEFT adapter: the base weights again, then the adapter merged onto them
+            guard let baseWeights, baseWeights.count == loaded.model.parameterCount else {
+                throw RunError.model(path: checkpoint.path, reason: "\(checkpoint.name) is a PEFT adapter, but the run began without a base model to apply it onto (give model.base)")
+            }
+            if FileManager.default.fileExists(atPath: checkpoint.path + "/tokenizer.json") {
+                let tokenizer = try HFModelDirectory.tokenizer(directory: checkpoint.path, modelDirectory: folder, vocabSize: loaded.model.config.vocabSize)
+                guard ModelLoader.tokenizersAgree(tokenizer, loaded.tokenizer) else {
+                    throw RunError.model(path: checkpoint.path, reason: "\(checkpoint.name)'s tokenizer reads text otherwise than the base's")
+                }
+            }
+            _ = loaded.model.parameters.update(fromContentsOf: baseWeights)
+            try PEFTAdapter(path: checkpoint.path, config: loaded.model.config).apply(to: loaded.model)
+            return
+        }
         let directory = try HFModelDirectory(path: checkpoint.path, tokenizerDirectory: Self.tokenizerDirectory(checkpoint.path, folder: folder))
         guard ModelLoader.sameArchitecture(directory.config, loaded.model.config) else {
             throw RunError.model(path: checkpoint.path, reason: "\(checkpoint.name) has another architecture or shape than the model this run evaluates (config.json differs from \(base == nil ? "the first checkpoint's" : "the base's"))")
