@@ -129,6 +129,34 @@ final class WatchTests: XCTestCase {
         compare(try recorded(dir), try reference().neox, steps: [2, 4, 5], "neox")
     }
 
+    /// Dynamic categories and per-token rows work as for our own runs: a greedy answer and the teacher-forced argmax of
+    /// the chosen response are made by each checkpoint's weights at its step, and every response has its token rows.
+    func testGreedyArgmaxAndTokenRowsAtEveryCheckpoint() throws {
+        let dir = try temporaryFolder("watch-dyn", copying: ["trainer-runs"])
+        let spec = dir.appendingPathComponent("watch.json5").path
+        try """
+            { name: "watch", model: { checkpoints: "trainer-runs/llama/run", base: "trainer-runs/llama/base" }, template: "raw",
+              eval: { tokens: true },
+              data: { probes: { path: "trainer-runs/probes.jsonl", categories: { chosen: "chosen", rejected: "rejected",
+                greedy: { greedy: { max_tokens: 6 } }, argmax: { argmax: { field: "chosen" } } } } } }
+            """.write(toFile: spec, atomically: false, encoding: .utf8)
+        let (summary, _) = try run(spec, dir)
+        XCTAssertEqual(summary.finished, ["watch"], "\(summary.failed)")
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path, readOnly: true)
+        let origins = try store.query("SELECT DISTINCT s.origin FROM logprobs l JOIN responses s ON s.id = l.response_id WHERE s.category IN ('greedy', 'argmax') ORDER BY 1").map { $0[0].string! }
+        for step in [0, 2, 4] {
+            XCTAssertTrue(origins.contains { $0.hasPrefix("greedy:") && $0.hasSuffix("step=\(step)") }, "\(origins)")
+            XCTAssertTrue(origins.contains { $0.hasPrefix("argmax:chosen") && $0.hasSuffix("step=\(step)") }, "\(origins)")
+        }
+        // every scored response of every step has as many token rows as tokens
+        let missing = try store.query("""
+            SELECT l.step, l.response_id, l.n_tokens, (SELECT count(*) FROM token_logprobs t WHERE t.run_id = l.run_id AND t.step = l.step
+              AND t.response_id = l.response_id) FROM logprobs l
+            """).filter { $0[2].int! != $0[3].int! }
+        XCTAssertEqual(missing.count, 0, "\(missing.prefix(3))")
+        XCTAssertEqual(try store.query("SELECT count(DISTINCT step) FROM token_logprobs")[0][0].int, 3)
+    }
+
     /// PEFT LoRA checkpoints (adapter_config.json, adapter_model.safetensors) applied onto model.base agree with PEFT's
     /// own forward within 1e-4; without model.base, the local directory the adapter names is the base (no step 0).
     func testPEFTAdapterCheckpointsAgreeWithPEFT() throws {
@@ -223,11 +251,12 @@ final class WatchTests: XCTestCase {
         }
         final class Outcome: @unchecked Sendable {
             var summary: RunExecutor.Summary?
+            var events: [ProgressEvent] = []
             let done = DispatchSemaphore(value: 0)
         }
         let outcome = Outcome()
         let thread = Thread {
-            outcome.summary = try? WatchTests.run(spec, dir, follow: 6).0
+            if let (summary, events) = try? WatchTests.run(spec, dir, follow: 6) { (outcome.summary, outcome.events) = (summary, events) }
             outcome.done.signal()
         }
         thread.start()
@@ -242,8 +271,16 @@ final class WatchTests: XCTestCase {
         XCTAssertEqual(steps(), [0, 2], "a checkpoint without trainer_state.json is not read")
         try FileManager.default.copyItem(at: held.appendingPathComponent("trainer_state.json"), to: target.appendingPathComponent("trainer_state.json"))
         waitUntil("step 4 evaluated once complete") { steps() == [0, 2, 4] }
+        // a checkpoint that appears and is deleted (save_total_limit) before it was complete: reported, not an error
+        let doomed = run.appendingPathComponent("checkpoint-6")
+        try FileManager.default.createDirectory(at: doomed, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: held.appendingPathComponent("config.json"), to: doomed.appendingPathComponent("config.json"))
+        Thread.sleep(forTimeInterval: 2.5)
+        try FileManager.default.removeItem(at: doomed)
         XCTAssertEqual(outcome.done.wait(timeout: .now() + 60), .success, "the watching run ends")
         XCTAssertEqual(outcome.summary?.finished, ["watch"])
+        let warnings = outcome.events.compactMap { e -> String? in if case .warning(_, let m) = e { return m } else { return nil } }
+        XCTAssertTrue(warnings.contains { $0.contains("checkpoint-6 was deleted before it was evaluated") }, "\(warnings)")
         compare(try recorded(dir), try reference().llama, steps: [0, 2, 4], "followed")
     }
 }
