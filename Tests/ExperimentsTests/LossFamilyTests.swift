@@ -80,21 +80,7 @@ final class LossFamilyTests: XCTestCase {
 
     /// Bad combinations are one line at plan time naming the key.
     func testBadLossSettingsAreRefusedAtPlanTime() throws {
-        let dir = try temporaryFolder("loss-family-bad", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        func refusal(_ objective: String) -> String {
-            let text = """
-                { name: "bad", model: { preset: "tiny", seed: 0 }, objective: \(objective),
-                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } }, train: { steps: 2 } }
-                """
-            let path = dir.appendingPathComponent("spec.json5")
-            try? text.write(to: path, atomically: false, encoding: .utf8)
-            do {
-                _ = try Experiment.load(path: path.path)
-                return "accepted"
-            } catch {
-                return "\(error)"
-            }
-        }
+        let refusal = try objectiveRefusals("loss-family-bad")
         let unknown = refusal(#"{ kind: "dpo", loss_type: "kto_pair" }"#)
         XCTAssertTrue(unknown.contains("objective.loss_type: expected one of \"sigmoid\", \"hinge\""), unknown)
         XCTAssertTrue(unknown.contains("\"sigmoid_norm\""), unknown)

@@ -32,12 +32,7 @@ extension ReliabilityTests {
         XCTAssertGreaterThanOrEqual(kills, 5, "only \(kills) kills landed: \(killedAt)")
         let last = try run(args)
         XCTAssertEqual(last.status, 0, last.stderr)
-        let got = try snapshot(db)
-        for table in ["runs", "logprobs", "train_metrics", "samples"] {
-            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)")
-            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)")
-        }
-        XCTAssertEqual(try integrity(db), "ok")
+        try assertSameRows(db, as: reference, tables: ["runs", "logprobs", "train_metrics", "samples"], after: killedAt)
     }
 }
 
@@ -71,11 +66,6 @@ extension ReliabilityTests {
         XCTAssertTrue(steps.contains { $0 >= 5 && $0 < 48 }, "no kill between a sync and the end: \(killedAt)")
         let last = try run(args)
         XCTAssertEqual(last.status, 0, last.stderr)
-        let got = try snapshot(db)
-        for table in ["runs", "logprobs", "train_metrics"] {
-            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)")
-            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)")
-        }
-        XCTAssertEqual(try integrity(db), "ok")
+        try assertSameRows(db, as: reference, tables: ["runs", "logprobs", "train_metrics"], after: killedAt)
     }
 }

@@ -132,6 +132,17 @@ final class ReliabilityTests: XCTestCase {
         return (kills, killedAt)
     }
 
+    /// The store at `db` holds, in `tables`, the rows of the uninterrupted run's snapshot `reference`, and is intact.
+    func assertSameRows(_ db: String, as reference: [String: [[SQLiteValue]]], tables: [String], after killedAt: [String],
+                        file: StaticString = #filePath, line: UInt = #line) throws {
+        let got = try snapshot(db)
+        for table in tables {
+            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)", file: file, line: line)
+            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)", file: file, line: line)
+        }
+        XCTAssertEqual(try integrity(db), "ok", file: file, line: line)
+    }
+
     func integrity(_ db: String) throws -> String {
         try RunStore(path: db, readOnly: true).query("PRAGMA integrity_check")[0][0].string ?? "?"
     }
@@ -178,12 +189,7 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(kills, 10, "only \(kills) kills landed: \(killedAt)")
         let last = try run(crashArgs)
         XCTAssertEqual(last.status, 0, last.stderr)
-        let got = try snapshot(db)
-        for table in ["runs", "logprobs", "train_metrics"] {
-            XCTAssertEqual(got[table]?.count, reference[table]?.count, "\(table) row count after kills \(killedAt)")
-            XCTAssertEqual(got[table], reference[table], "\(table) differs from the uninterrupted run after kills \(killedAt)")
-        }
-        XCTAssertEqual(try integrity(db), "ok")
+        try assertSameRows(db, as: reference, tables: ["runs", "logprobs", "train_metrics"], after: killedAt)
     }
 
     // MARK: - Concurrency

@@ -73,21 +73,7 @@ final class TRDPOTests: XCTestCase {
 
     /// Bad TR-DPO settings are one line at plan time naming the key.
     func testBadTRDPOSettingsAreRefused() throws {
-        let dir = try temporaryFolder("trdpo-bad", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        func refusal(_ objective: String) -> String {
-            let text = """
-                { name: "bad", model: { preset: "tiny", seed: 0 }, objective: \(objective),
-                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } }, train: { steps: 2 } }
-                """
-            let path = dir.appendingPathComponent("spec.json5")
-            try? text.write(to: path, atomically: false, encoding: .utf8)
-            do {
-                _ = try Experiment.load(path: path.path)
-                return "accepted"
-            } catch {
-                return "\(error)"
-            }
-        }
+        let refusal = try objectiveRefusals("trdpo-bad")
         XCTAssertTrue(refusal(#"{ kind: "dpo", ref_model_sync_steps: 4 }"#).contains("objective.ref_model_sync_steps: expected no value without sync_ref_model"))
         XCTAssertTrue(refusal(#"{ kind: "dpo", sync_ref_model: true, ref_model_mixup_alpha: 0 }"#).contains("objective.ref_model_mixup_alpha"))
         XCTAssertTrue(refusal(#"{ kind: "dpo", sync_ref_model: true, ref_model_sync_steps: 0 }"#).contains("objective.ref_model_sync_steps"))

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Experiments
 
 extension XCTestCase {
     /// A new temporary folder for this test holding copies of the named fixtures (`Fixtures/NAME`); it is
@@ -13,6 +14,27 @@ extension XCTestCase {
                                              to: dir.appendingPathComponent(name))
         }
         return dir
+    }
+}
+
+extension XCTestCase {
+    /// What loading a tiny-preset spec with `objective` says: "accepted", or the error (one line naming the key).
+    func objectiveRefusals(_ prefix: String) throws -> (String) -> String {
+        let dir = try temporaryFolder(prefix, copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        return { objective in
+            let text = """
+                { name: "bad", model: { preset: "tiny", seed: 0 }, objective: \(objective),
+                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } }, train: { steps: 2 } }
+                """
+            let path = dir.appendingPathComponent("spec.json5")
+            try? text.write(to: path, atomically: false, encoding: .utf8)
+            do {
+                _ = try Experiment.load(path: path.path)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
     }
 }
 
