@@ -93,7 +93,7 @@ final class RunContext {
     func loadReference(_ reference: RunConfig.ReferenceModel) throws -> (model: LlamaModel, identity: String) {
         report(.loading(run: name, what: "reference model"))
         let source = try reference.modelSource(in: experiment)
-        var loaded = try ModelLoader.load(source, experiment: experiment, capacity: config.batchTokens, maxSequenceLength: config.longestSequence,
+        let loaded = try ModelLoader.load(source, experiment: experiment, capacity: config.batchTokens, maxSequenceLength: config.longestSequence,
                                           threads: config.threads)
         loaded.model.precision = config.train.precision
         if case .run(let r) = reference { return (loaded.model, try loadInitialWeights(r, into: loaded.model)) }

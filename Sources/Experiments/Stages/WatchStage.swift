@@ -85,7 +85,7 @@ struct WatchStage: Stage {
         // what is recorded already: a step counts when its evaluation holds every response
         let counts = try store.evaluationRowCounts(runID: run.runID)
         var done = Set(counts.filter { $0.value == probes.responsesPerEvaluation }.map(\.key))
-        run.report(.started(run: run.name, fromStep: done.max() ?? 0, totalSteps: 0))
+        run.report(.loading(run: run.name, what: "the checkpoints of \(folder) (\(done.count) step\(done.count == 1 ? "" : "s") recorded already)"))
 
         func evaluate(step: Int, what: String) throws {
             let t0 = Date()
@@ -134,7 +134,11 @@ struct WatchStage: Stage {
                 guard let follow = run.executor.followSeconds, Date().timeIntervalSince(lastNew) < follow else { break }
             }
             if !evaluated {
-                if let follow = run.executor.followSeconds, !waiting {
+                if waiting {
+                    // a complete checkpoint whose files still changed at the last look: look again (Ctrl-C is heard here)
+                    let names = scan.complete.filter { !done.contains($0.step) }.map(\.name)
+                    run.report(.loading(run: run.name, what: "\(names.joined(separator: ", ")): waiting until the files stop changing"))
+                } else if let follow = run.executor.followSeconds {
                     run.report(.watching(run: run.name, folder: folder, evaluated: done.count, idle: Date().timeIntervalSince(lastNew), limit: follow))
                 }
                 if run.stopRequested { return false }
