@@ -72,7 +72,8 @@ final class LossFamilyTests: XCTestCase {
         for (objective, what) in [(#"{ kind: "dpo", loss_type: ["sigmoid", "apo_zero"], loss_weights: [1, 0.5], f_divergence_type: "js_divergence" }"#, "sigmoid + apo_zero, js"),
                                   (#"{ kind: "dpo", loss_type: ["sigmoid", "sft"] }"#, "RPO"),
                                   (#"{ kind: "dpo", ld_alpha: 0.5 }"#, "LD-DPO"),
-                                  (#"{ kind: "dpo", use_weighting: true }"#, "WPO")] {
+                                  (#"{ kind: "dpo", use_weighting: true }"#, "WPO"),
+                                  (#"{ kind: "dpo", sync_ref_model: true, ref_model_mixup_alpha: 0.5, ref_model_sync_steps: 4 }"#, "TR-DPO")] {
             let m = try margins(objective: objective, lr: "3e-4", metric: what == "WPO" ? "wpo/weight" : nil)
             XCTAssertGreaterThan((10...12).compactMap { m[$0] }.reduce(0, +) / 3, 0, "\(what): \(m)")
         }
