@@ -68,7 +68,7 @@ public struct Experiment: Sendable {
                                         found: SpecFields.describe(top[key]!))
             }
             if !folder.isEmpty && !folder.hasPrefix("/") {
-                model["checkpoints"] = .string(baseDirectory.appendingPathComponent(folder).standardizedFileURL.path)
+                model["checkpoints"] = .string(resolve(folder, against: baseDirectory))
                 top["model"] = .object(model)
             }
         }
@@ -272,7 +272,9 @@ public struct Experiment: Sendable {
     }
 
     /// Resolves a path written in the spec against the spec's directory.
-    public func resolve(_ path: String) -> String {
+    public func resolve(_ path: String) -> String { Self.resolve(path, against: baseDirectory) }
+
+    static func resolve(_ path: String, against baseDirectory: URL) -> String {
         if path.hasPrefix("/") { return path }
         return baseDirectory.appendingPathComponent(path).standardizedFileURL.path
     }

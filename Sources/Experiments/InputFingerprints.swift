@@ -14,23 +14,24 @@ enum InputFingerprints {
     /// the resolved training file (`RunExecutor.trainPath`: a label run's pairs for `data.train.from`).
     static func of(_ config: RunConfig, experiment: Experiment, trainPath: String) throws -> [String: RunInput] {
         var out: [String: RunInput] = [:]
-        switch config.model {
-        case .gguf(let path):
-            let resolved = experiment.resolve(path)
-            out["model"] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
-        case .hf(let path):
-            let resolved = experiment.resolve(path)
-            out["model"] = RunInput(path: resolved, sha256: try sha256(ofDirectory: resolved))
-        case .preset:
-            break
-        case .checkpoints(_, let base):
-            // each checkpoint is fingerprinted when evaluated (WatchStage); the base here
-            if let base {
-                let resolved = experiment.resolve(base)
-                let isDirectory = ModelPathKind.of(resolved) == .huggingFaceDirectory
-                out["base"] = RunInput(path: resolved, sha256: isDirectory ? try sha256(ofDirectory: resolved) : try sha256(ofFile: resolved))
+        /// A model file's or directory's fingerprint (nil for a preset).
+        func fingerprint(_ source: RunConfig.ModelSource) throws -> RunInput? {
+            switch source {
+            case .gguf(let path):
+                let resolved = experiment.resolve(path)
+                return RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
+            case .hf(let path):
+                let resolved = experiment.resolve(path)
+                return RunInput(path: resolved, sha256: try sha256(ofDirectory: resolved))
+            case .preset:
+                return nil
+            case .checkpoints(_, let base):
+                // each checkpoint is fingerprinted when evaluated (WatchStage); the base here, under its own name
+                if let base { out["base"] = try fingerprint(ModelLoader.source(path: base, experiment: experiment)) }
+                return nil
             }
         }
+        out["model"] = try fingerprint(config.model)
         for (name, resolved) in [("train", trainPath), ("probes", experiment.resolve(config.data.probes.path))] where name != "train" || !config.data.train.isAbsent {
             out[name] = RunInput(path: resolved, sha256: try sha256(ofFile: resolved))
         }

@@ -75,13 +75,6 @@ public enum ModelLoader {
         return a.vocabSize == b.vocabSize && samples.allSatisfy { a.encode($0) == b.encode($0) }
     }
 
-    /// Whether a model of `b`'s configuration can hold `a`'s weights and score as `a` would: equal but for the
-    /// context length (which only bounds what is scored).
-    static func sameArchitecture(_ a: LlamaConfig, _ b: LlamaConfig) -> Bool {
-        var x = a
-        x.contextLength = b.contextLength
-        return x == b
-    }
 
     /// The resolved path of a GGUF file (`directory` false) or a Hugging Face directory, which must exist
     /// and be of that kind.

@@ -60,8 +60,11 @@ public struct PEFTAdapter {
         file = try SafetensorsFile(path: path + "/adapter_model.safetensors")
         let architecture = HFArchitectures.of(config)
         // the module's weight name as the base checkpoint names it -> our parameter
-        var ours: [String: String] = [:]
-        for (name, _) in LlamaModel.parameterTable(for: config) { ours[architecture.tensorName(name)] = name }
+        var ours: [String: String] = [:], shapes: [String: [Int]] = [:]
+        for (name, shape) in LlamaModel.parameterTable(for: config) {
+            ours[architecture.tensorName(name)] = name
+            shapes[name] = shape
+        }
         var found: [String: (a: String?, b: String?)] = [:]
         for name in file.tensors.keys.sorted() {
             var module = name
@@ -81,7 +84,7 @@ public struct PEFTAdapter {
             guard let a = pair.a, let b = pair.b else {
                 throw HFError.entry(path: file.path, key: pair.a ?? pair.b!, reason: "has no \(pair.a == nil ? "lora_A" : "lora_B") partner")
             }
-            let shape = LlamaModel.parameterTable(for: config).first { $0.name == parameter }!.shape
+            let shape = shapes[parameter]!
             let (ta, tb) = (file.tensors[a]!, file.tensors[b]!)
             guard ta.shape.count == 2, tb.shape.count == 2, ta.shape[0] == tb.shape[1], tb.shape[0] == shape[0], ta.shape[1] == shape[1] else {
                 throw HFError.entry(path: file.path, key: a, reason: "shapes A \(ta.shape), B \(tb.shape) do not adapt a \(shape) weight")
@@ -103,8 +106,7 @@ public struct PEFTAdapter {
     /// Adds s B A to each adapted weight of `model`, which must hold the base weights (of the configuration this
     /// adapter was read for). The product is summed in Double over the rank, then rounded once.
     public func apply(to model: LlamaModel) throws(HFError) {
-        precondition(model.config == config || { var c = model.config; c.contextLength = config.contextLength; return c == config }(),
-                     "PEFTAdapter.apply: a model of another configuration")
+        precondition(model.config.holdsTheWeights(of: config), "PEFTAdapter.apply: a model of another configuration")
         for (parameter, a, b) in modules {
             let (ta, tb) = (file.tensors[a]!, file.tensors[b]!)
             let r = ta.shape[0], n = ta.shape[1], m = tb.shape[0]

@@ -35,6 +35,14 @@ public struct LlamaConfig: Codable, Sendable, Equatable, Hashable {
     public var rewardHead: Bool
 
     public var headDim: Int { dim / nHeads }
+
+    /// Whether a model of this configuration and one of `other` hold the same weights and score alike: equal but for
+    /// the context length (which only bounds what is scored).
+    public func holdsTheWeights(of other: LlamaConfig) -> Bool {
+        var x = self
+        x.contextLength = other.contextLength
+        return x == other
+    }
     /// Columns of the feed-forward's input product: gate | up (SwiGLU) or up alone (GELU).
     public var ffnInputWidth: Int { block == .llama ? 2 * ffnDim : ffnDim }
 

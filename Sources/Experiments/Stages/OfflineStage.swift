@@ -17,14 +17,7 @@ struct OfflineStage: TrainingStage {
     func prepare(_ trainer: Trainer, _ input: TrainingInput, probes: ProbeEvaluator, _ run: RunContext) throws {
         guard let settings = run.config.objective.referenceSync else { return }
         run.report(.loading(run: run.name, what: "TR-DPO's moving reference (a second copy of the weights)"))
-        let config = run.config
-        let copy = try ModelLoader.load(config.model, experiment: run.experiment, capacity: config.batchTokens,
-                                        maxSequenceLength: config.longestSequence, threads: config.threads).model
-        copy.precision = config.train.precision
-        let policy = input.loaded.model.parameters
-        precondition(copy.parameterCount == policy.count, "TR-DPO: the reference copy differs in size from the policy")
-        _ = copy.parameters.update(fromContentsOf: policy)
-        trainer.referenceSync = ReferenceSync(settings, model: copy)
+        trainer.referenceSync = ReferenceSync(settings, model: input.loaded.model.copy(maxTokens: run.config.batchTokens))
     }
 
     /// Encoded data as the trainer takes it, with the reference values a preference or kto objective reads

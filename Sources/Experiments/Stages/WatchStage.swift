@@ -98,21 +98,21 @@ struct WatchStage: Stage {
         }
         if base != nil && !done.contains(0) { try evaluate(step: 0, what: "base model (step 0)") }
 
-        var lastNew = Date(), seen: [String: Int] = [:]  // a checkpoint seen incomplete or unevaluated -> its step (0: unknown)
+        var lastNew = Date(), seen = Set<String>()  // checkpoints seen incomplete or not yet evaluated
         var notes = Set<String>(), stable: [String: [String: [Int]]] = [:]
         while true {
             if run.stopRequested { return false }
             let scan = try output.scan()
             for note in scan.notes where notes.insert(note).inserted { run.report(.warning(run: run.name, message: note)) }
             let present = Set(scan.complete.map(\.name) + scan.incomplete)
-            for (name, _) in seen where !present.contains(name) {
+            for name in seen.subtracting(present).sorted() {
                 run.report(.warning(run: run.name, message: "\(name) was deleted before it was evaluated (the trainer's save_total_limit?): not recorded"))
-                seen[name] = nil
+                seen.remove(name)
             }
-            for name in scan.incomplete where seen[name] == nil { seen[name] = 0 }
+            seen.formUnion(scan.incomplete)
             var evaluated = false
             for checkpoint in scan.complete where !done.contains(checkpoint.step) {
-                seen[checkpoint.name] = checkpoint.step
+                seen.insert(checkpoint.name)
                 // read only once its files stopped changing: the same signature one poll apart
                 guard stable[checkpoint.path] == checkpoint.signature else {
                     stable[checkpoint.path] = checkpoint.signature
@@ -124,7 +124,7 @@ struct WatchStage: Stage {
                 try evaluate(step: checkpoint.step, what: "\(checkpoint.name) (step \(checkpoint.step))")
                 inputs["checkpoint:\(checkpoint.step)"] = RunInput(path: checkpoint.path, sha256: try InputFingerprints.sha256(ofDirectory: checkpoint.path))
                 try store.setRunInputs(runID: run.runID, inputs)
-                seen[checkpoint.name] = nil
+                seen.remove(checkpoint.name)
                 try store.heartbeat(runID: run.runID)
                 evaluated = true
                 lastNew = Date()
@@ -146,7 +146,7 @@ struct WatchStage: Stage {
             }
             try store.heartbeat(runID: run.runID)
         }
-        for name in seen.keys.sorted() where !notes.contains(name) {
+        for name in seen.sorted() {
             run.report(.warning(run: run.name, message: "\(name) is still being written (no trainer_state.json yet): not evaluated; run again, or with --follow, once it is saved"))
         }
         run.report(.finished(run: run.name, seconds: Date().timeIntervalSince(started)))
@@ -172,7 +172,7 @@ struct WatchStage: Stage {
             return
         }
         let directory = try HFModelDirectory(path: checkpoint.path, tokenizerDirectory: Self.tokenizerDirectory(checkpoint.path, folder: folder))
-        guard ModelLoader.sameArchitecture(directory.config, loaded.model.config) else {
+        guard directory.config.holdsTheWeights(of: loaded.model.config) else {
             throw RunError.model(path: checkpoint.path, reason: "\(checkpoint.name) has another architecture or shape than the model this run evaluates (config.json differs from \(base == nil ? "the first checkpoint's" : "the base's"))")
         }
         guard ModelLoader.tokenizersAgree(directory.tokenizer, loaded.tokenizer) else {

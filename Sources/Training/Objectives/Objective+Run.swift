@@ -125,16 +125,16 @@ extension Objective {
 }
 
 extension Objective {
-    /// TR-DPO's reference updates (`objective.sync_ref_model`), if any.
-    public var referenceSync: ReferenceSync.Settings? {
-        if case .pair(let p) = self, let dpo = p as? DPO { return dpo.referenceSync }
+    /// The DPO loss of a `dpo` objective (its loss types' settings), else nil.
+    var dpo: DPO? {
+        if case .pair(let p) = self { return p as? DPO }
         return nil
     }
 
+    /// TR-DPO's reference updates (`objective.sync_ref_model`), if any.
+    public var referenceSync: ReferenceSync.Settings? { dpo?.referenceSync }
+
     /// LD-DPO's alpha (`objective.ld_alpha`): the weight of each response's tokens beyond the pair's shared length, in
     /// the policy's and the reference's sums alike; nil without it.
-    public var tailWeight: Float? {
-        if case .pair(let p) = self, let dpo = p as? DPO, let alpha = dpo.ldAlpha { return Float(alpha) }
-        return nil
-    }
+    public var tailWeight: Float? { dpo?.ldAlpha.map(Float.init) }
 }

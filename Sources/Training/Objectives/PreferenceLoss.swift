@@ -34,10 +34,7 @@ public func wpoSequenceWeights(
 extension Objective {
     /// Whether the loss reads WPO's weights (`DPO.useWeighting`): the forward then computes each position's
     /// log sum_v p(v)^2 (`LlamaModel.forward(_:training:logSumSquares:)`).
-    public var readsLogSumSquares: Bool {
-        if case .pair(let p) = self, let dpo = p as? DPO { return dpo.useWeighting }
-        return false
-    }
+    public var readsLogSumSquares: Bool { dpo?.useWeighting ?? false }
 
     /// The pair loss of a pairwise objective: its own (`PairObjective`), or SPIN's (the DPO loss, no label smoothing).
     var pairObjective: any PairObjective {
