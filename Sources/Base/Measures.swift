@@ -30,6 +30,16 @@ public enum Measure: String, CaseIterable, Sendable {
     /// Reward models only: r(x, y) = w_r . h, h the final norm's output at the response's last token (the
     /// end of turn), the score the Bradley-Terry objective trains.
     case reward
+    /// With `eval.kl`: sum_l KL(p_ref,l || p_l) over the response's positions, the reference's distribution p_ref (the
+    /// objective's reference model, else the run's starting weights) against the model's, over the whole vocabulary.
+    case klToReference = "kl_to_reference"
+    /// With `eval.kl`: sum_l KL(p_l || p_ref,l).
+    case reverseKLToReference = "reverse_kl_to_reference"
+    /// On the `chosen` response of a probe that also has a `rejected` one: CHES (Razin et al. 2024) =
+    /// <H+, H-> - ||H+||^2, H = sum of the final hidden states at the positions that predict the response's tokens.
+    case ches
+    /// The length-normalised CHES: <H+, H-> / (|y+| |y-|) - ||H+||^2 / |y+|^2.
+    case chesNorm = "ches_norm"
 
     /// The measures computed from the next-token distributions of every scored response.
     public static let distributional: [Measure] = [
@@ -50,6 +60,10 @@ public enum Measure: String, CaseIterable, Sendable {
         case .endedTurn: return "share ended with end of turn"
         case .generatedTokens: return "tokens decoded"
         case .reward: return "reward (reward model)"
+        case .klToReference: return "KL(reference || model), summed over the response"
+        case .reverseKLToReference: return "KL(model || reference), summed over the response"
+        case .ches: return "CHES of the chosen and rejected responses"
+        case .chesNorm: return "length-normalised CHES"
         }
     }
 }

@@ -22,7 +22,8 @@ public struct SplitMix64: RandomNumberGenerator {
         return SplitMix64.mix(state)
     }
 
-    private static func mix(_ value: UInt64) -> UInt64 {
+    /// SplitMix64's output function: a bijective mix of 64 bits (also a stateless hash of an index, `CountSketch`).
+    public static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb

@@ -185,6 +185,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var probeSet: ProbeSetBench
     /// Nil in reports written before issue 23.
     public var policyStep: PolicyStep?
+    /// What `eval.attribution` and `eval.kl` cost (issue 38); nil in reports written before.
+    public var attribution: AttributionBench?
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
     /// Peak resident memory over the training steps (all engines), in bytes: the peak mark is reset
@@ -247,6 +249,14 @@ extension BenchReport: CustomStringConvertible {
                          + "\(f(q.stepSeconds, 3)) s = sampling \(f(q.samplingSeconds, 3)) + scoring \(f(q.scoringSeconds, 3)) + update \(f(q.updateSeconds, 3)); "
                          + "sampling without the trace \(f(q.untracedSamplingSeconds, 3)) s, with it \(f(q.tracedSamplingSeconds, 3)) s; "
                          + "a forward over the samples (what the trace saves) \(f(q.samplesForwardSeconds, 3)) s")
+        }
+        if let a = attribution {
+            lines.append("attribution: SFT step of \(a.examples) x \(a.exampleTokens) tokens \(f(a.stepSeconds, 3)) s; with \(a.responses) followed responses "
+                         + "\(f(a.attributedStepSeconds, 3)) s (x\(f(a.attributedStepSeconds / a.stepSeconds, 2))): two forwards over the responses "
+                         + "\(f(a.scoringSeconds, 3)) s, \(f(a.perExampleSeconds, 3)) s per training example, \(f(a.perResponseSeconds, 3)) s per response "
+                         + "(its pass over the parameters \(f(a.perResponsePassSeconds, 3)) s; \(f(a.sketchedPerResponseSeconds, 3)) s with project: 8192)")
+            lines.append("eval.kl: the probe set's distributions \(f(a.distributionsSeconds, 3)) s, compared with a held set at every position "
+                         + "\(f(a.comparedSeconds, 3)) s (x\(f(a.comparedSeconds / a.distributionsSeconds, 2)))")
         }
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
                      + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")

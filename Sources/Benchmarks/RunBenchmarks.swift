@@ -105,6 +105,7 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     let sampling = measureSampling(model, repeats: repeats, progress: progress)
     let probeSet = measureProbeSet(model, repeats: repeats, progress: progress)
     let policyStep = try measurePolicyStep(model, repeats: repeats, progress: progress)
+    let attribution = try measureAttribution(model, repeats: repeats, progress: progress)
 
     return BenchReport(
         machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
@@ -115,7 +116,7 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
         },
         scoring: scoring,
-        generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, peakResidentBytes: peakResidentBytes(),
+        generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, attribution: attribution, peakResidentBytes: peakResidentBytes(),
         trainingPeakResidentBytes: trainingPeak)
 }
 

@@ -102,7 +102,39 @@ final class ProbeEvaluator {
         self.store = store
         stopTokens = loaded.stopTokens
         recordTokens = config.eval.tokens
+        recordsKL = config.eval.kl
         self.maxLength = config.train.maxLength
+    }
+
+    /// `eval.kl`: each response's KL to the reference (`Measure.klToReference`).
+    let recordsKL: Bool
+    /// The starting weights' distributions at every response position of the data's categories (for `eval.tokens`: where
+    /// the mass went; for `eval.kl` without `objective.reference`: the reference), held by `holdStart` before training.
+    private(set) var heldStart: HeldDistributions?
+    /// `objective.reference`'s distributions there (`holdReference`).
+    private(set) var heldReference: HeldDistributions?
+    /// Per probe and response of the data's categories, its first row in the held sets.
+    private var heldRows: [[Int]] = []
+
+    /// The data's categories of every probe, as `BatchSession` scores them.
+    private var staticItems: [(prompt: [Int32], responses: [[Int32]])] {
+        encoded.map { (prompt: $0.prompt, responses: $0.responses.map(\.ids)) }
+    }
+
+    /// Holds the model's distributions now (its starting weights): call before training or resuming.
+    func holdStart() {
+        let (held, rows) = batch.hold(staticItems)
+        heldStart = held
+        heldRows = rows
+    }
+
+    /// Holds a reference model's distributions (`objective.reference`, for `eval.kl`).
+    func holdReference(_ model: LlamaModel) {
+        let session = BatchSession(model: model, slots: batch.slots, context: batch.context)
+        session.precision = batch.precision
+        let (held, rows) = session.hold(staticItems)
+        heldReference = held
+        heldRows = rows
     }
 
     /// `eval.tokens`: also record every response token (`token_logprobs`).
@@ -132,6 +164,14 @@ final class ProbeEvaluator {
         encoded.reduce(0) { $0 + $1.responses.count } + encoded.count * probeSet.dynamicCategories.count
     }
 
+    /// The responses `eval.attribution` follows: every response of the data's categories (not the dynamic ones, made anew
+    /// at each evaluation) of the first `probes` probes (nil: all), as (response, prompt tokens, response tokens).
+    func attributionResponses(probes: Int?) -> [(responseID: Int64, context: [Int32], continuation: [Int32])] {
+        encoded.prefix(probes ?? encoded.count).flatMap { probe in
+            probe.responses.map { ($0.responseID, probe.prompt, $0.ids) }
+        }
+    }
+
     /// KV cache positions of the evaluator's session (about 190 MB for SmolLM2-135M): the probes of one
     /// pass through the cache.
     static let cacheSlots = 4096
@@ -155,14 +195,19 @@ final class ProbeEvaluator {
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
-        let (scored, rewards) = scoreAll(all.map { $0.map(\.ids) })
+        let (scored, extras, rewards) = scoreAll(all.map { $0.map(\.ids) })
+        if let extras {
+            for (id, values) in chesMeasures(all, extras) { facts[id, default: [:]].merge(values) { $1 } }
+        }
+        let (_, klIndex, gainIndex) = comparing
         var rows: [LogprobRow] = []
         rows.reserveCapacity(responsesPerEvaluation)
         for (p, responses) in all.enumerated() {
             for (r, response) in responses.enumerated() {
                 var known = facts[response.responseID] ?? [:]
                 if let rewards { known[Measure.reward.rawValue] = Double(rewards[p][r]) }
-                rows.append(row(response, scored[p][r], facts: known))
+                rows.append(row(response, scored[p][r], facts: known, extras: extras?[p][r], klIndex: klIndex,
+                                gainIndex: step > 0 ? gainIndex : nil))
             }
         }
         if let rewards { rewardAccuracy = Self.pairwiseAccuracy(all.map { $0.map(\.category) }, rewards, splits: probeSet.probes.map(\.split.rawValue)) }
@@ -182,7 +227,7 @@ final class ProbeEvaluator {
                     made[p].append(response)
                 }
             }
-            let (rescored, rerewards) = scoreAll(made.map { $0.map(\.ids) })
+            let (rescored, _, rerewards) = scoreAll(made.map { $0.map(\.ids) })
             for (p, responses) in made.enumerated() {
                 for (r, response) in responses.enumerated() {
                     rows.append(row(response, rescored[p][r], facts: rerewards.map { [Measure.reward.rawValue: Double($0[p][r])] } ?? [:]))
@@ -204,12 +249,61 @@ final class ProbeEvaluator {
         return out
     }
 
-    /// Every probe's responses scored after its prompt: distributions, and for a reward model each response's reward.
-    private func scoreAll(_ responses: [[[Int32]]]) -> (distributions: [[[TokenDistribution]]], rewards: [[Float]]?) {
+    /// What each evaluation compares with (`BatchSession.scoreDistributions(_:comparing:)`): the reference for `eval.kl`
+    /// (index `klIndex`), the starting weights for the mass's gain (`gainIndex`).
+    private var comparing: (held: [HeldDistributions], klIndex: Int?, gainIndex: Int?) {
+        var held: [HeldDistributions] = [], kl: Int?, gain: Int?
+        if recordsKL, let reference = heldReference ?? heldStart {
+            kl = held.count
+            held.append(reference)
+        }
+        if recordTokens, let start = heldStart {
+            let at = held.firstIndex { $0 === start } ?? held.count
+            if at == held.count { held.append(start) }
+            gain = at
+        }
+        return (held, kl, gain)
+    }
+
+    /// Every probe's responses scored after its prompt: distributions, each position's extras (comparisons and hidden
+    /// state; none for a reward model) and for a reward model each response's reward. The responses of the data's
+    /// categories come first in each probe's list (`heldRows` indexes them).
+    private func scoreAll(_ responses: [[[Int32]]]) -> (distributions: [[[TokenDistribution]]], extras: [[[BatchSession.PositionExtras]]]?, rewards: [[Float]]?) {
         let items = encoded.indices.map { (prompt: encoded[$0].prompt, responses: responses[$0]) }
-        guard batch.model.config.rewardHead else { return (batch.scoreDistributions(items), nil) }
-        let scored = batch.scoreDistributionsAndRewards(items)
-        return (scored.distributions, scored.rewards)
+        if batch.model.config.rewardHead {
+            let scored = batch.scoreDistributionsAndRewards(items)
+            return (scored.distributions, nil, scored.rewards)
+        }
+        let held = comparing.held
+        let firstRows: [[Int?]] = items.indices.map { p in
+            items[p].responses.indices.map { r in
+                held.isEmpty || r >= heldRows[p].count || items[p].responses[r] != encoded[p].responses[r].ids ? nil : heldRows[p][r]
+            }
+        }
+        let scored = batch.scoreDistributions(items, comparing: held, firstRows: firstRows, hiddenStates: needsHiddenStates)
+        return (scored.map { $0.map { $0.map { $0.0 } } }, scored.map { $0.map { $0.map { $0.1 } } }, nil)
+    }
+
+    /// Whether some probe has both a `chosen` and a `rejected` response (CHES reads their hidden states).
+    private var needsHiddenStates: Bool {
+        encoded.contains { p in p.responses.contains { $0.category == "chosen" } && p.responses.contains { $0.category == "rejected" } }
+    }
+
+    /// CHES of each probe's chosen and rejected responses (`Measure.ches`, `.chesNorm`), keyed by the chosen response.
+    private func chesMeasures(_ responses: [[EncodedResponse]], _ extras: [[[BatchSession.PositionExtras]]]) -> [Int64: [String: Double]] {
+        var out: [Int64: [String: Double]] = [:]
+        let dim = batch.model.config.dim
+        for (p, list) in responses.enumerated() {
+            guard let c = list.firstIndex(where: { $0.category == "chosen" }), let r = list.firstIndex(where: { $0.category == "rejected" }),
+                  !extras[p][c].isEmpty, !extras[p][r].isEmpty else { continue }
+            func sum(_ positions: [BatchSession.PositionExtras]) -> [Double] {
+                let flat = positions.flatMap { $0.hidden }
+                return flat.withUnsafeBufferPointer { hiddenSum($0, first: 0, count: positions.count, dim: dim) }
+            }
+            let v = chesValues(chosen: sum(extras[p][c]), chosenLength: extras[p][c].count, rejected: sum(extras[p][r]), rejectedLength: extras[p][r].count)
+            out[list[c].responseID] = [Measure.ches.rawValue: v.ches, Measure.chesNorm.rawValue: v.normalised]
+        }
+        return out
     }
 
     /// A reward model's pairwise accuracy at the last evaluation: over probes with both a `chosen` and a
@@ -241,13 +335,25 @@ final class ProbeEvaluator {
 
     /// The stored row of one scored response: the summed log-probability (in Double, token by token, as
     /// always), its measures (none for an empty response, which has no positions), decoding facts, tokens.
-    private func row(_ response: EncodedResponse, _ positions: [TokenDistribution], facts: [String: Double]) -> LogprobRow {
+    /// With `extras`: the KL measures from comparison `klIndex` (summed over positions) and each token's gain from
+    /// comparison `gainIndex` (where the mass went since the starting weights).
+    private func row(_ response: EncodedResponse, _ positions: [TokenDistribution], facts: [String: Double],
+                     extras: [BatchSession.PositionExtras]? = nil, klIndex: Int? = nil, gainIndex: Int? = nil) -> LogprobRow {
         var measures = facts
         if !positions.isEmpty {
             for (measure, value) in measureValues(positions) { measures[measure.rawValue] = value }
         }
+        let compared = extras.map { e in e.allSatisfy { !$0.comparisons.isEmpty } && !e.isEmpty } ?? false
+        if compared, let k = klIndex, let e = extras {
+            measures[Measure.klToReference.rawValue] = e.reduce(0) { $0 + $1.comparisons[k].klFromHeld }
+            measures[Measure.reverseKLToReference.rawValue] = e.reduce(0) { $0 + $1.comparisons[k].klToHeld }
+        }
+        let gains: [DistributionComparison]? = compared ? gainIndex.flatMap { g in extras?.map { $0.comparisons[g] } } : nil
         let tokens = recordTokens
-            ? zip(response.ids, positions).map { TokenRow(token: $0, logprob: Double($1.logprob), argmax: $1.argmax) } : []
+            ? positions.indices.map { i in
+                TokenRow(token: response.ids[i], logprob: Double(positions[i].logprob), argmax: positions[i].argmax,
+                         gainToken: gains?[i].gainToken, gain: gains?[i].gain)
+            } : []
         return LogprobRow(responseID: response.responseID, logprob: positions.reduce(0.0) { $0 + Double($1.logprob) },
                           nTokens: response.ids.count, measures: measures, tokens: tokens)
     }

@@ -243,17 +243,40 @@ public struct RunConfig: Codable, Sendable, Equatable {
         public var precision: Precision
         /// Also record every response token's log-probability and argmax (`token_logprobs`).
         public var tokens: Bool
+        /// Per-step attribution of the probes' changes to the training examples (`Training.Attribution`); nil: off.
+        public var attribution: AttributionSettings?
+        /// Record the full-vocabulary KL between the reference's and the model's distributions at every response position
+        /// (`kl_to_reference`, `reverse_kl_to_reference`).
+        public var kl: Bool
 
-        enum CodingKeys: String, CodingKey { case every, atStart = "at_start", precision, tokens }
+        enum CodingKeys: String, CodingKey { case every, atStart = "at_start", precision, tokens, attribution, kl }
 
         public static let defaults = try! JSONDecoder().decode(EvalSettings.self, from: Data("{}".utf8))
 
         public init(from decoder: any Decoder) throws {
-            let f = try SpecFields(decoder, allowed: ["every", "at_start", "precision", "tokens"])
+            let f = try SpecFields(decoder, allowed: ["every", "at_start", "precision", "tokens", "attribution", "kl"])
             every = try f.int("every", default: 10, min: 1)
             atStart = try f.bool("at_start", default: true)
             precision = try f.choice("precision", default: .fp32)
             tokens = try f.bool("tokens", default: false)
+            attribution = try f.object("attribution")
+            kl = try f.bool("kl", default: false)
+        }
+    }
+
+    /// `eval.attribution`: at every `every`-th step, each response of the first `probes` probes (default all) gets its
+    /// predicted and observed change and its decomposition over the step's training examples; with `project`, the
+    /// examples' gradients are compared through a CountSketch of that dimension (`Training.CountSketch`).
+    public struct AttributionSettings: Codable, Sendable, Equatable {
+        public var every: Int
+        public var probes: Int?
+        public var project: Int?
+
+        public init(from decoder: any Decoder) throws {
+            let f = try SpecFields(decoder, allowed: ["every", "probes", "project"])
+            every = try f.int("every", default: 10, min: 1)
+            probes = f.has("probes") ? try f.int("probes", min: 1) : nil
+            project = f.has("project") ? try f.int("project", min: 16, max: 1 << 24) : nil
         }
     }
 
@@ -409,7 +432,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
             for key in ["objective", "train", "init_from", "label", "checkpoint"] where f.has(key) {
                 throw f.invalid(key, "no \(key): a spec whose model is checkpoints evaluates a run trained elsewhere (its steps are the checkpoints')")
             }
-            if case .object(let e)? = f.value("eval"), let key = ["every", "at_start"].first(where: { e[$0] != nil }) {
+            if case .object(let e)? = f.value("eval"), let key = ["every", "at_start", "attribution", "kl"].first(where: { e[$0] != nil }) {
                 throw SpecIssue.invalid(path: "eval.\(key)", expected: "no eval.\(key): a watched run is evaluated at each of its checkpoints (and its base)", found: e[key]!.canonical)
             }
         } else if data.train.isAbsent {
@@ -437,6 +460,14 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try objective.check(train: train)
         if label != nil, objective.isOnline { throw f.invalid("label", "a label stage samples with label.policy, not a ppo objective") }
         eval = try f.object("eval") ?? EvalSettings.defaults
+        if eval.kl, case .reward = objective {
+            throw SpecIssue.invalid(path: "eval.kl", expected: "no eval.kl for a reward model (its probes are scored by its head)", found: "true")
+        }
+        if eval.attribution != nil {
+            if let why = objective.attributionRefusal {
+                throw SpecIssue.invalid(path: "eval.attribution", expected: "an objective whose examples each own their sequences (sft, coh, the pair objectives)", found: why)
+            }
+        }
         checkpointEvery = try f.object("checkpoint", as: CheckpointSettings.self)?.every ?? eval.every
         seed = try f.int("seed", default: 1, min: 0, max: Int(UInt32.max))
         threads = try f.int("threads", default: 2, min: 1, max: 256)
@@ -481,6 +512,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "train.precision": .string(Precision.fp32.rawValue),
         "eval.precision": .string(Precision.fp32.rawValue),
         "eval.tokens": .bool(false),
+        "eval.kl": .bool(false),
         "train.checkpoint_activations": .bool(false),
         "objective.length_normalized": .bool(false),
         // DPO's loss family (issue 36)
@@ -522,6 +554,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     /// The longest sequence one training batch packs.
     public var longestSequence: Int { objective.longestSequence(train: train) }
+
+    /// Whether `eval.attribution` runs at `step`.
+    public func isAttributionStep(_ step: Int) -> Bool {
+        guard let a = eval.attribution else { return false }
+        return step > 0 && step % a.every == 0
+    }
 
     /// Steps at which the probe set is scored: 0 (when `at_start`), every `eval.every`, and the last.
     public var evalSteps: [Int] {

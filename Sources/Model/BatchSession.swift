@@ -49,12 +49,12 @@ public final class BatchSession {
 
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
-    private let hidden: UnsafeMutablePointer<Float>
-    private let x, norm, qkv, att, mid, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
+    let hidden: UnsafeMutablePointer<Float>
+    let x, norm, qkv, att, mid, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
     private let ids: UnsafeMutableBufferPointer<Int32>
     private let ropeCos: [Float], ropeSin: [Float]
     /// Rows of the output head computed at once.
-    private let headRows: Int
+    let headRows: Int
 
     /// - Parameters:
     ///   - slots: positions of the KV cache.
@@ -172,7 +172,7 @@ public final class BatchSession {
 
     /// Runs the output head on the final hidden states at `slotList`, `headRows` at a time: for each block,
     /// `body(first, count)` finds the (count, vocabulary) logits of slotList[first ..< first + count] in `logits`.
-    private func headBlocks(_ slotList: [Int], _ body: (Int, Int) -> Void) {
+    func headBlocks(_ slotList: [Int], _ body: (Int, Int) -> Void) {
         model.withRoundedWeights(precision) { headBlockProducts(slotList, body) }
     }
 
@@ -257,7 +257,7 @@ public final class BatchSession {
     /// token's position with `read` (one value per (slot, token), in order). With `last`, each response's
     /// last token runs too and `last(item, response, slot)` is called with the slot that holds it (an empty
     /// response: the prompt's last slot).
-    private func layOut<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
+    func layOut<T>(_ items: [(prompt: [Int32], responses: [[Int32]])],
                            read: ([(slot: Int, token: Int32)]) -> [T],
                            last: ((Int, Int, Int) -> Void)? = nil) -> [[[T]]] {
         model.withRoundedWeights(precision) { layOutPasses(items, read: read, last: last) }

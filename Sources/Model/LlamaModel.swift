@@ -418,6 +418,15 @@ public final class LlamaModel {
         return rewards
     }
 
+    /// The final norm's output (dim floats) at each of the batch positions `rows`, from the training forward (no head
+    /// runs; nothing is kept for a backward). The hidden states CHES reads; a second route to what `BatchSession` holds.
+    public func finalHiddenStates(_ batch: TokenBatch, rows: [Int]) -> [[Float]] {
+        let (_, m) = trunkForward(batch, rows: rows.map(Int32.init))
+        readyForBackward = nil
+        let c = config.dim
+        return (0..<m).map { Array(UnsafeBufferPointer(start: compact + $0 * c, count: c)) }
+    }
+
     /// The layers under the heads: embedding, blocks, final norm over the whole batch, then the norm's output
     /// at batch positions `rows` gathered into `compact` (in that order; `compactRows`). Returns (tokens, rows).
     private func trunkForward(_ batch: TokenBatch, rows: [Int32]) -> (n: Int, m: Int) {

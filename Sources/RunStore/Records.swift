@@ -100,11 +100,17 @@ public struct TokenRow: Sendable, Equatable {
     public var token: Int32
     public var logprob: Double
     public var argmax: Int32
+    /// The token whose probability rose most since the run's starting weights, and by how much (schema version 7; nil at
+    /// step 0 and for responses made at the evaluation).
+    public var gainToken: Int32?
+    public var gain: Double?
 
-    public init(token: Int32, logprob: Double, argmax: Int32) {
+    public init(token: Int32, logprob: Double, argmax: Int32, gainToken: Int32? = nil, gain: Double? = nil) {
         self.token = token
         self.logprob = logprob
         self.argmax = argmax
+        self.gainToken = gainToken
+        self.gain = gain
     }
 }
 
@@ -166,5 +172,39 @@ public struct SampleRecord: Sendable, Equatable {
         self.advantage = advantage
         self.tokens = tokens
         self.eos = eos
+    }
+}
+
+/// One probe response's attribution at a step (`attributions`) and its decomposition (`influences`).
+public struct AttributionRecord: Sendable, Equatable {
+    public struct Influence: Sendable, Equatable {
+        /// The example's index in the training data (from 0), or -1 for the part carried over from earlier steps.
+        public var example: Int
+        /// Its line in the data file (nil for the carried part).
+        public var dataLine: Int?
+        public var contribution: Double
+        /// cos(g_o, g_example) (nil for the carried part).
+        public var cosine: Double?
+
+        public init(example: Int, dataLine: Int?, contribution: Double, cosine: Double?) {
+            self.example = example
+            self.dataLine = dataLine
+            self.contribution = contribution
+            self.cosine = cosine
+        }
+    }
+
+    public var responseID: Int64
+    public var logprob: Double
+    public var predicted: Double
+    public var observed: Double
+    public var influences: [Influence]
+
+    public init(responseID: Int64, logprob: Double, predicted: Double, observed: Double, influences: [Influence]) {
+        self.responseID = responseID
+        self.logprob = logprob
+        self.predicted = predicted
+        self.observed = observed
+        self.influences = influences
     }
 }

@@ -31,7 +31,7 @@ extension RunStore {
 
     /// Metrics that measure the machine, not the run: two processes computing the same run record different
     /// values, so they are not compared when runs meet in a merge (the main store's are kept).
-    public static let timingMetrics = ["elapsed", "tokens_per_s", "step_time", "time/sampling", "time/scoring", "time/update"]
+    public static let timingMetrics = ["elapsed", "tokens_per_s", "step_time", "time/sampling", "time/scoring", "time/update", "time/attribution"]
 
     /// Brings the store at `shard` into this one (`alignscope merge`), in one transaction: experiments by name
     /// (with the same spec sha256), runs by config sha256, probes by (probe set, index) with the same prompt and

@@ -37,10 +37,17 @@ extension RunStore {
                         [run, s, response, .text(name), .real(row.measures[name]!)])
                 }
                 for (position, token) in row.tokens.enumerated() {
-                    try database.execute(
-                        "INSERT OR REPLACE INTO token_logprobs (run_id, step, response_id, position, token, logprob, argmax) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [run, s, response, .integer(Int64(position)), .integer(Int64(token.token)), .real(token.logprob),
-                         .integer(Int64(token.argmax))])
+                    if let gainToken = token.gainToken, let gain = token.gain {
+                        try database.execute(
+                            "INSERT OR REPLACE INTO token_logprobs (run_id, step, response_id, position, token, logprob, argmax, gain_token, gain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [run, s, response, .integer(Int64(position)), .integer(Int64(token.token)), .real(token.logprob),
+                             .integer(Int64(token.argmax)), .integer(Int64(gainToken)), .real(gain)])
+                    } else {
+                        try database.execute(
+                            "INSERT OR REPLACE INTO token_logprobs (run_id, step, response_id, position, token, logprob, argmax) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [run, s, response, .integer(Int64(position)), .integer(Int64(token.token)), .real(token.logprob),
+                             .integer(Int64(token.argmax))])
+                    }
                 }
             }
             for token in tokenTexts.keys.sorted() {
@@ -60,6 +67,43 @@ extension RunStore {
                     "INSERT OR REPLACE INTO train_metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)",
                     [.integer(runID), .integer(Int64(step)), .text(metric.name),
                      metric.value.isNaN ? .null : .real(metric.value)])
+            }
+        }
+    }
+
+    /// Writes one step's attribution (`attributions` and `influences`, schema version 7) in one transaction.
+    public func writeAttribution(runID: Int64, step: Int, _ rows: [AttributionRecord]) throws {
+        for r in rows {
+            let values = [r.logprob, r.predicted, r.observed] + r.influences.map(\.contribution)
+            if values.contains(where: { !$0.isFinite }) {
+                throw StoreError.invalidValue(path: path, detail: "run \(runID) step \(step) response \(r.responseID): a non-finite attribution")
+            }
+        }
+        try database.transaction {
+            let run = SQLiteValue.integer(runID), s = SQLiteValue.integer(Int64(step))
+            for r in rows {
+                let response = SQLiteValue.integer(r.responseID)
+                try database.execute(
+                    "INSERT OR REPLACE INTO attributions (run_id, step, response_id, logprob, predicted, observed) VALUES (?, ?, ?, ?, ?, ?)",
+                    [run, s, response, .real(r.logprob), .real(r.predicted), .real(r.observed)])
+                for i in r.influences {
+                    try database.execute(
+                        "INSERT OR REPLACE INTO influences (run_id, step, response_id, example, data_line, contribution, cosine) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [run, s, response, .integer(Int64(i.example)), i.dataLine.map { .integer(Int64($0)) } ?? .null,
+                         .real(i.contribution), i.cosine.map { $0.isFinite ? .real($0) : .null } ?? .null])
+                }
+            }
+        }
+    }
+
+    /// Writes measures of training examples (`pair_measures`, schema version 7) in one transaction.
+    public func writePairMeasures(runID: Int64, step: Int, _ rows: [(example: Int, dataLine: Int, name: String, value: Double)]) throws {
+        try database.transaction {
+            for r in rows {
+                try database.execute(
+                    "INSERT OR REPLACE INTO pair_measures (run_id, step, example, data_line, name, value) VALUES (?, ?, ?, ?, ?, ?)",
+                    [.integer(runID), .integer(Int64(step)), .integer(Int64(r.example)), .integer(Int64(r.dataLine)), .text(r.name),
+                     r.value.isFinite ? .real(r.value) : .null])
             }
         }
     }
@@ -122,6 +166,11 @@ extension RunStore {
             try database.execute("DELETE FROM measures WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute("DELETE FROM token_logprobs WHERE run_id = ? AND step > ?", [.integer(runID), s])
             try database.execute("DELETE FROM samples WHERE run_id = ? AND step > ?", [.integer(runID), s])
+            if try storedSchemaVersion() >= 7 {
+                for table in ["attributions", "influences", "pair_measures"] {
+                    try database.execute("DELETE FROM \(table) WHERE run_id = ? AND step > ?", [.integer(runID), s])
+                }
+            }
             try database.execute(
                 "UPDATE runs SET last_step = ? WHERE id = ? AND last_step > ?", [s, .integer(runID), s])
             return (logprobs, metrics)

@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5, migration6]
+    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5, migration6, migration7]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -301,5 +301,45 @@ extension Schema {
         SELECT d.*, tt.text AS token_text
         FROM token_deltas AS d
         LEFT JOIN token_texts AS tt ON tt.run_id = d.run_id AND tt.token = d.token;
+        """
+
+    /// Version 7 (issue 38): per-step attribution (`attributions`: a probe response's predicted and observed one-step
+    /// change; `influences`: the prediction decomposed over the step's training examples, `example` -1 the carried
+    /// part), measures of training pairs (`pair_measures`: CHES at the run's starting weights) and, per response token,
+    /// the token whose probability rose most since the starting weights (`token_logprobs.gain_token`, `gain`).
+    static let migration7 = """
+        CREATE TABLE attributions (
+            run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step        INTEGER NOT NULL,
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            logprob     REAL NOT NULL,
+            predicted   REAL NOT NULL,
+            observed    REAL NOT NULL,
+            PRIMARY KEY (run_id, step, response_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE influences (
+            run_id       INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step         INTEGER NOT NULL,
+            response_id  INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            example      INTEGER NOT NULL,
+            data_line    INTEGER,
+            contribution REAL NOT NULL,
+            cosine       REAL,
+            PRIMARY KEY (run_id, step, response_id, example)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE pair_measures (
+            run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            step      INTEGER NOT NULL,
+            example   INTEGER NOT NULL,
+            data_line INTEGER NOT NULL,
+            name      TEXT NOT NULL,
+            value     REAL,
+            PRIMARY KEY (run_id, step, example, name)
+        ) WITHOUT ROWID;
+
+        ALTER TABLE token_logprobs ADD COLUMN gain_token INTEGER;
+        ALTER TABLE token_logprobs ADD COLUMN gain REAL;
         """
 }

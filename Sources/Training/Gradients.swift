@@ -14,10 +14,14 @@ public func clipGradients(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: F
         i = end
     }
     let norm = Float(total.squareRoot())
-    if maxNorm > 0 && norm > maxNorm {
-        scaleGradients(grads, by: maxNorm / norm)
-    }
+    let scale = clipScale(norm: norm, maxNorm: maxNorm)
+    if scale != 1 { scaleGradients(grads, by: scale) }
     return norm
+}
+
+/// The factor `clipGradients` multiplies gradients of norm `norm` by: maxNorm / norm above `maxNorm`, else 1.
+public func clipScale(norm: Float, maxNorm: Float) -> Float {
+    maxNorm > 0 && norm > maxNorm ? maxNorm / norm : 1
 }
 
 /// grads *= factor. Gradient accumulation: `backward` adds, so after k micro-batches whose losses were each

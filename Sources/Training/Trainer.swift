@@ -31,6 +31,15 @@ public enum TrainingData {
     /// An online objective's prompts (`Objective.ppo`); the responses are sampled as it trains.
     case prompts([[Int32]])
 
+    /// Whether each data item is one example whose sequences are consecutive in its micro-batch (sft, coh and the pair
+    /// objectives; not KTO's mismatched pairs, a reward model's scores or an online objective's samples).
+    public var isOneExamplePerItem: Bool {
+        switch self {
+        case .sequences, .preference, .hindsight: return true
+        case .rewardPairs, .unpaired, .prompts: return false
+        }
+    }
+
     public var count: Int {
         switch self {
         case .sequences(let s): return s.count
@@ -62,6 +71,10 @@ public final class Trainer {
     var referenceSession: BatchSession?
     /// TR-DPO's moving reference (`ReferenceSync`); nil when the reference stays fixed.
     public var referenceSync: ReferenceSync?
+    /// When set, `step` keeps its examples' terms of the gradient (`lastExampleTerms`, read by `Attribution`).
+    public var recordsExampleTerms = false
+    /// The last step's example terms, in micro-batch order (empty unless `recordsExampleTerms`).
+    public private(set) var lastExampleTerms: [ExampleTerm] = []
 
     /// What a checkpoint holds beside the weights, in order: AdamW's moments and, with TR-DPO, the reference's weights.
     public var stateTensors: [UnsafeMutableBufferPointer<Float>] {
@@ -181,6 +194,7 @@ public final class Trainer {
         var shares: [String: Double] = [:]  // per metric, the shares of the micro-batches that reported it
         var tokens = 0
         var targets = 0
+        lastExampleTerms = []
         for (m, mb) in micro.enumerated() {
             let n = mb.batch.tokens.count
             tokens += n
@@ -194,6 +208,13 @@ public final class Trainer {
                                                    desirable: desirable, share: share, dLogprobs: &dLogprobs)
             loss += result.loss * share
             combine(&metrics, &shares, result.metrics, share: share)
+            if recordsExampleTerms {
+                precondition(!objective.trainsOnRewards && data.isOneExamplePerItem, "Trainer: example terms of \(objective.kind) are not defined")
+                lastExampleTerms += dLogprobs.withUnsafeBufferPointer {
+                    ExampleTerm.slice(mb.batch, spans: mb.spans, dLogprobs: UnsafeBufferPointer(rebasing: $0[0..<n]),
+                                      indices: indices(step: step, micro: m), perExample: objective.sequencesPerExample)
+                }
+            }
         }
         let (lr, norm) = Self.update(model: model, optimizer: optimizer, train: train, step: step)
         if let sync = referenceSync {

@@ -124,7 +124,8 @@ final class MeasuresTests: XCTestCase {
         }
         // views: every measure has curves; tokens of static responses have a zero change at the first evaluation
         let curveMeasures = Set(try store.query("SELECT DISTINCT measure FROM measure_curves").map { $0[0].string! })
-        XCTAssertEqual(curveMeasures, Set(["logprob"] + Measure.allCases.filter { $0 != .reward }.map(\.rawValue)), "every measure but reward (a reward model's)")
+        XCTAssertEqual(curveMeasures, Set(["logprob"] + Measure.allCases.filter { ![.reward, .klToReference, .reverseKLToReference].contains($0) }.map(\.rawValue)),
+                       "every measure but reward (a reward model's) and the KLs (eval.kl)")
         XCTAssertEqual(try int(store, """
             SELECT count(*) FROM measure_curves m JOIN category_curves c USING (run_id, step, category, split)
             WHERE m.measure = 'logprob' AND abs(m.mean - c.mean_logprob) > 1e-9

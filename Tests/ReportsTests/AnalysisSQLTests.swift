@@ -49,8 +49,9 @@ final class AnalysisSQLTests: XCTestCase {
         // argmax_vs_rest.sql needs measures: tested in ReportMeasuresTests.
         let here = ["argmax_vs_rest.sql", "by_learning_rate.sql", "final_change.sql", "rejected_above_chosen.sql", "train_vs_heldout.sql"]
         let runStoreTests = ["chosen_minus_rejected.sql", "curves.sql", "final_deltas.sql", "status.sql", "sweep.sql"]
-        // samples.sql needs an online run's samples: tested in PPORunTests.
-        let experimentsTests = ["samples.sql"]
+        // samples.sql needs an online run's samples: tested in PPORunTests; the attribution files a run with
+        // eval.attribution: AttributionRunTests.
+        let experimentsTests = ["samples.sql", "attribution_fit.sql", "attribution_sources.sql"]
         XCTAssertEqual(files.sorted(), (here + runStoreTests + experimentsTests).sorted())
         let readme = try String(contentsOfFile: packageRoot + "/analysis/README.md", encoding: .utf8)
         for file in files { XCTAssertTrue(readme.contains("`\(file)`"), "README lists \(file)") }

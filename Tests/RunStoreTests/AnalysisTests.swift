@@ -58,7 +58,7 @@ final class AnalysisTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.analysis).filter { $0.hasSuffix(".sql") }.sorted()
         // by_learning_rate, final_change, rejected_above_chosen, train_vs_heldout: tested in ReportsTests/AnalysisSQLTests.swift;
         // samples.sql in ExperimentsTests/PPORunTests.swift
-        XCTAssertEqual(files, ["argmax_vs_rest.sql", "by_learning_rate.sql", "chosen_minus_rejected.sql", "curves.sql", "final_change.sql", "final_deltas.sql",
+        XCTAssertEqual(files, ["argmax_vs_rest.sql", "attribution_fit.sql", "attribution_sources.sql", "by_learning_rate.sql", "chosen_minus_rejected.sql", "curves.sql", "final_change.sql", "final_deltas.sql",
                                "rejected_above_chosen.sql", "samples.sql", "status.sql", "sweep.sql", "train_vs_heldout.sql"])
     }
 
@@ -130,6 +130,8 @@ final class AnalysisTests: XCTestCase {
         let statements = blocks.flatMap { $0.components(separatedBy: ";\n") }
             .map { $0.split(separator: "\n").filter { !$0.hasPrefix("--") }.joined(separator: "\n") }
             .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+            // the attribution and gain examples need a trained run's rows: ExperimentsTests/DisplacementMeasuresTests
+            .filter { !$0.contains("influences") && !$0.contains("gain_token") }
         XCTAssertEqual(statements.count, 5)
         for statement in statements {
             XCTAssertFalse(try store.query(statement).isEmpty, statement)

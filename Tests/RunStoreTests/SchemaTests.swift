@@ -7,7 +7,7 @@ final class SchemaTests: XCTestCase {
     func testCreatesEveryTableViewAndTheVersion() throws {
         let store = try temporaryStore(self)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
-        XCTAssertEqual(RunStore.schemaVersion, 6)
+        XCTAssertEqual(RunStore.schemaVersion, 7)
         let objects = Set(
             try store.query("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
                 .compactMap { $0[0].string })
@@ -42,7 +42,10 @@ final class SchemaTests: XCTestCase {
             try columns("logprob_deltas"),
             ["run_id", "step", "response_id", "probe_id", "category", "split", "logprob", "start_logprob", "delta"])
         XCTAssertEqual(try columns("measures"), ["run_id", "step", "response_id", "name", "value"])
-        XCTAssertEqual(try columns("token_logprobs"), ["run_id", "step", "response_id", "position", "token", "logprob", "argmax"])
+        XCTAssertEqual(try columns("token_logprobs"), ["run_id", "step", "response_id", "position", "token", "logprob", "argmax", "gain_token", "gain"])
+        XCTAssertEqual(try columns("attributions"), ["run_id", "step", "response_id", "logprob", "predicted", "observed"])
+        XCTAssertEqual(try columns("influences"), ["run_id", "step", "response_id", "example", "data_line", "contribution", "cosine"])
+        XCTAssertEqual(try columns("pair_measures"), ["run_id", "step", "example", "data_line", "name", "value"])
         XCTAssertEqual(try columns("run_origins"), ["run_id", "store_id"])
         XCTAssertEqual(try columns("run_jobs"), ["run_id", "job_id", "submitted_at"])
         XCTAssertEqual(try columns("samples"), ["run_id", "step", "data_line", "sample", "prompt", "text", "reward", "kl", "advantage", "n_tokens", "eos"])
@@ -59,7 +62,7 @@ final class SchemaTests: XCTestCase {
         try first.recordExperiment(name: "e", spec: "{}", specSHA256: "s")
         let second = try RunStore(path: path)
         let third = try RunStore(path: path)
-        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5], [6]])
+        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5], [6], [7]])
         XCTAssertEqual(try second.experiment(name: "e")?.specSHA256, "s")
     }
 
@@ -70,17 +73,17 @@ final class SchemaTests: XCTestCase {
             do { _ = try RunStore(path: path) } catch { failures.add("\(error)") }
         }
         XCTAssertEqual(failures.all, [])
-        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[6]])
+        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[7]])
     }
 
     func testANewerSchemaIsRefused() throws {
         let path = try temporaryDirectory(self) + "/runs.sqlite"
-        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (8)")
+        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (9)")
         let error = assertStoreError(try RunStore(path: path))
-        XCTAssertEqual(error, .schemaTooNew(path: path, found: 8, supported: 6))
+        XCTAssertEqual(error, .schemaTooNew(path: path, found: 9, supported: 7))
         XCTAssertEqual(
             error?.description,
-            "\(path): schema version 8 is newer than this AlignScope supports (6); use a newer alignscope")
+            "\(path): schema version 9 is newer than this AlignScope supports (7); use a newer alignscope")
     }
 
     func testReadOnlyOpenNeedsAnExistingStore() throws {

@@ -1,5 +1,6 @@
 import Base
 import Foundation
+import Kernels
 import Model
 import Probes
 import RunStore
@@ -32,7 +33,10 @@ struct TrainingLoop {
         var step = try resume(from: checkpoint, storeID: storeID, inputs: inputs)
         // Rows recorded after the checkpoint belong to steps that will be run again.
         _ = try store.truncate(runID: run.runID, afterStep: step == 0 ? -1 : step)
-        if step == 0 { try store.setRunInputs(runID: run.runID, inputs) }
+        if step == 0 {
+            try store.setRunInputs(runID: run.runID, inputs)
+            try recordPairMeasures()
+        }
         report(.started(run: name, fromStep: step, totalSteps: config.train.steps))
 
         if step == 0 && config.eval.atStart { try evaluate(step: 0) }
@@ -48,6 +52,10 @@ struct TrainingLoop {
         }
         var checkpointed = step
         let snapshots = run.executor.snapshotSteps(of: name)
+        // one attribution for the run's attributed steps (its buffers are made once)
+        let attribution = config.eval.attribution.map {
+            Attribution(model: model, sketch: $0.project.map { CountSketch(dimension: $0, seed: UInt64(config.seed)) })
+        }
         while step < config.train.steps {
             if run.stopRequested {
                 // stopped (Ctrl-C, or SIGTERM from a scheduler about to preempt): keep every step taken
@@ -55,7 +63,11 @@ struct TrainingLoop {
                 return false
             }
             step += 1
-            try trainAndRecord(step: step, since: clock)
+            if let attribution, config.isAttributionStep(step) {
+                try attribute(step: step, since: clock, attribution)
+            } else {
+                _ = try trainAndRecord(step: step, since: clock)
+            }
             if config.isEvalStep(step) { try evaluate(step: step) }
             if snapshots.contains(step) {
                 try Checkpoint.write(
@@ -94,7 +106,8 @@ struct TrainingLoop {
 
     /// One optimizer step and its rows: the step's metrics (every metric the objective emits; one named like a
     /// metric of the step itself, e.g. "tokens", goes under "objective/") and an online step's samples.
-    func trainAndRecord(step: Int, since clock: Date) throws {
+    @discardableResult
+    func trainAndRecord(step: Int, since clock: Date) throws -> Trainer.StepResult {
         let t0 = Date()
         let result = trainer.step(step)
         let seconds = Date().timeIntervalSince(t0)
@@ -115,6 +128,61 @@ struct TrainingLoop {
         run.report(.step(run: name, step: step, totalSteps: config.train.steps, loss: result.loss,
                          tokensPerSecond: Double(result.tokens) / max(seconds, 1e-9),
                          elapsed: Date().timeIntervalSince(clock)))
+        return result
+    }
+
+    /// A step with `eval.attribution`: theta_t and m_{t-1} kept, the step taken and recorded as any other, then each
+    /// followed response's predicted and observed change and its decomposition over the step's examples (`Attribution`).
+    func attribute(step: Int, since clock: Date, _ attribution: Attribution) throws {
+        guard let settings = config.eval.attribution else { return }
+        let responses = probes.attributionResponses(probes: settings.probes)
+        attribution.begin(optimizer: trainer.optimizer)
+        trainer.recordsExampleTerms = true
+        defer { trainer.recordsExampleTerms = false }
+        let result = try trainAndRecord(step: step, since: clock)
+        let t0 = Date()
+        run.report(.loading(run: name, what: "attribution at step \(step): \(responses.count) responses x \(trainer.lastExampleTerms.count) examples"))
+        let scale = clipScale(norm: Float(result.gradNorm), maxNorm: config.train.gradClip > 0 ? Float(config.train.gradClip) : .infinity)
+        let terms = trainer.lastExampleTerms
+        let out = attribution.attribute(optimizer: trainer.optimizer, lr: result.lr, clipScale: scale, terms: terms,
+                                        responses: responses.map { ($0.context, $0.continuation) })
+        let records = zip(responses, out).map { response, a in
+            // an example drawn twice in one step (across an epoch's end) is one row: its contributions added
+            var byExample: [Int: AttributionRecord.Influence] = [:]
+            for (i, term) in terms.enumerated() {
+                byExample[term.example, default: .init(example: term.example, dataLine: input.examples[term.example].line,
+                                                       contribution: 0, cosine: a.cosines[i])].contribution += a.contributions[i]
+            }
+            let influences = [AttributionRecord.Influence(example: -1, dataLine: nil, contribution: a.carried, cosine: nil)]
+                + byExample.keys.sorted().map { byExample[$0]! }
+            return AttributionRecord(responseID: response.responseID, logprob: a.logprob, predicted: a.predicted, observed: a.observed,
+                                     influences: influences)
+        }
+        try store.writeAttribution(runID: run.runID, step: step, records)
+        try store.writeTrainMetrics(runID: run.runID, step: step, metrics: [("time/attribution", Date().timeIntervalSince(t0))])
+    }
+
+    /// A pair objective's training pairs measured once, at the starting weights (`pair_measures`, step 0): CHES and its
+    /// length-normalised form (`chesValues`) from the final hidden states of the positions that predict each response.
+    func recordPairMeasures() throws {
+        guard case .preference(let pairs, _) = trainer.data, !pairs.isEmpty else { return }
+        run.report(.loading(run: name, what: "CHES of the \(pairs.count) training pairs at the starting weights"))
+        let dim = model.config.dim
+        var rows: [(example: Int, dataLine: Int, name: String, value: Double)] = []
+        // in slices, so that the hidden states of a large data set are never all in memory
+        for slice in stride(from: 0, to: pairs.count, by: 256) {
+            let part = pairs[slice..<min(pairs.count, slice + 256)]
+            let (states, firstRows) = probes.batch.finalHiddenStates(part.map { (prompt: $0.prompt, responses: [$0.chosen, $0.rejected]) })
+            states.withUnsafeBufferPointer { h in
+                for (k, pair) in part.enumerated() {
+                    let v = chesValues(chosen: hiddenSum(h, first: firstRows[k][0], count: pair.chosen.count, dim: dim), chosenLength: pair.chosen.count,
+                                       rejected: hiddenSum(h, first: firstRows[k][1], count: pair.rejected.count, dim: dim), rejectedLength: pair.rejected.count)
+                    let example = slice + k, line = input.examples[example].line
+                    rows += [(example, line, Measure.ches.rawValue, v.ches), (example, line, Measure.chesNorm.rawValue, v.normalised)]
+                }
+            }
+        }
+        try store.writePairMeasures(runID: run.runID, step: 0, rows)
     }
 
     /// The store rows of a step's samples.

@@ -83,6 +83,15 @@ extension TrainingStage {
         let probes = try ProbeEvaluator(
             config: config, experiment: run.experiment, store: run.store, loaded: loaded,
             template: config.template, trainPrompts: examples.map(\.prompt))
+        // what evaluations compare with, held before any step or resume: the starting weights' distributions (where the
+        // mass went; KL when the reference is the starting weights) and a separate reference model's
+        if config.eval.tokens || config.eval.kl {
+            run.report(.loading(run: run.name, what: "the starting weights' distributions at every probe response position"))
+            probes.holdStart()
+        }
+        if config.eval.kl, let reference = config.reference {
+            probes.holdReference(try run.loadReference(reference).model)
+        }
         let trainer = Trainer(model: loaded.model, train: config.train, objective: config.objective, seed: config.seed, data: data)
         try prepare(trainer, input, probes: probes, run)
         return try TrainingLoop(run: run, input: input, probes: probes, trainer: trainer, started: started).execute()

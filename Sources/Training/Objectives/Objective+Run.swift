@@ -5,6 +5,17 @@ import Base
 /// asks these instead of switching on the kind.
 extension Objective {
     /// Checks the objective's settings against the training settings.
+    /// Why `eval.attribution` cannot decompose this objective's steps over its examples (nil: it can): KTO's batches pair each
+    /// example with another's completion, a reward model's loss reads no log-probabilities, ppo's steps are sampled.
+    public var attributionRefusal: String? {
+        switch self {
+        case .kto: return "kto (each batch also scores other examples' completions)"
+        case .reward: return "reward (its loss reads a scalar head, not log-probabilities)"
+        case .ppo: return "ppo (its step is several updates on sampled responses)"
+        default: return nil
+        }
+    }
+
     public func check(train: TrainSettings) throws(SpecIssue) {
         switch self {
         case .kto where train.batchSize < 2:
