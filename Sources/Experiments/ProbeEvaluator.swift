@@ -237,13 +237,14 @@ final class ProbeEvaluator {
         return rows
     }
 
-    /// The text of each token id the rows name (scored tokens and argmaxes), each decoded alone, for `token_texts`.
+    /// The text of each token id the rows name (scored tokens, argmaxes and gains), each decoded alone, for `token_texts`.
     func tokenTexts(_ rows: [LogprobRow]) -> [Int32: String] {
         var out: [Int32: String] = [:]
         for row in rows {
             for t in row.tokens {
                 if out[t.token] == nil { out[t.token] = tokenizer.decode([t.token]) }
                 if out[t.argmax] == nil { out[t.argmax] = tokenizer.decode([t.argmax]) }
+                if let g = t.gainToken, out[g] == nil { out[g] = tokenizer.decode([g]) }
             }
         }
         return out

@@ -23,6 +23,9 @@ struct ExploreData {
         /// Per response: token ids, log-probabilities at the first and last step (nil where that step did not score
         /// the response), and the argmax id at the last step.
         var rows: [Int64: (ids: [Int], first: [Double?], last: [Double?], argmax: [Int])]
+        /// Per response and position, the token whose probability rose most since the starting weights at the last step
+        /// and its gain (`token_logprobs.gain_token`, schema version 7); empty without them.
+        var gains: [Int64: [Int: (token: Int, gain: Double)]] = [:]
         /// The text of each id (`token_texts`, schema version 6; empty before).
         var texts: [Int: String]
     }
@@ -103,7 +106,22 @@ struct ExploreData {
                     if let t = row[0].int, used.contains(t) { texts[t] = row[1].string ?? "" }
                 }
             }
-            out.tokens[run.id] = Tokens(firstStep: firstStep, lastStep: lastStep, rows: rows, texts: texts)
+            var gains: [Int64: [Int: (token: Int, gain: Double)]] = [:]
+            if try store.storedSchemaVersion() >= 7 {
+                for row in try store.query(
+                    "SELECT response_id, position, gain_token, gain FROM token_logprobs WHERE run_id = ? AND step = ? AND gain_token IS NOT NULL",
+                    [id, .integer(Int64(lastStep))]) {
+                    guard let response = row[0].int64, let position = row[1].int, let token = row[2].int, let gain = row[3].double else { continue }
+                    gains[response, default: [:]][position] = (token, gain)
+                    used.insert(token)
+                }
+            }
+            if hasTexts, !gains.isEmpty {
+                for row in try store.query("SELECT token, text FROM token_texts WHERE run_id = ?", [id]) {
+                    if let t = row[0].int, used.contains(t), texts[t] == nil { texts[t] = row[1].string ?? "" }
+                }
+            }
+            out.tokens[run.id] = Tokens(firstStep: firstStep, lastStep: lastStep, rows: rows, gains: gains, texts: texts)
         }
         return out
     }
@@ -139,10 +157,14 @@ extension ReportBuilder {
             if let t = e.tokens[run.id] {
                 var rows: [String: JSONValue] = [:]
                 for (response, r) in t.rows {
-                    rows[String(response)] = .object([
+                    var row: [String: JSONValue] = [
                         "ids": .array(r.ids.map { .number(Double($0)) }), "first": .array(r.first.map(Self.short)),
                         "last": .array(r.last.map(Self.short)), "argmax": .array(r.argmax.map { .number(Double($0)) }),
-                    ])
+                    ]
+                    if let g = t.gains[response] {
+                        row["gain"] = .array(r.ids.indices.map { i in g[i].map { JSONValue.array([.number(Double($0.token)), Self.short($0.gain)]) } ?? .null })
+                    }
+                    rows[String(response)] = .object(row)
                 }
                 tokens[key] = .object([
                     "firstStep": .number(Double(t.firstStep)), "lastStep": .number(Double(t.lastStep)), "rows": .object(rows),
@@ -314,11 +336,12 @@ extension ReportBuilder {
           const spans = r.ids.map((id, i) => {
             const ch = r.first[i] !== null && r.last[i] !== null ? r.last[i] - r.first[i] : null;
             const tip = `token ${JSON.stringify(text(id))}: log p ${fmt(r.first[i])} at step ${t.firstStep}, ${fmt(r.last[i])} at step ${t.lastStep}` +
-              (ch !== null ? ` (change ${fmt(ch)})` : "") + `; argmax at step ${t.lastStep}: ${JSON.stringify(text(r.argmax[i]))}`;
+              (ch !== null ? ` (change ${fmt(ch)})` : "") + `; argmax at step ${t.lastStep}: ${JSON.stringify(text(r.argmax[i]))}` +
+              (r.gain && r.gain[i] ? `; rose most since the start: ${JSON.stringify(text(r.gain[i][0]))} (p +${fmt(r.gain[i][1])})` : "");
             return `<span class="tok" style="background:${heat(ch)}" title="${esc(tip)}">${esc(text(id))}</span>`;
           }).join("");
           const ids = Object.keys(t.texts).length ? "" : " Token ids only: this store predates token_texts (schema 6); a run recorded by a current alignscope shows their text.";
-          return `<div class="tokens"><small>tokens, coloured by their change from step ${t.firstStep} to ${t.lastStep} (blue rose, orange fell; hover for values and the argmax).${ids}</small><br/>${spans}</div>`;
+          return `<div class="tokens"><small>tokens, coloured by their change from step ${t.firstStep} to ${t.lastStep} (blue rose, orange fell; hover for values, the argmax and, with eval.tokens, the token that rose most since the start).${ids}</small><br/>${spans}</div>`;
         }
         function probeColumn(runId, probe) {
           const run = runById(runId), s = D.scores[runId] || {};
