@@ -38,7 +38,12 @@ enum Stages {
     /// The plan line of a run that trains.
     static func trainingSummary(of c: RunConfig) -> String {
         let from = c.data.train.from.map { ", trains on the pairs of \($0)" } ?? ""
-        return "\(c.train.steps) steps, batch \(c.train.batchSize), lr \(JSONValue.format(c.train.lr)), seed \(c.seed), evals at \(c.evalSteps.map(String.init).joined(separator: ","))\(from)"
+        // eval.attribution: its steps and the responses it follows (each costs a forward and backward of its own)
+        let attribution = c.eval.attribution.map { a in
+            ", attribution every \(a.every) steps on \(a.probes.map { "\($0) probes" } ?? "every probe")\(a.project.map { " (sketch of \($0))" } ?? "")"
+        } ?? ""
+        let kl = c.eval.kl ? ", KL to the reference" : ""
+        return "\(c.train.steps) steps, batch \(c.train.batchSize), lr \(JSONValue.format(c.train.lr)), seed \(c.seed), evals at \(c.evalSteps.map(String.init).joined(separator: ","))\(from)\(attribution)\(kl)"
     }
 
     /// What every stage reads: the weights it starts from, the label run whose pairs it trains on, and a run whose
