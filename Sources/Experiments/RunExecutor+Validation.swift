@@ -57,6 +57,17 @@ extension RunExecutor {
                 expected: "a batch that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; batch_size x max_length tokens need about \(gib(need)) GiB)",
                 found: "\(config.train.batchSize) x \(maxLength)")
         }
+        if let a = config.eval.attribution {
+            // theta_t, m_{t-1} and one gradient (or sketch) per example of a step, besides training's own
+            let parameters = LlamaModel.parameterTable(for: modelConfig).reduce(0) { $0 + $1.shape.reduce(1, *) }
+            let extra = Double(Attribution.memoryBytes(parameters: parameters, examples: config.train.batchSize * config.train.gradAccum, sketch: a.project))
+            if need + extra > ModelLoader.physicalMemory {
+                throw SpecError.invalid(
+                    file: spec, path: "eval.attribution",
+                    expected: "attribution that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; training needs about \(gib(need)) GiB and attribution \(gib(extra)) GiB more: set project, e.g. 8192, to keep each example's gradient as a sketch)",
+                    found: a.project.map { "project \($0)" } ?? "exact gradients of \(config.train.batchSize * config.train.gradAccum) examples")
+            }
+        }
         let template = config.template
         var presetModel = false
         if case .preset = config.model { presetModel = true }
