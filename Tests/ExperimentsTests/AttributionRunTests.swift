@@ -7,20 +7,12 @@ import XCTest
 /// Issue 38: `eval.attribution` through a whole run on the tiny preset, its rows, and what it must not change.
 final class AttributionRunTests: XCTestCase {
     func train(_ objective: String, attribution: String?, lr: Double = 1e-4, steps: Int = 4) throws -> RunStore {
-        let dir = try temporaryFolder("attribution", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        let text = """
+        try runTinySpec("""
             { name: "at", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
               data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
               train: { steps: \(steps), batch_size: 2, lr: \(lr), max_length: 160, warmup: 0, weight_decay: 0.01 },
               eval: { every: 2\(attribution.map { ", attribution: \($0)" } ?? "") } }
-            """
-        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        try RunExecutor.validateInputs(of: experiment)
-        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished, ["at"], "\(summary.failed)")
-        return store
+            """, run: "at", prefix: "attribution").store
     }
 
     /// Every followed response at every attribution step: predicted and observed, one influence row per example of the

@@ -12,19 +12,11 @@ import XCTest
 /// distributions from `InferenceSession` (one sequence at a time), hidden states from the training forward.
 final class DisplacementMeasuresTests: XCTestCase {
     func run(_ objective: String, eval: String = "kl: true, tokens: true", steps: Int = 4) throws -> (dir: URL, store: RunStore) {
-        let dir = try temporaryFolder("displacement", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        let text = """
+        try runTinySpec("""
             { name: "dm", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
               data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
               train: { steps: \(steps), batch_size: 2, lr: 3e-3, max_length: 160, warmup: 0 }, eval: { every: \(steps), \(eval) } }
-            """
-        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        try RunExecutor.validateInputs(of: experiment)
-        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished, ["dm"], "\(summary.failed)")
-        return (dir, store)
+            """, run: "dm", prefix: "displacement")
     }
 
     /// The preset's model with the run's final weights (its checkpoint), and one with its starting weights.

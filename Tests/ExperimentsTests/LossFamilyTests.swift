@@ -10,18 +10,11 @@ final class LossFamilyTests: XCTestCase {
     /// Runs one objective for `steps` steps on the tiny fixtures; returns its `rewards/margins` per step.
     /// With `metric`, also checks that every step recorded that metric, finite and positive.
     func margins(objective: String, steps: Int = 12, lr: String = "3e-3", metric: String? = nil) throws -> [Int: Double] {
-        let dir = try temporaryFolder("loss-family", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        let text = """
+        let store = try runTinySpec("""
             { name: "lf", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
               data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
               train: { steps: \(steps), batch_size: 2, lr: \(lr), max_length: 160 }, eval: { every: \(steps) } }
-            """
-        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        try RunExecutor.validateInputs(of: experiment)
-        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished, ["lf"], "\(summary.failed)")
+            """, run: "lf", prefix: "loss-family").store
         var out: [Int: Double] = [:]
         for row in try store.query("SELECT step, value FROM train_metrics WHERE name = 'rewards/margins'") { out[row[0].int!] = row[1].double! }
         let names = Set(try store.query("SELECT DISTINCT name FROM train_metrics").map { $0[0].string! })

@@ -8,19 +8,11 @@ import XCTest
 final class TRDPOTests: XCTestCase {
     /// Runs one DPO objective for `steps` steps on the tiny fixtures (checkpoint at the end); returns the folder and store.
     func train(_ objective: String, steps: Int = 6) throws -> (dir: URL, store: RunStore) {
-        let dir = try temporaryFolder("trdpo", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        let text = """
+        try runTinySpec("""
             { name: "tr", model: { preset: "tiny", seed: 0 }, template: "hh", objective: \(objective),
               data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
               train: { steps: \(steps), batch_size: 2, lr: 3e-3, max_length: 160, warmup: 0 }, eval: { every: \(steps) } }
-            """
-        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        try RunExecutor.validateInputs(of: experiment)
-        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished, ["tr"], "\(summary.failed)")
-        return (dir, store)
+            """, run: "tr", prefix: "trdpo")
     }
 
     func metric(_ store: RunStore, _ name: String) throws -> [Double] {
