@@ -33,7 +33,9 @@ final class ReportMeasuresTests: XCTestCase {
                     let t = Double(step) / 10
                     let tokens = (0..<6).map { position -> TokenRow in
                         let change = position == 0 ? 1.0 : (position == 5 ? -2.0 : 0.5)
-                        return TokenRow(token: Int32(position), logprob: -1 - Double(i) + t * change, argmax: 0)
+                        // schema 7: the token that rose most since the start, from the second evaluation on
+                        return TokenRow(token: Int32(position), logprob: -1 - Double(i) + t * change, argmax: 0,
+                                        gainToken: step > 0 ? 7 : nil, gain: step > 0 ? 0.25 : nil)
                     }
                     rows.append(LogprobRow(
                         responseID: ids[ResponseKey(probeIdx: i, category: category, text: "\(category) \(i)")]!,
@@ -49,6 +51,14 @@ final class ReportMeasuresTests: XCTestCase {
             }
             try store.writeEvaluation(runID: run, step: step, rows: rows)
         }
+    }
+
+    /// explore.html's per-token view carries, per token at the last evaluation, the token that rose most since the start
+    /// and its gain (`token_logprobs.gain_token`, `gain`), and its tooltip says so.
+    func testThePerTokenViewNamesTheTokenThatRoseMost() throws {
+        let page = try ReportBuilder(store: store, experiment: "m").files().first { $0.path == "explore.html" }!.contents
+        XCTAssertTrue(page.contains(#""gain":[[7,0.25],[7,0.25],[7,0.25],[7,0.25],[7,0.25],[7,0.25]]"#), "the gains of a response's six tokens")
+        XCTAssertTrue(page.contains("rose most since the start"))
     }
 
     func testMeasuresCSVFiguresAndTheWordsFollowTheNumbers() throws {
