@@ -4,7 +4,8 @@
 -- left out; attribution_fit.sql says how far the first-order prediction can be trusted).
 --
 -- contribution: sum over steps and the category's responses of <grad log pi(y | x), u_example> (nats, first
--- order); mean_cosine: the mean normalised similarity cos(g_response, g_example); n: the (step, response) rows.
+-- order); mean_cosine: the mean normalised similarity cos(g_response, -g_example) (+1: the example's descent
+-- direction raises the response fastest); n: the (step, response) rows.
 -- data_line is the example's line in the training file.
 --
 -- Parameters, both optional (unset: every experiment, every category): :experiment, :category.

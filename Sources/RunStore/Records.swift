@@ -183,7 +183,7 @@ public struct AttributionRecord: Sendable, Equatable {
         /// Its line in the data file (nil for the carried part).
         public var dataLine: Int?
         public var contribution: Double
-        /// cos(g_o, g_example) (nil for the carried part).
+        /// cos(g_o, -g_example), signed by the example's descent direction (nil for the carried part).
         public var cosine: Double?
 
         public init(example: Int, dataLine: Int?, contribution: Double, cosine: Double?) {

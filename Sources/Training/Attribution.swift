@@ -81,7 +81,9 @@ public struct CountSketch: Sendable {
 ///   the step's gradient, `ExampleTerm`; c the clipping factor), carried = -lr wd theta_t - lr beta1 m_{t-1} / ((1 -
 ///   beta1^t) D) (the momentum of earlier steps and the weight decay). So predicted = <g_o, carried> + sum_i <g_o, u_i>:
 ///   one contribution per example, one carried row.
-/// - cos(g_o, g_i), the normalised empirical-NTK entry of the probe response and the example.
+/// - cos(g_o, -g_i): the normalised empirical-NTK entry of the probe response and the example, signed so that +1 means
+///   the example's descent direction is the direction that raises the response fastest (for SFT, -g_i is a positive
+///   multiple of grad log pi(y_i | x_i): an example that is the response itself has cosine 1).
 /// Delta theta is the update in Double as AdamW computes it from m_t and v_t (θ_{t+1}'s float32 rounding, about 1e-7 of each
 /// weight, is left out), so the rows sum to `predicted` up to float32 rounding of the gradients.
 ///
@@ -201,7 +203,7 @@ public final class Attribution {
             out.append(Response(
                 logprob: before[r], predicted: sums.predicted, observed: after[r] - before[r], carried: sums.carried,
                 contributions: sums.contributions,
-                cosines: zip(sums.dots, exampleNorms).map { dot, other in norm > 0 && other > 0 ? dot / (norm * other) : 0 }))
+                cosines: zip(sums.dots, exampleNorms).map { dot, other in norm > 0 && other > 0 ? -dot / (norm * other) : 0 }))
         }
         return out
     }

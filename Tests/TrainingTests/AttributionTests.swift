@@ -150,11 +150,28 @@ final class AttributionTests: XCTestCase {
             let norm = go.reduce(0) { $0 + $1 * $1 }.squareRoot()
             for e in terms.indices {
                 let ge = exampleGradients[e]
-                let cos = zip(go, ge).reduce(0) { $0 + $1.0 * $1.1 } / (norm * ge.reduce(0) { $0 + $1 * $1 }.squareRoot())
+                let cos = -zip(go, ge).reduce(0) { $0 + $1.0 * $1.1 } / (norm * ge.reduce(0) { $0 + $1 * $1 }.squareRoot())
                 XCTAssertEqual(a.cosines[e], cos, accuracy: 1e-5, "response \(r) example \(e)")
             }
         }
         _ = m.parameters.update(fromContentsOf: after)
+    }
+
+    /// The cosine's sign: a probe response that is an SFT example of the step has cosine 1 with that example (the example's
+    /// descent direction is the response's own gradient), and a positive contribution.
+    func testAnExampleThatIsTheResponseHasCosineOne() throws {
+        let trainer = Trainer(model: model(), train: try settings(["grad_accum": 1, "batch_size": 1]), objective: .sft(lossOn: .response), seed: 3,
+                              data: .sequences(sequences))
+        let attribution = Attribution(model: trainer.model, sketch: nil)
+        attribution.begin(optimizer: trainer.optimizer)
+        trainer.recordsExampleTerms = true
+        let result = trainer.step(1)
+        let example = sequences[trainer.lastExampleTerms[0].example]
+        let out = attribution.attribute(optimizer: trainer.optimizer, lr: result.lr, clipScale: clipScale(norm: Float(result.gradNorm), maxNorm: 1),
+                                        terms: trainer.lastExampleTerms, responses: [(example.prompt, example.response)])
+        XCTAssertEqual(out[0].cosines[0], 1, accuracy: 1e-5)
+        XCTAssertGreaterThan(out[0].contributions[0], 0)
+        XCTAssertGreaterThan(out[0].observed, 0, "the step raised its own example")
     }
 
     /// At a small rate (1e-4) the first-order prediction follows the observed one-step change: Pearson r >= 0.98 over the
