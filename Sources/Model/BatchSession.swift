@@ -51,6 +51,8 @@ public final class BatchSession {
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     let hidden: UnsafeMutablePointer<Float>
     let x, norm, qkv, att, mid, gateUp, ffn, scores, kGather, vGather, logits, rstd: UnsafeMutablePointer<Float>
+    /// The model's LoRA adapters' scratch for `rows` rows, when it had adapters at the session's creation.
+    let adapterScratch: UnsafeMutablePointer<Float>?
     private let ids: UnsafeMutableBufferPointer<Int32>
     private let ropeCos: [Float], ropeSin: [Float]
     /// Rows of the output head computed at once.
@@ -92,11 +94,17 @@ public final class BatchSession {
         gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]; mid = p[13]
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
+        if let lora = model.lora {  // the adapters' rows (no dropout: sessions never train)
+            adapterScratch = .allocate(capacity: LoRAAdapters.scratchFloats(rank: lora.settings.rank, maxInput: lora.maxInput, rows: r))
+        } else {
+            adapterScratch = nil
+        }
         (ropeCos, ropeSin) = ropeTable(positions: context, headDim: cfg.rotaryDims, base: cfg.ropeBase)
     }
 
     deinit {
         storage.deallocate()
+        adapterScratch?.deallocate()
         ids.deallocate()
     }
 
@@ -514,7 +522,7 @@ public final class BatchSession {
         let tok = ids.baseAddress!, pos = ids.baseAddress! + rows
         embeddingForward(x, tok, model.p.embedding, n: b, c: c)
         let buffers = BlockBuffers(attnRstd: rstd, ffnRstd: rstd, norm: norm, qkv: qkv, att: att, residMid: mid,
-                                   gateUp: gateUp, hidden: ffn)
+                                   gateUp: gateUp, hidden: ffn, adapterScratch: adapterScratch)
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<cfg.nLayers {

@@ -19,6 +19,8 @@ struct BlockBuffers {
     var gateUp: UnsafeMutablePointer<Float>
     /// (n, ffn) silu(gate) * up or gelu(up).
     var hidden: UnsafeMutablePointer<Float>
+    /// With LoRA adapters, `LoRAAdapters.scratchFloats` floats for n rows; nil without.
+    var adapterScratch: UnsafeMutablePointer<Float>? = nil
 }
 
 /// How a block adds a product to the residual stream. The two orders give the same sums up to the last
@@ -46,17 +48,22 @@ extension LlamaModel {
     /// cache in inference): `attention(qkv, att)` must fill `att` (n, dim) from `qkv`. `out` may be `x`
     /// (in place). x, out: (n, dim). `residual` chooses the summation order of the two residual adds;
     /// `precision` is the weight products' input type (`matmul`).
+    /// With LoRA adapters (`lora`), each adapted product W x gains (alpha / rank) B A dropout(x) after its bias; dropout
+    /// applies only when `training`.
     func blockForward(_ l: Int, out: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, n: Int,
                       positions: UnsafePointer<Int32>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                      buffers b: BlockBuffers, residual: ResidualSum, precision: Precision,
+                      buffers b: BlockBuffers, residual: ResidualSum, precision: Precision, training: Bool = false,
                       attention: (_ qkv: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>) -> Void) {
         let w = pBlocks[l], cfg = config
+        let adapters = lora.flatMap { $0.enabled ? $0 : nil }
+        if adapters != nil { precondition(b.adapterScratch != nil, "blockForward: LoRA needs adapterScratch") }
         let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads
         let w3 = c + 2 * nkv * hd, fin = cfg.ffnInputWidth
         normForward(b.norm, b.attnRstd, x, w.attnNorm, w.attnNormBias, n: n)
         // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
         matmul(b.qkv, b.norm, w.wq, m: n, n: w3, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wq))
         if let bias = w.bqkv { rowBiasAdd(b.qkv, bias, n: n, width: w3) }
+        adapters?.forward(l, site: .attentionInput, y: b.qkv, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
         ropeForward(b.qkv, positions: positions, n: n, heads: nh, headDim: hd, cos: cos, sin: sin, rowStride: w3,
                     rotaryDims: cfg.rotaryDims)
         ropeForward(b.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd, cos: cos, sin: sin, rowStride: w3,
@@ -64,13 +71,16 @@ extension LlamaModel {
         attention(b.qkv, b.att)
         addProduct(b.residMid, stream: x, b.att, w.wo, m: n, n: c, k: c, residual, precision)
         if let bias = w.bo { rowBiasAdd(b.residMid, bias, n: n, width: c) }
+        adapters?.forward(l, site: .attentionOutput, y: b.residMid, x: b.att, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
         normForward(b.norm, b.ffnRstd, cfg.parallelResidual ? x : UnsafePointer(b.residMid), w.ffnNorm, w.ffnNormBias, n: n)
         // gate | up in one sgemm against the adjacent (2 ffn, dim) weights (SwiGLU), or up alone (GELU).
         matmul(b.gateUp, b.norm, w.wIn, m: n, n: fin, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wIn))
         if let bias = w.bIn { rowBiasAdd(b.gateUp, bias, n: n, width: fin) }
+        adapters?.forward(l, site: .ffnInput, y: b.gateUp, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
         activationForward(b.hidden, b.gateUp, n: n)
         addProduct(out, stream: b.residMid, b.hidden, w.wDown, m: n, n: c, k: f, residual, precision)
         if let bias = w.bDown { rowBiasAdd(out, bias, n: n, width: c) }
+        adapters?.forward(l, site: .ffnOutput, y: out, x: b.hidden, ldx: f, n: n, training: training, scratch: b.adapterScratch!)
     }
 
     /// The block's norm: RMSNorm (llama) or LayerNorm with `bias` (GPT-NeoX). rstd: (n) for backward.

@@ -1,5 +1,8 @@
 import Base
 import Kernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A Llama-family transformer with hand-written forward and backward over a packed batch.
 ///
@@ -38,8 +41,13 @@ public final class LlamaModel {
 
     /// All parameters, in `parameterTable` order (the one allocation).
     public let parameters: UnsafeMutableBufferPointer<Float>
-    /// All gradients, same layout as `parameters`.
+    /// All gradients, same layout as `parameters`. Zero pages from `calloc`: with LoRA (frozen weights) they are
+    /// never written, so they take no memory.
     public let gradients: UnsafeMutableBufferPointer<Float>
+    /// The low-rank adapters (`attachLoRA`); nil when every weight trains.
+    public private(set) var lora: LoRAAdapters?
+    /// With `lora`: the adapters' scratch for `maxTokens` rows, and the frozen norms' unused weight gradients.
+    private var loraScratch: UnsafeMutableBufferPointer<Float>?
     public var parameterCount: Int { parameters.count }
     /// Parameters before the reward head (all of them without one): the weights a language model of the same
     /// configuration has, in the same order.
@@ -227,8 +235,8 @@ public final class LlamaModel {
         }
         parameters = .allocate(capacity: total)
         parameters.initialize(repeating: 0)
-        gradients = .allocate(capacity: total)
-        gradients.initialize(repeating: 0)
+        gradients = UnsafeMutableBufferPointer(start: calloc(total, MemoryLayout<Float>.stride)!.assumingMemoryBound(to: Float.self),
+                                               count: total)
 
         func carve(_ base: UnsafeMutableBufferPointer<Float>) -> (Global, [Block]) {
             let b = base.baseAddress!
@@ -302,8 +310,9 @@ public final class LlamaModel {
 
     deinit {
         roundedStorage?.deallocate()
+        loraScratch?.deallocate()
         parameters.deallocate()
-        gradients.deallocate()
+        free(gradients.baseAddress)
         activations.deallocate()
         indices.deallocate()
     }
@@ -346,8 +355,53 @@ public final class LlamaModel {
         return UnsafeMutableBufferPointer(rebasing: gradients[e.offset..<(e.offset + e.count)])
     }
 
+    /// Zeroes the gradients of what trains (`trainable`).
     public func zeroGradients() {
-        gradients.update(repeating: 0)
+        for segment in trainable { segment.gradients.update(repeating: 0) }
+    }
+
+    /// Whether the base weights train: false with LoRA adapters, whose backward then computes no weight gradient
+    /// of the frozen products, norms, embedding or head.
+    public var trainsBase: Bool { lora == nil }
+
+    /// What the optimizer updates, as (parameters, gradients) segments: every weight, or with LoRA the adapters
+    /// (and a reward model's head, which trains fully).
+    public var trainable: [(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>)] {
+        guard let lora else { return [(parameters, gradients)] }
+        var out = [(lora.parameters, lora.gradients)]
+        if config.rewardHead { out.append((parameter("reward_head.weight"), gradient("reward_head.weight"))) }
+        return out
+    }
+
+    /// Floats the optimizer updates (`trainable`).
+    public var trainableCount: Int { trainable.reduce(0) { $0 + $1.parameters.count } }
+
+    /// Freezes the weights and adds LoRA adapters (`LoRAAdapters`) on `settings.targets`, which must be
+    /// targets of this model's block kind. From here only the adapters (and a reward head) train.
+    @discardableResult
+    public func attachLoRA(_ settings: LoRASettings) -> LoRAAdapters {
+        precondition(lora == nil, "LlamaModel.attachLoRA: the model has adapters")
+        precondition(settings.rank >= 1 && settings.alpha > 0 && settings.dropout >= 0 && settings.dropout < 1, "LlamaModel.attachLoRA: bad settings")
+        let available = LoRATarget.available(for: config.block)
+        precondition(!settings.targets.isEmpty && settings.targets.allSatisfy(available.contains),
+                     "LlamaModel.attachLoRA: targets \(settings.targets) not all in \(available)")
+        let adapters = LoRAAdapters(settings: settings, config: config)
+        let scratch = LoRAAdapters.scratchFloats(rank: settings.rank, maxInput: adapters.maxInput, rows: maxTokens) + 4 * config.dim
+        loraScratch = .allocate(capacity: scratch)
+        loraScratch!.initialize(repeating: 0)
+        lora = adapters
+        return adapters
+    }
+
+    /// Adds the adapters into the weights (W += (alpha / rank) B A) and removes them: the model then scores as it
+    /// did with them and trains every weight again.
+    public func mergeLoRA() {
+        guard let lora else { return }
+        precondition(roundedScopes == 0, "LlamaModel.mergeLoRA: inside a withRoundedWeights scope")
+        lora.merge(into: self)
+        self.lora = nil
+        loraScratch?.deallocate()
+        loraScratch = nil
     }
 
     /// Deterministic initialisation: every matrix N(0, std^2) from a seeded generator, every norm weight 1.
@@ -377,7 +431,7 @@ public final class LlamaModel {
     public func forward(_ batch: TokenBatch, training: Bool, logSumSquares: Bool = false) -> UnsafeBufferPointer<Float> {
         var rows: [Int32] = []
         for t in 0..<batch.count where batch.targets[t] >= 0 { rows.append(Int32(t)) }
-        let (n, m) = trunkForward(batch, rows: rows)
+        let (n, m) = trunkForward(batch, rows: rows, training: training)
         let c = config.dim, v = config.vocabSize
         for r in 0..<m { compactTargets[r] = batch.targets[Int(compactRows[r])] }
         // From here until the head's backward, normOut, hidden and the backward's buffers are dead: the logits
@@ -405,7 +459,7 @@ public final class LlamaModel {
     /// head is not run. Backward: `backwardRewards`.
     public func forwardRewards(_ batch: TokenBatch, rows: [Int], training: Bool) -> [Float] {
         guard let head = p.rewardHead else { preconditionFailure("LlamaModel.forwardRewards: the model has no reward head") }
-        let (_, m) = trunkForward(batch, rows: rows.map(Int32.init))
+        let (_, m) = trunkForward(batch, rows: rows.map(Int32.init), training: training)
         let c = config.dim
         var rewards = [Float](repeating: 0, count: m)
         for r in 0..<m {
@@ -429,7 +483,7 @@ public final class LlamaModel {
 
     /// The layers under the heads: embedding, blocks, final norm over the whole batch, then the norm's output
     /// at batch positions `rows` gathered into `compact` (in that order; `compactRows`). Returns (tokens, rows).
-    private func trunkForward(_ batch: TokenBatch, rows: [Int32]) -> (n: Int, m: Int) {
+    private func trunkForward(_ batch: TokenBatch, rows: [Int32], training: Bool = false) -> (n: Int, m: Int) {
         batch.validate(vocabSize: config.vocabSize)
         let n = batch.count
         precondition(n <= maxTokens, "LlamaModel.forward: \(n) tokens exceed maxTokens \(maxTokens)")
@@ -455,7 +509,7 @@ public final class LlamaModel {
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in 0..<config.nLayers {
-                    trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                    trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!, training: training)
                 }
             }
         }
@@ -471,13 +525,14 @@ public final class LlamaModel {
 
     /// Block l of the training forward over the packed batch: resid[l] -> resid[l + 1], its activations into
     /// `layers[l]`. Backward calls it again for block l when activations are checkpointed.
-    private func trainingBlockForward(_ l: Int, n: Int, starts: [Int], cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    private func trainingBlockForward(_ l: Int, n: Int, starts: [Int], cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                                      training: Bool) {
         let c = config.dim, hd = config.headDim, nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
         let a = layers[l]
         let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
-                                   residMid: a.residMid, gateUp: a.gateUp, hidden: hidden)
-        blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions,
-                     cos: cos, sin: sin, buffers: buffers, residual: .afterProduct, precision: precision) { qkv, att in
+                                   residMid: a.residMid, gateUp: a.gateUp, hidden: hidden, adapterScratch: loraScratch?.baseAddress)
+        blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions, cos: cos, sin: sin, buffers: buffers,
+                     residual: .afterProduct, precision: precision, training: training) { qkv, att in
             // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
             attentionForward(att, nil, qkv, qkv + c, qkv + c + kv,
                              sequenceStarts: starts, n: n, heads: nh, kvHeads: nkv, headDim: hd,
@@ -494,7 +549,7 @@ public final class LlamaModel {
         let m = lastTargeted, c = config.dim, v = config.vocabSize
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         dCompact.update(repeating: 0, count: m * c)
-        outputHeadBackward(dCompact, g.output, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
+        outputHeadBackward(dCompact, trainsBase ? g.output : nil, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
                            m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
         // The logits are dead from here: their memory is the backward's buffers.
         trunkBackward()
@@ -519,16 +574,28 @@ public final class LlamaModel {
     }
 
     /// Backward from `dCompact` (dLoss/d of the gathered final-norm outputs, `compactRows`) to the embedding.
+    /// With LoRA (`trainsBase` false) only the adapters' gradients are computed: each frozen product gives its input's
+    /// gradient but no weight gradient, and the frozen norms', biases' and embedding's gradients are skipped.
     private func trunkBackward() {
         let n = lastCount, m = lastTargeted, starts = lastStarts
         let c = config.dim, f = config.ffnDim, hd = config.headDim, fin = config.ffnInputWidth
         let nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
+        let base = trainsBase, adapters = lora.flatMap { $0.enabled ? $0 : nil }
+        let scratch = loraScratch?.baseAddress
+        // Frozen norms still compute their input's gradient; their weight (and bias) gradients go to scratch.
+        let frozenNorm = scratch.map { $0 + LoRAAdapters.scratchFloats(rank: lora!.settings.rank, maxInput: lora!.maxInput, rows: maxTokens) }
+        func norms(_ weight: UnsafeMutablePointer<Float>, _ bias: UnsafeMutablePointer<Float>?) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) {
+            if base { return (weight, bias) }
+            frozenNorm!.update(repeating: 0, count: 2 * c)
+            return (frozenNorm!, bias == nil ? nil : frozenNorm! + c)
+        }
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
         }
         dResid.update(repeating: 0, count: n * c)
-        normBackward(dResid, g.outputNorm, g.outputNormBias, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n)
+        let outNorm = norms(g.outputNorm, g.outputNormBias)
+        normBackward(dResid, outNorm.0, outNorm.1, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n)
 
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
@@ -538,31 +605,37 @@ public final class LlamaModel {
                         // The shared activations hold block l + 1's; recompute block l's (resid[l + 1] is
                         // rewritten with the same values: the forward is deterministic). After the forward they
                         // hold the last block's, which needs no recomputing.
-                        trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!)
+                        trainingBlockForward(l, n: n, starts: starts, cos: cosb.baseAddress!, sin: sinb.baseAddress!, training: true)
                     }
                     // Feed-forward: resid[l+1] = residMid + W_down act(W_in h (+ b_in)) (+ b_down), h = norm2(y), y the
                     // feed-forward's input: residMid, or resid[l] with a parallel residual.
                     let ffnInput = config.parallelResidual ? UnsafePointer(resid[l]) : UnsafePointer(a.residMid)
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c, precision: precision)
-                    if let gb = gw.bDown { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    if base, let gb = gw.bDown { columnSumsAdd(gb, dResid, n: n, width: c) }
                     activationForward(hidden, a.gateUp, n: n)  // recomputed, as in forward
-                    matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision)
+                    if base { matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision) }
+                    adapters?.backward(l, site: .ffnOutput, dy: dResid, x: hidden, ldx: f, dx: dHidden, n: n, scratch: scratch!)
                     activationBackward(dGateUp, dHidden, a.gateUp, n: n)
-                    if let gb = gw.bIn { columnSumsAdd(gb, dGateUp, n: n, width: fin) }
+                    if base, let gb = gw.bIn { columnSumsAdd(gb, dGateUp, n: n, width: fin) }
                     matmul(dNorm, dGateUp, w.wIn, m: n, n: c, k: fin, precision: precision)
                     normForward(normOut, a.ffnRstd, ffnInput, w.ffnNorm, w.ffnNormBias, n: n)
-                    matmul(gw.wIn, dGateUp, normOut, m: fin, n: c, k: n, transA: true, beta: 1, precision: precision)
+                    if base { matmul(gw.wIn, dGateUp, normOut, m: fin, n: c, k: n, transA: true, beta: 1, precision: precision) }
+                    adapters?.backward(l, site: .ffnInput, dy: dGateUp, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!)
+                    let ffnNorm = norms(gw.ffnNorm, gw.ffnNormBias)
                     // With a parallel residual the attention's output gradient is the block's (dResid before the
                     // feed-forward norm's term is added); otherwise it is residMid's (after).
                     if !config.parallelResidual {
-                        normBackward(dResid, gw.ffnNorm, gw.ffnNormBias, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                        normBackward(dResid, ffnNorm.0, ffnNorm.1, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
                     }
                     // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h) (+ b_o), h = norm1(resid[l]).
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c, precision: precision)
-                    matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
-                    if let gb = gw.bo { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    if base {
+                        matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
+                        if let gb = gw.bo { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    }
+                    adapters?.backward(l, site: .attentionOutput, dy: dResid, x: a.att, ldx: c, dx: dAtt, n: n, scratch: scratch!)
                     if config.parallelResidual {
-                        normBackward(dResid, gw.ffnNorm, gw.ffnNormBias, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                        normBackward(dResid, ffnNorm.0, ffnNorm.1, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
                     }
                     dQKV.update(repeating: 0, count: n * w3)
                     attentionBackward(dQKV, dQKV + c, dQKV + c + kv, dAtt, nil,
@@ -572,14 +645,16 @@ public final class LlamaModel {
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
-                    if let gb = gw.bqkv { columnSumsAdd(gb, dQKV, n: n, width: w3) }
+                    if base, let gb = gw.bqkv { columnSumsAdd(gb, dQKV, n: n, width: w3) }
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
                     normForward(normOut, a.attnRstd, resid[l], w.attnNorm, w.attnNormBias, n: n)
-                    matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision)
-                    normBackward(dResid, gw.attnNorm, gw.attnNormBias, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n)
+                    if base { matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision) }
+                    adapters?.backward(l, site: .attentionInput, dy: dQKV, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!)
+                    let attnNorm = norms(gw.attnNorm, gw.attnNormBias)
+                    normBackward(dResid, attnNorm.0, attnNorm.1, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n)
                 }
             }
         }
-        embeddingBackward(g.embedding, dResid, tokenBuf, n: n, c: c)
+        if base { embeddingBackward(g.embedding, dResid, tokenBuf, n: n, c: c) }
     }
 }
