@@ -12,7 +12,8 @@ import Training
 /// `reward_head.weight` (AlignScope reads it back as a reward model; llama.cpp refuses the extra tensor).
 public enum RunExport {
     public enum Format: String, Sendable, CaseIterable {
-        case gguf, hf
+        /// `peft`: a LoRA run's adapters as PEFT saves them (`PEFTExport`); the others merge them into the weights.
+        case gguf, hf, peft
     }
 
     /// - Parameters:
@@ -59,6 +60,10 @@ public enum RunExport {
             c.rewardHead = rewardModel
             return c
         }
+        if format == .peft {
+            return try exportAdapters(record: record, configJSON: configJSON, modelSpec: modelSpec, checkpoint: url, header: header,
+                                      locate: locate, out: out)
+        }
         if case .string(let dir)? = modelSpec["hf"] {
             if rewardModel {
                 throw RunError.model(path: dir, reason: "run \(record.name) is a reward model started from a Hugging Face directory, which neither format holds yet: a Hugging Face directory has no place for its head, and a GGUF needs a GGUF base model's tokenizer")
@@ -81,7 +86,39 @@ public enum RunExport {
         switch format {
         case .gguf: try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)
         case .hf: try HFExport.write(model: model, files: GGUFToHF.files(from: file), to: out)
+        case .peft: preconditionFailure("peft is handled above")
         }
+        return header.step
+    }
+
+    /// `--format peft`: the adapters of a LoRA run (its checkpoint's first state tensor) written for the base the run
+    /// started from; `base_model_name_or_path` is that base's path: a Hugging Face directory, or a GGUF file (PEFT needs
+    /// a Hugging Face model: load the GGUF's weights into one, e.g. transformers' `gguf_file`, and apply the adapter).
+    static func exportAdapters(record: RunRecord, configJSON: JSONValue, modelSpec: [String: JSONValue], checkpoint url: URL,
+                               header: Checkpoint.Header, locate: (String) throws -> String, out: String) throws -> Int {
+        guard let trainTree = configJSON.value(at: ["train"]),
+              let train = try? JSONDecoder().decode(TrainSettings.self, from: Data(trainTree.canonical.utf8)), let lora = train.lora else {
+            throw RunError.io(path: url.path, reason: "run \(record.name) trained every weight (no train.lora): export it with --format gguf or hf")
+        }
+        let base: String, config: LlamaConfig
+        if case .string(let dir)? = modelSpec["hf"] {
+            base = try locate(dir)
+            config = try HFModelDirectory(path: base).config
+        } else if case .string(let gguf)? = modelSpec["gguf"] {
+            base = try locate(gguf)
+            config = try GGUFFile(path: base).llamaConfig()
+        } else {
+            throw RunError.model(path: url.path, reason: "run \(record.name) uses a preset model; a PEFT adapter needs a base model file")
+        }
+        let seed: Int
+        if case .number(let s)? = configJSON.value(at: ["seed"]) { seed = Int(s) } else { seed = 1 }
+        guard let settings = lora.settings(block: config.block, runSeed: seed).settings else {
+            throw RunError.model(path: base, reason: "the run's train.lora.targets are not projections of this model")
+        }
+        let model = LlamaModel(config: config, maxTokens: 1)
+        let adapters = model.attachLoRA(settings)
+        _ = try Checkpoint.read(url, into: [adapters.parameters], skippingWeights: true)
+        try PEFTExport.write(adapters, config: config, baseModel: (base as NSString).standardizingPath, to: out)
         return header.step
     }
 }

@@ -31,6 +31,14 @@ extension RunExecutor {
         }
     }
 
+    /// The plan line's words for a LoRA run (`LoRASettings.planText`), from the model's configuration; nil without
+    /// LoRA or when the model cannot be read (`plan --no-check`).
+    public static func loraPlanText(_ config: RunConfig, experiment: Experiment) -> String? {
+        guard let lora = config.train.lora, let model = try? ModelLoader.validate(config.model, experiment: experiment).config,
+              let settings = lora.settings(block: model.block, runSeed: config.seed).settings else { return nil }
+        return settings.planText(model)
+    }
+
     private static func validate(_ config: RunConfig, experiment: Experiment, generate: Bool) throws {
         var config = config
         let spec = experiment.specPath
@@ -56,6 +64,12 @@ extension RunExecutor {
                 file: spec, path: "train.batch_size",
                 expected: "a batch that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; batch_size x max_length tokens need about \(gib(need)) GiB)",
                 found: "\(config.train.batchSize) x \(maxLength)")
+        }
+        if let lora = config.train.lora, case let (nil, missing?) = lora.settings(block: modelConfig.block, runSeed: config.seed) {
+            let available = LoRATarget.available(for: modelConfig.block).map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            throw SpecError.invalid(file: spec, path: "train.lora.targets",
+                                    expected: "projections of this model's \(modelConfig.block.rawValue) blocks (\(available))",
+                                    found: "\"\(missing.rawValue)\"")
         }
         if let a = config.eval.attribution {
             // theta_t, m_{t-1} and one gradient (or sketch) per example of a step, besides training's own

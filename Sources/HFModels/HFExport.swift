@@ -71,20 +71,27 @@ public enum HFExport {
         return JSONValue.object(object).canonical + "\n"
     }
 
-    /// model.safetensors: every parameter as F32 under transformers' name, in name order, the header padded
-    /// with spaces to a multiple of 8 bytes.
+    /// model.safetensors: every parameter as F32 under transformers' name, in name order.
     static func writeSafetensors(_ model: LlamaModel, to path: String) throws {
         let c = model.config, architecture = HFArchitectures.of(c)
-        var entries: [(theirs: String, ours: String, shape: [Int])] = model.parameterTable.map {
-            (architecture.tensorName($0.name), $0.name, $0.shape)
+        let entries = model.parameterTable.map { (name: architecture.tensorName($0.name), ours: $0.name, shape: $0.shape) }
+        try writeSafetensors(entries.map { ($0.name, $0.shape) }, to: path) { i in
+            var values = Array(model.parameter(entries[i].ours))
+            values.withUnsafeMutableBufferPointer { architecture.convert($0, parameter: entries[i].ours, c, inverse: true) }
+            return values
         }
-        entries.sort { $0.theirs < $1.theirs }
+    }
+
+    /// A safetensors file of F32 tensors `entries` (name, shape), in name order, the header padded with spaces to a
+    /// multiple of 8 bytes; `values(i)` gives entry i's floats when it is written (one tensor in memory at a time).
+    static func writeSafetensors(_ entries: [(name: String, shape: [Int])], to path: String, values: (Int) throws -> [Float]) throws {
+        let order = entries.indices.sorted { entries[$0].name < entries[$1].name }
         var header: [String: JSONValue] = ["__metadata__": .object(["format": .string("pt")])]
         var offset = 0
-        for e in entries {
-            let bytes = 4 * e.shape.reduce(1, *)
-            header[e.theirs] = .object([
-                "dtype": .string("F32"), "shape": .array(e.shape.map { .number(Double($0)) }),
+        for i in order {
+            let bytes = 4 * entries[i].shape.reduce(1, *)
+            header[entries[i].name] = .object([
+                "dtype": .string("F32"), "shape": .array(entries[i].shape.map { .number(Double($0)) }),
                 "data_offsets": .array([.number(Double(offset)), .number(Double(offset + bytes))]),
             ])
             offset += bytes
@@ -95,13 +102,13 @@ public enum HFExport {
             var length = UInt64(text.count).littleEndian
             try withUnsafeBytes(of: &length) { try out.write($0) }
             try out.write(text)
-            for e in entries {
-                var values = Array(model.parameter(e.ours))
-                values.withUnsafeMutableBufferPointer { architecture.convert($0, parameter: e.ours, c, inverse: true) }
+            for i in order {
+                var v = try values(i)
+                precondition(v.count == entries[i].shape.reduce(1, *), "writeSafetensors: \(entries[i].name) has \(v.count) values")
                 #if _endian(big)
-                values = values.map { Float(bitPattern: $0.bitPattern.littleEndian) }
+                v = v.map { Float(bitPattern: $0.bitPattern.littleEndian) }
                 #endif
-                try values.withUnsafeBytes { try out.write($0) }
+                try v.withUnsafeBytes { try out.write($0) }
             }
         }
     }

@@ -62,7 +62,9 @@ public final class BatchSession {
     ///   - slots: positions of the KV cache.
     ///   - rows: most tokens per pass through the network (activation buffers scale with it).
     ///   - context: most keys a token attends to, prefix included.
-    public init(model: LlamaModel, slots: Int, rows: Int = 512, context: Int) {
+    ///   - adapters: with the model's LoRA adapters (`LlamaModel.lora`, as they are when the session is made), or, false,
+    ///     the base model's scores (a LoRA run's reference, without a second copy of the weights).
+    public init(model: LlamaModel, slots: Int, rows: Int = 512, context: Int, adapters: Bool = true) {
         precondition(slots > 0 && rows > 0 && context > 0, "BatchSession: sizes must be positive")
         self.model = model
         self.slots = slots
@@ -94,7 +96,7 @@ public final class BatchSession {
         gateUp = p[6]; ffn = p[7]; scores = p[8]; kGather = p[9]; vGather = p[10]; logits = p[11]; rstd = p[12]; mid = p[13]
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
-        if let lora = model.lora {  // the adapters' rows (no dropout: sessions never train)
+        if adapters, let lora = model.lora {  // the adapters' rows (no dropout: sessions never train)
             adapterScratch = .allocate(capacity: LoRAAdapters.scratchFloats(rank: lora.settings.rank, maxInput: lora.maxInput, rows: r))
         } else {
             adapterScratch = nil

@@ -19,7 +19,7 @@ struct BlockBuffers {
     var gateUp: UnsafeMutablePointer<Float>
     /// (n, ffn) silu(gate) * up or gelu(up).
     var hidden: UnsafeMutablePointer<Float>
-    /// With LoRA adapters, `LoRAAdapters.scratchFloats` floats for n rows; nil without.
+    /// With LoRA adapters, `LoRAAdapters.scratchFloats` floats for n rows; nil: the adapters do not apply.
     var adapterScratch: UnsafeMutablePointer<Float>? = nil
 }
 
@@ -55,8 +55,8 @@ extension LlamaModel {
                       buffers b: BlockBuffers, residual: ResidualSum, precision: Precision, training: Bool = false,
                       attention: (_ qkv: UnsafeMutablePointer<Float>, _ att: UnsafeMutablePointer<Float>) -> Void) {
         let w = pBlocks[l], cfg = config
-        let adapters = lora.flatMap { $0.enabled ? $0 : nil }
-        if adapters != nil { precondition(b.adapterScratch != nil, "blockForward: LoRA needs adapterScratch") }
+        // the adapters apply with their scratch; a caller without it (a session of the base) runs the base model
+        let adapters = b.adapterScratch == nil ? nil : lora.flatMap { $0.enabled ? $0 : nil }
         let c = cfg.dim, f = cfg.ffnDim, hd = cfg.headDim, nh = cfg.nHeads, nkv = cfg.nKVHeads
         let w3 = c + 2 * nkv * hd, fin = cfg.ffnInputWidth
         normForward(b.norm, b.attnRstd, x, w.attnNorm, w.attnNormBias, n: n)

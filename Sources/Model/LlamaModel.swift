@@ -355,32 +355,36 @@ public final class LlamaModel {
         return UnsafeMutableBufferPointer(rebasing: gradients[e.offset..<(e.offset + e.count)])
     }
 
-    /// Zeroes the gradients of what trains (`trainable`).
+    /// Zeroes the gradients of what trains (`trainableGradients`).
     public func zeroGradients() {
-        for segment in trainable { segment.gradients.update(repeating: 0) }
+        trainableGradients.update(repeating: 0)
     }
 
     /// Whether the base weights train: false with LoRA adapters, whose backward then computes no weight gradient
     /// of the frozen products, norms, embedding or head.
     public var trainsBase: Bool { lora == nil }
 
-    /// What the optimizer updates, as (parameters, gradients) segments: every weight, or with LoRA the adapters
-    /// (and a reward model's head, which trains fully).
-    public var trainable: [(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>)] {
-        guard let lora else { return [(parameters, gradients)] }
-        var out = [(lora.parameters, lora.gradients)]
-        if config.rewardHead { out.append((parameter("reward_head.weight"), gradient("reward_head.weight"))) }
-        return out
-    }
+    /// What the optimizer updates: every weight, or with LoRA the adapters (`LoRAAdapters.parameters`).
+    public var trainableParameters: UnsafeMutableBufferPointer<Float> { lora?.parameters ?? parameters }
+    /// The gradients of `trainableParameters`.
+    public var trainableGradients: UnsafeMutableBufferPointer<Float> { lora?.gradients ?? gradients }
+    /// Floats the optimizer updates.
+    public var trainableCount: Int { trainableParameters.count }
 
-    /// Floats the optimizer updates (`trainable`).
-    public var trainableCount: Int { trainable.reduce(0) { $0 + $1.parameters.count } }
+    /// The weights with the adapters added (W + (alpha / rank) B A), into `out` (`parameterCount` floats): what the
+    /// model scores as. Without adapters, a copy of the weights.
+    public func mergedParameters(into out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count == parameterCount, "LlamaModel.mergedParameters: \(out.count) floats for \(parameterCount)")
+        _ = out.update(fromContentsOf: parameters)
+        lora?.merge(into: self, weights: out.baseAddress!)
+    }
 
     /// Freezes the weights and adds LoRA adapters (`LoRAAdapters`) on `settings.targets`, which must be
     /// targets of this model's block kind. From here only the adapters (and a reward head) train.
     @discardableResult
     public func attachLoRA(_ settings: LoRASettings) -> LoRAAdapters {
         precondition(lora == nil, "LlamaModel.attachLoRA: the model has adapters")
+        precondition(!config.rewardHead, "LlamaModel.attachLoRA: a reward model's head would need to train beside the adapters (not yet)")
         precondition(settings.rank >= 1 && settings.alpha > 0 && settings.dropout >= 0 && settings.dropout < 1, "LlamaModel.attachLoRA: bad settings")
         let available = LoRATarget.available(for: config.block)
         precondition(!settings.targets.isEmpty && settings.targets.allSatisfy(available.contains),
@@ -398,7 +402,7 @@ public final class LlamaModel {
     public func mergeLoRA() {
         guard let lora else { return }
         precondition(roundedScopes == 0, "LlamaModel.mergeLoRA: inside a withRoundedWeights scope")
-        lora.merge(into: self)
+        lora.merge(into: self, weights: parameters.baseAddress!)
         self.lora = nil
         loraScratch?.deallocate()
         loraScratch = nil

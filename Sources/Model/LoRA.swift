@@ -50,6 +50,30 @@ public struct LoRASettings: Sendable, Equatable, Codable {
 
     /// alpha / rank, the factor on B A.
     public var scale: Float { Float(alpha / Double(rank)) }
+
+    /// Floats of the adapters on a model of `config`: rank x (in + out) per target and block.
+    public func parameterCount(_ config: LlamaConfig) -> Int {
+        let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim
+        let perBlock = targets.reduce(0) { sum, t in
+            let (i, o): (Int, Int)
+            switch t {
+            case .q, .o: (i, o) = (c, c)
+            case .k, .v: (i, o) = (c, kv)
+            case .qkv: (i, o) = (c, c + 2 * kv)
+            case .gate, .up: (i, o) = (c, f)
+            case .down: (i, o) = (f, c)
+            }
+            return sum + rank * (i + o)
+        }
+        return perBlock * config.nLayers
+    }
+
+    /// What the plan line says of the adapters: "LoRA r=8 on 7 projections: 2.4 M of 134.5 M parameters trained".
+    public func planText(_ config: LlamaConfig) -> String {
+        let total = LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) }
+        func millions(_ n: Int) -> String { n >= 100_000 ? String(format: "%.1f M", Double(n) / 1e6) : String(format: "%.1f K", Double(n) / 1e3) }
+        return "LoRA r=\(rank) on \(targets.count) projection\(targets.count == 1 ? "" : "s"): \(millions(parameterCount(config))) of \(millions(total)) parameters trained"
+    }
 }
 
 /// The low-rank adapters of one model (`LlamaModel.attachLoRA`): for each block and target, A (rank, in) and
@@ -241,9 +265,10 @@ public final class LoRAAdapters {
         }
     }
 
-    /// W += scale * B A for every adapter, into `model`'s weights (the merged model of `export`).
-    func merge(into model: LlamaModel) {
+    /// W += scale * B A for every adapter, into `weights`: `model.parameters` (merging for good) or a buffer in its layout.
+    func merge(into model: LlamaModel, weights: UnsafeMutablePointer<Float>) {
         let s = settings.scale, r = settings.rank
+        let shift = weights - model.parameters.baseAddress!
         for (l, list) in blocks.enumerated() {
             let w = model.pBlocks[l]
             for ad in list {
@@ -254,7 +279,7 @@ public final class LoRAAdapters {
                 case .ffnInput: base = w.wIn
                 case .ffnOutput: base = w.wDown
                 }
-                matmul(base + ad.offset * ad.inDim, ad.b, ad.a, m: ad.outDim, n: ad.inDim, k: r, alpha: s, beta: 1)
+                matmul(base + shift + ad.offset * ad.inDim, ad.b, ad.a, m: ad.outDim, n: ad.inDim, k: r, alpha: s, beta: 1)
             }
         }
     }

@@ -5,7 +5,10 @@ import Foundation
 /// cursor is the step itself (see `DataOrder`) and no other randomness is used during training.
 /// Layout (little-endian): "ASCK", u32 version, i64 step, i64 adam t, i64 parameter count,
 /// 64 bytes config sha256 (hex), then (version 2) 32 bytes store id (hex, `RunStore.storeID`),
-/// then parameters, m, v as f32. Version 1 files (no store id) are still read; they resume nowhere.
+/// then the weights (`parameter count` f32) and the training state as f32 tensors whose sizes the reader knows:
+/// AdamW's m and v (one float per weight), or with LoRA the adapters and their m and v (the weights then are the
+/// merged ones, W + (alpha / rank) B A, so that `export` and `init_from` read any run alike).
+/// Version 1 files (no store id) are still read; they resume nowhere.
 /// Written through `AtomicFile` (a temporary beside it, flushed and renamed), so a crash leaves the
 /// previous checkpoint; `removeLeftovers` deletes the temporary files a kill mid-write leaves.
 public enum Checkpoint {
@@ -51,10 +54,8 @@ public enum Checkpoint {
         do {
             try AtomicFile.write(to: url.path, createFolders: true) { out in
                 try out.write(head.bytes)
-                for t in tensors {
-                    precondition(t.count == header.parameterCount)
-                    try out.write(UnsafeRawBufferPointer(t))
-                }
+                precondition(tensors.first?.count == header.parameterCount, "Checkpoint.write: the first tensor is the weights")
+                for t in tensors { try out.write(UnsafeRawBufferPointer(t)) }
             }
         } catch let e as AtomicFile.WriteError {
             throw CheckpointError(path: url.path, reason: "cannot write checkpoint: \(e.reason)")
@@ -87,16 +88,17 @@ public enum Checkpoint {
                       headerBytes: headerSize(version: fileVersion))
     }
 
-    /// Reads the tensors after the header into the given buffers (each `parameterCount` floats).
-    public static func read(_ url: URL, into tensors: [UnsafeMutableBufferPointer<Float>]) throws -> Header {
+    /// Reads the tensors after the header into the given buffers, in order: the weights (`parameterCount` floats), then the state tensors at their own sizes. With `skippingWeights`, the first buffer
+    /// is the first state tensor (a LoRA run's resume keeps its base weights).
+    public static func read(_ url: URL, into tensors: [UnsafeMutableBufferPointer<Float>], skippingWeights: Bool = false) throws -> Header {
         guard let header = try readHeader(url) else {
             throw CheckpointError(path: url.path, reason: "no checkpoint")
         }
         guard let f = fopen(url.path, "rb") else { throw CheckpointError(path: url.path, reason: String(cString: strerror(errno))) }
         defer { fclose(f) }
-        fseek(f, header.headerBytes, SEEK_SET)
-        for t in tensors {
-            guard t.count == header.parameterCount else {
+        fseek(f, header.headerBytes + (skippingWeights ? header.parameterCount * MemoryLayout<Float>.size : 0), SEEK_SET)
+        for (i, t) in tensors.enumerated() {
+            if i == 0 && !skippingWeights && t.count != header.parameterCount {
                 throw CheckpointError(path: url.path, reason: "checkpoint holds \(header.parameterCount) parameters, the model has \(t.count)")
             }
             guard fread(t.baseAddress, MemoryLayout<Float>.size, t.count, f) == t.count else {

@@ -72,7 +72,8 @@ extension Trainer {
         let t1 = Date()
         // scoring: the reference's log-probabilities of every sampled token, and the reward
         if referenceSession == nil {
-            referenceSession = BatchSession(model: rollout.reference, slots: max(4096, need), context: longest + settings.maxTokens)
+            // the base without adapters: with LoRA and no objective.reference, the reference is the policy's own base weights
+            referenceSession = BatchSession(model: rollout.reference, slots: max(4096, need), context: longest + settings.maxTokens, adapters: false)
         }
         referenceSession!.precision = model.precision
         let reference = referenceSession!.scoreResponses(zip(chosen, sampled).map { ($0, $1.map(\.tokens)) })
@@ -105,6 +106,8 @@ extension Trainer {
             let size = (order.count + settings.miniBatches - 1) / settings.miniBatches
             for first in stride(from: 0, to: order.count, by: size) {
                 let members = Array(order[first..<min(order.count, first + size)])
+                // LoRA's dropout masks: a function of (step, epoch, mini-batch)
+                model.lora?.dropoutKey = SplitMix64.mix(UInt64(step) << 32 ^ UInt64(epoch) << 20 ^ UInt64(first))
                 model.zeroGradients()
                 let result = Self.surrogate(model: model, members.map { (chosen[$0 / n], flat[$0].tokens, flat[$0].logprobs, samples[$0].advantage) },
                                             settings, dLogprobs: &dLogprobs)

@@ -1,4 +1,5 @@
 import Base
+import Model
 
 /// `train`: the optimizer, its schedule and the batch shape of a run. The decoder is each field's only
 /// declaration (key, default, range).
@@ -21,11 +22,13 @@ public struct TrainSettings: Codable, Sendable, Equatable {
     /// Recompute each block's activations in backward instead of keeping them (`LlamaModel.checkpointActivations`):
     /// less memory for larger models, one more block forward per block and step.
     public var checkpointActivations: Bool
+    /// Low-rank adapters (`LoRA`); nil: every weight trains.
+    public var lora: LoRASpec?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case steps, batchSize = "batch_size", lr, warmup, schedule, minLRRatio = "min_lr_ratio", maxLength = "max_length"
         case weightDecay = "weight_decay", gradClip = "grad_clip", gradAccum = "grad_accum", beta1, beta2, precision
-        case checkpointActivations = "checkpoint_activations"
+        case checkpointActivations = "checkpoint_activations", lora
     }
 
     public init(from decoder: any Decoder) throws {
@@ -44,6 +47,50 @@ public struct TrainSettings: Codable, Sendable, Equatable {
         beta2 = try f.double("beta2", default: 0.999, min: 0, max: 1, exclusiveMax: true)
         precision = try f.choice("precision", default: .fp32)
         checkpointActivations = try f.bool("checkpoint_activations", default: false)
+        lora = try f.object("lora")
         if warmup > steps { throw f.invalid("warmup", "an integer <= train.steps (\(steps))") }
+    }
+}
+
+/// `train.lora`: train low-rank adapters W + (alpha / rank) B A on the named projections instead of every weight
+/// (`Model.LoRAAdapters`). `targets` defaults to every projection the architecture has (`LoRATarget.available`):
+/// checked against the model when the run is planned; `seed` defaults to the run's seed.
+public struct LoRASpec: Codable, Sendable, Equatable {
+    public var rank: Int
+    public var alpha: Double
+    public var dropout: Double
+    public var targets: [LoRATarget]?
+    public var seed: Int?
+
+    public init(from decoder: any Decoder) throws {
+        let f = try SpecFields(decoder, allowed: ["rank", "alpha", "dropout", "targets", "seed"])
+        rank = try f.int("rank", min: 1, max: 65536)
+        alpha = try f.double("alpha", default: Double(2 * rank), min: 0, exclusiveMin: true)
+        dropout = try f.double("dropout", default: 0, min: 0, max: 1, exclusiveMax: true)
+        let names = LoRATarget.allCases.map(\.rawValue)
+        let expected = "a non-empty list of distinct projections among " + names.map { "\"\($0)\"" }.joined(separator: ", ")
+        if let value = f.value("targets") {
+            guard case .array(let items) = value, !items.isEmpty else { throw f.invalid("targets", expected) }
+            var list: [LoRATarget] = []
+            for item in items {
+                guard case .string(let s) = item, let t = LoRATarget(rawValue: s), !list.contains(t) else {
+                    throw SpecIssue.invalid(path: f.sub("targets"), expected: expected, found: SpecFields.describe(item))
+                }
+                list.append(t)
+            }
+            targets = list
+        } else {
+            targets = nil
+        }
+        seed = f.has("seed") ? try f.int("seed", min: 0, max: Int(UInt32.max)) : nil
+    }
+
+    /// The adapters' settings for a model of block kind `block` and a run of seed `runSeed`; nil with the first target
+    /// the block does not have.
+    public func settings(block: LlamaConfig.BlockStyle, runSeed: Int) -> (settings: LoRASettings?, missing: LoRATarget?) {
+        let available = LoRATarget.available(for: block)
+        let chosen = targets ?? available
+        if let bad = chosen.first(where: { !available.contains($0) }) { return (nil, bad) }
+        return (LoRASettings(rank: rank, alpha: alpha, dropout: dropout, targets: chosen, seed: UInt64(seed ?? runSeed)), nil)
     }
 }

@@ -76,9 +76,10 @@ public final class Trainer {
     /// The last step's example terms, in micro-batch order (empty unless `recordsExampleTerms`).
     public private(set) var lastExampleTerms: [ExampleTerm] = []
 
-    /// What a checkpoint holds beside the weights, in order: AdamW's moments and, with TR-DPO, the reference's weights.
+    /// What a checkpoint holds beside the weights, in order: with LoRA the adapters, then AdamW's moments (of what
+    /// trains) and, with TR-DPO, the reference's weights.
     public var stateTensors: [UnsafeMutableBufferPointer<Float>] {
-        [optimizer.m, optimizer.v] + (referenceSync.map { [$0.model.parameters] } ?? [])
+        (model.lora.map { [$0.parameters] } ?? []) + [optimizer.m, optimizer.v] + (referenceSync.map { [$0.model.parameters] } ?? [])
     }
 
     /// - Parameter seed: the data order's seed (`DataOrder`).
@@ -88,7 +89,7 @@ public final class Trainer {
         self.data = data
         self.order = DataOrder(count: data.count, seed: seed)
         self.optimizer = AdamW(
-            parameterCount: model.parameterCount,
+            parameterCount: model.trainableCount,
             config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                 eps: 1e-8, weightDecay: train.weightDecay))
         self.objective = objective
@@ -204,6 +205,7 @@ public final class Trainer {
             // unpaired data: whether each example of this micro-batch is desirable
             var desirable: [Bool]?
             if case let .unpaired(_, labels, _) = data { desirable = indices(step: step, micro: m).map { labels[$0] } }
+            model.lora?.dropoutKey = UInt64((step - 1) * train.gradAccum + m)  // LoRA's dropout masks: a function of the step
             let result = objective.trainMicroBatch(model: model, mb.batch, weights: mb.weights, spans: mb.spans, reference: mb.reference,
                                                    desirable: desirable, share: share, dLogprobs: &dLogprobs)
             loss += result.loss * share
@@ -232,9 +234,9 @@ public final class Trainer {
     /// the gradients clipped to `train.grad_clip`, the learning rate of optimizer step `step` (1-based) under the
     /// schedule, one AdamW step. Returns the rate and the gradients' norm before clipping.
     public static func update(model: LlamaModel, optimizer: AdamW, train: TrainSettings, step: Int) -> (lr: Double, gradNorm: Float) {
-        let norm = clipGradients(model.gradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
+        let norm = clipGradients(model.trainableGradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
         let lr = rate(train, step: step)
-        optimizer.step(params: model.parameters, grads: model.gradients, lr: lr)
+        optimizer.step(params: model.trainableParameters, grads: model.trainableGradients, lr: lr)
         return (lr, norm)
     }
 

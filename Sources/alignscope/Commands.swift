@@ -44,7 +44,8 @@ extension PlanVerb {
         } else {
             print("experiment \(experiment.name): \(experiment.runs.count) run\(experiment.runs.count == 1 ? "" : "s")")
             for run in experiment.runs {
-                print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(run.config.planSummary)")
+                let lora = RunExecutor.loraPlanText(run.config, experiment: experiment).map { ", " + $0 } ?? ""
+                print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(run.config.planSummary)\(lora)")
             }
         }
         return 0

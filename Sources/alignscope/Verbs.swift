@@ -399,8 +399,8 @@ struct ProbesVerb: Verb {
 
 struct ExportVerb: Verb {
     static let name = "export"
-    static let synopsis = "--db PATH --run ID [--step S] [--format gguf|hf] --out FILE.gguf|DIR"
-    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp, or a Hugging Face directory for transformers."
+    static let synopsis = "--db PATH --run ID [--step S] [--format gguf|hf|peft] --out FILE.gguf|DIR"
+    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp or a Hugging Face directory for transformers (a LoRA run's adapters merged in), or a LoRA run's adapters for PEFT."
 
     var db: String?
     var runName: String?
@@ -415,8 +415,8 @@ struct ExportVerb: Verb {
             .option("--db", "PATH", \.db, help: "run store"),
             .option("--run", "ID", \.runName, help: "run id or name"),
             .option("--step", "S", \.step, help: "checkpoint step (default: the latest)"),
-            .option("--out", "FILE", \.out, help: "output GGUF file, or with --format hf a new directory"),
-            .choice("--format", "F", \.format, help: "gguf (default) or hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files)"),
+            .option("--out", "FILE", \.out, help: "output GGUF file, or with --format hf or peft a new directory"),
+            .choice("--format", "F", \.format, help: "gguf (default); hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files); peft: a LoRA run's adapters (adapter_config.json, adapter_model.safetensors) for PeftModel.from_pretrained on the run's base"),
             .flag("--f16", \.f16, help: "GGUF: store tensors as F16 instead of F32"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder used by run (default: beside the database)"),
         ]
@@ -427,7 +427,7 @@ struct ExportVerb: Verb {
         try Commands.checkStorePath(db)
         guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
         guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file or directory to write)") }
-        if f16 && format == .hf { throw UsageError(message: "--f16: only for --format gguf (the hf export is F32)") }
+        if f16 && format != .gguf { throw UsageError(message: "--f16: only for --format gguf (the \(format.rawValue) export is F32)") }
     }
 }
 

@@ -69,3 +69,33 @@ extension ReliabilityTests {
         try assertSameRows(db, as: reference, tables: ["runs", "logprobs", "train_metrics"], after: killedAt)
     }
 }
+
+extension ReliabilityTests {
+    /// A LoRA run (with dropout) killed (SIGKILL at seeded random moments) and started again records what an uninterrupted
+    /// run records, bit for bit: its checkpoint holds the adapters and their AdamW moments after the merged weights, the
+    /// resume keeps the base weights it loaded, and the dropout masks are a function of the step.
+    func testALoRARunKilledMidRunResumesToTheRowsOfAnUninterruptedRun() throws {
+        let spec = "lora-crash.json5"
+        try write("""
+            {
+              name: "lo", model: { preset: "tiny", seed: 0 },
+              data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+              train: { steps: 48, batch_size: 2, lr: 3e-3, max_length: 160, warmup: 0, lora: { rank: 4, dropout: 0.1 } },
+              eval: { every: 12 }, checkpoint: { every: 1 },
+            }
+            """, to: spec)
+        let started = Date()
+        let ref = try run(["run", spec, "--db", path("loref.sqlite"), "--checkpoints", path("ck-loref"), "--quiet"])
+        XCTAssertEqual(ref.status, 0, ref.stderr)
+        let duration = Date().timeIntervalSince(started)
+        let reference = try snapshot(path("loref.sqlite"))
+
+        let db = path("locrash.sqlite")
+        let args = ["run", spec, "--db", db, "--checkpoints", path("ck-locrash"), "--quiet"]
+        let (kills, killedAt) = try killRepeatedly(args, db: db, delays: (duration * 0.1)...(duration * 0.3), seed: 9, kills: 6, attempts: 30)
+        XCTAssertGreaterThanOrEqual(kills, 3, "only \(kills) kills landed: \(killedAt)")
+        let last = try run(args)
+        XCTAssertEqual(last.status, 0, last.stderr)
+        try assertSameRows(db, as: reference, tables: ["runs", "logprobs", "train_metrics"], after: killedAt)
+    }
+}

@@ -109,7 +109,7 @@ final class SpecTests: XCTestCase {
     func testBadSpecsGiveExactErrors() {
         var cases: [(String, String)] = [
             (spec(with: "train: { steps: 4, lrr: 1 },"),
-             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2, precision, checkpoint_activations)"),
+             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2, precision, checkpoint_activations, lora)"),
             (spec(with: "train: { steps: 4, lr: -1 },"), "spec.json5: train.lr: expected a number in (0, 1], found -1"),
             (spec(with: "train: { steps: 4, lr: \"fast\" },"), "spec.json5: train.lr: expected a number in (0, 1], found \"fast\""),
             (spec(with: "train: { steps: 0 },"), "spec.json5: train.steps: expected an integer in [1, 1000000], found 0"),
@@ -143,7 +143,7 @@ final class SpecTests: XCTestCase {
             (spec(with: "train: { steps: 4 }, sweep: { \"train.lr\": [1e-5, -2] },"), "spec.json5: train.lr: expected a number in (0, 1], found -2"),
             (spec(with: "train: { steps: 4 }, sweep: { \"trian.lr\": [1] },"), "spec.json5: sweep.trian.lr: expected a key path into the spec such as train.lr or seed, found \"trian.lr\""),
             (spec(with: "train: { steps: 4 }, sweep: { \"train.lrr\": [1] },"),
-             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2, precision, checkpoint_activations)"),
+             "spec.json5: train.lrr: unknown key (allowed here: steps, batch_size, lr, warmup, schedule, min_lr_ratio, max_length, weight_decay, grad_clip, grad_accum, beta1, beta2, precision, checkpoint_activations, lora)"),
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { preset: \"huge\" },"),
              "spec.json5: model.preset: expected one of \"tiny\", \"tiny-2l\", found \"huge\""),
             (spec(replacing: "model: { preset: \"tiny\", seed: 0 },", with: "model: { },"),

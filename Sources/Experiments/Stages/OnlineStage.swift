@@ -77,7 +77,9 @@ struct OnlineStage: TrainingStage {
         }
         // the KL penalty's reference: a copy of the starting weights (taken before a checkpoint is resumed), or the model
         // `objective.reference` names
-        let reference = try run.config.reference.map { try run.loadReference($0).model } ?? loaded.model.copy(maxTokens: 64)
+        // with LoRA the reference is the policy's base, read with the adapters off (no second copy of the weights)
+        let reference = try run.config.reference.map { try run.loadReference($0).model }
+            ?? (loaded.model.lora != nil ? loaded.model : loaded.model.copy(maxTokens: 64))
         trainer.rollout = PolicyRollout(reference: reference, stop: loaded.stopTokens, ids: examples.map(\.line), reward: reward)
     }
 }

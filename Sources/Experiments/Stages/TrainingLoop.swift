@@ -41,12 +41,23 @@ struct TrainingLoop {
 
         if step == 0 && config.eval.atStart { try evaluate(step: 0) }
         let clock = Date()
+        /// Calls `body` with the weights a checkpoint or snapshot holds: the model's, with LoRA merged into a copy that
+        /// lives only while it is written (`Checkpoint`).
+        func withWeights(_ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+            guard model.lora != nil else { return try body(UnsafeBufferPointer(model.parameters)) }
+            let merged = UnsafeMutableBufferPointer<Float>.allocate(capacity: model.parameterCount)
+            defer { merged.deallocate() }
+            model.mergedParameters(into: merged)
+            try body(UnsafeBufferPointer(merged))
+        }
         /// Weights, AdamW state and the step, then the store's `last_step`.
         func saveCheckpoint(_ step: Int) throws {
-            try Checkpoint.write(
-                to: checkpoint,
-                header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: model.parameterCount, configSHA256: run.run.configSHA256, storeID: storeID),
-                tensors: ([model.parameters] + trainer.stateTensors).map { UnsafeBufferPointer($0) })
+            try withWeights { weights in
+                try Checkpoint.write(
+                    to: checkpoint,
+                    header: .init(step: step, adamT: trainer.optimizer.t, parameterCount: model.parameterCount, configSHA256: run.run.configSHA256, storeID: storeID),
+                    tensors: [weights] + trainer.stateTensors.map { UnsafeBufferPointer($0) })
+            }
             try store.setLastStep(runID: run.runID, step: step)
             report(.checkpointed(run: name, step: step))
         }
@@ -70,10 +81,12 @@ struct TrainingLoop {
             }
             if config.isEvalStep(step) { try evaluate(step: step) }
             if snapshots.contains(step) {
-                try Checkpoint.write(
-                    to: run.executor.snapshotURL(runName: name, step: step),
-                    header: .init(step: step, adamT: 0, parameterCount: model.parameterCount, configSHA256: run.run.configSHA256, storeID: storeID),
-                    tensors: [UnsafeBufferPointer(model.parameters)])
+                try withWeights { weights in
+                    try Checkpoint.write(
+                        to: run.executor.snapshotURL(runName: name, step: step),
+                        header: .init(step: step, adamT: 0, parameterCount: model.parameterCount, configSHA256: run.run.configSHA256, storeID: storeID),
+                        tensors: [weights])
+                }
             }
             if config.isCheckpointStep(step) {
                 try saveCheckpoint(step)
@@ -99,7 +112,9 @@ struct TrainingLoop {
         if let change = InputFingerprints.firstChange(recorded: try store.runInputs(runID: run.runID), current: inputs) {
             throw RunError.inputChanged(run: name, input: change.input, path: change.path, checkpoint: checkpoint.path)
         }
-        _ = try Checkpoint.read(checkpoint, into: [model.parameters] + trainer.stateTensors)
+        // a LoRA run keeps its base weights (the checkpoint's are merged) and reads its adapters from the state
+        _ = try Checkpoint.read(checkpoint, into: (model.lora == nil ? [model.parameters] : []) + trainer.stateTensors,
+                                skippingWeights: model.lora != nil)
         trainer.optimizer.t = header.adamT
         return header.step
     }
@@ -119,6 +134,9 @@ struct TrainingLoop {
             ("tokens_per_s", Double(result.tokens) / max(seconds, 1e-9)),
             ("elapsed", Date().timeIntervalSince(started)),
         ]
+        if step == 1 {  // what trains: every weight, or with LoRA the adapters
+            metrics += [("trainable_params", Double(model.trainableCount)), ("total_params", Double(model.parameterCount))]
+        }
         let own = Set(metrics.map(\.name))
         for (key, value) in result.metrics.sorted(by: { $0.key < $1.key }) {
             metrics.append((own.contains(key) ? "objective/" + key : key, value))

@@ -75,6 +75,13 @@ extension TrainingStage {
             run.report(.loading(run: run.name, what: "weights of \(initFrom.run)"))
             modelIdentity = try run.loadInitialWeights(initFrom, into: loaded.model)
         }
+        if let lora = config.train.lora {
+            // after the starting weights are in: the adapters train on them (B = 0, so the model scores as they do)
+            guard let settings = lora.settings(block: loaded.model.config.block, runSeed: config.seed).settings else {
+                preconditionFailure("train.lora.targets are checked when the run is planned")
+            }
+            loaded.model.attachLoRA(settings)
+        }
         run.report(.loading(run: run.name, what: "data"))
         let (trainPath, examples) = try PairEncoder.trainingExamples(of: config, path: run.executor.trainPath(config))
         let input = TrainingInput(loaded: loaded, template: config.template, trainPath: trainPath, examples: examples,

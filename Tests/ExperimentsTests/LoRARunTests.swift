@@ -1,0 +1,130 @@
+import Base
+import Foundation
+import HFModels
+import Model
+import RunStore
+import Training
+import XCTest
+@testable import Experiments
+
+/// `train.lora` in runs: what the spec refuses (one line naming the key), the plan line, the metrics of what
+/// trains, a run whose base weights stay as they were, and LoRA at full rank learning the data as full
+/// fine-tuning does.
+final class LoRARunTests: XCTestCase {
+    func spec(_ name: String, lora: String?, objective: String = "{ kind: \"sft\" }", steps: Int = 12, lr: String = "1e-3") -> String {
+        """
+        { name: "\(name)", model: { preset: "tiny", seed: 0 }, objective: \(objective),
+          data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+          train: { steps: \(steps), batch_size: 4, lr: \(lr), warmup: 0, schedule: "constant", max_length: 160\(lora.map { ", lora: \($0)" } ?? "") },
+          eval: { every: \(steps) } }
+        """
+    }
+
+    /// Bad LoRA settings stop at the spec or the plan with one line naming the key.
+    func testBadLoRASettingsAreRefusedNamingTheKey() throws {
+        let dir = try temporaryFolder("lora-bad", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        func refusal(_ lora: String, objective: String = "{ kind: \"sft\" }") -> String {
+            let path = dir.appendingPathComponent("spec.json5")
+            try? spec("bad", lora: lora, objective: objective).write(to: path, atomically: false, encoding: .utf8)
+            do {
+                try RunExecutor.validateInputs(of: try Experiment.load(path: path.path))
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertTrue(refusal("{ rank: 0 }").contains("train.lora.rank"), refusal("{ rank: 0 }"))
+        XCTAssertTrue(refusal("{ rank: 4, alpha: 0 }").contains("train.lora.alpha"))
+        XCTAssertTrue(refusal("{ rank: 4, alpha: -1 }").contains("train.lora.alpha"))
+        XCTAssertTrue(refusal("{ rank: 4, dropout: 1 }").contains("train.lora.dropout"))
+        XCTAssertTrue(refusal("{ rank: 4, targets: [\"q\", \"wq\"] }").contains("train.lora.targets"))
+        XCTAssertTrue(refusal("{ rank: 4, targets: [] }").contains("train.lora.targets"))
+        XCTAssertTrue(refusal("{ rank: 4, bias: true }").contains("train.lora.bias"))
+        // the preset is a llama block: GPT-NeoX's fused projection is not one of its targets (checked at plan time)
+        let neox = refusal("{ rank: 4, targets: [\"qkv\"] }")
+        XCTAssertTrue(neox.contains("train.lora.targets") && neox.contains("\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\""), neox)
+        XCTAssertTrue(refusal("{ rank: 4 }", objective: "{ kind: \"reward\" }").contains("train.lora"))
+        XCTAssertEqual(refusal("{ rank: 4, targets: [\"q\", \"v\"], dropout: 0.1, seed: 3 }"), "accepted")
+        for text in [refusal("{ rank: 0 }"), neox] { XCTAssertFalse(text.contains("\n"), "one line: \(text)") }
+    }
+
+    /// The plan line says how much trains: rank x (in + out) per target and block, of the model's parameters.
+    func testThePlanLineSaysWhatTrains() throws {
+        let dir = try temporaryFolder("lora-plan", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        let path = dir.appendingPathComponent("spec.json5")
+        try spec("plan", lora: "{ rank: 8 }").write(to: path, atomically: false, encoding: .utf8)
+        let experiment = try Experiment.load(path: path.path)
+        let text = RunExecutor.loraPlanText(experiment.runs[0].config, experiment: experiment)
+        // tiny: dim 64, kv 32, ffn 128, 2 blocks: 8 x (128 + 96 + 96 + 128 + 192 + 192 + 192) x 2 = 16,384
+        let cfg = LlamaConfig.tiny()
+        let total = LlamaModel.parameterTable(for: cfg).reduce(0) { $0 + $1.shape.reduce(1, *) }
+        XCTAssertEqual(text, "LoRA r=8 on 7 projections: 16.4 K of \(String(format: "%.1f K", Double(total) / 1e3)) parameters trained")
+        var plain = experiment.runs[0].config
+        plain.train.lora = nil
+        XCTAssertNil(RunExecutor.loraPlanText(plain, experiment: experiment))
+    }
+
+    /// A LoRA run records what trains at step 1, leaves its checkpoint's weights merged (so export and init_from read it as
+    /// any run's), and moves the probes; without LoRA the same spec's identity is unchanged by the new key.
+    func testALoRARunTrainsTheAdaptersOnly() throws {
+        let (dir, store) = try runTinySpec(spec("lora", lora: "{ rank: 4, targets: [\"q\", \"v\", \"down\"], dropout: 0.1 }"), run: "lora", prefix: "lora-run")
+        let metrics = Dictionary(uniqueKeysWithValues: try store.query("SELECT name, value FROM train_metrics WHERE step = 1").map { ($0[0].string!, $0[1].double!) })
+        let cfg = LlamaConfig.tiny()
+        let adapters = LoRASettings(rank: 4, alpha: 8, targets: [.q, .v, .down], seed: 1).parameterCount(cfg)
+        XCTAssertEqual(metrics["trainable_params"], Double(adapters))
+        XCTAssertEqual(metrics["total_params"], Double(LlamaModel.parameterTable(for: cfg).reduce(0) { $0 + $1.shape.reduce(1, *) }))
+        // the checkpoint: merged weights, then the adapters and their two moments
+        let url = RunExecutor.checkpointURL(root: dir, experiment: "lora", runName: "lora")
+        let header = try XCTUnwrap(try Checkpoint.readHeader(url))
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        XCTAssertEqual(size, header.headerBytes + 4 * (header.parameterCount + 3 * adapters))
+        // the probes moved: the last evaluation differs from the first
+        func scores(_ step: Int) throws -> [Double] { try store.query("SELECT logprob FROM logprobs WHERE step = \(step) ORDER BY response_id").map { $0[0].double! } }
+        let first = try scores(0), last = try scores(12)
+        XCTAssertEqual(first.count, last.count)
+        XCTAssertGreaterThan(zip(first, last).map { abs($0 - $1) }.max() ?? 0, 1e-3)
+    }
+
+    /// `export --format peft` of a LoRA run on a Hugging Face base (llama and GPT-NeoX fixtures): PEFT's files, which our
+    /// PEFT reader (checked against PEFT itself, `WatchTests`) applies onto the base to give the run's merged weights
+    /// (`export --format hf`'s) within 1e-6 (the same sums B A in Double there, in float here); a full run is refused.
+    func testPEFTExportRoundTripsThroughThePEFTReader() throws {
+        for (fixture, template, targets) in [("llama-tiny", "chatml", "[\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\"]"),
+                                             ("gpt-neox-tiny", "hh", "[\"qkv\", \"o\", \"up\", \"down\"]")] {
+            let text = """
+                { name: "peft", model: { hf: "\(hfFixture(fixture))" }, template: "\(template)",
+                  data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl", categories: { chosen: "chosen" } } },
+                  train: { steps: 3, batch_size: 2, lr: 1e-2, max_length: 160, lora: { rank: 4, alpha: 8, targets: \(targets) } },
+                  eval: { every: 3 } }
+                """
+            let (dir, store) = try runTinySpec(text, run: "peft", prefix: "lora-peft")
+            let adapter = dir.appendingPathComponent("adapter").path, merged = dir.appendingPathComponent("merged").path
+            _ = try RunExport.export(store: store, run: "peft", step: nil, checkpointRoot: dir, out: adapter, f16: false, format: .peft)
+            _ = try RunExport.export(store: store, run: "peft", step: nil, checkpointRoot: dir, out: merged, f16: false, format: .hf)
+            let config = try JSONValue.parseJSON5(try Data(contentsOf: URL(fileURLWithPath: adapter + "/adapter_config.json")), file: "adapter_config.json")
+            XCTAssertEqual(config.value(at: ["peft_type"]), .string("LORA"))
+            XCTAssertEqual(config.value(at: ["r"]), .number(4))
+            XCTAssertEqual(config.value(at: ["lora_alpha"]), .number(8))
+            let base = try HFModelDirectory(path: hfFixture(fixture))
+            let model = try base.load(maxTokens: 8)
+            let peft = try PEFTAdapter(path: adapter, config: model.config)
+            XCTAssertEqual(peft.parameters.count, model.config.nLayers * (fixture == "llama-tiny" ? 7 : 4))
+            let before = Array(model.parameters)
+            try peft.apply(to: model)
+            let expected = try HFModelDirectory(path: merged).load(maxTokens: 8)
+            var worst: Float = 0, moved: Float = 0
+            for i in 0..<model.parameterCount {
+                worst = max(worst, abs(model.parameters[i] - expected.parameters[i]))
+                moved = max(moved, abs(model.parameters[i] - before[i]))
+            }
+            XCTAssertLessThan(worst, 1e-6, fixture)
+            XCTAssertGreaterThan(moved, 1e-4, "\(fixture): the adapters must have moved for the check to mean anything")
+        }
+        // a run that trained every weight has no adapters to write
+        let (dir, store) = try runTinySpec(spec("full", lora: nil, steps: 2), run: "full", prefix: "lora-peft-full")
+        XCTAssertThrowsError(try RunExport.export(store: store, run: "full", step: nil, checkpointRoot: dir,
+                                                  out: dir.appendingPathComponent("a").path, f16: false, format: .peft)) { error in
+            XCTAssertTrue("\(error)".contains("train.lora"), "\(error)")
+        }
+    }
+}
