@@ -127,4 +127,27 @@ final class LoRARunTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("train.lora"), "\(error)")
         }
     }
+
+    /// Every objective that may train adapters does (sft, coh, the DPO family, KTO, SPIN, PPO): each run finishes with
+    /// finite losses, records the adapters as what trains, and moves its probes.
+    func testEveryObjectiveTrainsAdapters() throws {
+        let objectives = [
+            "{ kind: \"coh\" }", "{ kind: \"dpo\", beta: 0.5 }", "{ kind: \"ipo\", tau: 0.5 }", "{ kind: \"kto\" }",
+            "{ kind: \"spin\", iterations: 1, max_tokens: 8 }", "{ kind: \"ppo\", reward: { rule: \"contains\", text: \"e\" }, samples_per_prompt: 2, max_tokens: 8 }",
+        ]
+        for objective in objectives {
+            let (_, store) = try runTinySpec(spec("obj", lora: "{ rank: 4, targets: [\"q\", \"v\", \"up\"] }", objective: objective, steps: 4, lr: "1e-2"),
+                                             run: objective.contains("spin") ? "obj/iter=1" : "obj", prefix: "lora-objectives")
+            let trainable = try store.query("SELECT value FROM train_metrics WHERE step = 1 AND name = 'trainable_params'")
+            XCTAssertEqual(trainable.first?[0].double, Double(LoRASettings(rank: 4, alpha: 8, targets: [.q, .v, .up], seed: 1).parameterCount(.tiny())), objective)
+            let losses = try store.query("SELECT value FROM train_metrics WHERE name = 'loss'").map { $0[0].double! }
+            XCTAssertEqual(losses.count, 4, objective)
+            XCTAssertTrue(losses.allSatisfy(\.isFinite), objective)
+            let moved = try store.query("""
+                SELECT max(abs(e.logprob - s.logprob)) FROM logprobs e JOIN logprobs s ON s.response_id = e.response_id AND s.step = 0 AND s.run_id = e.run_id
+                WHERE e.step = 4
+                """)[0][0].double ?? 0
+            XCTAssertGreaterThan(moved, 1e-4, objective)
+        }
+    }
 }

@@ -143,5 +143,13 @@ final class LoRATests: XCTestCase {
         let off = Array(model.forward(batch, training: false))
         XCTAssertEqual(off.map(\.bitPattern), Array(base.forward(batch, training: false)).map(\.bitPattern))
         XCTAssertNotEqual(on, off)
+        // a scoring session made without the adapters (a LoRA run's PPO reference) scores as the base too
+        lora.enabled = true
+        let items = [(prompt: Array(batch.tokens[0..<4]), responses: [Array(batch.tokens[4..<9])])]
+        let withoutAdapters = BatchSession(model: model, slots: 32, rows: 16, context: 32, adapters: false).scoreResponses(items)
+        let ofBase = BatchSession(model: base, slots: 32, rows: 16, context: 32).scoreResponses(items)
+        let withAdapters = BatchSession(model: model, slots: 32, rows: 16, context: 32).scoreResponses(items)
+        XCTAssertEqual(withoutAdapters.flatMap { $0.flatMap { $0.map(\.bitPattern) } }, ofBase.flatMap { $0.flatMap { $0.map(\.bitPattern) } })
+        XCTAssertNotEqual(withAdapters.flatMap { $0.flatMap { $0 } }, ofBase.flatMap { $0.flatMap { $0 } })
     }
 }
