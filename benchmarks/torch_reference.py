@@ -138,7 +138,30 @@ def measure(model, repeats, log, warmup=3):
                                     lambda: torch.autocast("cpu", dtype=torch.bfloat16))
     del opt
     model.zero_grad(set_to_none=True)
+    out["train_lora"] = lora_steps(model, ids, repeats, warmup, log)
     return measure_inference(model, repeats, log, out)
+
+
+def lora_steps(model, ids, repeats, warmup, log):
+    """PEFT's LoRA step, AlignScope's bench peer: rank 16, alpha 32, no dropout, on every projection, AdamW over the
+    adapters only; the adapters are removed afterwards (`unload`), leaving the base for the inference figures."""
+    import torch
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        log("peft not installed: no LoRA step")
+        return None
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM"))
+    peft_model.train()
+    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    result = train_steps(peft_model, ids, opt, repeats, warmup, log, "torch PEFT LoRA train step", contextlib.nullcontext)
+    result["trainable_parameters"] = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    del opt
+    peft_model.unload()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return result
 
 
 def measure_inference(model, repeats, log, out):
@@ -242,6 +265,8 @@ def summary(rounds, args):
          lambda s: engine(s, "OpenBLAS fp32")["training"]["stepSeconds"] if engine(s, "OpenBLAS fp32") else float("nan"), "s"),
         ("train step bf16 (PyTorch: autocast)", lambda p: p.get("train_bf16", {}).get("step_s", float("nan")),
          lambda s: engine(s, "oneDNN bf16")["training"]["stepSeconds"] if engine(s, "oneDNN bf16") else float("nan"), "s"),
+        ("LoRA step r16, 7 projections (PyTorch: PEFT)", lambda p: (p.get("train_lora") or {}).get("step_s", float("nan")),
+         lambda s: (s.get("lora") or {}).get("stepSeconds", float("nan")), "s"),
         ("scoring, shared prompt cache", lambda p: p["scoring"]["shared_s"], lambda s: s["scoring"]["sharedSeconds"], "s"),
         ("scoring, each pair separately", lambda p: p["scoring"]["separate_s"], lambda s: s["scoring"]["separateSeconds"], "s"),
         ("scoring, one batch / packed", lambda p: p["scoring"]["batched_s"], lambda s: s["scoring"]["packedSeconds"], "s"),

@@ -187,6 +187,25 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var policyStep: PolicyStep?
     /// What `eval.attribution` and `eval.kl` cost (issue 38); nil in reports written before.
     public var attribution: AttributionBench?
+    /// The LoRA step beside the full one (issue 39); nil in reports written before.
+    public var lora: LoRABench?
+
+    /// A training step with LoRA adapters (`train.lora`, rank 16 on every projection) on the same batch, measured before
+    /// the full step in the same process (so that its peak memory does not hold the full step's gradients and moments).
+    public struct LoRABench: Codable, Sendable, Equatable {
+        public var rank: Int
+        public var targets: [String]
+        public var trainableParameters: Int
+        /// The default engine's step (its parts as `Training`'s; FLOP figures are the full step's and not reported).
+        public var stepSeconds: Double
+        public var forwardSeconds: Double
+        public var backwardSeconds: Double
+        public var optimizerSeconds: Double
+        /// Each engine's LoRA step, in `engines` order.
+        public var engineStepSeconds: [Double]
+        /// Peak resident memory over the LoRA steps (all engines), against `trainingPeakResidentBytes` (the full steps').
+        public var peakResidentBytes: Int
+    }
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
     /// Peak resident memory over the training steps (all engines), in bytes: the peak mark is reset
@@ -257,6 +276,15 @@ extension BenchReport: CustomStringConvertible {
                          + "(its pass over the parameters \(f(a.perResponsePassSeconds, 3)) s; \(f(a.sketchedPerResponseSeconds, 3)) s with project: 8192)")
             lines.append("eval.kl: the probe set's distributions \(f(a.distributionsSeconds, 3)) s, compared with a held set at every position "
                          + "\(f(a.comparedSeconds, 3)) s (x\(f(a.comparedSeconds / a.distributionsSeconds, 2)))")
+        }
+        if let l = lora {
+            let full = training.stepSeconds
+            lines.append("LoRA step (rank \(l.rank) on \(l.targets.count) projections, \(l.trainableParameters) parameters trained): \(f(l.stepSeconds, 3)) s "
+                         + "(forward \(f(l.forwardSeconds, 3)), backward \(f(l.backwardSeconds, 3)), AdamW \(f(l.optimizerSeconds, 3))), x\(f(l.stepSeconds / full, 2)) of the full step; "
+                         + "peak memory \(f(Double(l.peakResidentBytes) / 1_048_576)) MiB, x\(f(Double(l.peakResidentBytes) / Double(max(1, trainingPeakResidentBytes)), 2)) of the full steps'")
+            for (e, s) in zip(engines, l.engineStepSeconds).dropFirst() {
+                lines.append("  engine \(e.label): LoRA step \(f(s, 3)) s (x\(f(s / e.training.stepSeconds, 2)) of its full step)")
+            }
         }
         lines.append("peak resident memory: \(f(Double(peakResidentBytes) / 1_048_576)) MiB; during the training steps "
                      + "\(f(Double(trainingPeakResidentBytes) / 1_048_576)) MiB")

@@ -96,6 +96,19 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     let referenceBF16 = Products.bf16Supported ? squares.compactMap(\.bf16Gflops).max() : nil
     let engines = EngineSetting.available
     Products.releaseBuffers()  // the product shapes' scratchpads are not the training step's
+    // the LoRA step first: the full step's gradients and moments are not in memory yet (gradients are calloc'd zero pages)
+    resetPeakResident()
+    let loraSettings = LoRASettings(rank: 16, alpha: 32, targets: LoRATarget.available(for: cfg.block), seed: 1)
+    model.attachLoRA(loraSettings)
+    let loraTrainings = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress,
+                                            label: "LoRA train step")
+    let lora = BenchReport.LoRABench(
+        rank: loraSettings.rank, targets: loraSettings.targets.map(\.rawValue), trainableParameters: model.trainableCount,
+        stepSeconds: loraTrainings[0].stepSeconds, forwardSeconds: loraTrainings[0].forwardSeconds,
+        backwardSeconds: loraTrainings[0].backwardSeconds, optimizerSeconds: loraTrainings[0].optimizerSeconds,
+        engineStepSeconds: loraTrainings.map(\.stepSeconds), peakResidentBytes: peakResidentBytes())
+    model.detachLoRA()
+    Products.releaseBuffers()
     resetPeakResident()
     let trainings = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
     let trainingPeak = peakResidentBytes()
@@ -116,7 +129,8 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)
         },
         scoring: scoring,
-        generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, attribution: attribution, peakResidentBytes: peakResidentBytes(),
+        generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, attribution: attribution, lora: lora,
+        peakResidentBytes: peakResidentBytes(),
         trainingPeakResidentBytes: trainingPeak)
 }
 
@@ -234,7 +248,7 @@ func trainingBatch(vocab: Int) -> TokenBatch {
 /// The training step with each engine, the engines alternating within each round; the first round is a
 /// warm-up. Returns one figure per engine, in `engines` order.
 func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
-                     repeats: Int, progress: (String) -> Void) throws -> [BenchReport.Training] {
+                     repeats: Int, progress: (String) -> Void, label: String = "train step") throws -> [BenchReport.Training] {
     let batch = trainingBatch(vocab: model.config.vocabSize)
     let targets = batch.targets.filter { $0 >= 0 }.count
     // Mean negative log-likelihood over the targeted positions.
@@ -242,7 +256,7 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
     for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
     // the production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults
     let train = try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
-    let optimizer = AdamW(parameterCount: model.parameterCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
+    let optimizer = AdamW(parameterCount: model.trainableCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                                                                    eps: 1e-8, weightDecay: train.weightDecay))
     let flops = FlopCount.trainingStep(
         shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
@@ -272,7 +286,7 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
                 times[i].append((t1 - t0, t2 - t1, t3 - t2))
                 probes[i].append(sgemmNow)
                 ratios[i].append(flops / (t3 - t0) / 1e9 / sgemmNow)
-                progress("train step \(r)/\(repeats) \(engine.label): \(String(format: "%.3f", t3 - t0)) s")
+                progress("\(label) \(r)/\(repeats) \(engine.label): \(String(format: "%.3f", t3 - t0)) s")
             }
         }
     }

@@ -397,6 +397,14 @@ public final class LlamaModel {
         return adapters
     }
 
+    /// Removes the adapters without merging them: the model is its base again, every weight training (the bench's full
+    /// step after its LoRA step).
+    public func detachLoRA() {
+        lora = nil
+        loraScratch?.deallocate()
+        loraScratch = nil
+    }
+
     /// Adds the adapters into the weights (W += (alpha / rank) B A) and removes them: the model then scores as it
     /// did with them and trains every weight again.
     public func mergeLoRA() {
