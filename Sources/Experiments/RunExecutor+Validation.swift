@@ -58,7 +58,8 @@ extension RunExecutor {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
         let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens, checkpointed: config.train.checkpointActivations,
-                                             bf16: config.train.precision == .bf16 || config.eval.precision == .bf16)
+                                             bf16: config.train.precision == .bf16 || config.eval.precision == .bf16,
+                                             lora: config.train.lora?.settings(block: modelConfig.block, runSeed: config.seed).settings)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
                 file: spec, path: "train.batch_size",
