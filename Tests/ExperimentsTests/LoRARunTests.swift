@@ -150,4 +150,31 @@ final class LoRARunTests: XCTestCase {
             XCTAssertGreaterThan(moved, 1e-4, objective)
         }
     }
+
+    /// A stage that starts from a LoRA run reads its merged weights (the checkpoint's first tensor): its first evaluation
+    /// scores as the LoRA run's last did, up to the float rounding of W + s B A against W x + s B (A x) (1e-4).
+    func testAStageStartsFromALoRARunsMergedWeights() throws {
+        let text = """
+            { name: "two", model: { preset: "tiny", seed: 0 },
+              data: { train: { path: "tiny-train.jsonl" }, probes: { path: "tiny-probes.jsonl" } },
+              train: { steps: 4, batch_size: 2, lr: 1e-2, max_length: 160, lora: { rank: 4 } }, eval: { every: 4 },
+              stages: [ { name: "sft" }, { name: "dpo", init_from: { stage: "sft" }, objective: { kind: "dpo", beta: 0.5 } } ] }
+            """
+        let dir = try temporaryFolder("lora-stages", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
+        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
+        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
+        try RunExecutor.validateInputs(of: experiment)
+        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
+        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
+        XCTAssertEqual(summary.finished.count, 2, "\(summary.failed)")
+        func scores(_ run: String, _ step: Int) throws -> [Double] {
+            try store.query("SELECT l.logprob FROM logprobs l JOIN runs r ON r.id = l.run_id WHERE r.name = ? AND l.step = ? ORDER BY l.response_id",
+                            [.text(run), .integer(Int64(step))]).map { $0[0].double! }
+        }
+        let end = try scores("two/sft", 4), start = try scores("two/dpo", 0), base = try scores("two/sft", 0)
+        XCTAssertEqual(end.count, start.count)
+        XCTAssertFalse(end.isEmpty)
+        for (a, b) in zip(end, start) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+        XCTAssertGreaterThan(zip(end, base).map { abs($0 - $1) }.max()!, 1e-2, "the SFT stage moved the scores")
+    }
 }
