@@ -194,26 +194,35 @@ public final class LoRAAdapters {
         return UnsafeMutableBufferPointer(start: gradients.baseAddress! + (p.baseAddress! - parameters.baseAddress!), count: p.count)
     }
 
-    /// Whether entry `i` of adapter `index`'s input is kept by the dropout of key `key` (a stateless hash, so backward
-    /// and a recomputing forward draw the forward's mask).
+    /// Whether entry `i` of adapter `index`'s input is kept by the dropout of key `key`: a stateless hash (so backward
+    /// and a recomputing forward draw the forward's mask), each 64-bit hash giving four entries a 16-bit draw (the
+    /// dropout probability is rounded to a multiple of 1/65536). `stream` is `Self.stream(index:key:seed:)`.
     @inline(__always)
-    static func keeps(_ i: Int, index: Int, key: UInt64, seed: UInt64, threshold: UInt64) -> Bool {
-        let h = SplitMix64.mix(seed ^ SplitMix64.mix(key &* 0x9e37_79b9_7f4a_7c15 &+ UInt64(index)) &+ UInt64(i))
-        return h >> 11 >= threshold
+    static func keeps(_ i: Int, stream: UInt64, threshold: UInt64) -> Bool {
+        let h = SplitMix64.mix(stream &+ UInt64(i >> 2))
+        return (h >> (16 * UInt64(i & 3))) & 0xffff >= threshold
     }
+
+    /// The dropout stream of adapter `index` under key `key`.
+    static func stream(index: Int, key: UInt64, seed: UInt64) -> UInt64 {
+        seed ^ SplitMix64.mix(key &* 0x9e37_79b9_7f4a_7c15 &+ UInt64(index))
+    }
+
+    /// The 16-bit threshold of `dropout` (entries whose draw is below it are dropped).
+    var dropThreshold: UInt64 { UInt64((settings.dropout * 65536).rounded()) }
 
     /// xd = dropout(x) for adapter `ad` over n rows (x with row stride `ldx`), into `out` (n, inDim). Returns x
     /// itself when no dropout applies.
     func dropped(_ ad: Adapter, _ x: UnsafePointer<Float>, ldx: Int, n: Int, training: Bool,
                  out: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
         guard training && settings.dropout > 0 else { return (x, ldx) }
-        let threshold = UInt64(settings.dropout * 0x1p53), keep = Float(1 / (1 - settings.dropout))
-        let w = ad.inDim, key = dropoutKey, seed = settings.seed, index = ad.index
+        let threshold = dropThreshold, keep = Float(1 / (1 - settings.dropout))
+        let w = ad.inDim, stream = Self.stream(index: ad.index, key: dropoutKey, seed: settings.seed)
         let o = SendablePointer(out), xs = SendablePointer(UnsafeMutablePointer(mutating: x))
         parallelFor(n, grain: max(1, 16384 / w)) { rows in
             for r in rows {
                 for j in 0..<w {
-                    o.p[r * w + j] = Self.keeps(r * w + j, index: index, key: key, seed: seed, threshold: threshold) ? xs.p[r * ldx + j] * keep : 0
+                    o.p[r * w + j] = Self.keeps(r * w + j, stream: stream, threshold: threshold) ? xs.p[r * ldx + j] * keep : 0
                 }
             }
         }
@@ -254,11 +263,14 @@ public final class LoRAAdapters {
             } else {
                 // dx += mask / (1 - p) * (du A): the input's gradient through the same mask
                 matmul(dxd, du, ad.a, m: n, n: ad.inDim, k: r)
-                let threshold = UInt64(settings.dropout * 0x1p53), keep = Float(1 / (1 - settings.dropout))
-                let w = ad.inDim, key = dropoutKey, seed = settings.seed, index = ad.index
-                for row in 0..<n {
-                    for j in 0..<w where Self.keeps(row * w + j, index: index, key: key, seed: seed, threshold: threshold) {
-                        dx[row * ldx + j] += dxd[row * w + j] * keep
+                let threshold = dropThreshold, keep = Float(1 / (1 - settings.dropout))
+                let w = ad.inDim, stream = Self.stream(index: ad.index, key: dropoutKey, seed: settings.seed)
+                let d = SendablePointer(dx), g = SendablePointer(dxd)
+                parallelFor(n, grain: max(1, 16384 / w)) { rows in
+                    for row in rows {
+                        for j in 0..<w where Self.keeps(row * w + j, stream: stream, threshold: threshold) {
+                            d.p[row * ldx + j] += g.p[row * w + j] * keep
+                        }
                     }
                 }
             }

@@ -98,6 +98,10 @@ final class LoRATests: XCTestCase {
         let e1 = Array(model.forward(batch, training: false))
         lora.dropoutKey = 1
         let e2 = Array(model.forward(batch, training: false))
+        // the masks keep 1 - p of the entries: 200,000 draws at p = 0.5 (binomial sd 0.0011) within 0.005
+        let stream = LoRAAdapters.stream(index: 3, key: 7, seed: 1)
+        let kept = (0..<200_000).filter { LoRAAdapters.keeps($0, stream: stream, threshold: lora.dropThreshold) }.count
+        XCTAssertEqual(Double(kept) / 200_000, 0.5, accuracy: 0.005)
         XCTAssertEqual(t1, t1b)
         XCTAssertNotEqual(t1, t2)
         XCTAssertNotEqual(t1, e1)
