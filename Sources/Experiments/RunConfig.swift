@@ -471,7 +471,6 @@ public struct RunConfig: Codable, Sendable, Equatable {
         if train.lora != nil {
             // what LoRA does not do yet: each refused here, naming why
             var why: String?
-            if case .reward = objective { why = "a reward model (its head would train beside the adapters: not yet)" }
             if objective.referenceSync != nil { why = "objective.sync_ref_model (TR-DPO mixes the policy's weights into the reference; with LoRA they do not move)" }
             if eval.attribution != nil { why = "eval.attribution (it follows every weight's gradient, not the adapters')" }
             if let why { throw SpecIssue.invalid(path: "train.lora", expected: "no LoRA with \(why)", found: "an object") }

@@ -355,21 +355,24 @@ public final class LlamaModel {
         return UnsafeMutableBufferPointer(rebasing: gradients[e.offset..<(e.offset + e.count)])
     }
 
-    /// Zeroes the gradients of what trains (`trainableGradients`).
+    /// Zeroes the gradients of what trains (`trainable`).
     public func zeroGradients() {
-        trainableGradients.update(repeating: 0)
+        for segment in trainable { segment.gradients.update(repeating: 0) }
     }
 
     /// Whether the base weights train: false with LoRA adapters, whose backward then computes no weight gradient
     /// of the frozen products, norms, embedding or head.
     public var trainsBase: Bool { lora == nil }
 
-    /// What the optimizer updates: every weight, or with LoRA the adapters (`LoRAAdapters.parameters`).
-    public var trainableParameters: UnsafeMutableBufferPointer<Float> { lora?.parameters ?? parameters }
-    /// The gradients of `trainableParameters`.
-    public var trainableGradients: UnsafeMutableBufferPointer<Float> { lora?.gradients ?? gradients }
+    /// What the optimizer updates, as (parameters, gradients) segments in order: every weight, or with LoRA the adapters
+    /// (`LoRAAdapters.parameters`) and, for a reward model, its head (which trains fully).
+    public var trainable: [(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>)] {
+        guard let lora else { return [(parameters, gradients)] }
+        return [(lora.parameters, lora.gradients)]
+            + (config.rewardHead ? [(parameter("reward_head.weight"), gradient("reward_head.weight"))] : [])
+    }
     /// Floats the optimizer updates.
-    public var trainableCount: Int { trainableParameters.count }
+    public var trainableCount: Int { trainable.reduce(0) { $0 + $1.parameters.count } }
 
     /// The weights with the adapters added (W + (alpha / rank) B A), into `out` (`parameterCount` floats): what the
     /// model scores as. Without adapters, a copy of the weights.
@@ -380,11 +383,10 @@ public final class LlamaModel {
     }
 
     /// Freezes the weights and adds LoRA adapters (`LoRAAdapters`) on `settings.targets`, which must be
-    /// targets of this model's block kind. From here only the adapters (and a reward head) train.
+    /// targets of this model's block kind. From here only the adapters (and a reward model's head) train.
     @discardableResult
     public func attachLoRA(_ settings: LoRASettings) -> LoRAAdapters {
         precondition(lora == nil, "LlamaModel.attachLoRA: the model has adapters")
-        precondition(!config.rewardHead, "LlamaModel.attachLoRA: a reward model's head would need to train beside the adapters (not yet)")
         precondition(settings.rank >= 1 && settings.alpha > 0 && settings.dropout >= 0 && settings.dropout < 1, "LlamaModel.attachLoRA: bad settings")
         let available = LoRATarget.available(for: config.block)
         precondition(!settings.targets.isEmpty && settings.targets.allSatisfy(available.contains),

@@ -49,16 +49,31 @@ public final class AdamW {
     /// One update: p -= lr * (wd * p + mhat / (sqrt(vhat) + eps)), with mhat, vhat bias-corrected.
     /// Elementwise, split over fixed chunks, so the result does not depend on scheduling.
     public func step(params: UnsafeMutableBufferPointer<Float>, grads: UnsafeMutableBufferPointer<Float>, lr: Double) {
-        precondition(params.count == parameterCount && grads.count == parameterCount, "AdamW: size mismatch")
+        step(segments: [(params, grads)], lr: lr)
+    }
+
+    /// One update of parameters held in several buffers (`LlamaModel.trainable`): the moments are laid out in the
+    /// segments' order, so one segment is `step(params:grads:lr:)` exactly.
+    public func step(segments: [(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeMutableBufferPointer<Float>)], lr: Double) {
+        precondition(segments.reduce(0) { $0 + $1.parameters.count } == parameterCount
+                     && segments.allSatisfy { $0.parameters.count == $0.gradients.count }, "AdamW: size mismatch")
         t += 1
+        var offset = 0
+        for (params, grads) in segments {
+            update(params: params, grads: grads, offset: offset, lr: lr)
+            offset += params.count
+        }
+    }
+
+    private func update(params: UnsafeMutableBufferPointer<Float>, grads: UnsafeMutableBufferPointer<Float>, offset: Int, lr: Double) {
         // (1 - beta) is formed in Double: 1 - Float(0.999) would be off by 1e-5 relative.
         let b1 = Float(config.beta1), b2 = Float(config.beta2), eps = Float(config.eps)
         let ob1 = Float(1 - config.beta1), ob2 = Float(1 - config.beta2)
         let c1 = Float(1 / (1 - pow(config.beta1, Double(t)))), c2 = Float(1 / (1 - pow(config.beta2, Double(t))))
         let lrf = Float(lr), decay = Float(1 - lr * config.weightDecay)
-        let n = parameterCount
+        let n = params.count
         let pp = SendablePointer(params.baseAddress!), gp = SendablePointer(grads.baseAddress!)
-        let mp = SendablePointer(moments.baseAddress!), vp = SendablePointer(moments.baseAddress! + n)
+        let mp = SendablePointer(moments.baseAddress! + offset), vp = SendablePointer(moments.baseAddress! + parameterCount + offset)
         // Elementwise: the split (Threads.count ranges of >= 2^15) does not change the results.
         parallelFor(n, grain: 1 << 15) { r in
             for i in r {

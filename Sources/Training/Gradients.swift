@@ -4,18 +4,27 @@ import Base
 /// A non-positive `maxNorm` only measures.
 @discardableResult
 public func clipGradients(_ grads: UnsafeMutableBufferPointer<Float>, maxNorm: Float) -> Float {
+    clipGradients(segments: [grads], maxNorm: maxNorm)
+}
+
+/// `clipGradients` over gradients held in several buffers (`LlamaModel.trainable`): one norm over all, each buffer's
+/// blocks in order.
+@discardableResult
+public func clipGradients(segments: [UnsafeMutableBufferPointer<Float>], maxNorm: Float) -> Float {
     var total = 0.0
-    var i = 0
-    while i < grads.count {
-        let end = min(grads.count, i + 4096)
-        var s: Float = 0
-        for j in i..<end { s += grads[j] * grads[j] }
-        total += Double(s)
-        i = end
+    for grads in segments {
+        var i = 0
+        while i < grads.count {
+            let end = min(grads.count, i + 4096)
+            var s: Float = 0
+            for j in i..<end { s += grads[j] * grads[j] }
+            total += Double(s)
+            i = end
+        }
     }
     let norm = Float(total.squareRoot())
     let scale = clipScale(norm: norm, maxNorm: maxNorm)
-    if scale != 1 { scaleGradients(grads, by: scale) }
+    if scale != 1 { for grads in segments { scaleGradients(grads, by: scale) } }
     return norm
 }
 

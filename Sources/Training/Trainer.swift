@@ -76,10 +76,11 @@ public final class Trainer {
     /// The last step's example terms, in micro-batch order (empty unless `recordsExampleTerms`).
     public private(set) var lastExampleTerms: [ExampleTerm] = []
 
-    /// What a checkpoint holds beside the weights, in order: with LoRA the adapters, then AdamW's moments (of what
-    /// trains) and, with TR-DPO, the reference's weights.
+    /// What a checkpoint holds beside the weights, in order: with LoRA what trains (the adapters, a reward model's
+    /// head), then AdamW's moments (of what trains) and, with TR-DPO, the reference's weights.
     public var stateTensors: [UnsafeMutableBufferPointer<Float>] {
-        (model.lora.map { [$0.parameters] } ?? []) + [optimizer.m, optimizer.v] + (referenceSync.map { [$0.model.parameters] } ?? [])
+        (model.lora == nil ? [] : model.trainable.map(\.parameters)) + [optimizer.m, optimizer.v]
+            + (referenceSync.map { [$0.model.parameters] } ?? [])
     }
 
     /// - Parameter seed: the data order's seed (`DataOrder`).
@@ -234,9 +235,10 @@ public final class Trainer {
     /// the gradients clipped to `train.grad_clip`, the learning rate of optimizer step `step` (1-based) under the
     /// schedule, one AdamW step. Returns the rate and the gradients' norm before clipping.
     public static func update(model: LlamaModel, optimizer: AdamW, train: TrainSettings, step: Int) -> (lr: Double, gradNorm: Float) {
-        let norm = clipGradients(model.trainableGradients, maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
+        let trainable = model.trainable
+        let norm = clipGradients(segments: trainable.map(\.gradients), maxNorm: train.gradClip > 0 ? Float(train.gradClip) : .infinity)
         let lr = rate(train, step: step)
-        optimizer.step(params: model.trainableParameters, grads: model.trainableGradients, lr: lr)
+        optimizer.step(segments: trainable, lr: lr)
         return (lr, norm)
     }
 

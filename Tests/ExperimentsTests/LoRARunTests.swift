@@ -43,7 +43,7 @@ final class LoRARunTests: XCTestCase {
         // the preset is a llama block: GPT-NeoX's fused projection is not one of its targets (checked at plan time)
         let neox = refusal("{ rank: 4, targets: [\"qkv\"] }")
         XCTAssertTrue(neox.contains("train.lora.targets") && neox.contains("\"q\", \"k\", \"v\", \"o\", \"gate\", \"up\", \"down\""), neox)
-        XCTAssertTrue(refusal("{ rank: 4 }", objective: "{ kind: \"reward\" }").contains("train.lora"))
+        XCTAssertTrue(refusal("{ rank: 4 }", objective: "{ kind: \"dpo\", sync_ref_model: true }").contains("train.lora"))
         XCTAssertEqual(refusal("{ rank: 4, targets: [\"q\", \"v\"], dropout: 0.1, seed: 3 }"), "accepted")
         for text in [refusal("{ rank: 0 }"), neox] { XCTAssertFalse(text.contains("\n"), "one line: \(text)") }
     }
@@ -176,5 +176,32 @@ final class LoRARunTests: XCTestCase {
         XCTAssertFalse(end.isEmpty)
         for (a, b) in zip(end, start) { XCTAssertEqual(a, b, accuracy: 1e-4) }
         XCTAssertGreaterThan(zip(end, base).map { abs($0 - $1) }.max()!, 1e-2, "the SFT stage moved the scores")
+    }
+
+    /// A reward model with LoRA trains its adapters and its head (fully, as PEFT's `modules_to_save` would): both move,
+    /// and `trainable_params` counts both.
+    func testARewardModelTrainsItsAdaptersAndItsHead() throws {
+        let (dir, store) = try runTinySpec(spec("rm", lora: "{ rank: 4, targets: [\"q\", \"v\"] }", objective: "{ kind: \"reward\" }", steps: 6, lr: "1e-2"),
+                                           run: "rm", prefix: "lora-reward")
+        let cfg = LlamaConfig.tiny()
+        let adapters = LoRASettings(rank: 4, alpha: 8, targets: [.q, .v], seed: 1).parameterCount(cfg)
+        XCTAssertEqual(try store.query("SELECT value FROM train_metrics WHERE step = 1 AND name = 'trainable_params'").first?[0].double,
+                       Double(adapters + cfg.dim))
+        // the checkpoint: merged weights (the head among them, last), then the adapters, the head, and the moments of both
+        let url = RunExecutor.checkpointURL(root: dir, experiment: "rm", runName: "rm")
+        let header = try XCTUnwrap(try Checkpoint.readHeader(url))
+        let size = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int)
+        XCTAssertEqual(size, header.headerBytes + 4 * (header.parameterCount + 3 * (adapters + cfg.dim)))
+        var withHead = cfg
+        withHead.rewardHead = true
+        let merged = LlamaModel(config: withHead, maxTokens: 1)
+        let state = UnsafeMutableBufferPointer<Float>.allocate(capacity: adapters + cfg.dim)
+        defer { state.deallocate() }
+        _ = try Checkpoint.read(url, into: [merged.parameters, state])
+        let headInWeights = Array(merged.parameter("reward_head.weight")), headInState = Array(state[adapters...])
+        XCTAssertEqual(headInWeights, headInState)
+        XCTAssertTrue(state[0..<adapters].contains { $0 != 0 })
+        let losses = try store.query("SELECT value FROM train_metrics WHERE name = 'loss' ORDER BY step").map { $0[0].double! }
+        XCTAssertTrue(losses.allSatisfy(\.isFinite) && losses.count == 6)
     }
 }

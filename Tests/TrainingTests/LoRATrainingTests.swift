@@ -47,7 +47,7 @@ final class LoRATrainingTests: XCTestCase {
             if alpha == nil {  // full fine-tuning of the projections only
                 for (name, _) in model.parameterTable where !projections.contains(name) { model.gradient(name).update(repeating: 0) }
             }
-            optimizer.step(params: model.trainableParameters, grads: model.trainableGradients, lr: lr)
+            optimizer.step(segments: model.trainable, lr: lr)
         }
         return losses
     }
