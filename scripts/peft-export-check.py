@@ -15,6 +15,7 @@ Writes docs/perf/peft-export-check.json.
 Usage: /work/refvenv/bin/python scripts/peft-export-check.py [ALIGNSCOPE_BINARY]
 """
 import importlib.metadata
+import importlib.util
 import json
 import pathlib
 import subprocess
@@ -29,21 +30,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / ".build/release/alignscope")
 OUT = ROOT / "docs/perf/peft-export-check.json"
-PAIRS = [
-    ("How do I boil an egg?", "Put it in boiling water for nine minutes, then cool it in cold water."),
-    ("Why is the sky blue?", "Air scatters short blue wavelengths of sunlight more than red ones."),
-    ("Name three prime numbers.", "2, 3 and 5."),
-]
-
-
-def chatml(prompt, response):
-    p = ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-         f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n")
-    return p, response + "<|im_end|>"
-
-
-def hh(prompt, response):
-    return f"\n\nHuman: {prompt}\n\nAssistant:", " " + response
+# the pairs, templates and both scorers are hf-export-check.py's
+_spec = importlib.util.spec_from_file_location("hf_export_check", ROOT / "scripts/hf-export-check.py")
+_hf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_hf)
+PAIRS, chatml, hh, ours, theirs = _hf.PAIRS, _hf.chatml, _hf.hh, _hf.ours, _hf.theirs
 
 
 def run_and_export(work, name, model_line, template, data):
@@ -60,22 +51,6 @@ def run_and_export(work, name, model_line, template, data):
     for fmt in ("peft", "hf"):
         subprocess.run([BIN, "export", "--db", str(db), "--run", name, "--format", fmt, "--out", str(work / f"{name}-{fmt}")], check=True)
     return work / f"{name}-peft", work / f"{name}-hf"
-
-
-def ours(model, prompt, response):
-    r = subprocess.run([BIN, "score", "--model", str(model), "--prompt", prompt, "--response", response, "--json", "--tokens"],
-                       check=True, capture_output=True, text=True)
-    d = json.loads(r.stdout)
-    return d["token_ids"], d["token_logprobs"]
-
-
-def theirs(tok, model, prompt, response):
-    p = tok(prompt, add_special_tokens=False)["input_ids"]
-    r = tok(response, add_special_tokens=False)["input_ids"]
-    with torch.no_grad():
-        logits = model(torch.tensor([p + r])).logits[0].double()
-    lp = torch.log_softmax(logits, dim=-1)
-    return r, [lp[len(p) - 1 + i, t].item() for i, t in enumerate(r)]
 
 
 def check(base_loader, adapter, merged, wrap):

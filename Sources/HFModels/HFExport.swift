@@ -20,27 +20,14 @@ public enum HFExport {
     static let copiedFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"]
 
     public static func write(model: LlamaModel, files: Files, to out: String) throws {
-        let fm = FileManager.default
         if model.config.rewardHead {
             throw HFError.file(path: out, reason: "a reward model cannot be written as a Hugging Face directory yet; export it with --format gguf (its head is the extra tensor reward_head.weight)")
         }
-        do {
-            try OutputPath.check(out, flag: "--out")
-        } catch {
-            throw HFError.file(path: out, reason: error.reason)
-        }
-        let parent = (out as NSString).deletingLastPathComponent
-        let temp = (parent.isEmpty ? "." : parent) + "/." + (out as NSString).lastPathComponent + AtomicFile.tempMarker + UUID().uuidString
-        do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
-        } catch {
-            throw HFError.file(path: temp, reason: "cannot create the directory")
-        }
-        do {
+        try writeDirectory(out) { temp in
             try writeSafetensors(model, to: temp + "/model.safetensors")
             switch files {
             case let .from(directory):
-                for name in copiedFiles where fm.fileExists(atPath: directory + "/" + name) {
+                for name in copiedFiles where FileManager.default.fileExists(atPath: directory + "/" + name) {
                     try AtomicFile.write([UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name))), to: temp + "/" + name)
                 }
                 var config = try JSONFile(path: directory + "/config.json").root
@@ -55,6 +42,27 @@ public enum HFExport {
                 if let bos { generation["bos_token_id"] = .number(Double(bos)) }
                 try AtomicFile.write(JSONValue.object(generation).canonical + "\n", to: temp + "/generation_config.json")
             }
+        }
+    }
+
+    /// Makes the new directory `out` (`--out`; never over an existing path) by filling a temporary one beside it with
+    /// `fill` and renaming it into place, so a crash leaves no half directory (the temporary is removed on failure).
+    static func writeDirectory(_ out: String, fill: (_ temp: String) throws -> Void) throws {
+        let fm = FileManager.default
+        do {
+            try OutputPath.check(out, flag: "--out")
+        } catch {
+            throw HFError.file(path: out, reason: error.reason)
+        }
+        let parent = (out as NSString).deletingLastPathComponent
+        let temp = (parent.isEmpty ? "." : parent) + "/." + (out as NSString).lastPathComponent + AtomicFile.tempMarker + UUID().uuidString
+        do {
+            try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
+        } catch {
+            throw HFError.file(path: temp, reason: "cannot create the directory")
+        }
+        do {
+            try fill(temp)
             try fm.moveItem(atPath: temp, toPath: out)
         } catch {
             try? fm.removeItem(atPath: temp)

@@ -40,20 +40,7 @@ public enum PEFTExport {
     /// Writes the adapters of `lora` (on a model of configuration `c`) into the directory `out`, made beside it under a
     /// temporary name and renamed when complete. `baseModel`: `base_model_name_or_path`.
     public static func write(_ lora: LoRAAdapters, config c: LlamaConfig, baseModel: String, to out: String) throws {
-        do {
-            try OutputPath.check(out, flag: "--out")
-        } catch {
-            throw HFError.file(path: out, reason: error.reason)
-        }
-        let fm = FileManager.default
-        let parent = (out as NSString).deletingLastPathComponent
-        let temp = (parent.isEmpty ? "." : parent) + "/." + (out as NSString).lastPathComponent + AtomicFile.tempMarker + UUID().uuidString
-        do {
-            try fm.createDirectory(atPath: temp, withIntermediateDirectories: true)
-        } catch {
-            throw HFError.file(path: temp, reason: "cannot create the directory")
-        }
-        do {
+        try HFExport.writeDirectory(out) { temp in
             var entries: [(name: String, shape: [Int])] = []
             var sources: [(tensor: String, order: [Int]?)] = []
             var modules = Set<String>()
@@ -84,10 +71,6 @@ public enum PEFTExport {
                 "init_lora_weights": .bool(true), "base_model_name_or_path": .string(baseModel),
             ]
             try AtomicFile.write(JSONValue.object(config).canonical + "\n", to: temp + "/adapter_config.json")
-            try fm.moveItem(atPath: temp, toPath: out)
-        } catch {
-            try? fm.removeItem(atPath: temp)
-            throw error
         }
     }
 }

@@ -67,13 +67,7 @@ final class LoRATests: XCTestCase {
                     for _ in 0..<2 { picks.append(Int(rng.next() % UInt64(p.count))) }
                     var nonzero = false
                     for i in picks {
-                        let keep = p[i], h: Float = 1e-2
-                        p[i] = keep + h
-                        let up = batchLoss(model, batch, training: true).loss
-                        p[i] = keep - h
-                        let down = batchLoss(model, batch, training: true).loss
-                        p[i] = keep
-                        let numeric = (up - down) / Double(2 * h)
+                        let numeric = centralDifference(p, i) { batchLoss(model, batch, training: true).loss }
                         XCTAssertTrue(g[i].isFinite && numeric.isFinite, "\(label): \(name)[\(i)]")
                         XCTAssertEqual(Double(g[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric), "\(label), dropout \(dropout): \(name)[\(i)]")
                         nonzero = nonzero || abs(numeric) > 1e-3

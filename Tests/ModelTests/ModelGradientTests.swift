@@ -24,6 +24,17 @@ func batchLoss(_ model: LlamaModel, _ batch: TokenBatch, training: Bool) -> (los
     return (loss, w.map { -$0 / sw })
 }
 
+/// The central finite difference (loss(p[i] + h) - loss(p[i] - h)) / 2h, p[i] restored after.
+func centralDifference(_ p: UnsafeMutableBufferPointer<Float>, _ i: Int, h: Float = 1e-2, loss: () -> Double) -> Double {
+    let keep = p[i]
+    p[i] = keep + h
+    let up = loss()
+    p[i] = keep - h
+    let down = loss()
+    p[i] = keep
+    return (up - down) / Double(2 * h)
+}
+
 final class ModelGradientTests: XCTestCase {
     func testParameterTableUsesGGUFNamesAndShapes() {
         let cfg = LlamaConfig.tiny()
@@ -92,13 +103,7 @@ final class ModelGradientTests: XCTestCase {
                 }
                 var nonzero = false
                 for i in picks {
-                    let keep = p[i], h: Float = 1e-2
-                    p[i] = keep + h
-                    let up = batchLoss(model, batch, training: false).loss
-                    p[i] = keep - h
-                    let down = batchLoss(model, batch, training: false).loss
-                    p[i] = keep
-                    let numeric = (up - down) / Double(2 * h)
+                    let numeric = centralDifference(p, i) { batchLoss(model, batch, training: false).loss }
                     XCTAssertEqual(Double(g[i]), numeric, accuracy: 1e-3 + 0.03 * abs(numeric),
                                    "\(label): \(name)[\(i)]")
                     XCTAssertTrue(g[i].isFinite && numeric.isFinite, "\(name)[\(i)]")
