@@ -115,8 +115,7 @@ public enum RunExport {
         guard let settings = lora.settings(block: config.block, runSeed: seed).settings else {
             throw RunError.model(path: base, reason: "the run's train.lora.targets are not projections of this model")
         }
-        let model = LlamaModel(config: config, maxTokens: 1)
-        let adapters = model.attachLoRA(settings)
+        let adapters = LoRAAdapters(settings: settings, config: config)
         _ = try Checkpoint.read(url, into: [adapters.parameters], skippingWeights: true)
         try PEFTExport.write(adapters, config: config, baseModel: (base as NSString).standardizingPath, to: out)
         return header.step

@@ -57,20 +57,21 @@ extension RunExecutor {
         if maxLength > modelConfig.contextLength {
             throw SpecError.invalid(file: spec, path: "train.max_length", expected: "at most the model's context length (\(modelConfig.contextLength) tokens)", found: "\(maxLength)")
         }
+        let lora = config.train.lora?.settings(block: modelConfig.block, runSeed: config.seed)
+        if let missing = lora?.missing {
+            let available = LoRATarget.available(for: modelConfig.block).map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+            throw SpecError.invalid(file: spec, path: "train.lora.targets",
+                                    expected: "projections of this model's \(modelConfig.block.rawValue) blocks (\(available))",
+                                    found: "\"\(missing.rawValue)\"")
+        }
         let need = ModelLoader.trainingBytes(modelConfig, tokens: config.batchTokens, checkpointed: config.train.checkpointActivations,
                                              bf16: config.train.precision == .bf16 || config.eval.precision == .bf16,
-                                             lora: config.train.lora?.settings(block: modelConfig.block, runSeed: config.seed).settings)
+                                             lora: lora?.settings)
         if need > ModelLoader.physicalMemory {
             throw SpecError.invalid(
                 file: spec, path: "train.batch_size",
                 expected: "a batch that fits this machine's memory (\(gib(ModelLoader.physicalMemory)) GiB; batch_size x max_length tokens need about \(gib(need)) GiB)",
                 found: "\(config.train.batchSize) x \(maxLength)")
-        }
-        if let lora = config.train.lora, case let (nil, missing?) = lora.settings(block: modelConfig.block, runSeed: config.seed) {
-            let available = LoRATarget.available(for: modelConfig.block).map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
-            throw SpecError.invalid(file: spec, path: "train.lora.targets",
-                                    expected: "projections of this model's \(modelConfig.block.rawValue) blocks (\(available))",
-                                    found: "\"\(missing.rawValue)\"")
         }
         if let a = config.eval.attribution {
             // theta_t, m_{t-1} and one gradient (or sketch) per example of a step, besides training's own

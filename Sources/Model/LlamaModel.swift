@@ -413,9 +413,7 @@ public final class LlamaModel {
         guard let lora else { return }
         precondition(roundedScopes == 0, "LlamaModel.mergeLoRA: inside a withRoundedWeights scope")
         lora.merge(into: self, weights: parameters.baseAddress!)
-        self.lora = nil
-        loraScratch?.deallocate()
-        loraScratch = nil
+        detachLoRA()
     }
 
     /// Deterministic initialisation: every matrix N(0, std^2) from a seeded generator, every norm weight 1.

@@ -19,6 +19,23 @@ public enum LoRATarget: String, CaseIterable, Sendable, Codable {
     /// Where in the block the target's product runs: the adapter reads that product's input and adds to its output.
     enum Site { case attentionInput, attentionOutput, ffnInput, ffnOutput }
 
+    /// The target's input and output widths in a block of `config`, the first column of its output in the product it is
+    /// part of (q, k, v in the fused q|k|v product; gate, up in gate|up), and that product's row width.
+    func dimensions(_ config: LlamaConfig) -> (inDim: Int, outDim: Int, offset: Int, ld: Int) {
+        let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim, w3 = c + 2 * kv
+        let fin = config.ffnInputWidth
+        switch self {
+        case .q: return (c, c, 0, w3)
+        case .k: return (c, kv, c, w3)
+        case .v: return (c, kv, c + kv, w3)
+        case .qkv: return (c, w3, 0, w3)
+        case .o: return (c, c, 0, c)
+        case .gate: return (c, f, 0, fin)
+        case .up: return (c, f, config.block == .llama ? f : 0, fin)
+        case .down: return (f, c, 0, c)
+        }
+    }
+
     var site: Site {
         switch self {
         case .q, .k, .v, .qkv: return .attentionInput
@@ -53,19 +70,10 @@ public struct LoRASettings: Sendable, Equatable, Codable {
 
     /// Floats of the adapters on a model of `config`: rank x (in + out) per target and block.
     public func parameterCount(_ config: LlamaConfig) -> Int {
-        let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim
-        let perBlock = targets.reduce(0) { sum, t in
-            let (i, o): (Int, Int)
-            switch t {
-            case .q, .o: (i, o) = (c, c)
-            case .k, .v: (i, o) = (c, kv)
-            case .qkv: (i, o) = (c, c + 2 * kv)
-            case .gate, .up: (i, o) = (c, f)
-            case .down: (i, o) = (f, c)
-            }
-            return sum + rank * (i + o)
-        }
-        return perBlock * config.nLayers
+        targets.reduce(0) { sum, t in
+            let d = t.dimensions(config)
+            return sum + rank * (d.inDim + d.outDim)
+        } * config.nLayers
     }
 
     /// What the plan line says of the adapters: "LoRA r=8 on 7 projections: 2.4 M of 134.5 M parameters trained".
@@ -106,24 +114,12 @@ public final class LoRAAdapters {
     /// Widest adapter input (the feed-forward width when `down` is a target).
     let maxInput: Int
 
-    init(settings: LoRASettings, config: LlamaConfig) {
+    /// Adapters for a model of `config` (`LlamaModel.attachLoRA` applies them; `export --format peft` only reads them).
+    public init(settings: LoRASettings, config: LlamaConfig) {
         self.settings = settings
-        let c = config.dim, f = config.ffnDim, kv = config.nKVHeads * config.headDim, w3 = c + 2 * kv
-        let fin = config.ffnInputWidth
         let chosen = Set(settings.targets)
         let order = LoRATarget.available(for: config.block).filter { chosen.contains($0) }
-        func shape(_ t: LoRATarget) -> (inDim: Int, outDim: Int, offset: Int, ld: Int) {
-            switch t {
-            case .q: return (c, c, 0, w3)
-            case .k: return (c, kv, c, w3)
-            case .v: return (c, kv, c + kv, w3)
-            case .qkv: return (c, w3, 0, w3)
-            case .o: return (c, c, 0, c)
-            case .gate: return (c, f, 0, fin)
-            case .up: return (c, f, config.block == .llama ? f : 0, fin)
-            case .down: return (f, c, 0, c)
-            }
-        }
+        func shape(_ t: LoRATarget) -> (inDim: Int, outDim: Int, offset: Int, ld: Int) { t.dimensions(config) }
         let r = settings.rank
         var table: [(name: String, shape: [Int])] = []
         for l in 0..<config.nLayers {

@@ -46,15 +46,9 @@ final class PPORunTests: XCTestCase {
         // and every seed rises to 0.82-0.86 at AVX-512). At least two of three must rise by 0.3, and their mean too.
         var rises = [reward.suffix(15).reduce(0, +) / 15 - reward.prefix(15).reduce(0, +) / 15]
         for seed in [2, 3] {
-            let other = try temporaryFolder("ppo-rule-\(seed)", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-            try spec(#"{ kind: "ppo", reward: { rule: "contains", text: "e" }, samples_per_prompt: 4, max_tokens: 8, epochs: 2, mini_batches: 2, scale_advantages: true }"#)
+            let text = spec(#"{ kind: "ppo", reward: { rule: "contains", text: "e" }, samples_per_prompt: 4, max_tokens: 8, epochs: 2, mini_batches: 2, scale_advantages: true }"#)
                 .replacingOccurrences(of: "eval: { every: 30 },", with: "eval: { every: 30 }, seed: \(seed),")
-                .write(to: other.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-            let store = try RunStore(path: other.appendingPathComponent("runs.sqlite").path)
-            let summary = try RunExecutor(experiment: try Experiment.load(path: other.appendingPathComponent("spec.json5").path), store: store,
-                                          checkpointRoot: other).runAll()
-            XCTAssertEqual(summary.finished, ["rl"], "\(summary.failed)")
-            let r = try metric(store, "rl", "reward")
+            let r = try metric(try runTinySpec(text, run: "rl", prefix: "ppo-rule-\(seed)").store, "rl", "reward")
             rises.append(r.suffix(15).reduce(0, +) / 15 - r.prefix(15).reduce(0, +) / 15)
         }
         XCTAssertGreaterThanOrEqual(rises.filter { $0 > 0.3 }.count, 2, "mean reward rises over seeds 1-3: \(rises)")
