@@ -8,7 +8,7 @@ and prints what README "LoRA against full fine-tuning" reports. Standard library
 batch is new to the model), the rate chosen per stage; (2) per stage (full, LoRA r=8, r=64), mean and spread over the
 seeds of each category's change in mean log-probability from step 0 to the last evaluation, on training and held-out
 prompts; the gap chosen - random; the KL to the starting weights and the argmax/entropy measures at the last
-evaluation; and each run's time.
+evaluation; and each run's time (wall clock, and the median training step, which pauses do not skew).
 """
 import math
 import sqlite3
@@ -62,7 +62,7 @@ def experiment(path):
         print(f"-- {stage}: {', '.join(n for _, n in members)}")
         deltas = defaultdict(list)
         measures = defaultdict(list)
-        times = []
+        times, steps = [], []
         for rid, name in members:
             last = db.execute("SELECT max(step) FROM logprobs WHERE run_id = ?", (rid,)).fetchone()[0]
             rows = db.execute("""SELECT r.category, p.split, avg(e.logprob - s.logprob), avg((e.logprob - s.logprob) / e.n_tokens)
@@ -85,6 +85,10 @@ def experiment(path):
             t = db.execute("SELECT (julianday(finished_at) - julianday(started_at)) * 86400 FROM runs WHERE id = ?", (rid,)).fetchone()[0]
             if t is not None:
                 times.append(t)
+            # the median step (differences of `elapsed`): robust to the run being paused for other work on the machine
+            el = [v for (v,) in db.execute("SELECT value FROM train_metrics WHERE run_id = ? AND name = 'elapsed' ORDER BY step", (rid,))]
+            if len(el) > 2:
+                steps.append(statistics.median(b - a for a, b in zip(el, el[1:])))
         for (c, split) in sorted(deltas):
             print(f"  {c:22s} {split:8s} {spread(deltas[(c, split)])}")
         for (m, c) in sorted(measures):
@@ -92,7 +96,9 @@ def experiment(path):
             starts = [s for s, _ in measures[(m, c)]]
             print(f"  {m:24s} {c:22s} step 0 {statistics.mean(starts):.4f} -> last {spread(ends)}")
         if times:
-            print(f"  run time {statistics.mean(times) / 60:.1f} min (range {min(times) / 60:.1f}-{max(times) / 60:.1f})")
+            print(f"  run time {statistics.mean(times) / 60:.1f} min (range {min(times) / 60:.1f}-{max(times) / 60:.1f}; wall clock, pauses included)")
+        if steps:
+            print(f"  median training step {statistics.mean(steps):.2f} s (per-run medians {min(steps):.2f}-{max(steps):.2f})")
         metrics = db.execute("SELECT name, value FROM train_metrics WHERE run_id = ? AND step = 1 AND name IN ('trainable_params', 'total_params')",
                              (members[0][0],)).fetchall()
         if metrics:

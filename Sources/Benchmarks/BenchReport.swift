@@ -190,8 +190,9 @@ public struct BenchReport: Codable, Sendable, Equatable {
     /// The LoRA step beside the full one (issue 39); nil in reports written before.
     public var lora: LoRABench?
 
-    /// A training step with LoRA adapters (`train.lora`, rank 16 on every projection) on the same batch, measured before
-    /// the full step in the same process (so that its peak memory does not hold the full step's gradients and moments).
+    /// A training step with LoRA adapters (`train.lora`, rank 16 on every projection) on the same batch, alternating with
+    /// the full step in every round (the same load on both); its peak memory is read over one LoRA step per engine made
+    /// before any full step (so that it does not hold the full step's gradients and moments).
     public struct LoRABench: Codable, Sendable, Equatable {
         public var rank: Int
         public var targets: [String]
@@ -203,12 +204,16 @@ public struct BenchReport: Codable, Sendable, Equatable {
         public var optimizerSeconds: Double
         /// Each engine's LoRA step, in `engines` order.
         public var engineStepSeconds: [Double]
-        /// Peak resident memory over the LoRA steps (all engines), against `trainingPeakResidentBytes` (the full steps').
+        /// Peak resident memory over one LoRA step per engine, against `trainingPeakResidentBytes` (the full steps').
         public var peakResidentBytes: Int
+        /// The floor under any LoRA step (default engine): one rank-1 adapter on `o` per block, i.e. the frozen model's
+        /// forward and its backward to the inputs of every product; nil in reports written before.
+        public var floorForwardSeconds: Double?
+        public var floorBackwardSeconds: Double?
     }
     /// getrusage ru_maxrss of the whole process, in bytes.
     public var peakResidentBytes: Int
-    /// Peak resident memory over the training steps (all engines), in bytes: the peak mark is reset
+    /// Peak resident memory over one full training step per engine, in bytes: the peak mark is reset
     /// before them (VmHWM; 0 where that cannot be done).
     public var trainingPeakResidentBytes: Int
 }
@@ -282,6 +287,10 @@ extension BenchReport: CustomStringConvertible {
             lines.append("LoRA step (rank \(l.rank) on \(l.targets.count) projections, \(l.trainableParameters) parameters trained): \(f(l.stepSeconds, 3)) s "
                          + "(forward \(f(l.forwardSeconds, 3)), backward \(f(l.backwardSeconds, 3)), AdamW \(f(l.optimizerSeconds, 3))), x\(f(l.stepSeconds / full, 2)) of the full step; "
                          + "peak memory \(f(Double(l.peakResidentBytes) / 1_048_576)) MiB, x\(f(Double(l.peakResidentBytes) / Double(max(1, trainingPeakResidentBytes)), 2)) of the full steps'")
+            if let ff = l.floorForwardSeconds, let fb = l.floorBackwardSeconds {
+                lines.append("  its floor (one rank-1 adapter on o: the frozen model's forward and input gradients): forward \(f(ff, 3)), backward \(f(fb, 3)); "
+                             + "the adapters' own share: forward \(f(l.forwardSeconds - ff, 3)), backward \(f(l.backwardSeconds - fb, 3))")
+            }
             for (e, s) in zip(engines, l.engineStepSeconds).dropFirst() {
                 lines.append("  engine \(e.label): LoRA step \(f(s, 3)) s (x\(f(s / e.training.stepSeconds, 2)) of its full step)")
             }

@@ -96,21 +96,26 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     let referenceBF16 = Products.bf16Supported ? squares.compactMap(\.bf16Gflops).max() : nil
     let engines = EngineSetting.available
     Products.releaseBuffers()  // the product shapes' scratchpads are not the training step's
-    // the LoRA step first: the full step's gradients and moments are not in memory yet (gradients are calloc'd zero pages)
-    resetPeakResident()
+    // The LoRA step (issue 39) beside the full one: first one LoRA step per engine alone, for its peak memory (the full
+    // step's gradients and moments are not touched yet: gradients are calloc'd zero pages), then both alternating in
+    // every round, so that their ratio is taken under the same load.
     let loraSettings = LoRASettings(rank: 16, alpha: 32, targets: LoRATarget.available(for: cfg.block), seed: 1)
-    model.attachLoRA(loraSettings)
-    let loraTrainings = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress,
-                                            label: "LoRA train step")
+    resetPeakResident()
+    let loraTrainable = try oneStepEach(model, engines: engines, lora: loraSettings)
+    let loraPeak = peakResidentBytes()
+    Products.releaseBuffers()
+    let measured = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress,
+                                       configurations: [("train step", nil), ("LoRA train step", loraSettings),
+                                                        ("LoRA floor step", LoRASettings(rank: 1, alpha: 2, targets: [.o], seed: 1))])
+    let trainings = measured[0], loraTrainings = measured[1], floor = measured[2][0]
     let lora = BenchReport.LoRABench(
-        rank: loraSettings.rank, targets: loraSettings.targets.map(\.rawValue), trainableParameters: model.trainableCount,
+        rank: loraSettings.rank, targets: loraSettings.targets.map(\.rawValue), trainableParameters: loraTrainable,
         stepSeconds: loraTrainings[0].stepSeconds, forwardSeconds: loraTrainings[0].forwardSeconds,
         backwardSeconds: loraTrainings[0].backwardSeconds, optimizerSeconds: loraTrainings[0].optimizerSeconds,
-        engineStepSeconds: loraTrainings.map(\.stepSeconds), peakResidentBytes: peakResidentBytes())
-    model.detachLoRA()
-    Products.releaseBuffers()
+        engineStepSeconds: loraTrainings.map(\.stepSeconds), peakResidentBytes: loraPeak,
+        floorForwardSeconds: floor.forwardSeconds, floorBackwardSeconds: floor.backwardSeconds)
     resetPeakResident()
-    let trainings = try measureTraining(model, shape: shape, reference: reference, engines: engines, repeats: repeats, progress: progress)
+    _ = try oneStepEach(model, engines: engines, lora: nil)
     let trainingPeak = peakResidentBytes()
     let engineScoring = measureEngineScoring(model, engines: engines, repeats: repeats, progress: progress)
     let scoring = measureScoring(model, repeats: repeats, progress: progress)
@@ -247,58 +252,107 @@ func trainingBatch(vocab: Int) -> TokenBatch {
 
 /// The training step with each engine, the engines alternating within each round; the first round is a
 /// warm-up. Returns one figure per engine, in `engines` order.
-func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
-                     repeats: Int, progress: (String) -> Void, label: String = "train step") throws -> [BenchReport.Training] {
-    let batch = trainingBatch(vocab: model.config.vocabSize)
+/// The bench's training batch and the gradient of its mean negative log-likelihood over the targeted positions.
+private func trainingWork(vocab: Int) -> (batch: TokenBatch, dLogprobs: [Float], targets: Int) {
+    let batch = trainingBatch(vocab: vocab)
     let targets = batch.targets.filter { $0 >= 0 }.count
-    // Mean negative log-likelihood over the targeted positions.
     var dlp = [Float](repeating: 0, count: batch.count)
     for t in 0..<batch.count where batch.targets[t] >= 0 { dlp[t] = -1 / Float(targets) }
-    // the production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults
-    let train = try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
+    return (batch, dlp, targets)
+}
+
+/// The production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults.
+private func benchTrainSettings() throws -> TrainSettings {
+    try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
+}
+
+/// One training step with each engine, with `lora` adapters attached for it (detached after) or every weight
+/// training; returns the parameters trained. What the peak memory of a kind of step is read over.
+private func oneStepEach(_ model: LlamaModel, engines: [EngineSetting], lora: LoRASettings?) throws -> Int {
+    let work = trainingWork(vocab: model.config.vocabSize), train = try benchTrainSettings()
+    if let lora { model.attachLoRA(lora) }
+    defer { if lora != nil { model.detachLoRA() } }
     let optimizer = AdamW(parameterCount: model.trainableCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                                                                    eps: 1e-8, weightDecay: train.weightDecay))
+    let savedPrecision = model.precision
+    defer { model.precision = savedPrecision }
+    for engine in engines {
+        model.precision = engine.precision
+        engine.with {
+            model.zeroGradients()
+            _ = model.forward(work.batch, training: true)
+            work.dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+            _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
+        }
+    }
+    return model.trainableCount
+}
+
+/// The training step of each configuration (nil: every weight trains; else LoRA adapters with those settings,
+/// attached for its steps) with each engine, alternating within every round so that the ratios between them are taken
+/// under the same load; per configuration, per engine.
+func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
+                     repeats: Int, progress: (String) -> Void,
+                     configurations: [(label: String, lora: LoRASettings?)]) throws -> [[BenchReport.Training]] {
+    let (batch, dlp, targets) = trainingWork(vocab: model.config.vocabSize)
+    let train = try benchTrainSettings()
+    // each configuration's optimizer, made at its first step (the adapters' moments are their own)
+    var optimizers = [AdamW?](repeating: nil, count: configurations.count)
     let flops = FlopCount.trainingStep(
         shape, sequenceLengths: Array(repeating: Workload.trainLength, count: Workload.trainSequences), targets: targets)
     // Before each step, 0.2 s of 1024^3 fp32 products with the default engine: the machine is shared, so
     // MFU is the median of per-step ratios taken under the same load, not a ratio of two medians taken
     // minutes apart.
     let probe = SgemmProbe(size: 1024)
-    var times = [[(Double, Double, Double)]](repeating: [], count: engines.count)
-    var ratios = [[Double]](repeating: [], count: engines.count), probes = ratios
+    let cells = configurations.count * engines.count
+    var times = [[(Double, Double, Double)]](repeating: [], count: cells)
+    var ratios = [[Double]](repeating: [], count: cells), probes = ratios
     let savedPrecision = model.precision
     defer { model.precision = savedPrecision }
     for r in 0...repeats {
         for (i, engine) in engines.enumerated() {
-            let sgemmNow = probe.gflops(seconds: 0.2)
-            model.precision = engine.precision
-            let (t0, t1, t2, t3) = engine.with {
-                let t0 = now()
-                model.zeroGradients()
-                _ = model.forward(batch, training: true)
-                let t1 = now()
-                dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-                let t2 = now()
-                _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
-                return (t0, t1, t2, now())
-            }
-            if r > 0 {  // the first round is a warm-up (page faults, primitive creation)
-                times[i].append((t1 - t0, t2 - t1, t3 - t2))
-                probes[i].append(sgemmNow)
-                ratios[i].append(flops / (t3 - t0) / 1e9 / sgemmNow)
-                progress("\(label) \(r)/\(repeats) \(engine.label): \(String(format: "%.3f", t3 - t0)) s")
+            for (k, configuration) in configurations.enumerated() {
+                if let lora = configuration.lora { model.attachLoRA(lora) }
+                defer { if configuration.lora != nil { model.detachLoRA() } }
+                if configuration.lora != nil || optimizers[k] == nil {
+                    optimizers[k] = AdamW(parameterCount: model.trainableCount, config: AdamWConfig(
+                        beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay))
+                }
+                let optimizer = optimizers[k]!
+                let sgemmNow = probe.gflops(seconds: 0.2)
+                model.precision = engine.precision
+                let (t0, t1, t2, t3) = engine.with {
+                    let t0 = now()
+                    model.zeroGradients()
+                    _ = model.forward(batch, training: true)
+                    let t1 = now()
+                    dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+                    let t2 = now()
+                    _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
+                    return (t0, t1, t2, now())
+                }
+                let cell = k * engines.count + i
+                if r > 0 {  // the first round is a warm-up (page faults, primitive creation)
+                    times[cell].append((t1 - t0, t2 - t1, t3 - t2))
+                    probes[cell].append(sgemmNow)
+                    ratios[cell].append(flops / (t3 - t0) / 1e9 / sgemmNow)
+                    progress("\(configuration.label) \(r)/\(repeats) \(engine.label): \(String(format: "%.3f", t3 - t0)) s")
+                }
             }
         }
     }
-    return engines.indices.map { i in
-        let step = median(times[i].map { $0.0 + $0.1 + $0.2 })
-        let achieved = flops / step / 1e9
-        return .init(
-            sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
-            stepSeconds: step, forwardSeconds: median(times[i].map(\.0)), backwardSeconds: median(times[i].map(\.1)),
-            optimizerSeconds: median(times[i].map(\.2)), tokensPerSecond: Double(batch.count) / step,
-            flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes[i]), mfu: median(ratios[i]),
-            mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+    return configurations.indices.map { k in
+        engines.indices.map { i in
+            let cell = k * engines.count + i
+            let step = median(times[cell].map { $0.0 + $0.1 + $0.2 })
+            let achieved = flops / step / 1e9
+            return .init(
+                sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
+                stepSeconds: step, forwardSeconds: median(times[cell].map(\.0)), backwardSeconds: median(times[cell].map(\.1)),
+                optimizerSeconds: median(times[cell].map(\.2)), tokensPerSecond: Double(batch.count) / step,
+                flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes[cell]), mfu: median(ratios[cell]),
+                mfuAgainstReference: reference > 0 ? achieved / reference : 0)
+        }
     }
 }
 

@@ -103,12 +103,15 @@ public enum ModelLoader {
     /// bf16 copy that scoring and sampling make (`LlamaModel.withRoundedWeights`, 2 bytes a parameter). Pages
     /// are touched only when used, so this is an upper bound, compared against the machine's memory before
     /// anything is allocated.
-    /// With `lora`, the weights are frozen (no gradients, no moments): the adapters take four floats each instead.
+    /// With `lora`, the weights are frozen (no gradients, no moments): the adapters take four floats each instead, and
+    /// a training forward keeps rank floats per adapter, token and block for backward.
     static func trainingBytes(_ config: LlamaConfig, tokens: Int, checkpointed: Bool = false, bf16: Bool = false,
                               lora: LoRASettings? = nil) -> Double {
         let parameters = Double(LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) })
         // weights, gradients, m and v of what trains; with LoRA: the weights, and the adapters' four floats each
-        let state = lora.map { parameters + 4 * Double($0.parameterCount(config)) } ?? 4 * parameters
+        let state = lora.map {
+            parameters + 4 * Double($0.parameterCount(config)) + Double(config.nLayers * tokens * $0.targets.count * $0.rank)
+        } ?? 4 * parameters
         return 4 * (state + LlamaModel.activationFloats(config, tokens: tokens, checkpointed: checkpointed))
             + (bf16 ? 2 * parameters : 0)
     }

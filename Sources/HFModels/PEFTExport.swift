@@ -42,22 +42,21 @@ public enum PEFTExport {
     public static func write(_ lora: LoRAAdapters, config c: LlamaConfig, baseModel: String, to out: String) throws {
         try HFExport.writeDirectory(out) { temp in
             var entries: [(name: String, shape: [Int])] = []
-            var sources: [(tensor: String, order: [Int]?)] = []
+            var sources: [(values: UnsafeBufferPointer<Float>, order: [Int]?)] = []
             var modules = Set<String>()
-            for (name, shape) in lora.table {
-                let parts = name.split(separator: ".")  // blk, layer, target, lora_a | lora_b
-                let layer = Int(parts[1])!, target = LoRATarget(rawValue: String(parts[2]))!
-                let (ours, theirs) = module(target, layer: layer, c)
+            let r = lora.settings.rank
+            for t in lora.tensors {
+                let (ours, theirs) = module(t.target, layer: t.layer, c)
                 modules.insert(String(theirs.split(separator: ".").last!))
-                let isB = parts[3] == "lora_b"
-                entries.append(("base_model.model.\(theirs).lora_\(isB ? "B" : "A").weight", shape))
+                entries.append(("base_model.model.\(theirs).lora_A.weight", [r, t.a.count / r]))
+                sources.append((t.a, nil))
                 // B's rows are the weight's output rows; a target that is part of a fused weight (q, k, v) has its own rows
-                sources.append((name, isB ? rowOrder(ours, rows: shape[0], c) : nil))
+                entries.append(("base_model.model.\(theirs).lora_B.weight", [t.b.count / r, r]))
+                sources.append((t.b, rowOrder(ours, rows: t.b.count / r, c)))
             }
             try HFExport.writeSafetensors(entries, to: temp + "/adapter_model.safetensors") { i in
-                let values = lora.parameter(sources[i].tensor)
+                let values = sources[i].values
                 guard let order = sources[i].order else { return Array(values) }
-                let r = entries[i].shape[1]
                 var out = [Float](repeating: 0, count: values.count)
                 for (row, from) in order.enumerated() { for k in 0..<r { out[row * r + k] = values[from * r + k] } }
                 return out

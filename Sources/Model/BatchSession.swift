@@ -97,7 +97,7 @@ public final class BatchSession {
         ids = .allocate(capacity: 2 * r)
         ids.initialize(repeating: 0)
         if adapters, let lora = model.lora {  // the adapters' rows (no dropout: sessions never train)
-            adapterScratch = .allocate(capacity: LoRAAdapters.scratchFloats(rank: lora.settings.rank, maxInput: lora.maxInput, rows: r))
+            adapterScratch = .allocate(capacity: lora.scratchFloats(rows: r))
         } else {
             adapterScratch = nil
         }

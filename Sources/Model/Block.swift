@@ -21,6 +21,9 @@ struct BlockBuffers {
     var hidden: UnsafeMutablePointer<Float>
     /// With LoRA adapters, `LoRAAdapters.scratchFloats` floats for n rows; nil: the adapters do not apply.
     var adapterScratch: UnsafeMutablePointer<Float>? = nil
+    /// Training: where the adapters keep u = dropout(x) A^T of this block for backward (n rows of
+    /// `LoRAAdapters.keptColumns`); nil: not kept.
+    var adapterKeep: UnsafeMutablePointer<Float>? = nil
 }
 
 /// How a block adds a product to the residual stream. The two orders give the same sums up to the last
@@ -63,7 +66,7 @@ extension LlamaModel {
         // Q | K | V in one sgemm: wq, wk, wv are adjacent, so wq spans the (dim + 2 kv, dim) matrix.
         matmul(b.qkv, b.norm, w.wq, m: n, n: w3, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wq))
         if let bias = w.bqkv { rowBiasAdd(b.qkv, bias, n: n, width: w3) }
-        adapters?.forward(l, site: .attentionInput, y: b.qkv, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
+        adapters?.forward(l, site: .attentionInput, y: b.qkv, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!, keep: b.adapterKeep)
         ropeForward(b.qkv, positions: positions, n: n, heads: nh, headDim: hd, cos: cos, sin: sin, rowStride: w3,
                     rotaryDims: cfg.rotaryDims)
         ropeForward(b.qkv + c, positions: positions, n: n, heads: nkv, headDim: hd, cos: cos, sin: sin, rowStride: w3,
@@ -71,16 +74,16 @@ extension LlamaModel {
         attention(b.qkv, b.att)
         addProduct(b.residMid, stream: x, b.att, w.wo, m: n, n: c, k: c, residual, precision)
         if let bias = w.bo { rowBiasAdd(b.residMid, bias, n: n, width: c) }
-        adapters?.forward(l, site: .attentionOutput, y: b.residMid, x: b.att, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
+        adapters?.forward(l, site: .attentionOutput, y: b.residMid, x: b.att, ldx: c, n: n, training: training, scratch: b.adapterScratch!, keep: b.adapterKeep)
         normForward(b.norm, b.ffnRstd, cfg.parallelResidual ? x : UnsafePointer(b.residMid), w.ffnNorm, w.ffnNormBias, n: n)
         // gate | up in one sgemm against the adjacent (2 ffn, dim) weights (SwiGLU), or up alone (GELU).
         matmul(b.gateUp, b.norm, w.wIn, m: n, n: fin, k: c, transB: true, precision: precision, roundedB: roundedWeight(w.wIn))
         if let bias = w.bIn { rowBiasAdd(b.gateUp, bias, n: n, width: fin) }
-        adapters?.forward(l, site: .ffnInput, y: b.gateUp, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!)
+        adapters?.forward(l, site: .ffnInput, y: b.gateUp, x: b.norm, ldx: c, n: n, training: training, scratch: b.adapterScratch!, keep: b.adapterKeep)
         activationForward(b.hidden, b.gateUp, n: n)
         addProduct(out, stream: b.residMid, b.hidden, w.wDown, m: n, n: c, k: f, residual, precision)
         if let bias = w.bDown { rowBiasAdd(out, bias, n: n, width: c) }
-        adapters?.forward(l, site: .ffnOutput, y: out, x: b.hidden, ldx: f, n: n, training: training, scratch: b.adapterScratch!)
+        adapters?.forward(l, site: .ffnOutput, y: out, x: b.hidden, ldx: f, n: n, training: training, scratch: b.adapterScratch!, keep: b.adapterKeep)
     }
 
     /// The block's norm: RMSNorm (llama) or LayerNorm with `bias` (GPT-NeoX). rstd: (n) for backward.

@@ -48,6 +48,8 @@ public final class LlamaModel {
     public private(set) var lora: LoRAAdapters?
     /// With `lora`: the adapters' scratch for `maxTokens` rows, and the frozen norms' unused weight gradients.
     private var loraScratch: UnsafeMutableBufferPointer<Float>?
+    /// With `lora`: per block, u = dropout(x) A^T of the last training forward (`maxTokens` rows of `keptColumns`).
+    private var loraKept: UnsafeMutableBufferPointer<Float>?
     public var parameterCount: Int { parameters.count }
     /// Parameters before the reward head (all of them without one): the weights a language model of the same
     /// configuration has, in the same order.
@@ -311,6 +313,7 @@ public final class LlamaModel {
     deinit {
         roundedStorage?.deallocate()
         loraScratch?.deallocate()
+        loraKept?.deallocate()
         parameters.deallocate()
         free(gradients.baseAddress)
         activations.deallocate()
@@ -392,9 +395,11 @@ public final class LlamaModel {
         precondition(!settings.targets.isEmpty && settings.targets.allSatisfy(available.contains),
                      "LlamaModel.attachLoRA: targets \(settings.targets) not all in \(available)")
         let adapters = LoRAAdapters(settings: settings, config: config)
-        let scratch = LoRAAdapters.scratchFloats(rank: settings.rank, maxInput: adapters.maxInput, rows: maxTokens) + 4 * config.dim
+        let scratch = adapters.scratchFloats(rows: maxTokens) + 2 * config.dim
         loraScratch = .allocate(capacity: scratch)
         loraScratch!.initialize(repeating: 0)
+        loraKept = .allocate(capacity: config.nLayers * maxTokens * adapters.keptColumns)
+        loraKept!.initialize(repeating: 0)
         lora = adapters
         return adapters
     }
@@ -405,6 +410,8 @@ public final class LlamaModel {
         lora = nil
         loraScratch?.deallocate()
         loraScratch = nil
+        loraKept?.deallocate()
+        loraKept = nil
     }
 
     /// Adds the adapters into the weights (W += (alpha / rank) B A) and removes them: the model then scores as it
@@ -542,7 +549,8 @@ public final class LlamaModel {
         let c = config.dim, hd = config.headDim, nh = config.nHeads, nkv = config.nKVHeads, kv = nkv * hd, w3 = c + 2 * kv
         let a = layers[l]
         let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
-                                   residMid: a.residMid, gateUp: a.gateUp, hidden: hidden, adapterScratch: loraScratch?.baseAddress)
+                                   residMid: a.residMid, gateUp: a.gateUp, hidden: hidden, adapterScratch: loraScratch?.baseAddress,
+                                   adapterKeep: loraKept.map { $0.baseAddress! + l * maxTokens * lora!.keptColumns })
         blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions, cos: cos, sin: sin, buffers: buffers,
                      residual: .afterProduct, precision: precision, training: training) { qkv, att in
             // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
@@ -595,7 +603,7 @@ public final class LlamaModel {
         let base = trainsBase, adapters = lora.flatMap { $0.enabled ? $0 : nil }
         let scratch = loraScratch?.baseAddress
         // Frozen norms still compute their input's gradient; their weight (and bias) gradients go to scratch.
-        let frozenNorm = scratch.map { $0 + LoRAAdapters.scratchFloats(rank: lora!.settings.rank, maxInput: lora!.maxInput, rows: maxTokens) }
+        let frozenNorm = scratch.map { $0 + lora!.scratchFloats(rows: maxTokens) }
         func norms(_ weight: UnsafeMutablePointer<Float>, _ bias: UnsafeMutablePointer<Float>?) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?) {
             if base { return (weight, bias) }
             frozenNorm!.update(repeating: 0, count: 2 * c)
@@ -613,6 +621,7 @@ public final class LlamaModel {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
                     let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
+                    let kept = loraKept.map { UnsafePointer($0.baseAddress! + l * maxTokens * lora!.keptColumns) }
                     if checkpointActivations && l < config.nLayers - 1 {
                         // The shared activations hold block l + 1's; recompute block l's (resid[l + 1] is
                         // rewritten with the same values: the forward is deterministic). After the forward they
@@ -626,13 +635,13 @@ public final class LlamaModel {
                     if base, let gb = gw.bDown { columnSumsAdd(gb, dResid, n: n, width: c) }
                     activationForward(hidden, a.gateUp, n: n)  // recomputed, as in forward
                     if base { matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision) }
-                    adapters?.backward(l, site: .ffnOutput, dy: dResid, x: hidden, ldx: f, dx: dHidden, n: n, scratch: scratch!)
+                    adapters?.backward(l, site: .ffnOutput, dy: dResid, x: hidden, ldx: f, dx: dHidden, n: n, scratch: scratch!, kept: kept!)
                     activationBackward(dGateUp, dHidden, a.gateUp, n: n)
                     if base, let gb = gw.bIn { columnSumsAdd(gb, dGateUp, n: n, width: fin) }
                     matmul(dNorm, dGateUp, w.wIn, m: n, n: c, k: fin, precision: precision)
                     normForward(normOut, a.ffnRstd, ffnInput, w.ffnNorm, w.ffnNormBias, n: n)
                     if base { matmul(gw.wIn, dGateUp, normOut, m: fin, n: c, k: n, transA: true, beta: 1, precision: precision) }
-                    adapters?.backward(l, site: .ffnInput, dy: dGateUp, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!)
+                    adapters?.backward(l, site: .ffnInput, dy: dGateUp, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!, kept: kept!)
                     let ffnNorm = norms(gw.ffnNorm, gw.ffnNormBias)
                     // With a parallel residual the attention's output gradient is the block's (dResid before the
                     // feed-forward norm's term is added); otherwise it is residMid's (after).
@@ -645,7 +654,7 @@ public final class LlamaModel {
                         matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
                         if let gb = gw.bo { columnSumsAdd(gb, dResid, n: n, width: c) }
                     }
-                    adapters?.backward(l, site: .attentionOutput, dy: dResid, x: a.att, ldx: c, dx: dAtt, n: n, scratch: scratch!)
+                    adapters?.backward(l, site: .attentionOutput, dy: dResid, x: a.att, ldx: c, dx: dAtt, n: n, scratch: scratch!, kept: kept!)
                     if config.parallelResidual {
                         normBackward(dResid, ffnNorm.0, ffnNorm.1, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
                     }
@@ -661,7 +670,7 @@ public final class LlamaModel {
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
                     normForward(normOut, a.attnRstd, resid[l], w.attnNorm, w.attnNormBias, n: n)
                     if base { matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision) }
-                    adapters?.backward(l, site: .attentionInput, dy: dQKV, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!)
+                    adapters?.backward(l, site: .attentionInput, dy: dQKV, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!, kept: kept!)
                     let attnNorm = norms(gw.attnNorm, gw.attnNormBias)
                     normBackward(dResid, attnNorm.0, attnNorm.1, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n)
                 }

@@ -85,12 +85,15 @@ public struct LoRASettings: Sendable, Equatable, Codable {
 }
 
 /// The low-rank adapters of one model (`LlamaModel.attachLoRA`): for each block and target, A (rank, in) and
-/// B (out, rank) in one allocation (`parameters`, names `blk.{l}.{target}.lora_a` / `.lora_b`), with their
-/// gradients in a second. Initialised as PEFT does: A uniform in +-1/sqrt(in) (kaiming-uniform with a = sqrt(5)),
-/// B zero, so the adapted model scores exactly as the base until B moves.
+/// B (out, rank), with their gradients in a second allocation of the same layout. The adapters of a block that read
+/// the same input (q, k, v; gate, up) form a group whose A's are adjacent, one (group size x rank, in) matrix, so that
+/// x A^T, the A gradient and the input's gradient are one product for the group; per block and group the A's come
+/// first, then the B's (`table`, names `blk.{l}.{target}.lora_a` / `.lora_b`). Initialised as PEFT does: A uniform in
+/// +-1/sqrt(in) (kaiming-uniform with a = sqrt(5)), B zero, so the adapted model scores exactly as the base until B
+/// moves.
 public final class LoRAAdapters {
     public let settings: LoRASettings
-    /// (name, shape) of each tensor in `parameters`, per block in `LoRATarget.available` order, A before B.
+    /// (name, shape) of each tensor in `parameters`, in storage order.
     public let table: [(name: String, shape: [Int])]
     public let parameters: UnsafeMutableBufferPointer<Float>
     public let gradients: UnsafeMutableBufferPointer<Float>
@@ -102,6 +105,7 @@ public final class LoRAAdapters {
 
     struct Adapter {
         let target: LoRATarget
+        let layer: Int
         /// Input width, output width, and the first output column in the product the target is part of (q, k, v in
         /// the fused q|k|v product; gate, up in gate|up), whose row width is `ld`.
         let inDim: Int, outDim: Int, offset: Int, ld: Int
@@ -109,23 +113,56 @@ public final class LoRAAdapters {
         /// Index of the adapter among all (names its dropout stream).
         let index: Int
     }
-    /// Per block, its adapters.
-    let blocks: [[Adapter]]
+
+    /// The adapters of one block at one site: they read the same input, and their A's are one matrix.
+    struct Group {
+        let site: LoRATarget.Site
+        let adapters: [Adapter]
+        let inDim: Int
+        /// (adapters x rank, in): the A's stacked, and their gradients.
+        let a, ga: UnsafeMutablePointer<Float>
+        /// adapters x rank: the columns of u = x A^T.
+        let width: Int
+        /// The first column of this group's u among the block's (`keptColumns`).
+        let keptColumn: Int
+    }
+    /// Per block, its groups in site order.
+    let blocks: [[Group]]
     /// Widest adapter input (the feed-forward width when `down` is a target).
     let maxInput: Int
+    /// Widest group (adapters x rank).
+    let maxWidth: Int
+    /// Columns of u = x A^T over a block's groups: what a training forward keeps per row and block for backward.
+    public let keptColumns: Int
+
+    /// Every adapter, block by block in `LoRATarget.available` order.
+    var adapters: [Adapter] { blocks.flatMap { $0.flatMap(\.adapters) } }
+
+    /// Each adapter's block and target, with its A (rank, in) and B (out, rank), block by block in
+    /// `LoRATarget.available` order (what `export --format peft` writes).
+    public var tensors: [(layer: Int, target: LoRATarget, a: UnsafeBufferPointer<Float>, b: UnsafeBufferPointer<Float>)] {
+        let r = settings.rank
+        return adapters.map { ad in
+            (ad.layer, ad.target, UnsafeBufferPointer(start: ad.a, count: r * ad.inDim), UnsafeBufferPointer(start: ad.b, count: ad.outDim * r))
+        }
+    }
 
     /// Adapters for a model of `config` (`LlamaModel.attachLoRA` applies them; `export --format peft` only reads them).
     public init(settings: LoRASettings, config: LlamaConfig) {
         self.settings = settings
         let chosen = Set(settings.targets)
         let order = LoRATarget.available(for: config.block).filter { chosen.contains($0) }
-        func shape(_ t: LoRATarget) -> (inDim: Int, outDim: Int, offset: Int, ld: Int) { t.dimensions(config) }
+        // adjacent targets of one site form a group (`available` lists them site by site)
+        var sites: [[LoRATarget]] = []
+        for t in order {
+            if let last = sites.last?.last, last.site == t.site { sites[sites.count - 1].append(t) } else { sites.append([t]) }
+        }
         let r = settings.rank
         var table: [(name: String, shape: [Int])] = []
         for l in 0..<config.nLayers {
-            for t in order {
-                let s = shape(t)
-                table += [("blk.\(l).\(t.rawValue).lora_a", [r, s.inDim]), ("blk.\(l).\(t.rawValue).lora_b", [s.outDim, r])]
+            for site in sites {
+                for t in site { table.append(("blk.\(l).\(t.rawValue).lora_a", [r, t.dimensions(config).inDim])) }
+                for t in site { table.append(("blk.\(l).\(t.rawValue).lora_b", [t.dimensions(config).outDim, r])) }
             }
         }
         self.table = table
@@ -134,31 +171,42 @@ public final class LoRAAdapters {
         parameters.initialize(repeating: 0)
         gradients = .allocate(capacity: total)
         gradients.initialize(repeating: 0)
-        var offset = 0, index = 0, widest = 0
-        var blocks: [[Adapter]] = []
+        var offset = 0, index = 0, widest = 0, widestGroup = 0, kept = 0
+        var blocks: [[Group]] = []
         let p = parameters.baseAddress!, g = gradients.baseAddress!
-        for _ in 0..<config.nLayers {
-            var list: [Adapter] = []
-            for t in order {
-                let s = shape(t)
-                let aCount = r * s.inDim, bCount = s.outDim * r
-                list.append(Adapter(target: t, inDim: s.inDim, outDim: s.outDim, offset: s.offset, ld: s.ld,
-                                    a: p + offset, b: p + offset + aCount, ga: g + offset, gb: g + offset + aCount, index: index))
-                offset += aCount + bCount
-                index += 1
-                widest = max(widest, s.inDim)
+        for l in 0..<config.nLayers {
+            var groups: [Group] = []
+            var column = 0
+            for site in sites {
+                let inDim = site[0].dimensions(config).inDim, aStart = offset
+                offset += site.count * r * inDim
+                var list: [Adapter] = []
+                for (i, t) in site.enumerated() {
+                    let s = t.dimensions(config)
+                    list.append(Adapter(target: t, layer: l, inDim: s.inDim, outDim: s.outDim, offset: s.offset, ld: s.ld,
+                                        a: p + aStart + i * r * inDim, b: p + offset, ga: g + aStart + i * r * inDim, gb: g + offset,
+                                        index: index))
+                    offset += s.outDim * r
+                    index += 1
+                }
+                groups.append(Group(site: site[0].site, adapters: list, inDim: inDim, a: p + aStart, ga: g + aStart,
+                                    width: site.count * r, keptColumn: column))
+                column += site.count * r
+                widest = max(widest, inDim)
+                widestGroup = max(widestGroup, site.count * r)
             }
-            blocks.append(list)
+            kept = column
+            blocks.append(groups)
         }
         self.blocks = blocks
         maxInput = widest
+        maxWidth = widestGroup
+        keptColumns = kept
         // A: kaiming-uniform with a = sqrt(5) over fan_in = in, i.e. uniform in +-1/sqrt(in); B: zero.
         var rng = SplitMix64(seed: settings.seed, stream: 0x4c6f_5241)  // the stream "LoRA"
-        for list in blocks {
-            for ad in list {
-                let bound = 1 / Double(ad.inDim).squareRoot()
-                for i in 0..<(r * ad.inDim) { ad.a[i] = Float((2 * rng.uniform() - 1) * bound) }
-            }
+        for ad in adapters {
+            let bound = 1 / Double(ad.inDim).squareRoot()
+            for i in 0..<(r * ad.inDim) { ad.a[i] = Float((2 * rng.uniform() - 1) * bound) }
         }
     }
 
@@ -167,9 +215,9 @@ public final class LoRAAdapters {
         gradients.deallocate()
     }
 
-    /// Floats of scratch an adapter pass over n rows needs (`BlockBuffers.adapterScratch`): the rank-wide rows
-    /// twice, and one input-wide copy for dropout (training) or the input's gradient (backward).
-    static func scratchFloats(rank: Int, maxInput: Int, rows n: Int) -> Int { n * (2 * rank + 2 * maxInput) }
+    /// Floats of scratch an adapter pass over n rows needs (`BlockBuffers.adapterScratch`): u and its gradient
+    /// (group-wide rows), and two input-wide rows for dropout (the dropped input, the input's gradient).
+    func scratchFloats(rows n: Int) -> Int { n * (2 * maxWidth + 2 * maxInput) }
 
     public var parameterCount: Int { parameters.count }
 
@@ -207,69 +255,86 @@ public final class LoRAAdapters {
     /// The 16-bit threshold of `dropout` (entries whose draw is below it are dropped).
     var dropThreshold: UInt64 { UInt64((settings.dropout * 65536).rounded()) }
 
-    /// xd = dropout(x) for adapter `ad` over n rows (x with row stride `ldx`), into `out` (n, inDim). Returns x
-    /// itself when no dropout applies.
-    func dropped(_ ad: Adapter, _ x: UnsafePointer<Float>, ldx: Int, n: Int, training: Bool,
-                 out: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
-        guard training && settings.dropout > 0 else { return (x, ldx) }
+    /// Whether dropout applies to a forward (`training`).
+    func drops(training: Bool) -> Bool { training && settings.dropout > 0 }
+
+    /// The dropout mask of adapter `ad` (n rows of its input) applied to `src` (row stride `lds`): dst = mask / (1 - p)
+    /// * src, or with `accumulate` dst += mask / (1 - p) * src (dst row stride `ldd`). The forward drops the input with
+    /// it, backward passes the input's gradient through the same mask.
+    func applyMask(_ ad: Adapter, _ src: UnsafePointer<Float>, lds: Int, into dst: UnsafeMutablePointer<Float>, ldd: Int, n: Int,
+                   accumulate: Bool) {
         let threshold = dropThreshold, keep = Float(1 / (1 - settings.dropout))
         let w = ad.inDim, stream = Self.stream(index: ad.index, key: dropoutKey, seed: settings.seed)
-        let o = SendablePointer(out), xs = SendablePointer(UnsafeMutablePointer(mutating: x))
+        let d = SendablePointer(dst), s = SendablePointer(UnsafeMutablePointer(mutating: src))
         parallelFor(n, grain: max(1, 16384 / w)) { rows in
-            for r in rows {
+            for row in rows {
                 for j in 0..<w {
-                    o.p[r * w + j] = Self.keeps(r * w + j, stream: stream, threshold: threshold) ? xs.p[r * ldx + j] * keep : 0
+                    let kept = Self.keeps(row * w + j, stream: stream, threshold: threshold)
+                    if accumulate {
+                        if kept { d.p[row * ldd + j] += s.p[row * lds + j] * keep }
+                    } else {
+                        d.p[row * ldd + j] = kept ? s.p[row * lds + j] * keep : 0
+                    }
                 }
             }
         }
-        return (UnsafePointer(out), w)
+    }
+
+    /// u = dropout(x) A^T for `group` (n rows; u: n x group.width): one product without dropout, else one per adapter
+    /// (each adapter draws its own mask, as PEFT's modules do), the dropped input in `xd` (n x inDim).
+    func project(_ group: Group, x: UnsafePointer<Float>, ldx: Int, n: Int, training: Bool, u: UnsafeMutablePointer<Float>,
+                 xd: UnsafeMutablePointer<Float>) {
+        guard drops(training: training) else {
+            matmul(u, x, group.a, m: n, n: group.width, k: group.inDim, transB: true, lda: ldx)
+            return
+        }
+        let r = settings.rank
+        for (i, ad) in group.adapters.enumerated() {
+            applyMask(ad, x, lds: ldx, into: xd, ldd: ad.inDim, n: n, accumulate: false)
+            matmul(u + i * r, xd, ad.a, m: n, n: r, k: ad.inDim, transB: true, ldc: group.width)
+        }
     }
 
     /// y[:, offset..<offset+out] += scale * dropout(x) A^T B^T for the adapters of block `l` at `site`.
-    /// x: (n, in) with row stride `ldx`; y: rows of the product's width. `scratch`: `scratchFloats` floats.
+    /// x: (n, in) with row stride `ldx`; y: rows of the product's width. `scratch`: `scratchFloats` floats. `keep`: where
+    /// a training forward keeps u = dropout(x) A^T for backward (the block's n x `keptColumns` rows), or nil.
     func forward(_ l: Int, site: LoRATarget.Site, y: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>, ldx: Int, n: Int,
-                 training: Bool, scratch: UnsafeMutablePointer<Float>) {
-        guard enabled else { return }
+                 training: Bool, scratch: UnsafeMutablePointer<Float>, keep: UnsafeMutablePointer<Float>? = nil) {
+        guard enabled, let group = blocks[l].first(where: { $0.site == site }) else { return }
         let r = settings.rank, s = settings.scale
-        for ad in blocks[l] where ad.target.site == site {
-            let u = scratch, xd = scratch + 2 * n * r
-            let (input, ld) = dropped(ad, x, ldx: ldx, n: n, training: training, out: xd)
-            matmul(u, input, ad.a, m: n, n: r, k: ad.inDim, transB: true, lda: ld)
-            matmul(y + ad.offset, u, ad.b, m: n, n: ad.outDim, k: r, transB: true, ldc: ad.ld, alpha: s, beta: 1)
+        let u = keep.map { $0 + n * group.keptColumn } ?? scratch
+        project(group, x: x, ldx: ldx, n: n, training: training, u: u, xd: scratch + 2 * n * maxWidth)
+        for (i, ad) in group.adapters.enumerated() {
+            matmul(y + ad.offset, u + i * r, ad.b, m: n, n: ad.outDim, k: r, transB: true, lda: group.width, ldc: ad.ld, alpha: s, beta: 1)
         }
     }
 
     /// Backward of `forward` at `site`: with dy the product's output gradient (n rows of width `ad.ld`) and x its input,
     /// ADDS into the adapters' gradients (dB += s dy^T u, dA += (s dy B)^T xd) and into dx (n, in; stride `ldx`).
+    /// `kept`: the block's u that the training forward kept (`forward`'s `keep`).
     func backward(_ l: Int, site: LoRATarget.Site, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, ldx: Int,
-                  dx: UnsafeMutablePointer<Float>, n: Int, scratch: UnsafeMutablePointer<Float>) {
-        guard enabled else { return }
-        let r = settings.rank, s = settings.scale
-        let dropout = settings.dropout > 0
-        for ad in blocks[l] where ad.target.site == site {
-            let u = scratch, du = scratch + n * r, xd = scratch + 2 * n * r, dxd = xd + n * maxInput
-            let (input, ld) = dropped(ad, x, ldx: ldx, n: n, training: true, out: xd)
-            matmul(u, input, ad.a, m: n, n: r, k: ad.inDim, transB: true, lda: ld)
+                  dx: UnsafeMutablePointer<Float>, n: Int, scratch: UnsafeMutablePointer<Float>, kept: UnsafePointer<Float>) {
+        guard enabled, let group = blocks[l].first(where: { $0.site == site }) else { return }
+        let r = settings.rank, s = settings.scale, w = group.width
+        let du = scratch + n * maxWidth, xd = scratch + 2 * n * maxWidth, dxd = xd + n * maxInput
+        let u = kept + n * group.keptColumn
+        for (i, ad) in group.adapters.enumerated() {
             let dyOut = dy + ad.offset
-            matmul(ad.gb, dyOut, u, m: ad.outDim, n: r, k: n, transA: true, lda: ad.ld, alpha: s, beta: 1)
-            matmul(du, dyOut, ad.b, m: n, n: r, k: ad.outDim, lda: ad.ld, alpha: s)
-            matmul(ad.ga, du, input, m: r, n: ad.inDim, k: n, transA: true, ldb: ld, beta: 1)
-            if !dropout {
-                matmul(dx, du, ad.a, m: n, n: ad.inDim, k: r, ldc: ldx, beta: 1)
-            } else {
-                // dx += mask / (1 - p) * (du A): the input's gradient through the same mask
-                matmul(dxd, du, ad.a, m: n, n: ad.inDim, k: r)
-                let threshold = dropThreshold, keep = Float(1 / (1 - settings.dropout))
-                let w = ad.inDim, stream = Self.stream(index: ad.index, key: dropoutKey, seed: settings.seed)
-                let d = SendablePointer(dx), g = SendablePointer(dxd)
-                parallelFor(n, grain: max(1, 16384 / w)) { rows in
-                    for row in rows {
-                        for j in 0..<w where Self.keeps(row * w + j, stream: stream, threshold: threshold) {
-                            d.p[row * ldx + j] += g.p[row * w + j] * keep
-                        }
-                    }
-                }
-            }
+            matmul(ad.gb, dyOut, u + i * r, m: ad.outDim, n: r, k: n, transA: true, lda: ad.ld, ldb: w, alpha: s, beta: 1)
+            matmul(du + i * r, dyOut, ad.b, m: n, n: r, k: ad.outDim, lda: ad.ld, ldc: w, alpha: s)
+        }
+        guard drops(training: true) else {
+            // the group at once: dA += du^T x, dx += du A
+            matmul(group.ga, du, x, m: w, n: group.inDim, k: n, transA: true, lda: w, ldb: ldx, beta: 1)
+            matmul(dx, du, group.a, m: n, n: group.inDim, k: w, lda: w, ldc: ldx, beta: 1)
+            return
+        }
+        for (i, ad) in group.adapters.enumerated() {
+            applyMask(ad, x, lds: ldx, into: xd, ldd: ad.inDim, n: n, accumulate: false)
+            matmul(ad.ga, du + i * r, xd, m: r, n: ad.inDim, k: n, transA: true, lda: w, beta: 1)
+            // dx += mask / (1 - p) * (du A): the input's gradient through the same mask
+            matmul(dxd, du + i * r, ad.a, m: n, n: ad.inDim, k: r, lda: w)
+            applyMask(ad, dxd, lds: ad.inDim, into: dx, ldd: ldx, n: n, accumulate: true)
         }
     }
 
@@ -277,9 +342,9 @@ public final class LoRAAdapters {
     func merge(into model: LlamaModel, weights: UnsafeMutablePointer<Float>) {
         let s = settings.scale, r = settings.rank
         let shift = weights - model.parameters.baseAddress!
-        for (l, list) in blocks.enumerated() {
+        for (l, groups) in blocks.enumerated() {
             let w = model.pBlocks[l]
-            for ad in list {
+            for ad in groups.flatMap(\.adapters) {
                 let base: UnsafeMutablePointer<Float>
                 switch ad.target.site {
                 case .attentionInput: base = w.wq

@@ -61,17 +61,20 @@ final class BenchmarksTests: XCTestCase {
         let p = report.probeSet
         for seconds in [p.recordLogprobsSeconds, p.recordMeasuresSeconds, p.recordTokensSeconds] { XCTAssertGreaterThan(seconds, 0) }
 
-        // the LoRA step (rank 16 on the 7 projections: 16 x (128+96+96+128+192+192+192) x 2 blocks), before the full one
+        // the LoRA step (rank 16 on the 7 projections: 16 x (128+96+96+128+192+192+192) x 2 blocks), alternating with the
+        // full one, and its floor
         let l = try XCTUnwrap(report.lora)
         XCTAssertEqual(l.trainableParameters, 32_768)
         XCTAssertEqual(l.engineStepSeconds.count, report.engines.count)
         XCTAssertEqual(l.engineStepSeconds[0], l.stepSeconds)
         XCTAssertGreaterThan(l.stepSeconds, 0)
         XCTAssertGreaterThan(l.peakResidentBytes, 1 << 20)
+        XCTAssertGreaterThan(try XCTUnwrap(l.floorForwardSeconds), 0)
+        XCTAssertGreaterThan(try XCTUnwrap(l.floorBackwardSeconds), 0)
         let json = try JSONEncoder().encode(report)
         XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
         let text = report.description
-        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "sampling", "lock step", "peak resident memory", "with the measures", "LoRA step (rank 16 on 7 projections"] {
+        for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "sampling", "lock step", "peak resident memory", "with the measures", "LoRA step (rank 16 on 7 projections", "its floor (one rank-1 adapter on o"] {
             XCTAssertTrue(text.contains(needle), "text report lacks \(needle):\n\(text)")
         }
     }

@@ -160,13 +160,7 @@ final class LoRARunTests: XCTestCase {
               train: { steps: 4, batch_size: 2, lr: 1e-2, max_length: 160, lora: { rank: 4 } }, eval: { every: 4 },
               stages: [ { name: "sft" }, { name: "dpo", init_from: { stage: "sft" }, objective: { kind: "dpo", beta: 0.5 } } ] }
             """
-        let dir = try temporaryFolder("lora-stages", copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
-        try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
-        let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
-        try RunExecutor.validateInputs(of: experiment)
-        let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
-        let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished.count, 2, "\(summary.failed)")
+        let (_, store) = try runTinySpec(text, runs: ["two/sft", "two/dpo"], prefix: "lora-stages")
         func scores(_ run: String, _ step: Int) throws -> [Double] {
             try store.query("SELECT l.logprob FROM logprobs l JOIN runs r ON r.id = l.run_id WHERE r.name = ? AND l.step = ? ORDER BY l.response_id",
                             [.text(run), .integer(Int64(step))]).map { $0[0].double! }

@@ -22,13 +22,18 @@ extension XCTestCase {
     /// Runs a one-run spec (`text`, its `name` being `run`) on copies of the tiny fixtures to the end: the spec is
     /// validated as `alignscope run` validates it, and the run must finish. Returns the folder (checkpoints) and the store.
     func runTinySpec(_ text: String, run: String, prefix: String) throws -> (dir: URL, store: RunStore) {
+        try runTinySpec(text, runs: [run], prefix: prefix)
+    }
+
+    /// `runTinySpec` for a spec of several runs (stages, sweeps), which must all finish, in `runs`' order.
+    func runTinySpec(_ text: String, runs: [String], prefix: String) throws -> (dir: URL, store: RunStore) {
         let dir = try temporaryFolder(prefix, copying: ["tiny-train.jsonl", "tiny-probes.jsonl"])
         try text.write(to: dir.appendingPathComponent("spec.json5"), atomically: false, encoding: .utf8)
         let experiment = try Experiment.load(path: dir.appendingPathComponent("spec.json5").path)
         try RunExecutor.validateInputs(of: experiment)
         let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
         let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
-        XCTAssertEqual(summary.finished, [run], "\(summary.failed)")
+        XCTAssertEqual(summary.finished, runs, "\(summary.failed)")
         return (dir, store)
     }
 
