@@ -53,7 +53,7 @@ def sweep(paths):
 
 def experiment(path):
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    runs = db.execute("SELECT id, name FROM runs ORDER BY id").fetchall()
+    runs = db.execute("SELECT id, name FROM runs WHERE status = 'finished' ORDER BY id").fetchall()
     by_stage = defaultdict(list)
     for rid, name in runs:
         by_stage[stage_of(name)].append((rid, name))
