@@ -54,7 +54,10 @@ public func matmul(
         // product; sgemv streams B once (5-7x faster for the model's weight shapes). Decoding calls it back to
         // back, 120 times per SmolLM2 token, where OpenBLAS's spinning pool answers faster than waking a
         // Dispatch thread per call (splitting here made generation 29% slower), so sgemv gets OpenBLAS's threads.
-        openblas_set_num_threads(Int32(max(1, Threads.count)))
+        // Only the transB form (c = B a, B stored (n, k), what decoding runs) splits its outputs whatever the thread
+        // count; OpenBLAS's other form sums partial dot products per thread, which changed ~10% of the outputs at 8
+        // threads (issue 40), so it runs on one.
+        openblas_set_num_threads(Int32(transB ? max(1, Threads.count) : 1))
         matvecRow(c, a, b, n: n, k: k, incA: transA ? lda : 1, transB: transB, ldb: ldb, alpha: alpha, beta: beta)
         openblas_set_num_threads(1)
         return
@@ -81,9 +84,15 @@ public func matmulInThread(
           ldb: ldb ?? (transB ? k : n), ldc: ldc ?? n, alpha: alpha, beta: beta, split: false)
 }
 
-/// OpenBLAS's sgemm, single-threaded. With `split`, the product is split into `Threads.count` row blocks
-/// of C (m >= n) or column blocks, one sgemm per block on its own thread: each element of C is still one
-/// call's dot product over the whole k. Without, one call in the calling thread.
+/// OpenBLAS's sgemm, single-threaded. With `split`, the product is split into row blocks of C (m >= n) or
+/// column blocks, one sgemm per range of blocks on its own thread: each element of C is still one call's dot product
+/// over the whole k. The blocks are `splitBlock` rows or columns whatever the thread count: OpenBLAS computes a
+/// block's ragged edge (rows or columns short of its kernel's unroll) with other kernels, whose sums round
+/// differently, so splitting at m / 3 changed about 0.2% of the elements against one call (issue 40); at multiples
+/// of 64 every element is the one call's. Without, one call in the calling thread.
+/// The rows or columns of C that `sgemm` splits by (a multiple of every OpenBLAS sgemm kernel's unroll).
+let splitBlock = 64
+
 private func sgemm(
     _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
     m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
@@ -91,7 +100,9 @@ private func sgemm(
 ) {
     let rows = m >= n, extent = rows ? m : n
     let ap = SendablePointer(a), bp = SendablePointer(b), cp = SendablePointer(c)
-    parallelFor(extent, grain: split ? 1 : extent) { part in
+    let blocks = (extent + splitBlock - 1) / splitBlock
+    parallelFor(blocks, grain: split ? 1 : blocks) { range in
+        let part = (range.lowerBound * splitBlock)..<min(extent, range.upperBound * splitBlock)
         var a = ap.p, b = bp.p, c = cp.p, m = m, n = n
         if rows {
             a += transA ? part.lowerBound : part.lowerBound * lda
