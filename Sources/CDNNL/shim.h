@@ -10,6 +10,10 @@
 // started by the calling thread.
 extern void omp_set_num_threads(int);
 extern int omp_get_max_threads(void);
+extern int omp_get_thread_num(void);
+// What `#pragma omp parallel num_threads(n)` compiles to (libgomp's ABI): runs fn(data) on n threads, the calling
+// thread among them. Used without compiling this header with -fopenmp.
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 
 /// A matmul primitive for C (m, n) = alpha op(A) op(B) (+ C when accumulate), row-major, with the given
 /// leading dimensions; A and B in bf16 when `bf16`, else f32; C always f32. Returns NULL when oneDNN
@@ -103,6 +107,49 @@ done:
     if (mc) dnnl_memory_destroy(mc);
     if (ms) dnnl_memory_destroy(ms);
     return s;
+}
+
+/// One block of a product split into blocks of C (`alignscope_matmul_blocks`): its primitive (planned for one
+/// thread) and where its A, B and C start.
+typedef struct {
+    dnnl_primitive_t prim;
+    const void *a, *b;
+    float *c;
+} alignscope_block_t;
+
+typedef struct {
+    dnnl_engine_t engine;
+    dnnl_stream_t *streams;
+    const alignscope_block_t *blocks;
+    /// Thread t runs blocks bounds[t] ..< bounds[t + 1].
+    const int *bounds;
+    void **scratch;
+    dnnl_status_t *status;
+} alignscope_blocks_job_t;
+
+static void alignscope_blocks_worker(void *p) {
+    alignscope_blocks_job_t *job = (alignscope_blocks_job_t *)p;
+    int t = omp_get_thread_num();
+    for (int i = job->bounds[t]; i < job->bounds[t + 1]; i++) {
+        const alignscope_block_t *b = &job->blocks[i];
+        dnnl_status_t s = alignscope_matmul_execute(b->prim, job->engine, job->streams[t], b->a, b->b, b->c, job->scratch[t]);
+        if (s != dnnl_success) job->status[t] = s;
+    }
+}
+
+/// Runs the blocks on `threads` OpenMP threads (thread t: blocks bounds[t] ..< bounds[t + 1], its own stream and
+/// scratchpad). Inside the parallel region oneDNN runs each primitive on its calling thread, so every block is one
+/// single-threaded primitive whatever the thread count. Returns the first failure, else dnnl_success.
+static inline dnnl_status_t alignscope_matmul_blocks(
+    dnnl_engine_t engine, dnnl_stream_t *streams, const alignscope_block_t *blocks, const int *bounds,
+    void **scratch, int threads, dnnl_status_t *status)
+{
+    for (int t = 0; t < threads; t++) status[t] = dnnl_success;
+    alignscope_blocks_job_t job = {engine, streams, blocks, bounds, scratch, status};
+    if (threads == 1) alignscope_blocks_worker(&job);
+    else GOMP_parallel(alignscope_blocks_worker, &job, (unsigned)threads, 0);
+    for (int t = 0; t < threads; t++) if (status[t] != dnnl_success) return status[t];
+    return dnnl_success;
 }
 
 #endif

@@ -20,6 +20,10 @@ public enum Products {
     /// baseline in the same run; everything else leaves it at `.onednn`. Set it only between products.
     /// With `.openblas` every product is float32 (bf16 requests included).
     nonisolated(unsafe) public static var backend: Backend = .onednn
+    /// oneDNN products split into fixed blocks of C, each a one-thread primitive (`OneDNN.run`), so that the numbers do
+    /// not depend on the thread count; false runs each as one primitive planned for `Threads.count` threads (the
+    /// benchmarks' baseline). Set it before starting work.
+    nonisolated(unsafe) public static var blocked = true
 
     /// Products below this many multiply-adds run on OpenBLAS in the calling thread.
     public static let largeSize = 1 << 21
@@ -83,13 +87,17 @@ final class OneDNN: @unchecked Sendable {
     private let lock = NSLock()
     /// nil when oneDNN could not start (every product then falls back to OpenBLAS).
     private let engine: dnnl_engine_t?, stream: dnnl_stream_t?
+    /// One stream per thread of a blocked product (`run`), the first being `stream`.
+    private var streams: [dnnl_stream_t?] = []
     private var cache: [Key: dnnl_primitive_t] = [:]
     private(set) var created = 0
-    /// The primitives' scratchpad (ours, not oneDNN's global one) and the bf16 copies of A and B.
-    private var scratch = GrowableBuffer(), stageA = GrowableBuffer(), stageB = GrowableBuffer()
+    /// Each thread's scratchpad (ours, not oneDNN's global one), and the bf16 copies of A and B.
+    private var scratch: [GrowableBuffer] = [], stageA = GrowableBuffer(), stageB = GrowableBuffer()
     /// At most this many primitives are kept; oneDNN keeps its own cache of compiled kernels behind them,
     /// so recreating an evicted one is cheap.
     static let capacity = 256
+    /// The blocks of C a product is split into, each one single-threaded primitive (`run`).
+    static let blockRows = 256, blockColumns = 512
 
     private init() {
         var e: dnnl_engine_t?, s: dnnl_stream_t?
@@ -97,6 +105,7 @@ final class OneDNN: @unchecked Sendable {
            dnnl_stream_create(&s, e, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, let s {
             engine = e
             stream = s
+            streams = [s]
         } else {
             engine = nil
             stream = nil
@@ -111,9 +120,9 @@ final class OneDNN: @unchecked Sendable {
 
     /// The primitive for `key`, created on first use (planned for the calling thread's OpenMP thread
     /// count, which `run` sets to `key.threads`); nil when oneDNN refuses the shape.
-    private func primitive(_ key: Key, engine: dnnl_engine_t) -> dnnl_primitive_t? {
+    private func primitive(_ key: Key, engine: dnnl_engine_t, evicting: Bool = true) -> dnnl_primitive_t? {
         if let p = cache[key] { return p }
-        if cache.count >= Self.capacity { destroyPrimitives() }
+        if evicting && cache.count >= Self.capacity { destroyPrimitives() }
         var status = dnnl_success
         guard let p = alignscope_matmul_create(
             engine, Int64(key.m), Int64(key.n), Int64(key.k), key.transA ? 1 : 0, key.transB ? 1 : 0,
@@ -127,7 +136,7 @@ final class OneDNN: @unchecked Sendable {
 
     func release() {
         destroyPrimitives()
-        scratch = GrowableBuffer()
+        scratch = []
         stageA = GrowableBuffer()
         stageB = GrowableBuffer()
     }
@@ -140,12 +149,16 @@ final class OneDNN: @unchecked Sendable {
     /// C = alpha op(A) op(B) (+ C when beta == 1), as `matmul` defines it. Returns false (nothing done)
     /// when oneDNN cannot run it, so the caller falls back to OpenBLAS.
     ///
-    /// Threads: oneDNN runs the product on `Threads.count` OpenMP threads of its own, started from the
-    /// calling thread. Its workers sleep between products instead of spinning against our kernels'
-    /// threads when OMP_WAIT_POLICY is passive, which `Products.preparePassiveOpenMP` arranges (spinning
-    /// cost 10% of a training step). Running single-threaded primitives on our own threads instead, as
-    /// the OpenBLAS path splits its products, measured as fast but corrupted the heap now and then
-    /// (Debian's oneDNN 2.6, OpenMP build, two primitives executing at once from non-OpenMP threads).
+    /// Threads, and why the numbers do not depend on their count (issue 40): C is split into fixed blocks of
+    /// `blockRows` x `blockColumns` (whatever the thread count), each block one primitive planned for ONE thread (so
+    /// oneDNN never splits k, and each element's sum is the block's kernel's, fixed by the block's shape); the blocks
+    /// run on `Threads.count` OpenMP threads (`alignscope_matmul_blocks`: libgomp's parallel region, inside which
+    /// oneDNN runs each primitive on its calling thread), contiguous runs of blocks of about equal size per thread.
+    /// Planned for all threads instead, oneDNN's AVX2 kernels changed 0.3-10% of a product's elements between 1, 2,
+    /// 3 and 4 threads (its AVX-512 ones did not, on the shapes tried). The workers sleep between products instead of
+    /// spinning against our kernels' threads when OMP_WAIT_POLICY is passive, which `Products.preparePassiveOpenMP`
+    /// arranges (spinning cost 10% of a training step). (Running the primitives from our own Dispatch threads
+    /// instead corrupted the heap now and then: Debian's oneDNN 2.6, OpenMP build.)
     func run(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
              m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
              alpha: Float, beta: Float, precision: Precision, roundedB: UnsafePointer<UInt16>? = nil) -> Bool {
@@ -155,9 +168,74 @@ final class OneDNN: @unchecked Sendable {
         guard let engine, let stream else { return false }
         let bf16 = precision == .bf16
         // bf16 inputs are staged densely in their stored layout: A as (m, k) or (k, m), B as (k, n) or (n, k).
+        let la = bf16 ? (transA ? m : k) : lda, lb = bf16 ? (transB ? k : n) : ldb
+        if !Products.blocked { return runWhole(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta, precision: precision, roundedB: roundedB, engine: engine, stream: stream) }
+        omp_set_num_threads(1)  // the blocks' primitives are planned for one thread
+        // At most four block shapes: make room for them first, so that no primitive of this product is evicted
+        // (destroyed) while its blocks are being listed.
+        if cache.count + 4 > Self.capacity { destroyPrimitives() }
+        var blocks: [alignscope_block_t] = [], sizes: [Int] = [], primitives: [dnnl_primitive_t] = []
+        for i0 in stride(from: 0, to: m, by: Self.blockRows) {
+            for j0 in stride(from: 0, to: n, by: Self.blockColumns) {
+                let key = Key(m: min(Self.blockRows, m - i0), n: min(Self.blockColumns, n - j0), k: k, transA: transA,
+                              transB: transB, lda: la, ldb: lb, ldc: ldc, bf16: bf16, accumulate: beta == 1, alpha: alpha,
+                              threads: 1)
+                guard let p = primitive(key, engine: engine, evicting: false) else { return false }
+                primitives.append(p)
+                sizes.append(key.m * key.n)
+                // element offsets of the block's first row of op(A), first column of op(B), and of C
+                blocks.append(alignscope_block_t(prim: p, a: nil, b: nil, c: c + i0 * ldc + j0))
+                blocks[blocks.count - 1].a = UnsafeRawPointer(bitPattern: transA ? i0 : i0 * la)
+                blocks[blocks.count - 1].b = UnsafeRawPointer(bitPattern: transB ? j0 * lb : j0)
+            }
+        }
+        var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
+        if bf16 {
+            ap = UnsafeRawPointer(stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA))
+            bp = roundedB.map(UnsafeRawPointer.init)
+                ?? UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
+        }
+        let width = bf16 ? 2 : 4
+        for i in blocks.indices {
+            blocks[i].a = ap + Int(bitPattern: blocks[i].a) * width
+            blocks[i].b = bp + Int(bitPattern: blocks[i].b) * width
+        }
+        // contiguous runs of blocks of about equal size, one per thread
+        let threads = max(1, min(Threads.count, blocks.count))
+        let total = sizes.reduce(0, +)
+        var bounds: [Int32] = [0], acc = 0
+        for (i, size) in sizes.enumerated() {
+            acc += size
+            while bounds.count < threads && acc * threads >= total * bounds.count && i + 1 <= blocks.count - (threads - bounds.count) {
+                bounds.append(Int32(i + 1))
+            }
+        }
+        while bounds.count < threads { bounds.append(Int32(blocks.count)) }
+        bounds.append(Int32(blocks.count))
+        while streams.count < threads {
+            var s: dnnl_stream_t?
+            guard dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, s != nil else { return false }
+            streams.append(s)
+        }
+        let scratchBytes = primitives.map { alignscope_scratchpad_size($0) }.max() ?? 0
+        while scratch.count < threads { scratch.append(GrowableBuffer()) }
+        var scratchPointers: [UnsafeMutableRawPointer?] = (0..<threads).map { scratch[$0].reserve(scratchBytes) }
+        var status = [dnnl_status_t](repeating: dnnl_success, count: threads)
+        let result = alignscope_matmul_blocks(engine, &streams, blocks, bounds, &scratchPointers, Int32(threads), &status)
+        precondition(result == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(result.rawValue)")
+        return true
+    }
+
+    /// The product as one primitive planned for `Threads.count` threads (before issue 40; `Products.blocked` false):
+    /// the benchmarks' baseline for what the fixed blocks cost.
+    private func runWhole(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                          m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
+                          alpha: Float, beta: Float, precision: Precision, roundedB: UnsafePointer<UInt16>?,
+                          engine: dnnl_engine_t, stream: dnnl_stream_t) -> Bool {
+        let bf16 = precision == .bf16
         let key = Key(m: m, n: n, k: k, transA: transA, transB: transB,
                       lda: bf16 ? (transA ? m : k) : lda, ldb: bf16 ? (transB ? k : n) : ldb, ldc: ldc,
-                      bf16: bf16, accumulate: beta == 1, alpha: alpha)
+                      bf16: bf16, accumulate: beta == 1, alpha: alpha, threads: max(1, Threads.count))
         omp_set_num_threads(Int32(key.threads))
         guard let p = primitive(key, engine: engine) else { return false }
         var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
@@ -166,8 +244,8 @@ final class OneDNN: @unchecked Sendable {
             bp = roundedB.map(UnsafeRawPointer.init)
                 ?? UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
         }
-        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c,
-                                               scratch.reserve(alignscope_scratchpad_size(p)))
+        if scratch.isEmpty { scratch.append(GrowableBuffer()) }
+        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c, scratch[0].reserve(alignscope_scratchpad_size(p)))
         precondition(status == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(status.rawValue)")
         return true
     }
