@@ -42,19 +42,11 @@ public func parallelFor(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
     }
 }
 
-/// Runs tasks 0..<costs.count split into at most `Threads.count` contiguous chunks of about equal total cost
-/// (the split depends only on the costs and the thread count), each chunk in its own thread. The chunks'
-/// small products stay below `matmul`'s split size, so they run side by side. `body` gets the task range
-/// and the chunk number (0 runs on the calling thread's side of the split).
-public func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
-    let count = costs.count
-    if count == 0 { return }
-    let chunks = max(1, min(Threads.count, count))
-    if chunks == 1 {
-        body(0..<count, 0)
-        return
-    }
-    let total = costs.reduce(0, +)
+/// Splits tasks 0..<costs.count into `chunks` (at least 1, at most costs.count) contiguous runs of about equal total
+/// cost: chunk i is bounds[i] ..< bounds[i + 1] (chunks + 1 bounds, the first 0, the last costs.count). Depends only
+/// on the costs and `chunks`.
+public func costBounds(_ costs: [Int], chunks: Int) -> [Int] {
+    let count = costs.count, total = costs.reduce(0, +)
     var bounds = [0]
     var acc = 0, next = 1
     for (i, c) in costs.enumerated() {
@@ -67,7 +59,22 @@ public func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
     }
     while bounds.count < chunks { bounds.append(count) }
     bounds.append(count)
-    let limits = bounds
+    return bounds
+}
+
+/// Runs tasks 0..<costs.count split into at most `Threads.count` contiguous chunks of about equal total cost
+/// (the split depends only on the costs and the thread count), each chunk in its own thread. The chunks'
+/// small products stay below `matmul`'s split size, so they run side by side. `body` gets the task range
+/// and the chunk number (0 runs on the calling thread's side of the split).
+public func parallelTasks(costs: [Int], _ body: (Range<Int>, Int) -> Void) {
+    let count = costs.count
+    if count == 0 { return }
+    let chunks = max(1, min(Threads.count, count))
+    if chunks == 1 {
+        body(0..<count, 0)
+        return
+    }
+    let limits = costBounds(costs, chunks: chunks)
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox(body)
         DispatchQueue.concurrentPerform(iterations: chunks) { i in

@@ -250,8 +250,6 @@ func trainingBatch(vocab: Int) -> TokenBatch {
     return TokenBatch(tokens: tokens, targets: targets, sequenceStarts: (0..<s).map { $0 * t })
 }
 
-/// The training step with each engine, the engines alternating within each round; the first round is a
-/// warm-up. Returns one figure per engine, in `engines` order.
 /// The bench's training batch and the gradient of its mean negative log-likelihood over the targeted positions.
 private func trainingWork(vocab: Int) -> (batch: TokenBatch, dLogprobs: [Float], targets: Int) {
     let batch = trainingBatch(vocab: vocab)
@@ -266,25 +264,40 @@ private func benchTrainSettings() throws -> TrainSettings {
     try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
 }
 
+/// AdamW over what `model` trains now (every weight, or its adapters), as `train` configures it.
+private func benchOptimizer(_ model: LlamaModel, _ train: TrainSettings) -> AdamW {
+    AdamW(parameterCount: model.trainableCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
+                                                                    eps: 1e-8, weightDecay: train.weightDecay))
+}
+
+/// One training step of the bench's batch with `engine`: the times at its start, after forward, after backward and
+/// after the update.
+private func timedStep(_ model: LlamaModel, engine: EngineSetting,
+                       work: (batch: TokenBatch, dLogprobs: [Float], targets: Int),
+                       optimizer: AdamW, train: TrainSettings) -> (Double, Double, Double, Double) {
+    model.precision = engine.precision
+    return engine.with {
+        let t0 = now()
+        model.zeroGradients()
+        _ = model.forward(work.batch, training: true)
+        let t1 = now()
+        work.dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+        let t2 = now()
+        _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
+        return (t0, t1, t2, now())
+    }
+}
+
 /// One training step with each engine, with `lora` adapters attached for it (detached after) or every weight
 /// training; returns the parameters trained. What the peak memory of a kind of step is read over.
 private func oneStepEach(_ model: LlamaModel, engines: [EngineSetting], lora: LoRASettings?) throws -> Int {
     let work = trainingWork(vocab: model.config.vocabSize), train = try benchTrainSettings()
     if let lora { model.attachLoRA(lora) }
     defer { if lora != nil { model.detachLoRA() } }
-    let optimizer = AdamW(parameterCount: model.trainableCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
-                                                                                   eps: 1e-8, weightDecay: train.weightDecay))
+    let optimizer = benchOptimizer(model, train)
     let savedPrecision = model.precision
     defer { model.precision = savedPrecision }
-    for engine in engines {
-        model.precision = engine.precision
-        engine.with {
-            model.zeroGradients()
-            _ = model.forward(work.batch, training: true)
-            work.dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-            _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
-        }
-    }
+    for engine in engines { _ = timedStep(model, engine: engine, work: work, optimizer: optimizer, train: train) }
     return model.trainableCount
 }
 
@@ -294,7 +307,7 @@ private func oneStepEach(_ model: LlamaModel, engines: [EngineSetting], lora: Lo
 func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, reference: Double, engines: [EngineSetting],
                      repeats: Int, progress: (String) -> Void,
                      configurations: [(label: String, lora: LoRASettings?)]) throws -> [[BenchReport.Training]] {
-    let (batch, dlp, targets) = trainingWork(vocab: model.config.vocabSize)
+    let work = trainingWork(vocab: model.config.vocabSize), targets = work.targets
     let train = try benchTrainSettings()
     // each configuration's optimizer, made at its first step (the adapters' moments are their own)
     var optimizers = [AdamW?](repeating: nil, count: configurations.count)
@@ -314,23 +327,10 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
             for (k, configuration) in configurations.enumerated() {
                 if let lora = configuration.lora { model.attachLoRA(lora) }
                 defer { if configuration.lora != nil { model.detachLoRA() } }
-                if configuration.lora != nil || optimizers[k] == nil {
-                    optimizers[k] = AdamW(parameterCount: model.trainableCount, config: AdamWConfig(
-                        beta1: train.beta1, beta2: train.beta2, eps: 1e-8, weightDecay: train.weightDecay))
-                }
-                let optimizer = optimizers[k]!
+                // adapters are made anew at each attach, so their moments are too
+                if configuration.lora != nil || optimizers[k] == nil { optimizers[k] = benchOptimizer(model, train) }
                 let sgemmNow = probe.gflops(seconds: 0.2)
-                model.precision = engine.precision
-                let (t0, t1, t2, t3) = engine.with {
-                    let t0 = now()
-                    model.zeroGradients()
-                    _ = model.forward(batch, training: true)
-                    let t1 = now()
-                    dlp.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-                    let t2 = now()
-                    _ = Trainer.update(model: model, optimizer: optimizer, train: train, step: 1)
-                    return (t0, t1, t2, now())
-                }
+                let (t0, t1, t2, t3) = timedStep(model, engine: engine, work: work, optimizer: optimizers[k]!, train: train)
                 let cell = k * engines.count + i
                 if r > 0 {  // the first round is a warm-up (page faults, primitive creation)
                     times[cell].append((t1 - t0, t2 - t1, t3 - t2))
@@ -349,7 +349,7 @@ func measureTraining(_ model: LlamaModel, shape: BenchReport.ModelShape, referen
             return .init(
                 sequences: Workload.trainSequences, sequenceLength: Workload.trainLength, targets: targets,
                 stepSeconds: step, forwardSeconds: median(times[cell].map(\.0)), backwardSeconds: median(times[cell].map(\.1)),
-                optimizerSeconds: median(times[cell].map(\.2)), tokensPerSecond: Double(batch.count) / step,
+                optimizerSeconds: median(times[cell].map(\.2)), tokensPerSecond: Double(work.batch.count) / step,
                 flopsPerStep: flops, achievedGflops: achieved, sgemmGflopsDuringSteps: median(probes[cell]), mfu: median(ratios[cell]),
                 mfuAgainstReference: reference > 0 ? achieved / reference : 0)
         }

@@ -110,7 +110,7 @@ public enum ModelLoader {
         let parameters = Double(LlamaModel.parameterTable(for: config).reduce(0) { $0 + $1.shape.reduce(1, *) })
         // weights, gradients, m and v of what trains; with LoRA: the weights, and the adapters' four floats each
         let state = lora.map {
-            parameters + 4 * Double($0.parameterCount(config)) + Double(config.nLayers * tokens * $0.targets.count * $0.rank)
+            parameters + 4 * Double($0.parameterCount(config)) + Double(config.nLayers * tokens * $0.keptColumns)
         } ?? 4 * parameters
         return 4 * (state + LlamaModel.activationFloats(config, tokens: tokens, checkpointed: checkpointed))
             + (bf16 ? 2 * parameters : 0)

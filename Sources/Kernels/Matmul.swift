@@ -84,15 +84,15 @@ public func matmulInThread(
           ldb: ldb ?? (transB ? k : n), ldc: ldc ?? n, alpha: alpha, beta: beta, split: false)
 }
 
+/// The rows or columns of C that `sgemm` splits by (a multiple of every OpenBLAS sgemm kernel's unroll).
+let splitBlock = 64
+
 /// OpenBLAS's sgemm, single-threaded. With `split`, the product is split into row blocks of C (m >= n) or
 /// column blocks, one sgemm per range of blocks on its own thread: each element of C is still one call's dot product
 /// over the whole k. The blocks are `splitBlock` rows or columns whatever the thread count: OpenBLAS computes a
 /// block's ragged edge (rows or columns short of its kernel's unroll) with other kernels, whose sums round
 /// differently, so splitting at m / 3 changed about 0.2% of the elements against one call (issue 40); at multiples
 /// of 64 every element is the one call's. Without, one call in the calling thread.
-/// The rows or columns of C that `sgemm` splits by (a multiple of every OpenBLAS sgemm kernel's unroll).
-let splitBlock = 64
-
 private func sgemm(
     _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
     m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,

@@ -167,9 +167,24 @@ final class OneDNN: @unchecked Sendable {
         defer { lock.unlock() }
         guard let engine, let stream else { return false }
         let bf16 = precision == .bf16
-        // bf16 inputs are staged densely in their stored layout: A as (m, k) or (k, m), B as (k, n) or (n, k).
-        let la = bf16 ? (transA ? m : k) : lda, lb = bf16 ? (transB ? k : n) : ldb
-        if !Products.blocked { return runWhole(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta, precision: precision, roundedB: roundedB, engine: engine, stream: stream) }
+        let (ap, la, bp, lb) = inputs(a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                                      bf16: bf16, roundedB: roundedB)
+        let width = bf16 ? 2 : 4
+        func blockKey(m: Int, n: Int, threads: Int) -> Key {
+            Key(m: m, n: n, k: k, transA: transA, transB: transB, lda: la, ldb: lb, ldc: ldc, bf16: bf16,
+                accumulate: beta == 1, alpha: alpha, threads: threads)
+        }
+        guard Products.blocked else {
+            // the product as one primitive planned for `Threads.count` threads (before issue 40): the benchmarks'
+            // baseline for what the fixed blocks cost
+            let key = blockKey(m: m, n: n, threads: max(1, Threads.count))
+            omp_set_num_threads(Int32(key.threads))
+            guard let p = primitive(key, engine: engine) else { return false }
+            if scratch.isEmpty { scratch.append(GrowableBuffer()) }
+            let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c, scratch[0].reserve(alignscope_scratchpad_size(p)))
+            precondition(status == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(status.rawValue)")
+            return true
+        }
         omp_set_num_threads(1)  // the blocks' primitives are planned for one thread
         // At most four block shapes: make room for them first, so that no primitive of this product is evicted
         // (destroyed) while its blocks are being listed.
@@ -177,41 +192,18 @@ final class OneDNN: @unchecked Sendable {
         var blocks: [alignscope_block_t] = [], sizes: [Int] = [], primitives: [dnnl_primitive_t] = []
         for i0 in stride(from: 0, to: m, by: Self.blockRows) {
             for j0 in stride(from: 0, to: n, by: Self.blockColumns) {
-                let key = Key(m: min(Self.blockRows, m - i0), n: min(Self.blockColumns, n - j0), k: k, transA: transA,
-                              transB: transB, lda: la, ldb: lb, ldc: ldc, bf16: bf16, accumulate: beta == 1, alpha: alpha,
-                              threads: 1)
+                let key = blockKey(m: min(Self.blockRows, m - i0), n: min(Self.blockColumns, n - j0), threads: 1)
                 guard let p = primitive(key, engine: engine, evicting: false) else { return false }
                 primitives.append(p)
                 sizes.append(key.m * key.n)
-                // element offsets of the block's first row of op(A), first column of op(B), and of C
-                blocks.append(alignscope_block_t(prim: p, a: nil, b: nil, c: c + i0 * ldc + j0))
-                blocks[blocks.count - 1].a = UnsafeRawPointer(bitPattern: transA ? i0 : i0 * la)
-                blocks[blocks.count - 1].b = UnsafeRawPointer(bitPattern: transB ? j0 * lb : j0)
+                // the block's first row of op(A), first column of op(B), and its first element of C
+                blocks.append(alignscope_block_t(prim: p, a: ap + (transA ? i0 : i0 * la) * width,
+                                                 b: bp + (transB ? j0 * lb : j0) * width, c: c + i0 * ldc + j0))
             }
-        }
-        var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
-        if bf16 {
-            ap = UnsafeRawPointer(stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA))
-            bp = roundedB.map(UnsafeRawPointer.init)
-                ?? UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
-        }
-        let width = bf16 ? 2 : 4
-        for i in blocks.indices {
-            blocks[i].a = ap + Int(bitPattern: blocks[i].a) * width
-            blocks[i].b = bp + Int(bitPattern: blocks[i].b) * width
         }
         // contiguous runs of blocks of about equal size, one per thread
         let threads = max(1, min(Threads.count, blocks.count))
-        let total = sizes.reduce(0, +)
-        var bounds: [Int32] = [0], acc = 0
-        for (i, size) in sizes.enumerated() {
-            acc += size
-            while bounds.count < threads && acc * threads >= total * bounds.count && i + 1 <= blocks.count - (threads - bounds.count) {
-                bounds.append(Int32(i + 1))
-            }
-        }
-        while bounds.count < threads { bounds.append(Int32(blocks.count)) }
-        bounds.append(Int32(blocks.count))
+        let bounds = costBounds(sizes, chunks: threads).map { Int32($0) }
         while streams.count < threads {
             var s: dnnl_stream_t?
             guard dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, s != nil else { return false }
@@ -226,28 +218,15 @@ final class OneDNN: @unchecked Sendable {
         return true
     }
 
-    /// The product as one primitive planned for `Threads.count` threads (before issue 40; `Products.blocked` false):
-    /// the benchmarks' baseline for what the fixed blocks cost.
-    private func runWhole(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
-                          m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
-                          alpha: Float, beta: Float, precision: Precision, roundedB: UnsafePointer<UInt16>?,
-                          engine: dnnl_engine_t, stream: dnnl_stream_t) -> Bool {
-        let bf16 = precision == .bf16
-        let key = Key(m: m, n: n, k: k, transA: transA, transB: transB,
-                      lda: bf16 ? (transA ? m : k) : lda, ldb: bf16 ? (transB ? k : n) : ldb, ldc: ldc,
-                      bf16: bf16, accumulate: beta == 1, alpha: alpha, threads: max(1, Threads.count))
-        omp_set_num_threads(Int32(key.threads))
-        guard let p = primitive(key, engine: engine) else { return false }
-        var ap = UnsafeRawPointer(a), bp = UnsafeRawPointer(b)
-        if bf16 {
-            ap = UnsafeRawPointer(stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA))
-            bp = roundedB.map(UnsafeRawPointer.init)
-                ?? UnsafeRawPointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
-        }
-        if scratch.isEmpty { scratch.append(GrowableBuffer()) }
-        let status = alignscope_matmul_execute(p, engine, stream, ap, bp, c, scratch[0].reserve(alignscope_scratchpad_size(p)))
-        precondition(status == dnnl_success, "oneDNN matmul \(m)x\(n)x\(k): status \(status.rawValue)")
-        return true
+    /// The product's inputs as the primitives read them, with their row strides: bf16 inputs staged densely in their
+    /// stored layout (A as (m, k) or (k, m), B as (k, n) or (n, k); `roundedB` when given), float32 ones as they are.
+    private func inputs(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, m: Int, n: Int, k: Int, transA: Bool,
+                        transB: Bool, lda: Int, ldb: Int, bf16: Bool, roundedB: UnsafePointer<UInt16>?)
+        -> (a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int) {
+        guard bf16 else { return (UnsafeRawPointer(a), lda, UnsafeRawPointer(b), ldb) }
+        let sa = stageBF16(a, rows: transA ? k : m, cols: transA ? m : k, ld: lda, into: stageA)
+        let sb = roundedB ?? UnsafePointer(stageBF16(b, rows: transB ? n : k, cols: transB ? k : n, ld: ldb, into: stageB))
+        return (UnsafeRawPointer(sa), transA ? m : k, UnsafeRawPointer(sb), transB ? k : n)
     }
 }
 

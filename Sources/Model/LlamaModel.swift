@@ -404,6 +404,11 @@ public final class LlamaModel {
         return adapters
     }
 
+    /// Block `l`'s rows of `loraKept` (nil without adapters).
+    private func loraKept(layer l: Int) -> UnsafeMutablePointer<Float>? {
+        loraKept.map { $0.baseAddress! + l * maxTokens * lora!.keptColumns }
+    }
+
     /// Removes the adapters without merging them: the model is its base again, every weight training (the bench's full
     /// step after its LoRA step).
     public func detachLoRA() {
@@ -550,7 +555,7 @@ public final class LlamaModel {
         let a = layers[l]
         let buffers = BlockBuffers(attnRstd: a.attnRstd, ffnRstd: a.ffnRstd, norm: normOut, qkv: a.qkv, att: a.att,
                                    residMid: a.residMid, gateUp: a.gateUp, hidden: hidden, adapterScratch: loraScratch?.baseAddress,
-                                   adapterKeep: loraKept.map { $0.baseAddress! + l * maxTokens * lora!.keptColumns })
+                                   adapterKeep: loraKept(layer: l))
         blockForward(l, out: resid[l + 1], x: resid[l], n: n, positions: positions, cos: cos, sin: sin, buffers: buffers,
                      residual: .afterProduct, precision: precision, training: training) { qkv, att in
             // Packed causal sequences. Probabilities are not kept: backward recomputes them from q and k.
@@ -621,7 +626,7 @@ public final class LlamaModel {
             ropeSin.withUnsafeBufferPointer { sinb in
                 for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
                     let w = pBlocks[l], gw = gBlocks[l], a = layers[l]
-                    let kept = loraKept.map { UnsafePointer($0.baseAddress! + l * maxTokens * lora!.keptColumns) }
+                    let kept = loraKept(layer: l).map { UnsafePointer($0) }
                     if checkpointActivations && l < config.nLayers - 1 {
                         // The shared activations hold block l + 1's; recompute block l's (resid[l + 1] is
                         // rewritten with the same values: the forward is deterministic). After the forward they

@@ -65,6 +65,10 @@ public struct LoRASettings: Sendable, Equatable, Codable {
         self.seed = seed
     }
 
+    /// Columns of u = dropout(x) A^T over a block's adapters (rank per target): what a training forward keeps per
+    /// token and block for backward.
+    public var keptColumns: Int { targets.count * rank }
+
     /// alpha / rank, the factor on B A.
     public var scale: Float { Float(alpha / Double(rank)) }
 
@@ -133,7 +137,7 @@ public final class LoRAAdapters {
     /// Widest group (adapters x rank).
     let maxWidth: Int
     /// Columns of u = x A^T over a block's groups: what a training forward keeps per row and block for backward.
-    public let keptColumns: Int
+    public var keptColumns: Int { settings.keptColumns }
 
     /// Every adapter, block by block in `LoRATarget.available` order.
     var adapters: [Adapter] { blocks.flatMap { $0.flatMap(\.adapters) } }
@@ -171,7 +175,7 @@ public final class LoRAAdapters {
         parameters.initialize(repeating: 0)
         gradients = .allocate(capacity: total)
         gradients.initialize(repeating: 0)
-        var offset = 0, index = 0, widest = 0, widestGroup = 0, kept = 0
+        var offset = 0, index = 0, widest = 0, widestGroup = 0
         var blocks: [[Group]] = []
         let p = parameters.baseAddress!, g = gradients.baseAddress!
         for l in 0..<config.nLayers {
@@ -195,13 +199,11 @@ public final class LoRAAdapters {
                 widest = max(widest, inDim)
                 widestGroup = max(widestGroup, site.count * r)
             }
-            kept = column
             blocks.append(groups)
         }
         self.blocks = blocks
         maxInput = widest
         maxWidth = widestGroup
-        keptColumns = kept
         // A: kaiming-uniform with a = sqrt(5) over fan_in = in, i.e. uniform in +-1/sqrt(in); B: zero.
         var rng = SplitMix64(seed: settings.seed, stream: 0x4c6f_5241)  // the stream "LoRA"
         for ad in adapters {
