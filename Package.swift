@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "RunStoreTests", dependencies: ["Base", "RunStore"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Base", "Experiments", "RunStore", "Model", "GGUF", "HFModels", "Probes", "Training", "Tokenizer"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ReportsTests", dependencies: ["Base", "Reports", "RunStore"]),
-        .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Base", "Benchmarks", "Kernels"]),
     ]
 )
 

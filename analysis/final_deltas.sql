@@ -1,14 +1,16 @@
 -- How far each category moved from step 0 by the last evaluated step of each run: mean, smallest
--- and largest per-response change, and how many responses rose. Parameter :experiment.
+-- and largest per-response change, and how many responses rose. Parameter :experiment (experiment
+-- name) is optional: unset (NULL), every experiment is listed.
 WITH last AS (
     SELECT l.run_id, max(l.step) AS step
     FROM logprobs AS l
     JOIN runs AS r ON r.id = l.run_id
     JOIN experiments AS e ON e.id = r.experiment_id
-    WHERE e.name = :experiment
+    WHERE :experiment IS NULL OR e.name = :experiment
     GROUP BY l.run_id
 )
-SELECT r.name AS run,
+SELECT e.name AS experiment,
+       r.name AS run,
        d.step,
        d.split,
        d.category,
@@ -20,5 +22,6 @@ SELECT r.name AS run,
 FROM last
 JOIN logprob_deltas AS d ON d.run_id = last.run_id AND d.step = last.step
 JOIN runs AS r ON r.id = d.run_id
-GROUP BY r.name, d.step, d.split, d.category
-ORDER BY r.name, d.split, d.category;
+JOIN experiments AS e ON e.id = r.experiment_id
+GROUP BY e.name, r.name, d.step, d.split, d.category
+ORDER BY e.name, r.name, d.split, d.category;

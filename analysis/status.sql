@@ -1,6 +1,7 @@
--- Runs of one experiment: status, progress, last loss, times and the process holding each run.
--- Parameter :experiment (experiment name).
-SELECT r.id AS run_id,
+-- Runs and their status, progress, last loss, times and the process holding each run. Parameter
+-- :experiment (experiment name) is optional: unset (NULL), every experiment's runs are listed.
+SELECT e.name AS experiment,
+       r.id AS run_id,
        r.name AS run,
        r.status,
        r.last_step,
@@ -12,5 +13,5 @@ SELECT r.id AS run_id,
        r.error
 FROM runs AS r
 JOIN experiments AS e ON e.id = r.experiment_id
-WHERE e.name = :experiment
+WHERE :experiment IS NULL OR e.name = :experiment
 ORDER BY r.id;

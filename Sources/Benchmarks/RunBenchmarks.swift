@@ -59,30 +59,14 @@ public enum BenchModel: @unchecked Sendable {
 ///   - checkpointActivations: train with `LlamaModel.checkpointActivations` (compare two runs of the bench).
 ///   - repeats: measurements per figure (after one warm-up); medians are reported.
 ///   - progress: receives `.measured` with one line per finished measurement.
-/// Uses `Threads.count` threads (default 2). Use a release build: debug figures mean nothing.
+/// Uses `Threads.count` threads (default: every core this process may use). Use a release build: debug figures mean nothing.
 public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActivations: Bool = false,
                           progress report: (ProgressEvent) -> Void) throws -> BenchReport {
     let progress: (String) -> Void = { report(.measured(what: $0)) }
     guard repeats >= 1 else { throw BenchError.invalidRepeats(repeats) }
     let loadBefore = loadAverage()
 
-    let model: LlamaModel, name: String
-    let n = Workload.trainSequences * Workload.trainLength
-    switch benchModel {
-    case .configShapes(let path):
-        model = LlamaModel(config: try HFModelDirectory.config(directory: path), maxTokens: n,
-                           maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
-        model.initializeRandom(seed: 0)
-        name = (path as NSString).lastPathComponent + " (shapes of its config.json, random weights)"
-    case let .loaded(loaded, modelName):
-        precondition(loaded.maxTokens >= n, "runBenchmarks: load the model for BenchModel.tokens tokens")
-        model = loaded
-        name = modelName
-    case .tiny:
-        model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
-        model.initializeRandom(seed: 0)
-        name = "tiny preset (random weights)"
-    }
+    let (model, name) = try benchModel.instance(checkpointActivations: checkpointActivations)
     let label = checkpointActivations ? name + ", checkpointed activations" : name
     let cfg = model.config
     let shape = BenchReport.ModelShape(
@@ -90,7 +74,7 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
         nKVHeads: cfg.nKVHeads, ffnDim: cfg.ffnDim, tiedEmbedding: cfg.tiedEmbedding, parameterCount: model.parameterCount,
         ffnMatrices: cfg.block == .llama ? 3 : 2)
 
-    let sgemm = measureSgemm(shape: shape, tokens: n, repeats: repeats, progress: progress)
+    let sgemm = measureSgemm(shape: shape, tokens: BenchModel.tokens, repeats: repeats, progress: progress)
     let squares = sgemm.filter { $0.label.hasPrefix("square") }
     let reference = squares.map(\.gflops).max() ?? 0
     let referenceBF16 = Products.bf16Supported ? squares.compactMap(\.bf16Gflops).max() : nil
@@ -137,6 +121,27 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
         generation: generation, sampling: sampling, probeSet: probeSet, policyStep: policyStep, attribution: attribution, lora: lora,
         peakResidentBytes: peakResidentBytes(),
         trainingPeakResidentBytes: trainingPeak)
+}
+
+extension BenchModel {
+    /// The model to measure and its name for the report (random weights unless loaded).
+    func instance(checkpointActivations: Bool) throws -> (LlamaModel, String) {
+        let n = Workload.trainSequences * Workload.trainLength
+        switch self {
+        case .configShapes(let path):
+            let model = LlamaModel(config: try HFModelDirectory.config(directory: path), maxTokens: n,
+                                   maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
+            model.initializeRandom(seed: 0)
+            return (model, (path as NSString).lastPathComponent + " (shapes of its config.json, random weights)")
+        case let .loaded(loaded, modelName):
+            precondition(loaded.maxTokens >= n, "runBenchmarks: load the model for BenchModel.tokens tokens")
+            return (loaded, modelName)
+        case .tiny:
+            let model = LlamaModel(config: .tiny(), maxTokens: n, maxSequenceLength: Workload.trainLength, checkpointActivations: checkpointActivations)
+            model.initializeRandom(seed: 0)
+            return (model, "tiny preset (random weights)")
+        }
+    }
 }
 
 // MARK: Engines
@@ -251,7 +256,7 @@ func trainingBatch(vocab: Int) -> TokenBatch {
 }
 
 /// The bench's training batch and the gradient of its mean negative log-likelihood over the targeted positions.
-private func trainingWork(vocab: Int) -> (batch: TokenBatch, dLogprobs: [Float], targets: Int) {
+func trainingWork(vocab: Int) -> (batch: TokenBatch, dLogprobs: [Float], targets: Int) {
     let batch = trainingBatch(vocab: vocab)
     let targets = batch.targets.filter { $0 >= 0 }.count
     var dlp = [Float](repeating: 0, count: batch.count)
@@ -260,19 +265,19 @@ private func trainingWork(vocab: Int) -> (batch: TokenBatch, dLogprobs: [Float],
 }
 
 /// The production update (`Trainer.update`: clipping, the schedule's rate, AdamW) with a spec's defaults.
-private func benchTrainSettings() throws -> TrainSettings {
+func benchTrainSettings() throws -> TrainSettings {
     try JSONDecoder().decode(TrainSettings.self, from: Data(#"{"steps": 1000, "batch_size": 4, "lr": 1e-5, "warmup": 0}"#.utf8))
 }
 
 /// AdamW over what `model` trains now (every weight, or its adapters), as `train` configures it.
-private func benchOptimizer(_ model: LlamaModel, _ train: TrainSettings) -> AdamW {
+func benchOptimizer(_ model: LlamaModel, _ train: TrainSettings) -> AdamW {
     AdamW(parameterCount: model.trainableCount, config: AdamWConfig(beta1: train.beta1, beta2: train.beta2,
                                                                     eps: 1e-8, weightDecay: train.weightDecay))
 }
 
 /// One training step of the bench's batch with `engine`: the times at its start, after forward, after backward and
 /// after the update.
-private func timedStep(_ model: LlamaModel, engine: EngineSetting,
+func timedStep(_ model: LlamaModel, engine: EngineSetting,
                        work: (batch: TokenBatch, dLogprobs: [Float], targets: Int),
                        optimizer: AdamW, train: TrainSettings) -> (Double, Double, Double, Double) {
     model.precision = engine.precision

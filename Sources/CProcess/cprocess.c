@@ -1,4 +1,6 @@
+#define _GNU_SOURCE
 #include "cprocess.h"
+#include <sched.h>
 #include <errno.h>
 #include <signal.h>
 #include <unistd.h>
@@ -39,4 +41,15 @@ void alignscope_die_with_parent(int sig, pid_t expected_parent) {
     prctl(PR_SET_PDEATHSIG, sig);
 #endif
     if (getppid() != expected_parent) _exit(1);
+}
+
+int alignscope_affinity_cpus(void) {
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return -1;
+    return CPU_COUNT(&set);
+#else
+    return -1;
+#endif
 }

@@ -154,7 +154,7 @@ final class ProbeEvaluator {
             generation: GenerationOptions(
                 cachePath: path + ".generated.json",
                 loadModel: { p in
-                    let m = try ModelLoader.load(ModelLoader.source(path: p, experiment: experiment), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threads)
+                    let m = try ModelLoader.load(ModelLoader.source(path: p, experiment: experiment), experiment: experiment, capacity: 512, maxSequenceLength: 512, threads: config.threadCount)
                     return GeneratorModel(model: m.model, tokenizer: m.tokenizer, addsBOS: false)
                 }))
     }

@@ -412,7 +412,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var eval: EvalSettings
     public var checkpointEvery: Int
     public var seed: Int
-    public var threads: Int
+    /// `threads` as the spec sets it; nil: `Threads.automatic` (every core this process may use, or its `--jobs` share).
+    /// Speed only: results do not depend on it, and it is not part of the identity (`frozenKeys`).
+    public var threads: Int?
+
+    /// The threads the run's kernels use.
+    public var threadCount: Int { threads ?? Threads.automatic }
 
     /// Top-level keys of a spec: the config's own, and `description`, `sweep` and `stages` (read by `Experiment`).
     static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "label", "sweep", "stages"]
@@ -477,7 +482,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         }
         checkpointEvery = try f.object("checkpoint", as: CheckpointSettings.self)?.every ?? eval.every
         seed = try f.int("seed", default: 1, min: 0, max: Int(UInt32.max))
-        threads = try f.int("threads", default: 2, min: 1, max: 256)
+        threads = f.has("threads") ? try f.int("threads", min: 1, max: 256) : nil
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -490,7 +495,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
             // a watched run: no training, evaluated at its checkpoints (what its spec may say, nothing more)
             try c.encode(["precision": JSONValue.string(eval.precision.rawValue), "tokens": .bool(eval.tokens)], "eval")
             try c.encode(seed, "seed")
-            try c.encode(threads, "threads")
+            try c.encodeIfPresent(threads, forKey: SpecKey("threads"))
             return
         }
         try c.encode(ObjectiveSection(objective: objective, reference: reference), "objective")
@@ -500,7 +505,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try c.encode(eval, "eval")
         try c.encode(["every": checkpointEvery], "checkpoint")
         try c.encode(seed, "seed")
-        try c.encode(threads, "threads")
+        try c.encodeIfPresent(threads, forKey: SpecKey("threads"))
     }
 
     /// Decodes one (sweep-applied) spec tree: every problem is a `SpecError` naming `file` and the key path.
@@ -533,6 +538,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
         "objective.sync_ref_model": .bool(false),
     ] }
 
+    /// Keys that stopped mattering (key path -> the value every run had by default while they mattered). The identity
+    /// holds that value whatever the config says, so no existing run's identity changed when they stopped mattering, and
+    /// two runs that differ only there are one run. `threads` (issue 40): results no longer depend on the thread count;
+    /// the default was 2.
+    static var frozenKeys: [String: JSONValue] { ["threads": .number(2)] }
+
     /// The resolved config as a JSON tree, as the structs encode it.
     public var json: JSONValue {
         try! JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(self))
@@ -541,13 +552,28 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// The canonical JSON that is stored in `runs.config` and whose sha256 is the run's identity.
     public var identityJSON: String { Self.identityTree(json, defaulted: Self.defaultedSinceV1).canonical }
 
-    /// `tree` without the key paths of `defaulted` whose value equals their default.
-    static func identityTree(_ tree: JSONValue, defaulted: [String: JSONValue]) -> JSONValue {
+    /// `tree` without the key paths of `defaulted` whose value equals their default, and with every key of `frozen`
+    /// set to its frozen value.
+    static func identityTree(_ tree: JSONValue, defaulted: [String: JSONValue], frozen: [String: JSONValue] = frozenKeys) -> JSONValue {
         var out = tree
         for (path, def) in defaulted where tree.value(at: path.split(separator: ".").map(String.init)) == def {
             out.remove(at: path.split(separator: ".").map(String.init))
         }
+        for (path, value) in frozen { out.set(value, at: path.split(separator: ".").map(String.init)) }
         return out
+    }
+
+    /// The identity an AlignScope from before a key was frozen gave this run, when it differs from `identityJSON` (the
+    /// spec sets a frozen key to another value than its frozen one): a store written then holds the run under it.
+    public var formerIdentityJSON: String? {
+        let tree = json
+        var former = Self.identityTree(tree, defaulted: Self.defaultedSinceV1, frozen: [:])
+        var changed = false
+        for (path, value) in Self.frozenKeys {
+            let keys = path.split(separator: ".").map(String.init)
+            if let given = tree.value(at: keys), given != value { changed = true } else { former.set(value, at: keys) }
+        }
+        return changed ? former.canonical : nil
     }
 
     /// Most tokens one micro-batch packs: `batch_size` examples of up to `max_length` tokens, two

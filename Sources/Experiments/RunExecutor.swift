@@ -40,14 +40,14 @@ extension RunExecutor {
     public static func experimentVersion(_ experiment: Experiment, store: RunStore, newVersion: Bool,
                                          newVersionFlag: String? = "--new-version") throws -> Experiment {
         guard let recorded = try store.experiment(name: experiment.name), recorded.specSHA256 != experiment.specSHA256 else {
-            return experiment
+            return try adoptingFormerIdentities(experiment, store: store)
         }
         var k = 2
         while true {
             let name = "\(experiment.name).v\(k)"
             let version = try store.experiment(name: name)
             if version == nil || version?.specSHA256 == experiment.specSHA256 {
-                if newVersion { return try experiment.renamed(name) }
+                if newVersion { return try adoptingFormerIdentities(try experiment.renamed(name), store: store) }
                 var ways = "give this spec another name"
                 if let flag = newVersionFlag {
                     ways += version == nil ? ", or run with \(flag) to record it as a new experiment \"\(name)\" beside \"\(experiment.name)\", keeping both specs"
@@ -58,6 +58,22 @@ extension RunExecutor {
             }
             k += 1
         }
+    }
+
+    /// `experiment` with each run that `store` holds only under the identity an AlignScope from before a key was frozen gave
+    /// it (`RunConfig.formerIdentityJSON`: a spec that set `threads` to other than 2) under that identity, so that it is
+    /// found, skipped or resumed as before. Reads the store only.
+    static func adoptingFormerIdentities(_ experiment: Experiment, store: RunStore) throws -> Experiment {
+        var out = experiment
+        for (i, run) in experiment.runs.enumerated() {
+            guard let former = run.config.formerIdentityJSON, try store.run(configSHA256: run.configSHA256) == nil else { continue }
+            let sha = SHA256.hex(Array(former.utf8))
+            if try store.run(configSHA256: sha) != nil {
+                out.runs[i].configJSON = former
+                out.runs[i].configSHA256 = sha
+            }
+        }
+        return out
     }
 
     /// Records the experiment and its planned runs; returns the run ids in plan order.
@@ -119,9 +135,12 @@ extension RunExecutor {
 
     /// Runs every planned run that is not finished (or only `only`), one after the other, claiming
     /// each in the store first so that concurrent processes never train the same run twice.
+    /// With `inputsValidated`, the caller has run `validateInputs` and `checkResumableInputs` itself.
     public func runAll(only: String? = nil, inputsValidated: Bool = false) throws -> Summary {
-        if !inputsValidated { try validateInputs() }
-        try checkResumableInputs(only: only)
+        if !inputsValidated {
+            try validateInputs()
+            try checkResumableInputs(only: only)
+        }
         let planned = try recordPlan()
         if let only, !planned.contains(where: { $0.run.name == only }) { throw RunError.unknownRun(only) }
         var summary = Summary()

@@ -4,7 +4,8 @@ import Foundation
 /// `run --jobs N`: N processes of this executable, each running the same command with one job; they share the
 /// store and claim runs from it, so no run is trained twice. SIGINT/SIGTERM to this process (`StopRequest`) is
 /// passed on to the workers, which stop after their step; a worker dies with its parent (it checks
-/// `parentVariable`). The code is the largest of the workers' exit codes (a worker ended by a signal counts as 1).
+/// `parentVariable`). Worker k gets `Threads.share(of: cores, jobs: N, worker: k)` threads (about cores / N; the shares sum
+/// to the cores this process may use) through `Threads.shareVariable`. The code is the largest of the workers' exit codes (a worker ended by a signal counts as 1).
 public enum WorkerPool {
     /// The variable that names the parent to a worker.
     public static let parentVariable = "ALIGNSCOPE_WORKER_PARENT"
@@ -22,8 +23,12 @@ public enum WorkerPool {
         let environment = ProcessInfo.processInfo.environment.merging(
             ["ALIGNSCOPE_PLAIN_PROGRESS": "1", parentVariable: String(getpid())]) { $1 }
         var workers: [pid_t] = []
-        for _ in 0..<count {
-            guard let pid = ChildProcess.spawn(exe, arguments: argv, environment: environment, newGroup: false) else {
+        let cores = Threads.automatic
+        for k in 0..<count {
+            // each worker's share of the cores, for runs whose spec does not set `threads`
+            var env = environment
+            env[Threads.shareVariable] = String(Threads.share(of: cores, jobs: count, worker: k))
+            guard let pid = ChildProcess.spawn(exe, arguments: argv, environment: env, newGroup: false) else {
                 let reason = String(cString: strerror(errno))
                 for w in workers { ChildProcess.terminate(w, group: false, grace: 60) }
                 throw StartFailure(reason: reason)

@@ -1,4 +1,5 @@
 import Base
+import CBLAS
 import CDNNL
 import CKernels
 import Foundation
@@ -46,6 +47,19 @@ public enum Products {
     }
 
     static var isa: dnnl_cpu_isa_t { dnnl_get_effective_cpu_isa() }
+
+    /// oneDNN's version as the loaded library reports it ("2.6.3").
+    public static var oneDNNVersion: String {
+        guard let v = dnnl_version() else { return "unknown" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+
+    /// OpenBLAS's build line and the kernels it picked for this CPU ("OpenBLAS 0.3.21 ... (kernels COOPERLAKE)").
+    public static var openBLASConfig: String {
+        let config = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        return "\(config.trimmingCharacters(in: .whitespaces)) (kernels \(core))"
+    }
 
     /// Makes oneDNN's OpenMP workers sleep between products instead of spinning (libgomp's default spins
     /// for a while after each parallel region, and the spinning workers took the cores from our own

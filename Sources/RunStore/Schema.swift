@@ -8,7 +8,7 @@ enum Schema {
     /// Timestamp expression used for every `*_at` column.
     static let now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
-    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5, migration6, migration7]
+    static let migrations: [String] = [migration1, migration2, migration3, migration4, migration5, migration6, migration7, migration8]
 
     /// Version 1: every table, index and view of DESIGN.md's run store, plus leases
     /// (`runs.owner`, `runs.heartbeat_at`).
@@ -341,5 +341,61 @@ extension Schema {
 
         ALTER TABLE token_logprobs ADD COLUMN gain_token INTEGER;
         ALTER TABLE token_logprobs ADD COLUMN gain REAL;
+        """
+
+    /// Version 8 (issue 41): two views for `sqlite3` without hand-written joins, both carrying experiment and run names.
+    /// `run_overview`: one row per run with its stage (the name's component after the experiment's, when it is not a
+    /// swept value `key=value`), status, last step and loss, and the settings that vary between the experiment's runs
+    /// (`key=value, ...` from `params`, keys in order). `response_scores`: one row per recorded log-probability with the
+    /// probe's split, index and prompt, the response's category and text, its token count, and the log-probability
+    /// summed and per token.
+    static let migration8 = """
+        CREATE VIEW run_overview AS
+        SELECT r.id AS run_id,
+               e.name AS experiment,
+               r.name AS run,
+               CASE WHEN r.name = e.name OR substr(r.name, 1, length(e.name) + 1) != e.name || '/' THEN NULL
+                    ELSE (SELECT CASE WHEN instr(first, '=') > 0 THEN NULL ELSE first END
+                          FROM (SELECT CASE WHEN instr(rest, '/') > 0 THEN substr(rest, 1, instr(rest, '/') - 1) ELSE rest END AS first
+                                FROM (SELECT substr(r.name, length(e.name) + 2) AS rest)))
+               END AS stage,
+               r.status,
+               r.last_step,
+               (SELECT t.value FROM train_metrics AS t WHERE t.run_id = r.id AND t.name = 'loss' ORDER BY t.step DESC LIMIT 1) AS last_loss,
+               (SELECT group_concat(key || '=' || value, ', ')
+                FROM (SELECT p.key, p.value FROM params AS p
+                      WHERE p.run_id = r.id
+                        AND p.key IN (SELECT q.key FROM params AS q JOIN runs AS o ON o.id = q.run_id
+                                      WHERE o.experiment_id = r.experiment_id
+                                      GROUP BY q.key
+                                      HAVING count(DISTINCT q.value) > 1
+                                          OR count(*) < (SELECT count(*) FROM runs AS a WHERE a.experiment_id = r.experiment_id))
+                      ORDER BY p.key)) AS varying,
+               r.seed,
+               r.started_at,
+               r.finished_at,
+               r.error
+        FROM runs AS r
+        JOIN experiments AS e ON e.id = r.experiment_id;
+
+        CREATE VIEW response_scores AS
+        SELECT e.name AS experiment,
+               r.name AS run,
+               l.run_id AS run_id,
+               l.step AS step,
+               p.split AS split,
+               s.category AS category,
+               p.idx AS probe,
+               p.prompt AS prompt,
+               s.text AS text,
+               l.n_tokens AS tokens,
+               l.logprob AS logprob,
+               l.logprob / nullif(l.n_tokens, 0) AS token_logprob,
+               l.response_id AS response_id
+        FROM logprobs AS l
+        JOIN runs AS r ON r.id = l.run_id
+        JOIN experiments AS e ON e.id = r.experiment_id
+        JOIN responses AS s ON s.id = l.response_id
+        JOIN probes AS p ON p.id = s.probe_id;
         """
 }

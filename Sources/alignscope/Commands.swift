@@ -3,6 +3,7 @@ import Experiments
 import RunStore
 import Probes
 import Foundation
+import Kernels
 
 /// A run or command that started on valid input and then failed (exit code 1).
 struct CommandFailure: Error, CustomStringConvertible {
@@ -32,6 +33,34 @@ extension Commands {
     }
 }
 
+extension Commands {
+    /// `alignscope --version`: the release, the store schema it writes, and the libraries the products run on.
+    static var versionText: String {
+        "alignscope \(AlignScopeVersion.release) (store schema \(RunStore.schemaVersion); products: oneDNN \(Products.oneDNNVersion) at \(Products.isaName), "
+            + "\(Products.openBLASConfig))"
+    }
+
+    /// The plan line of `run` and `plan`: how many runs, how many at once, and the threads each gets (issue 40).
+    static func threadsLine(_ experiment: Experiment, jobs: Int) -> String {
+        let n = experiment.runs.count
+        let cores = jobs > 1 ? Threads.automatic : Threads.count
+        var text = "\(experiment.name): \(n) run\(n == 1 ? "" : "s"), "
+        if experiment.runs.contains(where: { $0.config.threads == nil }) {
+            if jobs > 1 {
+                let shares = Set((0..<jobs).map { Threads.share(of: cores, jobs: jobs, worker: $0) }).sorted()
+                text += "\(jobs) at once (--jobs), \(shares.map(String.init).joined(separator: " or ")) thread\(shares == [1] ? "" : "s") each: the \(cores) core\(cores == 1 ? "" : "s") this process may use, shared"
+            } else {
+                text += "one at a time, \(cores) thread\(cores == 1 ? "" : "s"): every core this process may use"
+            }
+        } else {
+            text += jobs > 1 ? "\(jobs) at once (--jobs)" : "one at a time"
+        }
+        let set = Set(experiment.runs.compactMap(\.config.threads)).sorted()
+        if !set.isEmpty { text += "; \(set.map(String.init).joined(separator: ", ")) thread\(set == [1] ? "" : "s") where the spec sets threads" }
+        return text + " (results do not depend on the thread count)"
+    }
+}
+
 extension PlanVerb {
     func run() throws -> Int32 {
         let experiment = try Experiment.load(path: spec)
@@ -43,6 +72,7 @@ extension PlanVerb {
             }
         } else {
             print("experiment \(experiment.name): \(experiment.runs.count) run\(experiment.runs.count == 1 ? "" : "s")")
+            print("  " + Commands.threadsLine(experiment, jobs: 1))
             for run in experiment.runs {
                 let lora = RunExecutor.loraPlanText(run.config, experiment: experiment).map { ", " + $0 } ?? ""
                 print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(run.config.planSummary)\(lora)")

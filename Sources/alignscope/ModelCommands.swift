@@ -166,6 +166,18 @@ extension BenchVerb {
             benchModel = .tiny
         }
         let display = ProgressDisplay(quiet: json)
+        if let counts = threadCounts {
+            let scaling = try runThreadScaling(benchModel, counts: counts, repeats: repeats) { display.show($0) }
+            display.finish()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(scaling), as: UTF8.self))
+            } else {
+                print(scaling.description)
+            }
+            return 0
+        }
         let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { display.show($0) }
         display.finish()
         if json {

@@ -29,8 +29,12 @@ extension RunVerb {
         let store = try RunStore(path: dbPath)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: root)
         executor.followSeconds = follow.map(Double.init)
+        try executor.checkResumableInputs(only: only)
+        // the plan line, once the input is known good (a --jobs worker leaves it to its parent)
+        if !quiet && ProcessInfo.processInfo.environment[WorkerPool.parentVariable] == nil {
+            FileHandle.standardError.write(Data((Commands.threadsLine(experiment, jobs: jobs) + "\n").utf8))
+        }
         if jobs > 1 {
-            try executor.checkResumableInputs(only: only)
             try executor.recordPlan()
             return try runWorkers()
         }

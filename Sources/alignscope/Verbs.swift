@@ -433,13 +433,19 @@ struct ExportVerb: Verb {
 
 struct BenchVerb: Verb {
     static let name = "bench"
-    static let synopsis = "[--model GGUF|DIR] [--json] [--checkpoint-activations]"
+    static let synopsis = "[--model GGUF|DIR] [--json] [--checkpoint-activations] [--threads 1,2,...]"
     static let summary = "Measure sgemm FLOP/s, a training step, scoring and generation throughput (use a release build)."
 
     var model: String?
     var json = false
     var repeats = 3
     var checkpointActivations = false
+    var threads: String?
+
+    /// `--threads`' counts, in the order given.
+    var threadCounts: [Int]? {
+        threads.map { $0.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+    }
 
     static var options: [VerbOption<BenchVerb>] {
         [
@@ -447,10 +453,18 @@ struct BenchVerb: Verb {
             .flag("--checkpoint-activations", \.checkpointActivations, help: "train with activation checkpointing (compare with a run without)"),
             .flag("--json", \.json, help: "JSON output"),
             .option("--repeats", "N", \.repeats, help: "measurements per figure; the median is reported (default 3)"),
+            .option("--threads", "1,2,...", \.threads, help: "instead of the full bench: the training step, an evaluation, generation and the step's parts (products, attention, elementwise, AdamW) at each thread count, alternating, with the speed-up and parallel efficiency against the first count (results do not depend on the count, only speed does)"),
         ]
     }
 
     func validate() throws {
         guard repeats >= 1 else { throw UsageError(message: "--repeats: expected an integer >= 1, found \(repeats)") }
+        if let threads {
+            let parts = threads.split(separator: ",", omittingEmptySubsequences: false)
+            guard let counts = threadCounts, counts.count == parts.count, !counts.isEmpty, counts.allSatisfy({ (1...256).contains($0) }), Set(counts).count == counts.count else {
+                throw UsageError(message: "--threads: expected distinct thread counts in [1, 256] separated by commas (e.g. 1,2,4), found \"\(threads)\"")
+            }
+            if checkpointActivations { throw UsageError(message: "--threads: measures the step without activation checkpointing; leave out --checkpoint-activations") }
+        }
     }
 }

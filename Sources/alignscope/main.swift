@@ -17,6 +17,10 @@ guard let verbName = arguments.first, verbName != "--help", verbName != "-h", ve
     print(Verbs.overview, terminator: "")
     exit(arguments.isEmpty ? 2 : 0)
 }
+if verbName == "--version" || verbName == "version" {
+    print(Commands.versionText)
+    exit(0)
+}
 guard let verb = Verbs.all.first(where: { $0.name == verbName }) else {
     fail("unknown verb \"\(verbName)\" (verbs: \(Verbs.all.map { $0.name }.joined(separator: ", ")); see alignscope --help)", code: 2)
 }

@@ -1,4 +1,6 @@
+import Base
 import Foundation
+import Kernels
 import XCTest
 @testable import Benchmarks
 
@@ -77,6 +79,30 @@ final class BenchmarksTests: XCTestCase {
         for needle in ["sgemm", "train step 4x256", "MFU", "scoring", "generation", "sampling", "lock step", "peak resident memory", "with the measures", "LoRA step (rank 16 on 7 projections", "its floor (one rank-1 adapter on o"] {
             XCTAssertTrue(text.contains(needle), "text report lacks \(needle):\n\(text)")
         }
+    }
+
+    /// `bench --threads` (issue 40): every figure at every count, alternating; speed-up and efficiency against the first
+    /// count; the thread-dependent baseline only when 2 is measured; the thread count restored.
+    func testThreadScalingReportsEveryPartAtEveryCount() throws {
+        let saved = Threads.count
+        var lines: [String] = []
+        let scaling = try runThreadScaling(.tiny, counts: [1, 3], repeats: 1) { if case .measured(let line) = $0 { lines.append(line) } }
+        XCTAssertEqual(Threads.count, saved)
+        XCTAssertEqual(scaling.points.map(\.threads), [1, 3])
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertNil(scaling.threadDependentAt2)
+        for point in scaling.points {
+            XCTAssertEqual(Set(point.seconds.keys), Set(scaling.parts))
+            for (part, seconds) in point.seconds { XCTAssertTrue(seconds > 0 && seconds.isFinite, "\(part) at \(point.threads): \(seconds)") }
+        }
+        let step = try XCTUnwrap(scaling.scaling("train step", at: scaling.points[1]))
+        let expected = scaling.points[0].seconds["train step"]! / scaling.points[1].seconds["train step"]!
+        XCTAssertEqual(step.speedup, expected, accuracy: 1e-12)
+        XCTAssertEqual(step.efficiency, expected / 3, accuracy: 1e-12)
+        XCTAssertTrue(scaling.description.contains("train step"), scaling.description)
+        let two = try runThreadScaling(.tiny, counts: [2], repeats: 1) { _ in }
+        XCTAssertEqual(Set(try XCTUnwrap(two.threadDependentAt2).keys), ["train step", "evaluation"])
+        XCTAssertTrue(Products.blocked)
     }
 
     func testRepeatsMustBePositive() {

@@ -13,7 +13,8 @@ final class IdentityTests: XCTestCase {
     override func setUpWithError() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("alignscope-identity-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for name in ["tiny-sweep.json5", "tiny-stages.json5", "tiny-train.jsonl", "tiny-probes.jsonl", "legacy-59e209a.sql"] {
+        for name in ["tiny-sweep.json5", "tiny-stages.json5", "tiny-threads.json5", "tiny-train.jsonl", "tiny-probes.jsonl",
+                     "legacy-59e209a.sql", "legacy-f5b9c46.sql"] {
             try FileManager.default.copyItem(at: Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil)!,
                                              to: dir.appendingPathComponent(name))
         }
@@ -53,6 +54,54 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(try store.query("SELECT count(*) FROM runs"), before)
     }
 
+    /// `threads` stopped mattering (issue 40). legacy-f5b9c46.sql: `sqlite3 .dump` of the store that `alignscope run` of
+    /// tiny-sweep.json5 (threads unset, so 2 then) and tiny-threads.json5 (threads: 3) wrote with the executable of commit
+    /// f5b9c46, the main before the change (rows of measures, logprobs and train_metrics deleted to keep it small). Every
+    /// run is found under the identity it was stored with, skipped as finished, and nothing is recorded twice; the
+    /// threads-3 run through its former identity. A spec's threads no longer changes a new run's identity.
+    func testAStoreWrittenBeforeThreadsStoppedMatteringKeepsItsRuns() throws {
+        let path = dir.appendingPathComponent("legacy-f5b9c46.sqlite").path
+        try Database(path: path, journalModeWAL: false)
+            .executeScript(String(contentsOf: dir.appendingPathComponent("legacy-f5b9c46.sql"), encoding: .utf8))
+        let store = try RunStore(path: path)
+        let before = try store.query("SELECT count(*) FROM runs")
+        let stored = try store.query("SELECT config_sha256 FROM runs ORDER BY id").map { $0[0].string! }
+        var found: [String] = []
+        for file in ["tiny-sweep.json5", "tiny-threads.json5"] {
+            let planned = try Experiment.load(path: dir.appendingPathComponent(file).path)
+            let experiment = try RunExecutor.experimentVersion(planned, store: store, newVersion: false)
+            for run in experiment.runs {
+                let record = try XCTUnwrap(try store.run(configSHA256: run.configSHA256), "\(run.name): identity not found")
+                XCTAssertEqual(record.status, .finished)
+                XCTAssertEqual(record.config, run.configJSON, run.name)
+                found.append(run.configSHA256)
+            }
+            let summary = try RunExecutor(experiment: experiment, store: store, checkpointRoot: dir).runAll()
+            XCTAssertEqual(summary.skipped.map(\.reason), Array(repeating: "finished", count: experiment.runs.count))
+            XCTAssertEqual(summary.finished, [])
+        }
+        XCTAssertEqual(found, stored)
+        XCTAssertEqual(try store.query("SELECT count(*) FROM runs"), before)
+
+        // the threads-3 run: its new identity is the one of the same spec without threads (or with any other count), its
+        // former one holds threads: 3 and is what the store has
+        let text = try String(contentsOf: dir.appendingPathComponent("tiny-threads.json5"), encoding: .utf8)
+        func identity(_ threads: String) throws -> Experiment.PlannedRun {
+            try Experiment.parse(text: text.replacingOccurrences(of: "threads: 3,", with: threads), file: "t.json5", baseDirectory: dir).runs[0]
+        }
+        let three = try identity("threads: 3,"), none = try identity(""), one = try identity("threads: 1,")
+        XCTAssertEqual(three.configSHA256, none.configSHA256)
+        XCTAssertEqual(one.configSHA256, none.configSHA256)
+        XCTAssertEqual(three.config.threads, 3)
+        XCTAssertNil(none.config.threads)
+        XCTAssertEqual(none.config.formerIdentityJSON, nil, "unset threads had identity threads: 2, as now")
+        XCTAssertEqual(try identity("threads: 2,").config.formerIdentityJSON, nil)
+        let former = try XCTUnwrap(three.config.formerIdentityJSON)
+        XCTAssertEqual(SHA256.hex(Array(former.utf8)), stored.last)
+        XCTAssertNotEqual(three.configSHA256, stored.last)
+        XCTAssertTrue(three.configJSON.contains("\"threads\":2"), three.configJSON)
+    }
+
     /// The identity rule: a key listed with its default in `defaultedSinceV1` is left out while it has that
     /// default. `train.precision` and `eval.precision` (issue 18) are the first such keys: the resolved
     /// config has them, the identity is what it was before they existed (the tree without them), a run
@@ -82,6 +131,8 @@ final class IdentityTests: XCTestCase {
                             "use_weighting", "sync_ref_model"] {
                     before.remove(at: ["objective", key])  // IPO's and DPO's (issue 36)
                 }
+                XCTAssertNil(tree.value(at: ["threads"]))  // issue 40: unset, so not encoded; the identity holds it frozen at 2
+                before.set(.number(2), at: ["threads"])
                 XCTAssertEqual(before.canonical, run.configJSON, run.name)
                 XCTAssertEqual(SHA256.hex(Array(before.canonical.utf8)), run.configSHA256)
                 var defaulted = RunConfig.defaultedSinceV1
@@ -105,8 +156,12 @@ final class IdentityTests: XCTestCase {
     func testTheResolvedConfigDecodesToItself() throws {
         for experiment in try experiments() {
             for run in experiment.runs {
-                let again = try JSONDecoder().decode(RunConfig.self, from: Data(run.configJSON.utf8))
+                var again = try JSONDecoder().decode(RunConfig.self, from: Data(run.configJSON.utf8))
+                // the identity holds the frozen threads: 2 whatever the config says (`frozenKeys`)
+                XCTAssertEqual(again.threads, 2)
+                again.threads = run.config.threads
                 XCTAssertEqual(again, run.config, run.name)
+                XCTAssertEqual(try JSONDecoder().decode(RunConfig.self, from: JSONEncoder().encode(run.config)), run.config, run.name)
             }
         }
     }

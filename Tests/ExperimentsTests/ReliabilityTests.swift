@@ -230,6 +230,31 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try integrity(db), "ok")
     }
 
+    /// Threads (issue 40): a run uses every core its process may use (here its affinity mask, set by `taskset`), and
+    /// `--jobs N` shares them: the plan line says so, and the runs record what they record at any count.
+    func testThreadsFollowTheCoresTheProcessMayUseAndJobsShareThem() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") else { throw XCTSkip("taskset not installed") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        p.arguments = ["-c", "0", try Self.binary().path, "plan", "reliability-sweep.json5", "--no-check"]
+        p.currentDirectoryURL = dir
+        let out = dir.appendingPathComponent("taskset.txt")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        try p.run()
+        p.waitUntilExit()
+        let plan = try String(contentsOf: out, encoding: .utf8)
+        XCTAssertEqual(p.terminationStatus, 0, plan)
+        XCTAssertTrue(plan.contains("one at a time, 1 thread: every core this process may use"), plan)
+
+        let jobs = try run(["run", "reliability-sweep.json5", "--db", path("share.sqlite"), "--jobs", "2"], environment: ["ALIGNSCOPE_THREADS": "5"])
+        XCTAssertEqual(jobs.status, 0, jobs.stderr)
+        XCTAssertTrue(jobs.stderr.contains("2 at once (--jobs), 2 or 3 threads each: the 5 cores this process may use, shared"), jobs.stderr)
+        let one = try run(["run", "reliability-sweep.json5", "--db", path("one.sqlite"), "--quiet"], environment: ["ALIGNSCOPE_THREADS": "1"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(try snapshot(path("share.sqlite")), try snapshot(path("one.sqlite")))
+    }
+
     func testTwoProcessesOnOneSpecTrainEachRunOnce() throws {
         let db = path("two.sqlite")
         let args = ["run", "reliability-sweep.json5", "--db", db]

@@ -111,6 +111,11 @@ final class AnalysisTests: XCTestCase {
         let (store, _) = try makeStore()
         let rows = try run("sweep.sql", store, ["experiment": "sft-what", ":param": "train.lr"])
         XCTAssertEqual(rows.count, 2 * 2 * 2)
+        // without :param, every parameter whose value differs between the runs; without :experiment, every experiment
+        let every = try run("sweep.sql", store, ["experiment": .null, "param": .null])
+        XCTAssertEqual(Set(every.map { $0["param"]!.string! }), ["train.lr", "seed"])
+        XCTAssertEqual(every.filter { $0["param"] == "train.lr" }.map { $0["mean_logprob"] }, rows.map { $0["mean_logprob"] })
+        XCTAssertEqual(try run("status.sql", store, ["experiment": .null]).count, 4)
         let chosenTrain = rows.filter { $0["category"] == "chosen" && $0["split"] == "train" }
         XCTAssertEqual(chosenTrain.map { $0["value"] }, [.real(1e-5), .real(3e-5)])
         XCTAssertEqual(chosenTrain.map { $0["runs"] }, [2, 2])
@@ -120,6 +125,42 @@ final class AnalysisTests: XCTestCase {
         }
         let expected = (trainChosenMean(r: 2, step: 20) + trainChosenMean(r: 3, step: 10)) / 2
         XCTAssertEqual(chosenTrain[1]["mean_logprob"]!.double!, expected, accuracy: 1e-12)
+    }
+
+    /// The views for `sqlite3` without joins (issue 41): `run_overview` names each run's experiment, stage and the
+    /// settings that vary (train.lr and seed here); `response_scores` one row per log-probability with its texts.
+    func testRunOverviewAndResponseScoresCarryNames() throws {
+        let (store, runs) = try makeStore()
+        let overview = try store.rows("SELECT * FROM run_overview ORDER BY run_id", named: [:])
+        XCTAssertEqual(overview.map { $0["run_id"] }, runs.map { .integer($0) })
+        XCTAssertEqual(Set(overview.map { $0["experiment"] }), ["sft-what"])
+        XCTAssertEqual(overview.map { $0["stage"] }, Array(repeating: .null, count: 4), "sweep values are not a stage")
+        XCTAssertEqual(overview.map { $0["varying"] }, ["seed=1, train.lr=1.0e-05", "seed=2, train.lr=1.0e-05",
+                                                        "seed=1, train.lr=3.0e-05", "seed=2, train.lr=3.0e-05"])
+        XCTAssertEqual(overview.map { $0["status"] }, ["finished", "finished", "finished", "running"])
+        XCTAssertEqual(overview.map { $0["last_loss"]!.double! }, [1, 0, -1, -1])
+        // a staged experiment's runs: the stage is the name's component after the experiment's
+        let staged = try store.recordExperiment(name: "st", spec: "{}", specSHA256: "t")
+        for (i, name) in ["st/sft", "st/dpo/beta=0.1", "st/dpo/beta=0.5", "st"].enumerated() {
+            _ = try store.recordRun(experimentID: staged, name: name, config: "{}", configSHA256: "st\(i)", seed: 1,
+                                    params: ["objective.kind": .text(name.contains("dpo") ? "dpo" : "sft")])
+        }
+        let stages = try store.rows("SELECT run, stage, varying FROM run_overview WHERE experiment = 'st' ORDER BY run_id", named: [:])
+        XCTAssertEqual(stages.map { $0["stage"] }, ["sft", "dpo", "dpo", .null])
+        XCTAssertEqual(stages.map { $0["varying"] }, ["objective.kind=sft", "objective.kind=dpo", "objective.kind=dpo", "objective.kind=sft"])
+
+        let scores = try store.rows("SELECT * FROM response_scores WHERE run = 'sft-what/lr=1e-05,seed=1' AND step = 10 ORDER BY probe, category", named: [:])
+        XCTAssertEqual(scores.count, 3 * 2)
+        for row in scores {
+            let idx = Int(row["probe"]!.int!), c = Self.categories.firstIndex(of: row["category"]!.string!)!
+            XCTAssertEqual(row["logprob"]!.double!, Self.logprob(r: 0, step: 10, idx: idx, c: c), accuracy: 1e-12)
+            XCTAssertEqual(row["token_logprob"]!.double!, Self.logprob(r: 0, step: 10, idx: idx, c: c) / 4, accuracy: 1e-12)
+            XCTAssertEqual(row["text"]!.string!, "\(row["category"]!.string!) \(idx)")
+            XCTAssertEqual(row["tokens"], 4)
+            XCTAssertEqual(row["experiment"], "sft-what")
+            XCTAssertEqual(row["split"], idx == 2 ? "heldout" : "train")
+            XCTAssertNotNil(row["prompt"]?.string)
+        }
     }
 
     /// The example statements of analysis/README.md run and return rows.
@@ -132,7 +173,7 @@ final class AnalysisTests: XCTestCase {
             .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
             // the attribution and gain examples need a trained run's rows: ExperimentsTests/DisplacementMeasuresTests
             .filter { !$0.contains("influences") && !$0.contains("gain_token") }
-        XCTAssertEqual(statements.count, 5)
+        XCTAssertEqual(statements.count, 7)
         for statement in statements {
             XCTAssertFalse(try store.query(statement).isEmpty, statement)
         }
@@ -144,12 +185,16 @@ final class AnalysisTests: XCTestCase {
             throw XCTSkip("\(ConcurrencyTests.sqlite3) not installed")
         }
         let (store, _) = try makeStore()
-        for (file, count) in [("status.sql", 4), ("curves.sql", 44), ("chosen_minus_rejected.sql", 22),
-                              ("final_deltas.sql", 16), ("sweep.sql", 8)] {
+        // with the parameters set, then with none (issue 41: every file runs as `sqlite3 runs.sqlite < file`; without
+        // :param, sweep.sql lists every parameter that varies: train.lr and seed, 2 values each)
+        let named = ["-cmd", ".param set :experiment sft-what", "-cmd", ".param set :param train.lr"]
+        for (file, count, parameters) in [("status.sql", 4, named), ("curves.sql", 44, named), ("chosen_minus_rejected.sql", 22, named),
+                                          ("final_deltas.sql", 16, named), ("sweep.sql", 8, named),
+                                          ("status.sql", 4, []), ("curves.sql", 44, []), ("chosen_minus_rejected.sql", 22, []),
+                                          ("final_deltas.sql", 16, []), ("sweep.sql", 16, [])] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: ConcurrencyTests.sqlite3)
-            process.arguments = ["-bail", "-readonly", "-cmd", ".timeout 10000", "-cmd", ".param set :experiment sft-what",
-                                 "-cmd", ".param set :param train.lr", store.path]
+            process.arguments = ["-bail", "-readonly", "-cmd", ".timeout 10000"] + parameters + [store.path]
             process.standardInput = FileHandle(forReadingAtPath: Self.analysis + "/" + file)
             let output = Pipe()
             process.standardOutput = output

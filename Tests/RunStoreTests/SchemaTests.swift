@@ -7,13 +7,14 @@ final class SchemaTests: XCTestCase {
     func testCreatesEveryTableViewAndTheVersion() throws {
         let store = try temporaryStore(self)
         XCTAssertEqual(try store.storedSchemaVersion(), RunStore.schemaVersion)
-        XCTAssertEqual(RunStore.schemaVersion, 7)
+        XCTAssertEqual(RunStore.schemaVersion, 8)
         let objects = Set(
             try store.query("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
                 .compactMap { $0[0].string })
         for expected in [
             "table schema_version", "table experiments", "table runs", "table params", "table probes",
             "table responses", "table logprobs", "table train_metrics", "view category_curves", "view logprob_deltas",
+            "view run_overview", "view response_scores",
         ] {
             XCTAssertTrue(objects.contains(expected), "missing \(expected); have \(objects.sorted())")
         }
@@ -62,7 +63,7 @@ final class SchemaTests: XCTestCase {
         try first.recordExperiment(name: "e", spec: "{}", specSHA256: "s")
         let second = try RunStore(path: path)
         let third = try RunStore(path: path)
-        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5], [6], [7]])
+        XCTAssertEqual(try third.query("SELECT version FROM schema_version"), [[1], [2], [3], [4], [5], [6], [7], [8]])
         XCTAssertEqual(try second.experiment(name: "e")?.specSHA256, "s")
     }
 
@@ -73,17 +74,17 @@ final class SchemaTests: XCTestCase {
             do { _ = try RunStore(path: path) } catch { failures.add("\(error)") }
         }
         XCTAssertEqual(failures.all, [])
-        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[7]])
+        XCTAssertEqual(try RunStore(path: path).query("SELECT count(*) FROM schema_version"), [[8]])
     }
 
     func testANewerSchemaIsRefused() throws {
         let path = try temporaryDirectory(self) + "/runs.sqlite"
-        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (9)")
+        try RunStore(path: path).query("INSERT INTO schema_version (version) VALUES (10)")
         let error = assertStoreError(try RunStore(path: path))
-        XCTAssertEqual(error, .schemaTooNew(path: path, found: 9, supported: 7))
+        XCTAssertEqual(error, .schemaTooNew(path: path, found: 10, supported: 8))
         XCTAssertEqual(
             error?.description,
-            "\(path): schema version 9 is newer than this AlignScope supports (7); use a newer alignscope")
+            "\(path): schema version 10 is newer than this AlignScope supports (8); use a newer alignscope")
     }
 
     func testReadOnlyOpenNeedsAnExistingStore() throws {

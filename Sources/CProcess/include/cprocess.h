@@ -15,4 +15,7 @@ pid_t alignscope_spawn(const char *path, char *const argv[], char *const envp[],
 /// status 1 if the parent is already gone (the parent's pid is no longer `expected_parent`).
 void alignscope_die_with_parent(int sig, pid_t expected_parent);
 
+/// The number of CPUs in the calling thread's affinity mask (sched_getaffinity), or -1 when it cannot be read.
+int alignscope_affinity_cpus(void);
+
 #endif

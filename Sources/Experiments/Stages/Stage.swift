@@ -81,7 +81,7 @@ final class RunContext {
 
     /// A model for sampling or scoring beside the trained one (a policy, a reward model, a judge): small buffers.
     func loadAuxiliary(_ source: RunConfig.ModelSource) throws -> LoadedModel {
-        try ModelLoader.load(source, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threads)
+        try ModelLoader.load(source, experiment: experiment, capacity: 64, maxSequenceLength: 64, threads: config.threadCount)
     }
 
     /// A reward-model run's final weights on the spec's model with a reward head.
@@ -99,7 +99,7 @@ final class RunContext {
         report(.loading(run: name, what: "reference model"))
         let source = try reference.modelSource(in: experiment)
         let loaded = try ModelLoader.load(source, experiment: experiment, capacity: config.batchTokens, maxSequenceLength: config.longestSequence,
-                                          threads: config.threads)
+                                          threads: config.threadCount)
         loaded.model.precision = config.train.precision
         if case .run(let r) = reference { return (loaded.model, try loadInitialWeights(r, into: loaded.model)) }
         return (loaded.model, "\(source)")

@@ -65,7 +65,7 @@ extension TrainingStage {
         run.report(.loading(run: run.name, what: "model"))
         var loaded = try ModelLoader.load(config.model, experiment: run.experiment, capacity: config.batchTokens,
                                           maxSequenceLength: config.longestSequence,
-                                          threads: config.threads, checkpointActivations: config.train.checkpointActivations)
+                                          threads: config.threadCount, checkpointActivations: config.train.checkpointActivations)
         if let headSeed = config.objective.rewardHeadSeed, !loaded.model.config.rewardHead {
             loaded.model = loaded.model.withRewardHead(seed: UInt64(headSeed))
         }

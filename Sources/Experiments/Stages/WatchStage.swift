@@ -58,7 +58,7 @@ struct WatchStage: Stage {
         run.report(.loading(run: run.name, what: "model"))
         let config = Self.scoring(run.config, context: try ModelLoader.validate(run.config.model, experiment: run.experiment).config.contextLength)
         let loaded = try ModelLoader.load(config.model, experiment: run.experiment, capacity: config.batchTokens,
-                                          maxSequenceLength: config.longestSequence, threads: config.threads)
+                                          maxSequenceLength: config.longestSequence, threads: config.threadCount)
         // the base weights, for adapters (applied onto them); the model holds them now when there is a base
         let usesAdapters = try output.scan().complete.contains(where: \.isAdapter)
         let baseWeights: [Float]? = usesAdapters || base != nil ? Array(loaded.model.parameters) : nil
