@@ -14,7 +14,7 @@ RELEASE := -c release $(CPU_FLAGS)
 TEST_FLAGS := -c release -Xswiftc -enable-testing $(CPU_FLAGS)
 BIN = $(shell $(SWIFT) build $(RELEASE) --show-bin-path)/alignscope
 
-.PHONY: all deps models build test test-slurm test-browser demo bench clean fuzz fuzz-smoke
+.PHONY: all deps models build test test-slurm test-browser demo install bench clean fuzz fuzz-smoke
 
 all: build
 
@@ -73,10 +73,18 @@ test-browser: deps
 	$(SWIFT) build $(TEST_FLAGS) --product alignscope
 	scripts/test-browser.sh $(shell $(SWIFT) build $(TEST_FLAGS) --show-bin-path)/alignscope
 
+# The demo writes only into results/demo/ (ignored by git); results/report/ is the committed report of the same run.
 demo: deps models build
-	$(BIN) run experiments/sft-what.json5 --db results/runs.sqlite
-	$(BIN) report --db results/runs.sqlite --experiment sft-what --out results/report
-	@echo "report: results/report/index.html"
+	$(BIN) run experiments/sft-what.json5 --db results/demo/runs.sqlite
+	$(BIN) report --db results/demo/runs.sqlite --experiment sft-what --out results/demo/report
+	@echo "report: results/demo/report/index.html (the committed one: results/report/index.html;"
+	@echo "compare: diff results/report/deltas.csv results/demo/report/deltas.csv)"
+
+# make install PREFIX=~/.local: the release binary into PREFIX/bin.
+PREFIX ?= /usr/local
+install: build
+	install -d $(PREFIX)/bin
+	install -m 755 $(BIN) $(PREFIX)/bin/alignscope
 
 # AlignScope's bench, side by side with PyTorch (benchmarks/torch_reference.py) in alternating rounds when
 # TORCH_PYTHON is a Python with torch, transformers and gguf; otherwise AlignScope's bench alone.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Developer tooling (issue 38): reads a store written by experiments/attribution.json5 and the experiment's data files,
-and prints what README "Why it moved" reports. Standard library only; never run by tests or the product.
+and prints what docs/FINDINGS.md "Why it moved" reports. Standard library only; never run by tests or the product.
 
     python3 scripts/attribution-analysis.py STORE [EXPERIMENT_DIR] > results/report-attribution/analysis.txt
 

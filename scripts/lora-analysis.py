@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Developer tooling (issue 39): reads the stores of experiments/lora-vs-full-lr.json5 and experiments/lora-vs-full.json5
-and prints what README "LoRA against full fine-tuning" reports. Standard library only; never run by tests or the product.
+and prints what docs/FINDINGS.md "LoRA against full fine-tuning" reports. Standard library only; never run by tests or the product.
 
     python3 scripts/lora-analysis.py SWEEP_STORE[,SWEEP_STORE...] EXPERIMENT_STORE > results/report-lora-vs-full/analysis.txt
 

@@ -48,7 +48,7 @@ struct ParsedLine: Equatable {
     var notes: [String: String] = [:]
 }
 
-/// The forms a data line is read as (README "Data formats").
+/// The forms a data line is read as (docs/REFERENCE.md "Data formats").
 public enum DataForm: String, Sendable, CaseIterable {
     case plainPrompt = "plain prompt"
     case promptMessages = "prompt as messages"

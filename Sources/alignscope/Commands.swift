@@ -71,8 +71,7 @@ extension PlanVerb {
                 print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON)}")
             }
         } else {
-            print("experiment \(experiment.name): \(experiment.runs.count) run\(experiment.runs.count == 1 ? "" : "s")")
-            print("  " + Commands.threadsLine(experiment, jobs: 1))
+            print("experiment " + Commands.threadsLine(experiment, jobs: 1))
             for run in experiment.runs {
                 let lora = RunExecutor.loraPlanText(run.config, experiment: experiment).map { ", " + $0 } ?? ""
                 print("  \(run.name)  [\(run.configSHA256.prefix(12))]  \(run.config.planSummary)\(lora)")

@@ -59,7 +59,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(try count(store, "SELECT count(*) FROM logprobs") + (try count(store, "SELECT count(*) FROM train_metrics")), before)
     }
 
-    /// The example queries of the README run on a real store and return rows.
+    /// The example queries of the reference (docs/REFERENCE.md, moved from the README) run on a real store and return rows.
     func testReadmeQueriesRun() throws {
         let ex = try executor()
         XCTAssertEqual(try ex.runAll().finished.count, 4)
@@ -72,7 +72,7 @@ final class EndToEndTests: XCTestCase {
         try spec.write(to: dir.appendingPathComponent("tiny-tokens.json5"), atomically: false, encoding: .utf8)
         XCTAssertEqual(try executor("tiny-tokens.json5").runAll().finished.count, 1)
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("README.md")
+            .deletingLastPathComponent().appendingPathComponent("docs/REFERENCE.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
         let blocks = text.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
         XCTAssertGreaterThanOrEqual(blocks.count, 4)

@@ -255,6 +255,35 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try snapshot(path("share.sqlite")), try snapshot(path("one.sqlite")))
     }
 
+    /// The README's quickstart (issue 41) as a newcomer types it: the tiny spec runs, the report renders, the README's
+    /// queries print rows; the SmolLM2 spec plans (its model is the one `make` fetches).
+    func testTheReadmeQuickstartRuns() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let spec = root.appendingPathComponent("experiments/quickstart/quickstart.json5").path
+        let db = path("mine.sqlite")
+        let run = try self.run(["run", spec, "--db", db])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("my-first: finished"), run.stderr)
+        let report = try self.run(["report", "--db", db, "--experiment", "my-first", "--out", path("mine-report")])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path("mine-report/index.html")))
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        XCTAssertTrue(readme.contains("alignscope run experiments/quickstart/quickstart.json5 --db results/mine.sqlite"))
+        let store = try RunStore(path: db, readOnly: true)
+        // the README's query over response_scores, and final_change.sql
+        let query = try XCTUnwrap(readme.components(separatedBy: "results/mine.sqlite \"").dropFirst().first?.components(separatedBy: "\"").first)
+        XCTAssertTrue(query.hasPrefix("SELECT run, step, category"), query)
+        XCTAssertEqual(try store.query(query).count, 3 * 5, "3 categories of probe 0 at 5 evaluations")
+        let change = try store.rows(String(contentsOf: root.appendingPathComponent("analysis/final_change.sql"), encoding: .utf8), named: ["experiment": .null])
+        XCTAssertEqual(change.count, 3)
+        if let model = ProcessInfo.processInfo.environment["ALIGNSCOPE_MODEL"], model.hasSuffix("SmolLM2-135M-Instruct.Q4_1.gguf"),
+           FileManager.default.fileExists(atPath: root.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path) {
+            let plan = try self.run(["plan", root.appendingPathComponent("experiments/quickstart/quickstart-smollm2.json5").path])
+            XCTAssertEqual(plan.status, 0, plan.stderr)
+            XCTAssertTrue(plan.stdout.contains("20 steps, batch 4, lr 5e-05"), plan.stdout)
+        }
+    }
+
     func testTwoProcessesOnOneSpecTrainEachRunOnce() throws {
         let db = path("two.sqlite")
         let args = ["run", "reliability-sweep.json5", "--db", db]
