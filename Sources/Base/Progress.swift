@@ -13,11 +13,17 @@ public enum ProgressEvent: Sendable {
     case loading(run: String, what: String)
     /// A checkpoint was found but cannot be resumed (another store, missing rows): the run starts over.
     case restarting(run: String, reason: String)
-    case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, elapsed: Double)
+    /// `remaining`: the run's estimated seconds to go (`ProgressClock`), nil before it can be estimated.
+    case step(run: String, step: Int, totalSteps: Int, loss: Double, tokensPerSecond: Double, remaining: Double?)
     /// Something the researcher should know that does not stop the run (one line).
     case warning(run: String, message: String)
     /// A label run has labelled `done` of `total` prompts (counting those of an earlier, interrupted call).
     case labelled(run: String, done: Int, total: Int, elapsed: Double)
+    /// A SPIN iteration has generated `done` of its `total` rejected responses.
+    case generated(run: String, done: Int, total: Int, elapsed: Double)
+    /// An evaluation at `step` has scored `done` of its `total` responses (sent at its start with 0, then after each
+    /// pass through the evaluator's cache).
+    case evaluating(run: String, step: Int, done: Int, total: Int)
     case evaluated(run: String, step: Int, responses: Int, seconds: Double)
     case checkpointed(run: String, step: Int)
     /// `run --follow`: a watched run waits for new checkpoints in `folder` (sent about once a second, so Ctrl-C is heard);

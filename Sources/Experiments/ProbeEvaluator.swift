@@ -159,6 +159,20 @@ final class ProbeEvaluator {
                 }))
     }
 
+    /// Tokens one evaluation runs through the model: every prompt once and every response of the data's categories, and
+    /// `max_tokens` for each greedy response. What `ProgressClock` estimates an evaluation's time from before it has
+    /// measured one.
+    var tokensPerEvaluation: Int {
+        let greedy = probeSet.dynamicCategories.reduce(0) { n, d in
+            if case let .greedy(maxTokens) = d.kind { return n + maxTokens }
+            return n
+        }
+        return encoded.reduce(0) { $0 + $1.prompt.count + $1.responses.reduce(0) { $0 + $1.ids.count } + greedy }
+    }
+
+    /// Told during `score` how many of `responsesPerEvaluation` are scored (after each pass through the cache).
+    var progress: ((_ done: Int) -> Void)?
+
     /// Number of responses scored per evaluation (dynamic categories included).
     var responsesPerEvaluation: Int {
         encoded.reduce(0) { $0 + $1.responses.count } + encoded.count * probeSet.dynamicCategories.count
@@ -195,6 +209,8 @@ final class ProbeEvaluator {
             }
         }
         let all = encoded.indices.map { encoded[$0].responses + extra[$0] }
+        batch.passDone = progress
+        defer { batch.passDone = nil }
         let (scored, extras, rewards) = scoreAll(all.map { $0.map(\.ids) })
         if let extras {
             for (id, values) in chesMeasures(all, extras) { facts[id, default: [:]].merge(values) { $1 } }
@@ -227,6 +243,8 @@ final class ProbeEvaluator {
                     made[p].append(response)
                 }
             }
+            let first = rows.count
+            batch.passDone = progress.map { tell in { done in tell(first + done) } }
             let (rescored, _, rerewards) = scoreAll(made.map { $0.map(\.ids) })
             for (p, responses) in made.enumerated() {
                 for (r, response) in responses.enumerated() {

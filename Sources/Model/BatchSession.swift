@@ -47,6 +47,10 @@ public final class BatchSession {
     /// model's own `precision` is training's and is not used here.
     public var precision: Precision = .fp32
 
+    /// Told after each pass through the cache of a scoring call how many of the call's responses are scored so far
+    /// (for a progress bar); nil: nothing is told.
+    public var passDone: ((_ responses: Int) -> Void)?
+
     private let storage: UnsafeMutableBufferPointer<Float>
     private let kCache, vCache: [UnsafeMutablePointer<Float>]
     let hidden: UnsafeMutablePointer<Float>
@@ -315,6 +319,7 @@ public final class BatchSession {
                 }
             }
             first = p
+            if let passDone { passDone(items[..<p].reduce(0) { $0 + $1.responses.count }) }
         }
         return result
     }

@@ -187,19 +187,25 @@ final class ProgressDisplay: @unchecked Sendable {
         case .restarting(let run, let reason): emit("\(run): not resuming: \(reason)", updating: false)
         case .started(let run, let from, let total):
             emit(from > 0 ? "\(run): resuming at step \(from)/\(total)" : "\(run): starting, \(total) steps", updating: false)
-        case .step(let run, let step, let total, let loss, let tps, let elapsed):
-            let eta = elapsed / Double(max(1, step)) * Double(total - step)
-            let width = 20
-            let filled = Int(Double(width) * Double(step) / Double(max(total, 1)))
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            emit(String(format: "%@ [%@] %d/%d loss %.4f %.0f tok/s ETA %@", run, bar, step, total, loss, tps, Self.duration(eta)), updating: tty)
+        case .step(let run, let step, let total, let loss, let tps, let remaining):
+            emit(String(format: "%@ %@ %d/%d loss %.4f %.0f tok/s ETA %@", run, Self.bar(step, total), step, total, loss, tps,
+                        remaining.map(Self.duration) ?? "-"), updating: tty)
+        case .evaluating(let run, let step, let done, let total):
+            if done == 0 {
+                emit("\(run): step \(step): evaluating \(total) responses", updating: false)
+            } else if tty {
+                emit("\(run) \(Self.bar(done, total)) \(done)/\(total) responses scored (step \(step))", updating: true)
+            }
         case .warning(let run, let message):
             emit("\(run): warning: \(message)", updating: false)
+        case .generated(let run, let done, let total, let elapsed):
+            if done == 0 {
+                emit("\(run): generating \(total) responses (the rejected side)", updating: false)
+            } else {
+                emit("\(run) \(Self.bar(done, total)) \(done)/\(total) responses generated, \(Self.duration(elapsed))", updating: tty)
+            }
         case .labelled(let run, let done, let total, let elapsed):
-            let width = 20
-            let filled = Int(Double(width) * Double(done) / Double(max(total, 1)))
-            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-            emit("\(run) [\(bar)] \(done)/\(total) prompts labelled, \(Self.duration(elapsed))", updating: tty)
+            emit("\(run) \(Self.bar(done, total)) \(done)/\(total) prompts labelled, \(Self.duration(elapsed))", updating: tty)
         case .evaluated(let run, let step, let n, let seconds):
             emit(String(format: "%@: step %d evaluated %d responses in %.1fs", run, step, n, seconds), updating: false)
         case .checkpointed: break
@@ -213,6 +219,13 @@ final class ProgressDisplay: @unchecked Sendable {
 
     func finish() {
         if lineOpen, tty { FileHandle.standardError.write(Data("\n".utf8)); lineOpen = false }
+    }
+
+    /// "[#####---------------]": `done` of `total` in 20 characters.
+    static func bar(_ done: Int, _ total: Int) -> String {
+        let width = 20
+        let filled = max(0, min(width, Int(Double(width) * Double(done) / Double(max(total, 1)))))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
     }
 
     static func duration(_ s: Double) -> String {

@@ -264,6 +264,11 @@ final class ReliabilityTests: XCTestCase {
         let run = try self.run(["run", spec, "--db", db])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("my-first: finished"), run.stderr)
+        // progress that tells the truth: a line when each evaluation starts, an ETA from the first step on
+        XCTAssertTrue(run.stderr.contains("my-first: step 0: evaluating 48 responses"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("my-first: step 20: evaluating 48 responses"), run.stderr)
+        let first = try XCTUnwrap(run.stderr.split(separator: "\n").first { $0.contains(" 1/20 loss") })
+        XCTAssertFalse(first.hasSuffix("ETA -"), String(first))
         let report = try self.run(["report", "--db", db, "--experiment", "my-first", "--out", path("mine-report")])
         XCTAssertEqual(report.status, 0, report.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: path("mine-report/index.html")))

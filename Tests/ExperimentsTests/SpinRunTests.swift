@@ -31,7 +31,19 @@ final class SpinRunTests: XCTestCase {
         try RunExecutor.validateInputs(of: experiment)
         let store = try RunStore(path: dir.appendingPathComponent("runs.sqlite").path)
         let executor = RunExecutor(experiment: experiment, store: store, checkpointRoot: dir)
+        // each iteration's generation reports its progress (issue 41): 0 first, then up to every prompt
+        var generated: [String: [Int]] = [:]
+        executor.progress = { event in
+            if case let .generated(run, done, total, _) = event { generated[run, default: []].append(done); XCTAssertGreaterThan(total, 0) }
+            return .more
+        }
         let summary = try executor.runAll()
+        XCTAssertEqual(generated.count, 2, "\(generated)")
+        for (run, dones) in generated {
+            XCTAssertEqual(dones.first, 0, run)
+            XCTAssertEqual(dones, dones.sorted(), run)
+            XCTAssertGreaterThan(dones.last ?? 0, 0, run)
+        }
         XCTAssertEqual(summary.finished, experiment.runs.map(\.name), "\(summary.failed)")
         // each iteration's generated set, with provenance naming its generator
         var sets: [String] = []

@@ -36,11 +36,14 @@ struct SpinStage: TrainingStage {
                                        context: config.train.maxLength + maxTokens)
             let prompts = sequences.map(\.prompt)
             var generated: [[Int32]] = []
+            let t0 = Date()
+            run.report(.generated(run: run.name, done: 0, total: prompts.count, elapsed: 0))
             for first in stride(from: 0, to: prompts.count, by: 8) {
                 let chunk = Array(prompts[first..<min(prompts.count, first + 8)])
                 let options = SamplingOptions(maxTokens: maxTokens, temperature: Float(temperature), topP: Float(topP),
                                               seed: UInt64(config.seed), stop: loaded.stopTokens)
                 generated += session.sample(prompts: chunk, count: 1, options: options, ids: Array(first..<first + chunk.count)).map { $0[0] }
+                run.report(.generated(run: run.name, done: generated.count, total: prompts.count, elapsed: Date().timeIntervalSince(t0)))
             }
             texts = generated.map { loaded.tokenizer.decode($0) }
             var out = ""

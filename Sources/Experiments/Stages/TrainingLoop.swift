@@ -17,6 +17,8 @@ struct TrainingLoop {
     let trainer: Trainer
     /// When the stage began (loading included), for the `elapsed` metric.
     let started: Date
+    /// Step, evaluation and checkpoint times of this process, for the progress line's ETA.
+    let clock = ProgressClock()
 
     var config: RunConfig { run.config }
     var store: RunStore { run.store }
@@ -40,7 +42,6 @@ struct TrainingLoop {
         report(.started(run: name, fromStep: step, totalSteps: config.train.steps))
 
         if step == 0 && config.eval.atStart { try evaluate(step: 0) }
-        let clock = Date()
         /// Calls `body` with the weights a checkpoint or snapshot holds: the model's, with LoRA merged into a copy that
         /// lives only while it is written (`Checkpoint`).
         func withWeights(_ body: (UnsafeBufferPointer<Float>) throws -> Void) throws {
@@ -52,6 +53,8 @@ struct TrainingLoop {
         }
         /// Weights, AdamW state and the step, then the store's `last_step`.
         func saveCheckpoint(_ step: Int) throws {
+            let t0 = Date()
+            defer { clock.checkpoint(seconds: Date().timeIntervalSince(t0)) }
             try withWeights { weights in
                 try Checkpoint.write(
                     to: checkpoint,
@@ -75,9 +78,9 @@ struct TrainingLoop {
             }
             step += 1
             if let attribution, config.isAttributionStep(step) {
-                try attribute(step: step, since: clock, attribution)
+                try attribute(step: step, attribution)
             } else {
-                _ = try trainAndRecord(step: step, since: clock)
+                _ = try trainAndRecord(step: step)
             }
             if config.isEvalStep(step) { try evaluate(step: step) }
             if snapshots.contains(step) {
@@ -122,10 +125,11 @@ struct TrainingLoop {
     /// One optimizer step and its rows: the step's metrics (every metric the objective emits; one named like a
     /// metric of the step itself, e.g. "tokens", goes under "objective/") and an online step's samples.
     @discardableResult
-    func trainAndRecord(step: Int, since clock: Date) throws -> Trainer.StepResult {
+    func trainAndRecord(step: Int) throws -> Trainer.StepResult {
         let t0 = Date()
         let result = trainer.step(step)
         let seconds = Date().timeIntervalSince(t0)
+        clock.step(seconds: seconds, tokens: result.tokens)
         guard result.loss.isFinite else { throw RunError.nonFinite(step: step, what: "loss") }
         guard result.gradNorm.isFinite else { throw RunError.nonFinite(step: step, what: "gradient norm") }
         var metrics: [(name: String, value: Double)] = [
@@ -145,19 +149,19 @@ struct TrainingLoop {
         if !result.samples.isEmpty { try store.writeSamples(runID: run.runID, step: step, sampleRecords(result.samples)) }
         run.report(.step(run: name, step: step, totalSteps: config.train.steps, loss: result.loss,
                          tokensPerSecond: Double(result.tokens) / max(seconds, 1e-9),
-                         elapsed: Date().timeIntervalSince(clock)))
+                         remaining: clock.remaining(after: step, config: config, evaluationTokens: probes.tokensPerEvaluation)))
         return result
     }
 
     /// A step with `eval.attribution`: theta_t and m_{t-1} kept, the step taken and recorded as any other, then each
     /// followed response's predicted and observed change and its decomposition over the step's examples (`Attribution`).
-    func attribute(step: Int, since clock: Date, _ attribution: Attribution) throws {
+    func attribute(step: Int, _ attribution: Attribution) throws {
         guard let settings = config.eval.attribution else { return }
         let responses = probes.attributionResponses(probes: settings.probes)
         attribution.begin(optimizer: trainer.optimizer)
         trainer.recordsExampleTerms = true
         defer { trainer.recordsExampleTerms = false }
-        let result = try trainAndRecord(step: step, since: clock)
+        let result = try trainAndRecord(step: step)
         let t0 = Date()
         run.report(.loading(run: name, what: "attribution at step \(step): \(responses.count) responses x \(trainer.lastExampleTerms.count) examples"))
         let scale = clipScale(norm: Float(result.gradNorm), maxNorm: config.train.gradClip > 0 ? Float(config.train.gradClip) : .infinity)
@@ -178,6 +182,7 @@ struct TrainingLoop {
         }
         try store.writeAttribution(runID: run.runID, step: step, records)
         try store.writeTrainMetrics(runID: run.runID, step: step, metrics: [("time/attribution", Date().timeIntervalSince(t0))])
+        clock.step(seconds: Date().timeIntervalSince(t0), tokens: 0, counts: false)
     }
 
     /// A pair objective's training pairs measured once, at the starting weights (`pair_measures`, step 0): CHES and its
@@ -245,7 +250,12 @@ struct TrainingLoop {
 
     func evaluate(step: Int) throws {
         let t0 = Date()
+        let total = probes.responsesPerEvaluation
+        run.report(.evaluating(run: name, step: step, done: 0, total: total))
+        probes.progress = { [run, name] done in run.report(.evaluating(run: name, step: step, done: min(done, total), total: total)) }
+        defer { probes.progress = nil }
         let rows = try probes.score(step: step)
+        clock.evaluation(seconds: Date().timeIntervalSince(t0))
         try store.writeEvaluation(runID: run.runID, step: step, rows: rows, tokenTexts: probes.tokenTexts(rows))
         if !probes.rewardAccuracy.isEmpty { try store.writeTrainMetrics(runID: run.runID, step: step, metrics: probes.rewardAccuracy) }
         run.report(.evaluated(run: name, step: step, responses: rows.count, seconds: Date().timeIntervalSince(t0)))
