@@ -13,7 +13,8 @@ import Training
 public enum RunExport {
     public enum Format: String, Sendable, CaseIterable {
         /// `peft`: a LoRA run's adapters as PEFT saves them (`PEFTExport`); the others merge them into the weights.
-        case gguf, hf, peft
+        /// `tensorboard`: metrics and category curves as TensorBoard event files (`Reports.TensorBoardExport`), no weights.
+        case gguf, hf, peft, tensorboard
     }
 
     /// - Parameters:
@@ -24,6 +25,7 @@ public enum RunExport {
                               format: Format = .gguf) throws -> Int {
         // before anything is read: the store itself, the model, a checkpoint or any other file are never overwritten
         try OutputPath.check(out, flag: "--out", inputs: [store.path])
+        precondition(format != .tensorboard, "RunExport: the tensorboard format is Reports.TensorBoardExport's (no weights)")
         guard let record = try (Int64(run).flatMap { try store.run(id: $0) }) ?? store.run(name: run) else {
             throw RunError.unknownRun(run)
         }
@@ -86,7 +88,7 @@ public enum RunExport {
         switch format {
         case .gguf: try exportGGUF(model: model, tokenizerFrom: file, path: out, type: f16 ? .f16 : .f32)
         case .hf: try HFExport.write(model: model, files: GGUFToHF.files(from: file), to: out)
-        case .peft: preconditionFailure("peft is handled above")
+        case .peft, .tensorboard: preconditionFailure("\(format.rawValue) is handled above")
         }
         return header.step
     }

@@ -42,7 +42,7 @@ public struct Judge {
             throw DataError(file: "judge template", line: nil, reason: "has no \(placeholder) placeholder (it needs {prompt}, {a} and {b})")
         }
         // after hh's "Assistant:" the answer is " A" (its leading space), after chatml's assistant line "A"
-        let (sa, sb) = chat == .hh ? (" A", " B") : ("A", "B")
+        let (sa, sb) = chat.kind == .hh ? (" A", " B") : ("A", "B")
         let a = tokenizer.encode(sa), b = tokenizer.encode(sb)
         guard a.count == 1, b.count == 1 else {
             throw DataError(file: "judge template", line: nil, reason: "the judge's vocabulary has no single token for the answers \"\(sa)\" and \"\(sb)\"")

@@ -90,11 +90,15 @@ public struct Labeller {
     public func inputs(data: String, prompts: Int) throws -> [String: JSONValue] {
         let bytes: Data
         do { bytes = try TextFile.read(data) } catch { throw RunError.io(path: data, reason: "\(error)") }
-        return ["data": .string(data), "data_sha256": .string(SHA256.hex(Array(bytes))), "prompts": .number(Double(prompts)),
-                "policy": .string(policyName), "scorer": .string(scorer.name), "samples": .number(Double(settings.samples)),
-                "temperature": .number(Double(settings.temperature)), "top_p": .number(Double(settings.topP)),
-                "max_tokens": .number(Double(settings.maxTokens)), "seed": .number(Double(settings.seed)),
-                "template": .string(settings.template.rawValue)]
+        var out: [String: JSONValue] = [
+            "data": .string(data), "data_sha256": .string(SHA256.hex(Array(bytes))), "prompts": .number(Double(prompts)),
+            "policy": .string(policyName), "scorer": .string(scorer.name), "samples": .number(Double(settings.samples)),
+            "temperature": .number(Double(settings.temperature)), "top_p": .number(Double(settings.topP)),
+            "max_tokens": .number(Double(settings.maxTokens)), "seed": .number(Double(settings.seed)),
+            "template": .string(settings.template.rawValue)]
+        // a system message of the spec's own (the default leaves the inputs as they were, so earlier outputs resume)
+        if let system = settings.template.system { out["system"] = .string(system) }
+        return out
     }
 
     /// Before anything is written: an existing output (or its inputs file) is resumed only when its inputs file

@@ -115,6 +115,7 @@ extension ProbeTools {
                 var o: [String: JSONValue] = ["line": .number(Double(ex.line)), "form": .string(ex.form.rawValue),
                                               "template": .string(template.rawValue), "prompt": prompt.map(JSONValue.string) ?? .null,
                                               "responses": .object(Dictionary(uniqueKeysWithValues: zip(fields, responses.map(JSONValue.string))))]
+                if template.kind == .chatml { o["system"] = .string(template.system ?? ChatTemplate.defaultSystemMessage) }
                 if tokenizer != nil {
                     o["tokens"] = .object(Dictionary(uniqueKeysWithValues: zip(fields, boundaries).compactMap { f, b in b.map { (f, $0.json) } }))
                 }
@@ -122,7 +123,8 @@ extension ProbeTools {
                 out += JSONValue.object(o).canonical + "\n"
                 continue
             }
-            out += "line \(ex.line) (\(ex.form.rawValue)), template \(template.rawValue)\n"
+            let system = template.kind == .chatml ? ", system message " + (template.system.map { $0.isEmpty ? "none" : jsonQuoted($0) } ?? "SmolLM2's default") : ""
+            out += "line \(ex.line) (\(ex.form.rawValue)), template \(template.rawValue)\(system)\n"
             let width = max(6, (fields + others).map(\.count).max() ?? 0)
             func row(_ name: String, _ text: String) { out += "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + text + "\n" }
             row("prompt", prompt.map(jsonQuoted) ?? "(template raw cannot score this prompt: the file gives it only as a list of messages)")

@@ -420,7 +420,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var threadCount: Int { threads ?? Threads.automatic }
 
     /// Top-level keys of a spec: the config's own, and `description`, `sweep` and `stages` (read by `Experiment`).
-    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "label", "sweep", "stages"]
+    static let topKeys = ["name", "description", "model", "template", "data", "objective", "train", "eval", "checkpoint", "seed", "threads", "init_from", "label", "sweep", "stages", "system"]
 
     public init(from decoder: any Decoder) throws {
         let f = try SpecFields(decoder, allowed: Self.topKeys)
@@ -430,6 +430,14 @@ public struct RunConfig: Codable, Sendable, Equatable {
         }
         model = try f.object("model", required: ["gguf", "preset", "seed"])!
         template = try f.choice("template", default: .chatml)
+        if f.has("system") {
+            // ChatML's system message: "" none; SmolLM2's default text is the default (so left out of the identity)
+            let system = try f.string("system")
+            if template.kind != .chatml {
+                throw f.invalid("system", "no system message with template \"\(template.rawValue)\" (only chatml has a system turn; leave system out)")
+            }
+            template = template.with(system: system == ChatTemplate.defaultSystemMessage ? nil : system)
+        }
         data = try f.object("data", required: ["train", "probes"])!
         let watching = model.isCheckpoints
         if watching {
@@ -490,6 +498,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         try c.encode(experiment, "name")
         try c.encode(model, "model")
         try c.encode(template.rawValue, "template")
+        try c.encodeIfPresent(template.system, forKey: SpecKey("system"))
         try c.encode(data, "data")
         if model.isCheckpoints {
             // a watched run: no training, evaluated at its checkpoints (what its spec may say, nothing more)

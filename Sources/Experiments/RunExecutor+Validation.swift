@@ -87,7 +87,7 @@ extension RunExecutor {
         let template = config.template
         var presetModel = false
         if case .preset = config.model { presetModel = true }
-        if template == .chatml && !presetModel {
+        if template.kind == .chatml && !presetModel {
             // ChatML's markers must be tokens of the vocabulary, or every prompt is scored with them spelt out
             // as text (a model without a chat template, such as Pythia's).
             for marker in ["<|im_start|>", "<|im_end|>"] where tokenizer.encode(marker).count != 1 {

@@ -11,29 +11,80 @@ public struct ChatMessage: Codable, Sendable, Equatable, Hashable {
 
 /// How a conversation becomes text. `prompt` is everything up to where the assistant's response
 /// starts; `response` is the response text with its terminator. Scoring tokenises the two
-/// separately and concatenates the ids.
-public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
-    /// SmolLM2's own template (the `tokenizer.chat_template` of its GGUF).
-    case chatml
-    /// The raw Anthropic HH transcript form "\n\nHuman: ...\n\nAssistant: ...".
-    case hh
-    /// Prompt and response exactly as the data file gives them, concatenated: no markers, no space
-    /// added or removed (what the DPO reference code and the learning-dynamics code score). Uses the
-    /// prompt's own text (`PromptSource.text`); a prompt given only as messages has none.
-    case raw
+/// separately and concatenates the ids. A template is its kind and, for ChatML, the system message it puts first
+/// (`system`, the spec key of that name); written in specs and on the command line by its kind's name.
+public struct ChatTemplate: RawRepresentable, Codable, Sendable, CaseIterable, Hashable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// SmolLM2's own template (the `tokenizer.chat_template` of its GGUF).
+        case chatml
+        /// The raw Anthropic HH transcript form "\n\nHuman: ...\n\nAssistant: ...".
+        case hh
+        /// Prompt and response exactly as the data file gives them, concatenated: no markers, no space
+        /// added or removed (what the DPO reference code and the learning-dynamics code score). Uses the
+        /// prompt's own text (`PromptSource.text`); a prompt given only as messages has none.
+        case raw
+    }
+
+    public var kind: Kind
+    /// ChatML's system message when a conversation does not start with one: nil is SmolLM2's default
+    /// (`defaultSystemMessage`), "" none. Only ChatML has a system turn.
+    public var system: String?
+
+    public init(kind: Kind, system: String? = nil) {
+        self.kind = kind
+        self.system = system
+    }
+
+    public static let chatml = ChatTemplate(kind: .chatml)
+    public static let hh = ChatTemplate(kind: .hh)
+    public static let raw = ChatTemplate(kind: .raw)
+    public static var allCases: [ChatTemplate] { Kind.allCases.map { ChatTemplate(kind: $0) } }
+
+    public init?(rawValue: String) {
+        guard let kind = Kind(rawValue: rawValue) else { return nil }
+        self.init(kind: kind)
+    }
+
+    /// The kind's name ("chatml", "hh", "raw").
+    public var rawValue: String { kind.rawValue }
+
+    // kind and system message both (RawRepresentable's own == would compare the names only)
+    public static func == (a: ChatTemplate, b: ChatTemplate) -> Bool { a.kind == b.kind && a.system == b.system }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        hasher.combine(system)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        guard let t = ChatTemplate(rawValue: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown template \(name)"))
+        }
+        self = t
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    /// This template with `system` as ChatML's system message (nil: the default).
+    public func with(system: String?) -> ChatTemplate { ChatTemplate(kind: kind, system: system) }
 
     /// SmolLM2's default system message, used when a conversation does not start with one.
     public static let defaultSystemMessage = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
-    /// ChatML: "<|im_start|>{role}\n{content}<|im_end|>\n" per message, the default system message
-    /// first when the first message is not a system message, then "<|im_start|>assistant\n".
-    /// HH: `HHTranscript.render(messages)` followed by "\n\nAssistant:".
+    /// ChatML: "<|im_start|>{role}\n{content}<|im_end|>\n" per message, the system message (`system`, by default
+    /// SmolLM2's; none when it is "") first when the first message is not a system message, then
+    /// "<|im_start|>assistant\n". HH: `HHTranscript.render(messages)` followed by "\n\nAssistant:".
     public func prompt(_ messages: [ChatMessage]) -> String {
-        switch self {
+        switch kind {
         case .chatml:
             var out = ""
-            if messages.first?.role != "system" {
-                out += Self.chatmlTurn(ChatMessage(role: "system", content: Self.defaultSystemMessage))
+            let system = self.system ?? Self.defaultSystemMessage
+            if messages.first?.role != "system" && !system.isEmpty {
+                out += Self.chatmlTurn(ChatMessage(role: "system", content: system))
             }
             for m in messages { out += Self.chatmlTurn(m) }
             return out + "<|im_start|>assistant\n"
@@ -46,7 +97,7 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
 
     /// ChatML: "{text}<|im_end|>". HH: " {text}". Raw: "{text}".
     public func response(_ text: String) -> String {
-        switch self {
+        switch kind {
         case .chatml: text + "<|im_end|>"
         case .hh: " " + text
         case .raw: text
@@ -57,7 +108,7 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
     /// uses the text the file gave (nil when the file gave the prompt only as a list of messages that is
     /// more than one user turn).
     public func prompt(_ source: PromptSource) -> String? {
-        switch self {
+        switch kind {
         case .chatml, .hh: return prompt(source.messages)
         case .raw:
             if let text = source.text { return text }
@@ -73,7 +124,7 @@ public enum ChatTemplate: String, Codable, Sendable, CaseIterable {
     /// the file's authors did (prompt and response tokenised separately, ids concatenated). ChatML, whose
     /// response starts on a line of its own, is the same either way.
     public func response(_ text: String, after source: PromptSource, separated: Bool = true) -> String {
-        switch self {
+        switch kind {
         case .raw: return (separated ? source.separator : "") + text
         case .hh: return separated ? response(text) : text
         case .chatml: return response(text)

@@ -139,7 +139,7 @@ extension ProbesVerb {
             print("wrote \(n) probes to \(out) (categories: \(categories.joined(separator: ", ")))")
             return 0
         case .show:
-            print(try ProbeTools.show(path: input, line: line, template: template, modelPath: self.model, json: json), terminator: "")
+            print(try ProbeTools.show(path: input, line: line, template: template.with(system: system), modelPath: self.model, json: json), terminator: "")
             return 0
         case .audit:
             let report = try ProbeTools.audit(path: input, modelPath: model)

@@ -1,3 +1,4 @@
+import Base
 import Experiments
 import Foundation
 import Reports
@@ -5,6 +6,17 @@ import RunStore
 
 extension ExportVerb {
     func run() throws -> Int32 {
+        if format == .tensorboard, let db = self.db, let out = self.out {
+            guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
+            let store = try RunStore(path: db, readOnly: true)
+            try OutputPath.check(out, flag: "--out", inputs: [store.path], ours: { path in
+                ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["x"]).isEmpty
+            })
+            let files = try TensorBoardExport.write(store: store, run: runName, experiment: experiment, out: out)
+            for f in files { print("\(out)/\(f.folder): \(f.scalars) scalars (run \(f.run))") }
+            print("tensorboard --logdir \(out)")
+            return 0
+        }
         guard let db = self.db, let name = runName, let out = self.out else { throw UsageError(message: "export: --db, --run and --out are required") }
         guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
         let store = try RunStore(path: db, readOnly: true)

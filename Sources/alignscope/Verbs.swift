@@ -351,7 +351,7 @@ struct LabelVerb: Verb {
 
 struct ProbesVerb: Verb {
     static let name = "probes"
-    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE | show FILE [--line N] [--template T] [--model GGUF|DIR] [--json]"
+    static let synopsis = "build SPEC_OR_FILE --out FILE | audit FILE | show FILE [--line N] [--template T] [--system TEXT] [--model GGUF|DIR] [--json]"
     static let summary = "Materialise a probe set's derived and generated categories, audit a probe file, or show what is scored."
     static let details = """
         build: reads a spec (its data.probes section) or a probe JSONL file and writes one JSON line per
@@ -361,7 +361,8 @@ struct ProbesVerb: Verb {
         equal to its own chosen one and a paraphrase that copies its source. Exit code 1 when anything
         is flagged.
         show: for each line (or --line N), the form it was read as and exactly what is scored under the
-        template: the prompt and every response, JSON-quoted so every space and newline is visible; with
+        template (under chatml with its system message: SmolLM2's default, or --system's as a spec's `system`
+        sets it): the prompt and every response, JSON-quoted so every space and newline is visible; with
         --model, the token ids and pieces on both sides of the prompt/response boundary. Check a file's
         format here before a long run.
         """
@@ -375,6 +376,7 @@ struct ProbesVerb: Verb {
     var seed = 1
     var line: Int?
     var template = ChatTemplate.chatml
+    var system: String?
     var json = false
 
     static var options: [VerbOption<ProbesVerb>] {
@@ -384,6 +386,7 @@ struct ProbesVerb: Verb {
             .positional("FILE", \.file, help: "a spec (build) or a probe JSONL file"),
             .option("--line", "N", \.line, help: "show: only this line of the file (1-based)"),
             .choice("--template", "T", \.template, help: "show: chatml, hh or raw (default chatml)"),
+            .option("--system", "TEXT", \.system, help: "show: chatml's system message, as the spec key `system` sets it (default SmolLM2's; \"\" for none)"),
             .flag("--json", \.json, help: "show: one JSON object per line"),
             .option("--out", "FILE", \.out, help: "output JSONL (build)"),
             .option("--model", "GGUF|DIR", \.model, help: "tokenizer (a GGUF file or Hugging Face directory) for token statistics and random tokens (default: the spec's model, else the default model)"),
@@ -393,17 +396,19 @@ struct ProbesVerb: Verb {
 
     func validate() throws {
         if action == .build, out == nil { throw UsageError(message: "probes build: --out FILE is required") }
+        if system != nil && template.kind != .chatml { throw UsageError(message: "--system: only chatml has a system turn (--template \(template.rawValue))") }
         guard seed >= 0 else { throw UsageError(message: "--seed: expected an integer >= 0, found \"\(seed)\"") }
     }
 }
 
 struct ExportVerb: Verb {
     static let name = "export"
-    static let synopsis = "--db PATH --run ID [--step S] [--format gguf|hf|peft] --out FILE.gguf|DIR"
-    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp or a Hugging Face directory for transformers (a LoRA run's adapters merged in), or a LoRA run's adapters for PEFT."
+    static let synopsis = "--db PATH --run ID [--step S] [--format gguf|hf|peft] --out FILE.gguf|DIR  |  --db PATH --format tensorboard [--run ID | --experiment NAME] --out DIR"
+    static let summary = "Write a run's fine-tuned weights as a GGUF file for llama.cpp or a Hugging Face directory for transformers (a LoRA run's adapters merged in), or a LoRA run's adapters for PEFT; or runs' metrics and category curves for TensorBoard."
 
     var db: String?
     var runName: String?
+    var experiment: String?
     var step: Int?
     var out: String?
     var f16 = false
@@ -414,9 +419,10 @@ struct ExportVerb: Verb {
         [
             .option("--db", "PATH", \.db, help: "run store"),
             .option("--run", "ID", \.runName, help: "run id or name"),
+            .option("--experiment", "NAME", \.experiment, help: "tensorboard: every run of this experiment (without --run or --experiment: every run of the store)"),
             .option("--step", "S", \.step, help: "checkpoint step (default: the latest)"),
             .option("--out", "FILE", \.out, help: "output GGUF file, or with --format hf or peft a new directory"),
-            .choice("--format", "F", \.format, help: "gguf (default); hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files); peft: a LoRA run's adapters (adapter_config.json, adapter_model.safetensors) for PeftModel.from_pretrained on the run's base"),
+            .choice("--format", "F", \.format, help: "gguf (default); hf: a directory that transformers' from_pretrained loads (config.json, F32 model.safetensors, tokenizer files); peft: a LoRA run's adapters (adapter_config.json, adapter_model.safetensors) for PeftModel.from_pretrained on the run's base; tensorboard: a new directory with one folder of event files per run (training metrics under TRL's names, each category's mean log-probability per split at each evaluation), for tensorboard --logdir DIR or W&B's sync_tensorboard"),
             .flag("--f16", \.f16, help: "GGUF: store tensors as F16 instead of F32"),
             .option("--checkpoints", "DIR", \.checkpoints, help: "checkpoint folder used by run (default: beside the database)"),
         ]
@@ -425,8 +431,14 @@ struct ExportVerb: Verb {
     func validate() throws {
         guard let db else { throw UsageError(message: "--db: missing (the run store)") }
         try Commands.checkStorePath(db)
-        guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
         guard out != nil else { throw UsageError(message: "--out: missing (the GGUF file or directory to write)") }
+        if format == .tensorboard {
+            if runName != nil && experiment != nil { throw UsageError(message: "--run and --experiment: give one (or neither, for every run)") }
+            if step != nil || f16 || checkpoints != nil { throw UsageError(message: "--format tensorboard: no --step, --f16 or --checkpoints (it reads the store only)") }
+            return
+        }
+        if experiment != nil { throw UsageError(message: "--experiment: only with --format tensorboard (a weights export is of one run: --run)") }
+        guard runName != nil else { throw UsageError(message: "--run: missing (a run id or name; see alignscope status)") }
         if f16 && format != .gguf { throw UsageError(message: "--f16: only for --format gguf (the \(format.rawValue) export is F32)") }
     }
 }

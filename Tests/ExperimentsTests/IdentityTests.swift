@@ -1,6 +1,7 @@
 import Base
 import Foundation
 @testable import RunStore
+import Tokenizer
 import XCTest
 @testable import Experiments
 
@@ -100,6 +101,33 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(SHA256.hex(Array(former.utf8)), stored.last)
         XCTAssertNotEqual(three.configSHA256, stored.last)
         XCTAssertTrue(three.configJSON.contains("\"threads\":2"), three.configJSON)
+    }
+
+    /// `system` (issue 41): left out of the identity unless set to another text than SmolLM2's default (so no identity
+    /// changed); "" is no system turn; refused, naming the key, with a template that has no system turn.
+    func testTheSystemMessageKeepsDefaultIdentitiesAndIsRefusedWithoutChatML() throws {
+        let base = """
+            { name: "s", model: { preset: "tiny", seed: 0 }, template: "chatml", SYSTEM
+              data: { train: { path: "t.jsonl" }, probes: { path: "t.jsonl" } }, train: { steps: 2 } }
+            """
+        func run(_ system: String) throws -> Experiment.PlannedRun {
+            try Experiment.parse(text: base.replacingOccurrences(of: "SYSTEM", with: system), file: "s.json5", baseDirectory: dir).runs[0]
+        }
+        let none = try run(""), own = try run("system: \"Be brief.\","), empty = try run("system: \"\",")
+        let spelled = try run("system: \"\(ChatTemplate.defaultSystemMessage)\",")
+        XCTAssertEqual(spelled.configSHA256, none.configSHA256)
+        XCTAssertFalse(none.configJSON.contains("system"), none.configJSON)
+        XCTAssertNotEqual(own.configSHA256, none.configSHA256)
+        XCTAssertNotEqual(empty.configSHA256, none.configSHA256)
+        XCTAssertEqual(own.config.template.system, "Be brief.")
+        XCTAssertEqual(empty.config.template.system, "")
+        XCTAssertTrue(own.configJSON.contains("\"system\":\"Be brief.\""), own.configJSON)
+        XCTAssertEqual(try JSONDecoder().decode(RunConfig.self, from: Data(own.configJSON.utf8)).template, own.config.template)
+        let hh = base.replacingOccurrences(of: "template: \"chatml\", SYSTEM", with: "template: \"hh\", system: \"Be brief.\",")
+        XCTAssertThrowsError(try Experiment.parse(text: hh, file: "s.json5", baseDirectory: dir)) { error in
+            XCTAssertTrue("\(error)".contains("s.json5: system"), "\(error)")
+            XCTAssertTrue("\(error)".contains("only chatml has a system turn"), "\(error)")
+        }
     }
 
     /// The identity rule: a key listed with its default in `defaultedSinceV1` is left out while it has that

@@ -289,6 +289,23 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// `probes show --system` shows the system message a spec's `system` puts first under chatml (issue 41).
+    func testProbesShowShowsTheSystemMessage() throws {
+        try Data(#"{"prompt": "Hi", "chosen": "Hello.", "rejected": "Go away."}"#.utf8).write(to: dir.appendingPathComponent("one.jsonl"))
+        let own = try run(["probes", "show", "one.jsonl", "--system", "Be brief."])
+        XCTAssertEqual(own.status, 0, own.stderr)
+        XCTAssertTrue(own.stdout.contains("system message \"Be brief.\""), own.stdout)
+        XCTAssertTrue(own.stdout.contains(#""<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n""#), own.stdout)
+        let none = try run(["probes", "show", "one.jsonl", "--system", ""])
+        XCTAssertTrue(none.stdout.contains("system message none"), none.stdout)
+        XCTAssertTrue(none.stdout.contains(#""<|im_start|>user\nHi<|im_end|>"#), none.stdout)
+        let standard = try run(["probes", "show", "one.jsonl"])
+        XCTAssertTrue(standard.stdout.contains("system message SmolLM2's default"), standard.stdout)
+        XCTAssertTrue(standard.stdout.contains("named SmolLM"), standard.stdout)
+        let hh = try run(["probes", "show", "one.jsonl", "--template", "hh", "--system", "x"])
+        XCTAssertEqual(hh.status, 2, hh.stderr)
+    }
+
     func testTwoProcessesOnOneSpecTrainEachRunOnce() throws {
         let db = path("two.sqlite")
         let args = ["run", "reliability-sweep.json5", "--db", db]

@@ -138,7 +138,7 @@ final class SpecTests: XCTestCase {
              "spec.json5: objective.beta: unknown key (allowed here: kind, reward, samples_per_prompt, epochs, mini_batches, temperature, top_p, max_tokens, kl_coef, kl_estimator, advantages, scale_advantages, clip, loss_averaging, missing_eos_penalty, reference)"),
             (spec(with: "train: { steps: 4 }, template: \"alpaca\","), "spec.json5: template: expected one of \"chatml\", \"hh\", \"raw\", found \"alpaca\""),
             (spec(with: "train: { steps: 4 }, colour: 1,"),
-             "spec.json5: colour: unknown key (allowed here: name, description, model, template, data, objective, train, eval, checkpoint, seed, threads, init_from, label, sweep, stages)"),
+             "spec.json5: colour: unknown key (allowed here: name, description, model, template, data, objective, train, eval, checkpoint, seed, threads, init_from, label, sweep, stages, system)"),
             (spec(with: "train: { steps: 4 }, sweep: { \"train.lr\": [] },"), "spec.json5: sweep.train.lr: expected a non-empty list of values, found an array"),
             (spec(with: "train: { steps: 4 }, sweep: { \"train.lr\": [1e-5, -2] },"), "spec.json5: train.lr: expected a number in (0, 1], found -2"),
             (spec(with: "train: { steps: 4 }, sweep: { \"trian.lr\": [1] },"), "spec.json5: sweep.trian.lr: expected a key path into the spec such as train.lr or seed, found \"trian.lr\""),

@@ -10,6 +10,24 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(prompt, system + "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     }
 
+    /// The spec key `system` (issue 41): its text instead of SmolLM2's, "" for no system turn; a conversation's own system
+    /// message still wins; hh and raw have none; the name read and written is the kind's.
+    func testChatMLTakesTheSystemMessageOfTheTemplate() {
+        let user = [ChatMessage(role: "user", content: "Hi")]
+        let turn = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        XCTAssertEqual(ChatTemplate.chatml.with(system: "Be brief.").prompt(user), "<|im_start|>system\nBe brief.<|im_end|>\n" + turn)
+        XCTAssertEqual(ChatTemplate.chatml.with(system: "").prompt(user), turn)
+        XCTAssertEqual(ChatTemplate.chatml.with(system: nil).prompt(user), system + turn)
+        let own = [ChatMessage(role: "system", content: "Mine.")] + user
+        XCTAssertEqual(ChatTemplate.chatml.with(system: "Be brief.").prompt(own), "<|im_start|>system\nMine.<|im_end|>\n" + turn)
+        XCTAssertEqual(ChatTemplate.hh.with(system: "ignored").prompt(user), ChatTemplate.hh.prompt(user))
+        XCTAssertEqual(ChatTemplate(rawValue: "chatml"), .chatml)
+        XCTAssertEqual(ChatTemplate.chatml.with(system: "x").rawValue, "chatml")
+        XCTAssertNotEqual(ChatTemplate.chatml.with(system: "x"), .chatml)
+        XCTAssertEqual(ChatTemplate.allCases.map(\.rawValue), ["chatml", "hh", "raw"])
+        XCTAssertNil(ChatTemplate(rawValue: "llama3"))
+    }
+
     func testChatMLKeepsGivenSystemMessageAndTurns() {
         let prompt = ChatTemplate.chatml.prompt([
             ChatMessage(role: "system", content: "Be brief."),
