@@ -169,17 +169,17 @@ extension BenchVerb {
         if let counts = threadCounts {
             let scaling = try runThreadScaling(benchModel, counts: counts, repeats: repeats) { display.show($0) }
             display.finish()
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(scaling), as: UTF8.self))
-            } else {
-                print(scaling.description)
-            }
+            try output(scaling)
             return 0
         }
         let report = try runBenchmarks(benchModel, repeats: repeats, checkpointActivations: checkpointActivations) { display.show($0) }
         display.finish()
+        try output(report)
+        return 0
+    }
+
+    /// A bench's report on stdout: pretty JSON with --json, else its text.
+    private func output<Report: Encodable & CustomStringConvertible>(_ report: Report) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -187,7 +187,6 @@ extension BenchVerb {
         } else {
             print(report.description)
         }
-        return 0
     }
 }
 
