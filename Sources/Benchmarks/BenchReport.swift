@@ -168,6 +168,8 @@ public struct BenchReport: Codable, Sendable, Equatable {
     public var machine: Machine
     /// oneDNN's instruction set on this CPU (`Products.isaName`).
     public var productISA: String
+    /// The kernels OpenBLAS picked (`Products.openBLASKernels`; attention's small products and decoding run on them).
+    public var openBLASKernels: String? = nil
     public var sgemm: [Sgemm]
     /// Best of the square shapes with oneDNN fp32: the machine's attainable FLOP/s that MFU is measured against.
     public var referenceGflops: Double
@@ -225,7 +227,7 @@ extension BenchReport: CustomStringConvertible {
         var lines: [String] = []
         lines.append("machine: \(machine.cpu), \(machine.logicalCPUs) logical CPUs, \(machine.threads) threads, "
                      + "load \(f(machine.loadBefore, 2)) -> \(f(machine.loadAfter, 2)), medians of \(machine.repeats)")
-        lines.append("products (GFLOP/s; oneDNN at \(productISA)):   oneDNN fp32  OpenBLAS fp32  oneDNN bf16")
+        lines.append("products (GFLOP/s; oneDNN at \(productISA), OpenBLAS kernels \(openBLASKernels ?? "?")):   oneDNN fp32  OpenBLAS fp32  oneDNN bf16")
         for s in sgemm {
             let shape = "\(s.m)x\(s.n)x\(s.k)\(s.transA ? " Aᵀ" : "")\(s.transB ? " Bᵀ" : "")"
             let bf16 = s.bf16Gflops.map { f($0) } ?? "-"

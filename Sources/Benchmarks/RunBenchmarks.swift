@@ -112,7 +112,7 @@ public func runBenchmarks(_ benchModel: BenchModel, repeats: Int, checkpointActi
     return BenchReport(
         machine: .init(cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount,
                        threads: Threads.count, loadBefore: loadBefore, loadAfter: loadAverage(), repeats: repeats),
-        productISA: Products.isaName, sgemm: sgemm, referenceGflops: reference, referenceBF16Gflops: referenceBF16,
+        productISA: Products.isaName, openBLASKernels: Products.openBLASKernels, sgemm: sgemm, referenceGflops: reference, referenceBF16Gflops: referenceBF16,
         model: shape, training: trainings[0],
         engines: zip(engines, zip(trainings, engineScoring)).map {
             .init(label: $0.label, training: $1.0, probeSetSeconds: $1.1.seconds, probeSetMaxLogprobDifference: $1.1.maxDifference)

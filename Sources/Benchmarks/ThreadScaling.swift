@@ -40,7 +40,7 @@ public struct ThreadScaling: Codable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        var lines = ["machine: \(cpu), \(logicalCPUs) logical CPUs, \(availableCores) available to this process; products: \(productISA)",
+        var lines = ["machine: \(cpu), \(logicalCPUs) logical CPUs, \(availableCores) available to this process; products: oneDNN at \(productISA)",
                      "model: \(model); median of \(repeats), thread counts alternating in every round",
                      "speed-up and efficiency against \(points.first.map { "\($0.threads) thread\($0.threads == 1 ? "" : "s")" } ?? "-")"]
         let header = ["part"] + points.map { "\($0.threads) thr (s)" } + points.dropFirst().flatMap { ["x\($0.threads)", "eff"] }

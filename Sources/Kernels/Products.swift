@@ -57,9 +57,13 @@ public enum Products {
     /// OpenBLAS's build line and the kernels it picked for this CPU ("OpenBLAS 0.3.21 ... (kernels COOPERLAKE)").
     public static var openBLASConfig: String {
         let config = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS"
-        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        return "\(config.trimmingCharacters(in: .whitespaces)) (kernels \(core))"
+        return "\(config.trimmingCharacters(in: .whitespaces)) (kernels \(openBLASKernels))"
     }
+
+    /// The kernels OpenBLAS picked for this CPU ("Zen", "SkylakeX", ...; "Prescott", its SSE3 fallback, for a CPU it does not
+    /// know: OpenBLAS 0.3.21 on a Xeon of family 6 model 207, whose small single-thread products then ran at a quarter of
+    /// SkylakeX's kernels' rate).
+    public static var openBLASKernels: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 
     /// Makes oneDNN's OpenMP workers sleep between products instead of spinning (libgomp's default spins
     /// for a while after each parallel region, and the spinning workers took the cores from our own
