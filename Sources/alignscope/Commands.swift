@@ -68,7 +68,8 @@ extension PlanVerb {
         if !noCheck { try RunExecutor.validateInputs(of: experiment) }
         if json {
             for run in experiment.runs {
-                print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON)}")
+                // config: the identity (what runs.config stores); resolved: every key with its value, defaults filled in
+                print("{\"name\":\(JSONValue.string(run.name).canonical),\"sha256\":\"\(run.configSHA256)\",\"config\":\(run.configJSON),\"resolved\":\(run.config.json.canonical)}")
             }
         } else {
             print("experiment " + Commands.threadsLine(experiment, jobs: 1))

@@ -88,7 +88,7 @@ struct PlanVerb: Verb {
     static var options: [VerbOption<PlanVerb>] {
         [
             .positional("SPEC", \.spec, help: "experiment spec (JSON5)"),
-            .flag("--json", \.json, help: "one JSON object per run: name, sha256, config"),
+            .flag("--json", \.json, help: "one JSON object per run: name, sha256, config (the identity, as runs.config stores it) and resolved (every key with its value, defaults filled in)"),
             .flag("--no-check", \.noCheck, help: "expand the spec only, without reading the model and data files"),
         ]
     }

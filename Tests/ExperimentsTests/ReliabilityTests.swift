@@ -306,6 +306,22 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(hh.status, 2, hh.stderr)
     }
 
+    /// `plan --json`: the identity as stored (`config`) and every key with its value (`resolved`), the defaults the
+    /// identity leaves out included (issue 41).
+    func testPlanJSONShowsEveryDefault() throws {
+        let plan = try run(["plan", "reliability-sweep.json5", "--json", "--no-check"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        for line in plan.stdout.split(separator: "\n") {
+            guard case .object(let o) = try JSONValue.parseJSON5(Data(line.utf8), file: "plan") else { return XCTFail(String(line)) }
+            let resolved = try XCTUnwrap(o["resolved"]), config = try XCTUnwrap(o["config"])
+            for path in [["eval", "tokens"], ["eval", "precision"], ["train", "precision"], ["train", "checkpoint_activations"]] {
+                XCTAssertNotNil(resolved.value(at: path), "\(path) in resolved")
+                XCTAssertNil(config.value(at: path), "\(path) left out of the identity while it has its default")
+            }
+            if case .string(let sha) = o["sha256"] { XCTAssertEqual(sha, SHA256.hex(Array(config.canonical.utf8))) } else { XCTFail("sha256") }
+        }
+    }
+
     func testTwoProcessesOnOneSpecTrainEachRunOnce() throws {
         let db = path("two.sqlite")
         let args = ["run", "reliability-sweep.json5", "--db", db]
