@@ -69,7 +69,6 @@ public enum Threads {
         while true {
             out.append(p)
             guard let slash = p.lastIndex(of: "/") else { break }
-            if p.isEmpty { break }
             p = String(p[..<slash])
         }
         return out
@@ -79,15 +78,19 @@ public enum Threads {
 
     /// cgroup v2 `cpu.max`: "QUOTA PERIOD" (microseconds) or "max PERIOD" (no quota).
     static func cpuMax(_ text: String?) -> Int? {
-        guard let f = text?.split(whereSeparator: { $0 == " " || $0 == "\n" }), f.count >= 2,
-              let q = Double(f[0]), let p = Double(f[1]), q > 0, p > 0 else { return nil }
-        return max(1, Int((q / p).rounded(.up)))
+        guard let f = text?.split(whereSeparator: { $0 == " " || $0 == "\n" }), f.count >= 2 else { return nil }
+        return wholeCPUs(quota: Double(f[0]), period: Double(f[1]))
     }
 
     /// cgroup v1: `cpu.cfs_quota_us` (-1: no quota) over `cpu.cfs_period_us`.
     static func cfsQuota(quota: String?, period: String?) -> Int? {
-        guard let qs = quota?.trimmingCharacters(in: .whitespacesAndNewlines), let ps = period?.trimmingCharacters(in: .whitespacesAndNewlines),
-              let q = Double(qs), let p = Double(ps), q > 0, p > 0 else { return nil }
+        func number(_ s: String?) -> Double? { s.flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) } }
+        return wholeCPUs(quota: number(quota), period: number(period))
+    }
+
+    /// A quota over its period in whole CPUs, rounded up; nil without a positive quota and period.
+    private static func wholeCPUs(quota: Double?, period: Double?) -> Int? {
+        guard let q = quota, let p = period, q > 0, p > 0 else { return nil }
         return max(1, Int((q / p).rounded(.up)))
     }
 

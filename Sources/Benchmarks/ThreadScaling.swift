@@ -101,10 +101,9 @@ public func runThreadScaling(_ benchModel: BenchModel, counts: [Int], repeats: I
                  "products", "attention", "elementwise"]
     var samples: [Int: [String: [Double]]] = [:]
     var dependent: [String: [Double]] = [:]
-    let measureDependent = counts.contains(2)
     for r in 0...repeats {
         for t in counts {
-            for blocked in (t == 2 && measureDependent ? [true, false] : [true]) {
+            for blocked in (t == 2 ? [true, false] : [true]) {
                 Threads.count = t
                 Products.blocked = blocked
                 let (t0, t1, t2, t3) = timedStep(model, engine: engine, work: work, optimizer: optimizer, train: train)
@@ -140,7 +139,7 @@ public func runThreadScaling(_ benchModel: BenchModel, counts: [Int], repeats: I
         cpu: cpuName(), logicalCPUs: ProcessInfo.processInfo.activeProcessorCount, availableCores: Threads.available,
         productISA: Products.isaName, model: name, repeats: repeats, parts: names,
         points: counts.map { t in .init(threads: t, seconds: samples[t, default: [:]].mapValues(median)) },
-        threadDependentAt2: measureDependent ? dependent.mapValues(median) : nil)
+        threadDependentAt2: counts.contains(2) ? dependent.mapValues(median) : nil)
 }
 
 /// The step's parts taken alone at the bench's shapes (4 x 256 tokens), each once per call: the products of one block

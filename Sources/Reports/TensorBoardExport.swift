@@ -38,8 +38,8 @@ public enum TensorBoardExport {
     /// the new (or empty) folder `out`, built beside it and moved in whole.
     public static func write(store: RunStore, run: String?, experiment: String?, out: String) throws -> [RunFile] {
         let outURL = URL(fileURLWithPath: out).standardizedFileURL
-        if let items = try? FileManager.default.contentsOfDirectory(atPath: outURL.path), !items.isEmpty { throw Failure.outputExists(out) }
-        if FileManager.default.fileExists(atPath: outURL.path), (try? FileManager.default.contentsOfDirectory(atPath: outURL.path)) == nil {
+        // anything there but an empty folder (a file, the store itself, a folder with files) is refused
+        if FileManager.default.fileExists(atPath: outURL.path), (try? FileManager.default.contentsOfDirectory(atPath: outURL.path))?.isEmpty != true {
             throw Failure.outputExists(out)
         }
         var sql = """

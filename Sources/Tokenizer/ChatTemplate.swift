@@ -12,9 +12,10 @@ public struct ChatMessage: Codable, Sendable, Equatable, Hashable {
 /// How a conversation becomes text. `prompt` is everything up to where the assistant's response
 /// starts; `response` is the response text with its terminator. Scoring tokenises the two
 /// separately and concatenates the ids. A template is its kind and, for ChatML, the system message it puts first
-/// (`system`, the spec key of that name); written in specs and on the command line by its kind's name.
+/// (`system`, the spec key of that name); written in specs, on the command line and by its Codable conformance (the
+/// standard library's, through `rawValue`) by its kind's name only: a spec's `system` is its own key.
 public struct ChatTemplate: RawRepresentable, Codable, Sendable, CaseIterable, Hashable {
-    public enum Kind: String, Codable, Sendable, CaseIterable {
+    public enum Kind: String, Sendable, CaseIterable {
         /// SmolLM2's own template (the `tokenizer.chat_template` of its GGUF).
         case chatml
         /// The raw Anthropic HH transcript form "\n\nHuman: ...\n\nAssistant: ...".
@@ -54,19 +55,6 @@ public struct ChatTemplate: RawRepresentable, Codable, Sendable, CaseIterable, H
     public func hash(into hasher: inout Hasher) {
         hasher.combine(kind)
         hasher.combine(system)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let name = try decoder.singleValueContainer().decode(String.self)
-        guard let t = ChatTemplate(rawValue: name) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown template \(name)"))
-        }
-        self = t
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(rawValue)
     }
 
     /// This template with `system` as ChatML's system message (nil: the default).

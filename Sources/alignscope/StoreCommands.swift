@@ -1,4 +1,3 @@
-import Base
 import Experiments
 import Foundation
 import Reports
@@ -9,9 +8,7 @@ extension ExportVerb {
         if format == .tensorboard, let db = self.db, let out = self.out {
             guard FileManager.default.fileExists(atPath: db) else { throw UsageError(message: "\(db): no such run store") }
             let store = try RunStore(path: db, readOnly: true)
-            try OutputPath.check(out, flag: "--out", inputs: [store.path], ours: { path in
-                ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? ["x"]).isEmpty
-            })
+            // TensorBoardExport refuses any --out but a new or empty folder (the store's own path included)
             let files = try TensorBoardExport.write(store: store, run: runName, experiment: experiment, out: out)
             for f in files { print("\(out)/\(f.folder): \(f.scalars) scalars (run \(f.run))") }
             print("tensorboard --logdir \(out)")
