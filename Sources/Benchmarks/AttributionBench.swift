@@ -17,7 +17,8 @@ public struct AttributionBench: Codable, Sendable, Equatable {
     public var stepSeconds: Double
     /// The attributed step: the step, then `Attribution.attribute` (exact, no sketch).
     public var attributedStepSeconds: Double
-    /// Its parts: the two forwards over the responses, each example's gradient, each response's gradient and pass.
+    /// Its parts: the forwards over the responses at theta_{t+1}, each example's gradient, each response's gradient and
+    /// its share of the passes over the parameters (the responses go in batches of up to `Attribution.gradientSlots`).
     public var scoringSeconds: Double
     public var perExampleSeconds: Double
     public var perResponseSeconds: Double

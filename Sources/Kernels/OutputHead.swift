@@ -70,14 +70,15 @@ public func outputHeadForward(
 }
 
 /// Backward of `outputHeadForward`: with dlp (m) = dLoss/dlp, ADDS dLoss/dx into dx (m, c) and dLoss/dW into
-/// dw (v, c) unless dw is nil (frozen weights). Each chunk of logits is read back (`kept`: the forward's blocks in scratch, with the same m, v,
+/// dw (v, c) unless dw is nil (frozen weights), and the weight gradient of each of `dwSegments`' row ranges into its
+/// own (v, c) buffer, written rather than added (per-sequence gradients, `LlamaModel.backward(_:segments:)`). Each chunk of logits is read back (`kept`: the forward's blocks in scratch, with the same m, v,
 /// chunk) or recomputed exactly as the forward computed it, turned in place into
 /// dlp[r] * (onehot(targets[r]) - softmax), and multiplied out. scratch: as for `outputHeadForward`.
 public func outputHeadBackward(
     _ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
     _ dlp: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ lse: UnsafePointer<Float>,
     _ targets: UnsafePointer<Int32>, m: Int, v: Int, c: Int, chunk: Int, kept: Bool = false,
-    precision: Precision = .fp32
+    precision: Precision = .fp32, dwSegments: [(rows: Range<Int>, dw: UnsafeMutablePointer<Float>)] = []
 ) {
     precondition(chunk > 0, "outputHeadBackward: chunk must be positive")
     if m == 0 { return }
@@ -103,6 +104,10 @@ public func outputHeadBackward(
         // dx += dZ W[chunk]; dW[chunk] += dZ^T x
         matmul(dx, logits, w + j0 * c, m: m, n: c, k: cols, beta: 1, precision: precision)
         if let dw { matmul(dw + j0 * c, logits, x, m: cols, n: c, k: m, transA: true, beta: 1, precision: precision) }
+        for s in dwSegments {
+            let r0 = s.rows.lowerBound
+            matmul(s.dw + j0 * c, logits + r0 * cols, x + r0 * c, m: cols, n: c, k: s.rows.count, transA: true, beta: 0, precision: precision)
+        }
         j0 += cols
     }
 }

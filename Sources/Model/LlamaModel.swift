@@ -565,6 +565,64 @@ public final class LlamaModel {
         }
     }
 
+    /// Part of a packed batch for `backward(_:segments:)`: whole sequences (batch positions `rows`) and the buffer their
+    /// weight gradient goes to (`parameterCount` floats, laid out as `gradients`).
+    public struct GradientSegment {
+        public var rows: Range<Int>
+        public var gradients: UnsafeMutablePointer<Float>
+        public init(rows: Range<Int>, gradients: UnsafeMutablePointer<Float>) {
+            self.rows = rows
+            self.gradients = gradients
+        }
+    }
+
+    /// The segments of the backward under way (`backward(_:segments:)`), nil otherwise.
+    private var gradientSegments: [GradientSegment]?
+
+    /// Backward of the last `forward(_:training: true)` that keeps each segment's weight gradient apart: the gradient of
+    /// the loss terms of the segment's positions WRITTEN into the segment's own buffer (its former contents do not
+    /// matter: the products write their blocks, the sums start from zero); `gradients` is not touched. The
+    /// sequences of a packed batch do not see each other, so the activations' gradients are those of separate
+    /// backwards; only the weight-gradient products (and the norms', biases' and embedding's sums) run per segment.
+    /// What attribution needs: one gradient per probe response or training example at the cost of a batched forward
+    /// and input-gradient pass. Each segment's result equals a backward of its sequences alone up to float rounding
+    /// (the products' blocking differs with the batch). The segments must cover the batch's positions in order, each
+    /// starting at a sequence start. Not with LoRA adapters (their backward computes no base weight gradient).
+    public func backward(_ dLogprobs: UnsafePointer<Float>, segments: [GradientSegment]) {
+        precondition(trainsBase, "LlamaModel.backward(segments:): not with LoRA adapters")
+        var next = 0
+        for s in segments {
+            precondition(s.rows.lowerBound == next && lastStarts.contains(next), "LlamaModel.backward(segments:): segments must cover the batch in order, at sequence starts")
+            next = s.rows.upperBound
+        }
+        precondition(next == lastCount, "LlamaModel.backward(segments:): segments cover \(next) of \(lastCount) positions")
+        // what backward adds to rather than writes: the norms' and biases' sums, and an embedding that is not the head's
+        for s in segments {
+            for region in summedRegions { (s.gradients + region.lowerBound).update(repeating: 0, count: region.count) }
+        }
+        gradientSegments = segments
+        defer { gradientSegments = nil }
+        backward(dLogprobs)
+    }
+
+    /// The parts of `gradients` (offsets) that backward accumulates into instead of writing whole: every one-dimensional
+    /// parameter (norms, biases) and the embedding unless the head's product writes it first (tied weights).
+    private lazy var summedRegions: [Range<Int>] = {
+        var regions: [Range<Int>] = [], offset = 0
+        for (name, shape) in Self.parameterTable(for: config) {
+            let count = shape.reduce(1, *)
+            if shape.count == 1 || (name == "token_embd.weight" && g.output != g.embedding) { regions.append(offset..<(offset + count)) }
+            offset += count
+        }
+        precondition(offset == parameterCount, "LlamaModel: the parameter table does not lay out the parameters")
+        return regions
+    }()
+
+    /// `gw` (a pointer into `gradients`) at the same offset in segment `s`'s buffer.
+    private func segmentPointer(_ gw: UnsafeMutablePointer<Float>, _ s: GradientSegment) -> UnsafeMutablePointer<Float> {
+        s.gradients + (gw - gradients.baseAddress!)
+    }
+
     /// Backward of the last `forward(_:training: true)`: dLogprobs[t] is dLoss/dlogprob_t for every position
     /// of that batch (entries at untargeted positions are ignored). ADDS into `gradients`.
     /// Call once per forward.
@@ -574,8 +632,18 @@ public final class LlamaModel {
         let m = lastTargeted, c = config.dim, v = config.vocabSize
         for r in 0..<m { compactDlp[r] = dLogprobs[Int(compactRows[r])] }
         dCompact.update(repeating: 0, count: m * c)
-        outputHeadBackward(dCompact, trainsBase ? g.output : nil, scratch: headLogits, compactDlp, compact, p.output, lse, compactTargets,
-                           m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision)
+        // per segment: its targeted rows, a run of the compact rows (which are in position order)
+        var headSegments: [(rows: Range<Int>, dw: UnsafeMutablePointer<Float>)] = []
+        var r0 = 0
+        for s in gradientSegments ?? [] {
+            var r1 = r0
+            while r1 < m && Int(compactRows[r1]) < s.rows.upperBound { r1 += 1 }
+            headSegments.append((r0..<r1, segmentPointer(g.output, s)))
+            r0 = r1
+        }
+        outputHeadBackward(dCompact, trainsBase && gradientSegments == nil ? g.output : nil, scratch: headLogits, compactDlp, compact, p.output,
+                           lse, compactTargets, m: m, v: v, c: c, chunk: Self.headChunk, kept: logitsKept, precision: precision,
+                           dwSegments: headSegments)
         // The logits are dead from here: their memory is the backward's buffers.
         trunkBackward()
     }
@@ -614,13 +682,38 @@ public final class LlamaModel {
             frozenNorm!.update(repeating: 0, count: 2 * c)
             return (frozenNorm!, bias == nil ? nil : frozenNorm! + c)
         }
+        // The weight gradients' sums over the batch's positions, or per segment into its buffer (`gradientSegments`).
+        let segments = gradientSegments
+        func weightGradient(_ gw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rows: Int, columns: Int) {
+            guard let segments else {
+                matmul(gw, dy, x, m: rows, n: columns, k: n, transA: true, beta: 1, precision: precision)
+                return
+            }
+            for s in segments {
+                let t0 = s.rows.lowerBound
+                matmul(segmentPointer(gw, s), dy + t0 * rows, x + t0 * columns, m: rows, n: columns, k: s.rows.count, transA: true, beta: 0, precision: precision)
+            }
+        }
+        func biasGradient(_ gb: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, width: Int) {
+            guard let segments else { return columnSumsAdd(gb, dy, n: n, width: width) }
+            for s in segments { columnSumsAdd(segmentPointer(gb, s), dy + s.rows.lowerBound * width, n: s.rows.count, width: width) }
+        }
+        func normGradient(_ dx: UnsafeMutablePointer<Float>, _ gw: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>?),
+                          _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>) {
+            guard let segments else { return normBackward(dx, gw.0, gw.1, dy, x, weight, rstd, n: n) }
+            for s in segments {
+                let t0 = s.rows.lowerBound
+                normBackward(dx + t0 * c, segmentPointer(gw.0, s), gw.1.map { segmentPointer($0, s) }, dy + t0 * c, x + t0 * c, weight,
+                             rstd + t0, n: s.rows.count)
+            }
+        }
         dNorm.update(repeating: 0, count: n * c)
         for r in 0..<m {
             (dNorm + Int(compactRows[r]) * c).update(from: dCompact + r * c, count: c)
         }
         dResid.update(repeating: 0, count: n * c)
         let outNorm = norms(g.outputNorm, g.outputNormBias)
-        normBackward(dResid, outNorm.0, outNorm.1, dNorm, resid[config.nLayers], p.outputNorm, finalRstd, n: n)
+        normGradient(dResid, outNorm, dNorm, resid[config.nLayers], p.outputNorm, finalRstd)
 
         ropeCos.withUnsafeBufferPointer { cosb in
             ropeSin.withUnsafeBufferPointer { sinb in
@@ -637,31 +730,31 @@ public final class LlamaModel {
                     // feed-forward's input: residMid, or resid[l] with a parallel residual.
                     let ffnInput = config.parallelResidual ? UnsafePointer(resid[l]) : UnsafePointer(a.residMid)
                     matmul(dHidden, dResid, w.wDown, m: n, n: f, k: c, precision: precision)
-                    if base, let gb = gw.bDown { columnSumsAdd(gb, dResid, n: n, width: c) }
+                    if base, let gb = gw.bDown { biasGradient(gb, dResid, width: c) }
                     activationForward(hidden, a.gateUp, n: n)  // recomputed, as in forward
-                    if base { matmul(gw.wDown, dResid, hidden, m: c, n: f, k: n, transA: true, beta: 1, precision: precision) }
+                    if base { weightGradient(gw.wDown, dResid, hidden, rows: c, columns: f) }
                     adapters?.backward(l, site: .ffnOutput, dy: dResid, x: hidden, ldx: f, dx: dHidden, n: n, scratch: scratch!, kept: kept!)
                     activationBackward(dGateUp, dHidden, a.gateUp, n: n)
-                    if base, let gb = gw.bIn { columnSumsAdd(gb, dGateUp, n: n, width: fin) }
+                    if base, let gb = gw.bIn { biasGradient(gb, dGateUp, width: fin) }
                     matmul(dNorm, dGateUp, w.wIn, m: n, n: c, k: fin, precision: precision)
                     normForward(normOut, a.ffnRstd, ffnInput, w.ffnNorm, w.ffnNormBias, n: n)
-                    if base { matmul(gw.wIn, dGateUp, normOut, m: fin, n: c, k: n, transA: true, beta: 1, precision: precision) }
+                    if base { weightGradient(gw.wIn, dGateUp, normOut, rows: fin, columns: c) }
                     adapters?.backward(l, site: .ffnInput, dy: dGateUp, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!, kept: kept!)
                     let ffnNorm = norms(gw.ffnNorm, gw.ffnNormBias)
                     // With a parallel residual the attention's output gradient is the block's (dResid before the
                     // feed-forward norm's term is added); otherwise it is residMid's (after).
                     if !config.parallelResidual {
-                        normBackward(dResid, ffnNorm.0, ffnNorm.1, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                        normGradient(dResid, ffnNorm, dNorm, ffnInput, w.ffnNorm, a.ffnRstd)
                     }
                     // Attention: residMid = resid[l] + W_o attn(rope(W_q h), rope(W_k h), W_v h) (+ b_o), h = norm1(resid[l]).
                     matmul(dAtt, dResid, w.wo, m: n, n: c, k: c, precision: precision)
                     if base {
-                        matmul(gw.wo, dResid, a.att, m: c, n: c, k: n, transA: true, beta: 1, precision: precision)
-                        if let gb = gw.bo { columnSumsAdd(gb, dResid, n: n, width: c) }
+                        weightGradient(gw.wo, dResid, a.att, rows: c, columns: c)
+                        if let gb = gw.bo { biasGradient(gb, dResid, width: c) }
                     }
                     adapters?.backward(l, site: .attentionOutput, dy: dResid, x: a.att, ldx: c, dx: dAtt, n: n, scratch: scratch!, kept: kept!)
                     if config.parallelResidual {
-                        normBackward(dResid, ffnNorm.0, ffnNorm.1, dNorm, ffnInput, w.ffnNorm, a.ffnRstd, n: n)
+                        normGradient(dResid, ffnNorm, dNorm, ffnInput, w.ffnNorm, a.ffnRstd)
                     }
                     dQKV.update(repeating: 0, count: n * w3)
                     attentionBackward(dQKV, dQKV + c, dQKV + c + kv, dAtt, nil,
@@ -671,16 +764,25 @@ public final class LlamaModel {
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
                     ropeBackward(dQKV + c, positions: positions, n: n, heads: nkv, headDim: hd,
                                  cos: cosb.baseAddress!, sin: sinb.baseAddress!, rowStride: w3, rotaryDims: config.rotaryDims)
-                    if base, let gb = gw.bqkv { columnSumsAdd(gb, dQKV, n: n, width: w3) }
+                    if base, let gb = gw.bqkv { biasGradient(gb, dQKV, width: w3) }
                     matmul(dNorm, dQKV, w.wq, m: n, n: c, k: w3, precision: precision)
                     normForward(normOut, a.attnRstd, resid[l], w.attnNorm, w.attnNormBias, n: n)
-                    if base { matmul(gw.wq, dQKV, normOut, m: w3, n: c, k: n, transA: true, beta: 1, precision: precision) }
+                    if base { weightGradient(gw.wq, dQKV, normOut, rows: w3, columns: c) }
                     adapters?.backward(l, site: .attentionInput, dy: dQKV, x: normOut, ldx: c, dx: dNorm, n: n, scratch: scratch!, kept: kept!)
                     let attnNorm = norms(gw.attnNorm, gw.attnNormBias)
-                    normBackward(dResid, attnNorm.0, attnNorm.1, dNorm, resid[l], w.attnNorm, a.attnRstd, n: n)
+                    normGradient(dResid, attnNorm, dNorm, resid[l], w.attnNorm, a.attnRstd)
                 }
             }
         }
-        if base { embeddingBackward(g.embedding, dResid, tokenBuf, n: n, c: c) }
+        if base {
+            if let segments {
+                for s in segments {
+                    let t0 = s.rows.lowerBound
+                    embeddingBackward(segmentPointer(g.embedding, s), dResid + t0 * c, tokenBuf + t0, n: s.rows.count, c: c)
+                }
+            } else {
+                embeddingBackward(g.embedding, dResid, tokenBuf, n: n, c: c)
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Base
 import Foundation
+import Kernels
 import Model
 
 /// One training example's term of a step's gradient: its sequences alone, sliced from its micro-batch as the step
@@ -87,6 +88,14 @@ public struct CountSketch: Sendable {
 /// Delta theta is the update in Double as AdamW computes it from m_t and v_t (θ_{t+1}'s float32 rounding, about 1e-7 of each
 /// weight, is left out), so the rows sum to `predicted` up to float32 rounding of the gradients.
 ///
+/// Cost: the responses are packed into batches (up to `gradientSlots` of them, within the model's token capacity), and
+/// one forward and one backward per batch gives each response its own gradient (`LlamaModel.backward(_:segments:)`);
+/// one pass over the parameters per batch then takes every inner product of every response of the batch, so the
+/// step's arrays (theta_t, m_{t-1}, m_t, v_t, the examples' gradients) are read once per batch, not once per response.
+/// The examples' gradients come from one such backward over the step's terms. log pi_t and log pi_{t+1} are both read
+/// off the same training forward (at theta_t the batch's own, at theta_{t+1} one forward more), so that `observed` is
+/// 0 for a step that changes nothing.
+///
 /// With a `CountSketch`, contributions and cosines are estimated from D-dimensional sketches of the gradients (memory D
 /// floats per example instead of P); `predicted`, `observed`, the carried row and the norms stay exact.
 public final class Attribution {
@@ -104,25 +113,33 @@ public final class Attribution {
 
     let model: LlamaModel
     public let sketch: CountSketch?
-    /// Seconds the last `attribute` spent: the forwards over the responses before and after the step, the examples'
-    /// gradients, and the responses' gradients with their passes over the parameters.
+    /// Seconds the last `attribute` spent: the forwards at theta_{t+1}, the examples' gradients, and the responses'
+    /// gradients with their passes over the parameters.
     public private(set) var timings: (scoring: Double, examples: Double, responses: Double) = (0, 0, 0)
     /// Of `timings.responses`, the seconds spent in the passes over the parameters (the rest: the responses' gradients).
     public private(set) var passSeconds = 0.0
     /// theta_t (captured by `begin`), swapped with the model's weights while the probes' gradients are taken.
-    private let start: UnsafeMutableBufferPointer<Float>
+    private let start: UnsafeMutablePointer<Float>
     /// m_{t-1} (captured by `begin`).
-    private let previousMoment: UnsafeMutableBufferPointer<Float>
+    private let previousMoment: UnsafeMutablePointer<Float>
     /// The examples' gradients (or sketches), kept from one attributed step to the next (their pages stay mapped).
     private var examples = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
-    /// The session `observed` is scored with (fp32, each prompt once for all of its responses), made at first use.
-    private var session: BatchSession?
+    /// `slotCount` gradients of P floats: one per response of a batch (and per example term when sketching), made at
+    /// first use and kept.
+    private var slots = UnsafeMutableBufferPointer<Float>.allocate(capacity: 0)
+    public let slotCount: Int
 
-    /// Keep one attribution for a run's attributed steps: its buffers (4 bytes a parameter for theta_t, m_{t-1} and each
-    /// example's gradient) are made once.
+    /// Response gradients held at once for a model of `parameters` floats: at most 8, at most 4 GiB of them, at least 1.
+    public static func gradientSlots(parameters: Int) -> Int {
+        max(1, min(8, (4 << 30) / max(1, 4 * parameters)))
+    }
+
+    /// Keep one attribution for a run's attributed steps: its buffers (4 bytes a parameter for theta_t, m_{t-1}, each
+    /// example's gradient and each gradient slot) are made once.
     public init(model: LlamaModel, sketch: CountSketch?) {
         self.model = model
         self.sketch = sketch
+        slotCount = Self.gradientSlots(parameters: model.parameterCount)
         start = .allocate(capacity: model.parameterCount)
         previousMoment = .allocate(capacity: model.parameterCount)
     }
@@ -131,17 +148,19 @@ public final class Attribution {
         start.deallocate()
         previousMoment.deallocate()
         examples.deallocate()
+        slots.deallocate()
     }
 
-    /// Bytes this attribution holds besides the model: theta_t and m_{t-1}, and per example term P floats (exact) or D.
+    /// Bytes this attribution holds besides the model: theta_t and m_{t-1}, per example term P floats (exact) or D, and
+    /// the response gradients' slots (`gradientSlots`).
     public static func memoryBytes(parameters: Int, examples: Int, sketch: Int?) -> Int {
-        4 * (2 * parameters + examples * (sketch ?? parameters))
+        4 * (2 * parameters + examples * (sketch ?? parameters) + gradientSlots(parameters: parameters) * parameters)
     }
 
     /// Before the step: keeps theta_t and m_{t-1}.
     public func begin(optimizer: AdamW) {
-        _ = start.update(fromContentsOf: model.parameters)
-        _ = previousMoment.update(fromContentsOf: optimizer.m)
+        copy(from: model.parameters.baseAddress!, to: start)
+        copy(from: optimizer.m.baseAddress!, to: previousMoment)
     }
 
     /// After the step (the model holds theta_{t+1}, the optimizer m_t and v_t): every response's attribution.
@@ -152,12 +171,24 @@ public final class Attribution {
     public func attribute(optimizer: AdamW, lr: Double, clipScale: Float, terms: [ExampleTerm],
                           responses: [(context: [Int32], continuation: [Int32])]) -> [Response] {
         let clock = Date()
-        let after = score(responses)
+        let n = model.parameterCount
+        if slots.count < slotCount * n {
+            slots.deallocate()
+            slots = .allocate(capacity: slotCount * n)
+        }
+        let groups = Self.batches(responses.map { $0.context.count + $0.continuation.count }, capacity: model.maxTokens, count: slotCount)
+        let packed = groups.map { group in
+            TokenBatch.pack(group.map { [(responses[$0].context, false), (responses[$0].continuation, true)] })
+        }
+        // log pi_{t+1}: the forward of each batch at theta_{t+1}
+        var after = [Double](repeating: 0, count: responses.count), before = after
+        for (group, batch) in zip(groups, packed) {
+            let lp = model.forward(batch.batch, training: true)
+            for (k, r) in group.enumerated() { after[r] = Self.sum(lp, batch.spans[k]) }
+        }
         swapWeights()
         defer { swapWeights() }
-        let before = score(responses)
         let scored = Date()
-        let n = model.parameterCount
         let cfg = optimizer.config, t = Double(optimizer.t)
         let c1 = 1 / (1 - pow(cfg.beta1, t))
         let coefficients = Coefficients(
@@ -170,42 +201,89 @@ public final class Attribution {
             examples.deallocate()
             examples = .allocate(capacity: terms.count * width)
         }
-        var exampleNorms: [Double] = []
-        for (i, term) in terms.enumerated() {
-            model.zeroGradients()
-            _ = model.forward(term.batch, training: true)
-            term.dLogprobs.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
-            let g = UnsafeBufferPointer(model.gradients)
-            exampleNorms.append(Self.dot(g, g).squareRoot())
-            let row = UnsafeMutableBufferPointer(rebasing: examples[(i * width)..<((i + 1) * width)])
-            if let sketch {
-                for (j, x) in sketch.project(g).enumerated() { row[j] = Float(x) }
-            } else {
-                _ = row.update(fromContentsOf: g)
+        var exampleNorms = [Double](repeating: 0, count: terms.count)
+        let termGroups = Self.batches(terms.map(\.batch.count), capacity: model.maxTokens, count: sketch == nil ? terms.count : slotCount)
+        for group in termGroups {
+            // exact: straight into the examples' rows; sketched: into the slots, then sketched
+            let buffers = group.indices.map { k in
+                sketch == nil ? examples.baseAddress! + group[k] * n : slots.baseAddress! + k * n
+            }
+            gradients(of: group.map { terms[$0] }, into: buffers)
+            for (k, i) in group.enumerated() {
+                let g = UnsafeBufferPointer(start: buffers[k], count: n)
+                exampleNorms[i] = Self.dot(g, g).squareRoot()
+                if let sketch {
+                    for (j, x) in sketch.project(g).enumerated() { examples[i * width + j] = Float(x) }
+                }
             }
         }
         let examplesDone = Date()
         passSeconds = 0
-        var out: [Response] = []
-        defer {
-            timings = (scored.timeIntervalSince(clock), examplesDone.timeIntervalSince(scored), Date().timeIntervalSince(examplesDone))
-        }
-        for (r, response) in responses.enumerated() {
-            model.zeroGradients()
-            let packed = TokenBatch.pack([[(response.context, false), (response.continuation, true)]])
-            _ = model.forward(packed.batch, training: true)
-            packed.weights.withUnsafeBufferPointer { model.backward($0.baseAddress!) }
+        var out: [Response?] = .init(repeating: nil, count: responses.count)
+        for (group, batch) in zip(groups, packed) {
+            let buffers = group.indices.map { slots.baseAddress! + $0 * n }
+            let term = ExampleTerm(example: -1, batch: batch.batch, dLogprobs: batch.weights)
+            let lp = gradients(of: [term], into: buffers, segments: batch.spans)
+            for (k, r) in group.enumerated() { before[r] = Self.sum(lp, batch.spans[k]) }
             let passStart = Date()
-            defer { passSeconds += Date().timeIntervalSince(passStart) }
-            let sums = reduce(UnsafeBufferPointer(model.gradients), examples: UnsafeBufferPointer(examples), count: terms.count,
+            let sums = reduce(buffers.map { UnsafePointer($0) }, examples: UnsafeBufferPointer(examples), count: terms.count,
                               optimizer: optimizer, coefficients)
-            let norm = sums.norm.squareRoot()
-            out.append(Response(
-                logprob: before[r], predicted: sums.predicted, observed: after[r] - before[r], carried: sums.carried,
-                contributions: sums.contributions,
-                cosines: zip(sums.dots, exampleNorms).map { dot, other in norm > 0 && other > 0 ? -dot / (norm * other) : 0 }))
+            passSeconds += Date().timeIntervalSince(passStart)
+            for (k, r) in group.enumerated() {
+                let norm = sums[k].norm.squareRoot()
+                out[r] = Response(
+                    logprob: before[r], predicted: sums[k].predicted, observed: after[r] - before[r], carried: sums[k].carried,
+                    contributions: sums[k].contributions,
+                    cosines: zip(sums[k].dots, exampleNorms).map { dot, other in norm > 0 && other > 0 ? -dot / (norm * other) : 0 })
+            }
         }
-        return out
+        timings = (scored.timeIntervalSince(clock), examplesDone.timeIntervalSince(scored), Date().timeIntervalSince(examplesDone))
+        return out.map { $0! }
+    }
+
+    /// The gradients of `terms` (their batches packed into one, which must fit the model), each term's into its
+    /// buffer (written over), or with `segments` the one term's sequences split into those segments, each into its
+    /// buffer. Returns the forward's log-probabilities.
+    @discardableResult
+    private func gradients(of terms: [ExampleTerm], into buffers: [UnsafeMutablePointer<Float>], segments: [SequenceSpan]? = nil) -> [Float] {
+        var tokens: [Int32] = [], targets: [Int32] = [], starts: [Int] = [], d: [Float] = [], rows: [Range<Int>] = []
+        for term in terms {
+            let offset = tokens.count
+            tokens += term.batch.tokens
+            targets += term.batch.targets
+            starts += term.batch.sequenceStarts.map { $0 + offset }
+            d += term.dLogprobs
+            rows.append(offset..<tokens.count)
+        }
+        if let segments { rows = segments.map(\.range) }
+        precondition(rows.count == buffers.count, "Attribution: \(rows.count) segments for \(buffers.count) buffers")
+        let lp = Array(model.forward(TokenBatch(tokens: tokens, targets: targets, sequenceStarts: starts), training: true))
+        d.withUnsafeBufferPointer { p in
+            model.backward(p.baseAddress!, segments: zip(rows, buffers).map { LlamaModel.GradientSegment(rows: $0, gradients: $1) })
+        }
+        return lp
+    }
+
+    /// Sum of a sequence's log-probabilities (0 at untargeted positions).
+    private static func sum<C: Collection>(_ lp: C, _ span: SequenceSpan) -> Double where C.Element == Float, C.Index == Int {
+        span.range.reduce(0.0) { $0 + Double(lp[lp.startIndex + $1]) }
+    }
+
+    /// Consecutive groups of items (`sizes` tokens each) of at most `count` items and `capacity` tokens (an item larger
+    /// than the capacity alone is a group of its own, which the model refuses).
+    static func batches(_ sizes: [Int], capacity: Int, count: Int) -> [[Int]] {
+        var groups: [[Int]] = [], current: [Int] = [], tokens = 0
+        for (i, size) in sizes.enumerated() {
+            if !current.isEmpty && (current.count == count || tokens + size > capacity) {
+                groups.append(current)
+                current = []
+                tokens = 0
+            }
+            current.append(i)
+            tokens += size
+        }
+        if !current.isEmpty { groups.append(current) }
+        return groups
     }
 
     /// AdamW's per-coordinate coefficients of the step (see the type's formulas).
@@ -220,80 +298,157 @@ public final class Attribution {
         var contributions: [Double], dots: [Double]
     }
 
-    /// One pass over g_o (the model's gradient now): <g_o, Delta theta>, <g_o, carried>, |g_o|^2 and per example
-    /// <g_o, u_i> and <g_o, g_i> (exact), or the sketches of g_o and of g_o times each coordinate's factor of u_i, whose
-    /// products with the examples' sketches estimate them. Each chunk of 2^18 coordinates sums blocks of 256 in float and
-    /// the blocks in Double (kept as two floats, high and low part, in the chunk's partials); the chunks are added in
-    /// order. The scalars are the same numbers with or without a sketch.
-    private func reduce(_ g: UnsafeBufferPointer<Float>, examples: UnsafeBufferPointer<Float>, count: Int,
-                        optimizer: AdamW, _ k: Coefficients) -> Sums {
-        let theta = UnsafeBufferPointer(start), mOld = UnsafeBufferPointer(previousMoment)
-        let m = UnsafeBufferPointer(optimizer.m), v = UnsafeBufferPointer(optimizer.v)
-        let n = g.count
+    /// One pass over the gradients g_o of a batch of responses: for each, <g_o, Delta theta>, <g_o, carried>, |g_o|^2 and
+    /// per example <g_o, u_i> and <g_o, g_i> (exact), or the sketches of g_o and of g_o times each coordinate's factor of
+    /// u_i, whose products with the examples' sketches estimate them. The step's per-coordinate factors (Delta theta,
+    /// carried, the u_i's factor and, exact, its products with the examples' gradients) are computed once per block of
+    /// 256 coordinates for every response of the batch. Each inner product sums a block in 16 float lanes (`lanes`),
+    /// the blocks lane by lane in Double, and the lanes at the end of a chunk of 2^18 coordinates, whose sum is kept as
+    /// two floats (high and low part) in the chunk's partials; the chunks are added in order. The scalars are the same numbers with or without a sketch.
+    private func reduce(_ grads: [UnsafePointer<Float>], examples: UnsafeBufferPointer<Float>, count: Int,
+                        optimizer: AdamW, _ k: Coefficients) -> [Sums] {
+        let theta = UnsafePointer(start), mOld = UnsafePointer(previousMoment)
+        let m = UnsafePointer(optimizer.m.baseAddress!), v = UnsafePointer(optimizer.v.baseAddress!)
+        let ex = examples.baseAddress!
+        let n = model.parameterCount, responses = grads.count
         let exact = sketch == nil ? count : 0, d = sketch?.dimension ?? 0
         let scalars = 3 + 2 * exact
-        var sums = Sums(contributions: [Double](repeating: 0, count: count), dots: [Double](repeating: 0, count: count))
-        var sg = [Double](repeating: 0, count: d), sa = [Double](repeating: 0, count: d)
+        let per = 2 * scalars + 2 * d  // one response's partials: scalars (high, low), then its two sketches
+        var sums = [Sums](repeating: Sums(contributions: [Double](repeating: 0, count: count), dots: [Double](repeating: 0, count: count)),
+                          count: responses)
+        var sg = [[Double]](repeating: [Double](repeating: 0, count: d), count: responses), sa = sg
         let sketch = self.sketch
-        Self.chunked(n, width: 2 * scalars + 2 * d, block: 1 << 18) { range, p in
-            var total = [Double](repeating: 0, count: scalars)
-            let block = UnsafeMutablePointer<Float>.allocate(capacity: scalars)
-            defer { block.deallocate() }
+        let block = 256
+        Self.chunked(n, width: responses * per, block: 1 << 18) { range, p in
+            // per response and scalar: the block sums, widened to Double lane by lane (summed across lanes at the end)
+            var total = [SIMD8<Double>](repeating: .zero, count: 2 * responses * scalars)
+            // the step's factors over one block: Delta theta, carried, u's factor a, then a * g_e per example
+            let factors = UnsafeMutablePointer<Float>.allocate(capacity: (3 + exact) * block)
+            let buckets = UnsafeMutablePointer<Int>.allocate(capacity: block), signs = UnsafeMutablePointer<Float>.allocate(capacity: block)
+            defer { factors.deallocate(); buckets.deallocate(); signs.deallocate() }
+            let delta = factors, carried = factors + block, a = factors + 2 * block
+            @inline(__always) func add(_ t: Int, _ x: SIMD16<Float>) {
+                total[2 * t] += SIMD8<Double>(x.lowHalf)
+                total[2 * t + 1] += SIMD8<Double>(x.highHalf)
+            }
             var lo = range.lowerBound
             while lo < range.upperBound {
-                let hi = min(range.upperBound, lo + 256)
-                block.update(repeating: 0, count: scalars)
-                var f0: Float = 0, f1: Float = 0, f2: Float = 0
-                for i in lo..<hi {
-                    let denominator = (v[i] * k.c2).squareRoot() + k.eps
-                    let go = g[i]
-                    f0 += go * (k.decay * theta[i] + k.moment * m[i] / denominator)
-                    f1 += go * (k.decay * theta[i] + k.carriedMoment * mOld[i] / denominator)
-                    f2 += go * go
-                    let a = go * k.gradient / denominator
-                    for e in 0..<exact {
-                        let x = examples[e * n + i]
-                        block[3 + e] += a * x
-                        block[3 + exact + e] += go * x
+                let len = min(range.upperBound, lo + block) - lo
+                var j = 0
+                while j + 16 <= len {  // 16 lanes at a time: the same operations as the tail's, lane by lane
+                    let i = lo + j
+                    let inverse = 1 / ((Self.load(v + i) * k.c2).squareRoot() + k.eps)
+                    let decayed = k.decay * Self.load(theta + i)
+                    Self.store(decayed + k.moment * Self.load(m + i) * inverse, delta + j)
+                    Self.store(decayed + k.carriedMoment * Self.load(mOld + i) * inverse, carried + j)
+                    Self.store(k.gradient * inverse, a + j)
+                    j += 16
+                }
+                while j < len {
+                    let i = lo + j
+                    let inverse = 1 / ((v[i] * k.c2).squareRoot() + k.eps)
+                    let decayed = k.decay * theta[i]
+                    delta[j] = decayed + k.moment * m[i] * inverse
+                    carried[j] = decayed + k.carriedMoment * mOld[i] * inverse
+                    a[j] = k.gradient * inverse
+                    j += 1
+                }
+                for e in 0..<exact {
+                    let row = factors + (3 + e) * block, x = ex + e * n + lo
+                    var j = 0
+                    while j + 16 <= len {
+                        Self.store(Self.load(a + j) * Self.load(x + j), row + j)
+                        j += 16
                     }
-                    if let sketch {
-                        let (b, s) = sketch.slot(i)
-                        p[2 * scalars + b] += s * go
-                        p[2 * scalars + d + b] += s * a
+                    while j < len {
+                        row[j] = a[j] * x[j]
+                        j += 1
                     }
                 }
-                total[0] += Double(f0); total[1] += Double(f1); total[2] += Double(f2)
-                for j in 3..<scalars { total[j] += Double(block[j]) }
-                lo = hi
+                if let sketch {
+                    for j in 0..<len {
+                        let (b, s) = sketch.slot(lo + j)
+                        buckets[j] = b
+                        signs[j] = s
+                    }
+                }
+                for r in 0..<responses {
+                    let g = grads[r] + lo, t = r * scalars
+                    add(t, Self.lanes(g, delta, len))
+                    add(t + 1, Self.lanes(g, carried, len))
+                    add(t + 2, Self.lanes(g, g, len))
+                    for e in 0..<exact {
+                        add(t + 3 + e, Self.lanes(g, factors + (3 + e) * block, len))
+                        add(t + 3 + exact + e, Self.lanes(g, ex + e * n + lo, len))
+                    }
+                    if sketch != nil {
+                        let q = p.baseAddress! + r * per + 2 * scalars
+                        for j in 0..<len {
+                            let x = signs[j] * g[j]
+                            q[buckets[j]] += x
+                            q[d + buckets[j]] += x * a[j]
+                        }
+                    }
+                }
+                lo += len
             }
-            for j in 0..<scalars {
-                let high = Float(total[j])
-                p[2 * j] = high
-                p[2 * j + 1] = Float(total[j] - Double(high))
+            for r in 0..<responses {
+                for j in 0..<scalars {
+                    let t = r * scalars + j
+                    let value = (total[2 * t] + total[2 * t + 1]).sum()
+                    let high = Float(value)
+                    p[r * per + 2 * j] = high
+                    p[r * per + 2 * j + 1] = Float(value - Double(high))
+                }
             }
         } combine: { p in
-            func scalar(_ j: Int) -> Double { Double(p[2 * j]) + Double(p[2 * j + 1]) }
-            sums.predicted += scalar(0); sums.carried += scalar(1); sums.norm += scalar(2)
-            for e in 0..<exact {
-                sums.contributions[e] += scalar(3 + e)
-                sums.dots[e] += scalar(3 + exact + e)
-            }
-            for j in 0..<d {
-                sg[j] += Double(p[2 * scalars + j])
-                sa[j] += Double(p[2 * scalars + d + j])
+            for r in 0..<responses {
+                func scalar(_ j: Int) -> Double { Double(p[r * per + 2 * j]) + Double(p[r * per + 2 * j + 1]) }
+                sums[r].predicted += scalar(0); sums[r].carried += scalar(1); sums[r].norm += scalar(2)
+                for e in 0..<exact {
+                    sums[r].contributions[e] += scalar(3 + e)
+                    sums[r].dots[e] += scalar(3 + exact + e)
+                }
+                for j in 0..<d {
+                    sg[r][j] += Double(p[r * per + 2 * scalars + j])
+                    sa[r][j] += Double(p[r * per + 2 * scalars + d + j])
+                }
             }
         }
-        for e in 0..<(sketch == nil ? 0 : count) {
-            var dot = 0.0, contribution = 0.0
-            for j in 0..<d {
-                let x = Double(examples[e * d + j])
-                dot += sg[j] * x
-                contribution += sa[j] * x
+        for r in 0..<responses {
+            for e in 0..<(sketch == nil ? 0 : count) {
+                var dot = 0.0, contribution = 0.0
+                for j in 0..<d {
+                    let x = Double(examples[e * d + j])
+                    dot += sg[r][j] * x
+                    contribution += sa[r][j] * x
+                }
+                sums[r].dots[e] = dot
+                sums[r].contributions[e] = contribution
             }
-            sums.dots[e] = dot
-            sums.contributions[e] = contribution
         }
         return sums
+    }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+    @inline(__always) static func store(_ x: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD16<Float>.self) }
+
+    /// sum a[i] b[i] over `count` floats in 16 float lanes (lane i mod 16), not yet added across lanes.
+    @inline(__always)
+    static func lanes(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> SIMD16<Float> {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= count {
+            acc.addProduct(load(a + i), load(b + i))
+            i += 16
+        }
+        var j = 0
+        while i < count {
+            acc[j] += a[i] * b[i]
+            i += 1
+            j += 1
+        }
+        return acc
     }
 
     /// Runs `body` over the fixed blocks of `block` coordinates of `0..<n` (in parallel), each with its own zeroed float
@@ -326,35 +481,20 @@ public final class Attribution {
     static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
         var total = 0.0
         chunked(a.count, width: 1, block: 256) { range, p in
-            var s: Float = 0
-            for i in range { s += a[i] * b[i] }
-            p[0] = s
+            p[0] = laneDot(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound, range.count)
         } combine: { total += Double($0[0]) }
         return total
     }
 
-    /// log pi(continuation | context) of each response under the model's weights now: a `BatchSession` in fp32, each run of
-    /// responses with the same context laid out after it once (as an evaluation scores a probe's responses).
-    func score(_ responses: [(context: [Int32], continuation: [Int32])]) -> [Double] {
-        var items: [(prompt: [Int32], responses: [[Int32]])] = []
-        for r in responses {
-            if let last = items.last, last.prompt == r.context {
-                items[items.count - 1].responses.append(r.continuation)
-            } else {
-                items.append((r.context, [r.continuation]))
-            }
-        }
-        let need = items.map { $0.prompt.count + $0.responses.reduce(0) { $0 + $1.count } }.max() ?? 0
-        let longest = responses.map { $0.context.count + $0.continuation.count }.max() ?? 0
-        if session == nil || session!.slots < need || session!.context < longest + 1 {
-            session = BatchSession(model: model, slots: max(4096, need), context: longest + 1)
-        }
-        return session!.scoreResponses(items).flatMap { $0.map { $0.reduce(0.0) { $0 + Double($1) } } }
+    /// `count` = P floats of `source` into `target`, in parallel.
+    private func copy(from source: UnsafePointer<Float>, to target: UnsafeMutablePointer<Float>) {
+        let s = SendablePointer(UnsafeMutablePointer(mutating: source)), t = SendablePointer(target)
+        parallelFor(model.parameterCount, grain: 1 << 20) { r in (t.p + r.lowerBound).update(from: s.p + r.lowerBound, count: r.count) }
     }
 
     /// Exchanges the model's weights with `start` (theta_{t+1} <-> theta_t).
     private func swapWeights() {
-        let p = SendablePointer(model.parameters.baseAddress!), s = SendablePointer(start.baseAddress!)
+        let p = SendablePointer(model.parameters.baseAddress!), s = SendablePointer(start)
         parallelFor(model.parameterCount, grain: 1 << 16) { r in
             for i in r { let x = p.p[i]; p.p[i] = s.p[i]; s.p[i] = x }
         }
