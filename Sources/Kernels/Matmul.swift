@@ -66,8 +66,13 @@ public func matmul(
           alpha: alpha, beta: beta, split: large)
 }
 
-/// `matmul` in float32 as one single-threaded OpenBLAS call in the calling thread, for products computed
-/// inside a parallel loop (attention's per-head blocks), where starting more threads would oversubscribe.
+/// `matmul` in float32 as one single-threaded call in the calling thread, for products computed inside a parallel
+/// loop (attention's per-head blocks), where starting more threads would oversubscribe: oneDNN's `dnnl_sgemm` with the
+/// calling thread's OpenMP team set to one thread (with `Products.backend == .onednn`), else OpenBLAS's sgemm. oneDNN
+/// picks its kernels for the CPU it finds; OpenBLAS 0.3.21 does not know every CPU we get and falls back to SSE3
+/// kernels on some (its "Prescott" on the Xeon of PERFORMANCE rounds 11-14: 192 x 256 x 64 at 27 GFLOP/s on one thread,
+/// oneDNN 139). Either way one call computes the whole product in one thread, so the result does not depend on the
+/// thread count.
 public func matmulInThread(
     _ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
     m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
@@ -79,9 +84,15 @@ public func matmulInThread(
                alpha: alpha, beta: beta)
         return
     }
+    let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+    if Products.backend == .onednn
+        && OneDNN.sgemmInThread(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc,
+                                alpha: alpha, beta: beta) {
+        return
+    }
     _ = Threads.blasConfigured
-    sgemm(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda ?? (transA ? m : k),
-          ldb: ldb ?? (transB ? k : n), ldc: ldc ?? n, alpha: alpha, beta: beta, split: false)
+    sgemm(c, a, b, m: m, n: n, k: k, transA: transA, transB: transB, lda: lda, ldb: ldb, ldc: ldc, alpha: alpha, beta: beta,
+          split: false)
 }
 
 /// The rows or columns of C that `sgemm` splits by (a multiple of every OpenBLAS sgemm kernel's unroll).

@@ -9,9 +9,9 @@ import Foundation
 /// Products of at least `Products.largeSize` multiply-adds (the model's weight products, the output head)
 /// and every bf16 product go through oneDNN's matmul primitive: it picks its kernels at run time for the
 /// CPU it finds (AVX2 on Zen 3, AVX-512 on Zen 4 and 5, AVX512-BF16 for bf16 inputs), so one binary runs
-/// the best kernel on each host. Smaller float32 products (attention's per-head blocks, run inside our own
-/// parallel loops) and single-row ones (decoding) stay on OpenBLAS in the calling thread, where they were
-/// as fast or faster; docs/PERFORMANCE.md has the measurements.
+/// the best kernel on each host. Attention's per-head blocks, run inside our own parallel loops, go to oneDNN's
+/// `dnnl_sgemm` on one thread each (`matmulInThread`). Smaller float32 products and single-row ones (decoding) stay on
+/// OpenBLAS in the calling thread, where they were as fast or faster; docs/PERFORMANCE.md has the measurements.
 public enum Products {
     public enum Backend: String, Sendable, CaseIterable {
         case onednn, openblas
@@ -128,6 +128,18 @@ final class OneDNN: @unchecked Sendable {
             engine = nil
             stream = nil
         }
+    }
+
+    /// C = alpha op(A) op(B) + beta C (row-major) as oneDNN's `dnnl_sgemm` on the calling thread alone (its OpenMP team
+    /// set to one thread: the call starts none). No primitive, no lock: the call is thread-safe, its kernels are
+    /// generated once per shape class and cached by oneDNN. False when oneDNN refuses the call.
+    static func sgemmInThread(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                              m: Int, n: Int, k: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int,
+                              alpha: Float, beta: Float) -> Bool {
+        omp_set_num_threads(1)
+        let no = CChar(UInt8(ascii: "N")), yes = CChar(UInt8(ascii: "T"))
+        return dnnl_sgemm(transA ? yes : no, transB ? yes : no, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                          beta, c, Int64(ldc)) == dnnl_success
     }
 
     func withLock<T>(_ body: (OneDNN) -> T) -> T {
