@@ -62,25 +62,6 @@ func laneSum(_ v: Float16x) -> Float {
     return s
 }
 
-/// sum_i a[i] b[i] over `count` floats in float: 16 lanes of running sums (i mod 16), added in lane order, then the
-/// tail (count mod 16) in order. A fixed order: the result depends on neither the compiler nor the thread count.
-@inlinable @inline(__always)
-public func laneDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-    var acc = SIMD16<Float>(repeating: 0)
-    var i = 0
-    while i + 16 <= count {
-        acc.addProduct(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self), UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self))
-        i += 16
-    }
-    var s: Float = 0
-    for j in 0..<16 { s += acc[j] }
-    while i < count {
-        s += a[i] * b[i]
-        i += 1
-    }
-    return s
-}
-
 /// 16-lane `expApprox` for tests.
 public func fastExp16(_ x: SIMD16<Float>) -> SIMD16<Float> { expApprox(x) }
 

@@ -1,6 +1,5 @@
 import Base
 import Foundation
-import Kernels
 import Model
 
 /// One training example's term of a step's gradient: its sequences alone, sliced from its micro-batch as the step
@@ -484,7 +483,7 @@ public final class Attribution {
     static func dot(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Double {
         var total = 0.0
         chunked(a.count, width: 1, block: 256) { range, p in
-            p[0] = laneDot(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound, range.count)
+            p[0] = lanes(a.baseAddress! + range.lowerBound, b.baseAddress! + range.lowerBound, range.count).sum()
         } combine: { total += Double($0[0]) }
         return total
     }
